@@ -1,0 +1,54 @@
+package im
+
+import (
+	"context"
+
+	"github.com/imserver/imserver/im/imv1"
+)
+
+// MaxFrameSize is the largest frame body a transport accepts: 1 MiB, as
+// IM-iOS-SDK's codec allows. A larger frame closes the connection, because
+// the stream can no longer be trusted to be in step.
+const MaxFrameSize = 1 << 20
+
+// Frame is one protocol frame as the core sees it, independent of transport.
+type Frame struct {
+	Command imv1.CommandType
+	// Sequence is the client's request number; a response echoes it, and a
+	// push carries 0.
+	Sequence uint32
+	// Body is the command's message, serialized as protobuf. Frames queued
+	// for writing share their Body between connections: never modify it.
+	Body []byte
+}
+
+// Conn is a client connection as a transport hands it to Server.ServeConn.
+// The transport does the framing; the Server does everything else.
+type Conn interface {
+	// ReadFrame returns the next frame. Only the ServeConn goroutine calls
+	// it. It returns an error once the connection is closed or broken, or
+	// when the peer sent a frame that cannot be framed safely (bad header,
+	// over MaxFrameSize).
+	ReadFrame(ctx context.Context) (Frame, error)
+
+	// WriteFrames writes frames in order and flushes them. Calls never
+	// overlap each other but may overlap ReadFrame. ctx carries the write
+	// deadline.
+	WriteFrames(ctx context.Context, frames []Frame) error
+
+	// Close closes the connection, unblocking ReadFrame and WriteFrames. It
+	// may be called more than once and from any goroutine.
+	Close() error
+}
+
+// ConnInfo describes a connection to ServeConn.
+type ConnInfo struct {
+	Transport  string // "tcp", "websocket", …; for logs and session listings
+	RemoteAddr string
+	// Token, when not empty, was presented by the transport's own handshake
+	// (the WebSocket URL's ?token=). The session is authenticated with it
+	// before the first frame; an AuthRequest may still follow.
+	Token string
+	// Platform reported at the transport's handshake, if any.
+	Platform string
+}

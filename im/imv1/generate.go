@@ -1,0 +1,3 @@
+package imv1
+
+//go:generate go run -C internal/protogen . -dir ../.. imv1.proto

@@ -1,0 +1,93 @@
+package im
+
+import "context"
+
+// Store is where a Server keeps everything durable. It is composed of small
+// per-area interfaces so that the core depends on narrow ones and a Store for
+// an in-house database can be written and tested area by area;
+// store/storetest checks an implementation against every rule written here.
+//
+// All methods are safe for concurrent use. They honour ctx cancellation where
+// they block. Errors for missing data satisfy errors.Is(err, ErrNotFound),
+// duplicates ErrConflict, malformed input ErrInvalidArgument; backend errors
+// are wrapped with %w. The Server never closes the Store it was given.
+type Store interface {
+	MessageStore
+	ConversationStore
+	AccountStore
+}
+
+// AppendRequest is one message to append.
+type AppendRequest struct {
+	// Message to store. The Store assigns Seq; every other field is stored
+	// as given.
+	Message Message
+	// Members are recorded as the members of the conversation when this
+	// append creates it (its first message). Later appends ignore them.
+	Members []string
+}
+
+// AppendResult is the outcome of one AppendRequest.
+type AppendResult struct {
+	// Message as stored, with its Seq. For a duplicate, the message that was
+	// stored first, unchanged.
+	Message Message
+	// Duplicate is set when (SenderID, ClientMsgID) was already stored, by an
+	// earlier call or earlier in the same batch. Nothing was written for it.
+	Duplicate bool
+	// Err is set when this request was refused (wrapping
+	// ErrInvalidArgument); nothing was written for it, and the rest of the
+	// batch is unaffected.
+	Err error
+}
+
+// MessageStore keeps messages with one gap-free sequence per conversation.
+type MessageStore interface {
+	// AppendMessages stores a batch of messages in one atomic, durable
+	// commit and returns one result per request, in order. Each stored
+	// message takes the next seq of its conversation (1 for the first), in
+	// batch order, so seqs are gap-free and unique per conversation even
+	// when several callers, or several processes sharing a database, append
+	// at once. Dedup by (SenderID, ClientMsgID) happens in the same commit.
+	//
+	// It returns only once the commit is durable (fsync'd or committed). A
+	// non-nil error means nothing of the batch was stored. Callers batch
+	// concurrent sends themselves (group commit); one call is one commit.
+	AppendMessages(ctx context.Context, batch []AppendRequest) ([]AppendResult, error)
+
+	// Messages returns the messages of conversation conv whose seq lies in
+	// [from, to], in ascending seq order, at most limit of them. to <= 0
+	// means no upper bound. A conversation with no messages yields an empty
+	// slice, not an error.
+	Messages(ctx context.Context, conv string, from, to int64, limit int) ([]Message, error)
+
+	// MessagesBefore returns up to limit messages of conv with seq < before
+	// (before <= 0 means from the newest), in ascending seq order: the page
+	// of history just older than what a client holds.
+	MessagesBefore(ctx context.Context, conv string, before int64, limit int) ([]Message, error)
+}
+
+// ConversationStore answers which conversations exist and who is in them.
+type ConversationStore interface {
+	// Conversation returns the summary of conversation id; ErrNotFound if no
+	// message was ever appended to it.
+	Conversation(ctx context.Context, id string) (Conversation, error)
+
+	// UserConversations returns every conversation userID is a member of,
+	// in no particular order. A user with none yields an empty slice.
+	UserConversations(ctx context.Context, userID string) ([]Conversation, error)
+}
+
+// AccountStore keeps built-in accounts.
+type AccountStore interface {
+	// CreateAccount stores a new account. ErrConflict if the UserID or the
+	// Username (compared exactly) is taken; nothing is written then.
+	CreateAccount(ctx context.Context, a Account) error
+
+	// Account returns the account with userID; ErrNotFound if none.
+	Account(ctx context.Context, userID string) (Account, error)
+
+	// AccountByUsername returns the account with username; ErrNotFound if
+	// none.
+	AccountByUsername(ctx context.Context, username string) (Account, error)
+}
