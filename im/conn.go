@@ -2,6 +2,7 @@ package im
 
 import (
 	"context"
+	"time"
 
 	"github.com/imserver/imserver/im/imv1"
 )
@@ -51,4 +52,12 @@ type ConnInfo struct {
 	Token string
 	// Platform reported at the transport's handshake, if any.
 	Platform string
+}
+
+// KeepAliver is implemented by a Conn that sees keep-alive traffic the Server
+// does not, such as WebSocket pings. The idle timeout counts it as activity.
+type KeepAliver interface {
+	// LastKeepAlive returns when keep-alive traffic last arrived; the zero
+	// time if never.
+	LastKeepAlive() time.Time
 }

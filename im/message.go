@@ -132,9 +132,12 @@ func peerOf(id, user string) (string, bool) {
 }
 
 // validID reports whether s can be a user id, client_msg_id or similar:
-// 1..MaxIDLength bytes of valid UTF-8 without control characters.
-func validID(s string) bool {
-	if s == "" || len(s) > MaxIDLength || !utf8.ValidString(s) {
+// 1..MaxIDLength bytes of valid UTF-8 without control characters (so stores
+// may use 0x00 as a separator in keys).
+func validID(s string) bool { return printable(s, MaxIDLength) }
+
+func printable(s string, max int) bool {
+	if s == "" || len(s) > max || !utf8.ValidString(s) {
 		return false
 	}
 	for _, r := range s {
@@ -150,6 +153,15 @@ func validID(s string) bool {
 func ValidateID(what, s string) error {
 	if !validID(s) {
 		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "%s must be 1 to %d bytes of printable UTF-8", what, MaxIDLength)
+	}
+	return nil
+}
+
+// ValidateConversationID is ValidateID for conversation ids, which are
+// longer because a one-to-one id joins two user ids.
+func ValidateConversationID(id string) error {
+	if !printable(id, MaxConversationIDLen) {
+		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation id must be 1 to %d bytes of printable UTF-8", MaxConversationIDLen)
 	}
 	return nil
 }

@@ -1,0 +1,304 @@
+package auth
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/imv1"
+)
+
+// Defaults and limits of AccountsConfig and of account fields.
+const (
+	DefaultBcryptCost    = 12
+	MinBcryptCost        = 10
+	DefaultLoginAttempts = 5
+	DefaultLoginWindow   = 15 * time.Minute
+
+	MinUsernameLength = 3
+	MaxUsernameLength = 32
+	MinPasswordBytes  = 8
+	MaxPasswordBytes  = 72 // bcrypt ignores what follows; refusing is honest
+	MaxNicknameLength = 64 // in characters (runes)
+)
+
+// AccountsConfig configures Accounts. NewAccounts copies it.
+type AccountsConfig struct {
+	// Store keeps the accounts. Required.
+	Store im.AccountStore
+	// Tokens issues the token Login returns. Required.
+	Tokens *JWT
+	// BcryptCost is the bcrypt work factor for new password hashes.
+	// Default DefaultBcryptCost; values below MinBcryptCost are refused.
+	BcryptCost int
+	// LoginAttempts is how many failed logins one username may have within
+	// LoginWindow before further attempts are refused. Default
+	// DefaultLoginAttempts.
+	LoginAttempts int
+	// LoginWindow: see LoginAttempts. Default DefaultLoginWindow.
+	LoginWindow time.Duration
+	// Now returns the current time; default time.Now. For tests.
+	Now func() time.Time
+}
+
+// Accounts registers and logs in built-in accounts. It implements
+// im.UserDirectory. It is safe for concurrent use.
+type Accounts struct {
+	store  im.AccountStore
+	tokens *JWT
+	cost   int
+	now    func() time.Time
+	limit  *limiter
+	// dummyHash is compared against when the username is unknown, so that
+	// an unknown user costs the same bcrypt work as a wrong password.
+	dummyHash []byte
+}
+
+var _ im.UserDirectory = (*Accounts)(nil)
+
+// LoginResult is what a successful Login returns.
+type LoginResult struct {
+	UserID  string
+	Token   string
+	Expires time.Time
+}
+
+// NewAccounts returns Accounts configured by cfg, or an error for a
+// configuration that cannot work.
+func NewAccounts(cfg AccountsConfig) (*Accounts, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("auth: AccountsConfig.Store is required")
+	}
+	if cfg.Tokens == nil {
+		return nil, errors.New("auth: AccountsConfig.Tokens is required")
+	}
+	if cfg.BcryptCost == 0 {
+		cfg.BcryptCost = DefaultBcryptCost
+	}
+	if cfg.BcryptCost < MinBcryptCost || cfg.BcryptCost > bcrypt.MaxCost {
+		return nil, fmt.Errorf("auth: AccountsConfig.BcryptCost must be %d to %d", MinBcryptCost, bcrypt.MaxCost)
+	}
+	if cfg.LoginAttempts < 0 || cfg.LoginWindow < 0 {
+		return nil, errors.New("auth: AccountsConfig.LoginAttempts and LoginWindow must not be negative")
+	}
+	if cfg.LoginAttempts == 0 {
+		cfg.LoginAttempts = DefaultLoginAttempts
+	}
+	if cfg.LoginWindow == 0 {
+		cfg.LoginWindow = DefaultLoginWindow
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Accounts{
+		store:     cfg.Store,
+		tokens:    cfg.Tokens,
+		cost:      cfg.BcryptCost,
+		now:       cfg.Now,
+		limit:     newLimiter(cfg.LoginAttempts, cfg.LoginWindow),
+		dummyHash: dummyHash(cfg.BcryptCost),
+	}, nil
+}
+
+// Register creates an account and returns it. username is 3 to 32
+// characters from A-Z, a-z, 0-9, '_', '.', '-' and is matched exactly
+// (case-sensitive) at login; password is 8 to 72 bytes; nickname is at most
+// 64 characters of printable UTF-8 and defaults to username. The account gets
+// a new random user id, so the username is not the id other users see.
+//
+// A username that is taken gives an error wrapping im.ErrConflict; input
+// that breaks the rules, im.ErrInvalidArgument.
+func (a *Accounts) Register(ctx context.Context, username, password, nickname string) (im.Account, error) {
+	if err := checkUsername(username); err != nil {
+		return im.Account{}, err
+	}
+	if err := checkPassword(password); err != nil {
+		return im.Account{}, err
+	}
+	if nickname == "" {
+		nickname = username
+	}
+	if err := checkNickname(nickname); err != nil {
+		return im.Account{}, err
+	}
+	// Checked before hashing so that a taken name costs no bcrypt work;
+	// CreateAccount below still decides races.
+	switch _, err := a.store.AccountByUsername(ctx, username); {
+	case err == nil:
+		return im.Account{}, usernameTaken()
+	case !errors.Is(err, im.ErrNotFound):
+		return im.Account{}, fmt.Errorf("auth: look up username: %w", err)
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), a.cost)
+	if err != nil {
+		return im.Account{}, fmt.Errorf("auth: hash password: %w", err)
+	}
+	acc := im.Account{
+		Username:     username,
+		Nickname:     nickname,
+		PasswordHash: hash,
+		CreatedAt:    a.now().UTC(),
+	}
+	// A fresh id colliding is astronomically unlikely, but the store
+	// reports it as the same ErrConflict as a taken username, so tell the
+	// two apart rather than blame the user.
+	for range 3 {
+		acc.UserID = newUserID()
+		err = a.store.CreateAccount(ctx, acc)
+		if !errors.Is(err, im.ErrConflict) {
+			break
+		}
+		if _, lookErr := a.store.AccountByUsername(ctx, username); lookErr == nil {
+			return im.Account{}, usernameTaken()
+		}
+	}
+	if err != nil {
+		return im.Account{}, fmt.Errorf("auth: create account: %w", err)
+	}
+	return acc, nil
+}
+
+// Login checks username and password and returns a token for the account.
+//
+// A wrong password, an unknown username and a disabled account all give the
+// same error, wrapping im.ErrUnauthenticated, after the same bcrypt work.
+// After LoginAttempts failures for one username within LoginWindow, further
+// attempts for it give an error wrapping im.ErrRateLimited, without checking
+// the password, until the window has passed; a successful login clears the
+// count.
+func (a *Accounts) Login(ctx context.Context, username, password string) (LoginResult, error) {
+	if checkUsername(username) != nil {
+		// No account can have this name, and the rules are public, so
+		// answering at once reveals nothing; not tracking it keeps junk
+		// out of the limiter.
+		return LoginResult{}, badCredentials()
+	}
+	// Charged before the password is checked, so that many concurrent
+	// guesses cannot all slip in before the first failure is counted.
+	if !a.limit.acquire(username, a.now()) {
+		return LoginResult{}, &im.Error{
+			Code: imv1.ErrorCode_ERR_SEND_TOO_FAST,
+			Msg:  "too many failed logins, try again later",
+			Err:  im.ErrRateLimited,
+		}
+	}
+	acc, err := a.store.AccountByUsername(ctx, username)
+	switch {
+	case errors.Is(err, im.ErrNotFound):
+		acc = im.Account{PasswordHash: a.dummyHash, Disabled: true}
+	case err != nil:
+		// Not the user's fault: give the attempt back.
+		a.limit.release(username)
+		return LoginResult{}, fmt.Errorf("auth: look up username: %w", err)
+	}
+	hash := acc.PasswordHash
+	if len(hash) == 0 {
+		hash = a.dummyHash
+	}
+	pw := []byte(password)
+	if len(pw) > MaxPasswordBytes {
+		// Cannot match (Register refuses such passwords); hash the
+		// allowed prefix so the work is the same.
+		pw = pw[:MaxPasswordBytes]
+		acc.Disabled = true
+	}
+	if bcrypt.CompareHashAndPassword(hash, pw) != nil || acc.Disabled {
+		return LoginResult{}, badCredentials()
+	}
+	a.limit.reset(username)
+	token, expires, err := a.tokens.Issue(acc.UserID)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	return LoginResult{UserID: acc.UserID, Token: token, Expires: expires}, nil
+}
+
+// UserExists reports whether an account with userID exists; a disabled
+// account exists. An id that cannot be valid yields false.
+func (a *Accounts) UserExists(ctx context.Context, userID string) (bool, error) {
+	if im.ValidateID("user id", userID) != nil {
+		return false, nil
+	}
+	_, err := a.store.Account(ctx, userID)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, im.ErrNotFound):
+		return false, nil
+	}
+	return false, fmt.Errorf("auth: look up user: %w", err)
+}
+
+func badCredentials() error {
+	return &im.Error{
+		Code: imv1.ErrorCode_ERR_AUTH_FAILED,
+		Msg:  "invalid username or password",
+		Err:  im.ErrUnauthenticated,
+	}
+}
+
+func usernameTaken() error {
+	return &im.Error{Code: imv1.ErrorCode_ERR_INVALID_PARAM, Msg: "username is taken", Err: im.ErrConflict}
+}
+
+func invalid(msg string) error {
+	return &im.Error{Code: imv1.ErrorCode_ERR_INVALID_PARAM, Msg: msg, Err: im.ErrInvalidArgument}
+}
+
+func checkUsername(s string) error {
+	if len(s) < MinUsernameLength || len(s) > MaxUsernameLength {
+		return invalid(fmt.Sprintf("username must be %d to %d characters", MinUsernameLength, MaxUsernameLength))
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
+		if !ok {
+			return invalid("username may contain only letters, digits, '_', '.' and '-'")
+		}
+	}
+	return nil
+}
+
+func checkPassword(s string) error {
+	if len(s) < MinPasswordBytes || len(s) > MaxPasswordBytes {
+		return invalid(fmt.Sprintf("password must be %d to %d bytes", MinPasswordBytes, MaxPasswordBytes))
+	}
+	return nil
+}
+
+func checkNickname(s string) error {
+	if !utf8.ValidString(s) || utf8.RuneCountInString(s) > MaxNicknameLength {
+		return invalid(fmt.Sprintf("nickname must be at most %d characters of valid UTF-8", MaxNicknameLength))
+	}
+	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
+		return invalid("nickname must not contain control characters")
+	}
+	return nil
+}
+
+// newUserID returns "u" and 16 random characters of lowercase base32
+// (80 bits): URL-safe, and free of '_', which joins ids into conversation
+// ids.
+func newUserID() string {
+	var b [10]byte
+	rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+	return "u" + strings.ToLower(base32.StdEncoding.EncodeToString(b[:]))
+}
+
+// dummyHash returns a well-formed bcrypt hash at cost that no known
+// password matches. Written by hand, it costs nothing at startup; comparing
+// against it costs what a real hash of that cost does.
+func dummyHash(cost int) []byte {
+	// 22 characters of salt and 31 of hash in bcrypt's base64 alphabet.
+	const saltAndHash = "abcdefghijklmnopqrstuu" + "NotARealHashOnlyForTimingLogins"
+	return fmt.Appendf(nil, "$2a$%02d$%s", cost, saltAndHash)
+}

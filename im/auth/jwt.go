@@ -1,0 +1,177 @@
+package auth
+
+import (
+	"bytes"
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/imv1"
+)
+
+// Defaults and limits of JWTConfig.
+const (
+	DefaultIssuer    = "imserver"
+	DefaultAudience  = "imserver"
+	DefaultLifetime  = 30 * 24 * time.Hour
+	MinSecretLength  = 32
+	maxTokenLength   = 8 << 10 // far above any token Issue makes; bounds parsing work on junk
+	signingAlgorithm = "HS256"
+)
+
+// JWTConfig configures a JWT. NewJWT copies it.
+type JWTConfig struct {
+	// Secret is the HS256 key. It must be at least MinSecretLength bytes
+	// and stay the same across restarts and across the nodes of a cluster,
+	// or tokens already handed out stop working.
+	Secret []byte
+	// Issuer is written to and required in the "iss" claim. Default
+	// DefaultIssuer.
+	Issuer string
+	// Audience is written to and required in the "aud" claim. Default
+	// DefaultAudience.
+	Audience string
+	// Lifetime is how long an issued token is valid. Default
+	// DefaultLifetime.
+	Lifetime time.Duration
+	// Now returns the current time; default time.Now. For tests.
+	Now func() time.Time
+}
+
+// JWT issues and verifies the tokens of built-in accounts. It implements
+// im.Authenticator. It is safe for concurrent use.
+type JWT struct {
+	secret   []byte
+	issuer   string
+	audience string
+	lifetime time.Duration
+	now      func() time.Time
+	parser   *jwt.Parser
+}
+
+var _ im.Authenticator = (*JWT)(nil)
+
+// NewJWT returns a JWT configured by cfg, or an error if the secret is
+// shorter than MinSecretLength bytes or the lifetime is negative.
+func NewJWT(cfg JWTConfig) (*JWT, error) {
+	if len(cfg.Secret) < MinSecretLength {
+		return nil, fmt.Errorf("auth: JWTConfig.Secret must be at least %d bytes, got %d", MinSecretLength, len(cfg.Secret))
+	}
+	if cfg.Lifetime < 0 {
+		return nil, errors.New("auth: JWTConfig.Lifetime must not be negative")
+	}
+	j := &JWT{
+		// Cloned so that a caller reusing its slice cannot change the key
+		// under running sessions.
+		secret:   bytes.Clone(cfg.Secret),
+		issuer:   cmp.Or(cfg.Issuer, DefaultIssuer),
+		audience: cmp.Or(cfg.Audience, DefaultAudience),
+		lifetime: cmp.Or(cfg.Lifetime, DefaultLifetime),
+		now:      cfg.Now,
+	}
+	if j.now == nil {
+		j.now = time.Now
+	}
+	j.parser = jwt.NewParser(
+		// Pinning the algorithm is what stops "alg: none" and the
+		// HMAC-with-a-public-key confusion attacks.
+		jwt.WithValidMethods([]string{signingAlgorithm}),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuer(j.issuer),
+		jwt.WithAudience(j.audience),
+		jwt.WithTimeFunc(j.now),
+	)
+	return j, nil
+}
+
+// Issue returns a token for userID and when it expires. userID must be a
+// valid id (im.ValidateID); otherwise the error wraps im.ErrInvalidArgument.
+func (j *JWT) Issue(userID string) (token string, expires time.Time, err error) {
+	if err := im.ValidateID("user id", userID); err != nil {
+		return "", time.Time{}, err
+	}
+	now := j.now()
+	// Truncated because the token carries whole seconds; the caller is
+	// told the expiry the token really has.
+	expires = now.Add(j.lifetime).Truncate(time.Second)
+	claims := jwt.RegisteredClaims{
+		Issuer:    j.issuer,
+		Subject:   userID,
+		Audience:  jwt.ClaimStrings{j.audience},
+		ExpiresAt: jwt.NewNumericDate(expires),
+		IssuedAt:  jwt.NewNumericDate(now),
+	}
+	token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(j.secret)
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("auth: sign token: %w", err)
+	}
+	return token, expires, nil
+}
+
+// Authenticate verifies token and returns the user it was issued to. A token
+// that is only expired gives an error wrapping im.ErrTokenExpired; any other
+// refusal (bad signature, another algorithm, wrong issuer or audience,
+// missing claims, malformed) wraps im.ErrUnauthenticated.
+func (j *JWT) Authenticate(ctx context.Context, token string) (im.Identity, error) {
+	if len(token) > maxTokenLength {
+		return im.Identity{}, refused("token too long")
+	}
+	var claims jwt.RegisteredClaims
+	if _, err := j.parser.ParseWithClaims(token, &claims, j.key); err != nil {
+		return im.Identity{}, classify(err)
+	}
+	if claims.Subject == "" {
+		return im.Identity{}, refused("no subject")
+	}
+	if !validSubject(claims.Subject) {
+		return im.Identity{}, refused("subject is not a valid user id")
+	}
+	// WithExpirationRequired guarantees ExpiresAt is set once parsing
+	// succeeded.
+	return im.Identity{UserID: claims.Subject, Expires: claims.ExpiresAt.Time}, nil
+}
+
+func (j *JWT) key(*jwt.Token) (any, error) { return j.secret, nil }
+
+// validSubject is im.ValidateID without its error: that error carries
+// INVALID_PARAM, while a bad subject must read as a refused token.
+func validSubject(s string) bool { return im.ValidateID("sub", s) == nil }
+
+// classify turns a jwt error into ours. The jwt library's messages are not
+// passed on: some quote decoded token content.
+func classify(err error) error {
+	switch {
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		return refused("malformed")
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return refused("bad signature or algorithm")
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		return refused("wrong issuer")
+	case errors.Is(err, jwt.ErrTokenInvalidAudience):
+		return refused("wrong audience")
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return refused("missing required claim")
+	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return refused("not valid yet")
+	case errors.Is(err, jwt.ErrTokenExpired):
+		// Checked after the others: claims errors are joined, and a token
+		// with a wrong issuer is forged, not merely expired.
+		return &im.Error{Code: imv1.ErrorCode_ERR_TOKEN_EXPIRED, Msg: "token expired", Err: im.ErrTokenExpired}
+	}
+	return refused("invalid")
+}
+
+// refused returns the error for a token that is not accepted; reason is a
+// fixed phrase, never token content.
+func refused(reason string) error {
+	return &im.Error{
+		Code: imv1.ErrorCode_ERR_AUTH_FAILED,
+		Msg:  "invalid token",
+		Err:  fmt.Errorf("auth: token refused: %s: %w", reason, im.ErrUnauthenticated),
+	}
+}

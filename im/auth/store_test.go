@@ -1,0 +1,33 @@
+package auth
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/store/bolt"
+)
+
+// newTestStore returns an empty bolt store in a file of the test's own,
+// closed when the test ends.
+func newTestStore(t *testing.T) im.AccountStore {
+	t.Helper()
+	s, err := bolt.Open(filepath.Join(t.TempDir(), "im.db"), bolt.Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s.Close()) })
+	return s
+}
+
+// failingStore fails every call with err, to test store errors.
+type failingStore struct{ err error }
+
+func (f failingStore) CreateAccount(context.Context, im.Account) error { return f.err }
+func (f failingStore) Account(context.Context, string) (im.Account, error) {
+	return im.Account{}, f.err
+}
+func (f failingStore) AccountByUsername(context.Context, string) (im.Account, error) {
+	return im.Account{}, f.err
+}

@@ -1,0 +1,159 @@
+package im
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/imserver/imserver/im/imv1"
+	"google.golang.org/protobuf/proto"
+)
+
+// maxCommitBatch bounds how many sends share one store commit.
+const maxCommitBatch = 1024
+
+// commitOp is one send waiting for its commit.
+type commitOp struct {
+	req    AppendRequest
+	origin *session // the sending connection: it gets the ack, not a push
+	done   func(AppendResult, error)
+}
+
+// committer is the group commit: one goroutine takes every send waiting at
+// that moment, stores them with one AppendMessages call (one transaction,
+// one fsync), then pushes and acknowledges them in seq order, and starts
+// over at once with whatever arrived meanwhile. No fixed delay: under light
+// load a batch is one message; under heavy load batches grow by themselves.
+//
+// Because one goroutine commits and fans out, pushes of one conversation are
+// queued to every connection in seq order.
+type committer struct {
+	srv *Server
+	in  chan *commitOp
+
+	mu      sync.RWMutex // read-held while submitting; write-held to stop
+	stopped bool
+	done    chan struct{}
+	once    sync.Once
+}
+
+func newCommitter(s *Server) *committer {
+	return &committer{srv: s, in: make(chan *commitOp, maxCommitBatch*4), done: make(chan struct{})}
+}
+
+// submit queues op. It fails with ErrServerClosed once the committer stops;
+// otherwise op.done is called exactly once, later, from the commit loop.
+func (c *committer) submit(op *commitOp) error {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.stopped {
+		return ErrServerClosed
+	}
+	c.in <- op
+	return nil
+}
+
+// stop lets the loop commit what was submitted, then ends it. Idempotent;
+// returns when the loop has ended.
+func (c *committer) stop() {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.stopped = true
+		close(c.in)
+		c.mu.Unlock()
+	})
+	<-c.done
+}
+
+func (c *committer) run() {
+	defer close(c.done)
+	batch := make([]*commitOp, 0, maxCommitBatch)
+	reqs := make([]AppendRequest, 0, maxCommitBatch)
+	for op := range c.in {
+		batch = append(batch[:0], op)
+	fill:
+		for len(batch) < maxCommitBatch {
+			select {
+			case op, ok := <-c.in:
+				if !ok {
+					break fill
+				}
+				batch = append(batch, op)
+			default:
+				break fill
+			}
+		}
+		reqs = reqs[:0]
+		for _, op := range batch {
+			reqs = append(reqs, op.req)
+		}
+		c.commit(batch, reqs)
+		clear(batch)
+		clear(reqs)
+	}
+}
+
+func (c *committer) commit(batch []*commitOp, reqs []AppendRequest) {
+	s := c.srv
+	results, err := s.store.AppendMessages(s.base, reqs)
+	if err == nil && len(results) != len(reqs) {
+		err = fmt.Errorf("im: store returned %d results for %d messages", len(results), len(reqs))
+	}
+	if err != nil {
+		s.log.Error("store append failed", "n", len(reqs), "err", err)
+	}
+	for i, op := range batch {
+		var r AppendResult
+		if err == nil {
+			r = results[i]
+			if r.Err == nil && !r.Duplicate {
+				s.deliver(r.Message, op.origin)
+			}
+		}
+		op.done(r, err)
+	}
+}
+
+// deliver pushes a newly stored message to every live session of its
+// recipients except the one that sent it, and hands it to AfterSend.
+func (s *Server) deliver(m Message, origin *session) {
+	body, err := proto.Marshal(&imv1.PushMessage{Message: toWire(m)})
+	if err != nil {
+		s.log.Error("marshal push", "conv", m.ConversationID, "seq", m.Seq, "err", err)
+		return
+	}
+	// One marshal, shared by every connection it goes to.
+	f := Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: body}
+	push := func(sess *session) {
+		if sess != origin {
+			sess.enqueue(f)
+		}
+	}
+	s.hub.each(m.SenderID, push)
+	if m.ReceiverID != "" && m.ReceiverID != m.SenderID {
+		s.hub.each(m.ReceiverID, push)
+	}
+	if s.after != nil {
+		s.after <- m
+	}
+}
+
+// toWire converts a stored message to its protocol form.
+func toWire(m Message) *imv1.MessageInfo {
+	ms := m.CreatedAt.UnixMilli()
+	return &imv1.MessageInfo{
+		ServerMsgId:      m.ServerID,
+		ClientMsgId:      m.ClientMsgID,
+		ConversationId:   m.ConversationID,
+		SenderId:         m.SenderID,
+		ReceiverId:       m.ReceiverID,
+		MessageType:      int32(m.Type),
+		Content:          m.Content,
+		SendTime:         m.SendTime,
+		ServerTime:       ms,
+		Seq:              m.Seq,
+		CreateTime:       m.SendTime,
+		Extra:            m.Extra,
+		AttachedInfo:     m.AttachedInfo,
+		ConversationType: int32(ConversationTypeOf(m.ConversationID)),
+	}
+}

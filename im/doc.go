@@ -1,0 +1,46 @@
+// Package im is the core of imserver: an instant-messaging server that an
+// existing Go backend can embed, or that cmd/imserver runs on its own.
+//
+// A Server needs two things from its host: a Store (where messages,
+// conversations and accounts live; store/bolt and store/sqlstore are ready
+// made, store/storetest checks your own) and an Authenticator (who a token
+// belongs to; im/auth has the built-in JWT one). Transports
+// (transport/websocket, transport/tcp) frame bytes and hand each connection
+// to Server.ServeConn; the Server does the rest. This package imports no
+// transport and no store implementation.
+//
+// # Guarantees
+//
+//   - Durable before acknowledged: a send is acknowledged only after the
+//     Store has committed it.
+//   - Gap-free order: every conversation numbers its messages 1, 2, 3, …
+//   - Exactly once: a resend with the same (sender, client_msg_id) returns
+//     the first acknowledgement and stores nothing.
+//   - Push is a hint, sync is the truth: a client that missed pushes
+//     recovers everything by seq (BATCH_SYNC, SYNC_RANGE).
+//   - Every device: a message reaches every session of its recipients and
+//     the sender's other sessions, never the sending connection.
+//   - A slow client never slows the others: each connection has a bounded
+//     queue, and a client that falls behind is disconnected and resyncs.
+//
+// # Concurrency
+//
+// All Server methods are safe for concurrent use. Concurrent sends are
+// grouped into one Store commit (group commit) by a single commit loop,
+// which also queues pushes, so pushes of a conversation reach every
+// connection in seq order.
+//
+// # Lifecycle
+//
+// NewServer starts the Server's background goroutines; Shutdown stops it
+// gracefully and Close at once. After either returns, no goroutine of the
+// Server is left. The Server never closes the Store it was given. A host
+// that mounts the WebSocket handler on its own http.Server calls
+// Server.Shutdown first, then http.Server.Shutdown, because net/http does
+// not track hijacked connections.
+//
+// # Errors
+//
+// Errors match the sentinels in errors.go with errors.Is. An *Error carries
+// the protocol error code a client sees; hooks return one to choose it.
+package im

@@ -1,0 +1,164 @@
+package im
+
+import (
+	"errors"
+	"time"
+
+	"github.com/imserver/imserver/im/imv1"
+	"google.golang.org/protobuf/proto"
+)
+
+// handle answers one frame from a client, on the session's reader goroutine.
+func (s *Server) handle(sess *session, f Frame) {
+	switch f.Command {
+	case imv1.CommandType_CMD_HEARTBEAT_REQ:
+		sess.respond(imv1.CommandType_CMD_HEARTBEAT_RSP, f.Sequence, &imv1.HeartbeatResponse{ServerTime: time.Now().UnixMilli()})
+		return
+	case imv1.CommandType_CMD_AUTH_REQ:
+		s.handleAuth(sess, f)
+		return
+	case imv1.CommandType_CMD_MSG_ACK, imv1.CommandType_CMD_TYPING_STATUS_REQ:
+		// No response is defined for these, not even an error.
+		if sess.authed.Load() && f.Command == imv1.CommandType_CMD_TYPING_STATUS_REQ {
+			s.handleTyping(sess, f)
+		}
+		return
+	}
+	if !sess.authed.Load() {
+		s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_AUTH_FAILED, ErrUnauthenticated, "authenticate first"))
+		return
+	}
+	switch f.Command {
+	case imv1.CommandType_CMD_SEND_MSG_REQ:
+		s.handleSend(sess, f)
+	case imv1.CommandType_CMD_BATCH_SYNC_REQ:
+		s.handleBatchSync(sess, f)
+	case imv1.CommandType_CMD_SYNC_RANGE_REQ:
+		s.handleSyncRange(sess, f)
+	case imv1.CommandType_CMD_CONNECT_REQ:
+		var req imv1.ConnectRequest
+		if err := proto.Unmarshal(f.Body, &req); err != nil {
+			s.respondError(sess, f, errMalformed(err))
+			return
+		}
+		sess.respond(imv1.CommandType_CMD_CONNECT_RSP, f.Sequence, &imv1.ConnectResponse{
+			ServerTime: time.Now().UnixMilli(),
+			SessionId:  sess.id,
+		})
+	default:
+		if _, known := imv1.CommandType_name[int32(f.Command)]; !known {
+			s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "unknown command %d", f.Command))
+			return
+		}
+		s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_UNKNOWN, ErrUnsupported, "command %s is not supported by this server", f.Command))
+	}
+}
+
+func errMalformed(err error) *Error {
+	return &Error{Code: imv1.ErrorCode_ERR_INVALID_PARAM, Msg: "malformed request body", Err: errors.Join(ErrInvalidArgument, err)}
+}
+
+func (s *Server) handleAuth(sess *session, f Frame) {
+	var req imv1.AuthRequest
+	err := proto.Unmarshal(f.Body, &req)
+	if err != nil {
+		err = errMalformed(err)
+	} else {
+		err = s.authenticate(sess, req.UserId, req.Token, req.Platform)
+	}
+	if err != nil {
+		s.respondError(sess, f, err)
+		// A failed authentication ends the connection, as the SDK expects;
+		// the response is flushed first so the client learns why.
+		sess.mu.Lock()
+		if sess.closeErr == nil {
+			sess.closeErr = errors.Join(errAuthFailed, err)
+		}
+		sess.mu.Unlock()
+		sess.closeAfterFlush()
+		return
+	}
+	rsp := &imv1.AuthResponse{}
+	if convs, err := s.store.UserConversations(sess.ctx, sess.user); err == nil {
+		for _, c := range convs {
+			rsp.MaxSeq = max(rsp.MaxSeq, c.MaxSeq)
+		}
+	} else {
+		sess.logger().Warn("auth: list conversations", "err", err)
+	}
+	sess.respond(imv1.CommandType_CMD_AUTH_RSP, f.Sequence, rsp)
+}
+
+// respondError answers request f with err, in f's own response type where
+// the protocol has one (so SDK callbacks waiting for it fire), else in an
+// ErrorResponse frame.
+func (s *Server) respondError(sess *session, f Frame, err error) {
+	code, msg := wireError(err)
+	var e *Error
+	if !errors.As(err, &e) && code == imv1.ErrorCode_ERR_UNKNOWN {
+		sess.logger().Error("request failed", "cmd", f.Command, "err", err)
+	}
+	var rsp proto.Message
+	cmd := f.Command + 1
+	switch f.Command {
+	case imv1.CommandType_CMD_AUTH_REQ:
+		rsp = &imv1.AuthResponse{ErrorCode: code, ErrorMsg: msg}
+	case imv1.CommandType_CMD_CONNECT_REQ:
+		rsp = &imv1.ConnectResponse{ErrorCode: code, ErrorMsg: msg}
+	case imv1.CommandType_CMD_SEND_MSG_REQ:
+		r := &imv1.SendMessageResponse{ErrorCode: code, ErrorMsg: msg}
+		var req imv1.SendMessageRequest
+		if proto.Unmarshal(f.Body, &req) == nil {
+			r.ClientMsgId = req.GetMessage().GetClientMsgId() // the SDK matches on it
+		}
+		rsp = r
+	case imv1.CommandType_CMD_REVOKE_MSG_REQ:
+		rsp = &imv1.RevokeMessageResponse{ErrorCode: code, ErrorMsg: msg}
+	case imv1.CommandType_CMD_BATCH_SYNC_REQ:
+		rsp = &imv1.BatchSyncResponse{ErrorCode: code, ErrorMsg: msg, ServerTime: time.Now().UnixMilli()}
+	case imv1.CommandType_CMD_SYNC_RANGE_REQ:
+		r := &imv1.SyncRangeResponse{ErrorCode: code, ErrorMsg: msg}
+		var req imv1.SyncRangeRequest
+		if proto.Unmarshal(f.Body, &req) == nil {
+			r.RequestId, r.ConversationId = req.RequestId, req.ConversationId
+		}
+		rsp = r
+	case imv1.CommandType_CMD_READ_RECEIPT_REQ:
+		rsp = &imv1.ReadReceiptResponse{ErrorCode: code, ErrorMsg: msg}
+	case imv1.CommandType_CMD_DISCONNECT_REQ, imv1.CommandType_CMD_REAUTH_REQ, imv1.CommandType_CMD_ONLINE_STATUS_REQ:
+		// Requests the SDK knows, whose response command it knows too:
+		// answer there, because its TCP decoder refuses command values it
+		// does not know (such as CMD_ERROR_RSP). ErrorResponse shares
+		// fields 1 and 2 with every response type (and leaves out 3,
+		// which means something else in those).
+		rsp = &imv1.ErrorResponse{ErrorCode: code, ErrorMsg: msg}
+	default:
+		cmd = imv1.CommandType_CMD_ERROR_RSP
+		rsp = &imv1.ErrorResponse{ErrorCode: code, ErrorMsg: msg, Command: f.Command}
+	}
+	sess.respond(cmd, f.Sequence, rsp)
+}
+
+// handleTyping relays a typing indicator to the other member of a
+// one-to-one conversation. Typing is ephemeral: nothing is stored, and it
+// has no response.
+func (s *Server) handleTyping(sess *session, f Frame) {
+	var req imv1.TypingStatusRequest
+	if proto.Unmarshal(f.Body, &req) != nil || (req.Status != 0 && req.Status != 1) {
+		return
+	}
+	peer, ok := peerOf(req.ConversationId, sess.user)
+	if !ok {
+		return
+	}
+	body, err := proto.Marshal(&imv1.TypingStatusPush{ConversationId: req.ConversationId, UserId: sess.user, Status: req.Status})
+	if err != nil {
+		return
+	}
+	f = Frame{Command: imv1.CommandType_CMD_TYPING_STATUS_PUSH, Body: body}
+	s.hub.each(peer, func(p *session) {
+		if p != sess {
+			p.enqueue(f)
+		}
+	})
+}

@@ -1,0 +1,89 @@
+package im
+
+import "sync"
+
+// hub is the routing table: user id → that user's live, authenticated
+// sessions on this server. It is sharded so that pushes to different users
+// never contend on one lock.
+type hub struct {
+	shards [64]hubShard
+}
+
+type hubShard struct {
+	mu    sync.RWMutex
+	users map[string][]*session
+}
+
+func (h *hub) shard(user string) *hubShard {
+	// FNV-1a, inlined to avoid allocating a hash.Hash per lookup.
+	var x uint32 = 2166136261
+	for i := 0; i < len(user); i++ {
+		x ^= uint32(user[i])
+		x *= 16777619
+	}
+	return &h.shards[x%uint32(len(h.shards))]
+}
+
+// add registers s and returns the sessions that policy displaces.
+func (h *hub) add(s *session, policy DevicePolicy, max int) (displaced []*session) {
+	sh := h.shard(s.user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.users == nil {
+		sh.users = make(map[string][]*session)
+	}
+	list := sh.users[s.user]
+	kept := list[:0:0]
+	for _, old := range list {
+		switch {
+		case policy == OneSession,
+			policy == OnePerPlatform && old.platform == s.platform:
+			displaced = append(displaced, old)
+		default:
+			kept = append(kept, old)
+		}
+	}
+	// Oldest first, so the overflow to kick is at the front.
+	for policy == AllowAllDevices && len(kept) >= max {
+		displaced = append(displaced, kept[0])
+		kept = kept[1:]
+	}
+	sh.users[s.user] = append(kept, s)
+	return displaced
+}
+
+func (h *hub) remove(s *session) {
+	sh := h.shard(s.user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	list := sh.users[s.user]
+	for i, x := range list {
+		if x == s {
+			list = append(list[:i:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(sh.users, s.user)
+	} else {
+		sh.users[s.user] = list
+	}
+}
+
+// each calls fn for every session of user while holding the shard's read
+// lock: fn must be quick and must not call back into the hub.
+func (h *hub) each(user string, fn func(*session)) {
+	sh := h.shard(user)
+	sh.mu.RLock()
+	for _, s := range sh.users[user] {
+		fn(s)
+	}
+	sh.mu.RUnlock()
+}
+
+func (h *hub) list(user string) []*session {
+	sh := h.shard(user)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	return append([]*session(nil), sh.users[user]...)
+}

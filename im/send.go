@@ -1,0 +1,304 @@
+package im
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"time"
+
+	"github.com/imserver/imserver/im/imv1"
+	"google.golang.org/protobuf/proto"
+)
+
+// maxMetadata bounds Extra plus AttachedInfo: both are opaque strings the
+// server stores with the message, so they are bounded like content.
+const maxMetadata = 16 << 10
+
+// SendRequest is a message sent through the Go API (Server.SendMessage).
+type SendRequest struct {
+	SenderID string
+	// ConversationID, or ReceiverID for a one-to-one message.
+	ConversationID string
+	ReceiverID     string
+	// ClientMsgID makes retries safe: a second send with the same sender and
+	// ClientMsgID returns the first one's result. Generated when empty.
+	ClientMsgID string
+	Type        MessageType
+	Content     []byte
+	Extra       string
+}
+
+// draft is a message as a client or the Go API asked for it, not yet
+// checked.
+type draft struct {
+	sender, conv, receiver, clientMsgID string
+	typ                                 MessageType
+	content                             []byte
+	extra, attached                     string
+	sendTime                            int64
+	system                              bool // sent by the server itself into a system conversation
+}
+
+// prepare checks d and turns it into the message to store and the members
+// of its conversation. Every error is an *Error with the code the client
+// sees.
+func (s *Server) prepare(ctx context.Context, d draft) (AppendRequest, error) {
+	if !validID(d.clientMsgID) {
+		return AppendRequest{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "client_msg_id must be 1 to %d bytes of printable UTF-8", MaxIDLength)
+	}
+	if len(d.content) == 0 {
+		return AppendRequest{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "content is empty")
+	}
+	if len(d.content) > s.cfg.MaxContentSize {
+		return AppendRequest{}, errorf(imv1.ErrorCode_ERR_MESSAGE_TOO_LARGE, ErrTooLarge, "content is %d bytes, the limit is %d", len(d.content), s.cfg.MaxContentSize)
+	}
+	if len(d.extra)+len(d.attached) > maxMetadata {
+		return AppendRequest{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "extra and attached_info together exceed %d bytes", maxMetadata)
+	}
+	conv, peer, members, err := s.resolveConversation(ctx, d)
+	if err != nil {
+		return AppendRequest{}, err
+	}
+	now := time.Now()
+	m := Message{
+		ConversationID: conv,
+		ServerID:       s.ids.next(now),
+		SenderID:       d.sender,
+		ReceiverID:     peer,
+		ClientMsgID:    d.clientMsgID,
+		Type:           d.typ,
+		Content:        d.content,
+		Extra:          d.extra,
+		AttachedInfo:   d.attached,
+		SendTime:       d.sendTime,
+		// Milliseconds, as the wire carries them, so a deduplicated resend
+		// reports exactly the server_time of the first.
+		CreatedAt: now.Truncate(time.Millisecond),
+	}
+	if s.cfg.BeforeSend != nil {
+		if err := s.cfg.BeforeSend(ctx, &m); err != nil {
+			var e *Error
+			if errors.As(err, &e) {
+				return AppendRequest{}, err
+			}
+			return AppendRequest{}, &Error{Code: imv1.ErrorCode_ERR_PERMISSION_DENIED, Msg: "message rejected", Err: errors.Join(ErrPermissionDenied, err)}
+		}
+		if len(m.Content) == 0 || len(m.Content) > s.cfg.MaxContentSize {
+			return AppendRequest{}, errorf(imv1.ErrorCode_ERR_MESSAGE_TOO_LARGE, ErrTooLarge, "message rewritten by BeforeSend is empty or too large")
+		}
+	}
+	return AppendRequest{Message: m, Members: members}, nil
+}
+
+// resolveConversation derives the conversation from what the client said,
+// checks that the sender belongs to it, and returns its id, the peer (for
+// one-to-one conversations) and its members. Nothing the client says about
+// sender, receiver or group is trusted.
+func (s *Server) resolveConversation(ctx context.Context, d draft) (conv, peer string, members []string, err error) {
+	conv = d.conv
+	if d.system {
+		return conv, d.receiver, []string{d.receiver}, nil
+	}
+	if conv == "" {
+		if d.receiver == "" {
+			return "", "", nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id or receiver_id is required")
+		}
+		if !validID(d.receiver) {
+			return "", "", nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "receiver_id is not a valid user id")
+		}
+		conv = SingleConversationID(d.sender, d.receiver)
+	}
+	if len(conv) > MaxConversationIDLen {
+		return "", "", nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id is too long")
+	}
+	switch ConversationTypeOf(conv) {
+	case SingleConversation:
+		p, ok := peerOf(conv, d.sender)
+		if !ok {
+			return "", "", nil, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "not a member of this conversation")
+		}
+		if !validID(p) {
+			return "", "", nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id names an invalid user id")
+		}
+		if d.receiver != "" && d.receiver != p {
+			return "", "", nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "receiver_id does not match conversation_id")
+		}
+		if s.cfg.Users != nil && p != d.sender {
+			ok, err := s.cfg.Users.UserExists(ctx, p)
+			if err != nil {
+				return "", "", nil, err
+			}
+			if !ok {
+				return "", "", nil, errorf(imv1.ErrorCode_ERR_USER_NOT_EXIST, ErrNotFound, "user does not exist")
+			}
+		}
+		if p == d.sender {
+			return conv, p, []string{p}, nil
+		}
+		return conv, p, []string{d.sender, p}, nil
+	case GroupConversation, ChatroomConversation:
+		return "", "", nil, errorf(imv1.ErrorCode_ERR_CONVERSATION_NOT_EXIST, ErrNotFound, "conversation does not exist")
+	case SystemConversation:
+		return "", "", nil, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "only the server sends into system conversations")
+	}
+	return "", "", nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id has an unknown form")
+}
+
+// handleSend stores a client's message; the acknowledgement goes out when the
+// commit is durable.
+func (s *Server) handleSend(sess *session, f Frame) {
+	var req imv1.SendMessageRequest
+	if err := proto.Unmarshal(f.Body, &req); err != nil {
+		s.respondError(sess, f, errMalformed(err))
+		return
+	}
+	mi := req.GetMessage()
+	if mi == nil {
+		s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "message is missing"))
+		return
+	}
+	if !sess.allowSend(time.Now()) {
+		s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_SEND_TOO_FAST, ErrRateLimited, "sending too fast"))
+		return
+	}
+	ar, err := s.prepare(sess.ctx, draft{
+		sender:      sess.user, // never the client's sender_id
+		conv:        mi.ConversationId,
+		receiver:    mi.ReceiverId,
+		clientMsgID: mi.ClientMsgId,
+		typ:         MessageType(mi.MessageType),
+		content:     mi.Content,
+		extra:       mi.Extra,
+		attached:    mi.AttachedInfo,
+		sendTime:    mi.SendTime,
+	})
+	if err != nil {
+		s.respondError(sess, f, err)
+		return
+	}
+	// Bound the sends in flight per connection; waiting here stops reading
+	// from this client, which is the back-pressure it feels.
+	select {
+	case sess.inflight <- struct{}{}:
+	case <-sess.ctx.Done():
+		return
+	}
+	seq := f.Sequence
+	err = s.commits.submit(&commitOp{
+		req:    ar,
+		origin: sess,
+		done: func(r AppendResult, err error) {
+			<-sess.inflight
+			s.ack(sess, seq, ar.Message, r, err)
+		},
+	})
+	if err != nil {
+		<-sess.inflight
+		s.respondError(sess, f, err)
+	}
+}
+
+// ack answers a send once its commit is done.
+func (s *Server) ack(sess *session, seq uint32, sent Message, r AppendResult, err error) {
+	if err == nil {
+		err = sendOutcome(sent, r)
+	}
+	rsp := &imv1.SendMessageResponse{ClientMsgId: sent.ClientMsgID}
+	if err != nil {
+		rsp.ErrorCode, rsp.ErrorMsg = wireError(err)
+	} else {
+		rsp.ServerMsgId = r.Message.ServerID
+		rsp.Seq = r.Message.Seq
+		rsp.ServerTime = r.Message.CreatedAt.UnixMilli()
+	}
+	sess.respond(imv1.CommandType_CMD_SEND_MSG_RSP, seq, rsp)
+}
+
+// sendOutcome turns a store result into the send's error, if any: a resend
+// of the same message succeeds with the original result, while a
+// client_msg_id reused for a different message is refused.
+func sendOutcome(sent Message, r AppendResult) error {
+	if r.Err != nil {
+		return r.Err
+	}
+	if r.Duplicate {
+		o := r.Message
+		if o.ConversationID != sent.ConversationID || o.Type != sent.Type || !bytes.Equal(o.Content, sent.Content) || o.Extra != sent.Extra || o.AttachedInfo != sent.AttachedInfo {
+			return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrConflict, "client_msg_id was already used for a different message")
+		}
+	}
+	return nil
+}
+
+// SendMessage sends a message as req.SenderID, with the same checks, storage
+// and delivery as a message from a client: the sender must belong to the
+// conversation, and every session of the sender and the recipients gets it.
+// It returns the stored message once it is durable. If ctx ends first the
+// message may still be stored; retrying with the same ClientMsgID is safe.
+func (s *Server) SendMessage(ctx context.Context, req SendRequest) (Message, error) {
+	if !validID(req.SenderID) {
+		return Message{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "sender id is not a valid user id")
+	}
+	if req.ClientMsgID == "" {
+		req.ClientMsgID = s.ids.next(time.Now())
+	}
+	return s.sendAPI(ctx, draft{
+		sender:      req.SenderID,
+		conv:        req.ConversationID,
+		receiver:    req.ReceiverID,
+		clientMsgID: req.ClientMsgID,
+		typ:         req.Type,
+		content:     req.Content,
+		extra:       req.Extra,
+		sendTime:    time.Now().UnixMilli(),
+	})
+}
+
+// SendSystemMessage sends a message from the server itself (sender
+// Config.SystemSender) to userID, in the user's system conversation
+// (SystemConversationID), which every session of the user receives and syncs.
+func (s *Server) SendSystemMessage(ctx context.Context, userID string, typ MessageType, content []byte) (Message, error) {
+	if !validID(userID) || len(SystemConversationID(userID)) > MaxConversationIDLen {
+		return Message{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "user id is not valid")
+	}
+	now := time.Now()
+	return s.sendAPI(ctx, draft{
+		sender:      s.cfg.SystemSender,
+		conv:        SystemConversationID(userID),
+		receiver:    userID,
+		clientMsgID: s.ids.next(now),
+		typ:         typ,
+		content:     content,
+		sendTime:    now.UnixMilli(),
+		system:      true,
+	})
+}
+
+type sendResult struct {
+	r   AppendResult
+	err error
+}
+
+func (s *Server) sendAPI(ctx context.Context, d draft) (Message, error) {
+	ar, err := s.prepare(ctx, d)
+	if err != nil {
+		return Message{}, err
+	}
+	ch := make(chan sendResult, 1)
+	err = s.commits.submit(&commitOp{req: ar, done: func(r AppendResult, err error) { ch <- sendResult{r, err} }})
+	if err != nil {
+		return Message{}, err
+	}
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			return Message{}, res.err
+		}
+		if err := sendOutcome(ar.Message, res.r); err != nil {
+			return Message{}, err
+		}
+		return res.r.Message, nil
+	case <-ctx.Done():
+		return Message{}, ctx.Err()
+	}
+}

@@ -1,0 +1,162 @@
+package im
+
+import (
+	"errors"
+	"slices"
+	"time"
+
+	"github.com/imserver/imserver/im/imv1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Sync limits.
+const (
+	defaultSyncCount = 100
+	maxSyncCount     = 500
+	// syncByteBudget keeps a sync response well inside MaxFrameSize, which
+	// the SDK enforces on every frame it reads.
+	syncByteBudget = MaxFrameSize - 64<<10
+)
+
+func clampCount(n int32) int {
+	switch {
+	case n <= 0:
+		return defaultSyncCount
+	case n > maxSyncCount:
+		return maxSyncCount
+	}
+	return int(n)
+}
+
+// handleBatchSync returns, for every conversation of the user that moved
+// past the client's cursor, the messages after that cursor.
+func (s *Server) handleBatchSync(sess *session, f Frame) {
+	var req imv1.BatchSyncRequest
+	if err := proto.Unmarshal(f.Body, &req); err != nil {
+		s.respondError(sess, f, errMalformed(err))
+		return
+	}
+	limit := clampCount(req.MaxCountPerConversation)
+	known := make(map[string]int64, len(req.ConversationStates))
+	for _, st := range req.ConversationStates {
+		known[st.ConversationId] = st.LastSeq
+	}
+	convs, err := s.store.UserConversations(sess.ctx, sess.user)
+	if err != nil {
+		s.respondError(sess, f, err)
+		return
+	}
+	// A stable order, so that a client cut short by the byte budget gets
+	// the same conversations first next time rather than random ones.
+	slices.SortFunc(convs, func(a, b Conversation) int {
+		switch {
+		case a.ID < b.ID:
+			return -1
+		case a.ID > b.ID:
+			return 1
+		}
+		return 0
+	})
+	rsp := &imv1.BatchSyncResponse{}
+	budget := syncByteBudget
+	for _, c := range convs {
+		last := max(known[c.ID], 0)
+		if c.MaxSeq <= last {
+			continue
+		}
+		cm := &imv1.ConversationMessages{ConversationId: c.ID, SyncedSeq: last}
+		if budget > 0 {
+			msgs, err := s.store.Messages(sess.ctx, c.ID, last+1, c.MaxSeq, limit)
+			if err != nil {
+				s.respondError(sess, f, err)
+				return
+			}
+			cm.Messages, budget = appendWithin(cm.Messages, msgs, budget, rsp.TotalMessageCount == 0)
+			if n := len(cm.Messages); n > 0 {
+				cm.SyncedSeq = cm.Messages[n-1].Seq
+			}
+		}
+		cm.MaxSeq = c.MaxSeq
+		if cm.SyncedSeq < c.MaxSeq {
+			// The SDK keeps max_seq as its cursor even when has_more is
+			// set, so a truncated page must not claim more than it holds.
+			cm.HasMore = true
+			cm.MaxSeq = cm.SyncedSeq
+		}
+		rsp.TotalMessageCount += int32(len(cm.Messages))
+		rsp.ConversationMessages = append(rsp.ConversationMessages, cm)
+	}
+	rsp.ServerTime = time.Now().UnixMilli()
+	sess.respond(imv1.CommandType_CMD_BATCH_SYNC_RSP, f.Sequence, rsp)
+}
+
+// appendWithin converts msgs to wire form and appends them to dst while they
+// fit in budget bytes. When first is set the first message is taken whatever
+// its size, so that a sync always makes progress (one message always fits in
+// a frame: Config.MaxContentSize is at most half of it).
+func appendWithin(dst []*imv1.MessageInfo, msgs []Message, budget int, first bool) ([]*imv1.MessageInfo, int) {
+	for i, m := range msgs {
+		w := toWire(m)
+		size := proto.Size(w) + 8 // field tag and length prefix
+		if size > budget && !(first && i == 0) {
+			return dst, 0
+		}
+		dst = append(dst, w)
+		budget -= size
+	}
+	return dst, budget
+}
+
+// handleSyncRange returns the messages of one conversation in a seq range:
+// how a client fills a gap it saw in pushes, or pages through has_more.
+func (s *Server) handleSyncRange(sess *session, f Frame) {
+	var req imv1.SyncRangeRequest
+	if err := proto.Unmarshal(f.Body, &req); err != nil {
+		s.respondError(sess, f, errMalformed(err))
+		return
+	}
+	if !s.isMember(req.ConversationId, sess.user) {
+		s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "not a member of this conversation"))
+		return
+	}
+	start := max(req.StartSeq, 1)
+	if req.EndSeq > 0 && req.EndSeq < start {
+		s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "end_seq is before start_seq"))
+		return
+	}
+	rsp := &imv1.SyncRangeResponse{RequestId: req.RequestId, ConversationId: req.ConversationId}
+	c, err := s.store.Conversation(sess.ctx, req.ConversationId)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		s.respondError(sess, f, err)
+		return
+	}
+	end := c.MaxSeq
+	if req.EndSeq > 0 {
+		end = min(end, req.EndSeq)
+	}
+	if start <= end {
+		msgs, err := s.store.Messages(sess.ctx, req.ConversationId, start, end, clampCount(req.Count))
+		if err != nil {
+			s.respondError(sess, f, err)
+			return
+		}
+		rsp.Messages, _ = appendWithin(nil, msgs, syncByteBudget, true)
+	}
+	if n := len(rsp.Messages); n > 0 {
+		rsp.StartSeq, rsp.EndSeq = rsp.Messages[0].Seq, rsp.Messages[n-1].Seq
+		rsp.HasMore = rsp.EndSeq < end
+	}
+	sess.respond(imv1.CommandType_CMD_SYNC_RANGE_RSP, f.Sequence, rsp)
+}
+
+// isMember reports whether user belongs to conversation conv.
+func (s *Server) isMember(conv, user string) bool {
+	switch ConversationTypeOf(conv) {
+	case SingleConversation:
+		_, ok := peerOf(conv, user)
+		return ok
+	case SystemConversation:
+		return conv == SystemConversationID(user)
+	}
+	return false
+}

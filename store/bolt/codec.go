@@ -1,0 +1,341 @@
+package bolt
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/imserver/imserver/im"
+)
+
+// errCorrupt marks a record that cannot be decoded: the file was damaged or
+// written by something else.
+var errCorrupt = errors.New("bolt: corrupt record")
+
+// recordV1 is the first byte of every message and account record, so the
+// encoding can change without a migration of old records.
+const recordV1 = 1
+
+// A message record (the value under its seq key, version 1):
+//
+//	version byte
+//	uvarint lengths of ServerID, SenderID, ReceiverID, ClientMsgID, Extra, AttachedInfo
+//	varint Type, SendTime, CreatedAt Unix seconds; uvarint CreatedAt nanoseconds
+//	the six strings' bytes, back to back
+//	Content: the rest of the record
+//
+// ConversationID and Seq are the record's bucket and key. The strings come
+// first and together, so that decoding copies them out of the mmap with one
+// allocation, and Content with a second.
+
+// messageSize bounds the encoded size of m.
+func messageSize(m *im.Message) int {
+	return 1 + 6*binary.MaxVarintLen64 + 4*binary.MaxVarintLen64 +
+		len(m.ServerID) + len(m.SenderID) + len(m.ReceiverID) + len(m.ClientMsgID) +
+		len(m.Extra) + len(m.AttachedInfo) + len(m.Content)
+}
+
+// appendMessage appends the record of m to b.
+func appendMessage(b []byte, m *im.Message) []byte {
+	b = append(b, recordV1)
+	for _, s := range [...]string{m.ServerID, m.SenderID, m.ReceiverID, m.ClientMsgID, m.Extra, m.AttachedInfo} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+	}
+	b = binary.AppendVarint(b, int64(m.Type))
+	b = binary.AppendVarint(b, m.SendTime)
+	b = appendTime(b, m.CreatedAt)
+	for _, s := range [...]string{m.ServerID, m.SenderID, m.ReceiverID, m.ClientMsgID, m.Extra, m.AttachedInfo} {
+		b = append(b, s...)
+	}
+	return append(b, m.Content...)
+}
+
+// messageView is a parsed message record whose strings and content still
+// point into the record.
+type messageView struct {
+	seq      int64
+	lens     [6]int // of ServerID, SenderID, ReceiverID, ClientMsgID, Extra, AttachedInfo
+	typ      im.MessageType
+	sendTime int64
+	created  time.Time
+	strs     []byte // the six strings, back to back
+	content  []byte
+}
+
+func parseMessage(seq int64, v []byte) (messageView, error) {
+	d := decoder{b: v}
+	if d.byte() != recordV1 {
+		return messageView{}, d.fail()
+	}
+	mv := messageView{seq: seq}
+	total := 0
+	for i := range mv.lens {
+		mv.lens[i] = d.length()
+		total += mv.lens[i]
+	}
+	typ := d.varint()
+	mv.sendTime = d.varint()
+	mv.created = d.time()
+	mv.strs = d.bytes(total)
+	if d.err || typ < math.MinInt32 || typ > math.MaxInt32 {
+		return messageView{}, errCorrupt
+	}
+	mv.typ = im.MessageType(typ)
+	mv.content = d.b
+	return mv, nil
+}
+
+// message builds the message of conversation conv from mv, taking its
+// strings from strs (a copy of mv.strs) and content as its Content.
+func (mv *messageView) message(conv, strs string, content []byte) im.Message {
+	next := func(n int) string {
+		s := strs[:n]
+		strs = strs[n:]
+		return s
+	}
+	return im.Message{
+		ConversationID: conv,
+		Seq:            mv.seq,
+		ServerID:       next(mv.lens[0]),
+		SenderID:       next(mv.lens[1]),
+		ReceiverID:     next(mv.lens[2]),
+		ClientMsgID:    next(mv.lens[3]),
+		Extra:          next(mv.lens[4]),
+		AttachedInfo:   next(mv.lens[5]),
+		Type:           mv.typ,
+		SendTime:       mv.sendTime,
+		CreatedAt:      mv.created,
+		Content:        content,
+	}
+}
+
+// decodeMessage decodes the record v of message seq of conversation conv.
+// The result shares no memory with v.
+func decodeMessage(conv string, seq int64, v []byte) (im.Message, error) {
+	mv, err := parseMessage(seq, v)
+	if err != nil {
+		return im.Message{}, err
+	}
+	var content []byte
+	if len(mv.content) > 0 {
+		content = bytes.Clone(mv.content)
+	}
+	return mv.message(conv, string(mv.strs), content), nil
+}
+
+// decodeMessages decodes the parsed records of one conversation. It copies
+// all their strings into one allocation and all their contents into
+// another, rather than two per message: a sync reads thousands.
+func decodeMessages(conv string, views []messageView) []im.Message {
+	nStrs, nContent := 0, 0
+	for i := range views {
+		nStrs += len(views[i].strs)
+		nContent += len(views[i].content)
+	}
+	var sb strings.Builder
+	sb.Grow(nStrs)
+	for i := range views {
+		sb.Write(views[i].strs)
+	}
+	strs := sb.String()
+	arena := make([]byte, 0, nContent)
+	out := make([]im.Message, len(views))
+	for i := range views {
+		mv := &views[i]
+		var content []byte
+		if len(mv.content) > 0 {
+			start := len(arena)
+			arena = append(arena, mv.content...)
+			// Capped, so that appending to one message's Content never
+			// overwrites the next one's.
+			content = arena[start:len(arena):len(arena)]
+		}
+		out[i] = mv.message(conv, strs[:len(mv.strs)], content)
+		strs = strs[len(mv.strs):]
+	}
+	return out
+}
+
+// An account record (the value under its user id, version 1):
+//
+//	version byte
+//	uvarint lengths of Username, Nickname, PasswordHash
+//	flags byte: 1 = Disabled
+//	varint CreatedAt Unix seconds; uvarint CreatedAt nanoseconds
+//	Username, Nickname, PasswordHash bytes, back to back
+
+const flagDisabled = 1
+
+func appendAccount(b []byte, a *im.Account) []byte {
+	b = append(b, recordV1)
+	b = binary.AppendUvarint(b, uint64(len(a.Username)))
+	b = binary.AppendUvarint(b, uint64(len(a.Nickname)))
+	b = binary.AppendUvarint(b, uint64(len(a.PasswordHash)))
+	var flags byte
+	if a.Disabled {
+		flags |= flagDisabled
+	}
+	b = append(b, flags)
+	b = appendTime(b, a.CreatedAt)
+	b = append(b, a.Username...)
+	b = append(b, a.Nickname...)
+	return append(b, a.PasswordHash...)
+}
+
+func decodeAccount(userID string, v []byte) (im.Account, error) {
+	d := decoder{b: v}
+	if d.byte() != recordV1 {
+		return im.Account{}, d.fail()
+	}
+	nUser, nNick, nHash := d.length(), d.length(), d.length()
+	flags := d.byte()
+	created := d.time()
+	names := d.bytes(nUser + nNick)
+	hash := d.bytes(nHash)
+	if d.err || len(d.b) != 0 || flags&^flagDisabled != 0 {
+		return im.Account{}, errCorrupt
+	}
+	str := string(names)
+	a := im.Account{
+		UserID:    userID,
+		Username:  str[:nUser],
+		Nickname:  str[nUser:],
+		Disabled:  flags&flagDisabled != 0,
+		CreatedAt: created,
+	}
+	if nHash > 0 {
+		a.PasswordHash = bytes.Clone(hash)
+	}
+	return a, nil
+}
+
+// appendTime stores t to the nanosecond, whatever its year; its location is
+// not kept (decoded times are UTC).
+func appendTime(b []byte, t time.Time) []byte {
+	b = binary.AppendVarint(b, t.Unix())
+	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
+}
+
+// decoder reads a record front to back. The first malformed read sets err
+// and every later read returns zero values, so callers check err once.
+type decoder struct {
+	b   []byte
+	err bool
+}
+
+func (d *decoder) fail() error {
+	d.err = true
+	return errCorrupt
+}
+
+func (d *decoder) byte() byte {
+	if d.err || len(d.b) == 0 {
+		d.err = true
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err {
+		return 0
+	}
+	x, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+func (d *decoder) varint() int64 {
+	if d.err {
+		return 0
+	}
+	x, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.err = true
+		return 0
+	}
+	d.b = d.b[n:]
+	return x
+}
+
+// length reads a length that must fit in what is left of the record, so
+// that a corrupt length cannot make the decoder allocate or overflow.
+func (d *decoder) length() int {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.err = true
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) bytes(n int) []byte {
+	if d.err || n < 0 || n > len(d.b) {
+		d.err = true
+		return nil
+	}
+	b := d.b[:n]
+	d.b = d.b[n:]
+	return b
+}
+
+func (d *decoder) time() time.Time {
+	sec := d.varint()
+	nsec := d.uvarint()
+	if nsec >= uint64(time.Second) {
+		d.err = true
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).UTC()
+}
+
+// seqKey is the key of message seq: big-endian, so that keys sort by seq.
+func seqKey(buf *[8]byte, seq uint64) []byte {
+	binary.BigEndian.PutUint64(buf[:], seq)
+	return buf[:]
+}
+
+// decodeSeq decodes an 8-byte big-endian seq, as used for message keys and
+// conversation records.
+func decodeSeq(b []byte) (int64, error) {
+	if len(b) != 8 {
+		return 0, errCorrupt
+	}
+	s := binary.BigEndian.Uint64(b)
+	if s == 0 || s > math.MaxInt64 {
+		return 0, errCorrupt
+	}
+	return int64(s), nil
+}
+
+// A dedup record (the value under SenderID 0x00 ClientMsgID) names the
+// message first stored with that key: 8-byte big-endian seq, then the
+// conversation id.
+
+func appendDedup(b []byte, conv string, seq uint64) []byte {
+	b = binary.BigEndian.AppendUint64(b, seq)
+	return append(b, conv...)
+}
+
+func decodeDedup(v []byte) (conv []byte, seq int64, err error) {
+	if len(v) <= 8 {
+		return nil, 0, errCorrupt
+	}
+	seq, err = decodeSeq(v[:8])
+	return v[8:], seq, err
+}
+
+// corrupt wraps errCorrupt with where the bad record was.
+func corrupt(format string, args ...any) error {
+	return fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), errCorrupt)
+}

@@ -1,0 +1,356 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/imserver/imserver/im"
+)
+
+// AppendMessages implements im.MessageStore. The whole batch is one bbolt
+// write transaction, so one fsync, however many messages and conversations
+// it holds; concurrent calls queue on bbolt's single writer lock.
+func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([]im.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bolt: append messages: %w", err)
+	}
+	results := make([]im.AppendResult, len(batch))
+	size, valid := 0, 0
+	for i := range batch {
+		if err := validateRequest(&batch[i]); err != nil {
+			results[i].Err = err
+			continue
+		}
+		valid++
+		size += messageSize(&batch[i].Message) + 16 + len(batch[i].Message.ConversationID)
+	}
+	if valid == 0 {
+		return results, nil // nothing to write, so no commit
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		// The wait for the writer lock may have outlasted the caller.
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		a := appender{arena: make([]byte, 0, size)}
+		if err := a.open(tx); err != nil {
+			return err
+		}
+		for i := range batch {
+			if results[i].Err != nil {
+				continue
+			}
+			if err := a.append(&batch[i], &results[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: append messages: %w", err)
+	}
+	return results, nil
+}
+
+// appender writes the requests of one batch inside its transaction.
+type appender struct {
+	msgs, convs, dedup, members *bbolt.Bucket
+	// Keys are built in these buffers and reused: bbolt copies keys.
+	dedupKey, convKey, memberKey []byte
+	seqKey                       [8]byte
+	// arena holds every value put in the transaction. bbolt keeps
+	// references to values until commit, so the arena is only ever
+	// appended to, never overwritten.
+	arena []byte
+}
+
+func (a *appender) open(tx *bbolt.Tx) (err error) {
+	if a.msgs, err = bucket(tx, bucketMsgs); err != nil {
+		return err
+	}
+	if a.convs, err = bucket(tx, bucketConvs); err != nil {
+		return err
+	}
+	if a.dedup, err = bucket(tx, bucketDedup); err != nil {
+		return err
+	}
+	a.members, err = bucket(tx, bucketMembers)
+	return err
+}
+
+// put appends the value built by fn to the arena and returns it.
+func (a *appender) put(fn func([]byte) []byte) []byte {
+	start := len(a.arena)
+	a.arena = fn(a.arena)
+	return a.arena[start:len(a.arena):len(a.arena)]
+}
+
+func (a *appender) append(r *im.AppendRequest, res *im.AppendResult) error {
+	m := &r.Message
+	a.dedupKey = append(append(append(a.dedupKey[:0], m.SenderID...), 0), m.ClientMsgID...)
+	if v := a.dedup.Get(a.dedupKey); v != nil {
+		orig, err := a.original(v)
+		if err != nil {
+			return err
+		}
+		*res = im.AppendResult{Message: orig, Duplicate: true}
+		return nil
+	}
+
+	a.convKey = append(a.convKey[:0], m.ConversationID...)
+	var (
+		conv *bbolt.Bucket
+		seq  uint64
+	)
+	if v := a.convs.Get(a.convKey); v == nil {
+		// This message creates the conversation: record its members.
+		var err error
+		if conv, err = a.msgs.CreateBucket(a.convKey); err != nil {
+			return fmt.Errorf("conversation %q: %w", m.ConversationID, err)
+		}
+		for _, u := range r.Members {
+			a.memberKey = append(append(append(a.memberKey[:0], u...), 0), m.ConversationID...)
+			if err := a.members.Put(a.memberKey, []byte{}); err != nil {
+				return err
+			}
+		}
+		seq = 1
+	} else {
+		prev, err := decodeSeq(v)
+		if err != nil {
+			return corrupt("conversation %q", m.ConversationID)
+		}
+		if conv = a.msgs.Bucket(a.convKey); conv == nil {
+			return corrupt("conversation %q has no messages bucket", m.ConversationID)
+		}
+		seq = uint64(prev) + 1
+	}
+
+	val := a.put(func(b []byte) []byte { return appendMessage(b, m) })
+	if err := conv.Put(seqKey(&a.seqKey, seq), val); err != nil {
+		return err
+	}
+	val = a.put(func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, seq) })
+	if err := a.convs.Put(a.convKey, val); err != nil {
+		return err
+	}
+	val = a.put(func(b []byte) []byte { return appendDedup(b, m.ConversationID, seq) })
+	if err := a.dedup.Put(a.dedupKey, val); err != nil {
+		return err
+	}
+	res.Message = *m
+	res.Message.Seq = int64(seq)
+	return nil
+}
+
+// original reads the message that dedup record v points to.
+func (a *appender) original(v []byte) (im.Message, error) {
+	conv, seq, err := decodeDedup(v)
+	if err != nil {
+		return im.Message{}, corrupt("dedup record")
+	}
+	cb := a.msgs.Bucket(conv)
+	if cb == nil {
+		return im.Message{}, corrupt("dedup record names missing conversation %q", conv)
+	}
+	rec := cb.Get(seqKey(&a.seqKey, uint64(seq)))
+	if rec == nil {
+		return im.Message{}, corrupt("dedup record names missing message %q/%d", conv, seq)
+	}
+	m, err := decodeMessage(string(conv), seq, rec)
+	if err != nil {
+		return im.Message{}, fmt.Errorf("message %q/%d: %w", conv, seq, err)
+	}
+	return m, nil
+}
+
+// Messages implements im.MessageStore. limit must be positive.
+func (s *Store) Messages(ctx context.Context, conv string, from, to int64, limit int) ([]im.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bolt: messages: %w", err)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("bolt: messages: limit %d: %w", limit, im.ErrInvalidArgument)
+	}
+	from = max(from, 1)
+	if to <= 0 {
+		to = -1 // no upper bound; see readRange
+	}
+	ms, err := s.readRange(conv, from, to, limit)
+	if err != nil {
+		return nil, fmt.Errorf("bolt: messages: %w", err)
+	}
+	return ms, nil
+}
+
+// MessagesBefore implements im.MessageStore. limit must be positive.
+func (s *Store) MessagesBefore(ctx context.Context, conv string, before int64, limit int) ([]im.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bolt: messages before: %w", err)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("bolt: messages before: limit %d: %w", limit, im.ErrInvalidArgument)
+	}
+	to := int64(-1) // before <= 0: from the newest
+	switch {
+	case before == 1:
+		return []im.Message{}, nil
+	case before > 1:
+		to = before - 1
+	}
+	ms, err := s.readRange(conv, -int64(limit), to, limit)
+	if err != nil {
+		return nil, fmt.Errorf("bolt: messages before: %w", err)
+	}
+	return ms, nil
+}
+
+// readRange reads up to limit messages of conv in one read transaction.
+// to < 0 means up to the newest. from < 0 means the last -from messages up
+// to to: seqs are gap-free, so the page before a seq is a range too.
+func (s *Store) readRange(conv string, from, to int64, limit int) ([]im.Message, error) {
+	out := []im.Message{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		msgs, err := bucket(tx, bucketMsgs)
+		if err != nil {
+			return err
+		}
+		cb := msgs.Bucket([]byte(conv))
+		if cb == nil {
+			return nil // no such conversation: no messages
+		}
+		c := cb.Cursor()
+		k, _ := c.Last()
+		if k == nil {
+			return nil
+		}
+		maxSeq, err := decodeSeq(k)
+		if err != nil {
+			return corrupt("message key %x of conversation %q", k, conv)
+		}
+		last := maxSeq
+		if to >= 0 {
+			last = min(last, to)
+		}
+		if from < 0 {
+			from = max(last+from+1, 1)
+		}
+		if from > last {
+			return nil
+		}
+		n := min(int64(limit), last-from+1)
+		views := make([]messageView, 0, n)
+		var kb [8]byte
+		for k, v := c.Seek(seqKey(&kb, uint64(from))); k != nil && int64(len(views)) < n; k, v = c.Next() {
+			seq, err := decodeSeq(k)
+			if err != nil {
+				return corrupt("message key %x of conversation %q", k, conv)
+			}
+			if seq > last {
+				break
+			}
+			mv, err := parseMessage(seq, v)
+			if err != nil {
+				return fmt.Errorf("message %q/%d: %w", conv, seq, err)
+			}
+			views = append(views, mv)
+		}
+		out = decodeMessages(conv, views)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Conversation implements im.ConversationStore.
+func (s *Store) Conversation(ctx context.Context, id string) (im.Conversation, error) {
+	if err := ctx.Err(); err != nil {
+		return im.Conversation{}, fmt.Errorf("bolt: conversation: %w", err)
+	}
+	c := im.Conversation{ID: id}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		convs, err := bucket(tx, bucketConvs)
+		if err != nil {
+			return err
+		}
+		v := convs.Get([]byte(id))
+		if v == nil {
+			return im.ErrNotFound
+		}
+		if c.MaxSeq, err = decodeSeq(v); err != nil {
+			return corrupt("conversation %q", id)
+		}
+		return nil
+	})
+	if err != nil {
+		return im.Conversation{}, fmt.Errorf("bolt: conversation %q: %w", id, err)
+	}
+	return c, nil
+}
+
+// UserConversations implements im.ConversationStore. The conversations
+// come in the order of their ids.
+func (s *Store) UserConversations(ctx context.Context, userID string) ([]im.Conversation, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bolt: user conversations: %w", err)
+	}
+	out := []im.Conversation{}
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		members, err := bucket(tx, bucketMembers)
+		if err != nil {
+			return err
+		}
+		convs, err := bucket(tx, bucketConvs)
+		if err != nil {
+			return err
+		}
+		prefix := append([]byte(userID), 0)
+		c := members.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			conv := k[len(prefix):]
+			v := convs.Get(conv)
+			if v == nil {
+				return corrupt("membership in missing conversation %q", conv)
+			}
+			seq, err := decodeSeq(v)
+			if err != nil {
+				return corrupt("conversation %q", conv)
+			}
+			out = append(out, im.Conversation{ID: string(conv), MaxSeq: seq})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: user conversations: %w", err)
+	}
+	return out, nil
+}
+
+// validateRequest refuses what im.Store says a conforming store refuses.
+func validateRequest(r *im.AppendRequest) error {
+	m := &r.Message
+	if err := im.ValidateID("sender id", m.SenderID); err != nil {
+		return err
+	}
+	if err := im.ValidateID("client_msg_id", m.ClientMsgID); err != nil {
+		return err
+	}
+	if err := im.ValidateConversationID(m.ConversationID); err != nil {
+		return err
+	}
+	if m.ServerID == "" {
+		return fmt.Errorf("bolt: server id is empty: %w", im.ErrInvalidArgument)
+	}
+	for _, u := range r.Members {
+		if err := im.ValidateID("member id", u); err != nil {
+			return err
+		}
+	}
+	return nil
+}

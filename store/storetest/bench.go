@@ -1,0 +1,167 @@
+package storetest
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/imserver/imserver/im"
+)
+
+// RunBenchmarks measures the store operations on the server's hot paths,
+// each in a sub-benchmark with a fresh store from open (which arranges the
+// store's release, typically with b.Cleanup):
+//
+//   - Append/writers=W/batch=B: W goroutines each appending to their own
+//     conversation, B messages per AppendMessages call. One op is one
+//     message, so batch=1 against batch=64 shows what group commit buys.
+//   - RangePull100: one Messages call returning 100 messages.
+//   - SyncBatch: what a reconnecting client costs: UserConversations for a
+//     user in 100 conversations, then Messages for each of them.
+func RunBenchmarks(b *testing.B, open func(b *testing.B) im.Store) {
+	for _, c := range []struct{ writers, batch int }{{1, 1}, {64, 1}, {64, 64}} {
+		name := "Append/writers=" + strconv.Itoa(c.writers) + "/batch=" + strconv.Itoa(c.batch)
+		b.Run(name, func(b *testing.B) { benchAppend(b, open(b), c.writers, c.batch) })
+	}
+	b.Run("RangePull100", func(b *testing.B) { benchRangePull(b, open(b)) })
+	b.Run("SyncBatch", func(b *testing.B) { benchSync(b, open(b)) })
+}
+
+// benchText is a typical short text message.
+const benchText = `{"text":"See you at the station at nine, the train leaves at 9:20 from platform 4."}`
+
+func benchMessage(conv, sender string, n int, content []byte) im.Message {
+	id := strconv.Itoa(n)
+	return im.Message{
+		ConversationID: conv,
+		ServerID:       conv + ":" + id,
+		SenderID:       sender,
+		ClientMsgID:    id,
+		Type:           im.TextMessage,
+		Content:        content,
+		SendTime:       baseTime().UnixMilli(),
+		CreatedAt:      baseTime(),
+	}
+}
+
+func benchAppend(b *testing.B, s im.Store, writers, batch int) {
+	var (
+		next atomic.Int64 // messages claimed so far
+		wg   sync.WaitGroup
+		n    = int64(b.N)
+	)
+	content := []byte(benchText)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for w := range writers {
+		wg.Go(func() {
+			conv := "group_bench" + strconv.Itoa(w)
+			sender := "w" + strconv.Itoa(w)
+			reqs := make([]im.AppendRequest, batch)
+			for {
+				end := next.Add(int64(batch))
+				start := end - int64(batch)
+				if start >= n {
+					return
+				}
+				k := int(min(end, n) - start)
+				for i := range k {
+					reqs[i] = im.AppendRequest{Message: benchMessage(conv, sender, int(start)+i, content)}
+				}
+				res, err := s.AppendMessages(b.Context(), reqs[:k])
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				for _, r := range res {
+					if r.Err != nil || r.Duplicate {
+						b.Errorf("append: Err=%v Duplicate=%v", r.Err, r.Duplicate)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+}
+
+// fill appends n messages to each of convs, in commits of up to 500.
+func fill(b *testing.B, s im.Store, convs []string, n int, members []string) {
+	b.Helper()
+	var reqs []im.AppendRequest
+	content := []byte(benchText)
+	flush := func() {
+		res, err := s.AppendMessages(b.Context(), reqs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, r := range res {
+			if r.Err != nil {
+				b.Fatal(r.Err)
+			}
+		}
+		reqs = reqs[:0]
+	}
+	for i := range n {
+		for _, c := range convs {
+			reqs = append(reqs, im.AppendRequest{Message: benchMessage(c, "sender-"+c, i, content), Members: members})
+			if len(reqs) == 500 {
+				flush()
+			}
+		}
+	}
+	if len(reqs) > 0 {
+		flush()
+	}
+}
+
+func benchRangePull(b *testing.B, s im.Store) {
+	const total = 1000
+	fill(b, s, []string{"group_pull"}, total, nil)
+	b.ReportAllocs()
+	var from int64 = 1
+	for b.Loop() {
+		ms, err := s.Messages(b.Context(), "group_pull", from, from+99, 100)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(ms) != 100 || ms[0].Seq != from {
+			b.Fatalf("Messages(%d, %d): %d messages", from, from+99, len(ms))
+		}
+		from = (from+99)%total + 1
+	}
+}
+
+func benchSync(b *testing.B, s im.Store) {
+	const (
+		convs   = 100
+		perConv = 20
+	)
+	ids := make([]string, convs)
+	for i := range ids {
+		ids[i] = "group_sync" + strconv.Itoa(i)
+	}
+	fill(b, s, ids, perConv, []string{"reader"})
+	b.ReportAllocs()
+	for b.Loop() {
+		cs, err := s.UserConversations(b.Context(), "reader")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(cs) != convs {
+			b.Fatalf("UserConversations: %d conversations, want %d", len(cs), convs)
+		}
+		for _, c := range cs {
+			ms, err := s.Messages(b.Context(), c.ID, 1, 0, 100)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(ms) != perConv {
+				b.Fatalf("Messages(%q): %d messages, want %d", c.ID, len(ms), perConv)
+			}
+		}
+	}
+}

@@ -1,0 +1,31 @@
+package storetest_test
+
+import (
+	"testing"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/store/storetest"
+)
+
+// A store checks itself with a test function like this one, in its own
+// _test.go file; newMemStore stands for the store's constructor.
+func ExampleRun() {
+	testStore := func(t *testing.T) {
+		storetest.Run(t, storetest.Harness{
+			Open: func(t *testing.T) im.Store {
+				s := newMemStore("")
+				// A store with resources releases them: t.Cleanup(func() { s.Close() })
+				return s
+			},
+		})
+	}
+	_ = testStore
+}
+
+// Benchmarks plug in the same way, from a BenchmarkXxx function.
+func ExampleRunBenchmarks() {
+	benchmarkStore := func(b *testing.B) {
+		storetest.RunBenchmarks(b, func(b *testing.B) im.Store { return newMemStore("") })
+	}
+	_ = benchmarkStore
+}

@@ -1,0 +1,103 @@
+package storetest_test
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/store/storetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// bugEnv names the rule memStore breaks in a child process of
+// TestSuiteDetectsBugs.
+const bugEnv = "STORETEST_BUG"
+
+func memHarness(bug string) storetest.Harness {
+	return storetest.Harness{
+		Open: func(t *testing.T) im.Store { return newMemStore(bug) },
+		Reopen: func(t *testing.T, s im.Store) im.Store {
+			if bug == "lose-on-reopen" {
+				return newMemStore(bug)
+			}
+			return s // memory "survives" reopening because nothing closes
+		},
+	}
+}
+
+// TestMemStore runs the suite against the reference store: a correct store
+// must pass.
+func TestMemStore(t *testing.T) {
+	storetest.Run(t, memHarness(os.Getenv(bugEnv)))
+}
+
+// TestSuiteDetectsBugs runs TestMemStore in a child process with one rule
+// broken at a time and requires the subtest for that rule to fail.
+func TestSuiteDetectsBugs(t *testing.T) {
+	if os.Getenv(bugEnv) != "" {
+		t.Skip("in a child process")
+	}
+	tests := []struct{ bug, failing string }{
+		{"seq-gap", "AppendAssignsSeq"},
+		{"seq-gap", "ConcurrentAppend"},
+		{"no-dedup", "Dedup/AcrossCalls"},
+		{"no-dedup", "Dedup/WithinBatch"},
+		{"no-dedup", "Dedup/Concurrent"},
+		{"no-dedup", "Durability"},
+		{"dedup-ignores-sender", "Dedup/DifferentSenders"},
+		{"members-every-append", "Members"},
+		{"limit-off-by-one", "Messages/LimitHonoured"},
+		{"before-descending", "MessagesBefore/Middle"},
+		{"ignore-ctx", "Cancelled"},
+		{"no-validation", "InvalidMessages/ControlSenderID"},
+		{"no-validation", "InvalidMessages/EmptyServerID"},
+		{"no-validation", "InvalidMessages/LongMember"},
+		{"no-validation", "InvalidAccounts/EmptyUsername"},
+		{"username-fold", "Accounts/UsernameComparedExactly"},
+		{"truncate-ms", "RoundTrip"},
+		{"lose-on-reopen", "Durability"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.bug+"/"+tt.failing, func(t *testing.T) {
+			t.Parallel()
+			cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestMemStore$", "-test.count=1", "-test.v")
+			cmd.Env = append(os.Environ(), bugEnv+"="+tt.bug)
+			out, err := cmd.CombinedOutput()
+			if err == nil {
+				t.Fatalf("the suite passed a store with bug %q", tt.bug)
+			}
+			if want := "--- FAIL: TestMemStore/" + tt.failing + " "; !strings.Contains(string(out), want) {
+				t.Errorf("subtest %s did not fail for bug %q; output:\n%s", tt.failing, tt.bug, out)
+			}
+		})
+	}
+}
+
+func TestRunWithoutOpen(t *testing.T) {
+	// Run must refuse a harness it cannot use rather than panic.
+	if os.Getenv(bugEnv) != "" {
+		t.Skip("in a child process")
+	}
+	cmd := exec.CommandContext(t.Context(), os.Args[0], "-test.run=^TestNilOpenChild$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), "STORETEST_NIL_OPEN=1")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Harness.Open is nil") || strings.Contains(string(out), "panic") {
+		t.Errorf("Run with a nil Open: err=%v, output:\n%s", err, out)
+	}
+}
+
+func TestNilOpenChild(t *testing.T) {
+	if os.Getenv("STORETEST_NIL_OPEN") == "" {
+		t.Skip("only run by TestRunWithoutOpen")
+	}
+	storetest.Run(t, storetest.Harness{})
+}
+
+func BenchmarkMemStore(b *testing.B) {
+	storetest.RunBenchmarks(b, func(b *testing.B) im.Store { return newMemStore("") })
+}

@@ -1,0 +1,298 @@
+package httpapi
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
+)
+
+// DefaultMaxBodyBytes is the default of Options.MaxBodyBytes.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Options configures NewHandler.
+type Options struct {
+	// Accounts serves register and login. nil leaves those routes out
+	// (they answer 404), for hosts with their own accounts.
+	Accounts *auth.Accounts
+	// Health reports whether the server can serve, typically by pinging
+	// the store; GET /health answers 503 when it returns an error. nil
+	// means always healthy.
+	Health func(ctx context.Context) error
+	// Logger receives unexpected errors; nil discards them.
+	Logger *slog.Logger
+	// MaxBodyBytes bounds a request body. Default DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// Response codes; see the package documentation.
+const (
+	codeOK            = 0
+	codeInternal      = 1
+	codeInvalidParam  = 2
+	codeAuthFailed    = 100
+	codeTokenExpired  = 101
+	codePermission    = 102
+	codeTooMany       = 201
+	codeNoRoute       = 404
+	codeBadMethod     = 405
+	codeUsernameTaken = 1001
+)
+
+type api struct {
+	accounts *auth.Accounts
+	health   func(ctx context.Context) error
+	log      *slog.Logger
+	maxBody  int64
+}
+
+// NewHandler returns the API's http.Handler.
+func NewHandler(opts Options) http.Handler {
+	a := &api{
+		accounts: opts.Accounts,
+		health:   opts.Health,
+		log:      opts.Logger,
+		maxBody:  opts.MaxBodyBytes,
+	}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.maxBody <= 0 {
+		a.maxBody = DefaultMaxBodyBytes
+	}
+
+	r := newRouter()
+	r.handle(http.MethodGet, "/health", a.serveHealth)
+	if a.accounts != nil {
+		r.handle(http.MethodPost, "/api/auth/register", a.serveRegister)
+		r.handle(http.MethodPost, "/api/auth/login", a.serveLogin)
+	}
+	return r.finish()
+}
+
+// router wraps http.ServeMux so that an unknown path and a known path with
+// the wrong method answer in the envelope instead of ServeMux's plain text.
+type router struct {
+	mux     *http.ServeMux
+	methods map[string][]string // path → methods served
+}
+
+func newRouter() *router {
+	return &router{mux: http.NewServeMux(), methods: map[string][]string{}}
+}
+
+func (r *router) handle(method, path string, h http.HandlerFunc) {
+	r.mux.HandleFunc(method+" "+path, h)
+	r.methods[path] = append(r.methods[path], method)
+	if method == http.MethodGet {
+		// ServeMux serves HEAD with the GET handler.
+		r.methods[path] = append(r.methods[path], http.MethodHead)
+	}
+}
+
+func (r *router) finish() http.Handler {
+	for path, methods := range r.methods {
+		allow := strings.Join(slices.Sorted(slices.Values(methods)), ", ")
+		// A pattern without a method is less specific than one with, so
+		// this only catches the methods not served.
+		r.mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeEnvelope(w, http.StatusMethodNotAllowed, codeBadMethod, "method not allowed", nil)
+		})
+	}
+	r.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+		writeEnvelope(w, http.StatusNotFound, codeNoRoute, "not found", nil)
+	})
+	return r.mux
+}
+
+// envelope is the shape of every answer. Data is omitted when nil, which
+// the SDK reads as "nothing"; an empty object would not decode as most of
+// its result types.
+type envelope struct {
+	Code    int    `json:"code"`
+	Message string `json:"message"`
+	Data    any    `json:"data,omitempty"`
+}
+
+func writeEnvelope(w http.ResponseWriter, status, code int, message string, data any) {
+	body, err := json.Marshal(envelope{Code: code, Message: message, Data: data})
+	if err != nil {
+		// Only our own response types get here, all of which marshal.
+		status, body = http.StatusInternalServerError, []byte(`{"code":1,"message":"internal error"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+}
+
+func writeOK(w http.ResponseWriter, data any) {
+	writeEnvelope(w, http.StatusOK, codeOK, "ok", data)
+}
+
+// writeError answers err in the envelope. Errors that mean the request was
+// refused get their code and a message safe to show (an *im.Error's Msg);
+// anything else is logged and answered as code 1 without detail.
+func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	code, msg := codeOf(err)
+	if code == codeInternal {
+		a.log.ErrorContext(r.Context(), "httpapi: request failed", "path", r.URL.Path, "err", err)
+	}
+	writeEnvelope(w, http.StatusOK, code, msg, nil)
+}
+
+// codeOf maps an error to a response code and message; the one place that
+// does.
+func codeOf(err error) (int, string) {
+	var code int
+	var msg string
+	switch {
+	case errors.Is(err, im.ErrRateLimited):
+		code, msg = codeTooMany, "too many attempts, try again later"
+	case errors.Is(err, im.ErrTokenExpired):
+		code, msg = codeTokenExpired, "token expired"
+	case errors.Is(err, im.ErrUnauthenticated):
+		code, msg = codeAuthFailed, "authentication failed"
+	case errors.Is(err, im.ErrPermissionDenied):
+		code, msg = codePermission, "permission denied"
+	case errors.Is(err, im.ErrConflict):
+		code, msg = codeUsernameTaken, "username is taken"
+	case errors.Is(err, im.ErrInvalidArgument):
+		code, msg = codeInvalidParam, "invalid parameter"
+	default:
+		return codeInternal, "internal error"
+	}
+	var e *im.Error
+	if errors.As(err, &e) && e.Msg != "" {
+		msg = e.Msg
+	}
+	return code, msg
+}
+
+// badRequest is an error for input refused by this package itself.
+func badRequest(msg string) error {
+	return &im.Error{Msg: msg, Err: im.ErrInvalidArgument}
+}
+
+// decodeBody reads one JSON value from r's body into dst, whatever the
+// Content-Type. Unknown fields are ignored.
+func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.maxBody))
+	err := dec.Decode(dst)
+	if err == nil {
+		// Anything after the value is a client bug worth reporting rather
+		// than silently ignoring.
+		if err = dec.Decode(&json.RawMessage{}); err == io.EOF {
+			return nil
+		}
+		if err == nil {
+			return badRequest("request body must be a single JSON object")
+		}
+	}
+	var tooLarge *http.MaxBytesError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &tooLarge):
+		return badRequest(fmt.Sprintf("request body is over %d bytes", a.maxBody))
+	case errors.Is(err, io.EOF):
+		return badRequest("request body is empty; send a JSON object")
+	case errors.As(err, &typeErr) && typeErr.Field != "":
+		return badRequest(fmt.Sprintf("field %s must be a %s", typeErr.Field, jsonKind(typeErr.Type.Kind())))
+	case errors.As(err, &typeErr):
+		return badRequest("request body must be a JSON object")
+	}
+	return badRequest("request body is not valid JSON")
+}
+
+// jsonKind names, in JSON's terms, what a Go field of kind k accepts.
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Slice, reflect.Array:
+		return "list"
+	case reflect.Struct, reflect.Map:
+		return "object"
+	}
+	return "number"
+}
+
+func (a *api) serveHealth(w http.ResponseWriter, r *http.Request) {
+	if a.health != nil {
+		if err := a.health(r.Context()); err != nil {
+			a.log.ErrorContext(r.Context(), "httpapi: health check failed", "err", err)
+			writeEnvelope(w, http.StatusServiceUnavailable, codeInternal, "unhealthy", nil)
+			return
+		}
+	}
+	writeEnvelope(w, http.StatusOK, codeOK, "ok", nil)
+}
+
+type registerRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	Nickname string `json:"nickname"`
+}
+
+type registerResponse struct {
+	UserID   string `json:"userID"`
+	Username string `json:"username"`
+	Nickname string `json:"nickname"`
+}
+
+func (a *api) serveRegister(w http.ResponseWriter, r *http.Request) {
+	var req registerRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	acc, err := a.accounts.Register(r.Context(), req.Username, req.Password, req.Nickname)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	a.log.InfoContext(r.Context(), "httpapi: account registered", "user", acc.UserID)
+	writeOK(w, registerResponse{UserID: acc.UserID, Username: acc.Username, Nickname: acc.Nickname})
+}
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	// Platform is what the SDK sends ("iOS"); sessions record the platform
+	// the socket reports, so it is accepted and not used here.
+	Platform string `json:"platform"`
+}
+
+type loginResponse struct {
+	Token     string `json:"token"`
+	UserID    string `json:"userID"`
+	ExpiresAt int64  `json:"expiresAt"` // Unix milliseconds
+}
+
+func (a *api) serveLogin(w http.ResponseWriter, r *http.Request) {
+	var req loginRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	res, err := a.accounts.Login(r.Context(), req.Username, req.Password)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeOK(w, loginResponse{Token: res.Token, UserID: res.UserID, ExpiresAt: res.Expires.UnixMilli()})
+}
