@@ -29,6 +29,27 @@ func (h *hub) add(s *session, policy DevicePolicy, max int) (displaced []*sessio
 	sh := h.shard(s.user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	return sh.addLocked(s, policy, max)
+}
+
+// setPlatform records the platform of a registered session that had none
+// (authenticated by a transport token, then told its platform by an
+// AuthRequest) and applies policy again.
+func (h *hub) setPlatform(s *session, platform string, policy DevicePolicy, max int) (displaced []*session) {
+	sh := h.shard(s.user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s.platform != "" || platform == "" {
+		return nil
+	}
+	sh.removeLocked(s)
+	s.mu.Lock() // info() reads it under s.mu; the hub under the shard lock
+	s.platform = platform
+	s.mu.Unlock()
+	return sh.addLocked(s, policy, max)
+}
+
+func (sh *hubShard) addLocked(s *session, policy DevicePolicy, max int) (displaced []*session) {
 	if sh.users == nil {
 		sh.users = make(map[string][]*session)
 	}
@@ -56,6 +77,10 @@ func (h *hub) remove(s *session) {
 	sh := h.shard(s.user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	sh.removeLocked(s)
+}
+
+func (sh *hubShard) removeLocked(s *session) {
 	list := sh.users[s.user]
 	for i, x := range list {
 		if x == s {

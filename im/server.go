@@ -210,6 +210,9 @@ func (s *Server) authenticate(sess *session, userID, token, platform string) err
 		if id.UserID != sess.user {
 			return errorf(imv1.ErrorCode_ERR_AUTH_FAILED, ErrUnauthenticated, "a connection cannot change its user")
 		}
+		for _, old := range s.hub.setPlatform(sess, platform, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser) {
+			old.kick(kickLoggedInElsewhere, "logged in on another device")
+		}
 		return nil
 	}
 	sess.user = id.UserID

@@ -45,7 +45,9 @@ type session struct {
 
 	// Set once by the ServeConn goroutine on successful auth, before the
 	// session is added to the hub; read-only afterwards.
-	user     string
+	user string
+	// platform changes at most once after auth (hub.setPlatform), under
+	// both the hub shard's lock and mu.
 	platform string
 	authed   atomic.Bool
 
@@ -67,6 +69,8 @@ type session struct {
 }
 
 func (s *session) info() SessionInfo {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return SessionInfo{
 		ID:          s.id,
 		UserID:      s.user,

@@ -1,0 +1,152 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/imserver/imserver/im"
+)
+
+var errHelp = flag.ErrHelp
+
+// config is everything imserver can be told, from flags or the environment.
+type config struct {
+	DataDir       string
+	HTTPAddr      string
+	WSAddr        string
+	TCPAddr       string
+	JWTSecret     string
+	JWTIssuer     string
+	JWTAudience   string
+	TokenLifetime time.Duration
+	LogLevel      string
+	LogFormat     string
+	MaxContent    int
+	DevicePolicy  string
+	MaxSessions   int
+	SendRate      float64
+	WSOrigins     string
+	TLSCert       string
+	TLSKey        string
+	ShutdownGrace time.Duration
+}
+
+// setting is one flag with its environment variable.
+type setting struct {
+	name, env, usage string
+	bind             func(fs *flag.FlagSet, name, usage string)
+}
+
+func settings(c *config) []setting {
+	str := func(p *string, def string) func(*flag.FlagSet, string, string) {
+		return func(fs *flag.FlagSet, n, u string) { fs.StringVar(p, n, def, u) }
+	}
+	dur := func(p *time.Duration, def time.Duration) func(*flag.FlagSet, string, string) {
+		return func(fs *flag.FlagSet, n, u string) { fs.DurationVar(p, n, def, u) }
+	}
+	num := func(p *int, def int) func(*flag.FlagSet, string, string) {
+		return func(fs *flag.FlagSet, n, u string) { fs.IntVar(p, n, def, u) }
+	}
+	return []setting{
+		{"data", "IM_DATA_DIR", "directory for the database and the generated JWT secret", str(&c.DataDir, "./data")},
+		{"http", "IM_HTTP_ADDR", "HTTP API listen address (empty disables)", str(&c.HTTPAddr, ":8080")},
+		{"ws", "IM_WS_ADDR", "WebSocket listen address, path /ws (empty disables)", str(&c.WSAddr, ":8081")},
+		{"tcp", "IM_TCP_ADDR", "TCP listen address (empty disables)", str(&c.TCPAddr, ":8082")},
+		{"jwt-secret", "IM_JWT_SECRET", "HS256 secret, at least 32 bytes; generated and kept in the data dir when empty", str(&c.JWTSecret, "")},
+		{"jwt-issuer", "IM_JWT_ISSUER", "JWT issuer", str(&c.JWTIssuer, "imserver")},
+		{"jwt-audience", "IM_JWT_AUDIENCE", "JWT audience", str(&c.JWTAudience, "imserver")},
+		{"token-lifetime", "IM_TOKEN_LIFETIME", "lifetime of issued tokens", dur(&c.TokenLifetime, 30*24*time.Hour)},
+		{"log-level", "IM_LOG_LEVEL", "debug, info, warn or error", str(&c.LogLevel, "info")},
+		{"log-format", "IM_LOG_FORMAT", "text or json", str(&c.LogFormat, "text")},
+		{"max-content", "IM_MAX_CONTENT", "largest message content in bytes", num(&c.MaxContent, im.DefaultMaxContentSize)},
+		{"device-policy", "IM_DEVICE_POLICY", "what a new login does to older sessions: all, platform or one", str(&c.DevicePolicy, "all")},
+		{"max-sessions", "IM_MAX_SESSIONS", "sessions per user under device-policy all", num(&c.MaxSessions, im.DefaultMaxSessionsPerUser)},
+		{"send-rate", "IM_SEND_RATE", "messages per second per connection (negative: unlimited)", func(fs *flag.FlagSet, n, u string) {
+			fs.Float64Var(&c.SendRate, n, im.DefaultSendRate, u)
+		}},
+		{"ws-origins", "IM_WS_ORIGINS", "comma-separated extra Origin host patterns allowed on WebSocket", str(&c.WSOrigins, "")},
+		{"tls-cert", "IM_TLS_CERT", "certificate file: serve TCP (tcps://) and WebSocket (wss://) over TLS", str(&c.TLSCert, "")},
+		{"tls-key", "IM_TLS_KEY", "key file for -tls-cert", str(&c.TLSKey, "")},
+		{"shutdown-grace", "IM_SHUTDOWN_GRACE", "how long a graceful shutdown may take", dur(&c.ShutdownGrace, 15*time.Second)},
+	}
+}
+
+// parseConfig reads flags, then the environment for every flag not given.
+func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("imserver", flag.ContinueOnError)
+	fs.SetOutput(out)
+	list := settings(&c)
+	for _, s := range list {
+		s.bind(fs, s.name, s.usage+" (env "+s.env+")")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(out, "Usage: imserver [flags]\n\nRuns an IM server with zero configuration. Each flag can also be set by the environment variable named after it.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, s := range list {
+		if v := getenv(s.env); v != "" && !given[s.name] {
+			if err := fs.Set(s.name, v); err != nil {
+				return c, fmt.Errorf("%s: %w", s.env, err)
+			}
+		}
+	}
+	return c, c.validate()
+}
+
+func (c config) validate() error {
+	var errs []error
+	if _, err := c.policy(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("-log-format must be text or json, not %q", c.LogFormat))
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
+	}
+	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
+		errs = append(errs, errors.New("-jwt-secret must be at least 32 bytes"))
+	}
+	if c.HTTPAddr == "" && c.WSAddr == "" && c.TCPAddr == "" {
+		errs = append(errs, errors.New("every listener is disabled"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c config) policy() (im.DevicePolicy, error) {
+	switch c.DevicePolicy {
+	case "all":
+		return im.AllowAllDevices, nil
+	case "platform":
+		return im.OnePerPlatform, nil
+	case "one":
+		return im.OneSession, nil
+	}
+	return 0, fmt.Errorf("-device-policy must be all, platform or one, not %q", c.DevicePolicy)
+}
+
+func (c config) origins() []string {
+	var out []string
+	for _, o := range strings.Split(c.WSOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}

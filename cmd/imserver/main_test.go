@@ -1,0 +1,197 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/client"
+	"github.com/imserver/imserver/im/imv1"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// syncBuffer is a log sink safe for the server's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// start runs the server on loopback ports until stop is called or the test
+// ends.
+func start(t *testing.T, dir string, logs *syncBuffer, extra ...string) (l listeners, stop func()) {
+	t.Helper()
+	args := append([]string{"-data", dir, "-http", "127.0.0.1:0", "-ws", "127.0.0.1:0", "-tcp", "127.0.0.1:0", "-log-level", "debug"}, extra...)
+	cfg, err := parseConfig(args, func(string) string { return "" }, logs)
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan listeners, 1)
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, cfg, logs, func(l listeners) { ready <- l }) }()
+	select {
+	case l = <-ready:
+	case err := <-done:
+		cancel()
+		t.Fatalf("run: %v", err)
+	}
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			require.NoError(t, <-done)
+		})
+	}
+	t.Cleanup(stop)
+	return l, stop
+}
+
+type envelope struct {
+	Code    int             `json:"code"`
+	Message string          `json:"message"`
+	Data    json.RawMessage `json:"data"`
+}
+
+func post(t *testing.T, url string, body any) envelope {
+	t.Helper()
+	b, err := json.Marshal(body)
+	require.NoError(t, err)
+	rsp, err := http.Post(url, "application/json", bytes.NewReader(b))
+	require.NoError(t, err)
+	defer rsp.Body.Close()
+	require.Equal(t, http.StatusOK, rsp.StatusCode)
+	var e envelope
+	require.NoError(t, json.NewDecoder(rsp.Body).Decode(&e))
+	return e
+}
+
+func TestZeroConfigServer(t *testing.T) {
+	dir := t.TempDir()
+	logs := new(syncBuffer)
+	var token, userID, bobID string
+	func() {
+		l, stop := start(t, dir, logs)
+		defer stop()
+		base := "http://" + l.HTTP.String()
+
+		// The generated secret is kept, private, and announced.
+		fi, err := os.Stat(filepath.Join(dir, "jwt.secret"))
+		require.NoError(t, err)
+		require.Equal(t, os.FileMode(0o600), fi.Mode().Perm())
+		require.Contains(t, logs.String(), "no JWT secret configured")
+
+		for _, u := range []string{"alice", "bobby"} {
+			e := post(t, base+"/api/auth/register", map[string]string{"username": u, "password": "secret-" + u, "nickname": u})
+			require.Zero(t, e.Code, e.Message)
+		}
+		e := post(t, base+"/api/auth/login", map[string]string{"username": "alice", "password": "secret-alice", "platform": "iOS"})
+		require.Zero(t, e.Code, e.Message)
+		var login struct{ Token, UserID string }
+		require.NoError(t, json.Unmarshal(e.Data, &login))
+		token, userID = login.Token, login.UserID
+		e = post(t, base+"/api/auth/login", map[string]string{"username": "bobby", "password": "secret-bobby"})
+		require.NoError(t, json.Unmarshal(e.Data, &login))
+		bobID = login.UserID
+
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		a, err := client.Dial(ctx, client.Options{Addr: l.TCP.String(), UserID: userID, Token: token})
+		require.NoError(t, err)
+		defer a.Close()
+		b, err := client.Dial(ctx, client.Options{Transport: client.TransportWebSocket, Addr: "ws://" + l.WS.String() + "/ws", UserID: bobID, Token: login.Token})
+		require.NoError(t, err)
+		defer b.Close()
+		_, err = a.Send(ctx, client.Outgoing{ReceiverID: bobID, Type: im.TextMessage, Content: []byte("top secret words")})
+		require.NoError(t, err)
+		p := <-b.Pushes()
+		require.Equal(t, "top secret words", string(p.Message.(*imv1.PushMessage).Message.Content))
+		// Recipients must exist.
+		_, err = a.Send(ctx, client.Outgoing{ReceiverID: "nobody", Type: im.TextMessage, Content: []byte("x")})
+		require.ErrorIs(t, err, im.ErrNotFound)
+
+		rsp, err := http.Get(base + "/health")
+		require.NoError(t, err)
+		rsp.Body.Close()
+		require.Equal(t, http.StatusOK, rsp.StatusCode)
+	}()
+
+	// Second start on the same dir: same secret, so the old token works,
+	// and history is there.
+	l, _ := start(t, dir, logs)
+	require.Contains(t, logs.String(), "using the JWT secret kept in the data dir")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a, err := client.Dial(ctx, client.Options{Transport: client.TransportWebSocket, Addr: "ws://" + l.WS.String() + "/ws", UserID: userID, Token: token})
+	require.NoError(t, err)
+	defer a.Close()
+	got, err := a.SyncAll(ctx)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+
+	out := logs.String()
+	for _, secret := range []string{token, "secret-alice", "top secret words"} {
+		require.NotContains(t, out, secret, "logs must not contain tokens, passwords or message bodies")
+	}
+}
+
+func TestConfig(t *testing.T) {
+	env := map[string]string{"IM_TCP_ADDR": ":9999", "IM_HTTP_ADDR": ":7777", "IM_DEVICE_POLICY": "one"}
+	getenv := func(k string) string { return env[k] }
+	c, err := parseConfig([]string{"-http", ":1234"}, getenv, new(bytes.Buffer))
+	require.NoError(t, err)
+	require.Equal(t, ":9999", c.TCPAddr, "environment applies")
+	require.Equal(t, ":1234", c.HTTPAddr, "a flag beats the environment")
+	require.Equal(t, ":8081", c.WSAddr, "default")
+	p, err := c.policy()
+	require.NoError(t, err)
+	require.Equal(t, im.OneSession, p)
+
+	var help bytes.Buffer
+	_, err = parseConfig([]string{"-h"}, getenv, &help)
+	require.ErrorIs(t, err, errHelp)
+	for _, s := range settings(&config{}) {
+		require.Contains(t, help.String(), "-"+s.name)
+		require.Contains(t, help.String(), s.env)
+	}
+
+	for _, bad := range [][]string{
+		{"-device-policy", "some"},
+		{"-log-level", "loud"},
+		{"-log-format", "xml"},
+		{"-jwt-secret", "short"},
+		{"-tls-cert", "x.pem"},
+		{"-http", "", "-ws", "", "-tcp", ""},
+		{"stray"},
+	} {
+		_, err := parseConfig(bad, func(string) string { return "" }, new(bytes.Buffer))
+		require.Error(t, err, strings.Join(bad, " "))
+	}
+	_, err = parseConfig(nil, func(k string) string {
+		if k == "IM_MAX_CONTENT" {
+			return "lots"
+		}
+		return ""
+	}, new(bytes.Buffer))
+	require.ErrorContains(t, err, "IM_MAX_CONTENT")
+}

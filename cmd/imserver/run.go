@@ -1,0 +1,245 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/store/bolt"
+	"github.com/imserver/imserver/transport/httpapi"
+	"github.com/imserver/imserver/transport/tcp"
+	"github.com/imserver/imserver/transport/websocket"
+)
+
+// listeners are the addresses run actually listens on, for tests and logs.
+type listeners struct {
+	HTTP, WS, TCP net.Addr
+}
+
+// run serves until ctx is cancelled, then shuts down gracefully. ready, if
+// not nil, is called once every listener is open.
+func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners)) error {
+	level, _ := parseLevel(c.LogLevel)
+	var h slog.Handler = slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level})
+	if c.LogFormat == "json" {
+		h = slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})
+	}
+	log := slog.New(h)
+
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return err
+	}
+	secret, err := jwtSecret(c, log)
+	if err != nil {
+		return err
+	}
+	store, err := bolt.Open(filepath.Join(c.DataDir, "imserver.db"), bolt.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	tokens, err := auth.NewJWT(auth.JWTConfig{Secret: secret, Issuer: c.JWTIssuer, Audience: c.JWTAudience, Lifetime: c.TokenLifetime})
+	if err != nil {
+		return err
+	}
+	accounts, err := auth.NewAccounts(auth.AccountsConfig{Store: store, Tokens: tokens})
+	if err != nil {
+		return err
+	}
+	policy, _ := c.policy()
+	srv, err := im.NewServer(im.Config{
+		Store:              store,
+		Authenticator:      tokens,
+		Users:              accounts,
+		Logger:             log,
+		MaxContentSize:     c.MaxContent,
+		DevicePolicy:       policy,
+		MaxSessionsPerUser: c.MaxSessions,
+		SendRate:           c.SendRate,
+	})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+
+	var tlsConfig *tls.Config
+	if c.TLSCert != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+		if err != nil {
+			return err
+		}
+		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+
+	var (
+		wg      sync.WaitGroup
+		errs    = make(chan error, 3)
+		addrs   listeners
+		httpSrv []*http.Server
+		tcpSrv  *tcp.Server
+	)
+	serve := func(name string, f func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, im.ErrServerClosed) {
+				errs <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	// WebSocket's TLS wraps the listener; TCP's is done by the tcp package.
+	listen := func(addr string) (net.Listener, error) {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			return nil, err
+		}
+		if tlsConfig != nil {
+			l = tls.NewListener(l, tlsConfig)
+		}
+		return l, nil
+	}
+	closeAll := func() {
+		for _, hs := range httpSrv {
+			_ = hs.Close()
+		}
+		if tcpSrv != nil {
+			_ = tcpSrv.Close()
+		}
+	}
+	if c.HTTPAddr != "" {
+		l, err := net.Listen("tcp", c.HTTPAddr)
+		if err != nil {
+			return err
+		}
+		addrs.HTTP = l.Addr()
+		api := httpapi.NewHandler(httpapi.Options{Accounts: accounts, Health: srv.Health, Logger: log})
+		hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(h, slog.LevelWarn)}
+		httpSrv = append(httpSrv, hs)
+		serve("http", func() error { return hs.Serve(l) })
+	}
+	if c.WSAddr != "" {
+		l, err := listen(c.WSAddr)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		addrs.WS = l.Addr()
+		mux := http.NewServeMux()
+		mux.Handle("/ws", websocket.NewHandler(srv, websocket.Options{OriginPatterns: c.origins(), Logger: log}))
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(h, slog.LevelWarn)}
+		httpSrv = append(httpSrv, hs)
+		serve("websocket", func() error { return hs.Serve(l) })
+	}
+	if c.TCPAddr != "" {
+		l, err := net.Listen("tcp", c.TCPAddr)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		addrs.TCP = l.Addr()
+		tcpSrv = tcp.NewServer(srv, tcp.Options{TLSConfig: tlsConfig, Logger: log})
+		serve("tcp", func() error { return tcpSrv.Serve(l) })
+	}
+	log.Info("imserver listening", "http", addrString(addrs.HTTP), "websocket", addrString(addrs.WS), "tcp", addrString(addrs.TCP), "data", c.DataDir)
+	if ready != nil {
+		ready(addrs)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case runErr = <-errs:
+		log.Error("listener failed, shutting down", "err", runErr)
+	}
+	// The core first: it drains sessions, which net/http would not wait for
+	// (hijacked WebSocket connections are not tracked).
+	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("graceful shutdown cut short", "err", err)
+	}
+	for _, hs := range httpSrv {
+		_ = hs.Shutdown(sctx)
+	}
+	if tcpSrv != nil {
+		_ = tcpSrv.Shutdown(sctx)
+	}
+	closeAll()
+	wg.Wait()
+	return runErr
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "off"
+	}
+	return a.String()
+}
+
+// jwtSecret returns the configured secret or, with none configured, the one
+// kept in the data dir, generating it on first start.
+func jwtSecret(c config, log *slog.Logger) ([]byte, error) {
+	if c.JWTSecret != "" {
+		return []byte(c.JWTSecret), nil
+	}
+	path := filepath.Join(c.DataDir, "jwt.secret")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		secret := strings.TrimSpace(string(b))
+		if len(secret) < 32 {
+			return nil, fmt.Errorf("%s holds a secret shorter than 32 bytes", path)
+		}
+		log.Info("using the JWT secret kept in the data dir", "path", path)
+		return []byte(secret), nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	raw := make([]byte, 32)
+	if _, err := rand.Read(raw); err != nil {
+		return nil, err
+	}
+	secret := hex.EncodeToString(raw)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := f.WriteString(secret + "\n"); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	log.Warn("no JWT secret configured: generated one and kept it in the data dir; set -jwt-secret (IM_JWT_SECRET) to share one between servers", "path", path)
+	return []byte(secret), nil
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(s))
+	if err != nil {
+		return 0, fmt.Errorf("-log-level must be debug, info, warn or error, not %q", s)
+	}
+	return l, nil
+}

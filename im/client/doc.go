@@ -1,0 +1,53 @@
+// Package client is a Go client for imserver's protocol (IM-iOS-SDK's
+// protocol), over TCP or WebSocket. Tests, the benchmark tool and bots use
+// it.
+//
+// Dial connects and authenticates. Send sends a message and returns its
+// acknowledgement; Request does any other request/response pair; SendFrame
+// sends a frame that has no response (MSG_ACK, typing). Pushes arrive on the
+// Pushes channel or through Options.OnPush.
+//
+// # Delivery and cursors
+//
+// The client tracks, per conversation, the seqs it holds; Cursor is the
+// highest seq up to which it holds every message. Each message reaches the
+// application once: a push or sync result for a seq the client holds
+// already is dropped, and so is a sync result that is this client's own
+// Send. A push whose seq jumps beyond the cursor is delivered at once, and
+// the missing seqs are then fetched by the client's worker goroutine
+// (SyncRange) and delivered as CMD_PUSH_MSG pushes after it; so within a
+// conversation pushes are in seq order except around such a gap. SyncAll
+// catches up on everything newer than the cursors and returns it.
+//
+// A new Client holds nothing unless Options.Cursors says otherwise: call
+// SyncAll right after Dial, or the first gap repair of a conversation
+// fetches its whole history as pushes.
+//
+// # Concurrency
+//
+// All methods are safe for concurrent use. Each connection has one reader
+// goroutine, which matches responses to requests by sequence and delivers
+// pushes, and one write path (a mutex; callers write their own frames). One
+// worker goroutine per Client sends keep-alives, repairs gaps and
+// reconnects. OnPush is called by the reader or the worker, never
+// concurrently with itself; when the Pushes channel is full, both wait for
+// the consumer (see Pushes).
+//
+// # Lifecycle
+//
+// Dial starts the goroutines; Close stops them and waits for them. With
+// Options.Reconnect a broken connection is redialled with exponential
+// backoff (100 ms up to 5 s, jittered); after authenticating again the
+// client runs SyncAll, delivering what it missed as pushes, and Sends in
+// flight are retried with their client_msg_id. KICK_OUT ends the client for
+// good, as it does in IM-iOS-SDK. Done is closed when the client has ended
+// and Err says why.
+//
+// # Errors
+//
+// A non-zero error code from the server is returned as a *Error, which
+// matches the im sentinels with errors.Is (im.ErrUnauthenticated,
+// im.ErrTooLarge, im.ErrNotFound, …). Errors of the client itself wrap
+// ErrClosed, ErrKicked, ErrConnLost or im.ErrInvalidArgument (bad Options or
+// arguments); a timeout wraps context.DeadlineExceeded.
+package client

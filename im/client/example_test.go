@@ -1,0 +1,76 @@
+package client_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"time"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/client"
+	"github.com/imserver/imserver/im/imv1"
+)
+
+// A bot that catches up, answers every text message it gets, and reconnects
+// by itself. It needs a running server, so it is compiled but not run.
+func Example() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, client.Options{
+		Addr:      "127.0.0.1:8082",
+		UserID:    "echo-bot",
+		Token:     "<token from /api/auth/login>",
+		Reconnect: true,
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	missed, err := c.SyncAll(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("%d messages arrived while the bot was away", len(missed))
+
+	// Replies are sent from a goroutine of their own: a Send waits for its
+	// acknowledgement, which the client reads only while Pushes is drained.
+	replies := make(chan *imv1.MessageInfo, 64)
+	go func() {
+		for m := range replies {
+			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			_, err := c.Send(sctx, client.Outgoing{
+				ConversationID: m.ConversationId,
+				Type:           im.TextMessage,
+				Content:        append([]byte("echo: "), m.Content...),
+			})
+			cancel()
+			if err != nil {
+				log.Print(err)
+			}
+		}
+	}()
+	for p := range c.Pushes() { // ends when the client ends (kicked, closed)
+		pm, ok := p.Message.(*imv1.PushMessage)
+		if !ok || pm.Message.GetMessageType() != int32(im.TextMessage) {
+			continue
+		}
+		select {
+		case replies <- pm.Message:
+		default:
+			log.Print("too busy to answer; message skipped")
+		}
+	}
+	close(replies)
+	log.Print(c.Err())
+}
+
+// The server's error codes match the im sentinels.
+func ExampleError() {
+	err := error(&client.Error{Code: imv1.ErrorCode_ERR_TOKEN_EXPIRED, Msg: "token expired"})
+	fmt.Println(err)
+	fmt.Println(errors.Is(err, im.ErrUnauthenticated), errors.Is(err, im.ErrTokenExpired))
+	// Output:
+	// client: server error ERR_TOKEN_EXPIRED: token expired
+	// true true
+}

@@ -1,0 +1,120 @@
+package im_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/client"
+	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/store/bolt"
+	"github.com/imserver/imserver/transport/websocket"
+)
+
+// Embedding: the host keeps its own http.ServeMux and its own tokens; the
+// IM server is one more handler on it.
+func ExampleNewServer() {
+	dir, err := os.MkdirTemp("", "imserver-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	store, err := bolt.Open(filepath.Join(dir, "chat.db"), bolt.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+
+	// The host's own authentication: here, tokens of the form "token-<user>".
+	authn := im.AuthenticatorFunc(func(ctx context.Context, token string) (im.Identity, error) {
+		user, ok := strings.CutPrefix(token, "token-")
+		if !ok {
+			return im.Identity{}, fmt.Errorf("%w: unknown token", im.ErrUnauthenticated)
+		}
+		return im.Identity{UserID: user}, nil
+	})
+	srv, err := im.NewServer(im.Config{Store: store, Authenticator: authn})
+	if err != nil {
+		log.Fatal(err)
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/hello", func(w http.ResponseWriter, r *http.Request) { fmt.Fprintln(w, "the host's own API") })
+	mux.Handle("/ws", websocket.NewHandler(srv, websocket.Options{}))
+	httpServer := httptest.NewServer(mux)
+	wsURL := "ws" + strings.TrimPrefix(httpServer.URL, "http") + "/ws"
+
+	ctx := context.Background()
+	alice, err := client.Dial(ctx, client.Options{Transport: client.TransportWebSocket, Addr: wsURL, UserID: "alice", Token: "token-alice"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	bob, err := client.Dial(ctx, client.Options{Transport: client.TransportWebSocket, Addr: wsURL, UserID: "bob", Token: "token-bob"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	ack, err := alice.Send(ctx, client.Outgoing{ReceiverID: "bob", Type: im.TextMessage, Content: []byte("hi bob")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("acknowledged with seq", ack.Seq)
+	push := (<-bob.Pushes()).Message.(*imv1.PushMessage).Message
+	fmt.Printf("bob got %q from %s in %s\n", push.Content, push.SenderId, push.ConversationId)
+
+	alice.Close()
+	bob.Close()
+	// The IM server first: net/http does not track WebSocket connections.
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Fatal(err)
+	}
+	httpServer.Close()
+	// Output:
+	// acknowledged with seq 1
+	// bob got "hi bob" from alice in single_alice_bob
+}
+
+// A bot or a backend job sends through the Go API, with the same checks and
+// delivery as a client's message.
+func ExampleServer_SendMessage() {
+	dir, err := os.MkdirTemp("", "imserver-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	store, err := bolt.Open(filepath.Join(dir, "chat.db"), bolt.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	srv, err := im.NewServer(im.Config{
+		Store: store,
+		Authenticator: im.AuthenticatorFunc(func(context.Context, string) (im.Identity, error) {
+			return im.Identity{}, im.ErrUnauthenticated
+		}),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	ctx := context.Background()
+	m, err := srv.SendMessage(ctx, im.SendRequest{SenderID: "helpdesk", ReceiverID: "alice", Type: im.TextMessage, Content: []byte("How can we help?")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(m.ConversationID, m.Seq)
+	n, err := srv.SendSystemMessage(ctx, "alice", im.NotificationMessage, []byte(`{"event":"welcome"}`))
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(n.ConversationID, n.SenderID, n.Seq)
+	// Output:
+	// single_alice_helpdesk 1
+	// system_alice system 1
+}

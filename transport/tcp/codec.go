@@ -1,0 +1,195 @@
+package tcp
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/imv1"
+)
+
+// HeaderSize is the length of the header in front of every frame body.
+const HeaderSize = 16
+
+// Header layout, big-endian. The checksum covers bytes [0, crcOffset).
+const (
+	magic         = 0xEF89
+	version       = 1
+	offVersion    = 2
+	offFlags      = 3
+	offCommand    = 4
+	offSequence   = 6
+	offLength     = 10
+	crcOffset     = 14
+	maxCommand    = 0xFFFF
+	smallBodySize = 64 << 10 // bodies up to this size are allocated in one go
+)
+
+// Errors ReadFrame returns for a header that cannot be trusted. Each wraps
+// im.ErrInvalidArgument. After any of them the stream is out of step and the
+// connection must be closed.
+var (
+	ErrBadMagic      = fmt.Errorf("tcp: bad frame magic: %w", im.ErrInvalidArgument)
+	ErrBadVersion    = fmt.Errorf("tcp: unsupported frame version: %w", im.ErrInvalidArgument)
+	ErrBadChecksum   = fmt.Errorf("tcp: frame header checksum mismatch: %w", im.ErrInvalidArgument)
+	ErrFrameTooLarge = fmt.Errorf("tcp: frame body too large: %w", im.ErrInvalidArgument)
+)
+
+// crc16 is CRC-16/CCITT-FALSE: polynomial 0x1021, initial value 0xFFFF, no
+// reflection, no final XOR. It only ever covers 14 header bytes, so the
+// bitwise form is fast enough and needs no table.
+func crc16(p []byte) uint16 {
+	crc := uint16(0xFFFF)
+	for _, b := range p {
+		crc ^= uint16(b) << 8
+		for range 8 {
+			if crc&0x8000 != 0 {
+				crc = crc<<1 ^ 0x1021
+			} else {
+				crc <<= 1
+			}
+		}
+	}
+	return crc
+}
+
+// AppendFrame appends f's header and body to dst and returns the extended
+// slice. It fails, leaving dst as it was, with ErrFrameTooLarge if f.Body is
+// longer than im.MaxFrameSize, and with an error wrapping
+// im.ErrInvalidArgument if f.Command does not fit the header's 16 bits.
+func AppendFrame(dst []byte, f im.Frame) ([]byte, error) {
+	dst, err := appendHeader(dst, f)
+	if err != nil {
+		return dst, err
+	}
+	return append(dst, f.Body...), nil
+}
+
+// appendHeader appends only f's header; the caller sends f.Body after it.
+func appendHeader(dst []byte, f im.Frame) ([]byte, error) {
+	if len(f.Body) > im.MaxFrameSize {
+		return dst, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, len(f.Body), im.MaxFrameSize)
+	}
+	if f.Command < 0 || f.Command > maxCommand {
+		return dst, fmt.Errorf("tcp: command %d does not fit in 16 bits: %w", int32(f.Command), im.ErrInvalidArgument)
+	}
+	start := len(dst)
+	dst = binary.BigEndian.AppendUint16(dst, magic)
+	dst = append(dst, version, 0) // flags: none defined
+	dst = binary.BigEndian.AppendUint16(dst, uint16(f.Command))
+	dst = binary.BigEndian.AppendUint32(dst, f.Sequence)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(f.Body)))
+	dst = binary.BigEndian.AppendUint16(dst, crc16(dst[start:start+crcOffset]))
+	return dst, nil
+}
+
+// header is a decoded, verified frame header.
+type header struct {
+	command  imv1.CommandType
+	sequence uint32
+	length   int
+}
+
+// parseHeader verifies and decodes a HeaderSize-byte header. The flags byte
+// is covered by the checksum but otherwise ignored, as the SDK's decoder
+// does: no flag is defined yet.
+func parseHeader(p []byte, maxBody int) (header, error) {
+	if m := binary.BigEndian.Uint16(p); m != magic {
+		return header{}, fmt.Errorf("%w: %#04x", ErrBadMagic, m)
+	}
+	if v := p[offVersion]; v != version {
+		return header{}, fmt.Errorf("%w: %d", ErrBadVersion, v)
+	}
+	if got, want := binary.BigEndian.Uint16(p[crcOffset:]), crc16(p[:crcOffset]); got != want {
+		return header{}, fmt.Errorf("%w: header says %#04x, computed %#04x", ErrBadChecksum, got, want)
+	}
+	n := binary.BigEndian.Uint32(p[offLength:])
+	if uint64(n) > uint64(maxBody) {
+		return header{}, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, maxBody)
+	}
+	return header{
+		command:  imv1.CommandType(binary.BigEndian.Uint16(p[offCommand:])),
+		sequence: binary.BigEndian.Uint32(p[offSequence:]),
+		length:   int(n),
+	}, nil
+}
+
+// bodyLimit resolves a caller's body limit: the protocol never allows more
+// than im.MaxFrameSize.
+func bodyLimit(maxBody int) int {
+	if maxBody <= 0 || maxBody > im.MaxFrameSize {
+		return im.MaxFrameSize
+	}
+	return maxBody
+}
+
+// ReadFrame reads one frame from r. maxBody bounds the body; zero, negative
+// or anything above im.MaxFrameSize means im.MaxFrameSize. The returned
+// Body is a fresh slice (nil for an empty body).
+//
+// It returns io.EOF if r ends before the first byte of a frame and
+// io.ErrUnexpectedEOF if it ends inside one. A header with the wrong magic,
+// version or checksum, or announcing a body over the limit, gives
+// ErrBadMagic, ErrBadVersion, ErrBadChecksum or ErrFrameTooLarge.
+//
+// Memory for the body is allocated as its bytes arrive, so a header that
+// announces a large body costs nothing until the body is actually sent.
+func ReadFrame(r io.Reader, maxBody int) (im.Frame, error) {
+	var hdr [HeaderSize]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return im.Frame{}, err
+	}
+	return readFrameAfter(hdr[:], r, maxBody)
+}
+
+// readFrameAfter decodes the header hdr and reads the body that follows it
+// from r.
+func readFrameAfter(hdr []byte, r io.Reader, maxBody int) (im.Frame, error) {
+	h, err := parseHeader(hdr, bodyLimit(maxBody))
+	if err != nil {
+		return im.Frame{}, err
+	}
+	body, err := readBody(r, h.length)
+	if err != nil {
+		return im.Frame{}, err
+	}
+	return im.Frame{Command: h.command, Sequence: h.sequence, Body: body}, nil
+}
+
+// readBody reads exactly n bytes. Large bodies grow by doubling as data
+// arrives instead of being allocated up front from the untrusted length.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	if n == 0 {
+		return nil, nil
+	}
+	if n <= smallBodySize {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, unexpectedEOF(err)
+		}
+		return b, nil
+	}
+	b := make([]byte, 0, smallBodySize)
+	for len(b) < n {
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), min(2*cap(b), n))
+			copy(nb, b)
+			b = nb
+		}
+		m, err := io.ReadFull(r, b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err != nil {
+			return nil, unexpectedEOF(err)
+		}
+	}
+	return b, nil
+}
+
+// unexpectedEOF reports a stream that ends inside a frame as such.
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}

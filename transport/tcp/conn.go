@@ -1,0 +1,244 @@
+package tcp
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imserver/imserver/im"
+)
+
+const (
+	readBufferSize = 4 << 10
+
+	// Write batching: frames are gathered into a pooled buffer and written
+	// when it holds flushSize bytes; a body of largeBody bytes or more is
+	// written straight from the frame, after its header, without a copy.
+	flushSize = 32 << 10
+	largeBody = 16 << 10
+
+	// After Close, the connection's goroutine waits up to lingerTimeout,
+	// reading and discarding at most lingerBytes, for the client to close
+	// its side before the socket is closed.
+	lingerTimeout = time.Second
+	lingerBytes   = 256 << 10
+)
+
+// errClosed is what ReadFrame and WriteFrames return after Close.
+var errClosed = fmt.Errorf("tcp: connection closed: %w", net.ErrClosed)
+
+// conn is one client connection: an im.Conn over a net.Conn.
+//
+// Closing happens in two steps. Close, called by the core from any
+// goroutine, shuts down the sending side (FIN after the data already
+// queued) and unblocks the reader and writer at once. The socket itself is
+// closed by the connection's goroutine once the session is over (finish),
+// after the client has closed its side or lingerTimeout has passed. Closing
+// the socket while the client's bytes sit unread would make the kernel send
+// RST, which can destroy the last frames (a KICK_OUT, say) before the client
+// reads them.
+type conn struct {
+	nc      net.Conn
+	br      *bufio.Reader
+	maxBody int
+	bufs    *sync.Pool // of *[]byte, shared by a Server's connections
+
+	// cancel ends the context the connection's session runs under; set by
+	// the Server before the connection is shared.
+	cancel context.CancelFunc
+
+	closing   atomic.Bool // Close was called
+	closeOnce sync.Once
+	hardOnce  sync.Once
+	hardErr   error
+}
+
+var _ im.Conn = (*conn)(nil)
+
+func newConn(nc net.Conn, maxBody int, bufs *sync.Pool) *conn {
+	return &conn{
+		nc:      nc,
+		br:      bufio.NewReaderSize(nc, readBufferSize),
+		maxBody: bodyLimit(maxBody),
+		bufs:    bufs,
+	}
+}
+
+// ReadFrame reads the next frame. Ending ctx closes the connection, and the
+// error is then ctx.Err(). Any other error closes it too: after a bad header
+// or a half-read frame the stream cannot be resumed.
+func (c *conn) ReadFrame(ctx context.Context) (im.Frame, error) {
+	if err := ctx.Err(); err != nil {
+		return im.Frame{}, err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	f, err := c.readFrame()
+	stop()
+	if cerr := ctx.Err(); cerr != nil {
+		_ = c.Close()
+		return im.Frame{}, cerr
+	}
+	if err != nil {
+		if c.closing.Load() {
+			return im.Frame{}, errClosed
+		}
+		// The client hung up or broke the framing: nothing is left to
+		// deliver, so no lingering either.
+		_ = c.hardClose()
+		return im.Frame{}, err
+	}
+	return f, nil
+}
+
+func (c *conn) readFrame() (im.Frame, error) {
+	// Peek instead of io.ReadFull into a local array: the header is then
+	// parsed in place, with no allocation per frame.
+	hdr, err := c.br.Peek(HeaderSize)
+	if err != nil {
+		if len(hdr) > 0 && err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return im.Frame{}, err
+	}
+	h, err := parseHeader(hdr, c.maxBody)
+	if err != nil {
+		return im.Frame{}, err
+	}
+	if _, err := c.br.Discard(HeaderSize); err != nil {
+		return im.Frame{}, err
+	}
+	body, err := readBody(c.br, h.length)
+	if err != nil {
+		return im.Frame{}, err
+	}
+	return im.Frame{Command: h.command, Sequence: h.sequence, Body: body}, nil
+}
+
+// WriteFrames writes frames with as few writes as it can. ctx's deadline
+// becomes the write deadline; cancelling ctx closes the connection. When ctx
+// ended the write, the error is ctx.Err() (or wraps
+// context.DeadlineExceeded). Any error closes the connection, since a frame
+// may have been cut short.
+func (c *conn) WriteFrames(ctx context.Context, frames []im.Frame) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if c.closing.Load() {
+		return errClosed
+	}
+	deadline, _ := ctx.Deadline() // the zero time clears an earlier deadline
+	if err := c.nc.SetWriteDeadline(deadline); err != nil {
+		_ = c.hardClose()
+		return err
+	}
+	// The deadline already bounds the write; only a cancellation needs the
+	// connection closed under the writer's feet.
+	stop := context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			_ = c.hardClose()
+		}
+	})
+	err := c.writeFrames(frames)
+	stop()
+	if err != nil {
+		_ = c.hardClose()
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if c.closing.Load() {
+				return errClosed
+			}
+			// The socket's deadline fired a moment before ctx's timer.
+			return fmt.Errorf("%w: %w", context.DeadlineExceeded, err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (c *conn) writeFrames(frames []im.Frame) error {
+	bp := c.bufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	defer func() {
+		*bp = buf[:0]
+		c.bufs.Put(bp)
+	}()
+
+	var err error
+	for _, f := range frames {
+		if len(f.Body) < largeBody {
+			if buf, err = AppendFrame(buf, f); err != nil {
+				return err
+			}
+			if len(buf) >= flushSize {
+				if _, err := c.nc.Write(buf); err != nil {
+					return err
+				}
+				buf = buf[:0]
+			}
+			continue
+		}
+		if buf, err = appendHeader(buf, f); err != nil {
+			return err
+		}
+		// One writev for what is buffered plus the body, on plain TCP.
+		bufs := net.Buffers{buf, f.Body}
+		if _, err := bufs.WriteTo(c.nc); err != nil {
+			return err
+		}
+		buf = buf[:0]
+	}
+	if len(buf) > 0 {
+		if _, err := c.nc.Write(buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close closes the connection: it sends FIN after the data already written
+// and makes ReadFrame and WriteFrames return at once. It never blocks, and
+// only the first call does anything.
+func (c *conn) Close() error {
+	c.closeOnce.Do(func() {
+		c.closing.Store(true)
+		tc, ok := c.nc.(*net.TCPConn)
+		if !ok {
+			// TLS would need a close_notify, a write that can block.
+			_ = c.hardClose()
+			return
+		}
+		past := time.Unix(1, 0)
+		_ = tc.SetDeadline(past)
+		if tc.CloseWrite() != nil {
+			_ = c.hardClose()
+		}
+	})
+	return nil
+}
+
+// finish closes the socket once the session is over, after giving the
+// client lingerTimeout to read the last frames and close its side.
+func (c *conn) finish() {
+	_ = c.Close()
+	if err := c.nc.SetReadDeadline(time.Now().Add(lingerTimeout)); err == nil {
+		_, _ = io.CopyN(io.Discard, c.nc, lingerBytes)
+	}
+	_ = c.hardClose()
+}
+
+// hardClose closes the socket now.
+func (c *conn) hardClose() error {
+	c.hardOnce.Do(func() {
+		c.hardErr = c.nc.Close()
+	})
+	return c.hardErr
+}

@@ -1,0 +1,57 @@
+// Package tcp serves the imserver protocol over TCP (optionally TLS) with
+// the framing of IM-iOS-SDK's default transport, and exports that framing's
+// codec for clients.
+//
+// # Framing
+//
+// Every frame is a 16-byte big-endian header followed by the body, the
+// protobuf serialization of the command's message (imv1.NewBody):
+//
+//	offset size field
+//	     0    2 magic, 0xEF89
+//	     2    1 version, 1
+//	     3    1 flags, 0 (no flag is defined; received flags are ignored)
+//	     4    2 command (imv1.CommandType)
+//	     6    4 sequence
+//	    10    4 body length, at most im.MaxFrameSize (1 MiB)
+//	    14    2 CRC-16/CCITT-FALSE of bytes 0–13
+//
+// A header with the wrong magic, version or checksum, or announcing a body
+// over the limit, closes the connection: once a header cannot be trusted,
+// neither can anything after it. A well-framed body that does not decode is
+// the core's business; it answers INVALID_PARAM and keeps the connection.
+//
+// AppendFrame and ReadFrame are the codec on its own, for clients and tests.
+//
+// # Lifecycle
+//
+// NewServer starts nothing. Serve (or ListenAndServe) accepts connections
+// until Shutdown or Close, running each connection's session, im.Server's
+// ServeConn, on a goroutine of its own. The im.Server owns everything above
+// the framing: authentication, heartbeats and idle timeouts, queues.
+//
+// When the core closes a connection (a kick, a failed authentication, the
+// end of a shutdown), what was written goes out first, then FIN; the socket
+// itself is closed once the client has closed its side, or after a second.
+// Closing it outright while the client's bytes sit unread would make the
+// kernel answer with a reset, which can destroy those last frames before the
+// client reads them. (With TLS the socket is closed at once.)
+//
+// To stop, first shut down the im.Server, which tells the sessions and ends
+// them, then the tcp.Server, which stops accepting and waits for the
+// connection goroutines to return. Close drops every connection at once.
+// Neither leaves a goroutine behind once it has returned nil.
+//
+// # Concurrency
+//
+// A Server's methods may be called from any goroutine. Each connection has
+// one goroutine reading frames (the session's); writes come from the
+// session's writer and are batched into as few system calls as possible.
+// TCP_NODELAY stays on, as Go sets it, so a batch leaves at once.
+//
+// # Errors
+//
+// ErrBadMagic, ErrBadVersion, ErrBadChecksum and ErrFrameTooLarge wrap
+// im.ErrInvalidArgument. Serve returns im.ErrServerClosed after Shutdown or
+// Close.
+package tcp

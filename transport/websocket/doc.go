@@ -1,0 +1,76 @@
+// Package websocket serves the imserver protocol over WebSocket, as
+// IM-iOS-SDK's WebSocket transport speaks it, with an http.Handler built on
+// github.com/coder/websocket.
+//
+// # Messages
+//
+// By default one binary WebSocket message carries one frame as a serialized
+// imv1.WebSocketMessage envelope: command, sequence, body (the protobuf of
+// the command's message) and a timestamp in milliseconds. The server stamps
+// every envelope it sends with the time of sending and ignores the client's.
+//
+// A client that offers the subprotocol SubprotocolJSON ("imserver.v1.json")
+// exchanges text messages holding the same envelope as JSON instead, with
+// the body written as the protojson of the command's message (field names
+// as in the .proto; 64-bit integers as strings and bytes as base64, as
+// protojson has them; fields at their zero value left out):
+//
+//	{"command": "CMD_HEARTBEAT_REQ", "sequence": 1, "body": {"client_time": "1700000000000"}}
+//	{"command": "CMD_HEARTBEAT_RSP", "sequence": 1, "timestamp": 1700000000042, "body": {"server_time": "1700000000042"}}
+//
+// The command may be given by name or by number. Envelopes the server sends
+// name their command (a command without a name goes as its number) and, for
+// a command with a message type, always carry a "body" object.
+//
+// # Errors
+//
+// Problems are kept apart by whether the connection can go on. A message
+// that cannot be made into a frame closes the connection with a close
+// status that says why: a message over the read limit
+// (StatusMessageTooBig), a binary envelope that does not decode, JSON that
+// is not JSON or names an unknown command (StatusInvalidFramePayloadData),
+// or a text message without the JSON subprotocol and vice versa
+// (StatusUnsupportedData). A well-framed request whose JSON body does not fit
+// its command's message reaches the core with a body that fails to decode,
+// so the core answers it INVALID_PARAM and the connection stays open, just
+// as for a binary envelope with a bad body. Unknown JSON fields are ignored,
+// as unknown protobuf fields are.
+//
+// # Handshake
+//
+// The SDK appends ?token= to the URL. When present, the token is verified
+// before the upgrade: a refused token gets 401 (503 if it cannot be checked
+// now or the server is shutting down) and no WebSocket. The verified token
+// is handed to the core, which authenticates the session with it; an
+// AuthRequest may still follow. ?platform= is reported as the session's
+// platform.
+//
+// Cross-origin requests are refused unless their Origin host matches
+// Options.OriginPatterns. Requests without Origin (native clients) and those
+// whose Origin is the request's own host (Starscream sends ws://host:port
+// for ws://host:port/ws) are accepted.
+//
+// Pings from the client count as activity for the core's idle timeout:
+// the connection implements im.KeepAliver.
+//
+// # Lifecycle
+//
+// ServeHTTP runs the session, im.Server's ServeConn, on the request's
+// goroutine and returns once the session has ended and the close handshake
+// is over; a connection the core closes gets StatusNormalClosure. An
+// unresponsive client can hold the handshake for the few seconds
+// coder/websocket allows it.
+//
+// net/http does not track hijacked connections, so http.Server.Shutdown
+// neither ends nor waits for WebSocket sessions. Shut down the im.Server
+// first, which ends the sessions, then the http.Server:
+//
+//	_ = core.Shutdown(ctx)
+//	_ = httpServer.Shutdown(ctx)
+//
+// # Concurrency
+//
+// The handler serves any number of connections at once. Each has the
+// session's reading goroutine and, while closing, one goroutine running the
+// close handshake; both are done when ServeHTTP returns.
+package websocket

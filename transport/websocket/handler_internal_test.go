@@ -1,0 +1,482 @@
+package websocket
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	cws "github.com/coder/websocket"
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/imv1"
+	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
+)
+
+// kickCommand makes the fake core end the session, as a kick would.
+const kickCommand = imv1.CommandType_CMD_KICK_OUT
+
+type ended struct {
+	info   im.ConnInfo
+	frames []im.Frame
+	err    error
+}
+
+// fakeCore stands in for im.Server: it echoes every frame it reads, ends
+// the session on kickCommand, and accepts the token "good".
+type fakeCore struct {
+	started chan *conn
+	mu      sync.Mutex
+	ends    []ended
+	authErr error // what Authenticate returns for tokens other than "good"
+}
+
+func newFakeCore() *fakeCore {
+	return &fakeCore{started: make(chan *conn, 16), authErr: fmt.Errorf("bad token: %w", im.ErrUnauthenticated)}
+}
+
+func (fc *fakeCore) authenticate(_ context.Context, token string) (im.Identity, error) {
+	if token == "good" {
+		return im.Identity{UserID: "u1"}, nil
+	}
+	return im.Identity{}, fc.authErr
+}
+
+func (fc *fakeCore) serve(ctx context.Context, c im.Conn, info im.ConnInfo) error {
+	defer c.Close()
+	fc.started <- c.(*conn)
+	var frames []im.Frame
+	var err error
+	for {
+		var f im.Frame
+		if f, err = c.ReadFrame(ctx); err != nil {
+			break
+		}
+		frames = append(frames, f)
+		if f.Command == kickCommand {
+			err = nil
+			break
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = c.WriteFrames(wctx, []im.Frame{f})
+		cancel()
+		if err != nil {
+			break
+		}
+	}
+	fc.mu.Lock()
+	fc.ends = append(fc.ends, ended{info: info, frames: frames, err: err})
+	fc.mu.Unlock()
+	return err
+}
+
+// waitEnded waits for n sessions to have ended and returns them.
+func (fc *fakeCore) waitEnded(t *testing.T, n int) []ended {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		fc.mu.Lock()
+		defer fc.mu.Unlock()
+		return len(fc.ends) >= n
+	}, 10*time.Second, time.Millisecond)
+	fc.mu.Lock()
+	defer fc.mu.Unlock()
+	return append([]ended(nil), fc.ends...)
+}
+
+func startHandler(t *testing.T, fc *fakeCore, opts Options) *httptest.Server {
+	t.Helper()
+	ts := httptest.NewServer(newHandler(fc.serve, fc.authenticate, opts))
+	t.Cleanup(ts.Close)
+	return ts
+}
+
+func wsURL(ts *httptest.Server, query string) string {
+	return "ws" + strings.TrimPrefix(ts.URL, "http") + "/ws" + query
+}
+
+func dial(t *testing.T, url string, opts *cws.DialOptions) *cws.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, resp, err := cws.Dial(ctx, url, opts)
+	require.NoError(t, err)
+	if resp.Body != nil {
+		resp.Body.Close()
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	return c
+}
+
+func readEnvelope(t *testing.T, c *cws.Conn) *imv1.WebSocketMessage {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	typ, p, err := c.Read(ctx)
+	require.NoError(t, err)
+	require.Equal(t, cws.MessageBinary, typ)
+	m := new(imv1.WebSocketMessage)
+	require.NoError(t, proto.Unmarshal(p, m))
+	return m
+}
+
+func write(t *testing.T, c *cws.Conn, typ cws.MessageType, p []byte) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, c.Write(ctx, typ, p))
+}
+
+// closeStatus reads until the connection closes and returns the status.
+func closeStatus(t *testing.T, c *cws.Conn) cws.StatusCode {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := c.Read(ctx); err != nil {
+			return cws.CloseStatus(err)
+		}
+	}
+}
+
+func TestBinaryRoundTrip(t *testing.T) {
+	fc := newFakeCore()
+	ts := startHandler(t, fc, Options{})
+	c := dial(t, wsURL(ts, "?token=good&platform=iOS"), nil)
+	require.Empty(t, c.Subprotocol())
+
+	body := mustMarshal(t, &imv1.SendMessageRequest{Message: &imv1.MessageInfo{ClientMsgId: "c1", Content: []byte("hi")}})
+	before := time.Now().UnixMilli()
+	write(t, c, cws.MessageBinary, mustMarshal(t, &imv1.WebSocketMessage{
+		Command: imv1.CommandType_CMD_SEND_MSG_REQ, Sequence: 7, Body: body, Timestamp: 1,
+	}))
+	got := readEnvelope(t, c)
+	after := time.Now().UnixMilli()
+	require.Equal(t, imv1.CommandType_CMD_SEND_MSG_REQ, got.Command)
+	require.Equal(t, uint32(7), got.Sequence)
+	require.Equal(t, body, got.Body)
+	require.GreaterOrEqual(t, got.Timestamp, before, "stamped with the server's time, not the client's")
+	require.LessOrEqual(t, got.Timestamp, after)
+
+	write(t, c, cws.MessageBinary, mustMarshal(t, &imv1.WebSocketMessage{Command: kickCommand}))
+	require.Equal(t, cws.StatusNormalClosure, closeStatus(t, c), "the core closed: normal closure")
+
+	e := fc.waitEnded(t, 1)[0]
+	require.NoError(t, e.err)
+	require.Equal(t, "websocket", e.info.Transport)
+	require.Equal(t, "good", e.info.Token)
+	require.Equal(t, "iOS", e.info.Platform)
+	require.Contains(t, e.info.RemoteAddr, "127.0.0.1:")
+	require.Len(t, e.frames, 2)
+}
+
+func TestJSONRoundTripOverSocket(t *testing.T) {
+	fc := newFakeCore()
+	ts := startHandler(t, fc, Options{})
+	c := dial(t, wsURL(ts, ""), &cws.DialOptions{Subprotocols: []string{"other", SubprotocolJSON}})
+	require.Equal(t, SubprotocolJSON, c.Subprotocol())
+
+	write(t, c, cws.MessageText, []byte(`{"command":"CMD_SEND_MSG_REQ","sequence":3,"timestamp":0,
+		"body":{"message":{"client_msg_id":"c1","conversation_id":"single_a_b","content":"aGk="}}}`))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	typ, p, err := c.Read(ctx)
+	require.NoError(t, err)
+	require.Equal(t, cws.MessageText, typ)
+	var out struct {
+		Command   string `json:"command"`
+		Sequence  uint32 `json:"sequence"`
+		Timestamp int64  `json:"timestamp"`
+		Body      struct {
+			Message struct {
+				ClientMsgID    string `json:"client_msg_id"`
+				ConversationID string `json:"conversation_id"`
+				Content        string `json:"content"`
+			} `json:"message"`
+		} `json:"body"`
+	}
+	require.NoError(t, json.Unmarshal(p, &out), "%s", p)
+	require.Equal(t, "CMD_SEND_MSG_REQ", out.Command)
+	require.Equal(t, uint32(3), out.Sequence)
+	require.NotZero(t, out.Timestamp)
+	require.Equal(t, "c1", out.Body.Message.ClientMsgID)
+	require.Equal(t, "single_a_b", out.Body.Message.ConversationID)
+	require.Equal(t, "aGk=", out.Body.Message.Content)
+
+	// The core saw protobuf.
+	write(t, c, cws.MessageText, []byte(`{"command":"CMD_KICK_OUT"}`))
+	require.Equal(t, cws.StatusNormalClosure, closeStatus(t, c))
+	e := fc.waitEnded(t, 1)[0]
+	var req imv1.SendMessageRequest
+	require.NoError(t, proto.Unmarshal(e.frames[0].Body, &req))
+	require.Equal(t, "c1", req.GetMessage().GetClientMsgId())
+	require.Equal(t, []byte("hi"), req.GetMessage().GetContent())
+}
+
+func TestJSONBadBodyReachesCore(t *testing.T) {
+	fc := newFakeCore()
+	ts := startHandler(t, fc, Options{})
+	c := dial(t, wsURL(ts, ""), &cws.DialOptions{Subprotocols: []string{SubprotocolJSON}})
+
+	write(t, c, cws.MessageText, []byte(`{"command":"CMD_SEND_MSG_REQ","sequence":9,"body":{"message":42}}`))
+	// The connection stays open: the echo comes back.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, p, err := c.Read(ctx)
+	require.NoError(t, err)
+	require.Contains(t, string(p), `"sequence":9`)
+
+	write(t, c, cws.MessageText, []byte(`{"command":"CMD_KICK_OUT"}`))
+	require.Equal(t, cws.StatusNormalClosure, closeStatus(t, c))
+	e := fc.waitEnded(t, 1)[0]
+	require.Equal(t, imv1.CommandType_CMD_SEND_MSG_REQ, e.frames[0].Command)
+	require.Error(t, proto.Unmarshal(e.frames[0].Body, new(imv1.SendMessageRequest)))
+}
+
+func TestFramingErrorsClose(t *testing.T) {
+	tests := []struct {
+		name   string
+		json   bool
+		typ    cws.MessageType
+		msg    []byte
+		status cws.StatusCode
+	}{
+		{"bad binary envelope", false, cws.MessageBinary, []byte{0xff, 0xff}, cws.StatusInvalidFramePayloadData},
+		{"text without subprotocol", false, cws.MessageText, []byte(`{"command":5}`), cws.StatusUnsupportedData},
+		{"binary on the JSON subprotocol", true, cws.MessageBinary, []byte{0x08, 0x05}, cws.StatusUnsupportedData},
+		{"not JSON", true, cws.MessageText, []byte(`hello`), cws.StatusInvalidFramePayloadData},
+		{"unknown command name", true, cws.MessageText, []byte(`{"command":"CMD_NOPE","sequence":1}`), cws.StatusInvalidFramePayloadData},
+		{"binary body over the limit", false, cws.MessageBinary,
+			mustMarshal(t, &imv1.WebSocketMessage{Command: 200, Body: make([]byte, 101)}), cws.StatusMessageTooBig},
+		{"binary message over the read limit", false, cws.MessageBinary, make([]byte, 1000), cws.StatusMessageTooBig},
+		{"JSON message over the read limit", true, cws.MessageText, []byte(`{"command":5,"body":{"client_time":"` + strings.Repeat("1", 5000) + `"}}`), cws.StatusMessageTooBig},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fc := newFakeCore()
+			ts := startHandler(t, fc, Options{MaxFrameSize: 100})
+			var opts *cws.DialOptions
+			if tt.json {
+				opts = &cws.DialOptions{Subprotocols: []string{SubprotocolJSON}}
+			}
+			c := dial(t, wsURL(ts, ""), opts)
+			write(t, c, tt.typ, tt.msg)
+			require.Equal(t, tt.status, closeStatus(t, c))
+			e := fc.waitEnded(t, 1)[0]
+			require.Error(t, e.err)
+			require.Empty(t, e.frames)
+			if strings.Contains(tt.name, "read limit") {
+				require.ErrorIs(t, e.err, cws.ErrMessageTooBig)
+			} else {
+				require.ErrorIs(t, e.err, im.ErrInvalidArgument)
+			}
+		})
+	}
+}
+
+func TestMaxFrameSizeAllowsFullBody(t *testing.T) {
+	fc := newFakeCore()
+	ts := startHandler(t, fc, Options{})
+	c := dial(t, wsURL(ts, ""), nil)
+	c.SetReadLimit(2 * im.MaxFrameSize)
+	body := make([]byte, im.MaxFrameSize)
+	write(t, c, cws.MessageBinary, mustMarshal(t, &imv1.WebSocketMessage{
+		Command: 0x7FFFFFFF, Sequence: 0xFFFFFFFF, Body: body, Timestamp: 1<<63 - 1,
+	}))
+	got := readEnvelope(t, c)
+	require.Len(t, got.Body, im.MaxFrameSize)
+}
+
+func TestOrigin(t *testing.T) {
+	fc := newFakeCore()
+	ts := startHandler(t, fc, Options{OriginPatterns: []string{"*.example.com", "https://trusted.example.org"}})
+	host := strings.TrimPrefix(ts.URL, "http://")
+	tests := []struct {
+		origin string
+		ok     bool
+	}{
+		{"", true},
+		{"ws://" + host, true}, // what Starscream sends for ws://host:port/ws
+		{"http://" + host, true},
+		{"https://app.example.com", true},
+		{"https://trusted.example.org", true},
+		{"http://trusted.example.org", false}, // the pattern names the scheme
+		{"https://evil.example.net", false},
+		{"https://example.com.evil.net", false},
+		{"null", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.origin, func(t *testing.T) {
+			h := http.Header{}
+			if tt.origin != "" {
+				h.Set("Origin", tt.origin)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, resp, err := cws.Dial(ctx, wsURL(ts, ""), &cws.DialOptions{HTTPHeader: h})
+			if resp != nil && resp.Body != nil {
+				defer resp.Body.Close()
+			}
+			if !tt.ok {
+				require.Error(t, err)
+				require.Equal(t, http.StatusForbidden, resp.StatusCode)
+				return
+			}
+			require.NoError(t, err)
+			defer c.CloseNow()
+			write(t, c, cws.MessageBinary, mustMarshal(t, &imv1.WebSocketMessage{Command: 5, Sequence: 1}))
+			require.Equal(t, uint32(1), readEnvelope(t, c).Sequence)
+			require.NoError(t, c.Close(cws.StatusNormalClosure, ""))
+		})
+	}
+}
+
+func TestStarscreamOriginOnSDKPort(t *testing.T) {
+	// The SDK dials ws://host:8081/ws and sends exactly this Origin; the
+	// Host header is what the server sees, whatever it listens on.
+	fc := newFakeCore()
+	ts := startHandler(t, fc, Options{})
+	c := dial(t, wsURL(ts, ""), &cws.DialOptions{
+		Host:       "im.example.com:8081",
+		HTTPHeader: http.Header{"Origin": {"ws://im.example.com:8081"}},
+	})
+	write(t, c, cws.MessageBinary, mustMarshal(t, &imv1.WebSocketMessage{Command: 5, Sequence: 2}))
+	require.Equal(t, uint32(2), readEnvelope(t, c).Sequence)
+}
+
+func TestTokenRefused(t *testing.T) {
+	tests := []struct {
+		name    string
+		authErr error
+		status  int
+		text    string
+	}{
+		{"bad token", fmt.Errorf("signature: %w", im.ErrUnauthenticated), http.StatusUnauthorized, "authentication failed"},
+		{"expired token", im.ErrTokenExpired, http.StatusUnauthorized, "token expired"},
+		{"malformed token", fmt.Errorf("segments: %w", im.ErrInvalidArgument), http.StatusUnauthorized, "authentication failed"},
+		{"server closed", im.ErrServerClosed, http.StatusServiceUnavailable, "server shutting down"},
+		{"backend down", errors.New("connection refused"), http.StatusServiceUnavailable, "authentication unavailable"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fc := newFakeCore()
+			fc.authErr = tt.authErr
+			ts := startHandler(t, fc, Options{})
+
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_, resp, err := cws.Dial(ctx, wsURL(ts, "?token=bad"), nil)
+			require.Error(t, err)
+			require.Equal(t, tt.status, resp.StatusCode)
+			text, err := io.ReadAll(resp.Body)
+			require.NoError(t, err)
+			resp.Body.Close()
+			require.Equal(t, tt.text, strings.TrimSpace(string(text)))
+			require.NotContains(t, string(text), "bad", "the token is not echoed")
+			require.Empty(t, fc.started, "no session for a refused token")
+		})
+	}
+}
+
+func TestNoTokenIsTheCoresBusiness(t *testing.T) {
+	fc := newFakeCore()
+	ts := startHandler(t, fc, Options{})
+	c := dial(t, wsURL(ts, "?token="), nil)
+	write(t, c, cws.MessageBinary, mustMarshal(t, &imv1.WebSocketMessage{Command: kickCommand}))
+	require.Equal(t, cws.StatusNormalClosure, closeStatus(t, c))
+	e := fc.waitEnded(t, 1)[0]
+	require.Empty(t, e.info.Token)
+	require.Empty(t, e.info.Platform)
+}
+
+func TestPlainHTTPRequestRefused(t *testing.T) {
+	fc := newFakeCore()
+	ts := startHandler(t, fc, Options{})
+	resp, err := http.Get(ts.URL + "/ws")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusUpgradeRequired, resp.StatusCode)
+	require.Empty(t, fc.started)
+}
+
+func TestPingsAreKeepAlive(t *testing.T) {
+	fc := newFakeCore()
+	ts := startHandler(t, fc, Options{})
+	c := dial(t, wsURL(ts, ""), nil)
+	sc := <-fc.started
+	require.True(t, sc.LastKeepAlive().IsZero(), "no ping yet")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	readCtx := c.CloseRead(ctx) // the client must read to see the pong
+	before := time.Now()
+	require.NoError(t, c.Ping(ctx))
+	got := sc.LastKeepAlive()
+	require.False(t, got.Before(before), "ping at %v recorded as %v", before, got)
+	require.False(t, got.After(time.Now()))
+	require.NoError(t, c.Close(cws.StatusNormalClosure, ""))
+	<-readCtx.Done()
+}
+
+func TestReadCancelClosesNormally(t *testing.T) {
+	readErr := make(chan error, 1)
+	h := newHandler(func(ctx context.Context, c im.Conn, _ im.ConnInfo) error {
+		rctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(20*time.Millisecond, cancel)
+		_, err := c.ReadFrame(rctx)
+		readErr <- err
+		return err
+	}, newFakeCore().authenticate, Options{})
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	c := dial(t, wsURL(ts, ""), nil)
+	require.Equal(t, cws.StatusNormalClosure, closeStatus(t, c))
+	require.ErrorIs(t, <-readErr, context.Canceled)
+}
+
+func TestWriteAfterCancel(t *testing.T) {
+	writeErr := make(chan error, 1)
+	h := newHandler(func(ctx context.Context, c im.Conn, _ im.ConnInfo) error {
+		defer c.Close()
+		wctx, cancel := context.WithCancel(ctx)
+		cancel()
+		err := c.WriteFrames(wctx, []im.Frame{{Command: 5}})
+		writeErr <- err
+		_, err = c.ReadFrame(ctx) // still usable: nothing was written
+		return err
+	}, newFakeCore().authenticate, Options{})
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	c := dial(t, wsURL(ts, ""), nil)
+	require.ErrorIs(t, <-writeErr, context.Canceled)
+	require.NoError(t, c.Close(cws.StatusNormalClosure, ""))
+}
+
+func TestServeHTTPWaitsForSession(t *testing.T) {
+	release := make(chan struct{})
+	returned := make(chan struct{})
+	h := newHandler(func(ctx context.Context, c im.Conn, _ im.ConnInfo) error {
+		<-release
+		return c.Close()
+	}, newFakeCore().authenticate, Options{})
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h.ServeHTTP(w, r)
+		close(returned)
+	}))
+	defer ts.Close()
+	c := dial(t, wsURL(ts, ""), nil)
+	select {
+	case <-returned:
+		t.Fatal("ServeHTTP returned while the session was running")
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	require.Equal(t, cws.StatusNormalClosure, closeStatus(t, c))
+	<-returned
+}
