@@ -53,21 +53,30 @@ func (sh *hubShard) addLocked(s *session, policy DevicePolicy, max int) (displac
 	if sh.users == nil {
 		sh.users = make(map[string][]*session)
 	}
-	list := sh.users[s.user]
-	kept := list[:0:0]
-	for _, old := range list {
+	var kept []*session
+	open := 0
+	for _, old := range sh.users[s.user] {
 		switch {
+		case old.isClosed():
+			// On its way out (its ServeConn removes it); no longer one
+			// of the user's devices, so the policy ignores it.
 		case policy == OneSession,
 			policy == OnePerPlatform && old.platform == s.platform:
 			displaced = append(displaced, old)
+			continue
 		default:
-			kept = append(kept, old)
+			open++
 		}
+		kept = append(kept, old)
 	}
 	// Oldest first, so the overflow to kick is at the front.
-	for policy == AllowAllDevices && len(kept) >= max {
-		displaced = append(displaced, kept[0])
-		kept = kept[1:]
+	for i := 0; policy == AllowAllDevices && open >= max && i < len(kept); i++ {
+		if !kept[i].isClosed() {
+			displaced = append(displaced, kept[i])
+			kept = append(kept[:i:i], kept[i+1:]...)
+			i--
+			open--
+		}
 	}
 	sh.users[s.user] = append(kept, s)
 	return displaced
@@ -106,9 +115,18 @@ func (h *hub) each(user string, fn func(*session)) {
 	sh.mu.RUnlock()
 }
 
+// list returns the user's sessions that are still open. A closed session
+// stays registered until its ServeConn returns (a WebSocket close handshake
+// can take seconds), but it is no longer one of the user's devices.
 func (h *hub) list(user string) []*session {
 	sh := h.shard(user)
 	sh.mu.RLock()
 	defer sh.mu.RUnlock()
-	return append([]*session(nil), sh.users[user]...)
+	var out []*session
+	for _, s := range sh.users[user] {
+		if !s.isClosed() {
+			out = append(out, s)
+		}
+	}
+	return out
 }

@@ -174,18 +174,18 @@ func isClosedConn(err error) bool {
 }
 
 // Authenticate verifies token with the configured Authenticator. Transports
-// use it to refuse a bad token before upgrading a connection.
+// use it to refuse a bad token before upgrading a connection: an error
+// wrapping ErrUnauthenticated means the token is bad; any other error means
+// it could not be checked now.
 func (s *Server) Authenticate(ctx context.Context, token string) (Identity, error) {
 	if token == "" {
 		return Identity{}, errorf(imv1.ErrorCode_ERR_AUTH_FAILED, ErrUnauthenticated, "token is empty")
 	}
 	id, err := s.cfg.Authenticator.Authenticate(ctx, token)
 	if err != nil {
-		if !errors.Is(err, ErrUnauthenticated) {
-			// An Authenticator that forgot to wrap the sentinel still
-			// must not let the client in.
-			err = errors.Join(ErrUnauthenticated, err)
-		}
+		// Passed on as it is: an error that is not ErrUnauthenticated
+		// (the host's user database is down) must not read as "bad
+		// token", or clients would throw away tokens that are fine.
 		return Identity{}, err
 	}
 	if !validID(id.UserID) {

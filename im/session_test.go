@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -389,4 +390,23 @@ func TestShutdownAcknowledgesOnlyDurableSends(t *testing.T) {
 		}
 		return out
 	}())
+}
+
+func TestAuthenticatorOutageIsNotABadToken(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{
+		Authenticator: im.AuthenticatorFunc(func(_ context.Context, token string) (im.Identity, error) {
+			if token == "flaky" {
+				return im.Identity{}, errors.New("user database unreachable")
+			}
+			return im.Identity{}, im.ErrUnauthenticated
+		}),
+	}})
+	r := dialRaw(t, srv.TCPAddr)
+	rsp := r.auth(alice, "flaky")
+	require.Equal(t, imv1.ErrorCode_ERR_UNKNOWN, rsp.ErrorCode, "the client should retry later, not drop its token")
+	require.NotContains(t, rsp.ErrorMsg, "database", "internal details stay internal")
+	r.expectClosed()
+
+	r = dialRaw(t, srv.TCPAddr)
+	require.Equal(t, imv1.ErrorCode_ERR_AUTH_FAILED, r.auth(alice, "bad").ErrorCode)
 }
