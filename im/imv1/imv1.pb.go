@@ -680,7 +680,7 @@ func (x *AuthResponse) GetMaxSeq() int64 {
 
 type KickOutNotification struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
-	Reason        int32                  `protobuf:"varint,1,opt,name=reason,proto3" json:"reason,omitempty"` // 1 logged in elsewhere, 2 account problem, 3 server shutdown (extension)
+	Reason        int32                  `protobuf:"varint,1,opt,name=reason,proto3" json:"reason,omitempty"` // 1 logged in elsewhere, 2 account problem
 	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
