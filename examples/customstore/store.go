@@ -1,0 +1,271 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/imserver/imserver/im"
+)
+
+// MemoryStore keeps everything in maps behind one mutex. It is the shape of
+// any im.Store: replace each map with a table of your database and each
+// critical section with a transaction, and keep the rules the comments
+// point out. It passes store/storetest (see store_test.go); nothing is
+// durable, so it is for tests and demos, not production.
+type MemoryStore struct {
+	mu            sync.Mutex
+	conversations map[string]*conversation
+	byClientID    map[clientKey]msgRef       // dedup index: (sender, client_msg_id)
+	userConvs     map[string]map[string]bool // membership index: user → conversation ids
+	accounts      map[string]im.Account      // by user id
+	usernames     map[string]string          // username → user id
+}
+
+type conversation struct {
+	messages []im.Message // messages[i].Seq == i+1: seqs are gap-free by construction
+}
+
+type clientKey struct{ sender, clientMsgID string }
+
+type msgRef struct {
+	conv string
+	seq  int64
+}
+
+// The compiler checks that MemoryStore is a complete im.Store.
+var _ im.Store = (*MemoryStore)(nil)
+
+// NewMemoryStore returns an empty store.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{
+		conversations: map[string]*conversation{},
+		byClientID:    map[clientKey]msgRef{},
+		userConvs:     map[string]map[string]bool{},
+		accounts:      map[string]im.Account{},
+		usernames:     map[string]string{},
+	}
+}
+
+// AppendMessages stores the batch atomically. Rule 1: validate everything
+// first, so a refused request writes nothing. Rule 2: seq and dedup are
+// decided inside the same critical section (in SQL: the same transaction,
+// with the conversation row locked) as the write.
+func (s *MemoryStore) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([]im.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	results := make([]im.AppendResult, len(batch))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, req := range batch {
+		if err := validate(req); err != nil {
+			results[i].Err = err
+			continue
+		}
+		m := req.Message
+		key := clientKey{m.SenderID, m.ClientMsgID}
+		if ref, ok := s.byClientID[key]; ok {
+			// A retry: hand back the original, write nothing.
+			results[i] = im.AppendResult{Message: s.message(ref), Duplicate: true}
+			continue
+		}
+		c := s.conversations[m.ConversationID]
+		if c == nil {
+			// The first message creates the conversation; only then are
+			// Members recorded.
+			c = &conversation{}
+			s.conversations[m.ConversationID] = c
+			for _, u := range req.Members {
+				if s.userConvs[u] == nil {
+					s.userConvs[u] = map[string]bool{}
+				}
+				s.userConvs[u][m.ConversationID] = true
+			}
+		}
+		m.Seq = int64(len(c.messages)) + 1
+		m.Content = bytes.Clone(m.Content) // never keep the caller's buffer
+		c.messages = append(c.messages, m)
+		s.byClientID[key] = msgRef{m.ConversationID, m.Seq}
+		results[i] = im.AppendResult{Message: clone(m)}
+	}
+	return results, nil
+}
+
+func validate(req im.AppendRequest) error {
+	m := req.Message
+	if err := im.ValidateID("sender id", m.SenderID); err != nil {
+		return err
+	}
+	if err := im.ValidateID("client_msg_id", m.ClientMsgID); err != nil {
+		return err
+	}
+	if err := im.ValidateConversationID(m.ConversationID); err != nil {
+		return err
+	}
+	if m.ServerID == "" {
+		return fmt.Errorf("server id is empty: %w", im.ErrInvalidArgument)
+	}
+	for _, u := range req.Members {
+		if err := im.ValidateID("member", u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *MemoryStore) message(ref msgRef) im.Message {
+	return clone(s.conversations[ref.conv].messages[ref.seq-1])
+}
+
+// clone copies a message so callers can't change what is stored.
+func clone(m im.Message) im.Message {
+	m.Content = bytes.Clone(m.Content)
+	return m
+}
+
+// Messages returns seqs from..to (to <= 0: no bound), at most limit.
+func (s *MemoryStore) Messages(ctx context.Context, conv string, from, to int64, limit int) ([]im.Message, error) {
+	if err := readArgs(ctx, conv, limit); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.conversations[conv]
+	if c == nil {
+		return []im.Message{}, nil
+	}
+	from = max(from, 1)
+	last := int64(len(c.messages))
+	if to > 0 {
+		last = min(last, to)
+	}
+	out := []im.Message{}
+	for seq := from; seq <= last && len(out) < limit; seq++ {
+		out = append(out, clone(c.messages[seq-1]))
+	}
+	return out, nil
+}
+
+// MessagesBefore returns the page of up to limit messages just older than
+// seq before (before <= 0: the newest page), oldest first.
+func (s *MemoryStore) MessagesBefore(ctx context.Context, conv string, before int64, limit int) ([]im.Message, error) {
+	if err := readArgs(ctx, conv, limit); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.conversations[conv]
+	if c == nil {
+		return []im.Message{}, nil
+	}
+	end := int64(len(c.messages)) // exclusive upper bound, as a count
+	if before > 0 {
+		end = min(end, before-1)
+	}
+	start := max(end-int64(limit), 0)
+	out := make([]im.Message, 0, end-start)
+	for _, m := range c.messages[start:end] {
+		out = append(out, clone(m))
+	}
+	return out, nil
+}
+
+func readArgs(ctx context.Context, conv string, limit int) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := im.ValidateConversationID(conv); err != nil {
+		return err
+	}
+	if limit < 1 {
+		return fmt.Errorf("limit %d: %w", limit, im.ErrInvalidArgument)
+	}
+	return nil
+}
+
+// Conversation returns the summary, or im.ErrNotFound before the first
+// message.
+func (s *MemoryStore) Conversation(ctx context.Context, id string) (im.Conversation, error) {
+	if err := ctx.Err(); err != nil {
+		return im.Conversation{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.conversations[id]
+	if c == nil {
+		return im.Conversation{}, fmt.Errorf("conversation %q: %w", id, im.ErrNotFound)
+	}
+	return im.Conversation{ID: id, MaxSeq: int64(len(c.messages))}, nil
+}
+
+// UserConversations lists the conversations of userID with their max seq.
+func (s *MemoryStore) UserConversations(ctx context.Context, userID string) ([]im.Conversation, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := []im.Conversation{}
+	for id := range s.userConvs[userID] {
+		out = append(out, im.Conversation{ID: id, MaxSeq: int64(len(s.conversations[id].messages))})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// CreateAccount refuses a taken user id or username with im.ErrConflict.
+func (s *MemoryStore) CreateAccount(ctx context.Context, a im.Account) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := im.ValidateID("user id", a.UserID); err != nil {
+		return err
+	}
+	if err := im.ValidateID("username", a.Username); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, taken := s.accounts[a.UserID]; taken {
+		return fmt.Errorf("user id %q: %w", a.UserID, im.ErrConflict)
+	}
+	if _, taken := s.usernames[a.Username]; taken {
+		return fmt.Errorf("username %q: %w", a.Username, im.ErrConflict)
+	}
+	a.PasswordHash = bytes.Clone(a.PasswordHash)
+	s.accounts[a.UserID] = a
+	s.usernames[a.Username] = a.UserID
+	return nil
+}
+
+// Account returns the account of userID or im.ErrNotFound.
+func (s *MemoryStore) Account(ctx context.Context, userID string) (im.Account, error) {
+	if err := ctx.Err(); err != nil {
+		return im.Account{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.accounts[userID]
+	if !ok {
+		return im.Account{}, fmt.Errorf("account %q: %w", userID, im.ErrNotFound)
+	}
+	a.PasswordHash = bytes.Clone(a.PasswordHash)
+	return a, nil
+}
+
+// AccountByUsername returns the account of username or im.ErrNotFound.
+func (s *MemoryStore) AccountByUsername(ctx context.Context, username string) (im.Account, error) {
+	s.mu.Lock()
+	id, ok := s.usernames[username]
+	s.mu.Unlock()
+	if !ok {
+		if err := ctx.Err(); err != nil {
+			return im.Account{}, err
+		}
+		return im.Account{}, fmt.Errorf("username %q: %w", username, im.ErrNotFound)
+	}
+	return s.Account(ctx, id)
+}
