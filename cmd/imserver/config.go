@@ -33,6 +33,7 @@ type config struct {
 	TLSCert       string
 	TLSKey        string
 	ShutdownGrace time.Duration
+	DebugAddr     string
 }
 
 // setting is one flag with its environment variable.
@@ -72,6 +73,7 @@ func settings(c *config) []setting {
 		{"tls-cert", "IM_TLS_CERT", "certificate file: serve TCP (tcps://) and WebSocket (wss://) over TLS", str(&c.TLSCert, "")},
 		{"tls-key", "IM_TLS_KEY", "key file for -tls-cert", str(&c.TLSKey, "")},
 		{"shutdown-grace", "IM_SHUTDOWN_GRACE", "how long a graceful shutdown may take", dur(&c.ShutdownGrace, 15*time.Second)},
+		{"debug-addr", "IM_DEBUG_ADDR", "listen address for /debug/pprof (empty disables; keep it private)", str(&c.DebugAddr, "")},
 	}
 }
 

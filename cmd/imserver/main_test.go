@@ -195,3 +195,13 @@ func TestConfig(t *testing.T) {
 	}, new(bytes.Buffer))
 	require.ErrorContains(t, err, "IM_MAX_CONTENT")
 }
+
+func TestDebugEndpoint(t *testing.T) {
+	logs := new(syncBuffer)
+	l, _ := start(t, t.TempDir(), logs, "-debug-addr", "127.0.0.1:0")
+	require.Contains(t, logs.String(), "profiling endpoint enabled")
+	rsp, err := http.Get("http://" + l.Debug.String() + "/debug/pprof/goroutine?debug=1")
+	require.NoError(t, err)
+	defer rsp.Body.Close()
+	require.Equal(t, http.StatusOK, rsp.StatusCode)
+}

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +28,7 @@ import (
 
 // listeners are the addresses run actually listens on, for tests and logs.
 type listeners struct {
-	HTTP, WS, TCP net.Addr
+	HTTP, WS, TCP, Debug net.Addr
 }
 
 // run serves until ctx is cancelled, then shuts down gracefully. ready, if
@@ -88,7 +89,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 
 	var (
 		wg      sync.WaitGroup
-		errs    = make(chan error, 3)
+		errs    = make(chan error, 4)
 		addrs   listeners
 		httpSrv []*http.Server
 		tcpSrv  *tcp.Server
@@ -154,6 +155,26 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		addrs.TCP = l.Addr()
 		tcpSrv = tcp.NewServer(srv, tcp.Options{TLSConfig: tlsConfig, Logger: log})
 		serve("tcp", func() error { return tcpSrv.Serve(l) })
+	}
+	if c.DebugAddr != "" {
+		l, err := net.Listen("tcp", c.DebugAddr)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		// pprof's handlers, on their own mux and listener so they are
+		// never reachable through the public ports.
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		httpSrv = append(httpSrv, hs)
+		addrs.Debug = l.Addr()
+		serve("debug", func() error { return hs.Serve(l) })
+		log.Info("profiling endpoint enabled", "addr", l.Addr().String())
 	}
 	log.Info("imserver listening", "http", addrString(addrs.HTTP), "websocket", addrString(addrs.WS), "tcp", addrString(addrs.TCP), "data", c.DataDir)
 	if ready != nil {
