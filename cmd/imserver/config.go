@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 )
 
 var errHelp = flag.ErrHelp
@@ -34,6 +35,8 @@ type config struct {
 	TLSKey        string
 	ShutdownGrace time.Duration
 	DebugAddr     string
+	CheckRecip    bool
+	BcryptCost    int
 }
 
 // setting is one flag with its environment variable.
@@ -73,6 +76,10 @@ func settings(c *config) []setting {
 		{"tls-cert", "IM_TLS_CERT", "certificate file: serve TCP (tcps://) and WebSocket (wss://) over TLS", str(&c.TLSCert, "")},
 		{"tls-key", "IM_TLS_KEY", "key file for -tls-cert", str(&c.TLSKey, "")},
 		{"shutdown-grace", "IM_SHUTDOWN_GRACE", "how long a graceful shutdown may take", dur(&c.ShutdownGrace, 15*time.Second)},
+		{"check-recipients", "IM_CHECK_RECIPIENTS", "refuse messages to user ids that have no account (false: any valid id, for users that live elsewhere)", func(fs *flag.FlagSet, n, u string) {
+			fs.BoolVar(&c.CheckRecip, n, true, u)
+		}},
+		{"bcrypt-cost", "IM_BCRYPT_COST", "bcrypt cost of new passwords (at least 10)", num(&c.BcryptCost, auth.DefaultBcryptCost)},
 		{"debug-addr", "IM_DEBUG_ADDR", "listen address for /debug/pprof (empty disables; keep it private)", str(&c.DebugAddr, "")},
 	}
 }
@@ -124,6 +131,9 @@ func (c config) validate() error {
 	}
 	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
 		errs = append(errs, errors.New("-jwt-secret must be at least 32 bytes"))
+	}
+	if c.BcryptCost < auth.MinBcryptCost || c.BcryptCost > 31 {
+		errs = append(errs, fmt.Errorf("-bcrypt-cost must be %d to 31", auth.MinBcryptCost))
 	}
 	if c.HTTPAddr == "" && c.WSAddr == "" && c.TCPAddr == "" {
 		errs = append(errs, errors.New("every listener is disabled"))

@@ -180,6 +180,7 @@ func TestConfig(t *testing.T) {
 		{"-log-level", "loud"},
 		{"-log-format", "xml"},
 		{"-jwt-secret", "short"},
+		{"-bcrypt-cost", "4"},
 		{"-tls-cert", "x.pem"},
 		{"-http", "", "-ws", "", "-tcp", ""},
 		{"stray"},
@@ -204,4 +205,21 @@ func TestDebugEndpoint(t *testing.T) {
 	require.NoError(t, err)
 	defer rsp.Body.Close()
 	require.Equal(t, http.StatusOK, rsp.StatusCode)
+}
+
+func TestRecipientCheckCanBeTurnedOff(t *testing.T) {
+	logs := new(syncBuffer)
+	l, _ := start(t, t.TempDir(), logs, "-check-recipients=false", "-bcrypt-cost", "10")
+	base := "http://" + l.HTTP.String()
+	require.Zero(t, post(t, base+"/api/auth/register", map[string]string{"username": "carol", "password": "carol-password"}).Code)
+	e := post(t, base+"/api/auth/login", map[string]string{"username": "carol", "password": "carol-password"})
+	var login struct{ Token, UserID string }
+	require.NoError(t, json.Unmarshal(e.Data, &login))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := client.Dial(ctx, client.Options{Addr: l.TCP.String(), UserID: login.UserID, Token: login.Token})
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Send(ctx, client.Outgoing{ReceiverID: "someone-elsewhere", Type: im.TextMessage, Content: []byte("x")})
+	require.NoError(t, err)
 }

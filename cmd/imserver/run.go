@@ -58,15 +58,19 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	if err != nil {
 		return err
 	}
-	accounts, err := auth.NewAccounts(auth.AccountsConfig{Store: store, Tokens: tokens})
+	accounts, err := auth.NewAccounts(auth.AccountsConfig{Store: store, Tokens: tokens, BcryptCost: c.BcryptCost})
 	if err != nil {
 		return err
 	}
 	policy, _ := c.policy()
+	var users im.UserDirectory
+	if c.CheckRecip {
+		users = accounts
+	}
 	srv, err := im.NewServer(im.Config{
 		Store:              store,
 		Authenticator:      tokens,
-		Users:              accounts,
+		Users:              users,
 		Logger:             log,
 		MaxContentSize:     c.MaxContent,
 		DevicePolicy:       policy,
