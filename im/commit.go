@@ -9,7 +9,7 @@ import (
 )
 
 // maxCommitBatch bounds how many sends share one store commit.
-const maxCommitBatch = 1024
+const maxCommitBatch = 8192
 
 // commitOp is one send waiting for its commit.
 type commitOp struct {
@@ -65,11 +65,27 @@ func (c *committer) stop() {
 }
 
 func (c *committer) run() {
-	defer close(c.done)
-	batch := make([]*commitOp, 0, maxCommitBatch)
-	reqs := make([]AppendRequest, 0, maxCommitBatch)
+	// Pushes and acks of a committed batch go out on a goroutine of their
+	// own, in batch order, while the next batch is already being stored:
+	// the store's commit (an fsync) is the slow step, and nothing else
+	// should wait behind it.
+	out := make(chan committed, 2)
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		for b := range out {
+			c.finish(b)
+		}
+	}()
+	defer func() {
+		close(out)
+		<-delivered
+		close(c.done)
+	}()
+
 	for op := range c.in {
-		batch = append(batch[:0], op)
+		batch := make([]*commitOp, 1, min(len(c.in)+1, maxCommitBatch))
+		batch[0] = op
 	fill:
 		for len(batch) < maxCommitBatch {
 			select {
@@ -82,34 +98,39 @@ func (c *committer) run() {
 				break fill
 			}
 		}
-		reqs = reqs[:0]
-		for _, op := range batch {
-			reqs = append(reqs, op.req)
+		reqs := make([]AppendRequest, len(batch))
+		for i, op := range batch {
+			reqs[i] = op.req
 		}
-		c.commit(batch, reqs)
-		clear(batch)
-		clear(reqs)
+		results, err := c.srv.store.AppendMessages(c.srv.base, reqs)
+		if err == nil && len(results) != len(reqs) {
+			err = fmt.Errorf("im: store returned %d results for %d messages", len(results), len(reqs))
+		}
+		if err != nil {
+			c.srv.log.Error("store append failed", "n", len(reqs), "err", err)
+		}
+		out <- committed{batch, results, err}
 	}
 }
 
-func (c *committer) commit(batch []*commitOp, reqs []AppendRequest) {
-	s := c.srv
-	results, err := s.store.AppendMessages(s.base, reqs)
-	if err == nil && len(results) != len(reqs) {
-		err = fmt.Errorf("im: store returned %d results for %d messages", len(results), len(reqs))
-	}
-	if err != nil {
-		s.log.Error("store append failed", "n", len(reqs), "err", err)
-	}
-	for i, op := range batch {
+// committed is a batch whose store call has returned.
+type committed struct {
+	ops     []*commitOp
+	results []AppendResult
+	err     error
+}
+
+// finish pushes the batch's new messages and completes its operations.
+func (c *committer) finish(b committed) {
+	for i, op := range b.ops {
 		var r AppendResult
-		if err == nil {
-			r = results[i]
+		if b.err == nil {
+			r = b.results[i]
 			if r.Err == nil && !r.Duplicate {
-				s.deliver(r.Message, op.origin)
+				c.srv.deliver(r.Message, op.origin)
 			}
 		}
-		op.done(r, err)
+		op.done(r, b.err)
 	}
 }
 
