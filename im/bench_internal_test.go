@@ -190,4 +190,3 @@ func BenchmarkSyncPage(b *testing.B) {
 		}
 	}
 }
-
