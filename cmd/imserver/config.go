@@ -16,6 +16,8 @@ var errHelp = flag.ErrHelp
 
 // config is everything imserver can be told, from flags or the environment.
 type config struct {
+	Store         string
+	DSN           string
 	DataDir       string
 	HTTPAddr      string
 	WSAddr        string
@@ -56,6 +58,8 @@ func settings(c *config) []setting {
 		return func(fs *flag.FlagSet, n, u string) { fs.IntVar(p, n, def, u) }
 	}
 	return []setting{
+		{"store", "IM_STORE", "where messages are kept: bolt (a file in the data dir), sqlite, postgres or mysql", str(&c.Store, "bolt")},
+		{"dsn", "IM_DSN", "data source name for -store postgres or mysql (and sqlite; default a file in the data dir)", str(&c.DSN, "")},
 		{"data", "IM_DATA_DIR", "directory for the database and the generated JWT secret", str(&c.DataDir, "./data")},
 		{"http", "IM_HTTP_ADDR", "HTTP API listen address (empty disables)", str(&c.HTTPAddr, ":8080")},
 		{"ws", "IM_WS_ADDR", "WebSocket listen address, path /ws (empty disables)", str(&c.WSAddr, ":8081")},
@@ -117,6 +121,18 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 
 func (c config) validate() error {
 	var errs []error
+	switch c.Store {
+	case "bolt", "sqlite":
+	case "postgres", "mysql":
+		if c.DSN == "" {
+			errs = append(errs, fmt.Errorf("-store %s needs -dsn", c.Store))
+		}
+	default:
+		errs = append(errs, fmt.Errorf("-store must be bolt, sqlite, postgres or mysql, not %q", c.Store))
+	}
+	if c.Store == "bolt" && c.DSN != "" {
+		errs = append(errs, errors.New("-dsn is for the SQL stores; bolt keeps its file in -data"))
+	}
 	if _, err := c.policy(); err != nil {
 		errs = append(errs, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/client"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/store/sqlstore/sqltest"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 )
@@ -181,6 +182,9 @@ func TestConfig(t *testing.T) {
 		{"-log-format", "xml"},
 		{"-jwt-secret", "short"},
 		{"-bcrypt-cost", "4"},
+		{"-store", "oracle"},
+		{"-store", "postgres"},
+		{"-dsn", "file.db"},
 		{"-tls-cert", "x.pem"},
 		{"-http", "", "-ws", "", "-tcp", ""},
 		{"stray"},
@@ -222,4 +226,54 @@ func TestRecipientCheckCanBeTurnedOff(t *testing.T) {
 	defer c.Close()
 	_, err = c.Send(ctx, client.Outgoing{ReceiverID: "someone-elsewhere", Type: im.TextMessage, Content: []byte("x")})
 	require.NoError(t, err)
+}
+
+func TestSQLStores(t *testing.T) {
+	for _, tc := range []struct {
+		store string
+		dsn   func(testing.TB) string
+	}{
+		{"sqlite", func(testing.TB) string { return "" }}, // the default file in -data
+		{"postgres", sqltest.Postgres},
+		{"mysql", sqltest.MySQL},
+	} {
+		t.Run(tc.store, func(t *testing.T) {
+			args := []string{"-store", tc.store, "-bcrypt-cost", "10"}
+			if dsn := tc.dsn(t); dsn != "" {
+				args = append(args, "-dsn", dsn)
+			}
+			dir, logs := t.TempDir(), new(syncBuffer)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var tokens, ids [2]string
+			func() {
+				l, stop := start(t, dir, logs, args...)
+				defer stop()
+				base := "http://" + l.HTTP.String()
+				for i, u := range []string{"alice", "bobby"} {
+					require.Zero(t, post(t, base+"/api/auth/register", map[string]string{"username": u, "password": "secret-" + u}).Code)
+					var login struct{ Token, UserID string }
+					require.NoError(t, json.Unmarshal(post(t, base+"/api/auth/login", map[string]string{"username": u, "password": "secret-" + u}).Data, &login))
+					tokens[i], ids[i] = login.Token, login.UserID
+				}
+				a, err := client.Dial(ctx, client.Options{Addr: l.TCP.String(), UserID: ids[0], Token: tokens[0]})
+				require.NoError(t, err)
+				defer a.Close()
+				for i := 1; i <= 3; i++ {
+					rsp, err := a.Send(ctx, client.Outgoing{ReceiverID: ids[1], Type: im.TextMessage, Content: []byte("hi")})
+					require.NoError(t, err)
+					require.Equal(t, int64(i), rsp.Seq)
+				}
+			}()
+			require.Contains(t, logs.String(), "store="+tc.store)
+
+			l, _ := start(t, dir, logs, args...)
+			b, err := client.Dial(ctx, client.Options{Transport: client.TransportWebSocket, Addr: "ws://" + l.WS.String() + "/ws", UserID: ids[1], Token: tokens[1]})
+			require.NoError(t, err)
+			defer b.Close()
+			got, err := b.SyncAll(ctx)
+			require.NoError(t, err)
+			require.Len(t, got, 3, "history survives a restart")
+		})
+	}
 }

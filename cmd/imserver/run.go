@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -21,9 +22,15 @@ import (
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/auth"
 	"github.com/imserver/imserver/store/bolt"
+	"github.com/imserver/imserver/store/sqlstore"
 	"github.com/imserver/imserver/transport/httpapi"
 	"github.com/imserver/imserver/transport/tcp"
 	"github.com/imserver/imserver/transport/websocket"
+
+	// The SQL drivers -store can name.
+	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
+	_ "modernc.org/sqlite"
 )
 
 // listeners are the addresses run actually listens on, for tests and logs.
@@ -48,11 +55,11 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	if err != nil {
 		return err
 	}
-	store, err := bolt.Open(filepath.Join(c.DataDir, "imserver.db"), bolt.Options{})
+	store, closeStore, err := openStore(ctx, c, log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer closeStore()
 
 	tokens, err := auth.NewJWT(auth.JWTConfig{Secret: secret, Issuer: c.JWTIssuer, Audience: c.JWTAudience, Lifetime: c.TokenLifetime})
 	if err != nil {
@@ -180,7 +187,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		serve("debug", func() error { return hs.Serve(l) })
 		log.Info("profiling endpoint enabled", "addr", l.Addr().String())
 	}
-	log.Info("imserver listening", "http", addrString(addrs.HTTP), "websocket", addrString(addrs.WS), "tcp", addrString(addrs.TCP), "data", c.DataDir)
+	log.Info("imserver listening", "store", c.Store, "http", addrString(addrs.HTTP), "websocket", addrString(addrs.WS), "tcp", addrString(addrs.TCP), "data", c.DataDir)
 	if ready != nil {
 		ready(addrs)
 	}
@@ -267,4 +274,40 @@ func parseLevel(s string) (slog.Level, error) {
 		return 0, fmt.Errorf("-log-level must be debug, info, warn or error, not %q", s)
 	}
 	return l, nil
+}
+
+// openStore opens the store c names; the returned func closes it.
+func openStore(ctx context.Context, c config, log *slog.Logger) (im.Store, func() error, error) {
+	if c.Store == "bolt" {
+		s, err := bolt.Open(filepath.Join(c.DataDir, "imserver.db"), bolt.Options{})
+		if err != nil {
+			return nil, nil, err
+		}
+		return s, s.Close, nil
+	}
+	driver, dialect, dsn := "", sqlstore.Dialect(0), c.DSN
+	switch c.Store {
+	case "sqlite":
+		driver, dialect = "sqlite", sqlstore.SQLite
+		if dsn == "" {
+			dsn = filepath.Join(c.DataDir, "imserver.sqlite")
+		}
+	case "postgres":
+		driver, dialect = "pgx", sqlstore.Postgres
+	case "mysql":
+		driver, dialect = "mysql", sqlstore.MySQL
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return nil, nil, err
+	}
+	// The commit loop is one connection; reads (sync, auth) take the rest.
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: dialect, Logger: log})
+	if err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("%s store: %w", c.Store, err)
+	}
+	return s, db.Close, nil
 }

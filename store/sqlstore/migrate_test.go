@@ -1,0 +1,141 @@
+package sqlstore_test
+
+import (
+	"database/sql"
+	"github.com/imserver/imserver/store/sqlstore/sqltest"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/store/sqlstore"
+)
+
+func TestSQLiteConcurrentMigrations(t *testing.T)   { testConcurrentMigrations(t, sqliteBackend) }
+func TestPostgresConcurrentMigrations(t *testing.T) { testConcurrentMigrations(t, postgresBackend) }
+func TestMySQLConcurrentMigrations(t *testing.T)    { testConcurrentMigrations(t, mysqlBackend) }
+
+func TestSQLiteNewerSchema(t *testing.T)   { testNewerSchema(t, sqliteBackend) }
+func TestPostgresNewerSchema(t *testing.T) { testNewerSchema(t, postgresBackend) }
+func TestMySQLNewerSchema(t *testing.T)    { testNewerSchema(t, mysqlBackend) }
+
+// migrationVersions lists the versions of the migration files of b, read
+// from the source tree: what New must have recorded.
+func migrationVersions(t *testing.T, b backend) []int64 {
+	entries, err := os.ReadDir(filepath.Join("migrations", b.dialect.String()))
+	require.NoError(t, err)
+	require.NotEmpty(t, entries)
+	var out []int64
+	for _, e := range entries {
+		num, _, _ := strings.Cut(e.Name(), "_")
+		v, err := strconv.ParseInt(num, 10, 64)
+		require.NoError(t, err, e.Name())
+		out = append(out, v)
+	}
+	return out
+}
+
+// recordedVersions reads schema_migrations.
+func recordedVersions(t *testing.T, db *sql.DB, prefix string) []int64 {
+	rows, err := db.QueryContext(t.Context(), "SELECT version FROM "+prefix+"schema_migrations ORDER BY version")
+	require.NoError(t, err)
+	defer rows.Close()
+	var out []int64
+	for rows.Next() {
+		var v int64
+		require.NoError(t, rows.Scan(&v))
+		out = append(out, v)
+	}
+	require.NoError(t, rows.Err())
+	return out
+}
+
+// testConcurrentMigrations starts several stores on one new database at
+// the same moment, each with its own pool as separate processes would:
+// all must succeed, and each migration must be recorded once.
+func testConcurrentMigrations(t *testing.T, b backend) {
+	dsn := b.fresh(t)
+	const n = 4
+	var (
+		dbs    [n]*sql.DB
+		stores [n]*sqlstore.Store
+		errs   [n]error
+		wg     sync.WaitGroup
+		start  = make(chan struct{})
+	)
+	for i := range n {
+		dbs[i] = openDB(t, b.driver, dsn)
+		wg.Go(func() {
+			<-start
+			stores[i], errs[i] = sqlstore.New(t.Context(), dbs[i], sqlstore.Options{Dialect: b.dialect, Logger: testLogger(t)})
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range n {
+		require.NoError(t, errs[i], "store %d", i)
+	}
+	want := migrationVersions(t, b)
+	require.Equal(t, want, recordedVersions(t, dbs[0], ""))
+
+	// Starting again applies nothing.
+	again := b.newStore(t, dbs[1])
+	require.Equal(t, want, recordedVersions(t, dbs[0], ""))
+
+	// And every store works on the one schema.
+	for i, s := range append(stores[:], again) {
+		res, err := s.AppendMessages(t.Context(), []im.AppendRequest{{Message: im.Message{
+			ConversationID: "group_m", ServerID: "s", SenderID: "u", ClientMsgID: string(rune('a' + i)),
+		}}})
+		require.NoError(t, err)
+		require.NoError(t, res[0].Err)
+		require.Equal(t, int64(i+1), res[0].Message.Seq)
+	}
+}
+
+// testNewerSchema: a database migrated by a newer version of the package
+// is refused rather than written to with the wrong expectations.
+func testNewerSchema(t *testing.T, b backend) {
+	dsn := b.fresh(t)
+	db := openDB(t, b.driver, dsn)
+	b.newStore(t, db)
+	_, err := db.ExecContext(t.Context(), "INSERT INTO schema_migrations (version, applied_at) VALUES (999999, 0)")
+	require.NoError(t, err)
+
+	s, err := sqlstore.New(t.Context(), openDB(t, b.driver, dsn), sqlstore.Options{Dialect: b.dialect})
+	require.ErrorContains(t, err, "newer")
+	require.Nil(t, s)
+}
+
+// TestSQLiteTablePrefix: stores with different prefixes share a database
+// without seeing each other's data, each with its own migrations.
+func TestSQLiteTablePrefix(t *testing.T) {
+	db := openDB(t, "sqlite", sqltest.SQLite(t))
+	ctx := t.Context()
+	var stores []*sqlstore.Store
+	for _, prefix := range []string{"", "a_", "b2_"} {
+		s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: sqlstore.SQLite, TablePrefix: prefix})
+		require.NoError(t, err)
+		require.Equal(t, migrationVersions(t, sqliteBackend), recordedVersions(t, db, prefix))
+		stores = append(stores, s)
+	}
+	for i, s := range stores {
+		for k := range i + 1 {
+			res, err := s.AppendMessages(ctx, []im.AppendRequest{{Message: im.Message{
+				ConversationID: "group_p", ServerID: "s", SenderID: "u", ClientMsgID: strconv.Itoa(k),
+			}}})
+			require.NoError(t, err)
+			require.NoError(t, res[0].Err)
+		}
+	}
+	for i, s := range stores {
+		c, err := s.Conversation(ctx, "group_p")
+		require.NoError(t, err)
+		require.Equal(t, int64(i+1), c.MaxSeq, "store %d", i)
+	}
+}
