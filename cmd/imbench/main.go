@@ -1,0 +1,525 @@
+// Command imbench is imserver's load generator and benchmark reporter. It
+// speaks the real protocol, over TCP or WebSocket, to a running server on
+// this machine, verifies what it measures, and reports throughput, latency
+// and resource use as a table or as JSON.
+//
+// Start a server, then load it:
+//
+//	go run ./cmd/imserver -data /tmp/imdata -http 127.0.0.1:8080 -ws 127.0.0.1:8081 -tcp 127.0.0.1:8082 -send-rate -1 &
+//	go run ./cmd/imbench -scenario direct -conns 100 -window 8 -duration 10s -compare-raw -server-pid $!
+//	go run ./cmd/imbench -scenario direct -transport websocket -conns 1000 -rate 20000 -users-file /tmp/imbench-users
+//	go run ./cmd/imbench -scenario connect -conns 10000 -data /tmp/imdata -server-pid $!
+//	go run ./cmd/imbench -scenario sync -messages 20000
+//	go run ./cmd/imbench -scenario raw -conns 100   # the machine's limit alone, no server needed
+//
+// # Scenarios
+//
+//	direct   -conns clients in pairs, each sending one-to-one messages to
+//	         its partner: closed-loop with -window unanswered sends per
+//	         connection, or open-loop at -rate messages per second in total
+//	         (latency then counts from the scheduled send time, and -window
+//	         still caps what is unanswered). Measures send→ack latency at
+//	         the sender, send→push latency at the receiver, acked/s and
+//	         delivered/s, and verifies that every acknowledged message was
+//	         delivered exactly once, in seq order, with the acknowledged
+//	         seq, and that the conversation's seqs have no gap.
+//	connect  opens -conns authenticated connections (-dial-parallel at a
+//	         time, or -connect-rate per second), reports the connect+auth
+//	         rate and latency, and the server's memory per connection (growth
+//	         of -server-pid's anonymous resident memory, read -warmup after
+//	         the ramp); then holds them for -duration and counts any that
+//	         drop. Past about 20,000 connections the source addresses
+//	         127.0.0.1..127.0.0.N take turns (-sources).
+//	sync     a sender stores -messages messages while the receiver is
+//	         offline; the receiver connects and catches up with BatchSync.
+//	         Reports messages/s and verifies each arrives once, in order.
+//	raw      the direct load against an in-process minimal server (same
+//	         framing; no storage, no checks): the machine's limit. With
+//	         -compare-raw, direct and connect run it after the imserver
+//	         run, with the same parameters, and print imserver's figures as
+//	         ratios to it.
+//
+// The group scenario is not implemented: imserver has no groups yet.
+//
+// # Users
+//
+// direct and sync need real accounts, since imserver only delivers to users
+// that exist: imbench registers bench-<run>-<i> users through the HTTP API
+// (-http), -register-parallel at a time. The server hashes each password
+// with bcrypt, so a thousand users take minutes on a small machine:
+// -users-file keeps them for the next run, and with the server's JWT secret
+// (-jwt-secret, IM_JWT_SECRET, or -data to read it from the server's data
+// dir) imbench mints tokens instead of logging in. connect never messages
+// anyone, so with the secret it mints tokens for made-up users and
+// registers nobody; without it, it registers one user per
+// -sessions-per-user connections. -synthetic-users does the same for
+// direct and sync, for a server that does not check that recipients exist.
+//
+// Every connection takes a file descriptor, two when the raw server runs
+// in the same process; imbench refuses a run that would exceed its limit
+// (ulimit -n), and the server needs one per connection too.
+//
+// # Output and exit status
+//
+// While running, a progress line goes to stderr every -progress (-quiet
+// silences it). At the end a table goes to stdout, or with -json one JSON object
+// (fields in report.go; at least scenario, transport, conns,
+// acked_per_sec, delivered_per_sec, ack_p50_ms, ack_p99_ms,
+// deliver_p99_ms, errors, lost, duplicated, and with -compare-raw
+// raw_per_sec and ratio). Rates and latencies cover the -duration after
+// -warmup; verification covers every message. After sending stops, imbench
+// waits up to -drain for answers still on their way; what is missing then
+// is reported. The exit status is 0 only if nothing was lost, duplicated,
+// misordered or refused and no error occurred; 1 if the run failed its
+// verification; 2 for bad flags or a run that could not start.
+//
+// CPU seconds of the server (-server-pid) and of imbench itself come from
+// /proc. Only loopback addresses are accepted as targets: imbench is for
+// measuring a server on this machine.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/imserver/imserver/im/auth"
+)
+
+// config is everything imbench can be told.
+type config struct {
+	Scenario         string
+	Transport        string
+	Addr             string
+	HTTP             string
+	Conns            int
+	Rate             float64
+	Window           int
+	Size             int
+	Duration         time.Duration
+	Warmup           time.Duration
+	Drain            time.Duration
+	Messages         int
+	CompareRaw       bool
+	JSON             bool
+	Quiet            bool
+	Progress         time.Duration
+	ServerPID        int
+	JWTSecret        string
+	DataDir          string
+	JWTIssuer        string
+	JWTAudience      string
+	UsersFile        string
+	RegisterParallel int
+	DialParallel     int
+	ConnectRate      float64
+	Sources          int
+	MsgAck           bool
+	SessionsPerUser  int
+	SyntheticUsers   bool
+}
+
+// Exit statuses.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// parseConfig reads the flags; IM_JWT_SECRET stands in for -jwt-secret, as
+// it does for imserver.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("imbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Scenario, "scenario", "direct", "direct, connect, sync or raw")
+	fs.StringVar(&c.Transport, "transport", transportTCP, "tcp or websocket")
+	fs.StringVar(&c.Addr, "addr", "", "server address: host:port for tcp (default 127.0.0.1:8082), ws:// URL for websocket (default ws://127.0.0.1:8081/ws)")
+	fs.StringVar(&c.HTTP, "http", "http://127.0.0.1:8080", "base URL of the server's HTTP API, for registering users")
+	fs.IntVar(&c.Conns, "conns", 1000, "connections (direct: an even number, in pairs)")
+	fs.Float64Var(&c.Rate, "rate", 0, "direct: total messages per second, open-loop; 0 is closed-loop at full speed")
+	fs.IntVar(&c.Window, "window", 8, "unanswered sends per connection at most")
+	fs.IntVar(&c.Size, "size", 128, "message content size in bytes (at least 8: a timestamp leads it)")
+	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measurement time (connect: how long connections are held)")
+	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "load before measuring (connect: settling time before memory is read)")
+	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "longest wait for answers and deliveries after sending stops")
+	fs.IntVar(&c.Messages, "messages", 10000, "sync: messages the receiver catches up on")
+	fs.BoolVar(&c.CompareRaw, "compare-raw", false, "direct, connect: also run the in-process raw server and print ratios to it")
+	fs.BoolVar(&c.JSON, "json", false, "print the report as one JSON object")
+	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines or notes on stderr")
+	fs.DurationVar(&c.Progress, "progress", time.Second, "interval between progress lines")
+	fs.IntVar(&c.ServerPID, "server-pid", 0, "the server's process id, to report its CPU time and memory from /proc")
+	fs.StringVar(&c.JWTSecret, "jwt-secret", "", "the server's JWT secret, to mint tokens instead of logging in (env IM_JWT_SECRET)")
+	fs.StringVar(&c.DataDir, "data", "", "the server's data dir, to read the JWT secret it generated (jwt.secret)")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", auth.DefaultIssuer, "JWT issuer the server expects")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", auth.DefaultAudience, "JWT audience the server expects")
+	fs.StringVar(&c.UsersFile, "users-file", "", "file caching registered users between runs (created if missing)")
+	fs.IntVar(&c.RegisterParallel, "register-parallel", 4, "registrations in flight at once")
+	fs.IntVar(&c.DialParallel, "dial-parallel", 64, "connections being opened at once")
+	fs.Float64Var(&c.ConnectRate, "connect-rate", 0, "connect: connections opened per second; 0 as fast as -dial-parallel allows")
+	fs.IntVar(&c.Sources, "sources", 0, "source addresses 127.0.0.1..127.0.0.N to spread connections over; 0 picks enough for -conns")
+	fs.BoolVar(&c.MsgAck, "msg-ack", true, "answer every delivery with MSG_ACK, as IM-iOS-SDK does")
+	fs.BoolVar(&c.SyntheticUsers, "synthetic-users", false, "direct, sync: mint tokens for made-up users instead of registering (needs the JWT secret, and a server that does not check that recipients exist)")
+	fs.IntVar(&c.SessionsPerUser, "sessions-per-user", 10, "connect without a JWT secret: connections per registered user (imserver allows 10)")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: imbench [flags]\n\nLoads an imserver on this machine and reports verified throughput and latency.\nSee 'go doc ./cmd/imbench' for the scenarios.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.JWTSecret == "" {
+		c.JWTSecret = getenv("IM_JWT_SECRET")
+	}
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8082"
+		if c.Transport == transportWS {
+			c.Addr = "ws://127.0.0.1:8081/ws"
+		}
+	}
+	if c.Sources == 0 {
+		// About 28,000 ephemeral ports per source address by default.
+		c.Sources = (c.Conns + 19999) / 20000
+	}
+	return c, c.validate()
+}
+
+func (c config) validate() error {
+	var errs []error
+	switch c.Scenario {
+	case "direct", "connect", "sync", "raw":
+	case "group":
+		errs = append(errs, errors.New("-scenario group is not implemented: imserver has no groups yet"))
+	default:
+		errs = append(errs, fmt.Errorf("-scenario must be direct, connect, sync or raw, not %q", c.Scenario))
+	}
+	if c.Transport != transportTCP && c.Transport != transportWS {
+		errs = append(errs, fmt.Errorf("-transport must be tcp or websocket, not %q", c.Transport))
+	}
+	if c.Conns < 1 {
+		errs = append(errs, errors.New("-conns must be at least 1"))
+	}
+	if (c.Scenario == "direct" || c.Scenario == "raw") && (c.Conns < 2 || c.Conns%2 != 0) {
+		errs = append(errs, errors.New("-conns must be even and at least 2: direct clients come in pairs"))
+	}
+	if c.Window < 1 || c.Window > 4096 {
+		errs = append(errs, errors.New("-window must be 1 to 4096"))
+	}
+	if c.Size < 8 || c.Size > 1<<19 {
+		errs = append(errs, errors.New("-size must be 8 to 524288 bytes"))
+	}
+	if c.Rate < 0 || c.ConnectRate < 0 {
+		errs = append(errs, errors.New("-rate and -connect-rate must not be negative"))
+	}
+	if c.Progress <= 0 {
+		errs = append(errs, errors.New("-progress must be positive"))
+	}
+	if c.Duration <= 0 || c.Warmup < 0 || c.Drain < 0 {
+		errs = append(errs, errors.New("-duration must be positive; -warmup and -drain not negative"))
+	}
+	if c.Messages < 1 {
+		errs = append(errs, errors.New("-messages must be at least 1"))
+	}
+	if c.CompareRaw && c.Scenario == "sync" {
+		errs = append(errs, errors.New("-compare-raw applies to direct and connect: the raw server stores nothing to sync"))
+	}
+	if c.RegisterParallel < 1 || c.DialParallel < 1 || c.SessionsPerUser < 1 {
+		errs = append(errs, errors.New("-register-parallel, -dial-parallel and -sessions-per-user must be at least 1"))
+	}
+	if c.SyntheticUsers && c.JWTSecret == "" && c.DataDir == "" {
+		errs = append(errs, errors.New("-synthetic-users needs -jwt-secret (or IM_JWT_SECRET) or -data"))
+	}
+	if c.Sources < 1 || c.Sources > 254 {
+		errs = append(errs, errors.New("-sources must be 1 to 254"))
+	}
+	if c.Scenario != "raw" {
+		if err := checkLoopback("-addr", c.Addr, c.Transport == transportWS); err != nil {
+			errs = append(errs, err)
+		}
+		if err := checkLoopback("-http", c.HTTP, true); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// checkLoopback refuses targets off this machine: a load generator must
+// not be pointed at someone else's server by a typo.
+func checkLoopback(flagName, addr string, isURL bool) error {
+	hostport := addr
+	if isURL {
+		u, err := url.Parse(addr)
+		if err != nil || u.Host == "" {
+			return fmt.Errorf("%s: %q is not a URL", flagName, addr)
+		}
+		switch u.Scheme {
+		case "http", "ws":
+		default:
+			return fmt.Errorf("%s: scheme %q not supported (http or ws)", flagName, u.Scheme)
+		}
+		hostport = u.Host
+	}
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%s: %q is not a loopback address; imbench only loads servers on this machine", flagName, host)
+	}
+	return nil
+}
+
+// sourceIPs returns the n source addresses 127.0.0.1..127.0.0.n; one
+// source is left to the kernel.
+func sourceIPs(n int) []net.IP {
+	if n <= 1 {
+		return nil
+	}
+	ips := make([]net.IP, n)
+	for i := range ips {
+		ips[i] = net.IPv4(127, 0, 0, byte(i+1))
+	}
+	return ips
+}
+
+// checkFDs refuses a run that would run out of file descriptors half way:
+// every connection is one here, and two when the raw server is in this
+// process too.
+func checkFDs(cfg config) error {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		return nil // cannot tell; let the run try
+	}
+	need := uint64(cfg.Conns) + 64
+	if cfg.Scenario == "raw" || cfg.CompareRaw {
+		need += uint64(cfg.Conns)
+	}
+	if need > rl.Cur {
+		return fmt.Errorf("%d connections need about %d file descriptors (twice as many with the in-process raw server); the limit is %d: raise it (ulimit -n) or use fewer -conns", cfg.Conns, need, rl.Cur)
+	}
+	return nil
+}
+
+// minter returns a token minter from the configured secret, or nil when
+// none is configured.
+func (c config) minter() (*auth.JWT, error) {
+	secret := c.JWTSecret
+	if secret == "" && c.DataDir != "" {
+		b, err := os.ReadFile(filepath.Join(c.DataDir, "jwt.secret"))
+		if err != nil {
+			return nil, fmt.Errorf("-data: %w", err)
+		}
+		secret = strings.TrimSpace(string(b))
+	}
+	if secret == "" {
+		return nil, nil
+	}
+	return auth.NewJWT(auth.JWTConfig{Secret: []byte(secret), Issuer: c.JWTIssuer, Audience: c.JWTAudience})
+}
+
+// run is main without the process: it returns the exit status.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "imbench:", err)
+		return exitUsage
+	}
+	rep, err := execute(ctx, cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "imbench:", err)
+		if rep == nil {
+			return exitUsage
+		}
+	}
+	if cfg.JSON {
+		err = writeJSON(stdout, rep)
+	} else {
+		err = writeTable(stdout, rep)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "imbench:", err)
+		return exitFailed
+	}
+	if !rep.OK {
+		return exitFailed
+	}
+	return exitOK
+}
+
+// execute runs the configured scenario and returns its report.
+func execute(ctx context.Context, cfg config, stderr io.Writer) (*Report, error) {
+	var raw [4]byte
+	_, _ = rand.Read(raw[:])
+	runID := hex.EncodeToString(raw[:])
+	logf := func(format string, args ...any) {}
+	var progressOut io.Writer
+	if !cfg.Quiet {
+		logf = func(format string, args ...any) { fmt.Fprintf(stderr, "imbench: "+format+"\n", args...) }
+		progressOut = stderr
+	}
+	if err := checkFDs(cfg); err != nil {
+		return nil, err
+	}
+	minter, err := cfg.minter()
+	if err != nil {
+		return nil, err
+	}
+	httpClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: cfg.RegisterParallel, Proxy: nil}}
+	defer httpClient.CloseIdleConnections()
+	users := &userSource{
+		httpBase: cfg.HTTP,
+		runID:    runID,
+		parallel: cfg.RegisterParallel,
+		file:     cfg.UsersFile,
+		minter:   minter,
+		client:   httpClient,
+		log:      logf,
+	}
+	sources := sourceIPs(cfg.Sources)
+	server := target{name: "imserver", dialer: newDialer(cfg.Transport, cfg.Addr, sources), serverPID: cfg.ServerPID}
+	defer server.dialer.close()
+	lp := loadParams{
+		conns:        cfg.Conns,
+		window:       cfg.Window,
+		size:         cfg.Size,
+		rate:         cfg.Rate,
+		warmup:       cfg.Warmup,
+		duration:     cfg.Duration,
+		drain:        cfg.Drain,
+		msgAck:       cfg.MsgAck,
+		dialParallel: cfg.DialParallel,
+		progress:     progressOut,
+		every:        cfg.Progress,
+		logf:         logf,
+	}
+	cp := connectParams{
+		conns:        cfg.Conns,
+		dialParallel: cfg.DialParallel,
+		rate:         cfg.ConnectRate,
+		settle:       cfg.Warmup,
+		hold:         cfg.Duration,
+		progress:     progressOut,
+		every:        cfg.Progress,
+		logf:         logf,
+	}
+
+	// withRaw runs fn against a fresh raw server.
+	withRaw := func(fn func(t target) (*Report, error)) (*Report, error) {
+		rs, err := startRaw(cfg.Transport)
+		if err != nil {
+			return nil, err
+		}
+		defer rs.close()
+		t := target{name: "raw", dialer: newDialer(cfg.Transport, rs.addr(), sources)}
+		defer t.dialer.close()
+		return fn(t)
+	}
+	// accounts returns the users of a scenario that messages them.
+	accounts := func(n int) ([]benchUser, error) {
+		if cfg.SyntheticUsers {
+			return users.synthetic(n)
+		}
+		return users.registered(ctx, n)
+	}
+	fakeUsers := func(n int) []benchUser {
+		us := make([]benchUser, n)
+		for i := range us {
+			id := fmt.Sprintf("bench-%s-%d", runID, i)
+			us[i] = benchUser{UserID: id, Token: "raw"}
+		}
+		return us
+	}
+
+	switch cfg.Scenario {
+	case "raw":
+		return withRaw(func(t target) (*Report, error) {
+			rep, err := runDirect(ctx, t, fakeUsers(cfg.Conns), runID, lp)
+			if rep != nil {
+				rep.Scenario = "raw"
+			}
+			return rep, err
+		})
+	case "direct":
+		us, err := accounts(cfg.Conns)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := runDirect(ctx, server, us, runID, lp)
+		if err != nil || !cfg.CompareRaw {
+			return rep, hintUsers(err, cfg)
+		}
+		rawRep, err := withRaw(func(t target) (*Report, error) { return runDirect(ctx, t, us, runID+"r", lp) })
+		if err != nil {
+			return rep, err
+		}
+		rep.compare(rawRep)
+		return rep, nil
+	case "connect":
+		var us []benchUser
+		if minter != nil {
+			us, err = users.synthetic(cfg.Conns)
+		} else {
+			us, err = users.registered(ctx, (cfg.Conns+cfg.SessionsPerUser-1)/cfg.SessionsPerUser)
+		}
+		if err != nil {
+			return nil, err
+		}
+		rep, err := runConnect(ctx, server, us, cp)
+		if err != nil || !cfg.CompareRaw {
+			return rep, hintUsers(err, cfg)
+		}
+		rawRep, err := withRaw(func(t target) (*Report, error) { return runConnect(ctx, t, us, cp) })
+		if err != nil {
+			return rep, err
+		}
+		rep.compare(rawRep)
+		return rep, nil
+	case "sync":
+		us, err := accounts(2)
+		if err != nil {
+			return nil, err
+		}
+		rep, err := runSync(ctx, server, us, runID, cfg.Messages, lp)
+		return rep, hintUsers(err, cfg)
+	}
+	return nil, fmt.Errorf("unknown scenario %q", cfg.Scenario)
+}
+
+// hintUsers adds advice to an authentication failure with cached users:
+// the likely cause is a server started on a fresh data dir.
+func hintUsers(err error, cfg config) error {
+	if err != nil && errors.Is(err, errAuth) && cfg.UsersFile != "" {
+		return fmt.Errorf("%w (are the users in %s from another server? delete it to register new ones)", err, cfg.UsersFile)
+	}
+	return err
+}
