@@ -48,7 +48,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 				return err
 			}
 		}
-		return nil
+		return a.finish()
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: append messages: %w", err)
@@ -66,6 +66,15 @@ type appender struct {
 	// references to values until commit, so the arena is only ever
 	// appended to, never overwritten.
 	arena []byte
+	// touched holds the conversations this batch touched, so that a
+	// conversation's bucket and max seq are looked up once per batch and
+	// its max seq written once, in finish, rather than per message.
+	touched map[string]*openConv
+}
+
+type openConv struct {
+	bucket *bbolt.Bucket
+	seq    uint64 // the last seq assigned
 }
 
 func (a *appender) open(tx *bbolt.Tx) (err error) {
@@ -101,41 +110,15 @@ func (a *appender) append(r *im.AppendRequest, res *im.AppendResult) error {
 		return nil
 	}
 
-	a.convKey = append(a.convKey[:0], m.ConversationID...)
-	var (
-		conv *bbolt.Bucket
-		seq  uint64
-	)
-	if v := a.convs.Get(a.convKey); v == nil {
-		// This message creates the conversation: record its members.
-		var err error
-		if conv, err = a.msgs.CreateBucket(a.convKey); err != nil {
-			return fmt.Errorf("conversation %q: %w", m.ConversationID, err)
-		}
-		for _, u := range r.Members {
-			a.memberKey = append(append(append(a.memberKey[:0], u...), 0), m.ConversationID...)
-			if err := a.members.Put(a.memberKey, []byte{}); err != nil {
-				return err
-			}
-		}
-		seq = 1
-	} else {
-		prev, err := decodeSeq(v)
-		if err != nil {
-			return corrupt("conversation %q", m.ConversationID)
-		}
-		if conv = a.msgs.Bucket(a.convKey); conv == nil {
-			return corrupt("conversation %q has no messages bucket", m.ConversationID)
-		}
-		seq = uint64(prev) + 1
-	}
-
-	val := a.put(func(b []byte) []byte { return appendMessage(b, m) })
-	if err := conv.Put(seqKey(&a.seqKey, seq), val); err != nil {
+	oc, err := a.conversation(r)
+	if err != nil {
 		return err
 	}
-	val = a.put(func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, seq) })
-	if err := a.convs.Put(a.convKey, val); err != nil {
+	oc.seq++
+	seq := oc.seq
+
+	val := a.put(func(b []byte) []byte { return appendMessage(b, m) })
+	if err := oc.bucket.Put(seqKey(&a.seqKey, seq), val); err != nil {
 		return err
 	}
 	val = a.put(func(b []byte) []byte { return appendDedup(b, m.ConversationID, seq) })
@@ -144,6 +127,54 @@ func (a *appender) append(r *im.AppendRequest, res *im.AppendResult) error {
 	}
 	res.Message = *m
 	res.Message.Seq = int64(seq)
+	return nil
+}
+
+// conversation returns r's conversation as this batch sees it, creating it
+// (and recording its members) if this message is its first.
+func (a *appender) conversation(r *im.AppendRequest) (*openConv, error) {
+	id := r.Message.ConversationID
+	if oc := a.touched[id]; oc != nil {
+		return oc, nil
+	}
+	oc := new(openConv)
+	a.convKey = append(a.convKey[:0], id...)
+	if v := a.convs.Get(a.convKey); v == nil {
+		var err error
+		if oc.bucket, err = a.msgs.CreateBucket(a.convKey); err != nil {
+			return nil, fmt.Errorf("conversation %q: %w", id, err)
+		}
+		for _, u := range r.Members {
+			a.memberKey = append(append(append(a.memberKey[:0], u...), 0), id...)
+			if err := a.members.Put(a.memberKey, []byte{}); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		prev, err := decodeSeq(v)
+		if err != nil {
+			return nil, corrupt("conversation %q", id)
+		}
+		if oc.bucket = a.msgs.Bucket(a.convKey); oc.bucket == nil {
+			return nil, corrupt("conversation %q has no messages bucket", id)
+		}
+		oc.seq = uint64(prev)
+	}
+	if a.touched == nil {
+		a.touched = make(map[string]*openConv)
+	}
+	a.touched[id] = oc
+	return oc, nil
+}
+
+// finish records the new max seq of every conversation the batch touched.
+func (a *appender) finish() error {
+	for id, oc := range a.touched {
+		val := a.put(func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, oc.seq) })
+		if err := a.convs.Put([]byte(id), val); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

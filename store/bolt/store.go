@@ -75,7 +75,7 @@ func Open(path string, opts Options) (*Store, error) {
 		mode = 0o600
 	}
 	// NoSync stays off: a commit returns once it is on disk.
-	db, err := bbolt.Open(path, mode, &bbolt.Options{Timeout: timeout})
+	db, err := bbolt.Open(path, mode, &bbolt.Options{Timeout: timeout, FreelistType: bbolt.FreelistMapType, NoFreelistSync: true})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
