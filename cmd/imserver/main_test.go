@@ -3,7 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,6 +22,7 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 	"github.com/imserver/imserver/im/client"
 	"github.com/imserver/imserver/im/imv1"
 	"github.com/imserver/imserver/store/sqlstore/sqltest"
@@ -276,4 +286,65 @@ func TestSQLStores(t *testing.T) {
 			require.Len(t, got, 3, "history survives a restart")
 		})
 	}
+}
+
+// selfSigned writes a certificate for 127.0.0.1 and its key to dir.
+func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "imserver test"},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	kb, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
+	return certFile, keyFile, pool
+}
+
+func TestTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile, pool := selfSigned(t, dir)
+	logs := new(syncBuffer)
+	secret := strings.Repeat("s", 32)
+	l, _ := start(t, filepath.Join(dir, "data"), logs, "-tls-cert", certFile, "-tls-key", keyFile, "-jwt-secret", secret, "-check-recipients=false")
+	tokens, err := auth.NewJWT(auth.JWTConfig{Secret: []byte(secret)})
+	require.NoError(t, err)
+	tok, _, err := tokens.Issue("alice")
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	// TCP (the SDK's tcps://).
+	c, err := client.Dial(ctx, client.Options{Addr: l.TCP.String(), UserID: "alice", Token: tok, TLSConfig: &tls.Config{RootCAs: pool}})
+	require.NoError(t, err)
+	defer c.Close()
+	_, err = c.Send(ctx, client.Outgoing{ReceiverID: "bob", Type: im.TextMessage, Content: []byte("over TLS")})
+	require.NoError(t, err)
+
+	// WebSocket (wss://): a TLS handshake, then the upgrade.
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	defer hc.CloseIdleConnections()
+	rsp, err := hc.Get("https://" + l.WS.String() + "/ws?token=" + tok)
+	require.NoError(t, err)
+	rsp.Body.Close()
+	require.Equal(t, http.StatusUpgradeRequired, rsp.StatusCode, "TLS works; a plain GET is asked to upgrade")
+
+	// A plaintext client gets nowhere.
+	_, err = client.Dial(ctx, client.Options{Addr: l.TCP.String(), UserID: "alice", Token: tok, RequestTimeout: time.Second})
+	require.Error(t, err)
 }
