@@ -157,6 +157,32 @@ func ValidateID(what, s string) error {
 	return nil
 }
 
+// ValidateAppend returns an error wrapping ErrInvalidArgument unless r can be
+// stored: the sender, client_msg_id and member ids pass ValidateID, the
+// conversation id passes ValidateConversationID, and ServerID is set. Every
+// Store checks each request of a batch with it before writing anything.
+func ValidateAppend(r AppendRequest) error {
+	m := &r.Message
+	if err := ValidateID("sender id", m.SenderID); err != nil {
+		return err
+	}
+	if err := ValidateID("client_msg_id", m.ClientMsgID); err != nil {
+		return err
+	}
+	if err := ValidateConversationID(m.ConversationID); err != nil {
+		return err
+	}
+	if m.ServerID == "" {
+		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "server id is empty")
+	}
+	for _, u := range r.Members {
+		if err := ValidateID("member id", u); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // ValidateConversationID is ValidateID for conversation ids, which are
 // longer because a one-to-one id joins two user ids.
 func ValidateConversationID(id string) error {

@@ -12,10 +12,9 @@ import "context"
 // duplicates ErrConflict, malformed input ErrInvalidArgument; backend errors
 // are wrapped with %w. The Server never closes the Store it was given.
 //
-// Input rules every Store enforces, so that nothing is stored half-way: user
-// ids, member ids, client_msg_ids, account ids and usernames pass ValidateID;
-// conversation ids pass ValidateConversationID; ServerID is not empty; a
-// limit below 1 is ErrInvalidArgument. Ids never contain control characters,
+// Input rules every Store enforces, so that nothing is stored half-way: each
+// AppendRequest passes ValidateAppend; account ids and usernames pass
+// ValidateID; a limit below 1 is ErrInvalidArgument. Ids never contain control characters,
 // so a Store may use 0x00 as a separator. Times keep at least microsecond
 // precision; a nil and an empty Content are the same.
 type Store interface {

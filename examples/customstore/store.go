@@ -61,7 +61,7 @@ func (s *MemoryStore) AppendMessages(ctx context.Context, batch []im.AppendReque
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i, req := range batch {
-		if err := validate(req); err != nil {
+		if err := im.ValidateAppend(req); err != nil {
 			results[i].Err = err
 			continue
 		}
@@ -92,28 +92,6 @@ func (s *MemoryStore) AppendMessages(ctx context.Context, batch []im.AppendReque
 		results[i] = im.AppendResult{Message: clone(m)}
 	}
 	return results, nil
-}
-
-func validate(req im.AppendRequest) error {
-	m := req.Message
-	if err := im.ValidateID("sender id", m.SenderID); err != nil {
-		return err
-	}
-	if err := im.ValidateID("client_msg_id", m.ClientMsgID); err != nil {
-		return err
-	}
-	if err := im.ValidateConversationID(m.ConversationID); err != nil {
-		return err
-	}
-	if m.ServerID == "" {
-		return fmt.Errorf("server id is empty: %w", im.ErrInvalidArgument)
-	}
-	for _, u := range req.Members {
-		if err := im.ValidateID("member", u); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func (s *MemoryStore) message(ref msgRef) im.Message {

@@ -30,7 +30,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 	results := make([]im.AppendResult, len(batch))
 	valid := make([]int, 0, len(batch))
 	for i := range batch {
-		if err := validateRequest(&batch[i]); err != nil {
+		if err := im.ValidateAppend(batch[i]); err != nil {
 			results[i].Err = err
 			continue
 		}
@@ -512,27 +512,4 @@ func (s *Store) UserConversations(ctx context.Context, userID string) ([]im.Conv
 		return nil, wrapErr(ctx, "user conversations", err)
 	}
 	return out, nil
-}
-
-// validateRequest refuses what im.Store says a conforming store refuses.
-func validateRequest(r *im.AppendRequest) error {
-	m := &r.Message
-	if err := im.ValidateID("sender id", m.SenderID); err != nil {
-		return err
-	}
-	if err := im.ValidateID("client_msg_id", m.ClientMsgID); err != nil {
-		return err
-	}
-	if err := im.ValidateConversationID(m.ConversationID); err != nil {
-		return err
-	}
-	if m.ServerID == "" {
-		return fmt.Errorf("sqlstore: server id is empty: %w", im.ErrInvalidArgument)
-	}
-	for _, u := range r.Members {
-		if err := im.ValidateID("member id", u); err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -52,25 +52,7 @@ func (s *memStore) validate(r im.AppendRequest) error {
 	if s.bug == "no-validation" {
 		return nil
 	}
-	m := r.Message
-	if err := im.ValidateID("sender id", m.SenderID); err != nil {
-		return err
-	}
-	if err := im.ValidateID("client_msg_id", m.ClientMsgID); err != nil {
-		return err
-	}
-	if err := validConvID(m.ConversationID); err != nil {
-		return err
-	}
-	if m.ServerID == "" {
-		return fmt.Errorf("server id: %w", im.ErrInvalidArgument)
-	}
-	for _, u := range r.Members {
-		if err := im.ValidateID("member", u); err != nil {
-			return err
-		}
-	}
-	return nil
+	return im.ValidateAppend(r)
 }
 
 func clone(m im.Message) im.Message {
