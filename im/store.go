@@ -57,8 +57,11 @@ type MessageStore interface {
 	// at once. Dedup by (SenderID, ClientMsgID) happens in the same commit.
 	//
 	// It returns only once the commit is durable (fsync'd or committed). A
-	// non-nil error means nothing of the batch was stored. Callers batch
-	// concurrent sends themselves (group commit); one call is one commit.
+	// non-nil error means nothing of the batch was stored — except when the
+	// connection to a networked database broke during the commit itself,
+	// when the outcome is unknown; a retry is safe either way, because of
+	// dedup. Callers batch concurrent sends themselves (group commit); one
+	// call is one commit.
 	AppendMessages(ctx context.Context, batch []AppendRequest) ([]AppendResult, error)
 
 	// Messages returns the messages of conversation conv whose seq lies in
