@@ -116,10 +116,13 @@ func runDirect(ctx context.Context, t target, users []benchUser, runID string, p
 	if p.warmup <= 0 {
 		r.stats.phase.Store(phaseMeasure)
 	}
+	// senders are the connections' send loops; workers the keep-alive and
+	// progress goroutines.
+	var senders sync.WaitGroup
 	for i, d := range r.conns {
-		workers.Add(1)
+		senders.Add(1)
 		go func() {
-			defer workers.Done()
+			defer senders.Done()
 			if p.rate > 0 {
 				d.openLoop(i)
 			} else {
@@ -131,18 +134,22 @@ func runDirect(ctx context.Context, t target, users []benchUser, runID string, p
 	var before, after usage
 	if p.warmup > 0 {
 		if !sleepCtx(ctx, p.warmup) {
-			return r.abort(ctx, conns, &readers, &workers, progressDone)
+			return r.abort(ctx, conns, &readers, &senders, &workers, progressDone)
 		}
 		r.stats.phase.Store(phaseMeasure)
 	}
 	before = sampleUsage(t.serverPID)
 	if !sleepCtx(ctx, p.duration) {
-		return r.abort(ctx, conns, &readers, &workers, progressDone)
+		return r.abort(ctx, conns, &readers, &senders, &workers, progressDone)
 	}
 	after = sampleUsage(t.serverPID)
 	measured := after.at.Sub(before.at)
 	r.stats.phase.Store(phaseDrain)
 	close(r.stop)
+	// The senders first: one may be between its last check of stop and
+	// its write, and a send recorded after the drain below had found
+	// nothing outstanding would be closed on before its answer came.
+	senders.Wait()
 
 	// Wait for the answers and deliveries still on their way, within the
 	// drain limit; whatever is missing then is reported.
@@ -162,9 +169,10 @@ func runDirect(ctx context.Context, t target, users []benchUser, runID string, p
 }
 
 // abort ends a run cut short by ctx.
-func (r *directRun) abort(ctx context.Context, conns []*benchConn, readers, workers *sync.WaitGroup, progressDone chan struct{}) (*Report, error) {
+func (r *directRun) abort(ctx context.Context, conns []*benchConn, readers, senders, workers *sync.WaitGroup, progressDone chan struct{}) (*Report, error) {
 	close(r.stop)
 	close(progressDone)
+	senders.Wait()
 	workers.Wait()
 	closeAll(conns, readers)
 	return nil, ctx.Err()

@@ -52,7 +52,7 @@ func serverArgs(srv *testServer, transport string) []string {
 // requireVerified checks the fields every passing run has.
 func requireVerified(t *testing.T, code int, rep map[string]any, stderr string) {
 	t.Helper()
-	require.Equal(t, exitOK, code, stderr)
+	require.Equal(t, exitOK, code, "%s\n%v", stderr, rep)
 	for _, k := range []string{"errors", "lost", "duplicated", "out_of_order", "seq_errors", "gaps", "unexpected"} {
 		require.EqualValues(t, 0, rep[k], "%s in %v", k, rep)
 	}
