@@ -160,6 +160,10 @@ func (a *appender) conversation(r *im.AppendRequest) (*openConv, error) {
 		}
 		oc.seq = uint64(prev)
 	}
+	// Messages are only ever appended at the end of a conversation's
+	// bucket: packing its pages full (bbolt splits at half a page by
+	// default) halves the pages it takes and the splits a commit does.
+	oc.bucket.FillPercent = 0.95
 	if a.touched == nil {
 		a.touched = make(map[string]*openConv)
 	}
