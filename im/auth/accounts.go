@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -61,7 +62,17 @@ type Accounts struct {
 	// dummyHash is compared against when the username is unknown, so that
 	// an unknown user costs the same bcrypt work as a wrong password.
 	dummyHash []byte
+
+	// known caches user ids that exist. UserExists runs for every message
+	// (im.Config.Users), and accounts are never deleted, so a yes stays
+	// true; a no is not cached, since the user may register any moment.
+	mu    sync.RWMutex
+	known map[string]struct{}
 }
+
+// maxKnown bounds the cache of existing user ids; when it is full it starts
+// over, which costs a store read per user once.
+const maxKnown = 1 << 17
 
 var _ im.UserDirectory = (*Accounts)(nil)
 
@@ -223,14 +234,28 @@ func (a *Accounts) Login(ctx context.Context, username, password string) (LoginR
 }
 
 // UserExists reports whether an account with userID exists; a disabled
-// account exists. An id that cannot be valid yields false.
+// account exists. An id that cannot be valid yields false. Answers of yes
+// are cached, so a conversation's messages cost one store read, not one
+// each.
 func (a *Accounts) UserExists(ctx context.Context, userID string) (bool, error) {
+	a.mu.RLock()
+	_, ok := a.known[userID]
+	a.mu.RUnlock()
+	if ok {
+		return true, nil
+	}
 	if im.ValidateID("user id", userID) != nil {
 		return false, nil
 	}
 	_, err := a.store.Account(ctx, userID)
 	switch {
 	case err == nil:
+		a.mu.Lock()
+		if a.known == nil || len(a.known) >= maxKnown {
+			a.known = make(map[string]struct{})
+		}
+		a.known[userID] = struct{}{}
+		a.mu.Unlock()
 		return true, nil
 	case errors.Is(err, im.ErrNotFound):
 		return false, nil

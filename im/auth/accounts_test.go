@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -469,4 +470,42 @@ func TestUserExists(t *testing.T) {
 	broken := newTestAccounts(t, failingStore{err: boom}, &fakeClock{t: testEpoch}, 0, 0)
 	_, err = broken.UserExists(ctx, "ualice")
 	require.ErrorIs(t, err, boom)
+}
+
+// countingStore counts Account lookups.
+type countingStore struct {
+	im.AccountStore
+	lookups atomic.Int64
+}
+
+func (c *countingStore) Account(ctx context.Context, id string) (im.Account, error) {
+	c.lookups.Add(1)
+	return c.AccountStore.Account(ctx, id)
+}
+
+func TestUserExistsCachesYes(t *testing.T) {
+	ctx := context.Background()
+	store := &countingStore{AccountStore: newTestStore(t)}
+	a := newTestAccounts(t, store, &fakeClock{t: testEpoch}, 0, 0)
+	acc, err := a.Register(ctx, "alice", "correct horse", "")
+	require.NoError(t, err)
+	before := store.lookups.Load()
+	for range 5 {
+		ok, err := a.UserExists(ctx, acc.UserID)
+		require.NoError(t, err)
+		require.True(t, ok)
+	}
+	require.Equal(t, before+1, store.lookups.Load(), "one store read, then the cache")
+
+	// No is not cached: a user registering later exists at once.
+	for range 2 {
+		ok, err := a.UserExists(ctx, "ulater")
+		require.NoError(t, err)
+		require.False(t, ok)
+	}
+	require.Equal(t, before+3, store.lookups.Load())
+	require.NoError(t, store.CreateAccount(ctx, im.Account{UserID: "ulater", Username: "later", Nickname: "later", PasswordHash: acc.PasswordHash, CreatedAt: testEpoch}))
+	ok, err := a.UserExists(ctx, "ulater")
+	require.NoError(t, err)
+	require.True(t, ok)
 }
