@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -63,6 +64,11 @@ type Accounts struct {
 	// an unknown user costs the same bcrypt work as a wrong password.
 	dummyHash []byte
 
+	// hashing bounds the bcrypt computations running at once to the
+	// number of CPUs: a burst of registrations or logins then queues
+	// instead of starving message traffic of CPU.
+	hashing chan struct{}
+
 	// known caches user ids that exist. UserExists runs for every message
 	// (im.Config.Users), and accounts are never deleted, so a yes stays
 	// true; a no is not cached, since the user may register any moment.
@@ -117,8 +123,21 @@ func NewAccounts(cfg AccountsConfig) (*Accounts, error) {
 		now:       cfg.Now,
 		limit:     newLimiter(cfg.LoginAttempts, cfg.LoginWindow),
 		dummyHash: dummyHash(cfg.BcryptCost),
+		hashing:   make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}, nil
 }
+
+// acquireHash waits for a turn to run bcrypt, or for ctx to end.
+func (a *Accounts) acquireHash(ctx context.Context) error {
+	select {
+	case a.hashing <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (a *Accounts) releaseHash() { <-a.hashing }
 
 // Register creates an account and returns it. username is 3 to 32
 // characters from A-Z, a-z, 0-9, '_', '.', '-' and is matched exactly
@@ -149,7 +168,11 @@ func (a *Accounts) Register(ctx context.Context, username, password, nickname st
 	case !errors.Is(err, im.ErrNotFound):
 		return im.Account{}, fmt.Errorf("auth: look up username: %w", err)
 	}
+	if err := a.acquireHash(ctx); err != nil {
+		return im.Account{}, err
+	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), a.cost)
+	a.releaseHash()
 	if err != nil {
 		return im.Account{}, fmt.Errorf("auth: hash password: %w", err)
 	}
@@ -222,7 +245,13 @@ func (a *Accounts) Login(ctx context.Context, username, password string) (LoginR
 		pw = pw[:MaxPasswordBytes]
 		acc.Disabled = true
 	}
-	if bcrypt.CompareHashAndPassword(hash, pw) != nil || acc.Disabled {
+	if err := a.acquireHash(ctx); err != nil {
+		a.limit.release(username)
+		return LoginResult{}, err
+	}
+	mismatch := bcrypt.CompareHashAndPassword(hash, pw) != nil
+	a.releaseHash()
+	if mismatch || acc.Disabled {
 		return LoginResult{}, badCredentials()
 	}
 	a.limit.reset(username)

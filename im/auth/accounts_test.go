@@ -509,3 +509,33 @@ func TestUserExistsCachesYes(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, ok)
 }
+
+func TestBcryptRunsAtMostOnePerCPU(t *testing.T) {
+	store := newTestStore(t)
+	a := newTestAccounts(t, store, &fakeClock{t: testEpoch}, 2, time.Minute)
+	ctx := context.Background()
+	_, err := a.Register(ctx, "alice", "correct horse", "")
+	require.NoError(t, err)
+
+	// Every turn taken: work waits, and gives up with its ctx.
+	for range cap(a.hashing) {
+		a.hashing <- struct{}{}
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	_, err = a.Login(short, "alice", "correct horse")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	_, err = a.Register(short, "bob", "correct horse", "")
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	for range cap(a.hashing) {
+		<-a.hashing
+	}
+
+	// A login that never ran does not count against the limit of 2.
+	for range 2 {
+		_, err = a.Login(ctx, "alice", "wrong password")
+		require.ErrorIs(t, err, im.ErrUnauthenticated)
+	}
+	_, err = a.Login(ctx, "alice", "correct horse")
+	require.ErrorIs(t, err, im.ErrRateLimited, "two failures reach the limit")
+}
