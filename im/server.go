@@ -289,6 +289,26 @@ func (s *Server) Kick(userID, reason string) int {
 	return len(list)
 }
 
+// KickSession disconnects one session, the one whose SessionInfo.ID is id,
+// after telling it the reason with a KICK_OUT frame. It reports whether such
+// a session was connected and authenticated.
+func (s *Server) KickSession(id, reason string) bool {
+	var target *session
+	s.mu.Lock()
+	for sess := range s.sessions {
+		if sess.id == id && sess.authed.Load() {
+			target = sess
+			break
+		}
+	}
+	s.mu.Unlock()
+	if target == nil || target.isClosed() {
+		return false
+	}
+	target.kick(kickAccountProblem, reason)
+	return true
+}
+
 // Sessions lists the live, authenticated sessions of userID on this server.
 func (s *Server) Sessions(userID string) []SessionInfo {
 	list := s.hub.list(userID)

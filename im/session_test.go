@@ -304,6 +304,23 @@ func TestDevicePolicies(t *testing.T) {
 		noPush(t, second)
 		eventually(t, func() bool { return len(srv.Sessions(alice)) == 2 }, "kicked session still listed")
 	})
+	t.Run("KickSession", func(t *testing.T) {
+		srv := imtest.NewServer(t, imtest.Options{})
+		a1, a2 := dial(srv, "tcp", "iOS"), dial(srv, "websocket", "Android")
+		var target string
+		for _, si := range srv.Sessions(alice) {
+			if si.Platform == "Android" {
+				target = si.ID
+			}
+		}
+		require.NotEmpty(t, target)
+		require.True(t, srv.KickSession(target, "signed out remotely"))
+		kicked(t, a2, 2)
+		noPush(t, a1)
+		eventually(t, func() bool { return len(srv.Sessions(alice)) == 1 }, "kicked session still listed")
+		require.False(t, srv.KickSession(target, "again"), "already gone")
+		require.False(t, srv.KickSession("no-such-session", "x"))
+	})
 	t.Run("Kick", func(t *testing.T) {
 		srv := imtest.NewServer(t, imtest.Options{})
 		a1, a2 := dial(srv, "tcp", "iOS"), dial(srv, "websocket", "iOS")
