@@ -3,6 +3,7 @@ package im
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/imserver/imserver/im/imv1"
 	"google.golang.org/protobuf/proto"
@@ -102,7 +103,10 @@ func (c *committer) run() {
 		for i, op := range batch {
 			reqs[i] = op.req
 		}
+		start := time.Now()
 		results, err := c.srv.store.AppendMessages(c.srv.base, reqs)
+		c.srv.stats.commits.Add(1)
+		c.srv.stats.commitNanos.Add(uint64(time.Since(start)))
 		if err == nil && len(results) != len(reqs) {
 			err = fmt.Errorf("im: store returned %d results for %d messages", len(results), len(reqs))
 		}
@@ -126,7 +130,12 @@ func (c *committer) finish(b committed) {
 		var r AppendResult
 		if b.err == nil {
 			r = b.results[i]
-			if r.Err == nil && !r.Duplicate {
+			switch {
+			case r.Err != nil:
+			case r.Duplicate:
+				c.srv.stats.duplicates.Add(1)
+			default:
+				c.srv.stats.stored.Add(1)
 				c.srv.deliver(r.Message, op.origin)
 			}
 		}

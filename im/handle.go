@@ -94,6 +94,9 @@ func (s *Server) handleAuth(sess *session, f Frame) {
 // ErrorResponse frame.
 func (s *Server) respondError(sess *session, f Frame, err error) {
 	code, msg := wireError(err)
+	if f.Command == imv1.CommandType_CMD_SEND_MSG_REQ {
+		s.stats.refused.Add(1)
+	}
 	var e *Error
 	if !errors.As(err, &e) && code == imv1.ErrorCode_ERR_UNKNOWN {
 		sess.logger().Error("request failed", "cmd", f.Command, "err", err)

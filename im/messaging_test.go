@@ -251,6 +251,7 @@ func TestSlowReaderIsDisconnectedAndResyncs(t *testing.T) {
 	}
 	require.Equal(t, upTo(1, n), <-received, "the reading device got every push, in order")
 	eventually(t, func() bool { return len(srv.Sessions(bob)) == 1 }, "the slow connection was not closed")
+	require.EqualValues(t, 1, srv.Stats().SlowConsumers)
 
 	back := srv.Dial(t, "tcp", bob)
 	got, err := back.SyncAll(testCtx(t))
@@ -364,4 +365,34 @@ func TestHooks(t *testing.T) {
 	require.Equal(t, "d**n", string(after[0].Content))
 	require.Equal(t, int64(2), after[1].Seq)
 	mu.Unlock()
+}
+
+func TestStats(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{})
+	a := srv.Dial(t, "tcp", alice)
+	srv.Dial(t, "websocket", bob)
+	st := srv.Stats()
+	require.EqualValues(t, 2, st.Connections)
+	require.EqualValues(t, 2, st.Sessions)
+
+	sendText(t, a, bob, "one")
+	_, err := a.Send(testCtx(t), client.Outgoing{ReceiverID: bob, Type: im.TextMessage, Content: []byte("two"), ClientMsgID: "same"})
+	require.NoError(t, err)
+	_, err = a.Send(testCtx(t), client.Outgoing{ReceiverID: bob, Type: im.TextMessage, Content: []byte("two"), ClientMsgID: "same"})
+	require.NoError(t, err)
+	_, err = a.Send(testCtx(t), client.Outgoing{ReceiverID: bob, Type: im.TextMessage})
+	require.Error(t, err)
+
+	st = srv.Stats()
+	require.EqualValues(t, 2, st.MessagesStored)
+	require.EqualValues(t, 1, st.Duplicates)
+	require.EqualValues(t, 1, st.SendsRefused)
+	require.GreaterOrEqual(t, st.Commits, uint64(2))
+	require.Positive(t, st.CommitTime)
+	require.GreaterOrEqual(t, st.FramesIn, uint64(6), "2 auths and 4 sends at least")
+	require.GreaterOrEqual(t, st.FramesOut, uint64(6))
+
+	require.NoError(t, a.Close())
+	eventually(t, func() bool { return srv.Stats().Connections == 1 }, "closed connection still counted")
+	require.EqualValues(t, 1, srv.Stats().Sessions)
 }

@@ -205,6 +205,7 @@ func (s *Server) ack(sess *session, seq uint32, sent Message, r AppendResult, er
 	}
 	rsp := &imv1.SendMessageResponse{ClientMsgId: sent.ClientMsgID}
 	if err != nil {
+		s.stats.refused.Add(1)
 		rsp.ErrorCode, rsp.ErrorMsg = wireError(err)
 	} else {
 		rsp.ServerMsgId = r.Message.ServerID

@@ -34,6 +34,7 @@ type Server struct {
 
 	commits *committer
 	after   chan Message // to the AfterSend runner; nil without the hook
+	stats   counters
 
 	mu        sync.Mutex
 	closing   bool
@@ -125,6 +126,8 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 	s.sessWG.Add(1)
 	s.mu.Unlock()
 	defer s.sessWG.Done()
+	s.stats.connections.Add(1)
+	defer s.stats.connections.Add(-1)
 
 	if info.Token != "" {
 		if err := s.authenticate(sess, "", info.Token, info.Platform); err != nil {
@@ -138,6 +141,7 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 			break
 		}
 		sess.lastRead.Store(time.Now().UnixNano())
+		s.stats.framesIn.Add(1)
 		if sess.draining.Load() {
 			continue // shutting down: no new work
 		}
@@ -150,6 +154,7 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 	s.mu.Unlock()
 	reason := sess.reason()
 	if sess.authed.Load() {
+		s.stats.sessions.Add(-1)
 		s.hub.remove(sess)
 		s.log.Debug("session ended", "user", sess.user, "device", sess.id, "err", reason)
 		if s.cfg.OnDisconnect != nil {
@@ -220,6 +225,7 @@ func (s *Server) authenticate(sess *session, userID, token, platform string) err
 		sess.platform = platform
 	}
 	sess.authed.Store(true)
+	s.stats.sessions.Add(1)
 	for _, old := range s.hub.add(sess, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser) {
 		old.kick(kickLoggedInElsewhere, "logged in on another device")
 	}

@@ -93,6 +93,7 @@ func (s *session) enqueue(frames ...Frame) bool {
 	}
 	if len(s.queue)+len(frames) > s.srv.cfg.SendQueue {
 		s.mu.Unlock()
+		s.srv.stats.slowConsumers.Add(1)
 		s.close(errSlowConsumer)
 		return false
 	}
@@ -130,6 +131,7 @@ func (s *session) writeLoop() {
 		ctx, cancel := context.WithTimeout(s.ctx, s.srv.cfg.WriteTimeout)
 		err := s.conn.WriteFrames(ctx, batch)
 		cancel()
+		s.srv.stats.framesOut.Add(uint64(len(batch)))
 		if err != nil {
 			s.close(err)
 			return

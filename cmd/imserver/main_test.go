@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"io"
 	"math/big"
 	"net"
 	"net/http"
@@ -145,6 +146,14 @@ func TestZeroConfigServer(t *testing.T) {
 		require.NoError(t, err)
 		rsp.Body.Close()
 		require.Equal(t, http.StatusOK, rsp.StatusCode)
+
+		rsp, err = http.Get(base + "/metrics")
+		require.NoError(t, err)
+		metrics, err := io.ReadAll(rsp.Body)
+		rsp.Body.Close()
+		require.NoError(t, err)
+		require.Contains(t, string(metrics), "imserver_messages_stored_total 1\n")
+		require.Contains(t, string(metrics), "imserver_sessions 2\n")
 	}()
 
 	// Second start on the same dir: same secret, so the old token works,

@@ -143,7 +143,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 	s.ws = httptest.NewServer(mux)
 	s.WSURL = "ws" + s.ws.URL[len("http"):] + "/ws"
 
-	s.api = httptest.NewServer(httpapi.NewHandler(httpapi.Options{Accounts: s.Accounts, Health: s.Server.Health, Logger: cfg.Logger}))
+	s.api = httptest.NewServer(httpapi.NewHandler(httpapi.Options{Accounts: s.Accounts, Health: s.Server.Health, Stats: s.Server.Stats, Logger: cfg.Logger}))
 	s.HTTPURL = s.api.URL
 
 	t.Cleanup(s.Stop)

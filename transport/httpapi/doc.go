@@ -40,11 +40,13 @@
 //	POST /api/auth/login     {"username","password","platform"}
 //	                         → data {"token","userID","expiresAt"}
 //	GET  /health             → {"code":0,"message":"ok"}
+//	GET  /metrics            → the im.Server's Stats, Prometheus text format
 //
 // expiresAt is in Unix milliseconds. Request bodies are JSON whatever their
 // Content-Type says (curl users often send none); unknown fields are
 // ignored, so clients may send more than a call needs. The register and login
-// routes exist only when Options.Accounts is set. Register refuses usernames,
+// routes exist only when Options.Accounts is set, /metrics only when
+// Options.Stats is. Register refuses usernames,
 // passwords and nicknames that break the rules of im/auth; login is rate
 // limited per username there.
 //

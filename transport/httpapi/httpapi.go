@@ -28,6 +28,9 @@ type Options struct {
 	// the store; GET /health answers 503 when it returns an error. nil
 	// means always healthy.
 	Health func(ctx context.Context) error
+	// Stats, if set, is served at GET /metrics in the Prometheus text
+	// format; pass the im.Server's Stats method. nil leaves the route out.
+	Stats func() im.Stats
 	// Logger receives unexpected errors; nil discards them.
 	Logger *slog.Logger
 	// MaxBodyBytes bounds a request body. Default DefaultMaxBodyBytes.
@@ -51,6 +54,7 @@ const (
 type api struct {
 	accounts *auth.Accounts
 	health   func(ctx context.Context) error
+	stats    func() im.Stats
 	log      *slog.Logger
 	maxBody  int64
 }
@@ -60,6 +64,7 @@ func NewHandler(opts Options) http.Handler {
 	a := &api{
 		accounts: opts.Accounts,
 		health:   opts.Health,
+		stats:    opts.Stats,
 		log:      opts.Logger,
 		maxBody:  opts.MaxBodyBytes,
 	}
@@ -72,6 +77,9 @@ func NewHandler(opts Options) http.Handler {
 
 	r := newRouter()
 	r.handle(http.MethodGet, "/health", a.serveHealth)
+	if a.stats != nil {
+		r.handle(http.MethodGet, "/metrics", a.serveMetrics)
+	}
 	if a.accounts != nil {
 		r.handle(http.MethodPost, "/api/auth/register", a.serveRegister)
 		r.handle(http.MethodPost, "/api/auth/login", a.serveLogin)

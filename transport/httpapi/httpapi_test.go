@@ -353,3 +353,33 @@ func TestRoutes(t *testing.T) {
 		})
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	stats := im.Stats{Connections: 3, Sessions: 2, FramesIn: 10, MessagesStored: 7, CommitTime: 1500 * time.Millisecond, SlowConsumers: 1}
+	e := setup(t, newTestStore(t), 0, func(o *httpapi.Options) { o.Stats = func() im.Stats { return stats } })
+	rsp, err := http.Get(e.srv.URL + "/metrics")
+	require.NoError(t, err)
+	defer rsp.Body.Close()
+	require.Equal(t, http.StatusOK, rsp.StatusCode)
+	require.Contains(t, rsp.Header.Get("Content-Type"), "text/plain")
+	body, err := io.ReadAll(rsp.Body)
+	require.NoError(t, err)
+	for _, line := range []string{
+		"# TYPE imserver_connections gauge",
+		"imserver_connections 3",
+		"imserver_sessions 2",
+		"imserver_frames_in_total 10",
+		"imserver_messages_stored_total 7",
+		"imserver_store_commit_seconds_total 1.5",
+		"imserver_slow_consumers_total 1",
+	} {
+		require.Contains(t, string(body), line+"\n")
+	}
+
+	// Without Stats there is no such route.
+	plain := setup(t, newTestStore(t), 0, nil)
+	rsp2, err := http.Get(plain.srv.URL + "/metrics")
+	require.NoError(t, err)
+	rsp2.Body.Close()
+	require.Equal(t, http.StatusNotFound, rsp2.StatusCode)
+}

@@ -1,0 +1,50 @@
+package im
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Stats is a snapshot of a Server's counters (since NewServer) and gauges
+// (now), for metrics and health pages.
+type Stats struct {
+	Connections int64 // open connections, authenticated or not
+	Sessions    int64 // authenticated sessions
+
+	FramesIn  uint64 // frames read from clients
+	FramesOut uint64 // frames written to clients
+
+	MessagesStored uint64 // new messages committed
+	Duplicates     uint64 // sends answered from the dedup index
+	SendsRefused   uint64 // sends answered with an error
+
+	Commits       uint64        // store commits (each a batch of sends)
+	CommitTime    time.Duration // total time spent in those commits
+	SlowConsumers uint64        // connections closed because their queue was full
+}
+
+// counters are the Server's live Stats. Atomics, so the hot path takes no
+// lock for them.
+type counters struct {
+	connections, sessions               atomic.Int64
+	framesIn, framesOut                 atomic.Uint64
+	stored, duplicates, refused         atomic.Uint64
+	commits, commitNanos, slowConsumers atomic.Uint64
+}
+
+// Stats returns the server's counters and gauges.
+func (s *Server) Stats() Stats {
+	c := &s.stats
+	return Stats{
+		Connections:    c.connections.Load(),
+		Sessions:       c.sessions.Load(),
+		FramesIn:       c.framesIn.Load(),
+		FramesOut:      c.framesOut.Load(),
+		MessagesStored: c.stored.Load(),
+		Duplicates:     c.duplicates.Load(),
+		SendsRefused:   c.refused.Load(),
+		Commits:        c.commits.Load(),
+		CommitTime:     time.Duration(c.commitNanos.Load()),
+		SlowConsumers:  c.slowConsumers.Load(),
+	}
+}

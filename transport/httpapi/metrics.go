@@ -1,0 +1,27 @@
+package httpapi
+
+import (
+	"fmt"
+	"net/http"
+)
+
+// serveMetrics writes the server's Stats in the Prometheus text format, so
+// any Prometheus-compatible scraper can collect them without a client
+// library in the server.
+func (a *api) serveMetrics(w http.ResponseWriter, _ *http.Request) {
+	st := a.stats()
+	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+	metric := func(name, kind, help string, v any) {
+		fmt.Fprintf(w, "# HELP imserver_%s %s\n# TYPE imserver_%s %s\nimserver_%s %v\n", name, help, name, kind, name, v)
+	}
+	metric("connections", "gauge", "Open client connections.", st.Connections)
+	metric("sessions", "gauge", "Authenticated sessions.", st.Sessions)
+	metric("frames_in_total", "counter", "Frames read from clients.", st.FramesIn)
+	metric("frames_out_total", "counter", "Frames written to clients.", st.FramesOut)
+	metric("messages_stored_total", "counter", "New messages committed.", st.MessagesStored)
+	metric("sends_deduplicated_total", "counter", "Sends answered from the dedup index.", st.Duplicates)
+	metric("sends_refused_total", "counter", "Sends answered with an error.", st.SendsRefused)
+	metric("store_commits_total", "counter", "Store commits, each a batch of sends.", st.Commits)
+	metric("store_commit_seconds_total", "counter", "Time spent in store commits.", st.CommitTime.Seconds())
+	metric("slow_consumers_total", "counter", "Connections closed because their queue was full.", st.SlowConsumers)
+}
