@@ -161,7 +161,7 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 			s.cfg.OnDisconnect(sess.info(), reason)
 		}
 	}
-	if errors.Is(reason, context.Canceled) || isClosedConn(reason) {
+	if isClosedConn(reason) {
 		return nil
 	}
 	return reason

@@ -54,6 +54,13 @@ type conn struct {
 	// the Server before the connection is shared.
 	cancel context.CancelFunc
 
+	// watched is the ctx ReadFrame last saw; stopWatch undoes the hook that
+	// closes the connection when it ends. The core passes the same ctx to
+	// every ReadFrame of a session, so the hook is set up once, not per
+	// frame. Only the reading goroutine touches these two.
+	watched   context.Context
+	stopWatch func() bool
+
 	closing   atomic.Bool // Close was called
 	closeOnce sync.Once
 	hardOnce  sync.Once
@@ -78,9 +85,13 @@ func (c *conn) ReadFrame(ctx context.Context) (im.Frame, error) {
 	if err := ctx.Err(); err != nil {
 		return im.Frame{}, err
 	}
-	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
+	if ctx != c.watched {
+		if c.stopWatch != nil {
+			c.stopWatch()
+		}
+		c.watched, c.stopWatch = ctx, context.AfterFunc(ctx, func() { _ = c.Close() })
+	}
 	f, err := c.readFrame()
-	stop()
 	if cerr := ctx.Err(); cerr != nil {
 		_ = c.Close()
 		return im.Frame{}, cerr
@@ -228,6 +239,9 @@ func (c *conn) Close() error {
 // finish closes the socket once the session is over, after giving the
 // client lingerTimeout to read the last frames and close its side.
 func (c *conn) finish() {
+	if c.stopWatch != nil {
+		c.stopWatch() // the session is over; its ctx no longer matters
+	}
 	_ = c.Close()
 	if err := c.nc.SetReadDeadline(time.Now().Add(lingerTimeout)); err == nil {
 		_, _ = io.CopyN(io.Discard, c.nc, lingerBytes)

@@ -31,6 +31,12 @@ type conn struct {
 	lastPing atomic.Int64 // unix nanoseconds of the last ping; 0 if none
 
 	rbuf bytes.Buffer // used by ReadFrame only
+	// watched is the ctx ReadFrame last saw; stopWatch undoes the hook that
+	// closes the connection when it ends. The core passes the same ctx to
+	// every ReadFrame of a session, so the hook is set up once, not per
+	// frame. Used by ReadFrame (and unwatch, after the session) only.
+	watched   context.Context
+	stopWatch func() bool
 	wbuf []byte       // used by WriteFrames only
 
 	closeOnce sync.Once
@@ -73,8 +79,10 @@ func (c *conn) ReadFrame(ctx context.Context) (im.Frame, error) {
 	// ctx is not given to coder/websocket, which would drop the connection
 	// without a close frame when it ends. Close sends one, and the read
 	// returns when the client answers it or coder/websocket stops waiting.
-	stop := context.AfterFunc(ctx, func() { _ = c.Close() })
-	defer stop()
+	if ctx != c.watched {
+		c.unwatch()
+		c.watched, c.stopWatch = ctx, context.AfterFunc(ctx, func() { _ = c.Close() })
+	}
 
 	typ, r, err := c.ws.Reader(context.Background())
 	if err != nil {
@@ -114,6 +122,15 @@ func (c *conn) ReadFrame(ctx context.Context) (im.Frame, error) {
 		return im.Frame{}, err
 	}
 	return f, nil
+}
+
+// unwatch removes ReadFrame's hook on its ctx; the handler calls it when
+// the session is over.
+func (c *conn) unwatch() {
+	if c.stopWatch != nil {
+		c.stopWatch()
+		c.stopWatch = nil
+	}
 }
 
 // readErr is the error ReadFrame returns for a failed read: ctx's error if

@@ -119,6 +119,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Platform:   q.Get("platform"),
 	}
 	err = h.serve(r.Context(), c, info)
+	c.unwatch() // ServeConn has returned: no more ReadFrame calls
 	_ = c.Close()
 	<-c.closed
 	h.log.Debug("websocket: connection ended", "addr", r.RemoteAddr, "err", err)
