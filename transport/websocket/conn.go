@@ -37,7 +37,7 @@ type conn struct {
 	// frame. Used by ReadFrame (and unwatch, after the session) only.
 	watched   context.Context
 	stopWatch func() bool
-	wbuf []byte       // used by WriteFrames only
+	wbuf      []byte // used by WriteFrames only
 
 	closeOnce sync.Once
 	closed    chan struct{} // closed when the close handshake is over
