@@ -61,6 +61,7 @@ type appender struct {
 	msgs, convs, dedup, members *bbolt.Bucket
 	// Keys are built in these buffers and reused: bbolt copies keys.
 	dedupKey, convKey, memberKey []byte
+	dedupCur                     *bbolt.Cursor
 	seqKey                       [8]byte
 	// arena holds every value put in the transaction. bbolt keeps
 	// references to values until commit, so the arena is only ever
@@ -101,7 +102,12 @@ func (a *appender) put(fn func([]byte) []byte) []byte {
 func (a *appender) append(r *im.AppendRequest, res *im.AppendResult) error {
 	m := &r.Message
 	a.dedupKey = append(append(append(a.dedupKey[:0], m.SenderID...), 0), m.ClientMsgID...)
-	if v := a.dedup.Get(a.dedupKey); v != nil {
+	// A cursor kept for the whole batch: Bucket.Get makes a new one, and
+	// its search stack, for every call.
+	if a.dedupCur == nil {
+		a.dedupCur = a.dedup.Cursor()
+	}
+	if k, v := a.dedupCur.Seek(a.dedupKey); v != nil && bytes.Equal(k, a.dedupKey) {
 		orig, err := a.original(v)
 		if err != nil {
 			return err
