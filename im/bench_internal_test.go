@@ -2,11 +2,7 @@ package im
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,124 +14,26 @@ import (
 // memory and go nowhere. BenchmarkSendPath (bench_test.go) measures the whole
 // send path through the public API.
 
-// nopConn is a Conn whose writes vanish and whose reads come from a channel.
-type nopConn struct {
-	in      chan Frame
-	written atomic.Int64
-	acks    chan struct{} // one per SEND_MSG_RSP written, when not nil
-	once    sync.Once
-	closed  chan struct{}
-}
+// discardConn is a Conn whose writes vanish; BenchmarkDeliver never reads.
+type discardConn struct{}
 
-func newNopConn() *nopConn {
-	return &nopConn{in: make(chan Frame, 1024), closed: make(chan struct{})}
+func (discardConn) ReadFrame(ctx context.Context) (Frame, error) {
+	<-ctx.Done()
+	return Frame{}, ctx.Err()
 }
+func (discardConn) WriteFrames(context.Context, []Frame) error { return nil }
+func (discardConn) Close() error                               { return nil }
 
-func (c *nopConn) ReadFrame(ctx context.Context) (Frame, error) {
-	select {
-	case f := <-c.in:
-		return f, nil
-	case <-c.closed:
-		return Frame{}, io.EOF
-	case <-ctx.Done():
-		return Frame{}, ctx.Err()
-	}
-}
-
-func (c *nopConn) WriteFrames(_ context.Context, frames []Frame) error {
-	c.written.Add(int64(len(frames)))
-	if c.acks != nil {
-		for _, f := range frames {
-			if f.Command == imv1.CommandType_CMD_SEND_MSG_RSP {
-				c.acks <- struct{}{}
-			}
-		}
-	}
-	return nil
-}
-
-func (c *nopConn) Close() error {
-	c.once.Do(func() { close(c.closed) })
-	return nil
-}
-
-// memStore is the least a Store can be, so that send-path benchmarks show
-// the core's own cost rather than a disk's.
-type memStore struct {
-	mu    sync.Mutex
-	convs map[string][]Message
-	dedup map[[2]string]Message
-}
-
-func newMemStore() *memStore {
-	return &memStore{convs: map[string][]Message{}, dedup: map[[2]string]Message{}}
-}
-
-func (s *memStore) AppendMessages(ctx context.Context, batch []AppendRequest) ([]AppendResult, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]AppendResult, len(batch))
-	for i, r := range batch {
-		k := [2]string{r.Message.SenderID, r.Message.ClientMsgID}
-		if m, ok := s.dedup[k]; ok {
-			out[i] = AppendResult{Message: m, Duplicate: true}
-			continue
-		}
-		m := r.Message
-		m.Seq = int64(len(s.convs[m.ConversationID]) + 1)
-		s.convs[m.ConversationID] = append(s.convs[m.ConversationID], m)
-		s.dedup[k] = m
-		out[i] = AppendResult{Message: m}
-	}
-	return out, nil
-}
-
-func (s *memStore) Messages(ctx context.Context, conv string, from, to int64, limit int) ([]Message, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []Message
-	for _, m := range s.convs[conv] {
-		if m.Seq >= from && (to <= 0 || m.Seq <= to) && len(out) < limit {
-			out = append(out, m)
-		}
-	}
-	return out, nil
-}
-
-func (s *memStore) MessagesBefore(ctx context.Context, conv string, before int64, limit int) ([]Message, error) {
-	return nil, errors.ErrUnsupported
-}
-
-func (s *memStore) Conversation(ctx context.Context, id string) (Conversation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := len(s.convs[id])
-	if n == 0 {
-		return Conversation{}, ErrNotFound
-	}
-	return Conversation{ID: id, MaxSeq: int64(n)}, nil
-}
-
-func (s *memStore) UserConversations(ctx context.Context, user string) ([]Conversation, error) {
-	return nil, nil
-}
-func (s *memStore) CreateAccount(context.Context, Account) error { return errors.ErrUnsupported }
-func (s *memStore) Account(context.Context, string) (Account, error) {
-	return Account{}, ErrNotFound
-}
-func (s *memStore) AccountByUsername(context.Context, string) (Account, error) {
-	return Account{}, ErrNotFound
-}
+// noStore satisfies Config.Store for benchmarks of code that never calls
+// the store (fan-out, sync page assembly); a call would panic.
+type noStore struct{ Store }
 
 func benchServer(b *testing.B, cfg Config) *Server {
 	b.Helper()
-	if cfg.Store == nil {
-		cfg.Store = newMemStore()
-	}
-	cfg.Authenticator = AuthenticatorFunc(func(_ context.Context, token string) (Identity, error) {
-		return Identity{UserID: token}, nil
+	cfg.Store = noStore{}
+	cfg.Authenticator = AuthenticatorFunc(func(context.Context, string) (Identity, error) {
+		return Identity{}, ErrUnauthenticated
 	})
-	cfg.SendRate = -1
 	s, err := NewServer(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -151,8 +49,7 @@ func BenchmarkDeliver(b *testing.B) {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
 			s := benchServer(b, Config{MaxSessionsPerUser: n + 1, SendQueue: 1 << 20})
 			for i := 0; i < n; i++ {
-				c := newNopConn()
-				sess := &session{srv: s, conn: c, user: "bob", id: fmt.Sprint(i), inflight: make(chan struct{}, 1)}
+				sess := &session{srv: s, conn: discardConn{}, user: "bob", id: fmt.Sprint(i), inflight: make(chan struct{}, 1)}
 				sess.ctx, sess.cancel = context.WithCancel(context.Background())
 				sess.authed.Store(true)
 				s.hub.add(sess, AllowAllDevices, n+1)

@@ -114,19 +114,25 @@ func ConversationTypeOf(id string) ConversationType {
 
 // peerOf returns the other member of one-to-one conversation id as seen by
 // user, and whether user is a member of it at all. User ids may contain "_",
-// so the id is matched against the form it must have, not split.
+// so the id is matched against the two forms it can have, not split: the
+// sorted pair with user first or with user second. It runs for every send,
+// so it builds no strings.
 func peerOf(id, user string) (string, bool) {
 	rest, ok := strings.CutPrefix(id, singlePrefix)
-	if !ok {
+	if !ok || len(rest) < len(user)+2 {
 		return "", false
 	}
-	// user first: "single_<user>_<peer>" with user <= peer.
-	if p, ok := strings.CutPrefix(rest, user+"_"); ok && p != "" && user <= p && SingleConversationID(user, p) == id {
-		return p, true
+	// "single_<user>_<peer>" with user <= peer.
+	if strings.HasPrefix(rest, user) && rest[len(user)] == '_' {
+		if p := rest[len(user)+1:]; user <= p {
+			return p, true
+		}
 	}
-	// user second: "single_<peer>_<user>" with peer <= user.
-	if p, ok := strings.CutSuffix(rest, "_"+user); ok && p != "" && p <= user && SingleConversationID(p, user) == id {
-		return p, true
+	// "single_<peer>_<user>" with peer <= user.
+	if strings.HasSuffix(rest, user) && rest[len(rest)-len(user)-1] == '_' {
+		if p := rest[:len(rest)-len(user)-1]; p <= user {
+			return p, true
+		}
 	}
 	return "", false
 }

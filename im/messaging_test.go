@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/client"
 	"github.com/imserver/imserver/im/imtest"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/store/bolt"
 	"github.com/stretchr/testify/require"
 )
 
@@ -395,4 +398,38 @@ func TestStats(t *testing.T) {
 	require.NoError(t, a.Close())
 	eventually(t, func() bool { return srv.Stats().Connections == 1 }, "closed connection still counted")
 	require.EqualValues(t, 1, srv.Stats().Sessions)
+}
+
+// slowStore makes every commit take a while, as a busy disk does, so that
+// sends arriving meanwhile pile up.
+type slowStore struct{ *bolt.Store }
+
+func (s slowStore) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([]im.AppendResult, error) {
+	time.Sleep(20 * time.Millisecond)
+	return s.Store.AppendMessages(ctx, batch)
+}
+
+func TestConcurrentSendsShareCommits(t *testing.T) {
+	store, err := bolt.Open(filepath.Join(t.TempDir(), "im.db"), bolt.Options{})
+	require.NoError(t, err)
+	defer store.Close()
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{Store: slowStore{store}}})
+	const n = 50
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := srv.SendMessage(testCtx(t), im.SendRequest{SenderID: alice, ReceiverID: bob, Type: im.TextMessage, Content: []byte(content(i))}); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	st := srv.Stats()
+	require.EqualValues(t, n, st.MessagesStored)
+	// One commit per send would be 50; group commit lets the sends that
+	// arrive during a commit share the next one.
+	require.Less(t, st.Commits, uint64(n/2), "commits for %d concurrent sends", n)
+	srv.Stop() // before the deferred store.Close
 }
