@@ -157,9 +157,21 @@ func FuzzDecodeAccount(f *testing.F) {
 	})
 }
 
-// corruptStore fills a store, lets damage change the file with bbolt
+// corruptStore fills a store, lets damage change its main file with bbolt
 // directly, and reopens it.
 func corruptStore(t *testing.T, damage func(tx *bbolt.Tx) error) *Store {
+	t.Helper()
+	return corruptFile(t, "", damage)
+}
+
+// corruptIndex is corruptStore for the dedup index file. The store was
+// closed cleanly, so the index holds every key and the log none.
+func corruptIndex(t *testing.T, damage func(tx *bbolt.Tx) error) *Store {
+	t.Helper()
+	return corruptFile(t, IndexSuffix, damage)
+}
+
+func corruptFile(t *testing.T, suffix string, damage func(tx *bbolt.Tx) error) *Store {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "im.db")
 	s, err := Open(path, Options{})
@@ -174,7 +186,7 @@ func corruptStore(t *testing.T, damage func(tx *bbolt.Tx) error) *Store {
 	require.NoError(t, s.CreateAccount(ctx, im.Account{UserID: "u1", Username: "alice"}))
 	require.NoError(t, s.Close())
 
-	db, err := bbolt.Open(path, 0o600, nil)
+	db, err := bbolt.Open(path+suffix, 0o600, nil)
 	require.NoError(t, err)
 	require.NoError(t, db.Update(damage))
 	require.NoError(t, db.Close())
@@ -202,18 +214,19 @@ func TestCorruptRecords(t *testing.T) {
 	next := []im.AppendRequest{{Message: im.Message{ConversationID: "group_g", ServerID: "s3", SenderID: "bob", ClientMsgID: "c9"}}}
 	tests := []struct {
 		name   string
+		index  bool // damage is to the dedup index's file
 		damage func(tx *bbolt.Tx) error
 		call   func(s *Store) error
 	}{
-		{"MessageRecord", put(bucketMsgs, []byte("group_g"), seqKey(&k, 1), []byte{recordV1, 0xff}), func(s *Store) error {
+		{"MessageRecord", false, put(bucketMsgs, []byte("group_g"), seqKey(&k, 1), []byte{recordV1, 0xff}), func(s *Store) error {
 			_, err := s.Messages(ctx, "group_g", 1, 0, 10)
 			return err
 		}},
-		{"MessageRecordBefore", put(bucketMsgs, []byte("group_g"), seqKey(&k, 1), []byte{7}), func(s *Store) error {
+		{"MessageRecordBefore", false, put(bucketMsgs, []byte("group_g"), seqKey(&k, 1), []byte{7}), func(s *Store) error {
 			_, err := s.MessagesBefore(ctx, "group_g", 0, 10)
 			return err
 		}},
-		{"MessageKey", func(tx *bbolt.Tx) error {
+		{"MessageKey", false, func(tx *bbolt.Tx) error {
 			if err := put(bucketConvs, nil, []byte("group_g"), binary.BigEndian.AppendUint64(nil, 5))(tx); err != nil {
 				return err
 			}
@@ -222,46 +235,50 @@ func TestCorruptRecords(t *testing.T) {
 			_, err := s.Messages(ctx, "group_g", 1, 0, 10)
 			return err
 		}},
-		{"MaxSeq", put(bucketConvs, nil, []byte("group_g"), []byte{1, 2}), func(s *Store) error {
+		{"MaxSeq", false, put(bucketConvs, nil, []byte("group_g"), []byte{1, 2}), func(s *Store) error {
 			_, err := s.Conversation(ctx, "group_g")
 			return err
 		}},
-		{"MaxSeqOnAppend", put(bucketConvs, nil, []byte("group_g"), []byte{1, 2}), func(s *Store) error {
+		{"MaxSeqOnAppend", false, put(bucketConvs, nil, []byte("group_g"), []byte{1, 2}), func(s *Store) error {
 			_, err := s.AppendMessages(ctx, next)
 			return err
 		}},
-		{"MaxSeqOnSync", put(bucketConvs, nil, []byte("group_g"), nil), func(s *Store) error {
+		{"MaxSeqOnSync", false, put(bucketConvs, nil, []byte("group_g"), nil), func(s *Store) error {
 			_, err := s.UserConversations(ctx, "alice")
 			return err
 		}},
-		{"MembershipWithoutConversation", put(bucketMembers, nil, []byte("alice\x00group_gone"), []byte{}), func(s *Store) error {
+		{"MembershipWithoutConversation", false, put(bucketMembers, nil, []byte("alice\x00group_gone"), []byte{}), func(s *Store) error {
 			_, err := s.UserConversations(ctx, "alice")
 			return err
 		}},
-		{"DedupRecord", put(bucketDedup, nil, []byte("alice\x00c1"), []byte{1}), func(s *Store) error {
+		{"DedupRecord", true, put(indexBucketDedup, nil, []byte("alice\x00c1"), []byte{1}), func(s *Store) error {
 			_, err := s.AppendMessages(ctx, retry)
 			return err
 		}},
-		{"DedupTarget", put(bucketDedup, nil, []byte("alice\x00c1"), appendDedup(nil, "group_gone", 1)), func(s *Store) error {
+		{"DedupTarget", true, put(indexBucketDedup, nil, []byte("alice\x00c1"), appendDedup(nil, "group_gone", 1)), func(s *Store) error {
 			_, err := s.AppendMessages(ctx, retry)
 			return err
 		}},
-		{"DedupTargetMessage", put(bucketDedup, nil, []byte("alice\x00c1"), appendDedup(nil, "group_g", 5)), func(s *Store) error {
+		{"DedupTargetMessage", true, put(indexBucketDedup, nil, []byte("alice\x00c1"), appendDedup(nil, "group_g", 5)), func(s *Store) error {
 			_, err := s.AppendMessages(ctx, retry)
 			return err
 		}},
-		{"AccountRecord", put(bucketAccounts, nil, []byte("u1"), []byte{recordV1, 5}), func(s *Store) error {
+		{"AccountRecord", false, put(bucketAccounts, nil, []byte("u1"), []byte{recordV1, 5}), func(s *Store) error {
 			_, err := s.Account(ctx, "u1")
 			return err
 		}},
-		{"UsernameIndex", put(bucketUsernames, nil, []byte("alice"), []byte("u-gone")), func(s *Store) error {
+		{"UsernameIndex", false, put(bucketUsernames, nil, []byte("alice"), []byte("u-gone")), func(s *Store) error {
 			_, err := s.AccountByUsername(ctx, "alice")
 			return err
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := corruptStore(t, tt.damage)
+			open := corruptStore
+			if tt.index {
+				open = corruptIndex
+			}
+			s := open(t, tt.damage)
 			err := tt.call(s)
 			require.ErrorIs(t, err, errCorrupt)
 			require.NotErrorIs(t, err, im.ErrNotFound)
@@ -272,7 +289,7 @@ func TestCorruptRecords(t *testing.T) {
 func TestCorruptAppendStoresNothing(t *testing.T) {
 	// A batch that meets a corrupt record is rolled back whole, so the
 	// valid message before it is not stored either.
-	s := corruptStore(t, put(bucketDedup, nil, []byte("alice\x00c1"), []byte{1}))
+	s := corruptIndex(t, put(indexBucketDedup, nil, []byte("alice\x00c1"), []byte{1}))
 	ctx := t.Context()
 	_, err := s.AppendMessages(ctx, []im.AppendRequest{
 		{Message: im.Message{ConversationID: "group_new", ServerID: "s2", SenderID: "bob", ClientMsgID: "c2"}},
@@ -299,6 +316,13 @@ func TestOpenRefusesForeignFiles(t *testing.T) {
 		}},
 		{"OtherApplication", func(tx *bbolt.Tx) error {
 			return tx.DeleteBucket([]byte(bucketMeta))
+		}},
+		{"DedupLogRecord", func(tx *bbolt.Tx) error {
+			gen, err := tx.Bucket([]byte(bucketDedupLog)).CreateBucketIfNotExists(seqKey(new([8]byte), 0))
+			if err != nil {
+				return err
+			}
+			return gen.Put(seqKey(new([8]byte), 1), []byte{200})
 		}},
 	}
 	for _, tt := range tests {

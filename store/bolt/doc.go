@@ -1,5 +1,6 @@
-// Package bolt is the default im.Store: one file on local disk, kept with
-// go.etcd.io/bbolt, for a single imserver process.
+// Package bolt is the default im.Store: a file on local disk, kept with
+// go.etcd.io/bbolt, for a single imserver process, and beside it a second
+// file for the dedup index.
 //
 //	s, err := bolt.Open("data/im.db", bolt.Options{})
 //	if err != nil { … }
@@ -16,6 +17,20 @@
 // NoFreelistSync, as etcd runs it): commits write less, and Open rebuilds
 // the freelist by scanning the file, which takes longer on a large file.
 //
+// # Dedup
+//
+// Client message ids are random, so an index keyed by them would dirty a
+// page for nearly every message a commit stores. Instead a commit appends
+// each new (sender, client_msg_id) to a log in the main file, in order, and
+// keeps it in memory; a background merger writes the keys, sorted and
+// tens of thousands at a time, to the index file (path + IndexSuffix),
+// whose commits run beside the main file's. Lookups read memory, then the
+// index file. After a crash, Open reads the log back; Close merges what is
+// left so the next Open has nothing to read. The index holds nothing the
+// messages do not, so a missing index file, or one from another store, is
+// rebuilt from them at Open. If merges fall behind (half a million keys
+// wait), appends wait for them.
+//
 // # Concurrency
 //
 // All methods are safe for concurrent use. Reads run in parallel with each
@@ -26,9 +41,12 @@
 //
 // # Lifecycle
 //
-// Open locks and, if needed, creates the file; Close waits for calls in
-// progress and releases it. The im.Server never closes the Store it was
-// given: whoever opened it closes it, after the server has shut down.
+// Open locks and, if needed, creates the files; Close waits for calls in
+// progress and the merger, and releases them. The im.Server never closes
+// the Store it was given: whoever opened it closes it, after the server has
+// shut down. A backup needs only the main file (bbolt's Tx.WriteTo makes a
+// consistent copy of an open one): restored beside a missing, older or
+// newer index file, it is detected at Open and the index rebuilt.
 //
 // # Errors
 //
@@ -45,8 +63,11 @@
 //
 // One top-level bucket per area: messages in a nested bucket per
 // conversation keyed by big-endian seq, each conversation's max seq, the
-// dedup index (sender, client_msg_id → conversation, seq), the membership
-// index (user, conversation), accounts by id and a username index. Records
+// dedup log (in generations of 4,096 keys, each a nested bucket, so that
+// merged keys are dropped a bucket at a time), the membership index (user,
+// conversation), accounts by id and a username index. The index file maps
+// (sender, client_msg_id) to (conversation, seq). Both files carry the same
+// random id, which is how Open tells that they belong together. Records
 // are a compact binary encoding that starts with a version byte, and the
 // file carries a schema version that Open checks.
 package bolt

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 
 	"go.etcd.io/bbolt"
@@ -13,7 +14,7 @@ import (
 
 // AppendMessages implements im.MessageStore. The whole batch is one bbolt
 // write transaction, so one fsync, however many messages and conversations
-// it holds; concurrent calls queue on bbolt's single writer lock.
+// it holds; concurrent calls run one at a time.
 func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([]im.AppendResult, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: append messages: %w", err)
@@ -26,17 +27,30 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 			continue
 		}
 		valid++
-		size += messageSize(&batch[i].Message) + 16 + len(batch[i].Message.ConversationID)
+		m := &batch[i].Message
+		size += messageSize(m) + 2*len(m.SenderID) + 2*len(m.ClientMsgID) + 2*len(m.ConversationID) + 32
 	}
 	if valid == 0 {
 		return results, nil // nothing to write, so no commit
+	}
+	if err := s.dedup.roomFor(ctx.Done()); err != nil {
+		if errors.Is(err, errDoneWaiting) {
+			err = ctx.Err()
+		}
+		return nil, fmt.Errorf("bolt: append messages: %w", err)
+	}
+
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	a := appender{d: s.dedup, arena: make([]byte, 0, size)}
+	if err := a.lookup(batch, results); err != nil {
+		return nil, fmt.Errorf("bolt: append messages: %w", err)
 	}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		// The wait for the writer lock may have outlasted the caller.
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		a := appender{arena: make([]byte, 0, size)}
 		if err := a.open(tx); err != nil {
 			return err
 		}
@@ -44,7 +58,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 			if results[i].Err != nil {
 				continue
 			}
-			if err := a.append(&batch[i], &results[i]); err != nil {
+			if err := a.append(i, &batch[i], &results[i]); err != nil {
 				return err
 			}
 		}
@@ -53,20 +67,36 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 	if err != nil {
 		return nil, fmt.Errorf("bolt: append messages: %w", err)
 	}
+	s.dedup.nextLog = a.nextLog
+	s.dedup.trimmed = a.trimmed
+	s.dedup.committed(a.logged)
 	return results, nil
 }
 
 // appender writes the requests of one batch inside its transaction.
 type appender struct {
-	msgs, convs, dedup, members *bbolt.Bucket
+	d                         *dedupIndex
+	tx                        *bbolt.Tx
+	msgs, convs, log, members *bbolt.Bucket
 	// Keys are built in these buffers and reused: bbolt copies keys.
-	dedupKey, convKey, memberKey []byte
-	dedupCur                     *bbolt.Cursor
-	seqKey                       [8]byte
+	convKey, memberKey []byte
+	seqKey             [8]byte
+	logGen             *bbolt.Bucket // the log's current generation
 	// arena holds every value put in the transaction. bbolt keeps
 	// references to values until commit, so the arena is only ever
 	// appended to, never overwritten.
 	arena []byte
+	// keys[i] is request i's dedup key (nil if it is invalid); found[i]
+	// the message stored before with that key, if any.
+	keys  [][]byte
+	found []dedupRef
+	// fresh holds the keys this batch stores, so that a key repeated
+	// within the batch is a duplicate too; logged lists them in log order.
+	fresh  map[string]dedupRef
+	logged []waitingKey
+	// The dedup index's counters as this transaction leaves them; they are
+	// the index's once it commits.
+	nextLog, trimmed uint64
 	// touched holds the conversations this batch touched, so that a
 	// conversation's bucket and max seq are looked up once per batch and
 	// its max seq written once, in finish, rather than per message.
@@ -78,17 +108,54 @@ type openConv struct {
 	seq    uint64 // the last seq assigned
 }
 
+// lookup finds the batch's keys that were stored before: in memory, then
+// in the index file, in that order (see dedupIndex).
+func (a *appender) lookup(batch []im.AppendRequest, results []im.AppendResult) error {
+	a.keys = make([][]byte, len(batch))
+	a.found = make([]dedupRef, len(batch))
+	for i := range batch {
+		if results[i].Err == nil {
+			m := &batch[i].Message
+			a.keys[i] = a.put(func(b []byte) []byte { return dedupKey(b, m.SenderID, m.ClientMsgID) })
+		}
+	}
+	a.d.lookupRecent(a.keys, a.found)
+	return a.d.lookupIndex(a.keys, a.found)
+}
+
 func (a *appender) open(tx *bbolt.Tx) (err error) {
+	a.tx = tx
+	a.nextLog, a.trimmed = a.d.nextLog, a.d.trimmed
+	a.fresh = make(map[string]dedupRef)
+	a.logGen = nil
+	a.logged = a.logged[:0]
+	clear(a.touched)
 	if a.msgs, err = bucket(tx, bucketMsgs); err != nil {
 		return err
 	}
 	if a.convs, err = bucket(tx, bucketConvs); err != nil {
 		return err
 	}
-	if a.dedup, err = bucket(tx, bucketDedup); err != nil {
+	if a.log, err = bucket(tx, bucketDedupLog); err != nil {
 		return err
 	}
-	a.members, err = bucket(tx, bucketMembers)
+	if a.members, err = bucket(tx, bucketMembers); err != nil {
+		return err
+	}
+	return a.trim()
+}
+
+// trim deletes from the log what the merger has written to the index
+// file.
+func (a *appender) trim() error {
+	to := a.d.trimTo.Load()
+	if to == a.trimmed {
+		return nil
+	}
+	all, err := trimLog(a.tx, to, maxTrim)
+	if all {
+		a.trimmed = to
+	}
 	return err
 }
 
@@ -99,16 +166,15 @@ func (a *appender) put(fn func([]byte) []byte) []byte {
 	return a.arena[start:len(a.arena):len(a.arena)]
 }
 
-func (a *appender) append(r *im.AppendRequest, res *im.AppendResult) error {
+func (a *appender) append(i int, r *im.AppendRequest, res *im.AppendResult) error {
 	m := &r.Message
-	a.dedupKey = append(append(append(a.dedupKey[:0], m.SenderID...), 0), m.ClientMsgID...)
-	// A cursor kept for the whole batch: Bucket.Get makes a new one, and
-	// its search stack, for every call.
-	if a.dedupCur == nil {
-		a.dedupCur = a.dedup.Cursor()
+	key := a.keys[i]
+	ref, dup := a.fresh[string(key)]
+	if !dup && a.found[i].seq != 0 {
+		ref, dup = a.found[i], true
 	}
-	if k, v := a.dedupCur.Seek(a.dedupKey); v != nil && bytes.Equal(k, a.dedupKey) {
-		orig, err := a.original(v)
+	if dup {
+		orig, err := a.original(ref)
 		if err != nil {
 			return err
 		}
@@ -127,10 +193,15 @@ func (a *appender) append(r *im.AppendRequest, res *im.AppendResult) error {
 	if err := oc.bucket.Put(seqKey(&a.seqKey, seq), val); err != nil {
 		return err
 	}
-	val = a.put(func(b []byte) []byte { return appendDedup(b, m.ConversationID, seq) })
-	if err := a.dedup.Put(a.dedupKey, val); err != nil {
+	val = a.put(func(b []byte) []byte { return appendLogRecord(b, key, m.ConversationID, seq) })
+	if err := logPut(a.log, &a.logGen, a.nextLog, val); err != nil {
 		return err
 	}
+	ref = dedupRef{conv: m.ConversationID, seq: seq}
+	skey := string(key)
+	a.fresh[skey] = ref
+	a.logged = append(a.logged, waitingKey{key: skey, ref: ref, logKey: a.nextLog})
+	a.nextLog++
 	res.Message = *m
 	res.Message.Seq = int64(seq)
 	return nil
@@ -177,7 +248,8 @@ func (a *appender) conversation(r *im.AppendRequest) (*openConv, error) {
 	return oc, nil
 }
 
-// finish records the new max seq of every conversation the batch touched.
+// finish records the new max seq of every conversation the batch touched,
+// and the next log key.
 func (a *appender) finish() error {
 	for id, oc := range a.touched {
 		val := a.put(func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, oc.seq) })
@@ -185,26 +257,29 @@ func (a *appender) finish() error {
 			return err
 		}
 	}
-	return nil
+	if a.nextLog == a.d.nextLog {
+		return nil
+	}
+	meta, err := bucket(a.tx, bucketMeta)
+	if err != nil {
+		return err
+	}
+	return putCounter(meta, keyNextLog, a.nextLog)
 }
 
-// original reads the message that dedup record v points to.
-func (a *appender) original(v []byte) (im.Message, error) {
-	conv, seq, err := decodeDedup(v)
-	if err != nil {
-		return im.Message{}, corrupt("dedup record")
-	}
-	cb := a.msgs.Bucket(conv)
+// original reads the message ref names.
+func (a *appender) original(ref dedupRef) (im.Message, error) {
+	cb := a.msgs.Bucket([]byte(ref.conv))
 	if cb == nil {
-		return im.Message{}, corrupt("dedup record names missing conversation %q", conv)
+		return im.Message{}, corrupt("dedup record names missing conversation %q", ref.conv)
 	}
-	rec := cb.Get(seqKey(&a.seqKey, uint64(seq)))
+	rec := cb.Get(seqKey(&a.seqKey, ref.seq))
 	if rec == nil {
-		return im.Message{}, corrupt("dedup record names missing message %q/%d", conv, seq)
+		return im.Message{}, corrupt("dedup record names missing message %q/%d", ref.conv, ref.seq)
 	}
-	m, err := decodeMessage(string(conv), seq, rec)
+	m, err := decodeMessage(ref.conv, int64(ref.seq), rec)
 	if err != nil {
-		return im.Message{}, fmt.Errorf("message %q/%d: %w", conv, seq, err)
+		return im.Message{}, fmt.Errorf("message %q/%d: %w", ref.conv, ref.seq, err)
 	}
 	return m, nil
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
+	"sync"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -21,11 +23,22 @@ type Options struct {
 	// FileMode is the permission a newly created file gets. Zero means
 	// 0600: the file holds password hashes.
 	FileMode os.FileMode
+
+	// For tests: merger tuning (see dedup.go); zero means the default.
+	mergeAfter, maxWaiting int
+	mergeInterval          time.Duration
 }
 
-// Store is an im.Store in one bbolt file. Create it with Open.
+// Store is an im.Store in a bbolt file and, beside it, the file of its
+// dedup index (see IndexSuffix). Create it with Open.
 type Store struct {
-	db *bbolt.DB
+	db    *bbolt.DB
+	dedup *dedupIndex
+	// appendMu makes AppendMessages calls one at a time from before their
+	// dedup lookups until their keys are in memory: bbolt's writer lock
+	// alone would let the next call look before the last one's keys are
+	// visible.
+	appendMu sync.Mutex
 }
 
 var _ im.Store = (*Store)(nil)
@@ -39,8 +52,11 @@ const (
 	bucketMsgs = "msgs"
 	// convs: conversation id → max seq, 8 bytes big-endian.
 	bucketConvs = "convs"
-	// dedup: SenderID 0x00 ClientMsgID → dedup record (seq, conversation).
-	bucketDedup = "dedup"
+	// dedupLog: 8-byte big-endian counter → log record (SenderID 0x00
+	// ClientMsgID, seq, conversation), for keys not yet merged into the
+	// index file. Schema version 1 had the index itself here, as "dedup".
+	bucketDedupLog = "dedupLog"
+	bucketDedupV1  = "dedup"
 	// members: UserID 0x00 conversation id → empty, so that a user's
 	// conversations are one prefix scan. IDs never contain 0x00.
 	bucketMembers = "members"
@@ -50,17 +66,19 @@ const (
 	bucketUsernames = "usernames"
 
 	keyVersion    = "version"
-	schemaVersion = 1
+	schemaVersion = 2
 )
 
 // allBuckets lists the top-level buckets besides meta.
 func allBuckets() [6]string {
-	return [...]string{bucketMsgs, bucketConvs, bucketDedup, bucketMembers, bucketAccounts, bucketUsernames}
+	return [...]string{bucketMsgs, bucketConvs, bucketDedupLog, bucketMembers, bucketAccounts, bucketUsernames}
 }
 
-// Open opens the store in the file at path, creating the file if it does
-// not exist (its directory must). The file stays locked until Close; a
-// second Open of it, from this process or another, fails after
+// Open opens the store in the file at path and its dedup index in the file
+// at path+IndexSuffix, creating them if they do not exist (their directory
+// must). If the index file is missing or belongs to another store, Open
+// rebuilds it from the stored messages. The files stay locked until Close;
+// a second Open of them, from this process or another, fails after
 // opts.Timeout with an error wrapping bbolt's errors.ErrTimeout.
 func Open(path string, opts Options) (*Store, error) {
 	timeout := opts.Timeout
@@ -75,15 +93,48 @@ func Open(path string, opts Options) (*Store, error) {
 		mode = 0o600
 	}
 	// NoSync stays off: a commit returns once it is on disk.
-	db, err := bbolt.Open(path, mode, &bbolt.Options{Timeout: timeout, FreelistType: bbolt.FreelistMapType, NoFreelistSync: true})
+	bopts := &bbolt.Options{Timeout: timeout, FreelistType: bbolt.FreelistMapType, NoFreelistSync: true}
+	if strconv.IntSize == 64 {
+		// Address space, not memory. Each time a file outgrows its
+		// mapping, bbolt copies every node the write transaction holds to
+		// the heap and waits for all reads to finish; mapping 1 GiB from
+		// the start spares the first fifteen of those.
+		bopts.InitialMmapSize = 1 << 30
+	}
+	db, err := bbolt.Open(path, mode, bopts)
 	if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	if err := db.Update(initSchema); err != nil {
+	s, err := open(db, path+IndexSuffix, mode, bopts, opts)
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	return &Store{db: db}, nil
+	return s, nil
+}
+
+func open(db *bbolt.DB, indexPath string, mode os.FileMode, bopts *bbolt.Options, opts Options) (*Store, error) {
+	if err := db.Update(initSchema); err != nil {
+		return nil, err
+	}
+	idb, err := bbolt.Open(indexPath, mode, bopts)
+	if err != nil {
+		return nil, err
+	}
+	d := newDedupIndex(idb, opts)
+	if err := syncIndex(db, idb, d.maxMerge); err != nil {
+		idb.Close()
+		return nil, err
+	}
+	if err := d.load(db); err != nil {
+		idb.Close()
+		return nil, err
+	}
+	go d.run()
+	if len(d.waiting) > 0 {
+		d.poke()
+	}
+	return &Store{db: db, dedup: d}, nil
 }
 
 // initSchema creates the buckets of a new file and refuses a file written
@@ -100,7 +151,13 @@ func initSchema(tx *bbolt.Tx) error {
 	if len(v) != 8 {
 		return corrupt("schema version")
 	}
-	if got := binary.BigEndian.Uint64(v); got != schemaVersion {
+	switch got := binary.BigEndian.Uint64(v); got {
+	case schemaVersion:
+	case 1:
+		if err := upgradeV1(tx, meta); err != nil {
+			return fmt.Errorf("upgrade from schema version 1: %w", err)
+		}
+	default:
 		return fmt.Errorf("schema version %d, this package reads %d", got, schemaVersion)
 	}
 	for _, name := range allBuckets() {
@@ -109,6 +166,21 @@ func initSchema(tx *bbolt.Tx) error {
 		}
 	}
 	return nil
+}
+
+// upgradeV1 drops version 1's dedup index, which lived in this file, and
+// the pair id with it, so that Open rebuilds the index in its own file.
+func upgradeV1(tx *bbolt.Tx, meta *bbolt.Bucket) error {
+	if err := tx.DeleteBucket([]byte(bucketDedupV1)); err != nil {
+		return err
+	}
+	if _, err := tx.CreateBucket([]byte(bucketDedupLog)); err != nil {
+		return err
+	}
+	if err := meta.Delete([]byte(keyPairID)); err != nil {
+		return err
+	}
+	return meta.Put([]byte(keyVersion), binary.BigEndian.AppendUint64(nil, schemaVersion))
 }
 
 func createSchema(tx *bbolt.Tx) error {
@@ -127,10 +199,17 @@ func createSchema(tx *bbolt.Tx) error {
 	return nil
 }
 
-// Close releases the file. It waits for calls in progress and is safe to
-// call more than once; calls made after it fail.
+// Close releases the files. It waits for calls in progress and for the
+// dedup merger, and is safe to call more than once; calls made after it
+// fail.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
+	// appendMu: no append may run between the last merge and the end of
+	// the log.
+	s.appendMu.Lock()
+	flushErr := s.dedup.close(s.db)
+	s.appendMu.Unlock()
+	err := errors.Join(flushErr, s.dedup.db.Close(), s.db.Close())
+	if err != nil {
 		return fmt.Errorf("bolt: close: %w", err)
 	}
 	return nil

@@ -1,0 +1,634 @@
+package bolt
+
+import (
+	"bytes"
+	"cmp"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/bbolt"
+)
+
+// The dedup index maps (sender, client_msg_id) to the message first stored
+// with that key. Client message ids are random (UUIDs, usually), so a
+// B+tree keyed by them dirties a page of its own for almost every message:
+// written in the commit that stores the message, that was half the cost of
+// a commit and most of its fsync. So the commit writes each new key to a
+// log instead, a bucket of the main file keyed by a counter, whose pages
+// fill in order; the keys are also held in memory, and a background merger
+// moves them, sorted and many at a time, into the index proper, which
+// lives in a file of its own (path + IndexSuffix) so that the merge's
+// commits never wait for, or hold up, the main file's writer. Once a
+// merge has committed, the merged keys leave memory and the next append
+// trims them from the log.
+//
+// Lookups go memory first, then the index file: a key leaves memory only
+// after its merge has committed, so a lookup that misses memory and then
+// reads the index (in a transaction begun after the miss) cannot miss a key
+// in flight. After a crash, Open reads the log back into memory; keys the
+// merger had already written are merged again, which changes nothing.
+//
+// The index holds nothing the messages do not: each message record carries
+// its sender and client_msg_id. Each file records the same random id, and
+// when they differ (the index file was lost, or comes from another store)
+// Open rebuilds the index from the messages.
+
+// IndexSuffix is appended to the path given to Open to name the file that
+// holds the dedup index.
+const IndexSuffix = ".dedup"
+
+const (
+	// In the index file: meta → "id" → the pair id; dedup → key → record.
+	indexBucketMeta  = "meta"
+	indexBucketDedup = "dedup"
+	// keyPairID, in both files' meta buckets, ties an index to its store.
+	keyPairID = "dedup-id"
+	// In the main file's meta bucket: the next log key, and the last log
+	// key trimmed; in the index file's: the last log key merged. An index
+	// that has merged a key the main file never logged is newer than it
+	// (a backup of the main file restored beside the live index), and one
+	// that has not merged a key the main file trimmed is older: either is
+	// rebuilt.
+	keyNextLog      = "dedup-next"
+	keyTrimmed      = "dedup-trimmed"
+	keyMergeThrough = "merged-through"
+)
+
+// Merger tuning. A merge rewrites the index's pages that its keys fall in,
+// so bigger merges share more pages; the cost is memory, about 100 bytes
+// per key waiting.
+const (
+	defaultMergeAfter    = 64 << 10         // keys waiting that start a merge
+	defaultMergeInterval = 10 * time.Second // a merge at least this often
+	defaultMaxMerge      = 256 << 10        // keys in one merge transaction
+	defaultMaxWaiting    = 512 << 10        // appends wait beyond this
+	// The log is a nested bucket per logGeneration keys, so that trimming
+	// it deletes whole buckets: deleting keys one by one from the front
+	// of a bucket cost more than writing them.
+	logGeneration = 4 << 10
+	maxTrim       = 64 // generations deleted per append
+)
+
+// dedupRef names a stored message.
+type dedupRef struct {
+	conv string
+	seq  uint64
+}
+
+// waitingKey is a key logged but not yet merged.
+type waitingKey struct {
+	key    string // SenderID 0x00 ClientMsgID
+	ref    dedupRef
+	logKey uint64
+}
+
+// dedupIndex is the index file, the keys not yet in it, and the merger.
+type dedupIndex struct {
+	db *bbolt.DB
+
+	mergeAfter, maxMerge, maxWaiting int
+	mergeInterval                    time.Duration
+
+	mu      sync.Mutex
+	recent  map[string]dedupRef // the keys in waiting
+	waiting []waitingKey        // in log order
+	merged  chan struct{}       // closed, and replaced, after each merge
+	err     error               // of the last merge; nil once one succeeds
+
+	// trimTo is the last log key whose merge has committed.
+	trimTo atomic.Uint64
+	// Used under Store.appendMu only: the next log key to assign, and the
+	// trimTo up to which the log has been trimmed.
+	nextLog, trimmed uint64
+
+	wake      chan struct{} // buffered 1: a merge is due
+	stop      chan struct{}
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+func newDedupIndex(db *bbolt.DB, opts Options) *dedupIndex {
+	d := &dedupIndex{
+		db:            db,
+		mergeAfter:    defaultMergeAfter,
+		maxMerge:      defaultMaxMerge,
+		maxWaiting:    defaultMaxWaiting,
+		mergeInterval: defaultMergeInterval,
+		recent:        make(map[string]dedupRef),
+		merged:        make(chan struct{}),
+		wake:          make(chan struct{}, 1),
+		stop:          make(chan struct{}),
+		done:          make(chan struct{}),
+	}
+	if opts.mergeAfter > 0 {
+		d.mergeAfter = opts.mergeAfter
+	}
+	if opts.maxWaiting > 0 {
+		d.maxWaiting = opts.maxWaiting
+	}
+	if opts.mergeInterval > 0 {
+		d.mergeInterval = opts.mergeInterval
+	}
+	d.maxMerge = max(d.maxMerge, d.mergeAfter)
+	return d
+}
+
+// dedupKey appends the message's index key to b.
+func (mv *messageView) dedupKey(b []byte) []byte {
+	// The strings are ServerID, SenderID, ReceiverID, ClientMsgID, … back
+	// to back.
+	off := mv.lens[0]
+	b = append(append(b, mv.strs[off:off+mv.lens[1]]...), 0)
+	off += mv.lens[1] + mv.lens[2]
+	return append(b, mv.strs[off:off+mv.lens[3]]...)
+}
+
+// dedupKey appends the index key of (sender, clientMsgID) to b. IDs never
+// contain 0x00.
+func dedupKey(b []byte, sender, clientMsgID string) []byte {
+	return append(append(append(b, sender...), 0), clientMsgID...)
+}
+
+// pairID reads (creating it, in a new file) the id tying the main file to
+// its index.
+func pairID(tx *bbolt.Tx) ([]byte, error) {
+	meta, err := bucket(tx, bucketMeta)
+	if err != nil {
+		return nil, err
+	}
+	if id := meta.Get([]byte(keyPairID)); id != nil {
+		return bytes.Clone(id), nil
+	}
+	id := make([]byte, 16)
+	_, _ = rand.Read(id) // never fails
+	if err := meta.Put([]byte(keyPairID), id); err != nil {
+		return nil, err
+	}
+	return id, nil
+}
+
+// syncIndex makes the index file's contents those of the main file: if
+// the two do not belong together (see keyPairID and keyNextLog), it
+// empties the index and refills it from every stored message, in
+// transactions of maxMerge keys, and records the id last, so that a
+// rebuild cut short is started over.
+func syncIndex(main, index *bbolt.DB, maxMerge int) error {
+	var (
+		id               []byte
+		nextLog, trimmed uint64
+	)
+	if err := main.Update(func(tx *bbolt.Tx) (err error) {
+		if id, err = pairID(tx); err != nil {
+			return err
+		}
+		meta := tx.Bucket([]byte(bucketMeta))
+		nextLog, trimmed = counter(meta, keyNextLog), counter(meta, keyTrimmed)
+		return nil
+	}); err != nil {
+		return err
+	}
+	same := false
+	err := index.Update(func(tx *bbolt.Tx) error {
+		meta, err := tx.CreateBucketIfNotExists([]byte(indexBucketMeta))
+		if err != nil {
+			return err
+		}
+		merged := counter(meta, keyMergeThrough)
+		if bytes.Equal(meta.Get([]byte(keyPairID)), id) && tx.Bucket([]byte(indexBucketDedup)) != nil &&
+			merged < max(nextLog, 1) && merged >= trimmed {
+			same = true
+			return nil
+		}
+		if err := tx.DeleteBucket([]byte(indexBucketDedup)); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+			return err
+		}
+		if err := meta.Delete([]byte(keyPairID)); err != nil {
+			return err
+		}
+		_, err = tx.CreateBucket([]byte(indexBucketDedup))
+		return err
+	})
+	if err != nil || same {
+		return err
+	}
+
+	// A read transaction on the main file for the whole scan is fine: no
+	// one else writes it before Open returns.
+	var pending []waitingKey
+	flush := func() error {
+		if len(pending) == 0 {
+			return nil
+		}
+		err := writeIndex(index, pending, true, 0)
+		pending = pending[:0]
+		return err
+	}
+	err = main.View(func(tx *bbolt.Tx) error {
+		msgs, err := bucket(tx, bucketMsgs)
+		if err != nil {
+			return err
+		}
+		return msgs.ForEachBucket(func(conv []byte) error {
+			cb := msgs.Bucket(conv)
+			return cb.ForEach(func(k, v []byte) error {
+				seq, err := decodeSeq(k)
+				if err != nil {
+					return corrupt("message key %x of conversation %q", k, conv)
+				}
+				mv, err := parseMessage(seq, v)
+				if err != nil {
+					return fmt.Errorf("message %q/%d: %w", conv, seq, err)
+				}
+				pending = append(pending, waitingKey{
+					key: string(mv.dedupKey(nil)),
+					ref: dedupRef{conv: string(conv), seq: uint64(seq)},
+				})
+				if len(pending) >= maxMerge {
+					return flush()
+				}
+				return nil
+			})
+		})
+	})
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return fmt.Errorf("rebuild dedup index: %w", err)
+	}
+	return index.Update(func(tx *bbolt.Tx) error {
+		meta, err := bucket(tx, indexBucketMeta)
+		if err != nil {
+			return err
+		}
+		// Everything the main file logged is in the index now.
+		if err := putCounter(meta, keyMergeThrough, max(nextLog, 1)-1); err != nil {
+			return err
+		}
+		return meta.Put([]byte(keyPairID), id)
+	})
+}
+
+// counter reads an 8-byte big-endian counter from b; absent is 0.
+func counter(b *bbolt.Bucket, key string) uint64 {
+	if v := b.Get([]byte(key)); len(v) == 8 {
+		return binary.BigEndian.Uint64(v)
+	}
+	return 0
+}
+
+func putCounter(b *bbolt.Bucket, key string, n uint64) error {
+	return b.Put([]byte(key), binary.BigEndian.AppendUint64(nil, n))
+}
+
+// writeIndex puts keys into the index file in one transaction, in key
+// order, which is how bbolt writes fastest, and records through, if not 0,
+// as the last log key merged. With keepFirst, a key already there keeps
+// its record: a rebuild must keep the message first stored.
+func writeIndex(db *bbolt.DB, keys []waitingKey, keepFirst bool, through uint64) error {
+	slices.SortFunc(keys, func(a, b waitingKey) int { return cmp.Compare(a.key, b.key) })
+	return db.Update(func(tx *bbolt.Tx) error {
+		b, err := bucket(tx, indexBucketDedup)
+		if err != nil {
+			return err
+		}
+		if through != 0 {
+			meta, err := bucket(tx, indexBucketMeta)
+			if err != nil {
+				return err
+			}
+			if err := putCounter(meta, keyMergeThrough, through); err != nil {
+				return err
+			}
+		}
+		// bbolt keeps references to values until commit: they all go in
+		// one arena, never overwritten. It copies keys, so kb is reused.
+		size := 0
+		for i := range keys {
+			size += 8 + len(keys[i].ref.conv)
+		}
+		arena := make([]byte, 0, size)
+		var kb []byte
+		for i := range keys {
+			k := &keys[i]
+			kb = append(kb[:0], k.key...)
+			if keepFirst && b.Get(kb) != nil {
+				continue
+			}
+			start := len(arena)
+			arena = appendDedup(arena, k.ref.conv, k.ref.seq)
+			if err := b.Put(kb, arena[start:len(arena):len(arena)]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// load reads the log back into memory after Open.
+func (d *dedupIndex) load(main *bbolt.DB) error {
+	return main.View(func(tx *bbolt.Tx) error {
+		meta, err := bucket(tx, bucketMeta)
+		if err != nil {
+			return err
+		}
+		d.nextLog = max(counter(meta, keyNextLog), 1)
+		log, err := bucket(tx, bucketDedupLog)
+		if err != nil {
+			return err
+		}
+		return log.ForEachBucket(func(gen []byte) error {
+			return log.Bucket(gen).ForEach(func(k, v []byte) error {
+				if len(k) != 8 {
+					return corrupt("dedup log key %x", k)
+				}
+				n := binary.BigEndian.Uint64(k)
+				key, ref, err := decodeLogRecord(v)
+				if err != nil {
+					return corrupt("dedup log record %d", n)
+				}
+				d.add(waitingKey{key: key, ref: ref, logKey: n})
+				d.nextLog = max(d.nextLog, n+1)
+				return nil
+			})
+		})
+	})
+}
+
+// logPut writes a log record under key n, in n's generation, which gen
+// caches between calls within one transaction.
+func logPut(log *bbolt.Bucket, gen **bbolt.Bucket, n uint64, rec []byte) error {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], n)
+	if *gen == nil || n%logGeneration == 0 {
+		var g [8]byte
+		binary.BigEndian.PutUint64(g[:], n/logGeneration)
+		b, err := log.CreateBucketIfNotExists(g[:])
+		if err != nil {
+			return err
+		}
+		b.FillPercent = 1 // keys only ever come in order
+		*gen = b
+	}
+	return (*gen).Put(k[:], rec)
+}
+
+// trimLog deletes the log's generations whose keys are all merged (up to
+// to), oldest first, at most maxGens of them, records the last key deleted
+// in meta, and reports whether it got through all such generations.
+func trimLog(tx *bbolt.Tx, to uint64, maxGens int) (bool, error) {
+	log, err := bucket(tx, bucketDedupLog)
+	if err != nil {
+		return false, err
+	}
+	var deleted uint64
+	done, err := func() (bool, error) {
+		for range maxGens {
+			gen, _ := log.Cursor().First()
+			if gen == nil {
+				return true, nil
+			}
+			gb := log.Bucket(gen)
+			if gb == nil {
+				return false, corrupt("dedup log generation %x", gen)
+			}
+			last, _ := gb.Cursor().Last()
+			if last != nil {
+				if len(last) != 8 {
+					return false, corrupt("dedup log key %x", last)
+				}
+				if binary.BigEndian.Uint64(last) > to {
+					return true, nil
+				}
+				deleted = binary.BigEndian.Uint64(last)
+			}
+			if err := log.DeleteBucket(bytes.Clone(gen)); err != nil {
+				return false, err
+			}
+		}
+		return false, nil
+	}()
+	if err != nil || deleted == 0 {
+		return done, err
+	}
+	meta, err := bucket(tx, bucketMeta)
+	if err != nil {
+		return false, err
+	}
+	return done, putCounter(meta, keyTrimmed, deleted)
+}
+
+// add records a logged key; d.mu is held or not needed.
+func (d *dedupIndex) add(w waitingKey) {
+	d.recent[w.key] = w.ref
+	d.waiting = append(d.waiting, w)
+}
+
+// lookupRecent looks keys up in memory: found[i] is set for each hit (a
+// found ref has a seq, which is never 0).
+func (d *dedupIndex) lookupRecent(keys [][]byte, found []dedupRef) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for i, k := range keys {
+		if k != nil {
+			found[i] = d.recent[string(k)]
+		}
+	}
+}
+
+// lookupIndex looks up, in the index file, the keys lookupRecent did not
+// find. It must start after lookupRecent: see the type's comment.
+func (d *dedupIndex) lookupIndex(keys [][]byte, found []dedupRef) error {
+	miss := false
+	for i, k := range keys {
+		miss = miss || (k != nil && found[i].seq == 0)
+	}
+	if !miss {
+		return nil
+	}
+	return d.db.View(func(tx *bbolt.Tx) error {
+		b, err := bucket(tx, indexBucketDedup)
+		if err != nil {
+			return err
+		}
+		c := b.Cursor()
+		for i, k := range keys {
+			if k == nil || found[i].seq != 0 {
+				continue
+			}
+			fk, v := c.Seek(k)
+			if v == nil || !bytes.Equal(fk, k) {
+				continue
+			}
+			conv, seq, err := decodeDedup(v)
+			if err != nil {
+				return corrupt("dedup record")
+			}
+			found[i] = dedupRef{conv: string(conv), seq: uint64(seq)}
+		}
+		return nil
+	})
+}
+
+// committed makes the keys of a committed append visible to lookups and
+// wakes the merger when enough are waiting.
+func (d *dedupIndex) committed(keys []waitingKey) {
+	if len(keys) == 0 {
+		return
+	}
+	d.mu.Lock()
+	for _, w := range keys {
+		d.add(w)
+	}
+	due := len(d.waiting) >= d.mergeAfter
+	d.mu.Unlock()
+	if due {
+		d.poke()
+	}
+}
+
+func (d *dedupIndex) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// roomFor waits until fewer than maxWaiting keys wait for the merger, so
+// that memory stays bounded when merges fall behind appends.
+func (d *dedupIndex) roomFor(done <-chan struct{}) error {
+	for {
+		d.mu.Lock()
+		n, merged, err := len(d.waiting), d.merged, d.err
+		d.mu.Unlock()
+		if n < d.maxWaiting {
+			return nil
+		}
+		if err != nil {
+			// Merges fail (a full disk, say): refuse appends rather than
+			// grow memory without bound.
+			return fmt.Errorf("dedup index: %w", err)
+		}
+		d.poke()
+		select {
+		case <-merged:
+		case <-done:
+			return errDoneWaiting
+		case <-d.stop:
+			return bbolt.ErrDatabaseNotOpen
+		}
+	}
+}
+
+var errDoneWaiting = errors.New("gave up waiting for the dedup index")
+
+// run is the merger. It returns when close is called.
+func (d *dedupIndex) run() {
+	defer close(d.done)
+	t := time.NewTicker(d.mergeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-d.wake:
+		case <-t.C:
+		}
+		for d.mergeOnce() {
+			// More than one merge's worth waits: go on at once.
+		}
+	}
+}
+
+// mergeOnce merges the oldest waiting keys, up to maxMerge, and reports
+// whether more are waiting than a merge takes.
+func (d *dedupIndex) mergeOnce() (more bool) {
+	d.mu.Lock()
+	n := min(len(d.waiting), d.maxMerge)
+	batch := slices.Clone(d.waiting[:n])
+	d.mu.Unlock()
+	if n == 0 {
+		return false
+	}
+	last := batch[n-1].logKey // before writeIndex sorts the batch
+	err := writeIndex(d.db, batch, false, last)
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.err = err
+	if err != nil {
+		return false // the ticker retries
+	}
+	for _, w := range d.waiting[:n] {
+		delete(d.recent, w.key)
+	}
+	d.waiting = slices.Delete(d.waiting, 0, n)
+	close(d.merged)
+	d.merged = make(chan struct{})
+	d.trimTo.Store(last)
+	return len(d.waiting) >= d.maxMerge
+}
+
+// close stops the merger and waits for it, then merges what is still
+// waiting and empties the log, so that the next Open has nothing to read
+// back. If that fails, the keys stay in the log for the next Open.
+func (d *dedupIndex) close(main *bbolt.DB) error {
+	first := false
+	d.closeOnce.Do(func() {
+		close(d.stop)
+		first = true
+	})
+	<-d.done
+	if !first {
+		return nil
+	}
+	for {
+		d.mu.Lock()
+		n := len(d.waiting)
+		d.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		d.mergeOnce()
+		if d.err != nil {
+			return fmt.Errorf("dedup index: %w", d.err)
+		}
+	}
+	to := d.trimTo.Load()
+	if to == 0 {
+		return nil
+	}
+	return main.Update(func(tx *bbolt.Tx) error {
+		_, err := trimLog(tx, to, math.MaxInt)
+		return err
+	})
+}
+
+// A log record is the key's length as a uvarint, the key, then a dedup
+// record.
+
+func appendLogRecord(b []byte, key []byte, conv string, seq uint64) []byte {
+	b = binary.AppendUvarint(b, uint64(len(key)))
+	b = append(b, key...)
+	return appendDedup(b, conv, seq)
+}
+
+func decodeLogRecord(v []byte) (key string, ref dedupRef, err error) {
+	n, w := binary.Uvarint(v)
+	if w <= 0 || n > uint64(len(v)-w) {
+		return "", dedupRef{}, errCorrupt
+	}
+	key = string(v[w : w+int(n)])
+	conv, seq, err := decodeDedup(v[w+int(n):])
+	if err != nil {
+		return "", dedupRef{}, err
+	}
+	return key, dedupRef{conv: string(conv), seq: uint64(seq)}, nil
+}
