@@ -125,9 +125,13 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		}
 		return l, nil
 	}
+	var wsHandler *websocket.Handler
 	closeAll := func() {
 		for _, hs := range httpSrv {
 			_ = hs.Close()
+		}
+		if wsHandler != nil {
+			_ = wsHandler.Close()
 		}
 		if tcpSrv != nil {
 			_ = tcpSrv.Close()
@@ -152,7 +156,8 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		}
 		addrs.WS = l.Addr()
 		mux := http.NewServeMux()
-		mux.Handle("/ws", websocket.NewHandler(srv, websocket.Options{OriginPatterns: c.origins(), Logger: log}))
+		wsHandler = websocket.NewHandler(srv, websocket.Options{OriginPatterns: c.origins(), Logger: log})
+		mux.Handle("/ws", wsHandler)
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(h, slog.LevelWarn)}
 		httpSrv = append(httpSrv, hs)
 		serve("websocket", func() error { return hs.Serve(l) })
@@ -200,11 +205,15 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		log.Error("listener failed, shutting down", "err", runErr)
 	}
 	// The core first: it drains sessions, which net/http would not wait for
-	// (hijacked WebSocket connections are not tracked).
+	// (hijacked WebSocket connections are not tracked); then the WebSocket
+	// handler, for the close handshakes.
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("graceful shutdown cut short", "err", err)
+	}
+	if wsHandler != nil {
+		_ = wsHandler.Shutdown(sctx)
 	}
 	for _, hs := range httpSrv {
 		_ = hs.Shutdown(sctx)

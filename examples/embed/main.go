@@ -109,7 +109,8 @@ func run(ctx context.Context, addr, dir string, ready func(net.Addr)) error {
 		}
 		fmt.Fprintln(w, auth.login(user))
 	})
-	mux.Handle("/ws", websocket.NewHandler(chat, websocket.Options{}))
+	ws := websocket.NewHandler(chat, websocket.Options{})
+	mux.Handle("/ws", ws)
 
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -126,13 +127,18 @@ func run(ctx context.Context, addr, dir string, ready func(net.Addr)) error {
 	case <-ctx.Done():
 	case err := <-served:
 		_ = chat.Close()
+		_ = ws.Close()
 		return err
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	// The chat server first: net/http does not wait for hijacked
-	// (WebSocket) connections, so it would leave sessions running.
+	// (WebSocket) connections, so it would leave sessions running. Then
+	// the WebSocket handler, for their close handshakes.
 	if err := chat.Shutdown(shutdown); err != nil {
+		return err
+	}
+	if err := ws.Shutdown(shutdown); err != nil {
 		return err
 	}
 	if err := hs.Shutdown(shutdown); err != nil {

@@ -70,12 +70,13 @@ type Server struct {
 	Dir    string
 	Secret []byte
 
-	opts    Options
-	tcp     *tcp.Server
-	ws      *httptest.Server
-	api     *httptest.Server
-	tcpDone chan struct{}
-	stop    sync.Once
+	opts      Options
+	tcp       *tcp.Server
+	ws        *httptest.Server
+	wsHandler *websocket.Handler
+	api       *httptest.Server
+	tcpDone   chan struct{}
+	stop      sync.Once
 }
 
 // NewServer starts a server and registers its shutdown with t.Cleanup.
@@ -139,7 +140,8 @@ func NewServer(t testing.TB, opts Options) *Server {
 	if wsOpts.Logger == nil {
 		wsOpts.Logger = cfg.Logger
 	}
-	mux.Handle("/ws", websocket.NewHandler(s.Server, wsOpts))
+	s.wsHandler = websocket.NewHandler(s.Server, wsOpts)
+	mux.Handle("/ws", s.wsHandler)
 	s.ws = httptest.NewServer(mux)
 	s.WSURL = "ws" + s.ws.URL[len("http"):] + "/ws"
 
@@ -159,6 +161,9 @@ func (s *Server) Stop() {
 		_ = s.Server.Shutdown(ctx)
 		_ = s.tcp.Shutdown(ctx)
 		<-s.tcpDone
+		if s.wsHandler.Shutdown(ctx) != nil {
+			_ = s.wsHandler.Close()
+		}
 		s.ws.Close()
 		s.api.Close()
 		_ = s.Store.Close()

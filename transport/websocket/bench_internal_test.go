@@ -2,7 +2,13 @@ package websocket
 
 import (
 	"bytes"
+	"context"
+	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
+
+	cws "github.com/coder/websocket"
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
@@ -64,4 +70,83 @@ func BenchmarkEnvelopeJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkEcho sends messages to an echoing session over a loopback
+// socket: pipelined (a writer runs ahead of the reader), and one at a time,
+// where each message arrives at a connection that is waiting for it.
+func BenchmarkEcho(b *testing.B) {
+	echo := func(ctx context.Context, c im.Conn, _ im.ConnInfo) error {
+		defer c.Close()
+		for {
+			f, err := c.ReadFrame(ctx)
+			if err != nil {
+				return err
+			}
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = c.WriteFrames(wctx, []im.Frame{f})
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
+	}
+	for _, bc := range []struct {
+		name      string
+		body      int
+		pipelined bool
+	}{
+		{"pipelined/128B", 128, true},
+		{"one-at-a-time/128B", 128, false},
+		{"one-at-a-time/4KiB", 4 << 10, false},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			h := newHandler(echo, newFakeCore().authenticate, Options{})
+			ts := httptest.NewServer(h)
+			defer func() {
+				ts.Close()
+				_ = h.Close()
+			}()
+			ctx := context.Background()
+			c, _, err := cws.Dial(ctx, "ws"+strings.TrimPrefix(ts.URL, "http"), nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.CloseNow()
+			msg, err := proto.Marshal(&imv1.WebSocketMessage{Command: 5, Sequence: 1, Body: bytes.Repeat([]byte{'x'}, bc.body)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(msg)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			sent := make(chan error, 1)
+			if bc.pipelined {
+				go func() {
+					for range b.N {
+						if err := c.Write(ctx, cws.MessageBinary, msg); err != nil {
+							sent <- err
+							return
+						}
+					}
+					sent <- nil
+				}()
+			}
+			for range b.N {
+				if !bc.pipelined {
+					if err := c.Write(ctx, cws.MessageBinary, msg); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if _, _, err := c.Read(ctx); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if bc.pipelined {
+				if err := <-sent; err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

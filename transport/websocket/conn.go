@@ -15,32 +15,38 @@ import (
 	"github.com/imserver/imserver/im"
 )
 
-// A connection keeps its read and write buffers between messages only up to
-// retainBuffer bytes: enough for the usual small frames, while a rare large
-// message does not pin its memory to an idle connection.
-const retainBuffer = 4 << 10
+// Messages are read into and written from buffers shared by all
+// connections, taken for one message or one batch, so that an idle
+// connection holds none. A buffer goes back to the pool only up to
+// poolBuffer bytes: enough for the usual small frames, while a rare large
+// message does not pin its memory.
+const poolBuffer = 64 << 10
+
+var (
+	readBufs  = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	writeBufs = sync.Pool{New: func() any { return new([]byte) }}
+)
 
 // conn is one WebSocket client: an im.Conn and im.KeepAliver over a
 // coder/websocket connection.
 type conn struct {
 	ws      *cws.Conn
-	json    bool // the client chose SubprotocolJSON
+	wire    wireConn // what ws runs on, over the hijacked connection
+	json    bool     // the client chose SubprotocolJSON
 	maxBody int
 	log     *slog.Logger
 
 	lastPing atomic.Int64 // unix nanoseconds of the last ping; 0 if none
 
-	rbuf bytes.Buffer // used by ReadFrame only
 	// watched is the ctx ReadFrame last saw; stopWatch undoes the hook that
 	// closes the connection when it ends. The core passes the same ctx to
 	// every ReadFrame of a session, so the hook is set up once, not per
 	// frame. Used by ReadFrame (and unwatch, after the session) only.
 	watched   context.Context
 	stopWatch func() bool
-	wbuf      []byte // used by WriteFrames only
 
 	closeOnce sync.Once
-	closed    chan struct{} // closed when the close handshake is over
+	closing   sync.WaitGroup // the close handshake's goroutine
 }
 
 var (
@@ -49,7 +55,7 @@ var (
 )
 
 func newConn(maxBody int, log *slog.Logger) *conn {
-	return &conn{maxBody: maxBody, log: log, closed: make(chan struct{})}
+	return &conn{maxBody: maxBody, log: log}
 }
 
 // onPing is the AcceptOptions.OnPingReceived hook. The pong is still sent.
@@ -88,24 +94,28 @@ func (c *conn) ReadFrame(ctx context.Context) (im.Frame, error) {
 	if err != nil {
 		return im.Frame{}, c.readErr(ctx, err)
 	}
-	c.rbuf.Reset()
-	if _, err := c.rbuf.ReadFrom(r); err != nil {
+	// Taken only now that a message has begun: an idle connection waits in
+	// Reader without a buffer.
+	buf := readBufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= poolBuffer {
+			buf.Reset()
+			readBufs.Put(buf)
+		}
+	}()
+	if _, err := buf.ReadFrom(r); err != nil {
 		// Over the read limit coder/websocket has closed the connection
 		// with StatusMessageTooBig already.
 		return im.Frame{}, c.readErr(ctx, err)
 	}
-	defer func() {
-		if c.rbuf.Cap() > retainBuffer {
-			c.rbuf = bytes.Buffer{}
-		}
-	}()
 
+	// Both decoders copy what they keep: buf goes back to the pool.
 	var f im.Frame
 	switch {
 	case c.json && typ == cws.MessageText:
-		f, err = decodeJSON(c.rbuf.Bytes(), c.maxBody)
+		f, err = decodeJSON(buf.Bytes(), c.maxBody)
 	case !c.json && typ == cws.MessageBinary:
-		f, err = decodeBinary(c.rbuf.Bytes(), c.maxBody)
+		f, err = decodeBinary(buf.Bytes(), c.maxBody)
 	case c.json:
 		c.closeWith(cws.StatusUnsupportedData, "binary message on the "+SubprotocolJSON+" subprotocol")
 		return im.Frame{}, fmt.Errorf("websocket: binary message on the JSON subprotocol: %w", im.ErrInvalidArgument)
@@ -144,44 +154,76 @@ func (c *conn) readErr(ctx context.Context, err error) error {
 }
 
 // WriteFrames writes each frame as one message, stamped with the current
-// time. ctx bounds the writes; when it ends, coder/websocket drops the
-// connection, because a message may have been cut short.
+// time, and all of them with one write. ctx bounds the writes; when it ends,
+// or the write fails, the connection is dropped, because a message may have
+// been cut short.
 func (c *conn) WriteFrames(ctx context.Context, frames []im.Frame) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	// coder/websocket only frames the messages into the batch; the writes
+	// to the socket, which are what can block, are wireConn's. One hook on
+	// ctx bounds them all, where coder/websocket would set one up per
+	// message.
+	stop := context.AfterFunc(ctx, c.abort)
+	defer stop()
+	c.wire.startBatch()
+	err := c.writeFrames(frames)
+	// Even after an error the batch holds whole frames, unless the socket
+	// has failed already: coder/websocket cuts a frame short only on a
+	// failed write or a closed socket. It may end in the close frame, when
+	// the close handshake began meanwhile and refused the next frame.
+	if werr := c.wire.endBatch(); werr != nil {
+		c.abort()
+		if err == nil {
+			err = werr
+		}
+	}
+	if err != nil {
+		if cerr := ctx.Err(); cerr != nil {
+			return cerr
+		}
+		return err
+	}
+	return nil
+}
+
+func (c *conn) writeFrames(frames []im.Frame) error {
 	now := time.Now().UnixMilli()
 	typ := cws.MessageBinary
 	if c.json {
 		typ = cws.MessageText
 	}
+	bp := writeBufs.Get().(*[]byte)
+	buf := *bp
+	defer func() {
+		if cap(buf) <= poolBuffer {
+			*bp = buf[:0]
+			writeBufs.Put(bp)
+		}
+	}()
 	for _, f := range frames {
 		if c.json {
 			var err error
-			c.wbuf, err = appendJSON(c.wbuf[:0], f, now)
+			buf, err = appendJSON(buf[:0], f, now)
 			if err != nil {
 				// A core bug, not the client's: send what there is.
 				c.log.Error("websocket: frame without its JSON body", "cmd", f.Command, "err", err)
 			}
 		} else {
-			c.wbuf = appendBinary(c.wbuf[:0], f, now)
+			buf = appendBinary(buf[:0], f, now)
 		}
-		if err := c.ws.Write(ctx, typ, c.wbuf); err != nil {
-			if cerr := ctx.Err(); cerr != nil {
-				return cerr
-			}
+		// Only into the batch: WriteFrames bounds the writes by its ctx.
+		if err := c.ws.Write(context.Background(), typ, buf); err != nil {
 			return err
 		}
-	}
-	if cap(c.wbuf) > retainBuffer {
-		c.wbuf = nil
 	}
 	return nil
 }
 
 // Close closes the connection with StatusNormalClosure. The close handshake
 // runs on a goroutine of its own, so that Close returns at once even when
-// the client does not answer; ServeHTTP waits for it to finish.
+// the client does not answer; the Handler waits for it to finish.
 func (c *conn) Close() error {
 	c.closeWith(cws.StatusNormalClosure, "")
 	return nil
@@ -191,9 +233,23 @@ func (c *conn) Close() error {
 // it or Close is called.
 func (c *conn) closeWith(code cws.StatusCode, reason string) {
 	c.closeOnce.Do(func() {
+		c.closing.Add(1)
 		go func() {
-			defer close(c.closed)
+			defer c.closing.Done()
 			_ = c.ws.Close(code, reason)
 		}()
 	})
+}
+
+// closeAndWait closes the connection as Close does and waits until the close
+// handshake is over.
+func (c *conn) closeAndWait() {
+	_ = c.Close()
+	c.closing.Wait()
+}
+
+// abort drops the connection without a close handshake, cutting short one
+// in progress: reads and writes fail at once, and so does the handshake.
+func (c *conn) abort() {
+	_ = c.wire.Conn.Close()
 }

@@ -55,22 +55,38 @@
 //
 // # Lifecycle
 //
-// ServeHTTP runs the session, im.Server's ServeConn, on the request's
-// goroutine and returns once the session has ended and the close handshake
-// is over; a connection the core closes gets StatusNormalClosure. An
-// unresponsive client can hold the handshake for the few seconds
-// coder/websocket allows it.
+// ServeHTTP upgrades the request and returns; the session, im.Server's
+// ServeConn, runs on a goroutine of its own, so that net/http's goroutine for
+// the connection does not stay behind for the life of an idle WebSocket. A
+// connection the core closes gets StatusNormalClosure, and the goroutine
+// returns once the close handshake is over; an unresponsive client can hold
+// the handshake for the few seconds coder/websocket allows it.
+//
+// The session's context is the request's without its cancellation (net/http
+// cancels it when ServeHTTP returns): values a middleware put there are kept.
 //
 // net/http does not track hijacked connections, so http.Server.Shutdown
 // neither ends nor waits for WebSocket sessions. Shut down the im.Server
-// first, which ends the sessions, then the http.Server:
+// first, which ends the sessions, then the Handler, which waits for their
+// goroutines and close handshakes, then the http.Server:
 //
 //	_ = core.Shutdown(ctx)
+//	_ = wsHandler.Shutdown(ctx) // wsHandler.Close() drops what is left if ctx ran out
 //	_ = httpServer.Shutdown(ctx)
+//
+// # Memory
+//
+// net/http's 4 KiB read and write buffers are dropped at the upgrade.
+// Messages are read and written through buffers shared by all connections,
+// taken only while there is something to read or write, so an idle
+// connection holds just a 128-byte buffer for control frames and a 16-byte
+// one for reading (512 bytes over TLS, or on systems other than unix, where
+// a read cannot wait for data without a buffer to read into). The frames of
+// one WriteFrames go out with one write.
 //
 // # Concurrency
 //
 // The handler serves any number of connections at once. Each has the
 // session's reading goroutine and, while closing, one goroutine running the
-// close handshake; both are done when ServeHTTP returns.
+// close handshake; Handler.Shutdown and Handler.Close wait for both.
 package websocket

@@ -18,6 +18,7 @@ import (
 	"github.com/imserver/imserver/store/bolt"
 	"github.com/imserver/imserver/transport/websocket"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -39,12 +40,14 @@ func startStack(t *testing.T, cfg im.Config, opts websocket.Options) (*im.Server
 	core, err := im.NewServer(cfg)
 	require.NoError(t, err)
 	mux := http.NewServeMux()
-	mux.Handle("/ws", websocket.NewHandler(core, opts))
+	wsh := websocket.NewHandler(core, opts)
+	mux.Handle("/ws", wsh)
 	hs := httptest.NewServer(mux)
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		require.NoError(t, core.Shutdown(ctx)) // first: net/http does not track WebSockets
+		require.NoError(t, core.Shutdown(ctx)) // ends the sessions
+		require.NoError(t, wsh.Shutdown(ctx))  // waits for them: net/http does not track WebSockets
 		hs.Close()
 		require.NoError(t, st.Close())
 	})
@@ -271,12 +274,14 @@ func TestEndToEndKickClosesNormally(t *testing.T) {
 }
 
 func TestEndToEndShutdownOrder(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "im.db"), bolt.Options{})
 	require.NoError(t, err)
 	defer st.Close()
 	core, err := im.NewServer(im.Config{Store: st, Authenticator: im.AuthenticatorFunc(tokens)})
 	require.NoError(t, err)
-	hs := httptest.NewServer(websocket.NewHandler(core, websocket.Options{}))
+	wsh := websocket.NewHandler(core, websocket.Options{})
+	hs := httptest.NewServer(wsh)
 	url := "ws" + strings.TrimPrefix(hs.URL, "http")
 
 	var clients []*wsClient
@@ -302,14 +307,25 @@ func TestEndToEndShutdownOrder(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	require.NoError(t, core.Shutdown(ctx))
-	hs.Close() // returns: every handler has returned
+	// A connection after the core's shutdown is closed at once, and the
+	// handler's Shutdown waits for it too.
+	late := dialWS(t, url, nil)
+	require.Equal(t, cws.StatusNormalClosure, late.closeStatus())
+	require.NoError(t, wsh.Shutdown(ctx)) // every session and close handshake is over
+	hs.Close()
 	for range clients {
 		require.Equal(t, cws.StatusNormalClosure, <-statuses)
 	}
+	for _, c := range clients {
+		c.c.CloseNow()
+	}
+	late.c.CloseNow()
 
-	// A connection after shutdown is closed at once.
-	hs2 := httptest.NewServer(websocket.NewHandler(core, websocket.Options{}))
+	// A connection after the handler's shutdown is refused.
+	hs2 := httptest.NewServer(wsh)
 	defer hs2.Close()
-	late := dialWS(t, "ws"+strings.TrimPrefix(hs2.URL, "http"), nil)
-	require.Equal(t, cws.StatusNormalClosure, late.closeStatus())
+	_, resp, err := cws.Dial(ctx, "ws"+strings.TrimPrefix(hs2.URL, "http"), nil)
+	require.Error(t, err)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	resp.Body.Close()
 }

@@ -42,9 +42,10 @@ func ExampleNewHandler() {
 	}
 
 	mux := http.NewServeMux()
-	mux.Handle("/ws", websocket.NewHandler(core, websocket.Options{
+	wsHandler := websocket.NewHandler(core, websocket.Options{
 		OriginPatterns: []string{"app.example.com"}, // a web app on another host
-	}))
+	})
+	mux.Handle("/ws", wsHandler)
 	hs := httptest.NewServer(mux) // http.Server{Addr: ":8081", Handler: mux} in production
 
 	// The client: wscat -s imserver.v1.json -c 'ws://host:8081/ws?token=…'
@@ -73,8 +74,10 @@ func ExampleNewHandler() {
 	fmt.Println(env.Command, env.Sequence)
 	c.Close(cws.StatusNormalClosure, "")
 
-	// The core first: net/http does not track WebSocket connections.
+	// The core first, which ends the sessions, then the handler, which
+	// waits for them: net/http does not track WebSocket connections.
 	_ = core.Shutdown(ctx)
+	_ = wsHandler.Shutdown(ctx)
 	hs.Close()
 	// Output:
 	// CMD_HEARTBEAT_RSP 1

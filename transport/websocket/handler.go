@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 
 	cws "github.com/coder/websocket"
 
@@ -41,31 +42,43 @@ type (
 	authFunc  func(ctx context.Context, token string) (im.Identity, error)
 )
 
-type handler struct {
+// Handler upgrades requests to WebSockets and runs each as a session of an
+// im.Server. Its ServeHTTP returns once the upgrade is done; the session
+// then runs on a goroutine of its own, which Shutdown and Close wait for.
+type Handler struct {
 	serve   serveFunc
 	auth    authFunc
 	origins []string
 	maxBody int
 	log     *slog.Logger
+
+	mu      sync.Mutex
+	closed  bool          // Shutdown or Close was called: no new connections
+	dropped bool          // Close was called: connections are dropped
+	drained chan struct{} // made when closed is set; closed once conns is empty too
+	// conns holds every connection from before its upgrade until its
+	// goroutines are done; true once it is upgraded (and can be dropped).
+	conns map[*conn]bool
 }
 
-// NewHandler returns an http.Handler that upgrades each request to a
-// WebSocket and runs it as a session of srv. Mount it where clients dial,
-// "/ws" for IM-iOS-SDK.
-func NewHandler(srv *im.Server, opts Options) http.Handler {
+// NewHandler returns a Handler that upgrades each request to a WebSocket and
+// runs it as a session of srv. Mount it where clients dial, "/ws" for
+// IM-iOS-SDK.
+func NewHandler(srv *im.Server, opts Options) *Handler {
 	if srv == nil {
 		panic("websocket: NewHandler with a nil *im.Server")
 	}
 	return newHandler(srv.ServeConn, srv.Authenticate, opts)
 }
 
-func newHandler(serve serveFunc, auth authFunc, opts Options) *handler {
-	h := &handler{
+func newHandler(serve serveFunc, auth authFunc, opts Options) *Handler {
+	h := &Handler{
 		serve:   serve,
 		auth:    auth,
 		origins: slices.Clone(opts.OriginPatterns),
 		maxBody: opts.MaxFrameSize,
 		log:     opts.Logger,
+		conns:   make(map[*conn]bool),
 	}
 	if h.maxBody <= 0 || h.maxBody > im.MaxFrameSize {
 		h.maxBody = im.MaxFrameSize
@@ -76,9 +89,11 @@ func newHandler(serve serveFunc, auth authFunc, opts Options) *handler {
 	return h
 }
 
-// ServeHTTP runs one connection and returns when its session has ended and
-// the close handshake is over.
-func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+// ServeHTTP upgrades the request and starts its session. It returns once the
+// session has started (or the request was refused), so that net/http's
+// goroutine for the connection, whose stack is large and never shrinks,
+// does not stay behind for the life of an idle WebSocket.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	token := q.Get("token")
 	if token != "" {
@@ -91,9 +106,19 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// The conn exists before Accept so the ping hook has somewhere to
-	// record pings; ws and json are set before anything reads.
+	// record pings; ws and json are set before anything reads. It is
+	// tracked from before the upgrade, so that Shutdown also waits for a
+	// connection whose client has its 101 while ServeHTTP is still here.
 	c := newConn(h.maxBody, h.log)
-	ws, err := cws.Accept(w, r, &cws.AcceptOptions{
+	if !h.track(c) {
+		h.refuse(w, r, im.ErrServerClosed)
+		return
+	}
+	var rw http.ResponseWriter = &hijackWriter{ResponseWriter: w, wire: &c.wire}
+	if !canHijack(w) {
+		rw = w // Accept answers 501 itself
+	}
+	ws, err := cws.Accept(rw, r, &cws.AcceptOptions{
 		Subprotocols:   []string{SubprotocolJSON},
 		OriginPatterns: h.origins,
 		OnPingReceived: c.onPing,
@@ -101,6 +126,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Accept has written the response (403 for a foreign Origin, 426
 		// for a request that is not an upgrade).
+		h.untrack(c)
 		h.log.Debug("websocket: upgrade refused", "addr", r.RemoteAddr, "err", err)
 		return
 	}
@@ -118,15 +144,122 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		Token:      token,
 		Platform:   q.Get("platform"),
 	}
-	err = h.serve(r.Context(), c, info)
-	c.unwatch() // ServeConn has returned: no more ReadFrame calls
-	_ = c.Close()
-	<-c.closed
-	h.log.Debug("websocket: connection ended", "addr", r.RemoteAddr, "err", err)
+	if !h.upgraded(c) {
+		// Close was called during the upgrade.
+		c.abort()
+		h.untrack(c)
+		return
+	}
+	// r.Context() ends when ServeHTTP returns; its values stay useful.
+	go h.run(context.WithoutCancel(r.Context()), c, info)
 }
 
-// refuse answers a request whose ?token= was refused.
-func (h *handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
+// run runs c's session and then waits for the close handshake, so that a
+// connection's goroutines are all done when run returns.
+func (h *Handler) run(ctx context.Context, c *conn, info im.ConnInfo) {
+	defer h.untrack(c)
+	// Only the address is kept across the session: info.Token points into
+	// the request's first line, which this frame would otherwise keep in
+	// memory as long as the connection lasts.
+	addr := info.RemoteAddr
+	err := h.serve(ctx, c, info)
+	c.unwatch() // ServeConn has returned: no more ReadFrame calls
+	c.closeAndWait()
+	h.log.Debug("websocket: connection ended", "addr", addr, "err", err)
+}
+
+// Shutdown makes the handler refuse new connections (503) and waits until
+// every connection it upgraded is over: its session has returned and its
+// close handshake has finished, or until ctx is done (then it returns
+// ctx.Err(); Close drops what is left). A close handshake takes a round
+// trip, or a few seconds if the client does not answer.
+//
+// Shutdown does not end sessions: the im.Server does that. Call the
+// im.Server's Shutdown first, then this one, then the http.Server's:
+//
+//	_ = core.Shutdown(ctx)
+//	_ = wsHandler.Shutdown(ctx)
+//	_ = httpServer.Shutdown(ctx)
+func (h *Handler) Shutdown(ctx context.Context) error {
+	drained := h.beginClose()
+	select {
+	case <-drained:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close makes the handler refuse new connections, closes every connection
+// it upgraded at once, without a close handshake, and waits for their
+// goroutines, which return as soon as their sessions notice. It may be
+// called more than once, and after Shutdown.
+func (h *Handler) Close() error {
+	drained := h.beginClose()
+	h.mu.Lock()
+	h.dropped = true
+	conns := make([]*conn, 0, len(h.conns))
+	for c, upgraded := range h.conns {
+		if upgraded {
+			conns = append(conns, c)
+		}
+	}
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.abort()
+	}
+	<-drained
+	return nil
+}
+
+func (h *Handler) beginClose() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.closed {
+		h.closed = true
+		h.drained = make(chan struct{})
+		if len(h.conns) == 0 {
+			close(h.drained)
+		}
+	}
+	return h.drained
+}
+
+// track registers c, before its upgrade, unless the handler is closed.
+func (h *Handler) track(c *conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return false
+	}
+	h.conns[c] = false
+	return true
+}
+
+// upgraded marks c as upgraded, for Close to drop, unless Close was called
+// meanwhile.
+func (h *Handler) upgraded(c *conn) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.dropped {
+		return false
+	}
+	h.conns[c] = true
+	return true
+}
+
+func (h *Handler) untrack(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.conns, c)
+	if h.closed && len(h.conns) == 0 {
+		close(h.drained)
+	}
+}
+
+// refuse answers a request refused before the upgrade: its ?token= was
+// refused, or the server is shutting down.
+func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, im.ErrTokenExpired):
 		http.Error(w, "token expired", http.StatusUnauthorized)

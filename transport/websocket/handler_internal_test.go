@@ -1,11 +1,16 @@
 package websocket
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -17,6 +22,7 @@ import (
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -458,25 +464,398 @@ func TestWriteAfterCancel(t *testing.T) {
 	require.NoError(t, c.Close(cws.StatusNormalClosure, ""))
 }
 
-func TestServeHTTPWaitsForSession(t *testing.T) {
+type ctxKey struct{}
+
+func TestSessionOutlivesServeHTTP(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	release := make(chan struct{})
-	returned := make(chan struct{})
+	sessionCtx := make(chan context.Context, 1)
 	h := newHandler(func(ctx context.Context, c im.Conn, _ im.ConnInfo) error {
 		<-release
+		sessionCtx <- ctx
 		return c.Close()
 	}, newFakeCore().authenticate, Options{})
+	returned := make(chan struct{}, 2)
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h.ServeHTTP(w, r)
-		close(returned)
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, "from middleware")))
+		returned <- struct{}{}
 	}))
 	defer ts.Close()
 	c := dial(t, wsURL(ts, ""), nil)
 	select {
-	case <-returned:
-		t.Fatal("ServeHTTP returned while the session was running")
+	case <-returned: // net/http's goroutine is free while the session runs
+	case <-time.After(10 * time.Second):
+		t.Fatal("ServeHTTP did not return after the upgrade")
+	}
+
+	shutdown := make(chan error, 1)
+	go func() { shutdown <- h.Shutdown(context.Background()) }()
+	select {
+	case err := <-shutdown:
+		t.Fatalf("Shutdown returned (%v) while a session was running", err)
 	case <-time.After(20 * time.Millisecond):
 	}
 	close(release)
+	ctx := <-sessionCtx
+	require.NoError(t, ctx.Err(), "the session's ctx does not end with ServeHTTP")
+	require.Equal(t, "from middleware", ctx.Value(ctxKey{}), "the request's values are kept")
 	require.Equal(t, cws.StatusNormalClosure, closeStatus(t, c))
-	<-returned
+	require.NoError(t, <-shutdown)
+
+	// Shut down: no more upgrades.
+	dctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, resp, err := cws.Dial(dctx, wsURL(ts, ""), nil)
+	require.Error(t, err)
+	require.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	resp.Body.Close()
+	require.NoError(t, h.Shutdown(dctx), "Shutdown may be called again")
+}
+
+// slowHijack holds an upgrade after the 101 has gone to the client, until
+// release is closed.
+type slowHijack struct {
+	http.ResponseWriter
+	hijacked, release chan struct{}
+}
+
+func (s *slowHijack) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(s.ResponseWriter).Hijack()
+	close(s.hijacked)
+	<-s.release
+	return nc, brw, err
+}
+
+func TestShutdownDuringUpgrade(t *testing.T) {
+	for _, drop := range []bool{false, true} {
+		name := "Shutdown"
+		if drop {
+			name = "Close"
+		}
+		t.Run(name, func(t *testing.T) {
+			fc := newFakeCore()
+			h := newHandler(fc.serve, fc.authenticate, Options{})
+			hijacked, release := make(chan struct{}), make(chan struct{})
+			ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				h.ServeHTTP(&slowHijack{ResponseWriter: w, hijacked: hijacked, release: release}, r)
+			}))
+			defer ts.Close()
+			c := dial(t, wsURL(ts, ""), nil) // has its 101
+			<-hijacked
+
+			done := make(chan error, 1)
+			go func() {
+				if drop {
+					done <- h.Close()
+				} else {
+					done <- h.Shutdown(context.Background())
+				}
+			}()
+			select {
+			case err := <-done:
+				t.Fatalf("%s returned (%v) during an upgrade", name, err)
+			case <-time.After(20 * time.Millisecond):
+			}
+			close(release)
+			if drop {
+				require.NoError(t, <-done)
+				require.Equal(t, cws.StatusCode(-1), closeStatus(t, c), "dropped, without a close frame")
+				require.Empty(t, fc.started, "no session")
+				return
+			}
+			<-fc.started
+			write(t, c, cws.MessageBinary, mustMarshal(t, &imv1.WebSocketMessage{Command: kickCommand}))
+			require.Equal(t, cws.StatusNormalClosure, closeStatus(t, c))
+			require.NoError(t, <-done)
+		})
+	}
+}
+
+// rawUpgrade dials ts and sends a WebSocket upgrade request for /ws followed
+// at once, in the same write, by after. It returns the connection and a
+// reader positioned after the 101 response.
+func rawUpgrade(t *testing.T, ts *httptest.Server, after []byte) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	nc, err := net.Dial("tcp", ts.Listener.Addr().String())
+	require.NoError(t, err)
+	t.Cleanup(func() { nc.Close() })
+	req := "GET /ws HTTP/1.1\r\nHost: " + ts.Listener.Addr().String() + "\r\n" +
+		"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+	_, err = nc.Write(append([]byte(req), after...))
+	require.NoError(t, err)
+	require.NoError(t, nc.SetDeadline(time.Now().Add(10*time.Second)))
+	br := bufio.NewReader(nc)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusSwitchingProtocols, resp.StatusCode)
+	return nc, br
+}
+
+// clientFrame is a masked frame, as a client sends it.
+func clientFrame(opcode byte, payload []byte) []byte {
+	b := []byte{0x80 | opcode}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, 0x80|byte(n))
+	case n <= 0xffff:
+		b = append(b, 0x80|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	default:
+		b = append(b, 0x80|127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	key := [4]byte{0x12, 0x34, 0x56, 0x78}
+	b = append(b, key[:]...)
+	for i, c := range payload {
+		b = append(b, c^key[i%4])
+	}
+	return b
+}
+
+// readServerFrame reads one unmasked frame, as a server sends it.
+func readServerFrame(t *testing.T, r io.Reader) (opcode byte, payload []byte) {
+	t.Helper()
+	var h [2]byte
+	_, err := io.ReadFull(r, h[:])
+	require.NoError(t, err)
+	require.NotZero(t, h[0]&0x80, "fin")
+	require.Zero(t, h[1]&0x80, "servers do not mask")
+	n := uint64(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var l [2]byte
+		_, err = io.ReadFull(r, l[:])
+		n = uint64(binary.BigEndian.Uint16(l[:]))
+	case 127:
+		var l [8]byte
+		_, err = io.ReadFull(r, l[:])
+		n = binary.BigEndian.Uint64(l[:])
+	}
+	require.NoError(t, err)
+	payload = make([]byte, n)
+	_, err = io.ReadFull(r, payload)
+	require.NoError(t, err)
+	return h[0] & 0x0f, payload
+}
+
+func TestPipelinedFramesAfterUpgrade(t *testing.T) {
+	// A client that does not wait for the 101 before its first frames: net/
+	// http reads them along with the request, and they must not be lost
+	// when the connection is handed over. The second frame is larger than
+	// the buffer the connection keeps for reading.
+	fc := newFakeCore()
+	ts := startHandler(t, fc, Options{})
+	var frames []byte
+	for i, body := range [][]byte{[]byte("one"), bytes.Repeat([]byte("x"), 2*idleReadSize), nil} {
+		cmd := imv1.CommandType_CMD_SEND_MSG_REQ
+		if body == nil {
+			cmd = kickCommand
+		}
+		frames = append(frames, clientFrame(2, mustMarshal(t, &imv1.WebSocketMessage{Command: cmd, Sequence: uint32(i + 1), Body: body}))...)
+	}
+	_, br := rawUpgrade(t, ts, frames)
+
+	for seq := uint32(1); seq <= 2; seq++ {
+		op, p := readServerFrame(t, br)
+		require.Equal(t, byte(2), op)
+		var m imv1.WebSocketMessage
+		require.NoError(t, proto.Unmarshal(p, &m))
+		require.Equal(t, seq, m.Sequence)
+	}
+	op, p := readServerFrame(t, br)
+	require.Equal(t, byte(8), op, "the kick closes the connection")
+	require.Equal(t, uint16(cws.StatusNormalClosure), binary.BigEndian.Uint16(p))
+	e := fc.waitEnded(t, 1)[0]
+	require.Len(t, e.frames, 3)
+	require.Len(t, e.frames[1].Body, 2*idleReadSize)
+}
+
+func TestBurstOfMixedSizes(t *testing.T) {
+	// Messages of all sizes, sent without waiting and echoed back in
+	// batches: they cross the small read buffer, the pooled read chunks
+	// and the write batches in every way.
+	fc := newFakeCore()
+	ts := startHandler(t, fc, Options{})
+	c := dial(t, wsURL(ts, ""), nil)
+	c.SetReadLimit(2 * im.MaxFrameSize)
+	rng := rand.New(rand.NewPCG(1, 2))
+	sizes := make([]int, 400)
+	for i := range sizes {
+		switch i % 4 {
+		case 0:
+			sizes[i] = rng.IntN(64)
+		case 1:
+			sizes[i] = rng.IntN(2 * idleReadSize)
+		case 2:
+			sizes[i] = rng.IntN(3 * readChunk)
+		default:
+			sizes[i] = rng.IntN(2 * flushSize)
+		}
+	}
+	body := func(i int) []byte {
+		b := make([]byte, sizes[i])
+		for j := range b {
+			b[j] = byte(i + j)
+		}
+		return b
+	}
+	sent := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for i := range sizes {
+			env, err := proto.Marshal(&imv1.WebSocketMessage{Command: 5, Sequence: uint32(i + 1), Body: body(i)})
+			if err == nil {
+				err = c.Write(ctx, cws.MessageBinary, env)
+			}
+			if err != nil {
+				sent <- err
+				return
+			}
+		}
+		sent <- nil
+	}()
+	for i := range sizes {
+		got := readEnvelope(t, c)
+		require.Equal(t, uint32(i+1), got.Sequence)
+		require.Equal(t, len(body(i)), len(got.Body), "message %d", i)
+		if len(got.Body) > 0 {
+			require.Equal(t, body(i), got.Body, "message %d", i)
+		}
+	}
+	require.NoError(t, <-sent)
+}
+
+func TestPingsDuringWrites(t *testing.T) {
+	// Pongs join the batches being written and go out between whole
+	// frames.
+	h := newHandler(func(ctx context.Context, c im.Conn, _ im.ConnInfo) error {
+		defer c.Close()
+		go func() { _, _ = c.ReadFrame(ctx) }() // answers pings
+		for seq := uint32(1); ; {
+			batch := make([]im.Frame, 50)
+			for j := range batch {
+				batch[j] = im.Frame{Command: 5, Sequence: seq, Body: make([]byte, 1000)}
+				seq++
+			}
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := c.WriteFrames(wctx, batch)
+			cancel()
+			if err != nil {
+				return err
+			}
+		}
+	}, newFakeCore().authenticate, Options{})
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	c := dial(t, wsURL(ts, ""), nil)
+	pinged := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		for range 5 {
+			if err := c.Ping(ctx); err != nil {
+				pinged <- err
+				return
+			}
+		}
+		pinged <- nil
+	}()
+	for seq := uint32(1); ; seq++ {
+		require.Equal(t, seq, readEnvelope(t, c).Sequence)
+		select {
+		case err := <-pinged:
+			require.NoError(t, err)
+			c.CloseNow()
+			require.NoError(t, h.Shutdown(context.Background()))
+			return
+		default:
+		}
+	}
+}
+
+func TestWriteTimeoutDropsConnection(t *testing.T) {
+	writeErr := make(chan error, 1)
+	h := newHandler(func(ctx context.Context, c im.Conn, _ im.ConnInfo) error {
+		defer c.Close()
+		big := []im.Frame{{Command: 5, Body: make([]byte, 256<<10)}}
+		for {
+			wctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+			err := c.WriteFrames(wctx, big)
+			cancel()
+			if err != nil {
+				writeErr <- err
+				return err
+			}
+		}
+	}, newFakeCore().authenticate, Options{})
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	nc, _ := rawUpgrade(t, ts, nil) // and never reads
+	select {
+	case err := <-writeErr:
+		require.ErrorIs(t, err, context.DeadlineExceeded)
+	case <-time.After(10 * time.Second):
+		t.Fatal("WriteFrames to a client that does not read did not time out")
+	}
+	// Dropped: after the unread data, the client finds the connection
+	// closed rather than a close handshake.
+	require.NoError(t, nc.SetReadDeadline(time.Now().Add(10*time.Second)))
+	_, err := io.Copy(io.Discard, nc)
+	require.NoError(t, err, "EOF, not a timeout")
+	require.NoError(t, h.Shutdown(context.Background()))
+}
+
+func TestCloseCutsCloseHandshake(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	served := make(chan struct{})
+	h := newHandler(func(ctx context.Context, c im.Conn, _ im.ConnInfo) error {
+		close(served)
+		return c.Close()
+	}, newFakeCore().authenticate, Options{})
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	nc, br := rawUpgrade(t, ts, nil)
+	<-served
+	op, _ := readServerFrame(t, br)
+	require.Equal(t, byte(8), op)
+	// The client never answers the close frame: the handshake waits.
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, h.Shutdown(ctx), context.DeadlineExceeded)
+
+	start := time.Now()
+	require.NoError(t, h.Close())
+	require.Less(t, time.Since(start), 2*time.Second, "Close does not wait out the handshake")
+	_, err := io.Copy(io.Discard, br)
+	require.NoError(t, err, "the connection is closed")
+	nc.Close()
+	ts.Close()
+}
+
+func TestCloseEndsSessions(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	fc := newFakeCore()
+	h := newHandler(fc.serve, fc.authenticate, Options{})
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	var clients []*cws.Conn
+	for range 3 {
+		clients = append(clients, dial(t, wsURL(ts, ""), nil))
+		<-fc.started
+	}
+	require.NoError(t, h.Close())
+	for _, e := range fc.waitEnded(t, 3) {
+		require.Error(t, e.err)
+	}
+	for _, c := range clients {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, _, err := c.Read(ctx)
+		cancel()
+		require.Error(t, err)
+		c.CloseNow()
+	}
+	require.NoError(t, h.Close(), "Close may be called again")
+	ts.Close()
 }

@@ -1,0 +1,209 @@
+package websocket
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+)
+
+// Buffer sizes under coder/websocket. net/http hands a hijacked connection
+// over with a 4 KiB bufio.Reader and a 4 KiB bufio.Writer, which
+// coder/websocket would keep for the connection's whole life: most of an
+// idle connection's memory. These replace them.
+const (
+	// idleReadSize is the bufio.Reader coder/websocket reads through where
+	// a read cannot wait for data without a buffer to read into (TLS, or not
+	// a unix system): the one read buffer an idle connection then holds. A
+	// message up to about this size arrives with one read.
+	idleReadSize = 512
+	// rawReadSize is that bufio.Reader where reads wait without a buffer
+	// (see readChunkRaw): bufio's minimum, since everything goes through the
+	// pooled chunks.
+	rawReadSize = 16
+	// readChunk is the size of the pooled buffers that take a read when
+	// more data is probably waiting, so that a burst of frames still costs
+	// few reads.
+	readChunk = 4 << 10
+	// frameWriteSize is the bufio.Writer coder/websocket writes frames
+	// through. It holds any control frame a server sends (at most 127
+	// bytes) whole, so a pong is one write; data frames pass through it
+	// into a batch.
+	frameWriteSize = 128
+	// flushSize is how much a batch gathers before it is written out; a
+	// write this large goes out from where it is, without a copy.
+	flushSize = 32 << 10
+)
+
+var readChunks = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
+
+// wireConn is the net.Conn coder/websocket runs on after the upgrade.
+//
+// Reading: on plain TCP on unix systems, reads wait for data without a
+// buffer and then read into a pooled chunk, which is given back as soon as
+// coder/websocket has taken its bytes, so an idle connection holds none.
+// Elsewhere a connection waiting for a message reads into the small
+// bufio.Reader only; when a read fills its buffer, more is probably waiting,
+// and the next read goes into a chunk. A chunk is then held while idle only
+// when a read that filled its buffer happened to end exactly where the
+// client paused.
+//
+// Writing: between startBatch and endBatch (WriteFrames), what
+// coder/websocket writes is gathered in a pooled buffer and written with
+// one write, however many frames there are. Other writes (pongs and the
+// close frame, which coder/websocket sends on its own) go straight to the
+// socket, or join the batch if one is being gathered.
+type wireConn struct {
+	net.Conn
+
+	// Read side, used by coder/websocket's reader only (under its read lock).
+	raw     syscall.RawConn // for readChunkRaw; nil where it is not supported
+	pending []byte          // read ahead and not passed on yet
+	chunk   *[]byte         // the pooled buffer pending is in; nil if none
+	rerr    error           // the error that came with pending, for after it
+	full    bool            // the last read filled its buffer
+
+	wmu   sync.Mutex
+	batch *[]byte // from writeBufs while a batch is gathered
+}
+
+func (w *wireConn) Read(p []byte) (int, error) {
+	if len(w.pending) == 0 && w.rerr == nil && len(p) < readChunk {
+		switch {
+		case w.raw != nil:
+			w.readChunkRaw()
+		case w.full:
+			w.readChunk()
+		}
+	}
+	if len(w.pending) > 0 {
+		n := copy(p, w.pending)
+		w.pending = w.pending[n:]
+		if len(w.pending) == 0 && w.chunk != nil {
+			readChunks.Put(w.chunk)
+			w.chunk, w.pending = nil, nil
+		}
+		return n, nil
+	}
+	if err := w.rerr; err != nil {
+		w.rerr = nil
+		return 0, err
+	}
+	n, err := w.Conn.Read(p)
+	w.full = n == len(p)
+	return n, err
+}
+
+func (w *wireConn) readChunk() {
+	bp := readChunks.Get().(*[]byte)
+	n, err := w.Conn.Read(*bp)
+	w.full, w.rerr = n == len(*bp), err
+	if n == 0 {
+		readChunks.Put(bp)
+		return
+	}
+	w.chunk, w.pending = bp, (*bp)[:n]
+}
+
+func (w *wireConn) Write(p []byte) (int, error) {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if w.batch == nil {
+		return w.Conn.Write(p)
+	}
+	if len(p) >= flushSize {
+		// One writev for what is gathered and p, on plain TCP.
+		bufs := net.Buffers{*w.batch, p}
+		gathered := len(*w.batch)
+		*w.batch = (*w.batch)[:0]
+		n, err := bufs.WriteTo(w.Conn)
+		return max(0, int(n)-gathered), err
+	}
+	*w.batch = append(*w.batch, p...)
+	if len(*w.batch) >= flushSize {
+		_, err := w.Conn.Write(*w.batch)
+		*w.batch = (*w.batch)[:0]
+		if err != nil {
+			return 0, err
+		}
+	}
+	return len(p), nil
+}
+
+// startBatch makes writes gather until endBatch. Only WriteFrames calls it,
+// and its calls never overlap.
+func (w *wireConn) startBatch() {
+	bp := writeBufs.Get().(*[]byte)
+	w.wmu.Lock()
+	w.batch = bp
+	w.wmu.Unlock()
+}
+
+// endBatch writes what was gathered and stops gathering.
+func (w *wireConn) endBatch() error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	bp := w.batch
+	w.batch = nil
+	var err error
+	if len(*bp) > 0 {
+		_, err = w.Conn.Write(*bp)
+	}
+	if cap(*bp) <= poolBuffer {
+		*bp = (*bp)[:0]
+		writeBufs.Put(bp)
+	}
+	return err
+}
+
+// hijackWriter is the http.ResponseWriter given to coder/websocket's Accept.
+// Its Hijack hands over wire, set up over the hijacked connection with small
+// buffers instead of net/http's.
+type hijackWriter struct {
+	http.ResponseWriter
+	wire *wireConn
+}
+
+func (hw *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	nc, brw, err := http.NewResponseController(hw.ResponseWriter).Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	// net/http has sent the 101 already; anything else in its writer
+	// would be ours to send.
+	if err := brw.Writer.Flush(); err != nil {
+		_ = nc.Close()
+		return nil, nil, err
+	}
+	w := hw.wire
+	w.Conn, w.raw = nc, rawConnOf(nc)
+	if n := brw.Reader.Buffered(); n > 0 {
+		// Frames the client sent right behind its request, without waiting
+		// for the 101, that net/http read along with it.
+		b, _ := brw.Reader.Peek(n)
+		w.pending = bytes.Clone(b)
+	}
+	readSize := idleReadSize
+	if w.raw != nil {
+		readSize = rawReadSize
+	}
+	return w, bufio.NewReadWriter(bufio.NewReaderSize(w, readSize), bufio.NewWriterSize(w, frameWriteSize)), nil
+}
+
+func (hw *hijackWriter) Unwrap() http.ResponseWriter { return hw.ResponseWriter }
+
+// canHijack reports whether w, or a writer it wraps, is an http.Hijacker.
+func canHijack(w http.ResponseWriter) bool {
+	for {
+		switch t := w.(type) {
+		case http.Hijacker:
+			return true
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return false
+		}
+	}
+}
