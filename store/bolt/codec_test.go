@@ -318,7 +318,7 @@ func TestOpenRefusesForeignFiles(t *testing.T) {
 			return tx.DeleteBucket([]byte(bucketMeta))
 		}},
 		{"DedupLogRecord", func(tx *bbolt.Tx) error {
-			gen, err := tx.Bucket([]byte(bucketDedupLog)).CreateBucketIfNotExists(seqKey(new([8]byte), 0))
+			gen, err := tx.Bucket([]byte(bucketLog)).CreateBucketIfNotExists(seqKey(new([8]byte), 0))
 			if err != nil {
 				return err
 			}

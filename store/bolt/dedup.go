@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"cmp"
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -20,14 +21,16 @@ import (
 // with that key. Client message ids are random (UUIDs, usually), so a
 // B+tree keyed by them dirties a page of its own for almost every message:
 // written in the commit that stores the message, that was half the cost of
-// a commit and most of its fsync. So the commit writes each new key to a
-// log instead, a bucket of the main file keyed by a counter, whose pages
-// fill in order; the keys are also held in memory, and a background merger
+// a commit and most of its fsync. So the commit writes each new message,
+// key included, to a log instead, a bucket of the main file keyed by a
+// counter, whose pages fill in order (see pendingMsgs for the messages);
+// the keys are also held in memory, and a background merger
 // moves them, sorted and many at a time, into the index proper, which
 // lives in a file of its own (path + IndexSuffix) so that the merge's
 // commits never wait for, or hold up, the main file's writer. Once a
-// merge has committed, the merged keys leave memory and the next append
-// trims them from the log.
+// merge has committed, the merged keys leave memory, and the next append
+// trims from the log the generations whose keys are all merged and whose
+// messages are all in their buckets.
 //
 // Lookups go memory first, then the index file: a key leaves memory only
 // after its merge has committed, so a lookup that misses memory and then
@@ -332,30 +335,64 @@ func writeIndex(db *bbolt.DB, keys []waitingKey, keepFirst bool, through uint64)
 	})
 }
 
-// load reads the log back into memory after Open.
-func (d *dedupIndex) load(main *bbolt.DB) error {
-	return main.View(func(tx *bbolt.Tx) error {
+// load reads the log back into memory after Open: every key into the
+// dedup index's waiting keys, and the messages not yet in their
+// conversations' buckets into the pending messages.
+func (s *Store) load() error {
+	d := s.dedup
+	return s.db.View(func(tx *bbolt.Tx) error {
 		meta, err := bucket(tx, bucketMeta)
 		if err != nil {
 			return err
 		}
 		d.nextLog = max(counter(meta, keyNextLog), 1)
-		log, err := bucket(tx, bucketDedupLog)
+		log, err := bucket(tx, bucketLog)
 		if err != nil {
 			return err
 		}
+		msgs, err := bucket(tx, bucketMsgs)
+		if err != nil {
+			return err
+		}
+		stored := make(map[string]int64) // a conversation's last seq in its bucket
 		return log.ForEachBucket(func(gen []byte) error {
 			return log.Bucket(gen).ForEach(func(k, v []byte) error {
 				if len(k) != 8 {
-					return corrupt("dedup log key %x", k)
+					return corrupt("log key %x", k)
 				}
 				n := binary.BigEndian.Uint64(k)
-				key, ref, err := decodeLogRecord(v)
+				conv, seq, rec, err := decodeLogRecord(v)
 				if err != nil {
-					return corrupt("dedup log record %d", n)
+					return corrupt("log record %d", n)
 				}
-				d.add(waitingKey{key: key, ref: ref, logKey: n})
+				mv, err := parseMessage(int64(seq), rec)
+				if err != nil {
+					return corrupt("log record %d", n)
+				}
+				d.add(waitingKey{key: string(mv.dedupKey(nil)), ref: dedupRef{conv: conv, seq: seq}, logKey: n})
 				d.nextLog = max(d.nextLog, n+1)
+
+				last, ok := stored[conv]
+				if !ok {
+					if cb := msgs.Bucket([]byte(conv)); cb != nil {
+						if k, _ := cb.Cursor().Last(); k != nil {
+							if last, err = decodeSeq(k); err != nil {
+								return corrupt("message key %x of conversation %q", k, conv)
+							}
+						}
+					} else {
+						return corrupt("log record %d names missing conversation %q", n, conv)
+					}
+					stored[conv] = last
+				}
+				if int64(seq) > last {
+					m := mv.message(conv, string(mv.strs), bytes.Clone(mv.content))
+					if pending := s.pend.snapshot(conv); (len(pending) == 0 && m.Seq != last+1) ||
+						(len(pending) > 0 && m.Seq != pending[len(pending)-1].Seq+1) {
+						return corrupt("log record %d: message %q/%d out of order", n, conv, seq)
+					}
+					s.pend.add(m, n)
+				}
 				return nil
 			})
 		})
@@ -384,7 +421,7 @@ func logPut(log *bbolt.Bucket, gen **bbolt.Bucket, n uint64, rec []byte) error {
 // to), oldest first, at most maxGens of them, records the last key deleted
 // in meta, and reports whether it got through all such generations.
 func trimLog(tx *bbolt.Tx, to uint64, maxGens int) (bool, error) {
-	log, err := bucket(tx, bucketDedupLog)
+	log, err := bucket(tx, bucketLog)
 	if err != nil {
 		return false, err
 	}
@@ -402,7 +439,7 @@ func trimLog(tx *bbolt.Tx, to uint64, maxGens int) (bool, error) {
 			last, _ := gb.Cursor().Last()
 			if last != nil {
 				if len(last) != 8 {
-					return false, corrupt("dedup log key %x", last)
+					return false, corrupt("log key %x", last)
 				}
 				if binary.BigEndian.Uint64(last) > to {
 					return true, nil
@@ -577,9 +614,8 @@ func (d *dedupIndex) mergeOnce() (more bool) {
 }
 
 // close stops the merger and waits for it, then merges what is still
-// waiting and empties the log, so that the next Open has nothing to read
-// back. If that fails, the keys stay in the log for the next Open.
-func (d *dedupIndex) close(main *bbolt.DB) error {
+// waiting into the index file. It reports whether this was the first call.
+func (d *dedupIndex) close() (bool, error) {
 	first := false
 	d.closeOnce.Do(func() {
 		close(d.stop)
@@ -587,48 +623,69 @@ func (d *dedupIndex) close(main *bbolt.DB) error {
 	})
 	<-d.done
 	if !first {
-		return nil
+		return false, nil
 	}
 	for {
 		d.mu.Lock()
 		n := len(d.waiting)
 		d.mu.Unlock()
 		if n == 0 {
-			break
+			return true, nil
 		}
 		d.mergeOnce()
 		if d.err != nil {
-			return fmt.Errorf("dedup index: %w", d.err)
+			return true, fmt.Errorf("dedup index: %w", d.err)
 		}
 	}
-	to := d.trimTo.Load()
-	if to == 0 {
-		return nil
-	}
-	return main.Update(func(tx *bbolt.Tx) error {
-		_, err := trimLog(tx, to, math.MaxInt)
+}
+
+// flush, on Close, stops the dedup merger, merges its waiting keys, moves
+// every pending message to its conversation's bucket and empties the log,
+// so that the next Open has nothing to read back. If that fails, the log
+// keeps what it has for the next Open.
+func (s *Store) flush() error {
+	first, err := s.dedup.close()
+	if !first || err != nil {
 		return err
+	}
+	return s.write(context.Background(), func(tx *bbolt.Tx) error {
+		a := appender{d: s.dedup, pend: s.pend, tx: tx, touched: map[string]*openConv{}}
+		var err error
+		if a.msgs, err = bucket(tx, bucketMsgs); err != nil {
+			return err
+		}
+		for id := range s.pend.convs {
+			if err := a.merge(id, &openConv{}); err != nil {
+				return err
+			}
+		}
+		_, err = trimLog(tx, s.dedup.trimTo.Load(), math.MaxInt)
+		return err
+	}, func() {
+		s.pend = newPendingMsgs()
 	})
 }
 
-// A log record is the key's length as a uvarint, the key, then a dedup
-// record.
+// A log record is the conversation id's length as a uvarint, the
+// conversation id, the seq as a uvarint, then the message record.
 
-func appendLogRecord(b []byte, key []byte, conv string, seq uint64) []byte {
-	b = binary.AppendUvarint(b, uint64(len(key)))
-	b = append(b, key...)
-	return appendDedup(b, conv, seq)
+func appendLogRecord(b []byte, conv string, seq uint64, rec []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(len(conv)))
+	b = append(b, conv...)
+	b = binary.AppendUvarint(b, seq)
+	return append(b, rec...)
 }
 
-func decodeLogRecord(v []byte) (key string, ref dedupRef, err error) {
+func decodeLogRecord(v []byte) (conv string, seq uint64, rec []byte, err error) {
 	n, w := binary.Uvarint(v)
-	if w <= 0 || n > uint64(len(v)-w) {
-		return "", dedupRef{}, errCorrupt
+	if w <= 0 || n == 0 || n > uint64(len(v)-w) {
+		return "", 0, nil, errCorrupt
 	}
-	key = string(v[w : w+int(n)])
-	conv, seq, err := decodeDedup(v[w+int(n):])
-	if err != nil {
-		return "", dedupRef{}, err
+	conv = string(v[w : w+int(n)])
+	v = v[w+int(n):]
+	seq, w = binary.Uvarint(v)
+	if w <= 0 || seq == 0 || seq > math.MaxInt64 {
+		return "", 0, nil, errCorrupt
 	}
-	return key, dedupRef{conv: string(conv), seq: uint64(seq)}, nil
+	return conv, seq, v[w:], nil
 }

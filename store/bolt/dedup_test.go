@@ -66,7 +66,7 @@ func logLen(t *testing.T, db *bbolt.DB) int {
 	t.Helper()
 	n := 0
 	require.NoError(t, db.View(func(tx *bbolt.Tx) error {
-		log := tx.Bucket([]byte(bucketDedupLog))
+		log := tx.Bucket([]byte(bucketLog))
 		return log.ForEachBucket(func(gen []byte) error {
 			n += log.Bucket(gen).Stats().KeyN
 			return nil
@@ -85,6 +85,18 @@ func indexLen(t *testing.T, db *bbolt.DB) int {
 	return n
 }
 
+// openCrashed opens at path a copy of both of s's files, as a crash would
+// leave them after s's last commit, and closes it at the end of the test.
+func openCrashed(t *testing.T, s *Store, path string) *Store {
+	t.Helper()
+	require.NoError(t, s.db.View(func(tx *bbolt.Tx) error { return tx.CopyFile(path, 0o600) }))
+	require.NoError(t, s.dedup.db.View(func(tx *bbolt.Tx) error { return tx.CopyFile(path+IndexSuffix, 0o600) }))
+	s2, err := Open(path, Options{})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, s2.Close()) })
+	return s2
+}
+
 func waitingLen(d *dedupIndex) int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -93,7 +105,7 @@ func waitingLen(d *dedupIndex) int {
 
 func TestDedupMergesInBackground(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "im.db")
-	s, err := Open(path, Options{mergeAfter: 8, mergeInterval: 10 * time.Millisecond})
+	s, err := Open(path, Options{mergeAfter: 8, mergeInterval: 10 * time.Millisecond, maxLag: 1})
 	require.NoError(t, err)
 	defer s.Close()
 
@@ -104,8 +116,6 @@ func TestDedupMergesInBackground(t *testing.T) {
 	require.Equal(t, 100, indexLen(t, s.dedup.db))
 	// Every key is now found in the index file, none in memory.
 	requireDuplicates(t, s, batches, first)
-	// That append trimmed the log of what was merged.
-	require.Zero(t, logLen(t, s.db))
 
 	// Keys in memory and keys in the index file, in one batch.
 	more := dedupMsgs(3, "n")
@@ -131,13 +141,7 @@ func TestDedupAfterCrash(t *testing.T) {
 	first := appendAll(t, s, batches)
 	require.Equal(t, 50, logLen(t, s.db))
 
-	crash := filepath.Join(dir, "crash.db")
-	require.NoError(t, s.db.View(func(tx *bbolt.Tx) error { return tx.CopyFile(crash, 0o600) }))
-	require.NoError(t, s.dedup.db.View(func(tx *bbolt.Tx) error { return tx.CopyFile(crash+IndexSuffix, 0o600) }))
-
-	s2, err := Open(crash, Options{})
-	require.NoError(t, err)
-	defer s2.Close()
+	s2 := openCrashed(t, s, filepath.Join(dir, "crash.db"))
 	require.Equal(t, 50, waitingLen(s2.dedup)+indexLen(t, s2.dedup.db), "the log was read back")
 	requireDuplicates(t, s2, batches, first)
 	// New messages continue the seqs, and the log's keys continue after
@@ -217,7 +221,7 @@ func TestDedupIndexRebuilt(t *testing.T) {
 				meta := tx.Bucket([]byte(bucketMeta))
 				require.NoError(t, meta.Put([]byte(keyVersion), binary.BigEndian.AppendUint64(nil, 1)))
 				require.NoError(t, meta.Delete([]byte(keyPairID)))
-				require.NoError(t, tx.DeleteBucket([]byte(bucketDedupLog)))
+				require.NoError(t, tx.DeleteBucket([]byte(bucketLog)))
 				b, err := tx.CreateBucket([]byte(bucketDedupV1))
 				require.NoError(t, err)
 				return b.Put([]byte("u0\x00k0"), appendDedup(nil, "group_a", 1))
@@ -296,7 +300,7 @@ func TestDedupBackpressure(t *testing.T) {
 
 func TestDedupLogTrimmedByGeneration(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "im.db")
-	s, err := Open(path, Options{mergeAfter: 1000, mergeInterval: 10 * time.Millisecond})
+	s, err := Open(path, Options{mergeAfter: 1000, mergeInterval: 10 * time.Millisecond, maxLag: 1})
 	require.NoError(t, err)
 	defer s.Close()
 
@@ -316,7 +320,7 @@ func TestDedupLogTrimmedByGeneration(t *testing.T) {
 
 	gens := 0
 	require.NoError(t, s.db.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket([]byte(bucketDedupLog)).ForEachBucket(func([]byte) error {
+		return tx.Bucket([]byte(bucketLog)).ForEachBucket(func([]byte) error {
 			gens++
 			return nil
 		})

@@ -11,8 +11,22 @@
 // whatever the size of its batch: the server groups concurrent sends into
 // one call, which is where the throughput comes from. A message is durable
 // when AppendMessages returns; nothing is ever written with NoSync. Within a
-// batch, each conversation's bucket and max seq are read once and its max
-// seq written once, however many of the batch's messages it holds. The
+// batch, each conversation's max seq is read once and written once, however
+// many of the batch's messages it holds.
+//
+// # The log
+//
+// A commit does not write its messages into their conversations' buckets,
+// which would rewrite a page per conversation per commit, but appends them
+// to a log, whose pages fill in order, and keeps them in memory. A later
+// commit moves a conversation's messages to its bucket all at once, when
+// 32 of them wait or when 16,384 messages have been logged after the
+// oldest. Reads combine the bucket with the waiting messages; a lock taken
+// around each commit and each reader's transaction start keeps the two in
+// agreement. Open reads the log back after a crash; Close moves every
+// waiting message to its bucket.
+//
+// The
 // freelist is kept in memory and not written by each commit (bbolt's
 // NoFreelistSync, as etcd runs it): commits write less, and Open rebuilds
 // the freelist by scanning the file, which takes longer on a large file.
@@ -20,13 +34,13 @@
 // # Dedup
 //
 // Client message ids are random, so an index keyed by them would dirty a
-// page for nearly every message a commit stores. Instead a commit appends
-// each new (sender, client_msg_id) to a log in the main file, in order, and
-// keeps it in memory; a background merger writes the keys, sorted and
+// page for nearly every message a commit stores. Instead the keys of the
+// logged messages are kept in memory, and a background merger writes them,
+// sorted and
 // tens of thousands at a time, to the index file (path + IndexSuffix),
 // whose commits run beside the main file's. Lookups read memory, then the
-// index file. After a crash, Open reads the log back; Close merges what is
-// left so the next Open has nothing to read. The index holds nothing the
+// index file. Close merges what is left, and empties the log, so the next
+// Open has nothing to read back. The index holds nothing the
 // messages do not, so a missing index file, or one from another store, is
 // rebuilt from them at Open. If merges fall behind (half a million keys
 // wait), appends wait for them.
@@ -63,8 +77,8 @@
 //
 // One top-level bucket per area: messages in a nested bucket per
 // conversation keyed by big-endian seq, each conversation's max seq, the
-// dedup log (in generations of 4,096 keys, each a nested bucket, so that
-// merged keys are dropped a bucket at a time), the membership index (user,
+// log (in generations of 4,096 messages, each a nested bucket, so that it
+// is trimmed a bucket at a time), the membership index (user,
 // conversation), accounts by id and a username index. The index file maps
 // (sender, client_msg_id) to (conversation, seq). Both files carry the same
 // random id, which is how Open tells that they belong together. Records

@@ -20,7 +20,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 		return nil, fmt.Errorf("bolt: append messages: %w", err)
 	}
 	results := make([]im.AppendResult, len(batch))
-	size, valid := 0, 0
+	size, content, valid := 0, 0, 0
 	for i := range batch {
 		if err := im.ValidateAppend(batch[i]); err != nil {
 			results[i].Err = err
@@ -29,6 +29,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 		valid++
 		m := &batch[i].Message
 		size += messageSize(m) + 2*len(m.SenderID) + 2*len(m.ClientMsgID) + 2*len(m.ConversationID) + 32
+		content += len(m.Content)
 	}
 	if valid == 0 {
 		return results, nil // nothing to write, so no commit
@@ -42,15 +43,11 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
-	a := appender{d: s.dedup, arena: make([]byte, 0, size)}
+	a := appender{d: s.dedup, pend: s.pend, maxLag: s.maxLag, arena: make([]byte, 0, size), content: make([]byte, 0, content)}
 	if err := a.lookup(batch, results); err != nil {
 		return nil, fmt.Errorf("bolt: append messages: %w", err)
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		// The wait for the writer lock may have outlasted the caller.
-		if err := ctx.Err(); err != nil {
-			return err
-		}
+	if err := s.write(ctx, func(tx *bbolt.Tx) error {
 		if err := a.open(tx); err != nil {
 			return err
 		}
@@ -63,8 +60,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 			}
 		}
 		return a.finish()
-	})
-	if err != nil {
+	}, a.apply); err != nil {
 		return nil, fmt.Errorf("bolt: append messages: %w", err)
 	}
 	s.dedup.nextLog = a.nextLog
@@ -73,9 +69,58 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 	return results, nil
 }
 
+// write runs fn in a write transaction and commits it; if that succeeds,
+// it runs then, under memMu with the commit, so that no reader sees the
+// one without the other (see pendingMsgs).
+func (s *Store) write(ctx context.Context, fn func(*bbolt.Tx) error, then func()) error {
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return err
+	}
+	// The wait for the writer lock may have outlasted the caller.
+	if err := ctx.Err(); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
+	s.memMu.Lock()
+	defer s.memMu.Unlock()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	then()
+	return nil
+}
+
+// read begins a read transaction that agrees with the pending messages,
+// and calls snap, if not nil, with memMu held, to look at them.
+func (s *Store) read(snap func(p *pendingMsgs)) (*bbolt.Tx, error) {
+	s.memMu.RLock()
+	defer s.memMu.RUnlock()
+	if snap != nil {
+		snap(s.pend)
+	}
+	return s.db.Begin(false)
+}
+
+// view is read for fn, which does not look at the pending messages.
+func (s *Store) view(fn func(*bbolt.Tx) error) error {
+	tx, err := s.read(nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	return fn(tx)
+}
+
 // appender writes the requests of one batch inside its transaction.
 type appender struct {
 	d                         *dedupIndex
+	pend                      *pendingMsgs
+	maxLag                    uint64
 	tx                        *bbolt.Tx
 	msgs, convs, log, members *bbolt.Bucket
 	// Keys are built in these buffers and reused: bbolt copies keys.
@@ -84,15 +129,17 @@ type appender struct {
 	logGen             *bbolt.Bucket // the log's current generation
 	// arena holds every value put in the transaction. bbolt keeps
 	// references to values until commit, so the arena is only ever
-	// appended to, never overwritten.
-	arena []byte
+	// appended to, never overwritten. content holds the batch's message
+	// contents, which pending messages keep.
+	arena, content []byte
 	// keys[i] is request i's dedup key (nil if it is invalid); found[i]
 	// the message stored before with that key, if any.
 	keys  [][]byte
 	found []dedupRef
-	// fresh holds the keys this batch stores, so that a key repeated
-	// within the batch is a duplicate too; logged lists them in log order.
-	fresh  map[string]dedupRef
+	// fresh holds the messages this batch stores by dedup key, so that a
+	// key repeated within the batch is a duplicate too; logged lists the
+	// keys in log order.
+	fresh  map[string]im.Message
 	logged []waitingKey
 	// The dedup index's counters as this transaction leaves them; they are
 	// the index's once it commits.
@@ -101,11 +148,20 @@ type appender struct {
 	// conversation's bucket and max seq are looked up once per batch and
 	// its max seq written once, in finish, rather than per message.
 	touched map[string]*openConv
+	// mergedConvs are the conversations whose pending messages finish
+	// moved to their buckets; aged how many aging entries it went through.
+	mergedConvs []string
+	aged        int
 }
 
 type openConv struct {
-	bucket *bbolt.Bucket
-	seq    uint64 // the last seq assigned
+	seq     uint64        // the last seq assigned
+	created bool          // by this batch
+	msgs    []im.Message  // this batch's new messages
+	logKeys []uint64      // where they are logged
+	records [][]byte      // and their records
+	bucket  *bbolt.Bucket // once opened
+	merged  bool
 }
 
 // lookup finds the batch's keys that were stored before: in memory, then
@@ -126,17 +182,18 @@ func (a *appender) lookup(batch []im.AppendRequest, results []im.AppendResult) e
 func (a *appender) open(tx *bbolt.Tx) (err error) {
 	a.tx = tx
 	a.nextLog, a.trimmed = a.d.nextLog, a.d.trimmed
-	a.fresh = make(map[string]dedupRef)
+	a.fresh = make(map[string]im.Message)
 	a.logGen = nil
 	a.logged = a.logged[:0]
-	clear(a.touched)
+	a.touched = make(map[string]*openConv)
+	a.mergedConvs, a.aged = nil, 0
 	if a.msgs, err = bucket(tx, bucketMsgs); err != nil {
 		return err
 	}
 	if a.convs, err = bucket(tx, bucketConvs); err != nil {
 		return err
 	}
-	if a.log, err = bucket(tx, bucketDedupLog); err != nil {
+	if a.log, err = bucket(tx, bucketLog); err != nil {
 		return err
 	}
 	if a.members, err = bucket(tx, bucketMembers); err != nil {
@@ -145,10 +202,11 @@ func (a *appender) open(tx *bbolt.Tx) (err error) {
 	return a.trim()
 }
 
-// trim deletes from the log what the merger has written to the index
-// file.
+// trim deletes from the log what is both in the dedup index file and in
+// the conversations' buckets.
 func (a *appender) trim() error {
-	to := a.d.trimTo.Load()
+	a.pend.dropStale()
+	to := min(a.d.trimTo.Load(), a.pend.oldest()-1)
 	if to == a.trimmed {
 		return nil
 	}
@@ -169,11 +227,11 @@ func (a *appender) put(fn func([]byte) []byte) []byte {
 func (a *appender) append(i int, r *im.AppendRequest, res *im.AppendResult) error {
 	m := &r.Message
 	key := a.keys[i]
-	ref, dup := a.fresh[string(key)]
-	if !dup && a.found[i].seq != 0 {
-		ref, dup = a.found[i], true
+	if orig, dup := a.fresh[string(key)]; dup {
+		*res = im.AppendResult{Message: cloneMessage(orig), Duplicate: true}
+		return nil
 	}
-	if dup {
+	if ref := a.found[i]; ref.seq != 0 {
 		orig, err := a.original(ref)
 		if err != nil {
 			return err
@@ -187,23 +245,22 @@ func (a *appender) append(i int, r *im.AppendRequest, res *im.AppendResult) erro
 		return err
 	}
 	oc.seq++
-	seq := oc.seq
+	stored := ownMessage(*m, &a.content)
+	stored.Seq = int64(oc.seq)
 
-	val := a.put(func(b []byte) []byte { return appendMessage(b, m) })
-	if err := oc.bucket.Put(seqKey(&a.seqKey, seq), val); err != nil {
-		return err
-	}
-	val = a.put(func(b []byte) []byte { return appendLogRecord(b, key, m.ConversationID, seq) })
+	rec := a.put(func(b []byte) []byte { return appendMessage(b, &stored) })
+	val := a.put(func(b []byte) []byte { return appendLogRecord(b, stored.ConversationID, oc.seq, rec) })
 	if err := logPut(a.log, &a.logGen, a.nextLog, val); err != nil {
 		return err
 	}
-	ref = dedupRef{conv: m.ConversationID, seq: seq}
+	oc.msgs = append(oc.msgs, stored)
+	oc.logKeys = append(oc.logKeys, a.nextLog)
+	oc.records = append(oc.records, rec)
 	skey := string(key)
-	a.fresh[skey] = ref
-	a.logged = append(a.logged, waitingKey{key: skey, ref: ref, logKey: a.nextLog})
+	a.fresh[skey] = stored
+	a.logged = append(a.logged, waitingKey{key: skey, ref: dedupRef{conv: m.ConversationID, seq: oc.seq}, logKey: a.nextLog})
 	a.nextLog++
-	res.Message = *m
-	res.Message.Seq = int64(seq)
+	res.Message = cloneMessage(stored)
 	return nil
 }
 
@@ -221,6 +278,7 @@ func (a *appender) conversation(r *im.AppendRequest) (*openConv, error) {
 		if oc.bucket, err = a.msgs.CreateBucket(a.convKey); err != nil {
 			return nil, fmt.Errorf("conversation %q: %w", id, err)
 		}
+		oc.created = true
 		for _, u := range r.Members {
 			a.memberKey = append(append(append(a.memberKey[:0], u...), 0), id...)
 			if err := a.members.Put(a.memberKey, []byte{}); err != nil {
@@ -232,29 +290,40 @@ func (a *appender) conversation(r *im.AppendRequest) (*openConv, error) {
 		if err != nil {
 			return nil, corrupt("conversation %q", id)
 		}
-		if oc.bucket = a.msgs.Bucket(a.convKey); oc.bucket == nil {
-			return nil, corrupt("conversation %q has no messages bucket", id)
-		}
 		oc.seq = uint64(prev)
-	}
-	// Messages are only ever appended at the end of a conversation's
-	// bucket: packing its pages full (bbolt splits at half a page by
-	// default) halves the pages it takes and the splits a commit does.
-	oc.bucket.FillPercent = 0.95
-	if a.touched == nil {
-		a.touched = make(map[string]*openConv)
 	}
 	a.touched[id] = oc
 	return oc, nil
 }
 
-// finish records the new max seq of every conversation the batch touched,
-// and the next log key.
+// finish records the new max seq of every conversation the batch touched
+// and the next log key, and moves to their buckets the messages of the
+// conversations that have enough pending and of those waiting too long.
 func (a *appender) finish() error {
 	for id, oc := range a.touched {
 		val := a.put(func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, oc.seq) })
 		if err := a.convs.Put([]byte(id), val); err != nil {
 			return err
+		}
+		if len(a.pend.snapshot(id))+len(oc.msgs) >= mergeAt {
+			if err := a.merge(id, oc); err != nil {
+				return err
+			}
+		}
+	}
+	var before uint64
+	if a.nextLog > a.maxLag {
+		before = a.nextLog - a.maxLag
+	}
+	for _, id := range a.pend.overdue(before, maxAgingPerBatch) {
+		oc := a.touched[id]
+		if oc == nil {
+			oc = &openConv{}
+		}
+		if !oc.merged {
+			if err := a.merge(id, oc); err != nil {
+				return err
+			}
 		}
 	}
 	if a.nextLog == a.d.nextLog {
@@ -267,7 +336,44 @@ func (a *appender) finish() error {
 	return putCounter(meta, keyNextLog, a.nextLog)
 }
 
-// original reads the message ref names.
+// merge writes conversation id's pending messages and this batch's new
+// ones to its bucket.
+func (a *appender) merge(id string, oc *openConv) error {
+	if oc.bucket == nil {
+		if oc.bucket = a.msgs.Bucket([]byte(id)); oc.bucket == nil {
+			return corrupt("conversation %q has no messages bucket", id)
+		}
+	}
+	old := a.pend.snapshot(id)
+	if err := mergeInto(oc.bucket, old, make([][]byte, len(old)), &a.arena); err != nil {
+		return err
+	}
+	if err := mergeInto(oc.bucket, oc.msgs, oc.records, &a.arena); err != nil {
+		return err
+	}
+	oc.merged = true
+	a.mergedConvs = append(a.mergedConvs, id)
+	return nil
+}
+
+// apply updates the pending messages once the transaction has committed.
+func (a *appender) apply() {
+	for _, id := range a.mergedConvs {
+		a.pend.merged(id)
+	}
+	for _, oc := range a.touched {
+		if oc.merged {
+			continue
+		}
+		for i := range oc.msgs {
+			a.pend.add(oc.msgs[i], oc.logKeys[i])
+		}
+	}
+	a.pend.dropStale()
+}
+
+// original reads the message ref names: from its conversation's bucket, or
+// from the pending messages.
 func (a *appender) original(ref dedupRef) (im.Message, error) {
 	cb := a.msgs.Bucket([]byte(ref.conv))
 	if cb == nil {
@@ -275,6 +381,9 @@ func (a *appender) original(ref dedupRef) (im.Message, error) {
 	}
 	rec := cb.Get(seqKey(&a.seqKey, ref.seq))
 	if rec == nil {
+		if m, ok := a.pend.get(ref.conv, ref.seq); ok {
+			return cloneMessage(m), nil
+		}
 		return im.Message{}, corrupt("dedup record names missing message %q/%d", ref.conv, ref.seq)
 	}
 	m, err := decodeMessage(ref.conv, int64(ref.seq), rec)
@@ -325,61 +434,86 @@ func (s *Store) MessagesBefore(ctx context.Context, conv string, before int64, l
 	return ms, nil
 }
 
-// readRange reads up to limit messages of conv in one read transaction.
-// to < 0 means up to the newest. from < 0 means the last -from messages up
-// to to: seqs are gap-free, so the page before a seq is a range too.
+// readRange reads up to limit messages of conv in one read transaction,
+// from its bucket and then from its pending messages. to < 0 means up to
+// the newest. from < 0 means the last -from messages up to to: seqs are
+// gap-free, so the page before a seq is a range too.
 func (s *Store) readRange(conv string, from, to int64, limit int) ([]im.Message, error) {
-	out := []im.Message{}
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		msgs, err := bucket(tx, bucketMsgs)
-		if err != nil {
-			return err
+	var pending []im.Message
+	tx, err := s.read(func(p *pendingMsgs) { pending = p.snapshot(conv) })
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	msgs, err := bucket(tx, bucketMsgs)
+	if err != nil {
+		return nil, err
+	}
+	cb := msgs.Bucket([]byte(conv))
+	if cb == nil {
+		return []im.Message{}, nil // no such conversation: no messages
+	}
+	c := cb.Cursor()
+	var stored int64 // the bucket's last seq
+	if k, _ := c.Last(); k != nil {
+		if stored, err = decodeSeq(k); err != nil {
+			return nil, corrupt("message key %x of conversation %q", k, conv)
 		}
-		cb := msgs.Bucket([]byte(conv))
-		if cb == nil {
-			return nil // no such conversation: no messages
+	}
+	last := stored
+	if n := len(pending); n > 0 {
+		if pending[0].Seq != stored+1 {
+			return nil, corrupt("conversation %q: pending messages from seq %d after stored ones up to %d", conv, pending[0].Seq, stored)
 		}
-		c := cb.Cursor()
-		k, _ := c.Last()
-		if k == nil {
-			return nil
-		}
-		maxSeq, err := decodeSeq(k)
-		if err != nil {
-			return corrupt("message key %x of conversation %q", k, conv)
-		}
-		last := maxSeq
-		if to >= 0 {
-			last = min(last, to)
-		}
-		if from < 0 {
-			from = max(last+from+1, 1)
-		}
-		if from > last {
-			return nil
-		}
-		n := min(int64(limit), last-from+1)
-		views := make([]messageView, 0, n)
+		last = pending[n-1].Seq
+	}
+	if to >= 0 {
+		last = min(last, to)
+	}
+	if from < 0 {
+		from = max(last+from+1, 1)
+	}
+	if from > last || last == 0 {
+		return []im.Message{}, nil
+	}
+	n := min(int64(limit), last-from+1)
+
+	var out []im.Message
+	if from <= stored {
+		views := make([]messageView, 0, min(n, stored-from+1))
 		var kb [8]byte
 		for k, v := c.Seek(seqKey(&kb, uint64(from))); k != nil && int64(len(views)) < n; k, v = c.Next() {
 			seq, err := decodeSeq(k)
 			if err != nil {
-				return corrupt("message key %x of conversation %q", k, conv)
+				return nil, corrupt("message key %x of conversation %q", k, conv)
 			}
 			if seq > last {
 				break
 			}
 			mv, err := parseMessage(seq, v)
 			if err != nil {
-				return fmt.Errorf("message %q/%d: %w", conv, seq, err)
+				return nil, fmt.Errorf("message %q/%d: %w", conv, seq, err)
 			}
 			views = append(views, mv)
 		}
 		out = decodeMessages(conv, views)
-		return nil
-	})
-	if err != nil {
-		return nil, err
+	}
+	if rest := n - int64(len(out)); rest > 0 && last > stored {
+		first := max(from, stored+1)
+		i := first - pending[0].Seq
+		if out == nil {
+			out = make([]im.Message, 0, rest)
+		}
+		for _, m := range pending[i:min(i+rest, int64(len(pending)))] {
+			if m.Seq > last {
+				break
+			}
+			out = append(out, cloneMessage(m))
+		}
+	}
+	if out == nil {
+		out = []im.Message{}
 	}
 	return out, nil
 }
@@ -390,7 +524,7 @@ func (s *Store) Conversation(ctx context.Context, id string) (im.Conversation, e
 		return im.Conversation{}, fmt.Errorf("bolt: conversation: %w", err)
 	}
 	c := im.Conversation{ID: id}
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		convs, err := bucket(tx, bucketConvs)
 		if err != nil {
 			return err
@@ -417,7 +551,7 @@ func (s *Store) UserConversations(ctx context.Context, userID string) ([]im.Conv
 		return nil, fmt.Errorf("bolt: user conversations: %w", err)
 	}
 	out := []im.Conversation{}
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err := s.view(func(tx *bbolt.Tx) error {
 		members, err := bucket(tx, bucketMembers)
 		if err != nil {
 			return err

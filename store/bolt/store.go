@@ -25,8 +25,8 @@ type Options struct {
 	FileMode os.FileMode
 
 	// For tests: merger tuning (see dedup.go); zero means the default.
-	mergeAfter, maxWaiting int
-	mergeInterval          time.Duration
+	mergeAfter, maxWaiting, maxLag int
+	mergeInterval                  time.Duration
 }
 
 // Store is an im.Store in a bbolt file and, beside it, the file of its
@@ -39,6 +39,11 @@ type Store struct {
 	// alone would let the next call look before the last one's keys are
 	// visible.
 	appendMu sync.Mutex
+	// pend holds the messages logged but not yet in their conversations'
+	// buckets; memMu makes readers see them and the file in agreement.
+	pend   *pendingMsgs
+	memMu  sync.RWMutex
+	maxLag uint64
 }
 
 var _ im.Store = (*Store)(nil)
@@ -52,11 +57,15 @@ const (
 	bucketMsgs = "msgs"
 	// convs: conversation id → max seq, 8 bytes big-endian.
 	bucketConvs = "convs"
-	// dedupLog: 8-byte big-endian counter → log record (SenderID 0x00
-	// ClientMsgID, seq, conversation), for keys not yet merged into the
-	// index file. Schema version 1 had the index itself here, as "dedup".
-	bucketDedupLog = "dedupLog"
+	// log: one nested bucket per generation of logGeneration keys; in it,
+	// an 8-byte big-endian counter → log record (conversation, seq,
+	// message record): every message stored, until it is both in its
+	// conversation's bucket and in the dedup index file. Schema version 1
+	// had the dedup index itself in this file, as "dedup"; version 2 a log
+	// of dedup keys only, as "dedupLog".
+	bucketLog      = "log"
 	bucketDedupV1  = "dedup"
+	bucketDedupLog = "dedupLog"
 	// members: UserID 0x00 conversation id → empty, so that a user's
 	// conversations are one prefix scan. IDs never contain 0x00.
 	bucketMembers = "members"
@@ -66,12 +75,12 @@ const (
 	bucketUsernames = "usernames"
 
 	keyVersion    = "version"
-	schemaVersion = 2
+	schemaVersion = 3
 )
 
 // allBuckets lists the top-level buckets besides meta.
 func allBuckets() [6]string {
-	return [...]string{bucketMsgs, bucketConvs, bucketDedupLog, bucketMembers, bucketAccounts, bucketUsernames}
+	return [...]string{bucketMsgs, bucketConvs, bucketLog, bucketMembers, bucketAccounts, bucketUsernames}
 }
 
 // Open opens the store in the file at path and its dedup index in the file
@@ -126,7 +135,11 @@ func open(db *bbolt.DB, indexPath string, mode os.FileMode, bopts *bbolt.Options
 		idb.Close()
 		return nil, err
 	}
-	if err := d.load(db); err != nil {
+	s := &Store{db: db, dedup: d, pend: newPendingMsgs(), maxLag: defaultMaxLag}
+	if opts.maxLag > 0 {
+		s.maxLag = uint64(opts.maxLag)
+	}
+	if err := s.load(); err != nil {
 		idb.Close()
 		return nil, err
 	}
@@ -134,7 +147,7 @@ func open(db *bbolt.DB, indexPath string, mode os.FileMode, bopts *bbolt.Options
 	if len(d.waiting) > 0 {
 		d.poke()
 	}
-	return &Store{db: db, dedup: d}, nil
+	return s, nil
 }
 
 // initSchema creates the buckets of a new file and refuses a file written
@@ -153,9 +166,9 @@ func initSchema(tx *bbolt.Tx) error {
 	}
 	switch got := binary.BigEndian.Uint64(v); got {
 	case schemaVersion:
-	case 1:
-		if err := upgradeV1(tx, meta); err != nil {
-			return fmt.Errorf("upgrade from schema version 1: %w", err)
+	case 1, 2:
+		if err := upgrade(tx, meta); err != nil {
+			return fmt.Errorf("upgrade from schema version %d: %w", got, err)
 		}
 	default:
 		return fmt.Errorf("schema version %d, this package reads %d", got, schemaVersion)
@@ -168,17 +181,23 @@ func initSchema(tx *bbolt.Tx) error {
 	return nil
 }
 
-// upgradeV1 drops version 1's dedup index, which lived in this file, and
-// the pair id with it, so that Open rebuilds the index in its own file.
-func upgradeV1(tx *bbolt.Tx, meta *bbolt.Bucket) error {
-	if err := tx.DeleteBucket([]byte(bucketDedupV1)); err != nil {
+// upgrade drops the dedup index of version 1, which lived in this file, or
+// the dedup log of version 2, and the pair id with them, so that Open
+// rebuilds the index in its own file from the messages: in both versions
+// every message is in its conversation's bucket.
+func upgrade(tx *bbolt.Tx, meta *bbolt.Bucket) error {
+	for _, name := range []string{bucketDedupV1, bucketDedupLog} {
+		if err := tx.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+			return err
+		}
+	}
+	if _, err := tx.CreateBucket([]byte(bucketLog)); err != nil {
 		return err
 	}
-	if _, err := tx.CreateBucket([]byte(bucketDedupLog)); err != nil {
-		return err
-	}
-	if err := meta.Delete([]byte(keyPairID)); err != nil {
-		return err
+	for _, key := range []string{keyPairID, keyNextLog, keyTrimmed} {
+		if err := meta.Delete([]byte(key)); err != nil {
+			return err
+		}
 	}
 	return meta.Put([]byte(keyVersion), binary.BigEndian.AppendUint64(nil, schemaVersion))
 }
@@ -206,7 +225,7 @@ func (s *Store) Close() error {
 	// appendMu: no append may run between the last merge and the end of
 	// the log.
 	s.appendMu.Lock()
-	flushErr := s.dedup.close(s.db)
+	flushErr := s.flush()
 	s.appendMu.Unlock()
 	err := errors.Join(flushErr, s.dedup.db.Close(), s.db.Close())
 	if err != nil {
