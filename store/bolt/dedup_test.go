@@ -333,3 +333,31 @@ func TestDedupLogTrimmedByGeneration(t *testing.T) {
 	require.False(t, next[0].Duplicate)
 	require.Equal(t, 1, logLen(t, s.db))
 }
+
+func TestDedupMergeInChunks(t *testing.T) {
+	// A merge of three chunks' worth of keys, in three transactions, leaves
+	// them all in the index and none in memory.
+	path := filepath.Join(t.TempDir(), "im.db")
+	s, err := Open(path, Options{mergeAfter: 1 << 20, mergeInterval: time.Hour, maxLag: 1})
+	require.NoError(t, err)
+	defer s.Close()
+
+	const n = 2*minMergeChunk + 100
+	msgs := dedupMsgs(n, "x")
+	var batches [][]im.AppendRequest
+	for i := 0; i < n; i += 500 {
+		var b []im.AppendRequest
+		for _, m := range msgs[i:min(i+500, n)] {
+			b = append(b, m...)
+		}
+		batches = append(batches, b)
+	}
+	first := appendAll(t, s, batches)
+	require.Equal(t, n, waitingLen(s.dedup))
+
+	require.False(t, s.dedup.mergeOnce())
+	require.Zero(t, waitingLen(s.dedup))
+	require.Equal(t, n, indexLen(t, s.dedup.db))
+	require.Equal(t, uint64(n), s.dedup.trimTo.Load())
+	requireDuplicates(t, s, batches, first)
+}
