@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+
+	"github.com/imserver/imserver/im"
 )
 
 // The dedup index maps (sender, client_msg_id) to the message first stored
@@ -709,11 +711,17 @@ func (s *Store) flush() error {
 // A log record is the conversation id's length as a uvarint, the
 // conversation id, the seq as a uvarint, then the message record.
 
-func appendLogRecord(b []byte, conv string, seq uint64, rec []byte) []byte {
+func appendLogRecord(b []byte, conv string, seq uint64, m *im.Message) []byte {
 	b = binary.AppendUvarint(b, uint64(len(conv)))
 	b = append(b, conv...)
 	b = binary.AppendUvarint(b, seq)
-	return append(b, rec...)
+	return appendMessage(b, m)
+}
+
+// logHeaderSize is the size of a log record before its message record.
+func logHeaderSize(conv string, seq uint64) int {
+	var b [2 * binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], uint64(len(conv))) + len(conv) + binary.PutUvarint(b[:], seq)
 }
 
 func decodeLogRecord(v []byte) (conv string, seq uint64, rec []byte, err error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 
 	"go.etcd.io/bbolt"
 
@@ -28,7 +29,8 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 		}
 		valid++
 		m := &batch[i].Message
-		size += messageSize(m) + 2*len(m.SenderID) + 2*len(m.ClientMsgID) + 2*len(m.ConversationID) + 32
+		// The dedup key, the log record and the max seq record.
+		size += len(m.SenderID) + 1 + len(m.ClientMsgID) + logHeaderSize(m.ConversationID, math.MaxInt64) + messageSize(m) + 8
 		content += len(m.Content)
 	}
 	if valid == 0 {
@@ -130,8 +132,9 @@ type appender struct {
 	// arena holds every value put in the transaction. bbolt keeps
 	// references to values until commit, so the arena is only ever
 	// appended to, never overwritten. content holds the batch's message
-	// contents, which pending messages keep.
-	arena, content []byte
+	// contents, which pending messages keep. merged holds the records of
+	// pending messages moved to their buckets, encoded again.
+	arena, content, merged []byte
 	// keys[i] is request i's dedup key (nil if it is invalid); found[i]
 	// the message stored before with that key, if any.
 	keys  [][]byte
@@ -248,8 +251,10 @@ func (a *appender) append(i int, r *im.AppendRequest, res *im.AppendResult) erro
 	stored := ownMessage(*m, &a.content)
 	stored.Seq = int64(oc.seq)
 
-	rec := a.put(func(b []byte) []byte { return appendMessage(b, &stored) })
-	val := a.put(func(b []byte) []byte { return appendLogRecord(b, stored.ConversationID, oc.seq, rec) })
+	// The log record ends in the message record, which a merge in this
+	// batch puts in the conversation's bucket as it is.
+	val := a.put(func(b []byte) []byte { return appendLogRecord(b, stored.ConversationID, oc.seq, &stored) })
+	rec := val[logHeaderSize(stored.ConversationID, oc.seq):]
 	if err := logPut(a.log, &a.logGen, a.nextLog, val); err != nil {
 		return err
 	}
@@ -345,7 +350,7 @@ func (a *appender) merge(id string, oc *openConv) error {
 		}
 	}
 	old := a.pend.snapshot(id)
-	if err := mergeInto(oc.bucket, old, make([][]byte, len(old)), &a.arena); err != nil {
+	if err := mergeInto(oc.bucket, old, nil, &a.merged); err != nil {
 		return err
 	}
 	if err := mergeInto(oc.bucket, oc.msgs, oc.records, &a.arena); err != nil {

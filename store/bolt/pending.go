@@ -139,17 +139,30 @@ func (p *pendingMsgs) overdue(before uint64, limit int) []string {
 	return out
 }
 
-// mergeInto writes msgs (consecutive seqs, each with its record, or nil to
-// encode it) into conversation bucket cb.
+// mergeInto writes msgs (consecutive seqs) into conversation bucket cb,
+// with records[i] as msgs[i]'s record, or, if records is nil, encoding
+// them into arena, which it sizes for all of them at once.
 func mergeInto(cb *bbolt.Bucket, msgs []im.Message, records [][]byte, arena *[]byte) error {
 	// Messages only ever go at the end of a conversation's bucket: packing
 	// its pages full (bbolt splits at half a page by default) halves the
 	// pages it takes.
 	cb.FillPercent = 0.95
+	if records == nil {
+		n := 0
+		for i := range msgs {
+			n += messageSize(&msgs[i])
+		}
+		if cap(*arena)-len(*arena) < n {
+			// A new array: bbolt still holds the old one's records.
+			*arena = make([]byte, 0, max(n, 2*cap(*arena)))
+		}
+	}
 	var k [8]byte
 	for i := range msgs {
-		rec := records[i]
-		if rec == nil {
+		var rec []byte
+		if records != nil {
+			rec = records[i]
+		} else {
 			start := len(*arena)
 			*arena = appendMessage(*arena, &msgs[i])
 			rec = (*arena)[start:len(*arena):len(*arena)]
