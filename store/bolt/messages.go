@@ -265,7 +265,10 @@ func (a *appender) append(i int, r *im.AppendRequest, res *im.AppendResult) erro
 	a.fresh[skey] = stored
 	a.logged = append(a.logged, waitingKey{key: skey, ref: dedupRef{conv: m.ConversationID, seq: oc.seq}, logKey: a.nextLog})
 	a.nextLog++
-	res.Message = cloneMessage(stored)
+	// The caller's own message back, with its seq: the pending copy is
+	// not shared with anyone.
+	res.Message = *m
+	res.Message.Seq = stored.Seq
 	return nil
 }
 

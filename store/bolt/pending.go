@@ -110,9 +110,10 @@ func (p *pendingMsgs) dropStale() {
 	for n < len(p.aging) && !p.valid(p.aging[n]) {
 		n++
 	}
-	if n > 0 {
-		p.aging = append(p.aging[:0:0], p.aging[n:]...)
-	}
+	// Re-slicing, not copying: this runs every commit. The dropped
+	// entries' memory goes when append next grows the slice.
+	clear(p.aging[:n])
+	p.aging = p.aging[n:]
 }
 
 // oldest is the log key of the oldest pending message, or MaxUint64 if

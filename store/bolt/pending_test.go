@@ -93,6 +93,18 @@ func TestPendingMessagesRead(t *testing.T) {
 	ms[0].Content[0] = 'X'
 	requireConversation(t, s, "group_few", few)
 
+	// Nor does changing the content the caller appended.
+	buf := []byte("mine")
+	res, err := s.AppendMessages(t.Context(), []im.AppendRequest{{Message: im.Message{
+		ConversationID: "group_few", ServerID: "s-own", SenderID: "u0", ClientMsgID: "own", Content: buf,
+	}}})
+	require.NoError(t, err)
+	require.NoError(t, res[0].Err)
+	copy(buf, "XXXX")
+	ms, err = s.Messages(t.Context(), "group_few", 4, 4, 1)
+	require.NoError(t, err)
+	require.Equal(t, []byte("mine"), ms[0].Content)
+
 	// Duplicates of pending messages come back as such.
 	requireDuplicates(t, s, convMsgs("group_few", 3, "f"), few)
 }
