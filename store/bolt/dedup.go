@@ -3,20 +3,16 @@ package bolt
 import (
 	"bytes"
 	"cmp"
-	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.etcd.io/bbolt"
-
-	"github.com/imserver/imserver/im"
 )
 
 // The dedup index maps (sender, client_msg_id) to the message first stored
@@ -55,14 +51,11 @@ const (
 	indexBucketDedup = "dedup"
 	// keyPairID, in both files' meta buckets, ties an index to its store.
 	keyPairID = "dedup-id"
-	// In the main file's meta bucket: the next log key, and the last log
-	// key trimmed; in the index file's: the last log key merged. An index
-	// that has merged a key the main file never logged is newer than it
-	// (a backup of the main file restored beside the live index), and one
-	// that has not merged a key the main file trimmed is older: either is
-	// rebuilt.
-	keyNextLog      = "dedup-next"
-	keyTrimmed      = "dedup-trimmed"
+	// In the index file's meta bucket: the last log key merged. An index
+	// that has merged a key the main file never logged (keyNextLog) is
+	// newer than it (a backup of the main file restored beside the live
+	// index), and one that has not merged a key the main file trimmed
+	// (keyTrimmed) is older: either is rebuilt.
 	keyMergeThrough = "merged-through"
 )
 
@@ -74,15 +67,10 @@ const (
 	defaultMergeInterval = 10 * time.Second // a merge at least this often
 	defaultMaxMerge      = 256 << 10        // keys in one merge transaction
 	defaultMaxWaiting    = 512 << 10        // appends wait beyond this
-	// The log is a nested bucket per logGeneration keys, so that trimming
-	// it deletes whole buckets: deleting keys one by one from the front
-	// of a bucket cost more than writing them.
-	logGeneration = 4 << 10
 	// A merge is written in up to mergeChunks transactions of at least
 	// minMergeChunk keys (see mergeOnce).
 	mergeChunks   = 16
 	minMergeChunk = 2 << 10
-	maxTrim       = 64 // generations deleted per append
 )
 
 // dedupRef names a stored message.
@@ -113,9 +101,6 @@ type dedupIndex struct {
 
 	// trimTo is the last log key whose merge has committed.
 	trimTo atomic.Uint64
-	// Used under Store.appendMu only: the next log key to assign, and the
-	// trimTo up to which the log has been trimmed.
-	nextLog, trimmed uint64
 
 	wake      chan struct{} // buffered 1: a merge is due
 	stop      chan struct{}
@@ -184,7 +169,7 @@ func pairID(tx *bbolt.Tx) ([]byte, error) {
 }
 
 // syncIndex makes the index file's contents those of the main file: if
-// the two do not belong together (see keyPairID and keyNextLog), it
+// the two do not belong together (see keyPairID and keyMergeThrough), it
 // empties the index and refills it from every stored message, in
 // transactions of maxMerge keys, and records the id last, so that a
 // rebuild cut short is started over.
@@ -340,133 +325,6 @@ func writeIndex(db *bbolt.DB, keys []waitingKey, keepFirst bool, through uint64)
 		}
 		return nil
 	})
-}
-
-// load reads the log back into memory after Open: every key into the
-// dedup index's waiting keys, and the messages not yet in their
-// conversations' buckets into the pending messages.
-func (s *Store) load() error {
-	d := s.dedup
-	return s.db.View(func(tx *bbolt.Tx) error {
-		meta, err := bucket(tx, bucketMeta)
-		if err != nil {
-			return err
-		}
-		d.nextLog = max(counter(meta, keyNextLog), 1)
-		log, err := bucket(tx, bucketLog)
-		if err != nil {
-			return err
-		}
-		msgs, err := bucket(tx, bucketMsgs)
-		if err != nil {
-			return err
-		}
-		stored := make(map[string]int64) // a conversation's last seq in its bucket
-		return log.ForEachBucket(func(gen []byte) error {
-			return log.Bucket(gen).ForEach(func(k, v []byte) error {
-				if len(k) != 8 {
-					return corrupt("log key %x", k)
-				}
-				n := binary.BigEndian.Uint64(k)
-				conv, seq, rec, err := decodeLogRecord(v)
-				if err != nil {
-					return corrupt("log record %d", n)
-				}
-				mv, err := parseMessage(int64(seq), rec)
-				if err != nil {
-					return corrupt("log record %d", n)
-				}
-				d.add(waitingKey{key: string(mv.dedupKey(nil)), ref: dedupRef{conv: conv, seq: seq}, logKey: n})
-				d.nextLog = max(d.nextLog, n+1)
-
-				last, ok := stored[conv]
-				if !ok {
-					if cb := msgs.Bucket([]byte(conv)); cb != nil {
-						if k, _ := cb.Cursor().Last(); k != nil {
-							if last, err = decodeSeq(k); err != nil {
-								return corrupt("message key %x of conversation %q", k, conv)
-							}
-						}
-					} else {
-						return corrupt("log record %d names missing conversation %q", n, conv)
-					}
-					stored[conv] = last
-				}
-				if int64(seq) > last {
-					m := mv.message(conv, string(mv.strs), bytes.Clone(mv.content))
-					if pending := s.pend.snapshot(conv); (len(pending) == 0 && m.Seq != last+1) ||
-						(len(pending) > 0 && m.Seq != pending[len(pending)-1].Seq+1) {
-						return corrupt("log record %d: message %q/%d out of order", n, conv, seq)
-					}
-					s.pend.add(m, n)
-				}
-				return nil
-			})
-		})
-	})
-}
-
-// logPut writes a log record under key n, in n's generation, which gen
-// caches between calls within one transaction.
-func logPut(log *bbolt.Bucket, gen **bbolt.Bucket, n uint64, rec []byte) error {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], n)
-	if *gen == nil || n%logGeneration == 0 {
-		var g [8]byte
-		binary.BigEndian.PutUint64(g[:], n/logGeneration)
-		b, err := log.CreateBucketIfNotExists(g[:])
-		if err != nil {
-			return err
-		}
-		b.FillPercent = 1 // keys only ever come in order
-		*gen = b
-	}
-	return (*gen).Put(k[:], rec)
-}
-
-// trimLog deletes the log's generations whose keys are all merged (up to
-// to), oldest first, at most maxGens of them, records the last key deleted
-// in meta, and reports whether it got through all such generations.
-func trimLog(tx *bbolt.Tx, to uint64, maxGens int) (bool, error) {
-	log, err := bucket(tx, bucketLog)
-	if err != nil {
-		return false, err
-	}
-	var deleted uint64
-	done, err := func() (bool, error) {
-		for range maxGens {
-			gen, _ := log.Cursor().First()
-			if gen == nil {
-				return true, nil
-			}
-			gb := log.Bucket(gen)
-			if gb == nil {
-				return false, corrupt("dedup log generation %x", gen)
-			}
-			last, _ := gb.Cursor().Last()
-			if last != nil {
-				if len(last) != 8 {
-					return false, corrupt("log key %x", last)
-				}
-				if binary.BigEndian.Uint64(last) > to {
-					return true, nil
-				}
-				deleted = binary.BigEndian.Uint64(last)
-			}
-			if err := log.DeleteBucket(bytes.Clone(gen)); err != nil {
-				return false, err
-			}
-		}
-		return false, nil
-	}()
-	if err != nil || deleted == 0 {
-		return done, err
-	}
-	meta, err := bucket(tx, bucketMeta)
-	if err != nil {
-		return false, err
-	}
-	return done, putCounter(meta, keyTrimmed, deleted)
 }
 
 // add records a logged key; d.mu is held or not needed.
@@ -679,61 +537,4 @@ func (d *dedupIndex) close() (bool, error) {
 			return true, fmt.Errorf("dedup index: %w", d.err)
 		}
 	}
-}
-
-// flush, on Close, stops the dedup merger, merges its waiting keys, moves
-// every pending message to its conversation's bucket and empties the log,
-// so that the next Open has nothing to read back. If that fails, the log
-// keeps what it has for the next Open.
-func (s *Store) flush() error {
-	first, err := s.dedup.close()
-	if !first || err != nil {
-		return err
-	}
-	return s.write(context.Background(), func(tx *bbolt.Tx) error {
-		a := appender{d: s.dedup, pend: s.pend, tx: tx, touched: map[string]*openConv{}}
-		var err error
-		if a.msgs, err = bucket(tx, bucketMsgs); err != nil {
-			return err
-		}
-		for id := range s.pend.convs {
-			if err := a.merge(id, &openConv{}); err != nil {
-				return err
-			}
-		}
-		_, err = trimLog(tx, s.dedup.trimTo.Load(), math.MaxInt)
-		return err
-	}, func() {
-		s.pend = newPendingMsgs()
-	})
-}
-
-// A log record is the conversation id's length as a uvarint, the
-// conversation id, the seq as a uvarint, then the message record.
-
-func appendLogRecord(b []byte, conv string, seq uint64, m *im.Message) []byte {
-	b = binary.AppendUvarint(b, uint64(len(conv)))
-	b = append(b, conv...)
-	b = binary.AppendUvarint(b, seq)
-	return appendMessage(b, m)
-}
-
-// logHeaderSize is the size of a log record before its message record.
-func logHeaderSize(conv string, seq uint64) int {
-	var b [2 * binary.MaxVarintLen64]byte
-	return binary.PutUvarint(b[:], uint64(len(conv))) + len(conv) + binary.PutUvarint(b[:], seq)
-}
-
-func decodeLogRecord(v []byte) (conv string, seq uint64, rec []byte, err error) {
-	n, w := binary.Uvarint(v)
-	if w <= 0 || n == 0 || n > uint64(len(v)-w) {
-		return "", 0, nil, errCorrupt
-	}
-	conv = string(v[w : w+int(n)])
-	v = v[w+int(n):]
-	seq, w = binary.Uvarint(v)
-	if w <= 0 || seq == 0 || seq > math.MaxInt64 {
-		return "", 0, nil, errCorrupt
-	}
-	return conv, seq, v[w:], nil
 }

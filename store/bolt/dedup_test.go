@@ -33,6 +33,19 @@ func dedupMsgs(n int, prefix string) [][]im.AppendRequest {
 	return out
 }
 
+// inBatches joins one-message batches into batches of size.
+func inBatches(msgs [][]im.AppendRequest, size int) [][]im.AppendRequest {
+	var out [][]im.AppendRequest
+	for i := 0; i < len(msgs); i += size {
+		var b []im.AppendRequest
+		for _, m := range msgs[i:min(i+size, len(msgs))] {
+			b = append(b, m...)
+		}
+		out = append(out, b)
+	}
+	return out
+}
+
 // appendAll appends each batch and returns the stored messages.
 func appendAll(t *testing.T, s *Store, batches [][]im.AppendRequest) []im.AppendResult {
 	t.Helper()
@@ -305,15 +318,7 @@ func TestDedupLogTrimmedByGeneration(t *testing.T) {
 	defer s.Close()
 
 	const n = 3*logGeneration + 100
-	var batches [][]im.AppendRequest
-	msgs := dedupMsgs(n, "g")
-	for i := 0; i < n; i += 500 {
-		var b []im.AppendRequest
-		for _, m := range msgs[i:min(i+500, n)] {
-			b = append(b, m...)
-		}
-		batches = append(batches, b)
-	}
+	batches := inBatches(dedupMsgs(n, "g"), 500)
 	first := appendAll(t, s, batches)
 	require.Eventually(t, func() bool { return waitingLen(s.dedup) == 0 }, 10*time.Second, time.Millisecond)
 	requireDuplicates(t, s, batches, first) // and trims the log
@@ -343,15 +348,7 @@ func TestDedupMergeInChunks(t *testing.T) {
 	defer s.Close()
 
 	const n = 2*minMergeChunk + 100
-	msgs := dedupMsgs(n, "x")
-	var batches [][]im.AppendRequest
-	for i := 0; i < n; i += 500 {
-		var b []im.AppendRequest
-		for _, m := range msgs[i:min(i+500, n)] {
-			b = append(b, m...)
-		}
-		batches = append(batches, b)
-	}
+	batches := inBatches(dedupMsgs(n, "x"), 500)
 	first := appendAll(t, s, batches)
 	require.Equal(t, n, waitingLen(s.dedup))
 

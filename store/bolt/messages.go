@@ -45,7 +45,10 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
-	a := appender{d: s.dedup, pend: s.pend, maxLag: s.maxLag, arena: make([]byte, 0, size), content: make([]byte, 0, content)}
+	a := appender{
+		d: s.dedup, pend: s.pend, maxLag: s.maxLag, startLog: s.nextLog, startTrimmed: s.trimmed,
+		arena: make([]byte, 0, size), content: make([]byte, 0, content),
+	}
 	if err := a.lookup(batch, results); err != nil {
 		return nil, fmt.Errorf("bolt: append messages: %w", err)
 	}
@@ -65,8 +68,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 	}, a.apply); err != nil {
 		return nil, fmt.Errorf("bolt: append messages: %w", err)
 	}
-	s.dedup.nextLog = a.nextLog
-	s.dedup.trimmed = a.trimmed
+	s.nextLog, s.trimmed = a.nextLog, a.trimmed
 	s.dedup.committed(a.logged)
 	return results, nil
 }
@@ -144,9 +146,11 @@ type appender struct {
 	// keys in log order.
 	fresh  map[string]im.Message
 	logged []waitingKey
-	// The dedup index's counters as this transaction leaves them; they are
-	// the index's once it commits.
-	nextLog, trimmed uint64
+	// The log's counters (Store.nextLog, Store.trimmed) as the transaction
+	// finds them and as it leaves them; the latter are the Store's once it
+	// commits.
+	startLog, startTrimmed uint64
+	nextLog, trimmed       uint64
 	// touched holds the conversations this batch touched, so that a
 	// conversation's bucket and max seq are looked up once per batch and
 	// its max seq written once, in finish, rather than per message.
@@ -159,7 +163,6 @@ type appender struct {
 
 type openConv struct {
 	seq     uint64        // the last seq assigned
-	created bool          // by this batch
 	msgs    []im.Message  // this batch's new messages
 	logKeys []uint64      // where they are logged
 	records [][]byte      // and their records
@@ -184,7 +187,7 @@ func (a *appender) lookup(batch []im.AppendRequest, results []im.AppendResult) e
 
 func (a *appender) open(tx *bbolt.Tx) (err error) {
 	a.tx = tx
-	a.nextLog, a.trimmed = a.d.nextLog, a.d.trimmed
+	a.nextLog, a.trimmed = a.startLog, a.startTrimmed
 	a.fresh = make(map[string]im.Message)
 	a.logGen = nil
 	a.logged = a.logged[:0]
@@ -286,7 +289,6 @@ func (a *appender) conversation(r *im.AppendRequest) (*openConv, error) {
 		if oc.bucket, err = a.msgs.CreateBucket(a.convKey); err != nil {
 			return nil, fmt.Errorf("conversation %q: %w", id, err)
 		}
-		oc.created = true
 		for _, u := range r.Members {
 			a.memberKey = append(append(append(a.memberKey[:0], u...), 0), id...)
 			if err := a.members.Put(a.memberKey, []byte{}); err != nil {
@@ -334,7 +336,7 @@ func (a *appender) finish() error {
 			}
 		}
 	}
-	if a.nextLog == a.d.nextLog {
+	if a.nextLog == a.startLog {
 		return nil
 	}
 	meta, err := bucket(a.tx, bucketMeta)

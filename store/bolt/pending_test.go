@@ -190,13 +190,7 @@ func TestPendingMessagesConsistentReads(t *testing.T) {
 			}
 		})
 	}
-	for i := 0; i < n; i += 3 {
-		var b []im.AppendRequest
-		for _, r := range batches[i:min(i+3, n)] {
-			b = append(b, r...)
-		}
-		appendAll(t, s, [][]im.AppendRequest{b})
-	}
+	appendAll(t, s, inBatches(batches, 3))
 	close(done)
 	wg.Wait()
 }

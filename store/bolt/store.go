@@ -44,6 +44,9 @@ type Store struct {
 	pend   *pendingMsgs
 	memMu  sync.RWMutex
 	maxLag uint64
+	// Used under appendMu only: the next log key to assign, and the log
+	// key up to which the log has been trimmed.
+	nextLog, trimmed uint64
 }
 
 var _ im.Store = (*Store)(nil)
