@@ -16,7 +16,13 @@ const maxCommitBatch = 8192
 type commitOp struct {
 	req    AppendRequest
 	origin *session // the sending connection: it gets the ack, not a push
-	done   func(AppendResult, error)
+	// members of the message's group when it was checked: its recipients
+	// if the group is no longer cached when it is delivered.
+	members *memberSet
+	// also are users pushed to beside the conversation's members (those a
+	// group notice reports removed).
+	also []string
+	done func(AppendResult, error)
 }
 
 // committer is the group commit: one goroutine takes every send waiting at
@@ -136,7 +142,7 @@ func (c *committer) finish(b committed) {
 				c.srv.stats.duplicates.Add(1)
 			default:
 				c.srv.stats.stored.Add(1)
-				c.srv.deliver(r.Message, op.origin)
+				c.srv.deliver(r.Message, op)
 			}
 		}
 		op.done(r, b.err)
@@ -145,7 +151,8 @@ func (c *committer) finish(b committed) {
 
 // deliver pushes a newly stored message to every live session of its
 // recipients except the one that sent it, and hands it to AfterSend.
-func (s *Server) deliver(m Message, origin *session) {
+func (s *Server) deliver(m Message, op *commitOp) {
+	origin := op.origin
 	body, err := proto.Marshal(&imv1.PushMessage{Message: toWire(m)})
 	if err != nil {
 		s.log.Error("marshal push", "conv", m.ConversationID, "seq", m.Seq, "err", err)
@@ -158,9 +165,29 @@ func (s *Server) deliver(m Message, origin *session) {
 			sess.enqueue(f)
 		}
 	}
-	s.hub.each(m.SenderID, push)
-	if m.ReceiverID != "" && m.ReceiverID != m.SenderID {
-		s.hub.each(m.ReceiverID, push)
+	if gid, ok := groupOf(m.ConversationID); ok {
+		// The members as they are now, which is who can sync it. The
+		// cache is never loaded here: that would stall every delivery
+		// behind one store read.
+		set := s.groups.peek(gid)
+		if set == nil {
+			set = op.members
+		}
+		if set != nil {
+			for _, u := range set.ids {
+				s.hub.each(u, push)
+			}
+		}
+		for _, u := range op.also {
+			if set == nil || set.roles[u] == 0 {
+				s.hub.each(u, push)
+			}
+		}
+	} else {
+		s.hub.each(m.SenderID, push)
+		if m.ReceiverID != "" && m.ReceiverID != m.SenderID {
+			s.hub.each(m.ReceiverID, push)
+		}
 	}
 	if s.after != nil {
 		s.after <- m
@@ -170,7 +197,7 @@ func (s *Server) deliver(m Message, origin *session) {
 // toWire converts a stored message to its protocol form.
 func toWire(m Message) *imv1.MessageInfo {
 	ms := m.CreatedAt.UnixMilli()
-	return &imv1.MessageInfo{
+	w := &imv1.MessageInfo{
 		ServerMsgId:      m.ServerID,
 		ClientMsgId:      m.ClientMsgID,
 		ConversationId:   m.ConversationID,
@@ -186,4 +213,8 @@ func toWire(m Message) *imv1.MessageInfo {
 		AttachedInfo:     m.AttachedInfo,
 		ConversationType: int32(ConversationTypeOf(m.ConversationID)),
 	}
+	if gid, ok := groupOf(m.ConversationID); ok {
+		w.GroupId = gid // the SDK files a message as group chat by it
+	}
+	return w
 }

@@ -67,6 +67,9 @@ type Config struct {
 	// AllowAllDevices. Default 10.
 	MaxSessionsPerUser int
 
+	// MaxGroupMembers bounds the members of one group. Default 2000.
+	MaxGroupMembers int
+
 	// SystemSender is the sender id of messages the server sends itself
 	// (Server.SendSystemMessage). Default "system".
 	SystemSender string
@@ -99,6 +102,7 @@ const (
 	DefaultSendRate           = 200
 	DefaultMaxSessionsPerUser = 10
 	DefaultSystemSender       = "system"
+	DefaultMaxGroupMembers    = 2000
 )
 
 // withDefaults returns c with every zero field set to its default, or an
@@ -122,8 +126,12 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.SendRate, DefaultSendRate)
 	setDefault(&c.MaxSessionsPerUser, DefaultMaxSessionsPerUser)
 	setDefault(&c.SystemSender, DefaultSystemSender)
+	setDefault(&c.MaxGroupMembers, DefaultMaxGroupMembers)
 	if c.MaxContentSize > MaxFrameSize/2 {
 		return c, errors.New("im: Config.MaxContentSize must be at most half of MaxFrameSize")
+	}
+	if c.MaxGroupMembers < 1 {
+		return c, errors.New("im: Config.MaxGroupMembers must be positive")
 	}
 	if !validID(c.SystemSender) {
 		return c, errors.New("im: Config.SystemSender is not a valid user id")

@@ -23,6 +23,19 @@
 //   - A slow client never slows the others: each connection has a bounded
 //     queue, and a client that falls behind is disconnected and resyncs.
 //
+// # Groups
+//
+// A group (CreateGroup, JoinGroup, InviteToGroup, …) has an owner, admins
+// and members, and a conversation GroupConversationID(id). A group message
+// is stored once, whatever the group's size, and pushed to every session of
+// every member; members read the whole history by sync, and a user who
+// leaves reads none of it. Every change to a group is also a message in its
+// conversation (a NotificationMessage whose content is a GroupNotice), so
+// clients learn of it by push and by sync like any message. The members of
+// groups in use are cached in memory, so a send reads nothing from the
+// Store: changes made through another Server sharing the Store are seen
+// once the cache entry is reloaded.
+//
 // # Concurrency
 //
 // All Server methods are safe for concurrent use. Concurrent sends are

@@ -30,6 +30,9 @@ var (
 	ErrTooLarge = errors.New("im: message too large")
 	// ErrRateLimited: the caller sends faster than it is allowed to.
 	ErrRateLimited = errors.New("im: rate limited")
+	// ErrLimitExceeded: the request would take something past a configured
+	// bound (a group's member limit).
+	ErrLimitExceeded = errors.New("im: limit exceeded")
 	// ErrUnsupported: the request is valid protocol but this server does not
 	// implement it.
 	ErrUnsupported = errors.New("im: unsupported")
@@ -88,6 +91,8 @@ func wireError(err error) (imv1.ErrorCode, string) {
 		return imv1.ErrorCode_ERR_SEND_TOO_FAST, "sending too fast"
 	case errors.Is(err, ErrNotFound):
 		return imv1.ErrorCode_ERR_CONVERSATION_NOT_EXIST, "not found"
+	case errors.Is(err, ErrLimitExceeded):
+		return imv1.ErrorCode_ERR_INVALID_PARAM, "limit exceeded"
 	case errors.Is(err, ErrUnsupported):
 		return imv1.ErrorCode_ERR_UNKNOWN, "unsupported command"
 	case errors.Is(err, ErrServerClosed):

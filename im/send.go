@@ -39,25 +39,25 @@ type draft struct {
 	system                              bool // sent by the server itself into a system conversation
 }
 
-// prepare checks d and turns it into the message to store and the members
-// of its conversation. Every error is an *Error with the code the client
-// sees.
-func (s *Server) prepare(ctx context.Context, d draft) (AppendRequest, error) {
+// prepare checks d and turns it into the operation that stores it, with the
+// members of its conversation. Every error is an *Error with the code the
+// client sees.
+func (s *Server) prepare(ctx context.Context, d draft) (*commitOp, error) {
 	if !validID(d.clientMsgID) {
-		return AppendRequest{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "client_msg_id must be 1 to %d bytes of printable UTF-8", MaxIDLength)
+		return nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "client_msg_id must be 1 to %d bytes of printable UTF-8", MaxIDLength)
 	}
 	if len(d.content) == 0 {
-		return AppendRequest{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "content is empty")
+		return nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "content is empty")
 	}
 	if len(d.content) > s.cfg.MaxContentSize {
-		return AppendRequest{}, errorf(imv1.ErrorCode_ERR_MESSAGE_TOO_LARGE, ErrTooLarge, "content is %d bytes, the limit is %d", len(d.content), s.cfg.MaxContentSize)
+		return nil, errorf(imv1.ErrorCode_ERR_MESSAGE_TOO_LARGE, ErrTooLarge, "content is %d bytes, the limit is %d", len(d.content), s.cfg.MaxContentSize)
 	}
 	if len(d.extra)+len(d.attached) > maxMetadata {
-		return AppendRequest{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "extra and attached_info together exceed %d bytes", maxMetadata)
+		return nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "extra and attached_info together exceed %d bytes", maxMetadata)
 	}
-	conv, peer, members, err := s.resolveConversation(ctx, d)
+	conv, peer, members, group, err := s.resolveConversation(ctx, d)
 	if err != nil {
-		return AppendRequest{}, err
+		return nil, err
 	}
 	now := time.Now()
 	m := Message{
@@ -79,69 +79,85 @@ func (s *Server) prepare(ctx context.Context, d draft) (AppendRequest, error) {
 		if err := s.cfg.BeforeSend(ctx, &m); err != nil {
 			var e *Error
 			if errors.As(err, &e) {
-				return AppendRequest{}, err
+				return nil, err
 			}
-			return AppendRequest{}, &Error{Code: imv1.ErrorCode_ERR_PERMISSION_DENIED, Msg: "message rejected", Err: errors.Join(ErrPermissionDenied, err)}
+			return nil, &Error{Code: imv1.ErrorCode_ERR_PERMISSION_DENIED, Msg: "message rejected", Err: errors.Join(ErrPermissionDenied, err)}
 		}
 		if len(m.Content) == 0 || len(m.Content) > s.cfg.MaxContentSize {
-			return AppendRequest{}, errorf(imv1.ErrorCode_ERR_MESSAGE_TOO_LARGE, ErrTooLarge, "message rewritten by BeforeSend is empty or too large")
+			return nil, errorf(imv1.ErrorCode_ERR_MESSAGE_TOO_LARGE, ErrTooLarge, "message rewritten by BeforeSend is empty or too large")
 		}
 	}
-	return AppendRequest{Message: m, Members: members}, nil
+	return &commitOp{req: AppendRequest{Message: m, Members: members}, members: group}, nil
 }
 
 // resolveConversation derives the conversation from what the client said,
 // checks that the sender belongs to it, and returns its id, the peer (for
-// one-to-one conversations) and its members. Nothing the client says about
+// one-to-one conversations) and its members: as the store records them, or
+// for a group, as the group cache has them. Nothing the client says about
 // sender, receiver or group is trusted.
-func (s *Server) resolveConversation(ctx context.Context, d draft) (conv, peer string, members []string, err error) {
+func (s *Server) resolveConversation(ctx context.Context, d draft) (conv, peer string, members []string, group *memberSet, err error) {
 	conv = d.conv
 	if d.system {
-		return conv, d.receiver, []string{d.receiver}, nil
+		return conv, d.receiver, []string{d.receiver}, nil, nil
 	}
 	if conv == "" {
 		if d.receiver == "" {
-			return "", "", nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id or receiver_id is required")
+			return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id or receiver_id is required")
 		}
 		if !validID(d.receiver) {
-			return "", "", nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "receiver_id is not a valid user id")
+			return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "receiver_id is not a valid user id")
 		}
 		conv = SingleConversationID(d.sender, d.receiver)
 	}
 	if len(conv) > MaxConversationIDLen {
-		return "", "", nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id is too long")
+		return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id is too long")
 	}
 	switch ConversationTypeOf(conv) {
 	case SingleConversation:
 		p, ok := peerOf(conv, d.sender)
 		if !ok {
-			return "", "", nil, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "not a member of this conversation")
+			return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "not a member of this conversation")
 		}
 		if !validID(p) {
-			return "", "", nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id names an invalid user id")
+			return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id names an invalid user id")
 		}
 		if d.receiver != "" && d.receiver != p {
-			return "", "", nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "receiver_id does not match conversation_id")
+			return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "receiver_id does not match conversation_id")
 		}
 		if s.cfg.Users != nil && p != d.sender {
 			ok, err := s.cfg.Users.UserExists(ctx, p)
 			if err != nil {
-				return "", "", nil, err
+				return "", "", nil, nil, err
 			}
 			if !ok {
-				return "", "", nil, errorf(imv1.ErrorCode_ERR_USER_NOT_EXIST, ErrNotFound, "user does not exist")
+				return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_USER_NOT_EXIST, ErrNotFound, "user does not exist")
 			}
 		}
 		if p == d.sender {
-			return conv, p, []string{p}, nil
+			return conv, p, []string{p}, nil, nil
 		}
-		return conv, p, []string{d.sender, p}, nil
-	case GroupConversation, ChatroomConversation:
-		return "", "", nil, errorf(imv1.ErrorCode_ERR_CONVERSATION_NOT_EXIST, ErrNotFound, "conversation does not exist")
+		return conv, p, []string{d.sender, p}, nil, nil
+	case GroupConversation:
+		gid, _ := groupOf(conv)
+		set, err := s.groups.get(ctx, gid)
+		if errors.Is(err, ErrNotFound) {
+			return "", "", nil, nil, errNoGroup()
+		}
+		if err != nil {
+			return "", "", nil, nil, err
+		}
+		if set.roles[d.sender] == 0 {
+			return "", "", nil, nil, errNotGroupMember()
+		}
+		// The receiver a client names is ignored: the group's members
+		// receive it, and the stored message has none.
+		return conv, "", nil, set, nil
+	case ChatroomConversation:
+		return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_CONVERSATION_NOT_EXIST, ErrNotFound, "conversation does not exist")
 	case SystemConversation:
-		return "", "", nil, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "only the server sends into system conversations")
+		return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "only the server sends into system conversations")
 	}
-	return "", "", nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id has an unknown form")
+	return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id has an unknown form")
 }
 
 // handleSend stores a client's message; the acknowledgement goes out when the
@@ -161,7 +177,7 @@ func (s *Server) handleSend(sess *session, f Frame) {
 		s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_SEND_TOO_FAST, ErrRateLimited, "sending too fast"))
 		return
 	}
-	ar, err := s.prepare(sess.ctx, draft{
+	op, err := s.prepare(sess.ctx, draft{
 		sender:      sess.user, // never the client's sender_id
 		conv:        mi.ConversationId,
 		receiver:    mi.ReceiverId,
@@ -184,15 +200,12 @@ func (s *Server) handleSend(sess *session, f Frame) {
 		return
 	}
 	seq := f.Sequence
-	err = s.commits.submit(&commitOp{
-		req:    ar,
-		origin: sess,
-		done: func(r AppendResult, err error) {
-			<-sess.inflight
-			s.ack(sess, seq, ar.Message, r, err)
-		},
-	})
-	if err != nil {
+	op.origin = sess
+	op.done = func(r AppendResult, err error) {
+		<-sess.inflight
+		s.ack(sess, seq, op.req.Message, r, err)
+	}
+	if err := s.commits.submit(op); err != nil {
 		<-sess.inflight
 		s.respondError(sess, f, err)
 	}
@@ -281,13 +294,19 @@ type sendResult struct {
 }
 
 func (s *Server) sendAPI(ctx context.Context, d draft) (Message, error) {
-	ar, err := s.prepare(ctx, d)
+	op, err := s.prepare(ctx, d)
 	if err != nil {
 		return Message{}, err
 	}
+	return s.commitAndWait(ctx, op)
+}
+
+// commitAndWait stores op's message through the commit loop, which delivers
+// it, and returns it as stored.
+func (s *Server) commitAndWait(ctx context.Context, op *commitOp) (Message, error) {
 	ch := make(chan sendResult, 1)
-	err = s.commits.submit(&commitOp{req: ar, done: func(r AppendResult, err error) { ch <- sendResult{r, err} }})
-	if err != nil {
+	op.done = func(r AppendResult, err error) { ch <- sendResult{r, err} }
+	if err := s.commits.submit(op); err != nil {
 		return Message{}, err
 	}
 	select {
@@ -295,7 +314,7 @@ func (s *Server) sendAPI(ctx context.Context, d draft) (Message, error) {
 		if res.err != nil {
 			return Message{}, res.err
 		}
-		if err := sendOutcome(ar.Message, res.r); err != nil {
+		if err := sendOutcome(op.req.Message, res.r); err != nil {
 			return Message{}, err
 		}
 		return res.r.Message, nil

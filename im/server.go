@@ -25,6 +25,8 @@ type Server struct {
 	store Store
 	ids   *idGen
 	hub   hub
+	// groups caches the members of groups in use.
+	groups *groupCache
 
 	// base is cancelled by Close; session contexts and store calls derive
 	// from it. (A Server is a long-lived owner, like http.Server's
@@ -72,6 +74,7 @@ func NewServer(cfg Config) (*Server, error) {
 		stopBG:   make(chan struct{}),
 	}
 	s.base, s.cancel = context.WithCancel(context.Background())
+	s.groups = newGroupCache(s.base, cfg.Store)
 	s.commits = newCommitter(s)
 	if cfg.AfterSend != nil {
 		s.after = make(chan Message, afterSendQueue)

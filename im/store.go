@@ -21,6 +21,7 @@ type Store interface {
 	MessageStore
 	ConversationStore
 	AccountStore
+	GroupStore
 }
 
 // AppendRequest is one message to append.

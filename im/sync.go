@@ -1,6 +1,7 @@
 package im
 
 import (
+	"context"
 	"errors"
 	"slices"
 	"time"
@@ -41,7 +42,7 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 	for _, st := range req.ConversationStates {
 		known[st.ConversationId] = st.LastSeq
 	}
-	convs, err := s.store.UserConversations(sess.ctx, sess.user)
+	convs, err := s.userConversations(sess.ctx, sess.user)
 	if err != nil {
 		s.respondError(sess, f, err)
 		return
@@ -115,8 +116,11 @@ func (s *Server) handleSyncRange(sess *session, f Frame) {
 		s.respondError(sess, f, errMalformed(err))
 		return
 	}
-	if !s.isMember(req.ConversationId, sess.user) {
-		s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "not a member of this conversation"))
+	if ok, err := s.isMember(sess.ctx, req.ConversationId, sess.user); err != nil || !ok {
+		if err == nil {
+			err = errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "not a member of this conversation")
+		}
+		s.respondError(sess, f, err)
 		return
 	}
 	start := max(req.StartSeq, 1)
@@ -149,14 +153,47 @@ func (s *Server) handleSyncRange(sess *session, f Frame) {
 	sess.respond(imv1.CommandType_CMD_SYNC_RANGE_RSP, f.Sequence, rsp)
 }
 
-// isMember reports whether user belongs to conversation conv.
-func (s *Server) isMember(conv, user string) bool {
+// isMember reports whether user belongs to conversation conv. For a group
+// that means being a member now: a user who left reads none of its history.
+func (s *Server) isMember(ctx context.Context, conv, user string) (bool, error) {
 	switch ConversationTypeOf(conv) {
 	case SingleConversation:
 		_, ok := peerOf(conv, user)
-		return ok
+		return ok, nil
 	case SystemConversation:
-		return conv == SystemConversationID(user)
+		return conv == SystemConversationID(user), nil
+	case GroupConversation:
+		gid, _ := groupOf(conv)
+		set, err := s.groups.get(ctx, gid)
+		if errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		return err == nil && set.roles[user] != 0, err
 	}
-	return false
+	return false, nil
+}
+
+// userConversations returns the conversations user belongs to: those the
+// store records (one-to-one and system) and those of the user's groups that
+// have messages.
+func (s *Server) userConversations(ctx context.Context, user string) ([]Conversation, error) {
+	convs, err := s.store.UserConversations(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := s.store.UserGroups(ctx, user)
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range groups {
+		c, err := s.store.Conversation(ctx, GroupConversationID(g))
+		if errors.Is(err, ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		convs = append(convs, c)
+	}
+	return convs, nil
 }

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 
 	"github.com/imserver/imserver/im"
@@ -22,6 +24,8 @@ type MemoryStore struct {
 	userConvs     map[string]map[string]bool // membership index: user → conversation ids
 	accounts      map[string]im.Account      // by user id
 	usernames     map[string]string          // username → user id
+	groups        map[string]*group          // by group id
+	userGroups    map[string]map[string]bool // membership index: user → group ids
 }
 
 type conversation struct {
@@ -29,6 +33,15 @@ type conversation struct {
 }
 
 type clientKey struct{ sender, clientMsgID string }
+
+// group is a group with its members. The stored info.MemberCount is never
+// read: the count is len(members), so it can't drift from the members (in
+// SQL: COUNT(*) of the member rows, or a counter column written in the same
+// transaction as they are).
+type group struct {
+	info    im.Group
+	members map[string]im.GroupMember // by user id
+}
 
 type msgRef struct {
 	conv string
@@ -46,6 +59,8 @@ func NewMemoryStore() *MemoryStore {
 		userConvs:     map[string]map[string]bool{},
 		accounts:      map[string]im.Account{},
 		usernames:     map[string]string{},
+		groups:        map[string]*group{},
+		userGroups:    map[string]map[string]bool{},
 	}
 }
 
@@ -246,4 +261,199 @@ func (s *MemoryStore) AccountByUsername(ctx context.Context, username string) (i
 		return im.Account{}, fmt.Errorf("username %q: %w", username, im.ErrNotFound)
 	}
 	return s.Account(ctx, id)
+}
+
+// CreateGroup stores g and its first members, or nothing. Validate
+// everything first (rule 3); a taken id is im.ErrConflict. In SQL the
+// group row and the member rows go in one transaction, and the primary key
+// on the group id makes two racing creates end in one row and one
+// ErrConflict.
+func (s *MemoryStore) CreateGroup(ctx context.Context, g im.Group, members []im.GroupMember) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := im.ValidateGroup(g); err != nil {
+		return err
+	}
+	if err := validateMembers(members); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, taken := s.groups[g.ID]; taken {
+		return fmt.Errorf("group %q: %w", g.ID, im.ErrConflict)
+	}
+	gr := &group{info: g, members: make(map[string]im.GroupMember, len(members))}
+	s.groups[g.ID] = gr
+	s.putMembers(gr, members)
+	return nil
+}
+
+// validateMembers checks each member and refuses a user listed twice, so
+// that a batch is refused whole before anything is written.
+func validateMembers(members []im.GroupMember) error {
+	seen := make(map[string]bool, len(members))
+	for _, m := range members {
+		if err := im.ValidateGroupMember(m); err != nil {
+			return err
+		}
+		if seen[m.UserID] {
+			return fmt.Errorf("member %q listed twice: %w", m.UserID, im.ErrInvalidArgument)
+		}
+		seen[m.UserID] = true
+	}
+	return nil
+}
+
+// putMembers adds members to gr; a user who is a member already gets the
+// new Role and keeps the JoinedAt stored (in SQL: INSERT … ON CONFLICT
+// (group_id, user_id) DO UPDATE SET role = excluded.role). The caller holds
+// s.mu and has validated members.
+func (s *MemoryStore) putMembers(gr *group, members []im.GroupMember) {
+	for _, m := range members {
+		if old, ok := gr.members[m.UserID]; ok {
+			m.JoinedAt = old.JoinedAt
+		}
+		gr.members[m.UserID] = m
+		if s.userGroups[m.UserID] == nil {
+			s.userGroups[m.UserID] = map[string]bool{}
+		}
+		s.userGroups[m.UserID][gr.info.ID] = true
+	}
+}
+
+// Group returns the group with its current member count, or im.ErrNotFound.
+func (s *MemoryStore) Group(ctx context.Context, id string) (im.Group, error) {
+	if err := ctx.Err(); err != nil {
+		return im.Group{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gr := s.groups[id]
+	if gr == nil {
+		return im.Group{}, fmt.Errorf("group %q: %w", id, im.ErrNotFound)
+	}
+	g := gr.info
+	g.MemberCount = len(gr.members)
+	return g, nil
+}
+
+// UpdateGroup replaces the stored fields of g.ID, all but CreatedAt (and
+// MemberCount, which is not stored).
+func (s *MemoryStore) UpdateGroup(ctx context.Context, g im.Group) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := im.ValidateGroup(g); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gr := s.groups[g.ID]
+	if gr == nil {
+		return fmt.Errorf("group %q: %w", g.ID, im.ErrNotFound)
+	}
+	g.CreatedAt = gr.info.CreatedAt
+	gr.info = g
+	return nil
+}
+
+// DeleteGroup removes the group and every membership of it (in SQL: ON
+// DELETE CASCADE from the member rows). The group's messages stay: they
+// belong to the conversation im.GroupConversationID(id), which this method
+// does not touch.
+func (s *MemoryStore) DeleteGroup(ctx context.Context, id string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gr := s.groups[id]
+	if gr == nil {
+		return fmt.Errorf("group %q: %w", id, im.ErrNotFound)
+	}
+	for u := range gr.members {
+		delete(s.userGroups[u], id)
+	}
+	delete(s.groups, id)
+	return nil
+}
+
+// PutGroupMembers adds members to group id or changes their Role; the
+// whole batch or, on error, none of it. The group's existence is checked in
+// the same critical section as the write, so a member can't be added to a
+// group being deleted.
+func (s *MemoryStore) PutGroupMembers(ctx context.Context, id string, members []im.GroupMember) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := validateMembers(members); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gr := s.groups[id]
+	if gr == nil {
+		return fmt.Errorf("group %q: %w", id, im.ErrNotFound)
+	}
+	s.putMembers(gr, members)
+	return nil
+}
+
+// RemoveGroupMembers removes those of userIDs who are members of group id;
+// the others are no error.
+func (s *MemoryStore) RemoveGroupMembers(ctx context.Context, id string, userIDs []string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, u := range userIDs {
+		if err := im.ValidateID("member id", u); err != nil {
+			return err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gr := s.groups[id]
+	if gr == nil {
+		return fmt.Errorf("group %q: %w", id, im.ErrNotFound)
+	}
+	for _, u := range userIDs {
+		delete(gr.members, u)
+		delete(s.userGroups[u], id)
+	}
+	return nil
+}
+
+// GroupMembers returns the members of group id, ordered by user id.
+func (s *MemoryStore) GroupMembers(ctx context.Context, id string) ([]im.GroupMember, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	gr := s.groups[id]
+	if gr == nil {
+		return nil, fmt.Errorf("group %q: %w", id, im.ErrNotFound)
+	}
+	out := make([]im.GroupMember, 0, len(gr.members))
+	for _, m := range gr.members {
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b im.GroupMember) int { return strings.Compare(a.UserID, b.UserID) })
+	return out, nil
+}
+
+// UserGroups returns the ids of the groups userID is a member of, sorted.
+func (s *MemoryStore) UserGroups(ctx context.Context, userID string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.userGroups[userID]))
+	for id := range s.userGroups[userID] {
+		out = append(out, id)
+	}
+	slices.Sort(out)
+	return out, nil
 }

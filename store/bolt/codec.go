@@ -16,8 +16,9 @@ import (
 // written by something else.
 var errCorrupt = errors.New("bolt: corrupt record")
 
-// recordV1 is the first byte of every message and account record, so the
-// encoding can change without a migration of old records.
+// recordV1 is the first byte of every message, account, group and group
+// member record, so the encoding can change without a migration of old
+// records.
 const recordV1 = 1
 
 // A message record (the value under its seq key, version 1):
@@ -211,6 +212,93 @@ func decodeAccount(userID string, v []byte) (im.Account, error) {
 		a.PasswordHash = bytes.Clone(hash)
 	}
 	return a, nil
+}
+
+// A group record (the value under its group id, version 1):
+//
+//	version byte
+//	uvarint lengths of Name, FaceURL, Introduction, Notification, Extra, OwnerID
+//	varint JoinPolicy; uvarint MemberCount
+//	CreatedAt, then UpdatedAt: varint Unix seconds, uvarint nanoseconds
+//	the six strings' bytes, back to back
+
+func appendGroup(b []byte, g *im.Group) []byte {
+	b = append(b, recordV1)
+	for _, s := range [...]string{g.Name, g.FaceURL, g.Introduction, g.Notification, g.Extra, g.OwnerID} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+	}
+	b = binary.AppendVarint(b, int64(g.JoinPolicy))
+	b = binary.AppendUvarint(b, uint64(g.MemberCount))
+	b = appendTime(b, g.CreatedAt)
+	b = appendTime(b, g.UpdatedAt)
+	for _, s := range [...]string{g.Name, g.FaceURL, g.Introduction, g.Notification, g.Extra, g.OwnerID} {
+		b = append(b, s...)
+	}
+	return b
+}
+
+func decodeGroup(id string, v []byte) (im.Group, error) {
+	d := decoder{b: v}
+	if d.byte() != recordV1 {
+		return im.Group{}, d.fail()
+	}
+	var lens [6]int
+	total := 0
+	for i := range lens {
+		lens[i] = d.length()
+		total += lens[i]
+	}
+	policy := d.varint()
+	count := d.uvarint()
+	created, updated := d.time(), d.time()
+	strs := d.bytes(total)
+	if d.err || len(d.b) != 0 || policy < math.MinInt32 || policy > math.MaxInt32 || count > math.MaxInt {
+		return im.Group{}, errCorrupt
+	}
+	str := string(strs)
+	next := func(n int) string {
+		s := str[:n]
+		str = str[n:]
+		return s
+	}
+	return im.Group{
+		ID:           id,
+		Name:         next(lens[0]),
+		FaceURL:      next(lens[1]),
+		Introduction: next(lens[2]),
+		Notification: next(lens[3]),
+		Extra:        next(lens[4]),
+		OwnerID:      next(lens[5]),
+		JoinPolicy:   im.JoinPolicy(policy),
+		MemberCount:  int(count),
+		CreatedAt:    created,
+		UpdatedAt:    updated,
+	}, nil
+}
+
+// A group member record (the value under group id 0x00 UserID, version 1):
+//
+//	version byte
+//	varint Role
+//	JoinedAt: varint Unix seconds, uvarint nanoseconds
+
+func appendGroupMember(b []byte, m *im.GroupMember) []byte {
+	b = append(b, recordV1)
+	b = binary.AppendVarint(b, int64(m.Role))
+	return appendTime(b, m.JoinedAt)
+}
+
+func decodeGroupMember(userID string, v []byte) (im.GroupMember, error) {
+	d := decoder{b: v}
+	if d.byte() != recordV1 {
+		return im.GroupMember{}, d.fail()
+	}
+	role := d.varint()
+	joined := d.time()
+	if d.err || len(d.b) != 0 || role < math.MinInt32 || role > math.MaxInt32 {
+		return im.GroupMember{}, errCorrupt
+	}
+	return im.GroupMember{UserID: userID, Role: im.GroupRole(role), JoinedAt: joined}, nil
 }
 
 // appendTime stores t to the nanosecond, whatever its year; its location is

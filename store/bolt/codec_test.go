@@ -184,6 +184,7 @@ func corruptFile(t *testing.T, suffix string, damage func(tx *bbolt.Tx) error) *
 	require.NoError(t, err)
 	require.NoError(t, res[0].Err)
 	require.NoError(t, s.CreateAccount(ctx, im.Account{UserID: "u1", Username: "alice"}))
+	require.NoError(t, s.CreateGroup(ctx, im.Group{ID: "g1", Name: "G", OwnerID: "alice"}, []im.GroupMember{{UserID: "alice", Role: im.RoleOwner}}))
 	require.NoError(t, s.Close())
 
 	db, err := bbolt.Open(path+suffix, 0o600, nil)
@@ -250,6 +251,32 @@ func TestCorruptRecords(t *testing.T) {
 		{"MembershipWithoutConversation", false, put(bucketMembers, nil, []byte("alice\x00group_gone"), []byte{}), func(s *Store) error {
 			_, err := s.UserConversations(ctx, "alice")
 			return err
+		}},
+		{"GroupRecord", false, put(bucketGroups, nil, []byte("g1"), []byte{recordV1, 5}), func(s *Store) error {
+			_, err := s.Group(ctx, "g1")
+			return err
+		}},
+		{"GroupRecordOnUpdate", false, put(bucketGroups, nil, []byte("g1"), []byte{7}), func(s *Store) error {
+			return s.UpdateGroup(ctx, im.Group{ID: "g1", Name: "G2", OwnerID: "alice"})
+		}},
+		{"GroupRecordOnPut", false, put(bucketGroups, nil, []byte("g1"), nil), func(s *Store) error {
+			return s.PutGroupMembers(ctx, "g1", []im.GroupMember{{UserID: "bob", Role: im.RoleMember}})
+		}},
+		{"GroupMemberRecord", false, put(bucketGroupMembers, nil, []byte("g1\x00alice"), []byte{recordV1}), func(s *Store) error {
+			_, err := s.GroupMembers(ctx, "g1")
+			return err
+		}},
+		{"GroupMemberRecordOnPut", false, put(bucketGroupMembers, nil, []byte("g1\x00alice"), []byte{recordV1}), func(s *Store) error {
+			return s.PutGroupMembers(ctx, "g1", []im.GroupMember{{UserID: "alice", Role: im.RoleAdmin}})
+		}},
+		{"GroupMemberCount", false, func(tx *bbolt.Tx) error {
+			// A second member the count does not know of.
+			if err := put(bucketGroupMembers, nil, []byte("g1\x00bob"), appendGroupMember(nil, &im.GroupMember{UserID: "bob", Role: im.RoleMember}))(tx); err != nil {
+				return err
+			}
+			return put(bucketUserGroups, nil, []byte("bob\x00g1"), []byte{})(tx)
+		}, func(s *Store) error {
+			return s.RemoveGroupMembers(ctx, "g1", []string{"alice", "bob"})
 		}},
 		{"DedupRecord", true, put(indexBucketDedup, nil, []byte("alice\x00c1"), []byte{1}), func(s *Store) error {
 			_, err := s.AppendMessages(ctx, retry)

@@ -64,8 +64,8 @@
 //
 // # Errors
 //
-// Missing data wraps im.ErrNotFound, a taken account id or username
-// im.ErrConflict, malformed input im.ErrInvalidArgument (Messages and
+// Missing data wraps im.ErrNotFound, a taken account id, username or group
+// id im.ErrConflict, malformed input im.ErrInvalidArgument (Messages and
 // MessagesBefore also refuse a limit below 1), and a cancelled ctx the ctx's
 // error; ctx is checked before a call starts and again once a write holds
 // the writer lock, but a running bbolt transaction cannot be interrupted.
@@ -79,9 +79,15 @@
 // conversation keyed by big-endian seq, each conversation's max seq, the
 // log (in generations of 4,096 messages, each a nested bucket, so that it
 // is trimmed a bucket at a time), the membership index (user,
-// conversation), accounts by id and a username index. The index file maps
-// (sender, client_msg_id) to (conversation, seq). Both files carry the same
-// random id, which is how Open tells that they belong together. Records
-// are a compact binary encoding that starts with a version byte, and the
-// file carries a schema version that Open checks.
+// conversation), accounts by id and a username index, groups by id (each
+// with its member count, kept in the same transaction as its members), and
+// their memberships twice, under (group, user) with the role and join time
+// and under (user, group), so that a group's members and a user's groups
+// are each one prefix scan. The index file maps (sender, client_msg_id) to
+// (conversation, seq). Both files carry the same random id, which is how
+// Open tells that they belong together. Records are a compact binary
+// encoding that starts with a version byte, and the file carries a schema
+// version that Open checks. The groups' buckets came later without a new
+// schema version: Open creates them in a file that lacks them, and older
+// versions of this package ignore them.
 package bolt

@@ -76,14 +76,31 @@ const (
 	bucketAccounts = "accounts"
 	// usernames: Username → UserID.
 	bucketUsernames = "usernames"
+	// groups: group id → group record, MemberCount included.
+	bucketGroups = "groups"
+	// groupMembers: group id 0x00 UserID → member record, so that a
+	// group's members are one prefix scan.
+	bucketGroupMembers = "groupMembers"
+	// userGroups: UserID 0x00 group id → empty, so that a user's groups
+	// are one prefix scan.
+	bucketUserGroups = "userGroups"
 
 	keyVersion    = "version"
 	schemaVersion = 3
 )
 
-// allBuckets lists the top-level buckets besides meta.
+// allBuckets lists the top-level buckets besides meta that every file of
+// schema version 3 has.
 func allBuckets() [6]string {
 	return [...]string{bucketMsgs, bucketConvs, bucketLog, bucketMembers, bucketAccounts, bucketUsernames}
+}
+
+// addedBuckets lists the top-level buckets added without a new schema
+// version, which Open creates when missing. A new area that only adds
+// buckets goes here: older versions of this package ignore them, so they
+// can still open the file.
+func addedBuckets() [3]string {
+	return [...]string{bucketGroups, bucketGroupMembers, bucketUserGroups}
 }
 
 // Open opens the store in the file at path and its dedup index in the file
@@ -153,8 +170,9 @@ func open(db *bbolt.DB, indexPath string, mode os.FileMode, bopts *bbolt.Options
 	return s, nil
 }
 
-// initSchema creates the buckets of a new file and refuses a file written
-// by something else or by a newer version of this package.
+// initSchema creates the buckets of a new file, and those of addedBuckets
+// that an older file lacks, and refuses a file written by something else
+// or by a newer version of this package.
 func initSchema(tx *bbolt.Tx) error {
 	meta := tx.Bucket([]byte(bucketMeta))
 	if meta == nil {
@@ -178,6 +196,11 @@ func initSchema(tx *bbolt.Tx) error {
 	}
 	for _, name := range allBuckets() {
 		if _, err := bucket(tx, name); err != nil {
+			return err
+		}
+	}
+	for _, name := range addedBuckets() {
+		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return err
 		}
 	}
@@ -213,7 +236,8 @@ func createSchema(tx *bbolt.Tx) error {
 	if err := meta.Put([]byte(keyVersion), binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
 		return err
 	}
-	for _, name := range allBuckets() {
+	all, added := allBuckets(), addedBuckets()
+	for _, name := range append(all[:], added[:]...) {
 		if _, err := tx.CreateBucket([]byte(name)); err != nil {
 			return err
 		}

@@ -164,6 +164,10 @@ func TestClosed(t *testing.T) {
 	require.ErrorIs(t, err, bbolterrors.ErrDatabaseNotOpen)
 	_, err = s.Account(ctx, "u")
 	require.ErrorIs(t, err, bbolterrors.ErrDatabaseNotOpen)
+	_, err = s.Group(ctx, "g")
+	require.ErrorIs(t, err, bbolterrors.ErrDatabaseNotOpen)
+	err = s.CreateGroup(ctx, im.Group{ID: "g", Name: "G", OwnerID: "u"}, nil)
+	require.ErrorIs(t, err, bbolterrors.ErrDatabaseNotOpen)
 }
 
 func TestLimit(t *testing.T) {

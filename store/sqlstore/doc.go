@@ -38,14 +38,14 @@
 //
 // # Schema and migrations
 //
-// The tables (conversations, messages, members, accounts) and their
-// indexes are created by versioned migrations embedded in the package,
-// recorded in a schema_migrations table. New applies those the database has
-// not seen, under a lock that makes processes starting at once take turns:
-// a PostgreSQL advisory lock, a MySQL named lock, SQLite's write lock. It
-// refuses a database migrated by a newer version of this package.
-// Options.TablePrefix puts a prefix before every table name, so that
-// several stores can share one database.
+// The tables (conversations, messages, members, accounts, chat_groups,
+// group_members) and their indexes are created by versioned migrations
+// embedded in the package, recorded in a schema_migrations table. New
+// applies those the database has not seen, under a lock that makes
+// processes starting at once take turns: a PostgreSQL advisory lock, a
+// MySQL named lock, SQLite's write lock. It refuses a database migrated by
+// a newer version of this package. Options.TablePrefix puts a prefix
+// before every table name, so that several stores can share one database.
 //
 // Ids are stored so that they compare byte by byte (PostgreSQL's "C"
 // collation, MySQL's VARBINARY, SQLite's BINARY); the strings the server
@@ -66,6 +66,11 @@
 // duplicate. Deadlocks, serialization failures and a busy SQLite file are
 // retried the same way, up to ten attempts with a growing random pause.
 //
+// Each change to a group is one transaction that first locks the group's
+// row, so that changes to one group take turns across processes. The
+// group's member_count is kept in that row and changed by the members each
+// transaction added or removed, so MemberCount is read, not counted.
+//
 // On SQLite, which has one writer at a time, a Store queues its own writes
 // before taking the file's lock, and waits up to five seconds for the
 // lock of other processes on each attempt.
@@ -82,9 +87,12 @@
 // A malformed request in a batch gets its own AppendResult.Err wrapping
 // im.ErrInvalidArgument, before anything is written; the rest of the batch
 // is stored. CreateAccount returns im.ErrInvalidArgument for malformed ids
-// and im.ErrConflict for a taken user id or username. Missing data wraps
-// im.ErrNotFound; an id that no valid call could have stored is simply not
-// found. Messages and MessagesBefore refuse a limit below 1 with
+// and im.ErrConflict for a taken user id or username. The group methods
+// that write return im.ErrInvalidArgument for input that im.ValidateGroup,
+// im.ValidateGroupMember or im.ValidateID refuses, or a user listed twice,
+// and CreateGroup im.ErrConflict for a group id that is taken. Missing
+// data wraps im.ErrNotFound; an id that no valid call could have stored is
+// simply not found. Messages and MessagesBefore refuse a limit below 1 with
 // im.ErrInvalidArgument. Driver errors are wrapped with %w.
 //
 // An error from a write means nothing of it was stored. When ctx ends

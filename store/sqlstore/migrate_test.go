@@ -20,6 +20,10 @@ func TestSQLiteConcurrentMigrations(t *testing.T)   { testConcurrentMigrations(t
 func TestPostgresConcurrentMigrations(t *testing.T) { testConcurrentMigrations(t, postgresBackend) }
 func TestMySQLConcurrentMigrations(t *testing.T)    { testConcurrentMigrations(t, mysqlBackend) }
 
+func TestSQLiteUpgradeFromV1(t *testing.T)   { testUpgradeFromV1(t, sqliteBackend) }
+func TestPostgresUpgradeFromV1(t *testing.T) { testUpgradeFromV1(t, postgresBackend) }
+func TestMySQLUpgradeFromV1(t *testing.T)    { testUpgradeFromV1(t, mysqlBackend) }
+
 func TestSQLiteNewerSchema(t *testing.T)   { testNewerSchema(t, sqliteBackend) }
 func TestPostgresNewerSchema(t *testing.T) { testNewerSchema(t, postgresBackend) }
 func TestMySQLNewerSchema(t *testing.T)    { testNewerSchema(t, mysqlBackend) }
@@ -96,6 +100,29 @@ func testConcurrentMigrations(t *testing.T, b backend) {
 		require.NoError(t, res[0].Err)
 		require.Equal(t, int64(i+1), res[0].Message.Seq)
 	}
+}
+
+// testUpgradeFromV1: New brings a database that the first release
+// migrated, and that holds data, up to date, and the data stays.
+func testUpgradeFromV1(t *testing.T, b backend) {
+	ctx := t.Context()
+	dsn := b.fresh(t)
+	db := openDB(t, b.driver, dsn)
+	require.NoError(t, sqlstore.MigrateTo(ctx, db, b.dialect, 1))
+	require.Equal(t, []int64{1}, recordedVersions(t, db, ""))
+	_, err := db.ExecContext(ctx, "INSERT INTO conversations (id, max_seq) VALUES ('group_old', 7)")
+	require.NoError(t, err)
+
+	s := b.newStore(t, db)
+	require.Equal(t, migrationVersions(t, b), recordedVersions(t, db, ""))
+	c, err := s.Conversation(ctx, "group_old")
+	require.NoError(t, err)
+	require.Equal(t, int64(7), c.MaxSeq)
+	g := im.Group{ID: "old", Name: "Old", OwnerID: "alice"}
+	require.NoError(t, s.CreateGroup(ctx, g, []im.GroupMember{{UserID: "alice", Role: im.RoleOwner}}))
+	got, err := s.Group(ctx, "old")
+	require.NoError(t, err)
+	require.Equal(t, 1, got.MemberCount)
 }
 
 // testNewerSchema: a database migrated by a newer version of the package

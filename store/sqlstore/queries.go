@@ -12,6 +12,7 @@ const (
 	// rangeCols leaves out conversation_id, which a range read knows.
 	rangeCols   = "seq, server_id, sender_id, receiver_id, client_msg_id, type, content, extra, attached_info, send_time, created_at"
 	accountCols = "user_id, username, nickname, password_hash, disabled, created_at"
+	groupCols   = "id, name, face_url, introduction, notification, extra, owner_id, join_policy, member_count, created_at, updated_at"
 )
 
 // Rows per statement for the dialects that list rows as VALUES, which keeps
@@ -29,6 +30,7 @@ type queries struct {
 	dialect Dialect
 	// Table names with the prefix.
 	conversations, messages, members, accounts, migrations string
+	groups, groupMembers                                   string
 
 	conversation      string // id → max_seq
 	userConversations string // user → (id, max_seq)…
@@ -38,11 +40,25 @@ type queries struct {
 	accountByID       string
 	accountByUsername string
 
+	createGroup      string // groupCols
+	group            string // id → groupCols
+	lockGroup        string // id → 1, the row locked until the commit
+	updateGroup      string // name … updated_at, id
+	addMemberCount   string // delta, id
+	deleteGroup      string // id
+	deleteAllMembers string // group id
+	membersOfGroup   string // group id → (user_id, role, joined_at)…, NULLs for a group without members
+	userGroups       string // user id → group id…
+
 	// Postgres passes batches as arrays, so its batch statements are fixed.
-	pgLookup         string // senders[], client ids[] → messageCols…
-	pgUpsertConvs    string // ids[], counts[] → (id, max_seq)…
-	pgInsertMembers  string // users[], conversations[]
-	pgInsertMessages string // one array per column
+	pgLookup          string // senders[], client ids[] → messageCols…
+	pgUpsertConvs     string // ids[], counts[] → (id, max_seq)…
+	pgInsertMembers   string // users[], conversations[]
+	pgInsertMessages  string // one array per column
+	pgMembersIn       string // group id, users[] → (user_id, role)…
+	pgInsertMembersOf string // group id, users[], roles[], joined_ats[]
+	pgSetRole         string // role, group id, users[]
+	pgRemoveMembers   string // group id, users[]
 }
 
 func newQueries(d Dialect, prefix string) queries {
@@ -53,6 +69,8 @@ func newQueries(d Dialect, prefix string) queries {
 		members:       prefix + "members",
 		accounts:      prefix + "accounts",
 		migrations:    prefix + "schema_migrations",
+		groups:        prefix + "chat_groups",
+		groupMembers:  prefix + "group_members",
 	}
 	p := q.placeholders
 	q.conversation = "SELECT max_seq FROM " + q.conversations + " WHERE id = " + p(1)[0]
@@ -67,6 +85,24 @@ func newQueries(d Dialect, prefix string) queries {
 	q.accountByID = "SELECT " + accountCols + " FROM " + q.accounts + " WHERE user_id = " + p(1)[0]
 	q.accountByUsername = "SELECT " + accountCols + " FROM " + q.accounts + " WHERE username = " + p(1)[0]
 
+	q.createGroup = "INSERT INTO " + q.groups + " (" + groupCols + ") VALUES (" + strings.Join(p(11), ", ") + ")"
+	q.group = "SELECT " + groupCols + " FROM " + q.groups + " WHERE id = " + p(1)[0]
+	q.lockGroup = "SELECT 1 FROM " + q.groups + " WHERE id = " + p(1)[0]
+	if d != SQLite { // SQLite's writer holds the whole database already
+		q.lockGroup += " FOR UPDATE"
+	}
+	ph = p(9)
+	q.updateGroup = "UPDATE " + q.groups + " SET name = " + ph[0] + ", face_url = " + ph[1] + ", introduction = " + ph[2] +
+		", notification = " + ph[3] + ", extra = " + ph[4] + ", owner_id = " + ph[5] + ", join_policy = " + ph[6] +
+		", updated_at = " + ph[7] + " WHERE id = " + ph[8]
+	ph = p(2)
+	q.addMemberCount = "UPDATE " + q.groups + " SET member_count = member_count + " + ph[0] + " WHERE id = " + ph[1]
+	q.deleteGroup = "DELETE FROM " + q.groups + " WHERE id = " + p(1)[0]
+	q.deleteAllMembers = "DELETE FROM " + q.groupMembers + " WHERE group_id = " + p(1)[0]
+	q.membersOfGroup = "SELECT m.user_id, m.role, m.joined_at FROM " + q.groups + " g LEFT JOIN " + q.groupMembers +
+		" m ON m.group_id = g.id WHERE g.id = " + p(1)[0]
+	q.userGroups = "SELECT group_id FROM " + q.groupMembers + " WHERE user_id = " + p(1)[0]
+
 	if d == Postgres {
 		q.pgLookup = "SELECT " + prefixed("m.", messageCols) + " FROM " + q.messages +
 			" m JOIN unnest($1::text[], $2::text[]) AS k(s, c) ON m.sender_id = k.s AND m.client_msg_id = k.c"
@@ -80,6 +116,11 @@ func newQueries(d Dialect, prefix string) queries {
 		q.pgInsertMessages = "INSERT INTO " + q.messages + " (" + messageCols + ") SELECT * FROM unnest(" +
 			"$1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::bytea[], $6::text[], $7::integer[], " +
 			"$8::bytea[], $9::bytea[], $10::bytea[], $11::bigint[], $12::bigint[])"
+		q.pgMembersIn = "SELECT user_id, role FROM " + q.groupMembers + " WHERE group_id = $1 AND user_id = ANY($2::text[])"
+		q.pgInsertMembersOf = "INSERT INTO " + q.groupMembers + " (group_id, user_id, role, joined_at)" +
+			" SELECT $1::text, * FROM unnest($2::text[], $3::integer[], $4::bigint[])"
+		q.pgSetRole = "UPDATE " + q.groupMembers + " SET role = $1 WHERE group_id = $2 AND user_id = ANY($3::text[])"
+		q.pgRemoveMembers = "DELETE FROM " + q.groupMembers + " WHERE group_id = $1 AND user_id = ANY($2::text[])"
 	}
 	return q
 }
@@ -202,5 +243,62 @@ func (q *queries) insertMessages(n int) string {
 	b.WriteString(messageCols)
 	b.WriteString(") VALUES ")
 	values(&b, n, messageColCount)
+	return b.String()
+}
+
+// inList appends " IN (?, …)" with n markers (not Postgres).
+func inList(b *strings.Builder, n int) {
+	b.WriteString(" IN (")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteByte('?')
+	}
+	b.WriteByte(')')
+}
+
+// membersIn returns the statement that reads (user_id, role) of those of n
+// users who are members of a group, given as the group id and the users
+// (not Postgres).
+func (q *queries) membersIn(n int) string {
+	var b strings.Builder
+	b.WriteString("SELECT user_id, role FROM ")
+	b.WriteString(q.groupMembers)
+	b.WriteString(" WHERE group_id = ? AND user_id")
+	inList(&b, n)
+	return b.String()
+}
+
+// insertMembersOf returns the statement that adds n (group_id, user_id,
+// role, joined_at) rows (not Postgres).
+func (q *queries) insertMembersOf(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(q.groupMembers)
+	b.WriteString(" (group_id, user_id, role, joined_at) VALUES ")
+	values(&b, n, 4)
+	return b.String()
+}
+
+// setRole returns the statement that gives n members of a group one role,
+// given as the role, the group id and the users (not Postgres).
+func (q *queries) setRole(n int) string {
+	var b strings.Builder
+	b.WriteString("UPDATE ")
+	b.WriteString(q.groupMembers)
+	b.WriteString(" SET role = ? WHERE group_id = ? AND user_id")
+	inList(&b, n)
+	return b.String()
+}
+
+// removeMembers returns the statement that removes n members of a group,
+// given as the group id and the users (not Postgres).
+func (q *queries) removeMembers(n int) string {
+	var b strings.Builder
+	b.WriteString("DELETE FROM ")
+	b.WriteString(q.groupMembers)
+	b.WriteString(" WHERE group_id = ? AND user_id")
+	inList(&b, n)
 	return b.String()
 }

@@ -24,6 +24,15 @@ type memStore struct {
 	members   map[string]map[string]bool // user → conversations
 	accounts  map[string]im.Account
 	usernames map[string]string // username → user id
+	groups    map[string]*memGroup
+	userGroup map[string]map[string]bool // user → groups
+}
+
+// memGroup is a stored group. Its MemberCount is len(members), whatever
+// group.MemberCount holds.
+type memGroup struct {
+	group   im.Group
+	members map[string]im.GroupMember // by user id
 }
 
 var _ im.Store = (*memStore)(nil)
@@ -36,6 +45,8 @@ func newMemStore(bug string) *memStore {
 		members:   make(map[string]map[string]bool),
 		accounts:  make(map[string]im.Account),
 		usernames: make(map[string]string),
+		groups:    make(map[string]*memGroup),
+		userGroup: make(map[string]map[string]bool),
 	}
 }
 
@@ -228,4 +239,217 @@ func (s *memStore) AccountByUsername(ctx context.Context, username string) (im.A
 		return im.Account{}, fmt.Errorf("username %q: %w", username, im.ErrNotFound)
 	}
 	return s.Account(ctx, id)
+}
+
+func (s *memStore) validateGroup(g im.Group) error {
+	if s.bug == "no-validation" {
+		return nil
+	}
+	return im.ValidateGroup(g)
+}
+
+// validateMembers checks every member, and that no user is listed twice.
+func (s *memStore) validateMembers(members []im.GroupMember) error {
+	if s.bug == "no-validation" || s.bug == "group-partial-put" {
+		return nil
+	}
+	seen := make(map[string]bool, len(members))
+	for _, m := range members {
+		if err := im.ValidateGroupMember(m); err != nil {
+			return err
+		}
+		if seen[m.UserID] {
+			return fmt.Errorf("member %q listed twice: %w", m.UserID, im.ErrInvalidArgument)
+		}
+		seen[m.UserID] = true
+	}
+	return nil
+}
+
+// putMembers adds members to g, keeping the JoinedAt of existing ones.
+// The caller holds s.mu and has validated members.
+func (s *memStore) putMembers(g *memGroup, members []im.GroupMember) {
+	for _, m := range members {
+		if old, ok := g.members[m.UserID]; ok && s.bug != "group-put-resets-joinedat" {
+			m.JoinedAt = old.JoinedAt
+		}
+		g.members[m.UserID] = m
+		if s.userGroup[m.UserID] == nil {
+			s.userGroup[m.UserID] = make(map[string]bool)
+		}
+		s.userGroup[m.UserID][g.group.ID] = true
+	}
+}
+
+func groupNotFound(id string) error { return fmt.Errorf("group %q: %w", id, im.ErrNotFound) }
+
+func (s *memStore) CreateGroup(ctx context.Context, g im.Group, members []im.GroupMember) error {
+	if err := s.ctxErr(ctx); err != nil {
+		return err
+	}
+	if err := s.validateGroup(g); err != nil {
+		return err
+	}
+	if err := s.validateMembers(members); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.groups[g.ID]; ok && s.bug != "group-create-overwrites" {
+		return fmt.Errorf("group %q: %w", g.ID, im.ErrConflict)
+	}
+	if s.bug == "group-create-racy" {
+		// Check and write in two steps, as a store without a transaction
+		// might.
+		s.mu.Unlock()
+		time.Sleep(time.Millisecond)
+		s.mu.Lock()
+	}
+	mg := &memGroup{group: g, members: make(map[string]im.GroupMember, len(members))}
+	s.groups[g.ID] = mg
+	s.putMembers(mg, members)
+	return nil
+}
+
+func (s *memStore) Group(ctx context.Context, id string) (im.Group, error) {
+	if err := s.ctxErr(ctx); err != nil {
+		return im.Group{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mg, ok := s.groups[id]
+	if !ok {
+		return im.Group{}, groupNotFound(id)
+	}
+	g := mg.group
+	if s.bug != "group-count-as-given" {
+		g.MemberCount = len(mg.members)
+	}
+	return g, nil
+}
+
+func (s *memStore) UpdateGroup(ctx context.Context, g im.Group) error {
+	if err := s.ctxErr(ctx); err != nil {
+		return err
+	}
+	if err := s.validateGroup(g); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mg, ok := s.groups[g.ID]
+	if !ok {
+		return groupNotFound(g.ID)
+	}
+	if s.bug != "group-update-createdat" {
+		g.CreatedAt = mg.group.CreatedAt
+	}
+	mg.group = g
+	return nil
+}
+
+func (s *memStore) DeleteGroup(ctx context.Context, id string) error {
+	if err := s.ctxErr(ctx); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mg, ok := s.groups[id]
+	if !ok {
+		return groupNotFound(id)
+	}
+	if s.bug != "group-delete-keeps-members" {
+		for u := range mg.members {
+			delete(s.userGroup[u], id)
+		}
+	}
+	delete(s.groups, id)
+	return nil
+}
+
+func (s *memStore) PutGroupMembers(ctx context.Context, id string, members []im.GroupMember) error {
+	if err := s.ctxErr(ctx); err != nil {
+		return err
+	}
+	if err := s.validateMembers(members); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mg, ok := s.groups[id]
+	if !ok {
+		return groupNotFound(id)
+	}
+	if s.bug == "group-partial-put" {
+		// Validate while writing, so that the members before a bad one
+		// stay.
+		for _, m := range members {
+			if err := im.ValidateGroupMember(m); err != nil {
+				return err
+			}
+			s.putMembers(mg, []im.GroupMember{m})
+		}
+		return nil
+	}
+	s.putMembers(mg, members)
+	return nil
+}
+
+func (s *memStore) RemoveGroupMembers(ctx context.Context, id string, userIDs []string) error {
+	if err := s.ctxErr(ctx); err != nil {
+		return err
+	}
+	if s.bug != "no-validation" {
+		for _, u := range userIDs {
+			if err := im.ValidateID("member id", u); err != nil {
+				return err
+			}
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mg, ok := s.groups[id]
+	if !ok {
+		return groupNotFound(id)
+	}
+	for _, u := range userIDs {
+		if _, ok := mg.members[u]; !ok {
+			continue
+		}
+		delete(mg.members, u)
+		if s.bug != "group-remove-keeps-index" {
+			delete(s.userGroup[u], id)
+		}
+	}
+	return nil
+}
+
+func (s *memStore) GroupMembers(ctx context.Context, id string) ([]im.GroupMember, error) {
+	if err := s.ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mg, ok := s.groups[id]
+	if !ok {
+		return nil, groupNotFound(id)
+	}
+	out := make([]im.GroupMember, 0, len(mg.members))
+	for _, m := range mg.members {
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func (s *memStore) UserGroups(ctx context.Context, userID string) ([]string, error) {
+	if err := s.ctxErr(ctx); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.userGroup[userID]))
+	for id := range s.userGroup[userID] {
+		out = append(out, id)
+	}
+	return out, nil
 }

@@ -16,13 +16,15 @@
 //	}
 //
 // Run reports every broken rule as a failure of a named subtest
-// (ConcurrentAppend, Dedup/Concurrent, MessagesBefore, Durability, …), so
-// one rule can be rerun with go test -run. RunBenchmarks measures the
-// operations the server's hot paths use.
+// (ConcurrentAppend, Dedup/Concurrent, MessagesBefore, Durability,
+// Groups/PutMembersUpsertKeepsJoinedAt, Groups/Concurrent, …), so one rule
+// can be rerun with go test -run. RunBenchmarks measures the operations the
+// server's hot paths use.
 //
 // # What the suite assumes beyond the interface docs
 //
-//   - Message.CreatedAt and Account.CreatedAt keep at least microsecond
+//   - Message.CreatedAt, Account.CreatedAt, Group.CreatedAt,
+//     Group.UpdatedAt and GroupMember.JoinedAt keep at least microsecond
 //     precision; the suite only writes times truncated to the microsecond
 //     and compares them with time.Time.Equal, so the location may change.
 //   - A nil and an empty Message.Content are the same.
@@ -32,6 +34,14 @@
 //     to im.MaxConversationIDLen bytes of printable UTF-8 (the id of a
 //     one-to-one conversation between two users with the longest ids must
 //     fit). ServerID is refused when empty.
+//   - RemoveGroupMembers refuses, with ErrInvalidArgument and removing
+//     nobody, a list holding an id that im.ValidateID does not accept. An
+//     UpdateGroup whose ID is invalid may give ErrNotFound instead of
+//     ErrInvalidArgument, as no group can have that id.
+//   - A group may have no members: CreateGroup takes an empty list, and
+//     removing the last member leaves the group, with MemberCount 0.
+//     PutGroupMembers and RemoveGroupMembers give ErrNotFound for a
+//     missing group even when their list is empty.
 //
 // # Concurrency
 //
@@ -93,6 +103,7 @@ func Run(t *testing.T, h Harness) {
 		{"Accounts", testAccounts},
 		{"InvalidMessages", testInvalidMessages},
 		{"InvalidAccounts", testInvalidAccounts},
+		{"Groups", testGroups},
 		{"Cancelled", testCancelled},
 		{"Durability", testDurability},
 	}

@@ -1,0 +1,162 @@
+package im
+
+import (
+	"context"
+	"sync"
+)
+
+// memberSet is a snapshot of a group's members. It is never changed once
+// built; a change to the group replaces it.
+type memberSet struct {
+	ids   []string
+	roles map[string]GroupRole
+}
+
+func newMemberSet(members []GroupMember) *memberSet {
+	ms := &memberSet{ids: make([]string, len(members)), roles: make(map[string]GroupRole, len(members))}
+	for i, m := range members {
+		ms.ids[i] = m.UserID
+		ms.roles[m.UserID] = m.Role
+	}
+	return ms
+}
+
+// groupCacheMembers bounds the member entries the cache holds across all
+// groups (about 100 bytes each).
+const groupCacheMembers = 1 << 20
+
+// groupCache keeps the member sets of the groups in use, so that a send into
+// a group reads nothing from the Store: not to check the sender, not to find
+// the recipients. An entry is loaded on first use and reloaded after every
+// change this Server makes to the group. A change made to the Store by
+// something else (another server sharing it) is seen once the entry is
+// evicted or reloaded.
+type groupCache struct {
+	store GroupStore
+	base  context.Context // the server's: loads end when it closes
+
+	// changes serialises the changes this Server makes to one group, so
+	// that checks made on its members hold until the change is stored.
+	changes [64]sync.Mutex
+
+	mu      sync.RWMutex
+	sets    map[string]*memberSet
+	held    int // member entries across sets
+	loading map[string]*groupLoad
+	// gen counts invalidations; a load that started before one may have
+	// read the old members and is not cached.
+	gen uint64
+}
+
+type groupLoad struct {
+	done chan struct{}
+	set  *memberSet
+	err  error
+}
+
+func newGroupCache(base context.Context, store GroupStore) *groupCache {
+	return &groupCache{store: store, base: base, sets: make(map[string]*memberSet), loading: make(map[string]*groupLoad)}
+}
+
+// get returns the members of group id, loading them if they are not
+// cached. Concurrent first uses of one group share one load. ErrNotFound
+// if there is no such group.
+func (c *groupCache) get(ctx context.Context, id string) (*memberSet, error) {
+	c.mu.RLock()
+	set := c.sets[id]
+	c.mu.RUnlock()
+	if set != nil {
+		return set, nil
+	}
+
+	c.mu.Lock()
+	if set := c.sets[id]; set != nil {
+		c.mu.Unlock()
+		return set, nil
+	}
+	l := c.loading[id]
+	if l == nil {
+		l = &groupLoad{done: make(chan struct{})}
+		c.loading[id] = l
+		gen := c.gen
+		c.mu.Unlock()
+		c.load(id, l, gen)
+	} else {
+		c.mu.Unlock()
+	}
+	select {
+	case <-l.done:
+		return l.set, l.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// load reads group id's members for l. It runs on the goroutine of the
+// first caller, and does not give up when that caller's ctx ends, because
+// others may be waiting for it.
+func (c *groupCache) load(id string, l *groupLoad, gen uint64) {
+	members, err := c.store.GroupMembers(c.base, id)
+	if err == nil {
+		l.set = newMemberSet(members)
+	}
+	l.err = err
+
+	c.mu.Lock()
+	delete(c.loading, id)
+	if err == nil && gen == c.gen {
+		c.put(id, l.set)
+	}
+	c.mu.Unlock()
+	close(l.done)
+}
+
+// put caches set for id, evicting other groups to stay within
+// groupCacheMembers. Called with mu held.
+func (c *groupCache) put(id string, set *memberSet) {
+	if old := c.sets[id]; old != nil {
+		c.held -= len(old.ids)
+	}
+	for other, s := range c.sets {
+		if c.held+len(set.ids) <= groupCacheMembers {
+			break
+		}
+		if other != id {
+			delete(c.sets, other)
+			c.held -= len(s.ids)
+		}
+	}
+	c.sets[id] = set
+	c.held += len(set.ids)
+}
+
+// peek returns the cached members of group id, or nil, without loading.
+func (c *groupCache) peek(id string) *memberSet {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.sets[id]
+}
+
+// invalidate forgets group id, and any load in progress, after a change to
+// it.
+func (c *groupCache) invalidate(id string) {
+	c.mu.Lock()
+	if old := c.sets[id]; old != nil {
+		c.held -= len(old.ids)
+		delete(c.sets, id)
+	}
+	c.gen++
+	c.mu.Unlock()
+}
+
+// lock serialises changes to group id and returns the unlock function.
+func (c *groupCache) lock(id string) func() {
+	var x uint32 = 2166136261 // FNV-1a, as the hub's shards
+	for i := 0; i < len(id); i++ {
+		x ^= uint32(id[i])
+		x *= 16777619
+	}
+	mu := &c.changes[x%uint32(len(c.changes))]
+	mu.Lock()
+	return mu.Unlock
+}
