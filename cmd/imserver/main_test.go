@@ -154,6 +154,30 @@ func TestZeroConfigServer(t *testing.T) {
 		require.NoError(t, err)
 		require.Contains(t, string(metrics), "imserver_messages_stored_total 1\n")
 		require.Contains(t, string(metrics), "imserver_sessions 2\n")
+
+		// The group routes are served, with the login token as bearer
+		// token, and members must be registered users.
+		group := func(body string) envelope {
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/api/group/create", strings.NewReader(body))
+			require.NoError(t, err)
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Authorization", "Bearer "+login.Token)
+			rsp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			defer rsp.Body.Close()
+			require.Equal(t, http.StatusOK, rsp.StatusCode)
+			var e envelope
+			require.NoError(t, json.NewDecoder(rsp.Body).Decode(&e))
+			return e
+		}
+		e = group(`{"groupName":"solo"}`)
+		require.Zero(t, e.Code, e.Message)
+		var g struct{ GroupID, OwnerUserID string }
+		require.NoError(t, json.Unmarshal(e.Data, &g))
+		require.NotEmpty(t, g.GroupID)
+		require.Equal(t, bobID, g.OwnerUserID)
+		e = group(`{"groupName":"ghosts","memberUserIDs":["nobody"]}`)
+		require.Equal(t, 103, e.Code, e.Message)
 	}()
 
 	// Second start on the same dir: same secret, so the old token works,

@@ -143,7 +143,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 			return err
 		}
 		addrs.HTTP = l.Addr()
-		api := httpapi.NewHandler(httpapi.Options{Accounts: accounts, Health: srv.Health, Stats: srv.Stats, Logger: log})
+		api := httpapi.NewHandler(httpapi.Options{Accounts: accounts, Server: srv, Health: srv.Health, Stats: srv.Stats, Logger: log})
 		hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(h, slog.LevelWarn)}
 		httpSrv = append(httpSrv, hs)
 		serve("http", func() error { return hs.Serve(l) })

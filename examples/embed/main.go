@@ -1,10 +1,13 @@
 // Command embed is an existing web backend that adds chat by embedding
 // imserver: its own mux, its own login and sessions, its own shutdown. The
-// IM server is one more handler (/ws), verifying the backend's own session
-// tokens through a custom im.Authenticator.
+// IM server is two more handlers: /ws, and IM-iOS-SDK's group calls under
+// /api/group/. Both verify the backend's own session tokens through a
+// custom im.Authenticator.
 //
 //	go run ./examples/embed -addr 127.0.0.1:8090
 //	curl -s 'localhost:8090/login?user=alice'   # → a session token
+//	curl -s -H "Authorization: Bearer $TOKEN" -d '{"groupName":"team","memberUserIDs":["bob"]}' \
+//	    localhost:8090/api/group/create
 //
 // then connect to ws://localhost:8090/ws?token=… with any client of the
 // protocol (see docs/PROTOCOL.md).
@@ -30,6 +33,7 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/store/bolt"
+	"github.com/imserver/imserver/transport/httpapi"
 	"github.com/imserver/imserver/transport/websocket"
 )
 
@@ -111,6 +115,9 @@ func run(ctx context.Context, addr, dir string, ready func(net.Addr)) error {
 	})
 	ws := websocket.NewHandler(chat, websocket.Options{})
 	mux.Handle("/ws", ws)
+	// The group routes only: the backend has its own accounts, so no
+	// Options.Accounts.
+	mux.Handle("/api/group/", httpapi.NewHandler(httpapi.Options{Server: chat, Logger: slog.Default()}))
 
 	l, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -57,4 +58,26 @@ func TestEmbeddedChat(t *testing.T) {
 
 	_, err = client.Dial(dctx, client.Options{Transport: client.TransportWebSocket, Addr: "ws" + strings.TrimPrefix(base, "http") + "/ws", UserID: "mallory", Token: "guess"})
 	require.ErrorIs(t, err, im.ErrUnauthenticated)
+
+	// The SDK's group calls take the backend's session token too.
+	req, err := http.NewRequestWithContext(dctx, http.MethodPost, base+"/api/group/create", strings.NewReader(`{"groupName":"team","memberUserIDs":["bob"]}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+login("alice"))
+	rsp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer rsp.Body.Close()
+	var created struct {
+		Code int
+		Data struct{ GroupID string }
+	}
+	require.NoError(t, json.NewDecoder(rsp.Body).Decode(&created))
+	require.Zero(t, created.Code)
+	conv := im.GroupConversationID(created.Data.GroupID)
+	p = <-bob.Pushes()
+	require.Equal(t, conv, p.Message.(*imv1.PushMessage).Message.ConversationId, "bob hears of the new group")
+	_, err = alice.Send(dctx, client.Outgoing{ConversationID: conv, Type: im.TextMessage, Content: []byte("hello team")})
+	require.NoError(t, err)
+	p = <-bob.Pushes()
+	require.Equal(t, "hello team", string(p.Message.(*imv1.PushMessage).Message.Content))
 }

@@ -64,7 +64,8 @@ type Server struct {
 	TCPAddr string
 	// WSURL is the WebSocket endpoint, ws://127.0.0.1:port/ws.
 	WSURL string
-	// HTTPURL is the base URL of the HTTP API.
+	// HTTPURL is the base URL of the HTTP API, accounts and groups
+	// included (group routes take "Authorization: Bearer " + Token).
 	HTTPURL string
 	// Dir and Secret, to start a server on the same data (Restart).
 	Dir    string
@@ -145,7 +146,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 	s.ws = httptest.NewServer(mux)
 	s.WSURL = "ws" + s.ws.URL[len("http"):] + "/ws"
 
-	s.api = httptest.NewServer(httpapi.NewHandler(httpapi.Options{Accounts: s.Accounts, Health: s.Server.Health, Stats: s.Server.Stats, Logger: cfg.Logger}))
+	s.api = httptest.NewServer(httpapi.NewHandler(httpapi.Options{Accounts: s.Accounts, Server: s.Server, Health: s.Server.Health, Stats: s.Server.Stats, Logger: cfg.Logger}))
 	s.HTTPURL = s.api.URL
 
 	t.Cleanup(s.Stop)

@@ -1,6 +1,7 @@
 // Package httpapi is imserver's REST/JSON API: the HTTP calls IM-iOS-SDK
-// makes besides its socket (register, login, and in later versions users,
-// groups, friends and files), plus a health check for load balancers.
+// makes besides its socket (register, login and groups, and in later
+// versions users, friends and files), plus a health check for load
+// balancers.
 //
 // NewHandler returns an http.Handler to serve on its own port (8080 in the
 // standalone binary) or to mount in a host's mux.
@@ -22,13 +23,19 @@
 //	1     internal error (details are logged only)   200
 //	1     unhealthy (GET /health)                    503
 //	2     invalid parameter: bad JSON, missing or    200
-//	      malformed fields, body over MaxBodyBytes
+//	      malformed fields, body over MaxBodyBytes,
+//	      a group's member limit
 //	100   authentication failed: wrong username or   200
 //	      password, unknown user, disabled account
-//	      (deliberately one answer for all)
+//	      (deliberately one answer for all); a
+//	      missing, malformed or refused bearer token
 //	101   token expired (routes taking a token)      200
-//	102   permission denied                          200
+//	102   permission denied: not a member of the     200
+//	      group, or not of the rank the call needs
+//	103   user does not exist (a group member, when  200
+//	      the im.Server has Config.Users)
 //	201   too many failed logins; try again later    200
+//	202   group does not exist                       200
 //	404   no such route                              404
 //	405   method not allowed (Allow header set)      405
 //	1001  username is taken                          200
@@ -49,6 +56,53 @@
 // Options.Stats is. Register refuses usernames,
 // passwords and nicknames that break the rules of im/auth; login is rate
 // limited per username there.
+//
+// # Group routes
+//
+// Served when Options.Server is set, each for the user of the header
+// "Authorization: Bearer <token>" (the token login returns, or whatever
+// the Server's Authenticator accepts); the rules of who may do what are
+// those of the im.Server's group methods. The first eight are
+// IM-iOS-SDK's; the SDK sends no body for calls without parameters, and a
+// JSON body on GET, so both are accepted.
+//
+//	POST /api/group/create       {"groupName","faceURL","introduction",
+//	                             "memberUserIDs"} → data group
+//	GET  /api/group/{id}         → data group (any user may look one up)
+//	POST /api/group/{id}/join    → data group
+//	POST /api/group/{id}/leave   → no data (the owner cannot leave)
+//	POST /api/group/{id}/dismiss → no data (the owner only)
+//	POST /api/group/{id}/invite  {"userIDs"} → no data
+//	POST /api/group/{id}/kick    {"userIDs"} → no data
+//	POST /api/group/update       {"groupID", and any of "groupName",
+//	                             "faceURL","introduction","notification"}
+//	                             → data group
+//
+// Our extensions:
+//
+//	GET  /api/group/joined       → data [group] (the caller's, oldest first)
+//	GET  /api/group/{id}/members → data [{"userID","role","joinTime"}]
+//	                             (members only; owner, admins, members)
+//	POST /api/group/{id}/role    {"userID","role"} → no data (the owner
+//	                             only; role "admin" or "member")
+//
+// and create and update also take "notification" (create), "extra" and
+// "joinPolicy" (0 open: anyone joins, any member invites; 1 invite-only:
+// admins and the owner add members). In update, a field left out or null
+// stays as it is. A group is IM-iOS-SDK's IMGroup plus joinPolicy:
+//
+//	{"groupID","groupName","faceURL","ownerUserID","memberCount",
+//	 "introduction","notification","extra","createTime","updateTime",
+//	 "status","joinPolicy"}
+//
+// with createTime, updateTime and joinTime in Unix milliseconds, status
+// always 0 (a dismissed group answers 202), and role one of "owner",
+// "admin", "member". Lists are [] when empty, never null. invite and kick
+// want at least one valid user id; members already in (invite) or not in
+// (kick) are skipped. Every change is also told to the group's members as
+// a notification message in the conversation group_<id> (see
+// im.GroupNotice). Answers of these routes are marked Cache-Control:
+// no-store.
 //
 // # Security
 //

@@ -14,6 +14,7 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/imv1"
 )
 
 // DefaultMaxBodyBytes is the default of Options.MaxBodyBytes.
@@ -24,6 +25,12 @@ type Options struct {
 	// Accounts serves register and login. nil leaves those routes out
 	// (they answer 404), for hosts with their own accounts.
 	Accounts *auth.Accounts
+	// Server, if set, serves the group routes (/api/group/...) through
+	// its group API. Their callers authenticate with the header
+	// "Authorization: Bearer <token>", checked by Server.Authenticate: the
+	// same token the socket takes, such as the one login returns. nil
+	// leaves those routes out (they answer 404).
+	Server *im.Server
 	// Health reports whether the server can serve, typically by pinging
 	// the store; GET /health answers 503 when it returns an error. nil
 	// means always healthy.
@@ -45,7 +52,9 @@ const (
 	codeAuthFailed    = 100
 	codeTokenExpired  = 101
 	codePermission    = 102
+	codeUserNotExist  = 103
 	codeTooMany       = 201
+	codeNotFound      = 202
 	codeNoRoute       = 404
 	codeBadMethod     = 405
 	codeUsernameTaken = 1001
@@ -53,6 +62,7 @@ const (
 
 type api struct {
 	accounts *auth.Accounts
+	server   *im.Server
 	health   func(ctx context.Context) error
 	stats    func() im.Stats
 	log      *slog.Logger
@@ -63,6 +73,7 @@ type api struct {
 func NewHandler(opts Options) http.Handler {
 	a := &api{
 		accounts: opts.Accounts,
+		server:   opts.Server,
 		health:   opts.Health,
 		stats:    opts.Stats,
 		log:      opts.Logger,
@@ -84,11 +95,20 @@ func NewHandler(opts Options) http.Handler {
 		r.handle(http.MethodPost, "/api/auth/register", a.serveRegister)
 		r.handle(http.MethodPost, "/api/auth/login", a.serveLogin)
 	}
+	if a.server != nil {
+		a.handleGroups(r)
+	}
 	return r.finish()
 }
 
 // router wraps http.ServeMux so that an unknown path and a known path with
 // the wrong method answer in the envelope instead of ServeMux's plain text.
+//
+// Requests that match no "METHOD path" pattern fall through to a second mux
+// holding the bare paths, which tells a wrong method (405) from an unknown
+// path (404). Keeping the bare paths out of the first mux lets a literal
+// route (POST /api/group/create) sit beside a wildcard route of another
+// method (GET /api/group/{id}), which ServeMux refuses as conflicting.
 type router struct {
 	mux     *http.ServeMux
 	methods map[string][]string // path → methods served
@@ -108,18 +128,18 @@ func (r *router) handle(method, path string, h http.HandlerFunc) {
 }
 
 func (r *router) finish() http.Handler {
+	unserved := http.NewServeMux()
 	for path, methods := range r.methods {
 		allow := strings.Join(slices.Sorted(slices.Values(methods)), ", ")
-		// A pattern without a method is less specific than one with, so
-		// this only catches the methods not served.
-		r.mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+		unserved.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
 			w.Header().Set("Allow", allow)
 			writeEnvelope(w, http.StatusMethodNotAllowed, codeBadMethod, "method not allowed", nil)
 		})
 	}
-	r.mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
+	unserved.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) {
 		writeEnvelope(w, http.StatusNotFound, codeNoRoute, "not found", nil)
 	})
+	r.mux.Handle("/", unserved)
 	return r.mux
 }
 
@@ -178,6 +198,16 @@ func codeOf(err error) (int, string) {
 		code, msg = codeUsernameTaken, "username is taken"
 	case errors.Is(err, im.ErrInvalidArgument):
 		code, msg = codeInvalidParam, "invalid parameter"
+	case errors.Is(err, im.ErrLimitExceeded):
+		code, msg = codeInvalidParam, "limit exceeded"
+	case errors.Is(err, im.ErrNotFound):
+		// The im package tells a missing user from a missing group by
+		// the protocol code it gives the error.
+		code, msg = codeNotFound, "not found"
+		var e *im.Error
+		if errors.As(err, &e) && e.Code == imv1.ErrorCode_ERR_USER_NOT_EXIST {
+			code = codeUserNotExist
+		}
 	default:
 		return codeInternal, "internal error"
 	}
@@ -196,8 +226,22 @@ func badRequest(msg string) error {
 // decodeBody reads one JSON value from r's body into dst, whatever the
 // Content-Type. Unknown fields are ignored.
 func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
+	return a.decode(w, r, dst, false)
+}
+
+// decodeOptionalBody is decodeBody for calls whose parameters may all be
+// left out: an empty body leaves dst as it is. IM-iOS-SDK sends no body
+// at all for calls without parameters.
+func (a *api) decodeOptionalBody(w http.ResponseWriter, r *http.Request, dst any) error {
+	return a.decode(w, r, dst, true)
+}
+
+func (a *api) decode(w http.ResponseWriter, r *http.Request, dst any, optional bool) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.maxBody))
 	err := dec.Decode(dst)
+	if optional && err == io.EOF {
+		return nil
+	}
 	if err == nil {
 		// Anything after the value is a client bug worth reporting rather
 		// than silently ignoring.

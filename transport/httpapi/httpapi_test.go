@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -89,12 +90,20 @@ type response struct {
 
 func (e *testEnv) do(t *testing.T, method, path, contentType, body string) response {
 	t.Helper()
-	req, err := http.NewRequestWithContext(context.Background(), method, e.srv.URL+path, strings.NewReader(body))
-	require.NoError(t, err)
+	header := http.Header{}
 	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
+		header.Set("Content-Type", contentType)
 	}
-	resp, err := e.srv.Client().Do(req)
+	return doRequest(t, e.srv.Client(), method, e.srv.URL+path, header, body)
+}
+
+// doRequest sends one request and checks the answer's envelope.
+func doRequest(t *testing.T, c *http.Client, method, url string, header http.Header, body string) response {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	maps.Copy(req.Header, header)
+	resp, err := c.Do(req)
 	require.NoError(t, err)
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)

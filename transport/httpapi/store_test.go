@@ -15,6 +15,12 @@ import (
 // closed when the test ends.
 func newTestStore(t *testing.T) im.AccountStore {
 	t.Helper()
+	return newBoltStore(t)
+}
+
+// newBoltStore is newTestStore with every part of im.Store.
+func newBoltStore(t *testing.T) *bolt.Store {
+	t.Helper()
 	s, err := bolt.Open(filepath.Join(t.TempDir(), "im.db"), bolt.Options{})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })

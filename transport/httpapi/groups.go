@@ -1,0 +1,347 @@
+package httpapi
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/imserver/imserver/im"
+)
+
+// handleGroups adds the group routes, all of which need a bearer token.
+// The paths and bodies are IM-iOS-SDK's (Business/Group/IMGroupManager.swift),
+// plus the extensions listed in the package documentation.
+func (a *api) handleGroups(r *router) {
+	r.handle(http.MethodPost, "/api/group/create", a.authed(a.serveCreateGroup))
+	r.handle(http.MethodPost, "/api/group/update", a.authed(a.serveUpdateGroup))
+	r.handle(http.MethodGet, "/api/group/joined", a.authed(a.serveJoinedGroups))
+	r.handle(http.MethodGet, "/api/group/{id}", a.authed(a.serveGroup))
+	r.handle(http.MethodGet, "/api/group/{id}/members", a.authed(a.serveGroupMembers))
+	r.handle(http.MethodPost, "/api/group/{id}/join", a.authed(a.serveJoinGroup))
+	r.handle(http.MethodPost, "/api/group/{id}/leave", a.authed(a.serveLeaveGroup))
+	r.handle(http.MethodPost, "/api/group/{id}/dismiss", a.authed(a.serveDismissGroup))
+	r.handle(http.MethodPost, "/api/group/{id}/invite", a.authed(a.serveInviteToGroup))
+	r.handle(http.MethodPost, "/api/group/{id}/kick", a.authed(a.serveKickFromGroup))
+	r.handle(http.MethodPost, "/api/group/{id}/role", a.authed(a.serveSetGroupRole))
+}
+
+// userHandler serves a request on behalf of the authenticated user.
+type userHandler func(w http.ResponseWriter, r *http.Request, user string)
+
+// authed runs h for the user of the request's bearer token, or answers
+// code 100 (101 for an expired token) without running it.
+func (a *api) authed(h userHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		// What these routes answer is the caller's own view; no cache
+		// between the app and the server should keep it.
+		w.Header().Set("Cache-Control", "no-store")
+		token, ok := bearerToken(r)
+		if !ok {
+			a.writeError(w, r, &im.Error{Msg: `send the token as "Authorization: Bearer <token>"`, Err: im.ErrUnauthenticated})
+			return
+		}
+		id, err := a.server.Authenticate(r.Context(), token)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		h(w, r, id.UserID)
+	}
+}
+
+// bearerToken returns the token of an "Authorization: Bearer <token>"
+// header; the scheme is case-insensitive (RFC 9110, section 11.1).
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return "", false
+	}
+	return token, true
+}
+
+// groupJSON is a group as IM-iOS-SDK's IMGroup decodes it
+// (Core/Models/IMModels.swift), plus joinPolicy.
+type groupJSON struct {
+	GroupID      string `json:"groupID"`
+	GroupName    string `json:"groupName"`
+	FaceURL      string `json:"faceURL"`
+	OwnerUserID  string `json:"ownerUserID"`
+	MemberCount  int    `json:"memberCount"`
+	Introduction string `json:"introduction"`
+	Notification string `json:"notification"`
+	Extra        string `json:"extra"`
+	CreateTime   int64  `json:"createTime"` // Unix milliseconds
+	UpdateTime   int64  `json:"updateTime"` // Unix milliseconds
+	// Status is the SDK's 0 normal, 1 dismissed. A dismissed group is
+	// gone (not found), so it is always 0.
+	Status int `json:"status"`
+	// JoinPolicy is ours: 0 open, 1 invite-only (im.JoinPolicy).
+	JoinPolicy im.JoinPolicy `json:"joinPolicy"`
+}
+
+func newGroupJSON(g im.Group) groupJSON {
+	return groupJSON{
+		GroupID:      g.ID,
+		GroupName:    g.Name,
+		FaceURL:      g.FaceURL,
+		OwnerUserID:  g.OwnerID,
+		MemberCount:  g.MemberCount,
+		Introduction: g.Introduction,
+		Notification: g.Notification,
+		Extra:        g.Extra,
+		CreateTime:   g.CreatedAt.UnixMilli(),
+		UpdateTime:   g.UpdatedAt.UnixMilli(),
+		JoinPolicy:   g.JoinPolicy,
+	}
+}
+
+// memberJSON is one member of a group, our extension. Roles travel as
+// names ("owner", "admin", "member"), not numbers, because the SDK's local
+// database numbers roles from 0 and im.GroupRole from 1.
+type memberJSON struct {
+	UserID   string       `json:"userID"`
+	Role     im.GroupRole `json:"role"`
+	JoinTime int64        `json:"joinTime"` // Unix milliseconds
+}
+
+type createGroupRequest struct {
+	GroupName     string   `json:"groupName"`
+	FaceURL       string   `json:"faceURL"`
+	Introduction  string   `json:"introduction"`
+	MemberUserIDs []string `json:"memberUserIDs"`
+	// Ours.
+	Notification string        `json:"notification"`
+	Extra        string        `json:"extra"`
+	JoinPolicy   im.JoinPolicy `json:"joinPolicy"`
+}
+
+func (a *api) serveCreateGroup(w http.ResponseWriter, r *http.Request, user string) {
+	var req createGroupRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	spec := im.GroupSpec{
+		Name:         req.GroupName,
+		FaceURL:      req.FaceURL,
+		Introduction: req.Introduction,
+		Notification: req.Notification,
+		Extra:        req.Extra,
+		JoinPolicy:   req.JoinPolicy,
+	}
+	g, err := a.server.CreateGroup(r.Context(), user, spec, req.MemberUserIDs)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, newGroupJSON(g))
+}
+
+// updateGroupRequest: a field left out (or null) stays as it is.
+type updateGroupRequest struct {
+	GroupID      string  `json:"groupID"`
+	GroupName    *string `json:"groupName"`
+	FaceURL      *string `json:"faceURL"`
+	Introduction *string `json:"introduction"`
+	Notification *string `json:"notification"`
+	// Ours.
+	Extra      *string        `json:"extra"`
+	JoinPolicy *im.JoinPolicy `json:"joinPolicy"`
+}
+
+func (a *api) serveUpdateGroup(w http.ResponseWriter, r *http.Request, user string) {
+	var req updateGroupRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if req.GroupID == "" {
+		a.writeError(w, r, badRequest("groupID is required"))
+		return
+	}
+	g, err := a.server.UpdateGroup(r.Context(), req.GroupID, user, im.GroupUpdate{
+		Name:         req.GroupName,
+		FaceURL:      req.FaceURL,
+		Introduction: req.Introduction,
+		Notification: req.Notification,
+		Extra:        req.Extra,
+		JoinPolicy:   req.JoinPolicy,
+	})
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, newGroupJSON(g))
+}
+
+// noParams is the body of calls that take no parameters. The SDK sends
+// none; a JSON object is accepted and its fields are ignored.
+type noParams struct{}
+
+func (a *api) serveGroup(w http.ResponseWriter, r *http.Request, _ string) {
+	if err := a.decodeOptionalBody(w, r, &noParams{}); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	g, err := a.server.Group(r.Context(), r.PathValue("id"))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, newGroupJSON(g))
+}
+
+func (a *api) serveJoinedGroups(w http.ResponseWriter, r *http.Request, user string) {
+	if err := a.decodeOptionalBody(w, r, &noParams{}); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	groups, err := a.server.UserGroups(r.Context(), user)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	// Oldest first; the store keeps no order.
+	slices.SortFunc(groups, func(x, y im.Group) int {
+		return cmp.Or(x.CreatedAt.Compare(y.CreatedAt), strings.Compare(x.ID, y.ID))
+	})
+	out := make([]groupJSON, 0, len(groups))
+	for _, g := range groups {
+		out = append(out, newGroupJSON(g))
+	}
+	writeOK(w, out)
+}
+
+func (a *api) serveGroupMembers(w http.ResponseWriter, r *http.Request, user string) {
+	if err := a.decodeOptionalBody(w, r, &noParams{}); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	members, err := a.server.GroupMembers(r.Context(), r.PathValue("id"), user)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	// The owner, the admins, then the members; each by when they joined.
+	slices.SortFunc(members, func(x, y im.GroupMember) int {
+		return cmp.Or(cmp.Compare(y.Role, x.Role), x.JoinedAt.Compare(y.JoinedAt), strings.Compare(x.UserID, y.UserID))
+	})
+	out := make([]memberJSON, 0, len(members))
+	for _, m := range members {
+		out = append(out, memberJSON{UserID: m.UserID, Role: m.Role, JoinTime: m.JoinedAt.UnixMilli()})
+	}
+	writeOK(w, out)
+}
+
+func (a *api) serveJoinGroup(w http.ResponseWriter, r *http.Request, user string) {
+	if err := a.decodeOptionalBody(w, r, &noParams{}); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	g, err := a.server.JoinGroup(r.Context(), r.PathValue("id"), user)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, newGroupJSON(g))
+}
+
+func (a *api) serveLeaveGroup(w http.ResponseWriter, r *http.Request, user string) {
+	if err := a.decodeOptionalBody(w, r, &noParams{}); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if err := a.server.LeaveGroup(r.Context(), r.PathValue("id"), user); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, nil)
+}
+
+func (a *api) serveDismissGroup(w http.ResponseWriter, r *http.Request, user string) {
+	if err := a.decodeOptionalBody(w, r, &noParams{}); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if err := a.server.DismissGroup(r.Context(), r.PathValue("id"), user); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, nil)
+}
+
+type userIDsRequest struct {
+	UserIDs []string `json:"userIDs"`
+}
+
+// decodeUserIDs reads a {"userIDs": [...]} body, which must name at least
+// one user, each by a valid id.
+func (a *api) decodeUserIDs(w http.ResponseWriter, r *http.Request) ([]string, error) {
+	var req userIDsRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return nil, err
+	}
+	if len(req.UserIDs) == 0 {
+		return nil, badRequest("userIDs must name at least one user")
+	}
+	for i, u := range req.UserIDs {
+		if err := im.ValidateID(fmt.Sprintf("userIDs[%d]", i), u); err != nil {
+			return nil, err
+		}
+	}
+	return req.UserIDs, nil
+}
+
+func (a *api) serveInviteToGroup(w http.ResponseWriter, r *http.Request, user string) {
+	ids, err := a.decodeUserIDs(w, r)
+	if err == nil {
+		err = a.server.InviteToGroup(r.Context(), r.PathValue("id"), user, ids)
+	}
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, nil)
+}
+
+func (a *api) serveKickFromGroup(w http.ResponseWriter, r *http.Request, user string) {
+	ids, err := a.decodeUserIDs(w, r)
+	if err == nil {
+		err = a.server.KickFromGroup(r.Context(), r.PathValue("id"), user, ids)
+	}
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, nil)
+}
+
+type setRoleRequest struct {
+	UserID string `json:"userID"`
+	Role   string `json:"role"` // "admin" or "member"
+}
+
+func (a *api) serveSetGroupRole(w http.ResponseWriter, r *http.Request, user string) {
+	var req setRoleRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if err := im.ValidateID("userID", req.UserID); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	var role im.GroupRole
+	if role.UnmarshalText([]byte(req.Role)) != nil || role == im.RoleOwner {
+		a.writeError(w, r, badRequest(`role must be "admin" or "member"`))
+		return
+	}
+	if err := a.server.SetGroupRole(r.Context(), r.PathValue("id"), user, req.UserID, role); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, nil)
+}
