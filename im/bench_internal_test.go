@@ -60,9 +60,45 @@ func BenchmarkDeliver(b *testing.B) {
 				Content: make([]byte, 256), CreatedAt: time.Now()}
 			b.ReportAllocs()
 			b.ResetTimer()
+			op := new(commitOp)
 			for i := 0; i < b.N; i++ {
 				m.Seq = int64(i + 1)
-				s.deliver(m, nil)
+				s.deliver(m, op)
+			}
+			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "pushes/s")
+		})
+	}
+}
+
+// BenchmarkDeliverGroup measures pushing one group message to every member
+// (one session each) but the sender: the cached member set, a hub lookup
+// per member, one marshal.
+func BenchmarkDeliverGroup(b *testing.B) {
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(fmt.Sprintf("members=%d", n), func(b *testing.B) {
+			s := benchServer(b, Config{SendQueue: 1 << 20})
+			members := make([]GroupMember, n)
+			for i := range members {
+				members[i] = GroupMember{UserID: fmt.Sprintf("member-%d", i), Role: RoleMember}
+				sess := &session{srv: s, conn: discardConn{}, user: members[i].UserID, id: fmt.Sprint(i), inflight: make(chan struct{}, 1)}
+				sess.ctx, sess.cancel = context.WithCancel(context.Background())
+				sess.authed.Store(true)
+				s.hub.add(sess, AllowAllDevices, 1)
+				b.Cleanup(func() { sess.close(nil); sess.writer.Wait() })
+			}
+			set := newMemberSet(members)
+			s.groups.mu.Lock()
+			s.groups.put("g", set)
+			s.groups.mu.Unlock()
+			m := Message{ConversationID: GroupConversationID("g"), SenderID: members[0].UserID,
+				ServerID: "0123456789abcdef0123456789abcdef", ClientMsgID: "c1", Type: TextMessage,
+				Content: make([]byte, 256), CreatedAt: time.Now()}
+			op := &commitOp{members: set}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				m.Seq = int64(i + 1)
+				s.deliver(m, op)
 			}
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "pushes/s")
 		})
