@@ -148,37 +148,17 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 
 // PutGroupMembers implements im.GroupStore.
 func (s *Store) PutGroupMembers(ctx context.Context, id string, members []im.GroupMember) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt: put group members: %w", err)
-	}
-	if err := im.ValidateID("group id", id); err != nil {
-		return err
-	}
 	if err := validateMembers("put group members", members); err != nil {
 		return err
 	}
-	if len(members) == 0 {
-		return s.groupExists("put group members", id)
-	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		b, err := openGroupBuckets(tx)
-		if err != nil {
-			return err
-		}
-		g, err := readGroup(b.groups, id)
-		if err != nil {
-			return err
-		}
+	return s.changeMembers(ctx, "put group members", id, len(members), func(b *groupBuckets) (int, error) {
 		added := 0
 		for i := range members {
 			m := members[i]
 			if v := b.members.Get(idKey(id, m.UserID)); v != nil {
 				old, err := decodeGroupMember(m.UserID, v)
 				if err != nil {
-					return fmt.Errorf("member %q: %w", m.UserID, err)
+					return 0, fmt.Errorf("member %q: %w", m.UserID, err)
 				}
 				if old.Role == m.Role {
 					continue
@@ -188,36 +168,49 @@ func (s *Store) PutGroupMembers(ctx context.Context, id string, members []im.Gro
 				added++
 			}
 			if err := b.putMember(id, &m); err != nil {
-				return err
+				return 0, err
 			}
 		}
-		if added == 0 {
-			return nil
-		}
-		g.MemberCount += added
-		return b.groups.Put([]byte(id), appendGroup(nil, &g))
+		return added, nil
 	})
-	if err != nil {
-		return fmt.Errorf("bolt: put group members %q: %w", id, err)
-	}
-	return nil
 }
 
 // RemoveGroupMembers implements im.GroupStore.
 func (s *Store) RemoveGroupMembers(ctx context.Context, id string, userIDs []string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt: remove group members: %w", err)
-	}
-	if err := im.ValidateID("group id", id); err != nil {
-		return err
-	}
 	for _, u := range userIDs {
 		if err := im.ValidateID("member id", u); err != nil {
 			return err
 		}
 	}
-	if len(userIDs) == 0 {
-		return s.groupExists("remove group members", id)
+	return s.changeMembers(ctx, "remove group members", id, len(userIDs), func(b *groupBuckets) (int, error) {
+		removed := 0
+		for _, u := range userIDs {
+			// A user listed twice is not a member the second time.
+			if b.members.Get(idKey(id, u)) == nil {
+				continue
+			}
+			if err := b.deleteMember(id, u); err != nil {
+				return 0, err
+			}
+			removed--
+		}
+		return removed, nil
+	})
+}
+
+// changeMembers runs change, which alters n memberships of group id and
+// returns by how many the member count changes, in one write transaction
+// that also stores the new count. With n == 0 it only checks that the
+// group exists, without a write transaction and its fsync.
+func (s *Store) changeMembers(ctx context.Context, op, id string, n int, change func(b *groupBuckets) (int, error)) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bolt: %s: %w", op, err)
+	}
+	if err := im.ValidateID("group id", id); err != nil {
+		return err
+	}
+	if n == 0 {
+		return s.groupExists(op, id)
 	}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		if err := ctx.Err(); err != nil {
@@ -231,28 +224,18 @@ func (s *Store) RemoveGroupMembers(ctx context.Context, id string, userIDs []str
 		if err != nil {
 			return err
 		}
-		removed := 0
-		for _, u := range userIDs {
-			// A user listed twice is not a member the second time.
-			if b.members.Get(idKey(id, u)) == nil {
-				continue
-			}
-			if err := b.deleteMember(id, u); err != nil {
-				return err
-			}
-			removed++
+		delta, err := change(&b)
+		if err != nil || delta == 0 {
+			return err
 		}
-		if removed == 0 {
-			return nil
+		if g.MemberCount+delta < 0 {
+			return corrupt("group %q: member count %d, but %d members removed", id, g.MemberCount, -delta)
 		}
-		if removed > g.MemberCount {
-			return corrupt("group %q: member count %d, but %d members removed", id, g.MemberCount, removed)
-		}
-		g.MemberCount -= removed
+		g.MemberCount += delta
 		return b.groups.Put([]byte(id), appendGroup(nil, &g))
 	})
 	if err != nil {
-		return fmt.Errorf("bolt: remove group members %q: %w", id, err)
+		return fmt.Errorf("bolt: %s %q: %w", op, id, err)
 	}
 	return nil
 }
