@@ -208,14 +208,14 @@ func TestRawScenario(t *testing.T) {
 func TestFaultyServerFails(t *testing.T) {
 	tests := []struct {
 		name  string
-		fault func(seq int64) (drop, dup bool)
+		fault func(seq int64, to []byte) (drop, dup bool)
 		check func(t *testing.T, rep *Report)
 	}{
-		{"drops", func(seq int64) (bool, bool) { return seq%50 == 7, false }, func(t *testing.T, rep *Report) {
+		{"drops", func(seq int64, _ []byte) (bool, bool) { return seq%50 == 7, false }, func(t *testing.T, rep *Report) {
 			require.Positive(t, rep.Lost)
 			require.Positive(t, rep.Gaps+rep.OutOfOrder+rep.Lost)
 		}},
-		{"duplicates", func(seq int64) (bool, bool) { return false, seq%50 == 7 }, func(t *testing.T, rep *Report) {
+		{"duplicates", func(seq int64, _ []byte) (bool, bool) { return false, seq%50 == 7 }, func(t *testing.T, rep *Report) {
 			require.Positive(t, rep.Duplicated)
 		}},
 	}
@@ -251,7 +251,6 @@ func TestBadFlags(t *testing.T) {
 		{"remote address", []string{"-addr", "10.1.2.3:8082"}, "not a loopback address"},
 		{"remote http", []string{"-http", "http://example.com:8080"}, "not a loopback address"},
 		{"odd conns", []string{"-conns", "3"}, "must be even"},
-		{"group", []string{"-scenario", "group"}, "not implemented"},
 		{"unknown scenario", []string{"-scenario", "nope"}, "-scenario must be"},
 		{"transport", []string{"-transport", "udp"}, "-transport must be"},
 		{"tiny size", []string{"-size", "4"}, "-size"},

@@ -219,22 +219,29 @@ func (l *ledger) verify() verdict {
 			}
 		}
 	}
-	// The conversation's seqs are gap-free: what this run stored must be
-	// one run of consecutive numbers (it may start anywhere, after the
-	// history of earlier runs between the same users).
+	repeats, gaps := seqRun(seqs, unknown)
+	v.SeqErrors += repeats
+	v.Gaps = gaps
+	return v
+}
+
+// seqRun checks that the seqs a run stored in one conversation are one
+// run of consecutive numbers (it may start anywhere, after the history of
+// earlier runs). It returns how many seqs were given twice, and how many
+// are missing between the lowest and the highest, less unknown: the
+// messages that got no answer and no delivery, which may have been stored
+// all the same (they count as unanswered already). seqs is sorted in place.
+func seqRun(seqs []int64, unknown int64) (repeats, gaps int64) {
 	slices.Sort(seqs)
 	for i := 1; i < len(seqs); i++ {
 		switch d := seqs[i] - seqs[i-1]; {
 		case d == 0:
-			v.SeqErrors++
+			repeats++
 		case d > 1:
-			v.Gaps += d - 1
+			gaps += d - 1
 		}
 	}
-	// A hole may be an unanswered message that was stored; those are
-	// counted as Unacked already.
-	v.Gaps = max(0, v.Gaps-unknown)
-	return v
+	return repeats, max(0, gaps-unknown)
 }
 
 // firstSeq returns the lowest seq acknowledged to side from.

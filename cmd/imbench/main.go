@@ -8,6 +8,8 @@
 //	go run ./cmd/imserver -data /tmp/imdata -http 127.0.0.1:8080 -ws 127.0.0.1:8081 -tcp 127.0.0.1:8082 -send-rate -1 &
 //	go run ./cmd/imbench -scenario direct -conns 100 -window 8 -duration 10s -compare-raw -server-pid $!
 //	go run ./cmd/imbench -scenario direct -transport websocket -conns 1000 -rate 20000 -users-file /tmp/imbench-users
+//	go run ./cmd/imbench -scenario group -groups 1 -members 1000 -senders 10 -duration 10s -compare-raw -users-file /tmp/imbench-users
+//	go run ./cmd/imbench -scenario group -groups 10 -members 100 -rate 2000 -users-file /tmp/imbench-users
 //	go run ./cmd/imbench -scenario connect -conns 10000 -data /tmp/imdata -server-pid $!
 //	go run ./cmd/imbench -scenario sync -messages 20000
 //	go run ./cmd/imbench -scenario raw -conns 100   # the machine's limit alone, no server needed
@@ -23,6 +25,22 @@
 //	         delivered/s, and verifies that every acknowledged message was
 //	         delivered exactly once, in seq order, with the acknowledged
 //	         seq, and that the conversation's seqs have no gap.
+//	group    -groups groups of -members members, one connection per
+//	         member (-conns, if given, must be -groups × -members);
+//	         the first -senders members of each group send to it,
+//	         closed-loop with -window unanswered sends per sender, or
+//	         open-loop at -rate messages per second over all senders.
+//	         The groups are created through the HTTP API
+//	         (/api/group/create, by each group's first member) before
+//	         anyone connects. Measures send→ack latency at the sender,
+//	         send→push latency at every recipient, acked/s (messages) and
+//	         delivered/s (deliveries: pushes of the run's messages, about
+//	         members-1 per message), and verifies that every acknowledged
+//	         message reached every member's connection but its sender's
+//	         exactly once, with the acknowledged seq, that each member got
+//	         the group's messages in increasing seq order, and that the
+//	         group's seqs have no gap. Lost and duplicated count
+//	         deliveries.
 //	connect  opens -conns authenticated connections (-dial-parallel at a
 //	         time, or -connect-rate per second), reports the connect+auth
 //	         rate and latency, and the server's memory per connection (growth
@@ -35,25 +53,26 @@
 //	         Reports messages/s and verifies each arrives once, in order.
 //	raw      the direct load against an in-process minimal server (same
 //	         framing; no storage, no checks): the machine's limit. With
-//	         -compare-raw, direct and connect run it after the imserver
-//	         run, with the same parameters, and print imserver's figures as
-//	         ratios to it.
-//
-// The group scenario is not implemented: imserver has no groups yet.
+//	         -compare-raw, direct, group and connect run it after the
+//	         imserver run, with the same parameters, and print imserver's
+//	         figures as ratios to it. For group it is the fan-out probe:
+//	         membership is handed to it before the run, and it pushes each
+//	         message, encoded once, to every other member in seq order.
 //
 // # Users
 //
-// direct and sync need real accounts, since imserver only delivers to users
-// that exist: imbench registers bench-<run>-<i> users through the HTTP API
-// (-http), -register-parallel at a time. The server hashes each password
-// with bcrypt, so a thousand users take minutes on a small machine:
+// direct, group and sync need real accounts, since imserver only delivers
+// to users that exist: imbench registers bench-<run>-<i> users through the
+// HTTP API (-http), -register-parallel at a time. The server hashes each
+// password with bcrypt, so a thousand users take minutes on a small machine:
 // -users-file keeps them for the next run, and with the server's JWT secret
 // (-jwt-secret, IM_JWT_SECRET, or -data to read it from the server's data
 // dir) imbench mints tokens instead of logging in. connect never messages
 // anyone, so with the secret it mints tokens for made-up users and
 // registers nobody; without it, it registers one user per
 // -sessions-per-user connections. -synthetic-users does the same for
-// direct and sync, for a server that does not check that recipients exist.
+// direct, group and sync, for a server that does not check that recipients
+// (and group members) exist.
 //
 // Every connection takes a file descriptor, two when the raw server runs
 // in the same process; imbench refuses a run that would exceed its limit
@@ -65,11 +84,12 @@
 // silences it). At the end a table goes to stdout, or with -json one JSON object
 // (fields in report.go; at least scenario, transport, conns,
 // acked_per_sec, delivered_per_sec, ack_p50_ms, ack_p99_ms,
-// deliver_p99_ms, errors, lost, duplicated, and with -compare-raw
-// raw_per_sec and ratio). Rates and latencies cover the -duration after
-// -warmup; verification covers every message. After sending stops, imbench
-// waits up to -drain for answers still on their way; what is missing then
-// is reported. The exit status is 0 only if nothing was lost, duplicated,
+// deliver_p99_ms, errors, lost, duplicated; groups, members and senders
+// for group; and with -compare-raw raw_per_sec and ratio, of acked/s for
+// direct and of delivered/s for group). Rates and latencies cover the
+// -duration after -warmup; verification covers every message. After
+// sending stops, imbench waits up to -drain for answers still on their way;
+// what is missing then is reported. The exit status is 0 only if nothing was lost, duplicated,
 // misordered or refused and no error occurred; 1 if the run failed its
 // verification; 2 for bad flags or a run that could not start.
 //
@@ -130,6 +150,9 @@ type config struct {
 	MsgAck           bool
 	SessionsPerUser  int
 	SyntheticUsers   bool
+	Groups           int
+	Members          int
+	Senders          int
 }
 
 // Exit statuses.
@@ -152,19 +175,22 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	var c config
 	fs := flag.NewFlagSet("imbench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&c.Scenario, "scenario", "direct", "direct, connect, sync or raw")
+	fs.StringVar(&c.Scenario, "scenario", "direct", "direct, group, connect, sync or raw")
 	fs.StringVar(&c.Transport, "transport", transportTCP, "tcp or websocket")
 	fs.StringVar(&c.Addr, "addr", "", "server address: host:port for tcp (default 127.0.0.1:8082), ws:// URL for websocket (default ws://127.0.0.1:8081/ws)")
 	fs.StringVar(&c.HTTP, "http", "http://127.0.0.1:8080", "base URL of the server's HTTP API, for registering users")
-	fs.IntVar(&c.Conns, "conns", 1000, "connections (direct: an even number, in pairs)")
-	fs.Float64Var(&c.Rate, "rate", 0, "direct: total messages per second, open-loop; 0 is closed-loop at full speed")
-	fs.IntVar(&c.Window, "window", 8, "unanswered sends per connection at most")
+	fs.IntVar(&c.Conns, "conns", 1000, "connections (direct: an even number, in pairs; group: -groups × -members, the default there)")
+	fs.Float64Var(&c.Rate, "rate", 0, "direct, group: total messages per second over all senders, open-loop; 0 is closed-loop at full speed")
+	fs.IntVar(&c.Window, "window", 8, "unanswered sends per sending connection at most")
+	fs.IntVar(&c.Groups, "groups", 1, "group: number of groups")
+	fs.IntVar(&c.Members, "members", 1000, "group: members per group, each on a connection of its own")
+	fs.IntVar(&c.Senders, "senders", 10, "group: members of each group that send (the first ones)")
 	fs.IntVar(&c.Size, "size", 128, "message content size in bytes (at least 8: a timestamp leads it)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "measurement time (connect: how long connections are held)")
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "load before measuring (connect: settling time before memory is read)")
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "longest wait for answers and deliveries after sending stops")
 	fs.IntVar(&c.Messages, "messages", 10000, "sync: messages the receiver catches up on")
-	fs.BoolVar(&c.CompareRaw, "compare-raw", false, "direct, connect: also run the in-process raw server and print ratios to it")
+	fs.BoolVar(&c.CompareRaw, "compare-raw", false, "direct, group, connect: also run the in-process raw server and print ratios to it")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as one JSON object")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines or notes on stderr")
 	fs.DurationVar(&c.Progress, "progress", time.Second, "interval between progress lines")
@@ -179,7 +205,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.Float64Var(&c.ConnectRate, "connect-rate", 0, "connect: connections opened per second; 0 as fast as -dial-parallel allows")
 	fs.IntVar(&c.Sources, "sources", 0, "source addresses 127.0.0.1..127.0.0.N to spread connections over; 0 picks enough for -conns")
 	fs.BoolVar(&c.MsgAck, "msg-ack", true, "answer every delivery with MSG_ACK, as IM-iOS-SDK does")
-	fs.BoolVar(&c.SyntheticUsers, "synthetic-users", false, "direct, sync: mint tokens for made-up users instead of registering (needs the JWT secret, and a server that does not check that recipients exist)")
+	fs.BoolVar(&c.SyntheticUsers, "synthetic-users", false, "direct, group, sync: mint tokens for made-up users instead of registering (needs the JWT secret, and a server that does not check that recipients exist)")
 	fs.IntVar(&c.SessionsPerUser, "sessions-per-user", 10, "connect without a JWT secret: connections per registered user (imserver allows 10)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: imbench [flags]\n\nLoads an imserver on this machine and reports verified throughput and latency.\nSee 'go doc ./cmd/imbench' for the scenarios.\n\n")
@@ -190,6 +216,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if err := c.groupLayout(given); err != nil {
+		return c, err
 	}
 	if c.JWTSecret == "" {
 		c.JWTSecret = getenv("IM_JWT_SECRET")
@@ -207,14 +238,52 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	return c, c.validate()
 }
 
+// maxGroupConns bounds -groups × -members, far beyond what file
+// descriptors allow, so that the product cannot overflow.
+const maxGroupConns = 10_000_000
+
+// groupLayout checks -groups, -members and -senders, which only the group
+// scenario takes, and sets -conns to the connections they make: one per
+// member. -conns given as well must agree.
+func (c *config) groupLayout(given map[string]bool) error {
+	if c.Scenario != "group" {
+		for _, name := range []string{"groups", "members", "senders"} {
+			if given[name] {
+				return fmt.Errorf("-%s applies to -scenario group only", name)
+			}
+		}
+		return nil
+	}
+	var errs []error
+	if c.Groups < 1 || c.Groups > maxGroupConns {
+		errs = append(errs, fmt.Errorf("-groups must be 1 to %d", maxGroupConns))
+	}
+	if c.Members < 2 || c.Members > maxGroupConns {
+		errs = append(errs, fmt.Errorf("-members must be 2 to %d: a message needs someone to reach", maxGroupConns))
+	}
+	if c.Senders < 1 || c.Senders > c.Members {
+		errs = append(errs, errors.New("-senders must be at least 1 and at most -members"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if int64(c.Groups)*int64(c.Members) > maxGroupConns {
+		return fmt.Errorf("-groups × -members must be at most %d connections", maxGroupConns)
+	}
+	n := c.Groups * c.Members
+	if given["conns"] && c.Conns != n {
+		return fmt.Errorf("-conns %d: the group scenario opens one connection per member, -groups × -members = %d; leave -conns out", c.Conns, n)
+	}
+	c.Conns = n
+	return nil
+}
+
 func (c config) validate() error {
 	var errs []error
 	switch c.Scenario {
-	case "direct", "connect", "sync", "raw":
-	case "group":
-		errs = append(errs, errors.New("-scenario group is not implemented: imserver has no groups yet"))
+	case "direct", "group", "connect", "sync", "raw":
 	default:
-		errs = append(errs, fmt.Errorf("-scenario must be direct, connect, sync or raw, not %q", c.Scenario))
+		errs = append(errs, fmt.Errorf("-scenario must be direct, group, connect, sync or raw, not %q", c.Scenario))
 	}
 	if c.Transport != transportTCP && c.Transport != transportWS {
 		errs = append(errs, fmt.Errorf("-transport must be tcp or websocket, not %q", c.Transport))
@@ -244,7 +313,7 @@ func (c config) validate() error {
 		errs = append(errs, errors.New("-messages must be at least 1"))
 	}
 	if c.CompareRaw && c.Scenario == "sync" {
-		errs = append(errs, errors.New("-compare-raw applies to direct and connect: the raw server stores nothing to sync"))
+		errs = append(errs, errors.New("-compare-raw applies to direct, group and connect: the raw server stores nothing to sync"))
 	}
 	if c.RegisterParallel < 1 || c.DialParallel < 1 || c.SessionsPerUser < 1 {
 		errs = append(errs, errors.New("-register-parallel, -dial-parallel and -sessions-per-user must be at least 1"))
@@ -434,7 +503,7 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*Report, error)
 	}
 
 	// withRaw runs fn against a fresh raw server.
-	withRaw := func(fn func(t target) (*Report, error)) (*Report, error) {
+	withRaw := func(fn func(t target, rs *rawServer) (*Report, error)) (*Report, error) {
 		rs, err := startRaw(cfg.Transport)
 		if err != nil {
 			return nil, err
@@ -442,7 +511,7 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*Report, error)
 		defer rs.close()
 		t := target{name: "raw", dialer: newDialer(cfg.Transport, rs.addr(), sources)}
 		defer t.dialer.close()
-		return fn(t)
+		return fn(t, rs)
 	}
 	// accounts returns the users of a scenario that messages them.
 	accounts := func(n int) ([]benchUser, error) {
@@ -462,7 +531,7 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*Report, error)
 
 	switch cfg.Scenario {
 	case "raw":
-		return withRaw(func(t target) (*Report, error) {
+		return withRaw(func(t target, _ *rawServer) (*Report, error) {
 			rep, err := runDirect(ctx, t, fakeUsers(cfg.Conns), runID, lp)
 			if rep != nil {
 				rep.Scenario = "raw"
@@ -478,7 +547,40 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*Report, error)
 		if err != nil || !cfg.CompareRaw {
 			return rep, hintUsers(err, cfg)
 		}
-		rawRep, err := withRaw(func(t target) (*Report, error) { return runDirect(ctx, t, us, runID+"r", lp) })
+		rawRep, err := withRaw(func(t target, _ *rawServer) (*Report, error) { return runDirect(ctx, t, us, runID+"r", lp) })
+		if err != nil {
+			return rep, err
+		}
+		rep.compare(rawRep)
+		return rep, nil
+	case "group":
+		shape := groupShape{groups: cfg.Groups, members: cfg.Members, senders: cfg.Senders}
+		us, err := accounts(shape.conns())
+		if err != nil {
+			return nil, err
+		}
+		groups, err := splitGroups(us, shape)
+		if err != nil {
+			return nil, err
+		}
+		logf("creating %d group(s) of %d members through %s", shape.groups, shape.members, cfg.HTTP)
+		if err := users.createGroups(ctx, groups, cfg.RegisterParallel); err != nil {
+			return nil, err
+		}
+		rep, err := runGroup(ctx, server, groups, shape, runID, lp)
+		if err != nil || !cfg.CompareRaw {
+			return rep, hintUsers(err, cfg)
+		}
+		rawRep, err := withRaw(func(t target, rs *rawServer) (*Report, error) {
+			for _, g := range groups {
+				ids := make([]string, len(g.members))
+				for i, u := range g.members {
+					ids[i] = u.UserID
+				}
+				rs.setGroup(g.id, ids)
+			}
+			return runGroup(ctx, t, groups, shape, runID+"r", lp)
+		})
 		if err != nil {
 			return rep, err
 		}
@@ -498,7 +600,7 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*Report, error)
 		if err != nil || !cfg.CompareRaw {
 			return rep, hintUsers(err, cfg)
 		}
-		rawRep, err := withRaw(func(t target) (*Report, error) { return runConnect(ctx, t, us, cp) })
+		rawRep, err := withRaw(func(t target, _ *rawServer) (*Report, error) { return runConnect(ctx, t, us, cp) })
 		if err != nil {
 			return rep, err
 		}

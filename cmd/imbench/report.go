@@ -66,12 +66,20 @@ type Report struct {
 	ServerRSSPerConnBytes *float64 `json:"server_rss_per_conn_bytes,omitempty"`
 	ClientRSSPerConnBytes *float64 `json:"client_rss_per_conn_bytes,omitempty"`
 
+	// group scenario: Conns is Groups × Members; Senders is per group.
+	// Delivered counts deliveries (a message reaches Members-1
+	// connections); Lost and Duplicated count deliveries too.
+	Groups  int `json:"groups,omitempty"`
+	Members int `json:"members,omitempty"`
+	Senders int `json:"senders,omitempty"`
+
 	// sync scenario.
 	SyncMessages int64   `json:"sync_messages,omitempty"`
 	SyncPerSec   float64 `json:"sync_per_sec,omitempty"`
 	SyncRequests int64   `json:"sync_requests,omitempty"`
 
 	// -compare-raw: the same load against the in-process raw server.
+	// RawPerSec is its headline rate (headline), Ratio imserver's over it.
 	RawPerSec *float64 `json:"raw_per_sec,omitempty"`
 	Ratio     *float64 `json:"ratio,omitempty"`
 	Raw       *Report  `json:"raw,omitempty"`
@@ -119,13 +127,16 @@ func (r *Report) compare(raw *Report) {
 	r.OK = r.OK && raw.OK
 }
 
-// headline is the rate a scenario is judged by.
+// headline is the rate a scenario is judged by: acked/s for direct,
+// deliveries/s for group.
 func (r *Report) headline() float64 {
 	switch r.Scenario {
 	case "connect":
 		return r.ConnectPerSec
 	case "sync":
 		return r.SyncPerSec
+	case "group":
+		return r.DeliveredPerSec
 	}
 	return r.AckedPerSec
 }
@@ -187,9 +198,13 @@ func rowsFor(scenario string) []row {
 			{"ack p99 ms", func(r *Report) string { return f2(r.AckP99Ms) }, nil},
 		}
 	default:
-		rows = []row{
-			{"acked/s", func(r *Report) string { return f0(r.AckedPerSec) }, func(r *Report) float64 { return r.AckedPerSec }},
-			{"delivered/s", func(r *Report) string { return f0(r.DeliveredPerSec) }, func(r *Report) float64 { return r.DeliveredPerSec }},
+		acked := row{"acked/s", func(r *Report) string { return f0(r.AckedPerSec) }, func(r *Report) float64 { return r.AckedPerSec }}
+		delivered := row{"delivered/s", func(r *Report) string { return f0(r.DeliveredPerSec) }, func(r *Report) float64 { return r.DeliveredPerSec }}
+		rows = []row{acked, delivered}
+		if scenario == "group" {
+			rows = []row{delivered, acked}
+		}
+		rows = append(rows, []row{
 			{"ack p50 ms", func(r *Report) string { return f2(r.AckP50Ms) }, nil},
 			{"ack p90 ms", func(r *Report) string { return f2(r.AckP90Ms) }, nil},
 			{"ack p99 ms", func(r *Report) string { return f2(r.AckP99Ms) }, nil},
@@ -199,7 +214,7 @@ func rowsFor(scenario string) []row {
 			{"deliver p99 ms", func(r *Report) string { return f2(r.DeliverP99Ms) }, nil},
 			{"deliver max ms", func(r *Report) string { return f2(r.DeliverMaxMs) }, nil},
 			{"messages (all)", func(r *Report) string { return i0(r.TotalSent) }, nil},
-		}
+		}...)
 	}
 	rows = append(rows,
 		row{"errors", func(r *Report) string { return i0(r.Errors) }, nil},
@@ -228,7 +243,15 @@ func writeTable(w io.Writer, r *Report) error {
 		mode = fmt.Sprintf("open-loop at %.0f msg/s", r.Rate)
 	}
 	head := fmt.Sprintf("imbench %s over %s: %d connections", r.Scenario, r.Transport, r.Conns)
-	if r.Scenario == "direct" || r.Scenario == "raw" {
+	if r.Scenario == "group" {
+		groups := fmt.Sprintf("%d groups", r.Groups)
+		if r.Groups == 1 {
+			groups = "1 group"
+		}
+		head = fmt.Sprintf("imbench group over %s: %s of %d members, %d sending in each (%d connections)", r.Transport, groups, r.Members, r.Senders, r.Conns)
+	}
+	switch r.Scenario {
+	case "direct", "raw", "group":
 		head += fmt.Sprintf(", window %d, %s, %d-byte messages", r.Window, mode, r.Size)
 	}
 	head += fmt.Sprintf(", %s measured", (time.Duration(r.DurationSec * float64(time.Second))).Round(time.Millisecond))
@@ -288,8 +311,11 @@ func writeTable(w io.Writer, r *Report) error {
 		fmt.Fprintln(w, "(the raw server runs inside imbench: its CPU time is in imbench's)")
 	}
 	verdict := "PASS: every acknowledged message was delivered exactly once, in order"
-	if r.Scenario == "connect" {
+	switch r.Scenario {
+	case "connect":
 		verdict = "PASS: every connection authenticated and stayed up"
+	case "group":
+		verdict = "PASS: every acknowledged message reached every other member exactly once, in order"
 	}
 	if !r.OK {
 		verdict = "FAIL: errors, lost, duplicated or misordered messages (see above)"

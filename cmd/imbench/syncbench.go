@@ -25,10 +25,9 @@ func runSync(ctx context.Context, t target, users []benchUser, runID string, k i
 		return nil, fmt.Errorf("sync needs 2 users and at least 1 message")
 	}
 	sender, receiver := users[0], users[1]
-	r := &directRun{p: p, stats: newRunStats(), prefix: []byte(runID + "-"), stop: make(chan struct{})}
+	r := newLoadRun(p, runID)
 	r.p.conns = 1
 	l := new(ledger)
-	r.ledgers = []*ledger{l}
 
 	// Fill: the sender stores K messages, closed-loop, while the receiver
 	// is offline.
@@ -37,9 +36,9 @@ func runSync(ctx context.Context, t target, users []benchUser, runID string, k i
 		return nil, fmt.Errorf("sender: %w", err)
 	}
 	conv := im.SingleConversationID(sender.UserID, receiver.UserID)
-	d := r.newConn(conns[0], 0, l, receiver.UserID, []byte(conv))
+	d := r.newConn(conns[0], pairEnd{l, 0}, 0, []byte(conv), []byte(receiver.UserID), nil)
 	d.limit = k
-	r.conns = []*directConn{d}
+	r.conns, r.nsend = []*loadConn{d}, 1
 	var readers, workers sync.WaitGroup
 	d.serve(&readers, d.handle, func(error) { r.stats.errs.add("connection lost") })
 	p.logf("%s: storing %d messages for an offline receiver", t.name, k)
@@ -67,9 +66,7 @@ func runSync(ctx context.Context, t target, users []benchUser, runID string, k i
 	}
 	base, ok := l.firstSeq(0)
 	if !ok {
-		rep := r.report(t, fill, usage{}, usage{})
-		rep.Scenario = "sync"
-		return rep, fmt.Errorf("no message was acknowledged")
+		return r.report("sync", t, measurement{elapsed: fill}, l.verify()), fmt.Errorf("no message was acknowledged")
 	}
 
 	// Catch up: the receiver connects and pulls everything after base-1,
@@ -127,8 +124,7 @@ func runSync(ctx context.Context, t target, users []benchUser, runID string, k i
 	elapsed := time.Since(syncStart)
 	after := sampleUsage(t.serverPID)
 
-	rep := r.report(t, fill, before, after)
-	rep.Scenario = "sync"
+	rep := r.report("sync", t, measurement{elapsed: fill, before: before, after: after}, l.verify())
 	rep.Conns = 1
 	rep.DurationSec = elapsed.Seconds()
 	rep.SyncMessages = got

@@ -30,7 +30,8 @@ type benchUser struct {
 // userSource makes the users a scenario needs: registered through the HTTP
 // API (bcrypt on the server: slow, so in parallel and cached in a file), or,
 // for scenarios that never message anyone, synthetic ids with tokens minted
-// from the server's JWT secret.
+// from the server's JWT secret. It also creates the group scenario's
+// groups (createGroups, in group.go).
 type userSource struct {
 	httpBase string
 	runID    string
@@ -141,7 +142,7 @@ func (s *userSource) register(ctx context.Context, username string) (benchUser, 
 	var reg struct {
 		UserID string `json:"userID"`
 	}
-	if err := s.call(ctx, "/api/auth/register", map[string]string{"username": u.Username, "password": u.Password, "nickname": u.Username}, &reg); err != nil {
+	if err := s.call(ctx, "/api/auth/register", "", map[string]string{"username": u.Username, "password": u.Password, "nickname": u.Username}, &reg); err != nil {
 		return u, fmt.Errorf("register %s: %w", username, err)
 	}
 	u.UserID = reg.UserID
@@ -167,15 +168,16 @@ func (s *userSource) refresh(ctx context.Context, u benchUser) (benchUser, error
 		UserID    string `json:"userID"`
 		ExpiresAt int64  `json:"expiresAt"`
 	}
-	if err := s.call(ctx, "/api/auth/login", map[string]string{"username": u.Username, "password": u.Password, "platform": "imbench"}, &login); err != nil {
+	if err := s.call(ctx, "/api/auth/login", "", map[string]string{"username": u.Username, "password": u.Password, "platform": "imbench"}, &login); err != nil {
 		return u, fmt.Errorf("login %s: %w", u.Username, err)
 	}
 	u.Token, u.UserID, u.Expires = login.Token, login.UserID, time.UnixMilli(login.ExpiresAt)
 	return u, nil
 }
 
-// call posts a JSON body to the HTTP API and decodes the envelope's data.
-func (s *userSource) call(ctx context.Context, path string, body, data any) error {
+// call posts a JSON body to the HTTP API, as the user token is for unless
+// it is empty, and decodes the envelope's data.
+func (s *userSource) call(ctx context.Context, path, token string, body, data any) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
@@ -187,6 +189,9 @@ func (s *userSource) call(ctx context.Context, path string, body, data any) erro
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	rsp, err := s.client.Do(req)
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ const (
 	fMsgConvID      = 3
 	fMsgSenderID    = 4
 	fMsgReceiverID  = 5
+	fMsgGroupID     = 6
 	fMsgType        = 7
 	fMsgContent     = 8
 	fMsgSendTime    = 9
@@ -43,6 +44,12 @@ const (
 	fEnvTimestamp   = 4
 )
 
+// MessageInfo.conversation_type values.
+const (
+	convTypeSingle = 1
+	convTypeGroup  = 2
+)
+
 var errBadWire = errors.New("imbench: malformed protobuf")
 
 // outMsg is the part of a MessageInfo imbench sends or relays.
@@ -52,6 +59,7 @@ type outMsg struct {
 	convID      []byte
 	senderID    []byte
 	receiverID  []byte
+	groupID     []byte // set for a group conversation
 	content     []byte
 	sendTime    int64 // ms
 	serverTime  int64 // ms
@@ -92,29 +100,40 @@ func messageInfoSize(m *outMsg) int {
 	str(fMsgConvID, m.convID)
 	str(fMsgSenderID, m.senderID)
 	str(fMsgReceiverID, m.receiverID)
+	str(fMsgGroupID, m.groupID)
 	vi(fMsgType, 1)
 	str(fMsgContent, m.content)
 	vi(fMsgSendTime, uint64(m.sendTime))
 	vi(fMsgServerTime, uint64(m.serverTime))
 	vi(fMsgSeq, uint64(m.seq))
-	vi(fMsgConvType, 1)
+	vi(fMsgConvType, m.convType())
 	return n
 }
 
+// convType is m's conversation_type: group when it names a group, else
+// one-to-one.
+func (m *outMsg) convType() uint64 {
+	if len(m.groupID) > 0 {
+		return convTypeGroup
+	}
+	return convTypeSingle
+}
+
 // appendMessageInfo appends m as a text message of a one-to-one
-// conversation.
+// conversation, or of a group when m.groupID is set.
 func appendMessageInfo(b []byte, m *outMsg) []byte {
 	b = appendBytes(b, fMsgServerID, m.serverMsgID)
 	b = appendBytes(b, fMsgClientID, m.clientMsgID)
 	b = appendBytes(b, fMsgConvID, m.convID)
 	b = appendBytes(b, fMsgSenderID, m.senderID)
 	b = appendBytes(b, fMsgReceiverID, m.receiverID)
+	b = appendBytes(b, fMsgGroupID, m.groupID)
 	b = appendVarint(b, fMsgType, 1) // text
 	b = appendBytes(b, fMsgContent, m.content)
 	b = appendVarint(b, fMsgSendTime, uint64(m.sendTime))
 	b = appendVarint(b, fMsgServerTime, uint64(m.serverTime))
 	b = appendVarint(b, fMsgSeq, uint64(m.seq))
-	b = appendVarint(b, fMsgConvType, 1) // single
+	b = appendVarint(b, fMsgConvType, m.convType())
 	return b
 }
 
@@ -134,8 +153,10 @@ type inMsg struct {
 	convID      []byte
 	senderID    []byte
 	receiverID  []byte
+	groupID     []byte
 	content     []byte
 	seq         int64
+	convType    int32
 }
 
 // parseMessageInfo decodes the fields of a MessageInfo that imbench uses.
@@ -153,10 +174,14 @@ func parseMessageInfo(b []byte, m *inMsg) error {
 			m.senderID = p
 		case num == fMsgReceiverID && typ == protowire.BytesType:
 			m.receiverID = p
+		case num == fMsgGroupID && typ == protowire.BytesType:
+			m.groupID = p
 		case num == fMsgContent && typ == protowire.BytesType:
 			m.content = p
 		case num == fMsgSeq && typ == protowire.VarintType:
 			m.seq = int64(v)
+		case num == fMsgConvType && typ == protowire.VarintType:
+			m.convType = int32(v)
 		}
 	})
 }

@@ -49,6 +49,31 @@ func TestAppendWrappedDecodesWithGeneratedCode(t *testing.T) {
 	require.Equal(t, proto.Size(&imv1.MessageInfo{MessageType: 1, ConversationType: 1}), messageInfoSize(empty))
 }
 
+// A group message carries its group_id and conversation_type 2, both
+// ways.
+func TestGroupMessageBothWays(t *testing.T) {
+	m := sampleOut()
+	m.convID, m.receiverID, m.groupID = []byte("group_g1"), nil, []byte("g1")
+	var push imv1.PushMessage
+	require.NoError(t, proto.Unmarshal(appendWrapped(nil, m), &push))
+	got := push.GetMessage()
+	require.Equal(t, "group_g1", got.ConversationId)
+	require.Equal(t, "g1", got.GroupId)
+	require.Empty(t, got.ReceiverId)
+	require.EqualValues(t, convTypeGroup, got.ConversationType)
+	require.Equal(t, proto.Size(got), messageInfoSize(m))
+
+	body, err := proto.Marshal(&imv1.PushMessage{Message: &imv1.MessageInfo{
+		ClientMsgId: "x-1", ConversationId: "group_g2", GroupId: "g2", Seq: 4, ConversationType: convTypeGroup,
+	}})
+	require.NoError(t, err)
+	var in inMsg
+	require.NoError(t, eachMessage(imv1.CommandType_CMD_PUSH_MSG, body, func(info []byte) error { return parseMessageInfo(info, &in) }))
+	require.Equal(t, "g2", string(in.groupID))
+	require.EqualValues(t, convTypeGroup, in.convType)
+	require.EqualValues(t, 4, in.seq)
+}
+
 // The hand decoder must read what the generated code encodes.
 func TestParseMessagesFromGeneratedCode(t *testing.T) {
 	mi := func(id string, seq int64) *imv1.MessageInfo {
