@@ -46,7 +46,9 @@ type Config struct {
 	// WebSocket ping) arrived for this long. Default 90 s; clients
 	// heartbeat every 30 s.
 	IdleTimeout time.Duration
-	// WriteTimeout bounds one write to a connection. Default 10 s.
+	// WriteTimeout bounds one write to a connection: a write is given at
+	// least nine tenths of it (the deadline is renewed only that often,
+	// which saves setting one up per write). Default 10 s.
 	WriteTimeout time.Duration
 	// SendQueue is how many frames may wait to be written to one connection.
 	// A connection whose queue is full is closed: it resyncs when it comes

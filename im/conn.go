@@ -34,7 +34,9 @@ type Conn interface {
 
 	// WriteFrames writes frames in order and flushes them. Calls never
 	// overlap each other but may overlap ReadFrame. ctx carries the write
-	// deadline.
+	// deadline; the Server passes the same ctx to many calls, and its
+	// deadline passing or its cancellation between calls must leave the
+	// connection as it is.
 	WriteFrames(ctx context.Context, frames []Frame) error
 
 	// Close closes the connection, unblocking ReadFrame and WriteFrames. It

@@ -151,6 +151,9 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 		s.handle(sess, f)
 	}
 	sess.writer.Wait()
+	if sess.wcancel != nil {
+		sess.wcancel()
+	}
 
 	s.mu.Lock()
 	delete(s.sessions, sess)

@@ -61,6 +61,16 @@ type conn struct {
 	watched   context.Context
 	stopWatch func() bool
 
+	// written is the ctx WriteFrames last saw, stopWrite its hook, which
+	// closes the connection when ctx is cancelled during a write
+	// (writing). The core reuses one ctx for many writes, so the deadline
+	// and the hook are set up once per ctx. Only the writer touches written
+	// and stopWrite: WriteFrames calls never overlap.
+	written   context.Context
+	stopWrite func() bool
+	writeGen  uint64        // counts the ctxs WriteFrames has seen
+	writing   atomic.Uint64 // the writeGen of the write in progress; 0 between writes
+
 	closing   atomic.Bool // Close was called
 	closeOnce sync.Once
 	hardOnce  sync.Once
@@ -138,27 +148,40 @@ func (c *conn) readFrame() (im.Frame, error) {
 // context.DeadlineExceeded). Any error closes the connection, since a frame
 // may have been cut short.
 func (c *conn) WriteFrames(ctx context.Context, frames []im.Frame) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	if c.closing.Load() {
 		return errClosed
 	}
-	deadline, _ := ctx.Deadline() // the zero time clears an earlier deadline
-	if err := c.nc.SetWriteDeadline(deadline); err != nil {
-		_ = c.hardClose()
+	if ctx != c.written {
+		deadline, _ := ctx.Deadline() // the zero time clears an earlier deadline
+		if err := c.nc.SetWriteDeadline(deadline); err != nil {
+			_ = c.hardClose()
+			return err
+		}
+		if c.stopWrite != nil {
+			c.stopWrite()
+		}
+		// The deadline already bounds the write; only a cancellation needs
+		// the connection closed under the writer's feet. Between writes
+		// there is nothing to cut short, and a session that ends closes
+		// its connection gracefully by itself.
+		c.writeGen++
+		gen := c.writeGen
+		c.stopWrite = context.AfterFunc(ctx, func() {
+			if c.writing.Load() == gen && errors.Is(ctx.Err(), context.Canceled) {
+				_ = c.hardClose()
+			}
+		})
+		c.written = ctx
+	}
+	// Marked after the hook is set and before ctx is checked again: ctx
+	// ending from here on finds this write in progress, or else the check
+	// finds it ended. A hook of an earlier ctx never matches.
+	c.writing.Store(c.writeGen)
+	defer c.writing.Store(0)
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// The deadline already bounds the write; only a cancellation needs the
-	// connection closed under the writer's feet.
-	stop := context.AfterFunc(ctx, func() {
-		if errors.Is(ctx.Err(), context.Canceled) {
-			_ = c.hardClose()
-		}
-	})
-	err := c.writeFrames(frames)
-	stop()
-	if err != nil {
+	if err := c.writeFrames(frames); err != nil {
 		_ = c.hardClose()
 		if cerr := ctx.Err(); cerr != nil {
 			return cerr

@@ -547,3 +547,33 @@ func TestCloseUnblocksReadAndWrite(t *testing.T) {
 		require.False(t, errors.Is(err, context.DeadlineExceeded), "unblocked by Close, not by a timeout: %v", err)
 	}
 }
+
+// The core reuses one ctx for many writes: its deadline passing, or its
+// cancellation, between writes must not touch the connection.
+func TestConnWriteCtxEndingBetweenWrites(t *testing.T) {
+	done := make(chan error, 1)
+	s := newServer(func(ctx context.Context, c im.Conn, _ im.ConnInfo) error {
+		short, cancelShort := context.WithTimeout(ctx, 30*time.Millisecond)
+		defer cancelShort()
+		cancelled, cancel := context.WithCancel(ctx)
+		err := errors.Join(
+			c.WriteFrames(short, []im.Frame{{Command: 202, Sequence: 1}}),
+			c.WriteFrames(short, []im.Frame{{Command: 202, Sequence: 2}}),
+			c.WriteFrames(cancelled, []im.Frame{{Command: 202, Sequence: 3}}),
+		)
+		cancel()
+		time.Sleep(60 * time.Millisecond) // both hooks have run by now
+		err = errors.Join(err, c.WriteFrames(ctx, []im.Frame{{Command: 202, Sequence: 4}}))
+		done <- err
+		<-ctx.Done()
+		return err
+	}, Options{})
+	addr, _ := startServer(t, s)
+	c := dial(t, addr)
+	require.NoError(t, <-done)
+	for seq := uint32(1); seq <= 4; seq++ {
+		f, err := ReadFrame(c, 0)
+		require.NoError(t, err)
+		require.Equal(t, seq, f.Sequence)
+	}
+}

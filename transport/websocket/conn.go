@@ -45,6 +45,16 @@ type conn struct {
 	watched   context.Context
 	stopWatch func() bool
 
+	// written is the ctx WriteFrames last saw, stopWrite its hook, which
+	// aborts the connection when ctx ends during a write (writing). The
+	// core reuses one ctx for many writes, so the hook is set up once per
+	// ctx. Only the writer touches written and stopWrite: WriteFrames calls
+	// never overlap.
+	written   context.Context
+	stopWrite func() bool
+	writeGen  uint64        // counts the ctxs WriteFrames has seen
+	writing   atomic.Uint64 // the writeGen of the write in progress; 0 between writes
+
 	closeOnce sync.Once
 	closing   sync.WaitGroup // the close handshake's goroutine
 }
@@ -158,15 +168,34 @@ func (c *conn) readErr(ctx context.Context, err error) error {
 // or the write fails, the connection is dropped, because a message may have
 // been cut short.
 func (c *conn) WriteFrames(ctx context.Context, frames []im.Frame) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
 	// coder/websocket only frames the messages into the batch; the writes
 	// to the socket, which are what can block, are wireConn's. One hook on
 	// ctx bounds them all, where coder/websocket would set one up per
 	// message.
-	stop := context.AfterFunc(ctx, c.abort)
-	defer stop()
+	if ctx != c.written {
+		if c.stopWrite != nil {
+			c.stopWrite()
+		}
+		c.writeGen++
+		gen := c.writeGen
+		c.stopWrite = context.AfterFunc(ctx, func() {
+			// ctx outlives the writes it was made for: between them
+			// there is nothing to cut short, and a session that ends
+			// closes its connection gracefully by itself.
+			if c.writing.Load() == gen {
+				c.abort()
+			}
+		})
+		c.written = ctx
+	}
+	// Marked after the hook is set and before ctx is checked again: ctx
+	// ending from here on finds this write in progress, or else the check
+	// finds it ended. A hook of an earlier ctx never matches.
+	c.writing.Store(c.writeGen)
+	defer c.writing.Store(0)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	c.wire.startBatch()
 	err := c.writeFrames(frames)
 	// Even after an error the batch holds whole frames, unless the socket

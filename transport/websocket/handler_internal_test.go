@@ -464,6 +464,37 @@ func TestWriteAfterCancel(t *testing.T) {
 	require.NoError(t, c.Close(cws.StatusNormalClosure, ""))
 }
 
+// The core reuses one ctx for many writes: its deadline passing, or its
+// cancellation, between writes must not touch the connection.
+func TestWriteCtxEndingBetweenWrites(t *testing.T) {
+	done := make(chan error, 1)
+	h := newHandler(func(ctx context.Context, c im.Conn, _ im.ConnInfo) error {
+		defer c.Close()
+		short, cancelShort := context.WithTimeout(ctx, 30*time.Millisecond)
+		defer cancelShort()
+		cancelled, cancel := context.WithCancel(ctx)
+		err := errors.Join(
+			c.WriteFrames(short, []im.Frame{{Command: 5, Sequence: 1}}),
+			c.WriteFrames(short, []im.Frame{{Command: 5, Sequence: 2}}),
+			c.WriteFrames(cancelled, []im.Frame{{Command: 5, Sequence: 3}}),
+		)
+		cancel()
+		time.Sleep(60 * time.Millisecond) // both hooks have run by now
+		err = errors.Join(err, c.WriteFrames(ctx, []im.Frame{{Command: 5, Sequence: 4}}))
+		done <- err
+		_, err = c.ReadFrame(ctx)
+		return err
+	}, newFakeCore().authenticate, Options{})
+	ts := httptest.NewServer(h)
+	defer ts.Close()
+	c := dial(t, wsURL(ts, ""), nil)
+	require.NoError(t, <-done)
+	for seq := uint32(1); seq <= 4; seq++ {
+		require.Equal(t, seq, readEnvelope(t, c).Sequence)
+	}
+	require.NoError(t, c.Close(cws.StatusNormalClosure, ""))
+}
+
 type ctxKey struct{}
 
 func TestSessionOutlivesServeHTTP(t *testing.T) {
