@@ -15,24 +15,18 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// refCRC is a table-driven CRC-16/CCITT-FALSE written independently of the
-// package's bitwise one, to build headers the codec has not produced.
+// refCRC is a bitwise CRC-16/CCITT-FALSE, written independently of the
+// package's table-driven one, to build headers the codec has not produced.
 func refCRC(p []byte) uint16 {
-	var table [256]uint16
-	for i := range table {
-		v := uint16(i) << 8
-		for range 8 {
-			if v&0x8000 != 0 {
-				v = v<<1 ^ 0x1021
-			} else {
-				v <<= 1
-			}
-		}
-		table[i] = v
-	}
 	crc := uint16(0xFFFF)
 	for _, b := range p {
-		crc = crc<<8 ^ table[byte(crc>>8)^b]
+		for i := 7; i >= 0; i-- {
+			bit := (crc>>15)&1 ^ uint16(b>>i)&1
+			crc <<= 1
+			if bit != 0 {
+				crc ^= 0x1021
+			}
+		}
 	}
 	return crc
 }
