@@ -151,9 +151,7 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 		s.handle(sess, f)
 	}
 	sess.writer.Wait()
-	if sess.wcancel != nil {
-		sess.wcancel()
-	}
+	sess.releaseWriteCtx()
 
 	s.mu.Lock()
 	delete(s.sessions, sess)

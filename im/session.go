@@ -67,13 +67,16 @@ type session struct {
 	closeErr error
 	writer   sync.WaitGroup
 
-	// The write context and its deadline, reused across batches: setting
-	// up a deadline (a timer, a child context, and the transport's hooks)
-	// per batch cost a tenth of the server's CPU under load. Only the
-	// writer goroutine touches them; writers of a session never overlap.
+	// A busy session's write context and its deadline, reused across
+	// batches: setting up a deadline (a timer, a child context, and the
+	// transport's hooks) per batch cost a tenth of the server's CPU under
+	// load. A quiet session keeps none, so an idle connection costs no
+	// memory for it. Only the writer goroutine touches these; writers of a
+	// session never overlap.
 	wctx      context.Context
 	wcancel   context.CancelFunc
 	wdeadline time.Time
+	lastWrite time.Time
 }
 
 func (s *session) info() SessionInfo {
@@ -136,7 +139,9 @@ func (s *session) writeLoop() {
 		batch, s.queue, s.spare = s.queue, s.spare, nil
 		s.mu.Unlock()
 
-		err := s.conn.WriteFrames(s.writeCtx(time.Now()), batch)
+		ctx, done := s.writeCtx(time.Now())
+		err := s.conn.WriteFrames(ctx, batch)
+		done()
 		s.srv.stats.framesOut.Add(uint64(len(batch)))
 		if err != nil {
 			s.close(err)
@@ -145,20 +150,37 @@ func (s *session) writeLoop() {
 	}
 }
 
-// writeCtx returns the context for a write starting at now. Its deadline
-// is renewed once less than nine tenths of WriteTimeout is left, so a write
-// is given between 90% and all of WriteTimeout.
-func (s *session) writeCtx(now time.Time) context.Context {
+// writeCtx returns the context for a write starting at now, and what to
+// call once the write is over. A session that wrote less than a second ago
+// reuses one context, whose deadline is renewed once less than nine tenths
+// of WriteTimeout is left (so a write is given between 90% and all of it);
+// any other write gets a context of its own.
+func (s *session) writeCtx(now time.Time) (context.Context, func()) {
 	timeout := s.srv.cfg.WriteTimeout
+	busy := !s.lastWrite.IsZero() && now.Sub(s.lastWrite) < time.Second
+	s.lastWrite = now
+	if !busy {
+		s.releaseWriteCtx()
+		ctx, cancel := context.WithDeadline(s.ctx, now.Add(timeout))
+		return ctx, cancel
+	}
 	if s.wctx == nil || s.wdeadline.Sub(now) < timeout-timeout/10 {
-		if s.wcancel != nil {
-			s.wcancel()
-		}
+		s.releaseWriteCtx()
 		s.wdeadline = now.Add(timeout)
 		s.wctx, s.wcancel = context.WithDeadline(s.ctx, s.wdeadline)
 	}
-	return s.wctx
+	return s.wctx, nop
 }
+
+// releaseWriteCtx lets go of the reused write context, if any.
+func (s *session) releaseWriteCtx() {
+	if s.wcancel != nil {
+		s.wcancel()
+		s.wctx, s.wcancel = nil, nil
+	}
+}
+
+func nop() {}
 
 // closeAfterFlush closes the session once everything queued so far is
 // written; nothing queued later is sent.

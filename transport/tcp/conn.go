@@ -61,11 +61,13 @@ type conn struct {
 	watched   context.Context
 	stopWatch func() bool
 
-	// written is the ctx WriteFrames last saw, stopWrite its hook, which
-	// closes the connection when ctx is cancelled during a write
-	// (writing). The core reuses one ctx for many writes, so the deadline
-	// and the hook are set up once per ctx. Only the writer touches written
-	// and stopWrite: WriteFrames calls never overlap.
+	// written is the ctx WriteFrames last saw, stopWrite its hook. The core
+	// reuses one ctx for many writes, so the deadline and the hook are set
+	// up once per ctx. The hook closes the connection when ctx is cancelled
+	// during a write (writing), and forgets ctx once it has ended, so that
+	// no context is held between bursts of writes. wmu guards the three:
+	// the writer sets them, the hook clears them.
+	wmu       sync.Mutex
 	written   context.Context
 	stopWrite func() bool
 	writeGen  uint64        // counts the ctxs WriteFrames has seen
@@ -151,32 +153,28 @@ func (c *conn) WriteFrames(ctx context.Context, frames []im.Frame) error {
 	if c.closing.Load() {
 		return errClosed
 	}
+	c.wmu.Lock()
 	if ctx != c.written {
 		deadline, _ := ctx.Deadline() // the zero time clears an earlier deadline
 		if err := c.nc.SetWriteDeadline(deadline); err != nil {
+			c.wmu.Unlock()
 			_ = c.hardClose()
 			return err
 		}
 		if c.stopWrite != nil {
 			c.stopWrite()
 		}
-		// The deadline already bounds the write; only a cancellation needs
-		// the connection closed under the writer's feet. Between writes
-		// there is nothing to cut short, and a session that ends closes
-		// its connection gracefully by itself.
 		c.writeGen++
 		gen := c.writeGen
-		c.stopWrite = context.AfterFunc(ctx, func() {
-			if c.writing.Load() == gen && errors.Is(ctx.Err(), context.Canceled) {
-				_ = c.hardClose()
-			}
-		})
+		c.stopWrite = context.AfterFunc(ctx, func() { c.writeCtxEnded(ctx, gen) })
 		c.written = ctx
 	}
+	gen := c.writeGen
+	c.wmu.Unlock()
 	// Marked after the hook is set and before ctx is checked again: ctx
 	// ending from here on finds this write in progress, or else the check
 	// finds it ended. A hook of an earlier ctx never matches.
-	c.writing.Store(c.writeGen)
+	c.writing.Store(gen)
 	defer c.writing.Store(0)
 	if err := ctx.Err(); err != nil {
 		return err
@@ -196,6 +194,21 @@ func (c *conn) WriteFrames(ctx context.Context, frames []im.Frame) error {
 		return err
 	}
 	return nil
+}
+
+// writeCtxEnded is the hook of write ctx number gen. The deadline already
+// bounds a write; only a cancellation needs the connection closed under the
+// writer's feet. Between writes there is nothing to cut short, and a session
+// that ends closes its connection gracefully by itself.
+func (c *conn) writeCtxEnded(ctx context.Context, gen uint64) {
+	if c.writing.Load() == gen && errors.Is(ctx.Err(), context.Canceled) {
+		_ = c.hardClose()
+	}
+	c.wmu.Lock()
+	if c.writeGen == gen {
+		c.written, c.stopWrite = nil, nil
+	}
+	c.wmu.Unlock()
 }
 
 func (c *conn) writeFrames(frames []im.Frame) error {

@@ -45,11 +45,13 @@ type conn struct {
 	watched   context.Context
 	stopWatch func() bool
 
-	// written is the ctx WriteFrames last saw, stopWrite its hook, which
-	// aborts the connection when ctx ends during a write (writing). The
-	// core reuses one ctx for many writes, so the hook is set up once per
-	// ctx. Only the writer touches written and stopWrite: WriteFrames calls
-	// never overlap.
+	// written is the ctx WriteFrames last saw, stopWrite its hook. The core
+	// reuses one ctx for many writes, so the hook is set up once per ctx.
+	// It aborts the connection when ctx ends during a write (writing), and
+	// forgets ctx once it has ended, so that no context is held between
+	// bursts of writes. wmu guards the three: the writer sets them, the
+	// hook clears them.
+	wmu       sync.Mutex
 	written   context.Context
 	stopWrite func() bool
 	writeGen  uint64        // counts the ctxs WriteFrames has seen
@@ -172,26 +174,22 @@ func (c *conn) WriteFrames(ctx context.Context, frames []im.Frame) error {
 	// to the socket, which are what can block, are wireConn's. One hook on
 	// ctx bounds them all, where coder/websocket would set one up per
 	// message.
+	c.wmu.Lock()
 	if ctx != c.written {
 		if c.stopWrite != nil {
 			c.stopWrite()
 		}
 		c.writeGen++
 		gen := c.writeGen
-		c.stopWrite = context.AfterFunc(ctx, func() {
-			// ctx outlives the writes it was made for: between them
-			// there is nothing to cut short, and a session that ends
-			// closes its connection gracefully by itself.
-			if c.writing.Load() == gen {
-				c.abort()
-			}
-		})
+		c.stopWrite = context.AfterFunc(ctx, func() { c.writeCtxEnded(gen) })
 		c.written = ctx
 	}
+	gen := c.writeGen
+	c.wmu.Unlock()
 	// Marked after the hook is set and before ctx is checked again: ctx
 	// ending from here on finds this write in progress, or else the check
 	// finds it ended. A hook of an earlier ctx never matches.
-	c.writing.Store(c.writeGen)
+	c.writing.Store(gen)
 	defer c.writing.Store(0)
 	if err := ctx.Err(); err != nil {
 		return err
@@ -215,6 +213,20 @@ func (c *conn) WriteFrames(ctx context.Context, frames []im.Frame) error {
 		return err
 	}
 	return nil
+}
+
+// writeCtxEnded is the hook of write ctx number gen. ctx outlives the
+// writes it was made for: between them there is nothing to cut short, and a
+// session that ends closes its connection gracefully by itself.
+func (c *conn) writeCtxEnded(gen uint64) {
+	if c.writing.Load() == gen {
+		c.abort()
+	}
+	c.wmu.Lock()
+	if c.writeGen == gen {
+		c.written, c.stopWrite = nil, nil
+	}
+	c.wmu.Unlock()
 }
 
 func (c *conn) writeFrames(frames []im.Frame) error {
