@@ -2,6 +2,8 @@ package im_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log"
 	"net/http"
@@ -117,4 +119,69 @@ func ExampleServer_SendMessage() {
 	// Output:
 	// single_alice_helpdesk 1
 	// system_alice system 1
+}
+
+// Groups from the Go API: the creator owns the group, a message to it is
+// stored once and reaches every member, and every change to the group is
+// a notice in its conversation.
+func ExampleServer_CreateGroup() {
+	dir, err := os.MkdirTemp("", "imserver-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	store, err := bolt.Open(filepath.Join(dir, "chat.db"), bolt.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	srv, err := im.NewServer(im.Config{
+		Store: store,
+		Authenticator: im.AuthenticatorFunc(func(context.Context, string) (im.Identity, error) {
+			return im.Identity{}, im.ErrUnauthenticated
+		}),
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer srv.Close()
+
+	ctx := context.Background()
+	g, err := srv.CreateGroup(ctx, "alice", im.GroupSpec{Name: "Release crew"}, []string{"bob", "carol"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(g.Name, g.OwnerID, g.MemberCount)
+
+	m, err := srv.SendMessage(ctx, im.SendRequest{SenderID: "bob", ConversationID: im.GroupConversationID(g.ID), Type: im.TextMessage, Content: []byte("ship it")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println("bob's message has seq", m.Seq) // seq 1 is the group_created notice
+
+	if err := srv.KickFromGroup(ctx, g.ID, "bob", []string{"carol"}); err != nil {
+		fmt.Println("bob may not:", errors.Is(err, im.ErrPermissionDenied))
+	}
+	if err := srv.LeaveGroup(ctx, g.ID, "carol"); err != nil {
+		log.Fatal(err)
+	}
+	history, err := store.Messages(ctx, im.GroupConversationID(g.ID), 1, 0, 10)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, h := range history {
+		if h.Type == im.NotificationMessage {
+			var n im.GroupNotice
+			if err := json.Unmarshal(h.Content, &n); err != nil {
+				log.Fatal(err)
+			}
+			fmt.Println(h.Seq, n.Type, n.Operator, n.UserIDs)
+		}
+	}
+	// Output:
+	// Release crew alice 3
+	// bob's message has seq 2
+	// bob may not: true
+	// 1 group_created alice [bob carol]
+	// 3 member_left carol [carol]
 }
