@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/transport/internal/writeguard"
 )
 
 const (
@@ -61,17 +62,9 @@ type conn struct {
 	watched   context.Context
 	stopWatch func() bool
 
-	// written is the ctx WriteFrames last saw, stopWrite its hook. The core
-	// reuses one ctx for many writes, so the deadline and the hook are set
-	// up once per ctx. The hook closes the connection when ctx is cancelled
-	// during a write (writing), and forgets ctx once it has ended, so that
-	// no context is held between bursts of writes. wmu guards the three:
-	// the writer sets them, the hook clears them.
-	wmu       sync.Mutex
-	written   context.Context
-	stopWrite func() bool
-	writeGen  uint64        // counts the ctxs WriteFrames has seen
-	writing   atomic.Uint64 // the writeGen of the write in progress; 0 between writes
+	// writes ties each write to its ctx: the ctx's deadline becomes the
+	// socket's, and a cancellation during a write closes the connection.
+	writes writeguard.Guard
 
 	closing   atomic.Bool // Close was called
 	closeOnce sync.Once
@@ -82,12 +75,28 @@ type conn struct {
 var _ im.Conn = (*conn)(nil)
 
 func newConn(nc net.Conn, maxBody int, bufs *sync.Pool) *conn {
-	return &conn{
+	c := &conn{
 		nc:      nc,
 		br:      bufio.NewReaderSize(nc, readBufferSize),
 		maxBody: bodyLimit(maxBody),
 		bufs:    bufs,
 	}
+	c.writes.Setup = func(ctx context.Context) error {
+		deadline, _ := ctx.Deadline() // the zero time clears an earlier deadline
+		if err := c.nc.SetWriteDeadline(deadline); err != nil {
+			_ = c.hardClose()
+			return err
+		}
+		return nil
+	}
+	// The deadline already bounds a write; only a cancellation needs the
+	// connection closed under the writer's feet.
+	c.writes.Abort = func(ctx context.Context) {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			_ = c.hardClose()
+		}
+	}
+	return c
 }
 
 // ReadFrame reads the next frame. Ending ctx closes the connection, and the
@@ -153,32 +162,10 @@ func (c *conn) WriteFrames(ctx context.Context, frames []im.Frame) error {
 	if c.closing.Load() {
 		return errClosed
 	}
-	c.wmu.Lock()
-	if ctx != c.written {
-		deadline, _ := ctx.Deadline() // the zero time clears an earlier deadline
-		if err := c.nc.SetWriteDeadline(deadline); err != nil {
-			c.wmu.Unlock()
-			_ = c.hardClose()
-			return err
-		}
-		if c.stopWrite != nil {
-			c.stopWrite()
-		}
-		c.writeGen++
-		gen := c.writeGen
-		c.stopWrite = context.AfterFunc(ctx, func() { c.writeCtxEnded(ctx, gen) })
-		c.written = ctx
-	}
-	gen := c.writeGen
-	c.wmu.Unlock()
-	// Marked after the hook is set and before ctx is checked again: ctx
-	// ending from here on finds this write in progress, or else the check
-	// finds it ended. A hook of an earlier ctx never matches.
-	c.writing.Store(gen)
-	defer c.writing.Store(0)
-	if err := ctx.Err(); err != nil {
+	if err := c.writes.Begin(ctx); err != nil {
 		return err
 	}
+	defer c.writes.End()
 	if err := c.writeFrames(frames); err != nil {
 		_ = c.hardClose()
 		if cerr := ctx.Err(); cerr != nil {
@@ -194,21 +181,6 @@ func (c *conn) WriteFrames(ctx context.Context, frames []im.Frame) error {
 		return err
 	}
 	return nil
-}
-
-// writeCtxEnded is the hook of write ctx number gen. The deadline already
-// bounds a write; only a cancellation needs the connection closed under the
-// writer's feet. Between writes there is nothing to cut short, and a session
-// that ends closes its connection gracefully by itself.
-func (c *conn) writeCtxEnded(ctx context.Context, gen uint64) {
-	if c.writing.Load() == gen && errors.Is(ctx.Err(), context.Canceled) {
-		_ = c.hardClose()
-	}
-	c.wmu.Lock()
-	if c.writeGen == gen {
-		c.written, c.stopWrite = nil, nil
-	}
-	c.wmu.Unlock()
 }
 
 func (c *conn) writeFrames(frames []im.Frame) error {

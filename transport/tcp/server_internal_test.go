@@ -563,12 +563,9 @@ func TestConnWriteCtxEndingBetweenWrites(t *testing.T) {
 		)
 		cancel()
 		time.Sleep(60 * time.Millisecond) // both hooks have run by now
-		cn := c.(*conn)
-		cn.wmu.Lock()
-		if cn.written != nil {
+		if c.(*conn).writes.Holds() {
 			err = errors.Join(err, errors.New("an ended write context is still held"))
 		}
-		cn.wmu.Unlock()
 		err = errors.Join(err, c.WriteFrames(ctx, []im.Frame{{Command: 202, Sequence: 4}}))
 		done <- err
 		<-ctx.Done()

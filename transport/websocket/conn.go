@@ -13,6 +13,7 @@ import (
 	cws "github.com/coder/websocket"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/transport/internal/writeguard"
 )
 
 // Messages are read into and written from buffers shared by all
@@ -45,17 +46,9 @@ type conn struct {
 	watched   context.Context
 	stopWatch func() bool
 
-	// written is the ctx WriteFrames last saw, stopWrite its hook. The core
-	// reuses one ctx for many writes, so the hook is set up once per ctx.
-	// It aborts the connection when ctx ends during a write (writing), and
-	// forgets ctx once it has ended, so that no context is held between
-	// bursts of writes. wmu guards the three: the writer sets them, the
-	// hook clears them.
-	wmu       sync.Mutex
-	written   context.Context
-	stopWrite func() bool
-	writeGen  uint64        // counts the ctxs WriteFrames has seen
-	writing   atomic.Uint64 // the writeGen of the write in progress; 0 between writes
+	// writes ties each write to its ctx: ctx ending during a write aborts
+	// the connection.
+	writes writeguard.Guard
 
 	closeOnce sync.Once
 	closing   sync.WaitGroup // the close handshake's goroutine
@@ -67,7 +60,9 @@ var (
 )
 
 func newConn(maxBody int, log *slog.Logger) *conn {
-	return &conn{maxBody: maxBody, log: log}
+	c := &conn{maxBody: maxBody, log: log}
+	c.writes.Abort = func(context.Context) { c.abort() }
+	return c
 }
 
 // onPing is the AcceptOptions.OnPingReceived hook. The pong is still sent.
@@ -174,26 +169,10 @@ func (c *conn) WriteFrames(ctx context.Context, frames []im.Frame) error {
 	// to the socket, which are what can block, are wireConn's. One hook on
 	// ctx bounds them all, where coder/websocket would set one up per
 	// message.
-	c.wmu.Lock()
-	if ctx != c.written {
-		if c.stopWrite != nil {
-			c.stopWrite()
-		}
-		c.writeGen++
-		gen := c.writeGen
-		c.stopWrite = context.AfterFunc(ctx, func() { c.writeCtxEnded(gen) })
-		c.written = ctx
-	}
-	gen := c.writeGen
-	c.wmu.Unlock()
-	// Marked after the hook is set and before ctx is checked again: ctx
-	// ending from here on finds this write in progress, or else the check
-	// finds it ended. A hook of an earlier ctx never matches.
-	c.writing.Store(gen)
-	defer c.writing.Store(0)
-	if err := ctx.Err(); err != nil {
+	if err := c.writes.Begin(ctx); err != nil {
 		return err
 	}
+	defer c.writes.End()
 	c.wire.startBatch()
 	err := c.writeFrames(frames)
 	// Even after an error the batch holds whole frames, unless the socket
@@ -213,20 +192,6 @@ func (c *conn) WriteFrames(ctx context.Context, frames []im.Frame) error {
 		return err
 	}
 	return nil
-}
-
-// writeCtxEnded is the hook of write ctx number gen. ctx outlives the
-// writes it was made for: between them there is nothing to cut short, and a
-// session that ends closes its connection gracefully by itself.
-func (c *conn) writeCtxEnded(gen uint64) {
-	if c.writing.Load() == gen {
-		c.abort()
-	}
-	c.wmu.Lock()
-	if c.writeGen == gen {
-		c.written, c.stopWrite = nil, nil
-	}
-	c.wmu.Unlock()
 }
 
 func (c *conn) writeFrames(frames []im.Frame) error {

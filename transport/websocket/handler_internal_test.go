@@ -480,12 +480,9 @@ func TestWriteCtxEndingBetweenWrites(t *testing.T) {
 		)
 		cancel()
 		time.Sleep(60 * time.Millisecond) // both hooks have run by now
-		cn := c.(*conn)
-		cn.wmu.Lock()
-		if cn.written != nil {
+		if c.(*conn).writes.Holds() {
 			err = errors.Join(err, errors.New("an ended write context is still held"))
 		}
-		cn.wmu.Unlock()
 		err = errors.Join(err, c.WriteFrames(ctx, []im.Frame{{Command: 5, Sequence: 4}}))
 		done <- err
 		_, err = c.ReadFrame(ctx)
