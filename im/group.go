@@ -101,7 +101,8 @@ type GroupMember struct {
 // several servers sharing it.
 type GroupStore interface {
 	// CreateGroup stores g and its first members. ErrConflict if a group
-	// with g.ID exists; ErrInvalidArgument if two members share a UserID.
+	// with g.ID exists; ErrInvalidArgument unless the members pass
+	// ValidateGroupMembers.
 	CreateGroup(ctx context.Context, g Group, members []GroupMember) error
 
 	// Group returns group id with its current MemberCount; ErrNotFound if
@@ -117,9 +118,11 @@ type GroupStore interface {
 	DeleteGroup(ctx context.Context, id string) error
 
 	// PutGroupMembers adds members to group id; for a user who is a member
-	// already it sets Role and keeps the stored JoinedAt. ErrNotFound if
-	// there is no such group; ErrInvalidArgument if two members share a
-	// UserID.
+	// already it sets Role and keeps the stored JoinedAt. A member given
+	// RoleOwner becomes the group's owner: the same write sets the group's
+	// OwnerID to that user (the previous owner keeps whatever role the
+	// batch gives it). ErrNotFound if there is no such group;
+	// ErrInvalidArgument unless the batch passes ValidateGroupMembers.
 	PutGroupMembers(ctx context.Context, id string, members []GroupMember) error
 
 	// RemoveGroupMembers removes those of userIDs who are members of group
@@ -199,6 +202,30 @@ func ValidateGroupMember(m GroupMember) error {
 	}
 	if m.Role < RoleMember || m.Role > RoleOwner {
 		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "unknown group role %d", m.Role)
+	}
+	return nil
+}
+
+// ValidateGroupMembers returns an error wrapping ErrInvalidArgument unless
+// every member passes ValidateGroupMember, no user is listed twice, and at
+// most one member is given RoleOwner.
+func ValidateGroupMembers(members []GroupMember) error {
+	seen := make(map[string]struct{}, len(members))
+	owners := 0
+	for _, m := range members {
+		if err := ValidateGroupMember(m); err != nil {
+			return err
+		}
+		if _, dup := seen[m.UserID]; dup {
+			return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "member %q is listed twice", m.UserID)
+		}
+		seen[m.UserID] = struct{}{}
+		if m.Role == RoleOwner {
+			owners++
+		}
+	}
+	if owners > 1 {
+		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "a group has one owner, not %d", owners)
 	}
 	return nil
 }

@@ -42,8 +42,10 @@ type GroupNotice struct {
 	Operator string `json:"operatorUserID"`
 	// UserIDs are the members the change is about (joined, invited,
 	// left, kicked, given a role).
-	UserIDs []string  `json:"userIDs,omitempty"`
-	Role    GroupRole `json:"role,omitempty"`
+	UserIDs []string `json:"userIDs,omitempty"`
+	// Role is the role given, for member_role_changed. For "owner", the
+	// operator, the previous owner, is an admin now.
+	Role GroupRole `json:"role,omitempty"`
 }
 
 // GroupNotice types.
@@ -176,8 +178,9 @@ func (s *Server) JoinGroup(ctx context.Context, id, userID string) (Group, error
 	return g, nil
 }
 
-// LeaveGroup removes userID from group id. The owner cannot leave: it
-// dismisses the group instead.
+// LeaveGroup removes userID from group id. The owner cannot leave: it hands
+// the group to another member first (SetGroupRole with RoleOwner), or
+// dismisses it.
 func (s *Server) LeaveGroup(ctx context.Context, id, userID string) error {
 	defer s.groups.lock(id)()
 	_, members, err := s.groupState(ctx, id)
@@ -188,7 +191,7 @@ func (s *Server) LeaveGroup(ctx context.Context, id, userID string) error {
 	case 0:
 		return errNotGroupMember()
 	case RoleOwner:
-		return errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "the owner cannot leave the group; dismiss it instead")
+		return errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "the owner cannot leave the group; hand it to another member first, or dismiss it")
 	}
 	if err := s.changeMembers(ctx, id, nil, []string{userID}); err != nil {
 		return err
@@ -273,11 +276,12 @@ func (s *Server) KickFromGroup(ctx context.Context, id, actorID string, userIDs 
 	return nil
 }
 
-// SetGroupRole makes userID an admin or a plain member of group id, on
-// behalf of actorID, the owner.
+// SetGroupRole gives userID, a member of group id, role, on behalf of
+// actorID, the owner. RoleOwner hands the group over: userID becomes the
+// owner and actorID an admin, in one store write.
 func (s *Server) SetGroupRole(ctx context.Context, id, actorID, userID string, role GroupRole) error {
-	if role != RoleAdmin && role != RoleMember {
-		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "role must be admin or member")
+	if role < RoleMember || role > RoleOwner {
+		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "unknown group role %d", role)
 	}
 	if !validID(userID) {
 		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "user id is not valid")
@@ -294,14 +298,20 @@ func (s *Server) SetGroupRole(ctx context.Context, id, actorID, userID string, r
 	switch {
 	case i < 0:
 		return errNotGroupMember()
-	case members[i].Role == RoleOwner:
-		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "the owner's role cannot change")
+	case userID == actorID:
+		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "the owner's role changes only by handing the group to another member")
 	case members[i].Role == role:
 		return nil
 	}
 	m := members[i]
 	m.Role = role
-	if err := s.changeMembers(ctx, id, []GroupMember{m}, nil); err != nil {
+	change := []GroupMember{m}
+	if role == RoleOwner {
+		self := members[slices.IndexFunc(members, func(m GroupMember) bool { return m.UserID == actorID })]
+		self.Role = RoleAdmin
+		change = append(change, self)
+	}
+	if err := s.changeMembers(ctx, id, change, nil); err != nil {
 		return err
 	}
 	s.groupNotice(ctx, id, GroupNotice{Type: GroupNoticeRoleChanged, Operator: actorID, UserIDs: []string{userID}, Role: role}, nil, nil)

@@ -224,7 +224,9 @@ func TestGroupPermissions(t *testing.T) {
 		{"a non-member leaves", func() error { return srv.LeaveGroup(ctx, g.ID, dave) }, im.ErrPermissionDenied},
 		{"an admin dismisses", func() error { return srv.DismissGroup(ctx, g.ID, bob) }, im.ErrPermissionDenied},
 		{"an admin sets roles", func() error { return srv.SetGroupRole(ctx, g.ID, bob, carol, im.RoleAdmin) }, im.ErrPermissionDenied},
-		{"make a second owner", func() error { return srv.SetGroupRole(ctx, g.ID, alice, carol, im.RoleOwner) }, im.ErrInvalidArgument},
+		{"the owner demotes itself", func() error { return srv.SetGroupRole(ctx, g.ID, alice, alice, im.RoleAdmin) }, im.ErrInvalidArgument},
+		{"an admin hands the group over", func() error { return srv.SetGroupRole(ctx, g.ID, bob, carol, im.RoleOwner) }, im.ErrPermissionDenied},
+		{"an unknown role", func() error { return srv.SetGroupRole(ctx, g.ID, alice, carol, 9) }, im.ErrInvalidArgument},
 		{"a member edits", func() error {
 			_, err := srv.UpdateGroup(ctx, g.ID, carol, im.GroupUpdate{Name: &name})
 			return err
@@ -419,4 +421,42 @@ func TestGroupInputIsChecked(t *testing.T) {
 	groups, err := srv.UserGroups(ctx, alice)
 	require.NoError(t, err)
 	require.Empty(t, groups)
+}
+
+func TestGroupOwnershipTransfer(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{})
+	ctx := testCtx(t)
+	a := srv.Dial(t, "tcp", alice)
+	b := srv.Dial(t, "websocket", bob)
+	g, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "handover"}, []string{bob, carol})
+	require.NoError(t, err)
+	messageAt(t, a, 1)
+	messageAt(t, b, 1)
+
+	require.NoError(t, srv.SetGroupRole(ctx, g.ID, alice, bob, im.RoleOwner))
+	for _, c := range []*client.Client{a, b} {
+		m := messageAt(t, c, 2)
+		n := notice(t, m, g.ID)
+		require.Equal(t, im.GroupNoticeRoleChanged, n.Type)
+		require.Equal(t, []string{bob}, n.UserIDs)
+		require.Equal(t, im.RoleOwner, n.Role)
+		require.Contains(t, string(m.Content), `"role":"owner"`, "roles travel as names")
+	}
+	got, err := srv.Group(ctx, g.ID)
+	require.NoError(t, err)
+	require.Equal(t, bob, got.OwnerID)
+	members, err := srv.GroupMembers(ctx, g.ID, alice)
+	require.NoError(t, err)
+	roles := map[string]im.GroupRole{}
+	for _, m := range members {
+		roles[m.UserID] = m.Role
+	}
+	require.Equal(t, map[string]im.GroupRole{alice: im.RoleAdmin, bob: im.RoleOwner, carol: im.RoleMember}, roles)
+
+	// The old owner has an admin's rights only, and may leave now; the
+	// new one may dismiss.
+	require.ErrorIs(t, srv.DismissGroup(ctx, g.ID, alice), im.ErrPermissionDenied)
+	require.ErrorIs(t, srv.LeaveGroup(ctx, g.ID, bob), im.ErrPermissionDenied)
+	require.NoError(t, srv.LeaveGroup(ctx, g.ID, alice))
+	require.NoError(t, srv.DismissGroup(ctx, g.ID, bob))
 }

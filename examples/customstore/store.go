@@ -275,7 +275,7 @@ func (s *MemoryStore) CreateGroup(ctx context.Context, g im.Group, members []im.
 	if err := im.ValidateGroup(g); err != nil {
 		return err
 	}
-	if err := validateMembers(members); err != nil {
+	if err := im.ValidateGroupMembers(members); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -286,22 +286,6 @@ func (s *MemoryStore) CreateGroup(ctx context.Context, g im.Group, members []im.
 	gr := &group{info: g, members: make(map[string]im.GroupMember, len(members))}
 	s.groups[g.ID] = gr
 	s.putMembers(gr, members)
-	return nil
-}
-
-// validateMembers checks each member and refuses a user listed twice, so
-// that a batch is refused whole before anything is written.
-func validateMembers(members []im.GroupMember) error {
-	seen := make(map[string]bool, len(members))
-	for _, m := range members {
-		if err := im.ValidateGroupMember(m); err != nil {
-			return err
-		}
-		if seen[m.UserID] {
-			return fmt.Errorf("member %q listed twice: %w", m.UserID, im.ErrInvalidArgument)
-		}
-		seen[m.UserID] = true
-	}
 	return nil
 }
 
@@ -387,7 +371,7 @@ func (s *MemoryStore) PutGroupMembers(ctx context.Context, id string, members []
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := validateMembers(members); err != nil {
+	if err := im.ValidateGroupMembers(members); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -397,6 +381,11 @@ func (s *MemoryStore) PutGroupMembers(ctx context.Context, id string, members []
 		return fmt.Errorf("group %q: %w", id, im.ErrNotFound)
 	}
 	s.putMembers(gr, members)
+	for _, m := range members {
+		if m.Role == im.RoleOwner {
+			gr.info.OwnerID = m.UserID // a new owner, in the same write
+		}
+	}
 	return nil
 }
 

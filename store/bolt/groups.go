@@ -23,7 +23,7 @@ func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupM
 	if err := im.ValidateGroup(g); err != nil {
 		return err
 	}
-	if err := validateMembers("create group", members); err != nil {
+	if err := im.ValidateGroupMembers(members); err != nil {
 		return err
 	}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
@@ -148,13 +148,16 @@ func (s *Store) DeleteGroup(ctx context.Context, id string) error {
 
 // PutGroupMembers implements im.GroupStore.
 func (s *Store) PutGroupMembers(ctx context.Context, id string, members []im.GroupMember) error {
-	if err := validateMembers("put group members", members); err != nil {
+	if err := im.ValidateGroupMembers(members); err != nil {
 		return err
 	}
-	return s.changeMembers(ctx, "put group members", id, len(members), func(b *groupBuckets) (int, error) {
+	return s.changeMembers(ctx, "put group members", id, len(members), func(b *groupBuckets, g *im.Group) (int, error) {
 		added := 0
 		for i := range members {
 			m := members[i]
+			if m.Role == im.RoleOwner {
+				g.OwnerID = m.UserID
+			}
 			if v := b.members.Get(idKey(id, m.UserID)); v != nil {
 				old, err := decodeGroupMember(m.UserID, v)
 				if err != nil {
@@ -182,7 +185,7 @@ func (s *Store) RemoveGroupMembers(ctx context.Context, id string, userIDs []str
 			return err
 		}
 	}
-	return s.changeMembers(ctx, "remove group members", id, len(userIDs), func(b *groupBuckets) (int, error) {
+	return s.changeMembers(ctx, "remove group members", id, len(userIDs), func(b *groupBuckets, _ *im.Group) (int, error) {
 		removed := 0
 		for _, u := range userIDs {
 			// A user listed twice is not a member the second time.
@@ -198,11 +201,11 @@ func (s *Store) RemoveGroupMembers(ctx context.Context, id string, userIDs []str
 	})
 }
 
-// changeMembers runs change, which alters n memberships of group id and
-// returns by how many the member count changes, in one write transaction
-// that also stores the new count. With n == 0 it only checks that the
-// group exists, without a write transaction and its fsync.
-func (s *Store) changeMembers(ctx context.Context, op, id string, n int, change func(b *groupBuckets) (int, error)) error {
+// changeMembers runs change, which alters n memberships of group id (and
+// may change the group g) and returns by how many the member count changes,
+// in one write transaction that also stores the group. With n == 0 it only
+// checks that the group exists, without a write transaction and its fsync.
+func (s *Store) changeMembers(ctx context.Context, op, id string, n int, change func(b *groupBuckets, g *im.Group) (int, error)) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: %s: %w", op, err)
 	}
@@ -224,8 +227,9 @@ func (s *Store) changeMembers(ctx context.Context, op, id string, n int, change 
 		if err != nil {
 			return err
 		}
-		delta, err := change(&b)
-		if err != nil || delta == 0 {
+		owner := g.OwnerID
+		delta, err := change(&b, &g)
+		if err != nil || (delta == 0 && g.OwnerID == owner) {
 			return err
 		}
 		if g.MemberCount+delta < 0 {
@@ -319,23 +323,6 @@ func (s *Store) groupExists(op, id string) error {
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: %s %q: %w", op, id, err)
-	}
-	return nil
-}
-
-// validateMembers checks each member with im.ValidateGroupMember and that
-// no user is listed twice.
-func validateMembers(op string, members []im.GroupMember) error {
-	seen := make(map[string]struct{}, len(members))
-	for i := range members {
-		if err := im.ValidateGroupMember(members[i]); err != nil {
-			return err
-		}
-		u := members[i].UserID
-		if _, dup := seen[u]; dup {
-			return fmt.Errorf("bolt: %s: member %q listed twice: %w", op, u, im.ErrInvalidArgument)
-		}
-		seen[u] = struct{}{}
 	}
 	return nil
 }

@@ -89,8 +89,7 @@
 // is stored. CreateAccount returns im.ErrInvalidArgument for malformed ids
 // and im.ErrConflict for a taken user id or username. The group methods
 // that write return im.ErrInvalidArgument for input that im.ValidateGroup,
-// im.ValidateGroupMember or im.ValidateID refuses, or a user listed twice,
-// and CreateGroup im.ErrConflict for a group id that is taken. Missing
+// im.ValidateGroupMembers or im.ValidateID refuses, and CreateGroup im.ErrConflict for a group id that is taken. Missing
 // data wraps im.ErrNotFound; an id that no valid call could have stored is
 // simply not found. Messages and MessagesBefore refuse a limit below 1 with
 // im.ErrInvalidArgument. Driver errors are wrapped with %w.

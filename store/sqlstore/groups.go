@@ -30,7 +30,7 @@ func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupM
 	if err := im.ValidateGroup(g); err != nil {
 		return err
 	}
-	if err := validateMembers(members); err != nil {
+	if err := im.ValidateGroupMembers(members); err != nil {
 		return err
 	}
 	err := s.write(ctx, false, func(q querier) error {
@@ -151,7 +151,7 @@ func (s *Store) PutGroupMembers(ctx context.Context, id string, members []im.Gro
 	if err := im.ValidateID("group id", id); err != nil {
 		return err
 	}
-	if err := validateMembers(members); err != nil {
+	if err := im.ValidateGroupMembers(members); err != nil {
 		return err
 	}
 	users := make([]string, len(members))
@@ -185,6 +185,13 @@ func (s *Store) PutGroupMembers(ctx context.Context, id string, members []im.Gro
 		for _, role := range []im.GroupRole{im.RoleMember, im.RoleAdmin, im.RoleOwner} {
 			if err := s.setGroupRole(ctx, q, id, role, changed[role]); err != nil {
 				return err
+			}
+		}
+		for _, m := range members {
+			if m.Role == im.RoleOwner { // at most one, by validation
+				if _, err := q.ExecContext(ctx, s.q.setGroupOwner, m.UserID, id); err != nil {
+					return err
+				}
 			}
 		}
 		return s.addMemberCount(ctx, q, id, len(fresh))
@@ -324,22 +331,6 @@ func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error)
 		return nil, wrapErr(ctx, op, err)
 	}
 	return out, nil
-}
-
-// validateMembers checks each member with im.ValidateGroupMember, and that
-// no two share a user id.
-func validateMembers(members []im.GroupMember) error {
-	seen := make(map[string]bool, len(members))
-	for _, m := range members {
-		if err := im.ValidateGroupMember(m); err != nil {
-			return err
-		}
-		if seen[m.UserID] {
-			return fmt.Errorf("sqlstore: member %q listed twice: %w", m.UserID, im.ErrInvalidArgument)
-		}
-		seen[m.UserID] = true
-	}
-	return nil
 }
 
 // lockGroup locks group id's row until the transaction ends; ErrNotFound

@@ -45,6 +45,7 @@ type queries struct {
 	lockGroup        string // id → 1, the row locked until the commit
 	updateGroup      string // name … updated_at, id
 	addMemberCount   string // delta, id
+	setGroupOwner    string // owner_id, id
 	deleteGroup      string // id
 	deleteAllMembers string // group id
 	membersOfGroup   string // group id → (user_id, role, joined_at)…, NULLs for a group without members
@@ -97,6 +98,7 @@ func newQueries(d Dialect, prefix string) queries {
 		", updated_at = " + ph[7] + " WHERE id = " + ph[8]
 	ph = p(2)
 	q.addMemberCount = "UPDATE " + q.groups + " SET member_count = member_count + " + ph[0] + " WHERE id = " + ph[1]
+	q.setGroupOwner = "UPDATE " + q.groups + " SET owner_id = " + ph[0] + " WHERE id = " + ph[1]
 	q.deleteGroup = "DELETE FROM " + q.groups + " WHERE id = " + p(1)[0]
 	q.deleteAllMembers = "DELETE FROM " + q.groupMembers + " WHERE group_id = " + p(1)[0]
 	q.membersOfGroup = "SELECT m.user_id, m.role, m.joined_at FROM " + q.groups + " g LEFT JOIN " + q.groupMembers +

@@ -24,6 +24,7 @@ func testGroups(t *testing.T, h Harness) {
 		{"CreateConflict", testGroupCreateConflict},
 		{"Update", testGroupUpdate},
 		{"PutMembersUpsertKeepsJoinedAt", testGroupPutMembers},
+		{"PutOwnerSetsOwnerID", testGroupPutOwner},
 		{"RemoveMembers", testGroupRemoveMembers},
 		{"Delete", testGroupDelete},
 		{"UserGroups", testUserGroups},
@@ -435,6 +436,37 @@ func testGroupPutMembers(t *testing.T, h Harness) {
 
 // testGroupRemoveMembers: RemoveGroupMembers removes the members named and
 // ignores the other ids; a group keeps existing without members.
+// testGroupPutOwner checks that a member put with RoleOwner becomes the
+// group's owner in the same write, and that nothing else changes.
+func testGroupPutOwner(t *testing.T, h Harness) {
+	s := open(t, h)
+	g := newGroup("g1", "alice")
+	alice := member("alice", im.RoleOwner, at(0))
+	bob := member("bob", im.RoleMember, at(1))
+	createGroup(t, s, g, alice, bob)
+
+	// A transfer: bob becomes the owner, alice an admin.
+	putMembers(t, s, "g1", member("bob", im.RoleOwner, at(5)), member("alice", im.RoleAdmin, at(5)))
+	bob.Role, alice.Role = im.RoleOwner, im.RoleAdmin
+	g.OwnerID = "bob"
+	checkGroup(t, s, withCount(g, 2))
+	checkMembers(t, s, "g1", alice, bob)
+
+	// A newcomer may be made the owner as it joins; the count follows.
+	carol := member("carol", im.RoleOwner, at(6))
+	putMembers(t, s, "g1", carol, member("bob", im.RoleAdmin, at(6)))
+	bob.Role = im.RoleAdmin
+	g.OwnerID = "carol"
+	checkGroup(t, s, withCount(g, 3))
+	checkMembers(t, s, "g1", alice, bob, carol)
+
+	// A batch without an owner leaves OwnerID alone.
+	putMembers(t, s, "g1", member("alice", im.RoleMember, at(7)))
+	alice.Role = im.RoleMember
+	checkGroup(t, s, withCount(g, 3))
+	checkMembers(t, s, "g1", alice, bob, carol)
+}
+
 func testGroupRemoveMembers(t *testing.T, h Harness) {
 	s := open(t, h)
 	g := newGroup("g1", "alice")
@@ -595,8 +627,9 @@ func testGroupNotFound(t *testing.T, h Harness) {
 }
 
 // testGroupInvalidInput: input that fails ValidateGroup or
-// ValidateGroupMember, a user listed twice, or an invalid user id to remove
-// is ErrInvalidArgument, and nothing of the call is written.
+// ValidateGroupMembers (a bad member, a user listed twice, two owners), or
+// an invalid user id to remove, is ErrInvalidArgument, and nothing of the
+// call is written.
 func testGroupInvalidInput(t *testing.T, h Harness) {
 	long := strings.Repeat("x", im.MaxIDLength+1)
 	badGroups := []struct {
@@ -689,6 +722,9 @@ func testGroupInvalidInput(t *testing.T, h Harness) {
 		t.Run("DuplicateMembers", func(t *testing.T) {
 			check(t, newGroup("g1", "alice"), alice, bob, carol, member("bob", im.RoleAdmin, at(3)))
 		})
+		t.Run("TwoOwners", func(t *testing.T) {
+			check(t, newGroup("g1", "alice"), alice, bob, member("carol", im.RoleOwner, at(2)))
+		})
 	})
 
 	t.Run("UpdateGroup", func(t *testing.T) {
@@ -739,6 +775,9 @@ func testGroupInvalidInput(t *testing.T, h Harness) {
 		})
 		t.Run("DuplicateExistingMember", func(t *testing.T) {
 			check(t, carol, member("bob", im.RoleAdmin, at(9)), member("bob", im.RoleMember, at(9)))
+		})
+		t.Run("TwoOwners", func(t *testing.T) {
+			check(t, member("carol", im.RoleOwner, at(9)), member("bob", im.RoleOwner, at(9)))
 		})
 	})
 

@@ -248,22 +248,12 @@ func (s *memStore) validateGroup(g im.Group) error {
 	return im.ValidateGroup(g)
 }
 
-// validateMembers checks every member, and that no user is listed twice.
+// validateMembers is im.ValidateGroupMembers, unless a bug skips it.
 func (s *memStore) validateMembers(members []im.GroupMember) error {
 	if s.bug == "no-validation" || s.bug == "group-partial-put" {
 		return nil
 	}
-	seen := make(map[string]bool, len(members))
-	for _, m := range members {
-		if err := im.ValidateGroupMember(m); err != nil {
-			return err
-		}
-		if seen[m.UserID] {
-			return fmt.Errorf("member %q listed twice: %w", m.UserID, im.ErrInvalidArgument)
-		}
-		seen[m.UserID] = true
-	}
-	return nil
+	return im.ValidateGroupMembers(members)
 }
 
 // putMembers adds members to g, keeping the JoinedAt of existing ones.
@@ -392,6 +382,11 @@ func (s *memStore) PutGroupMembers(ctx context.Context, id string, members []im.
 		return nil
 	}
 	s.putMembers(mg, members)
+	for _, m := range members {
+		if m.Role == im.RoleOwner && s.bug != "group-owner-not-set" {
+			mg.group.OwnerID = m.UserID
+		}
+	}
 	return nil
 }
 

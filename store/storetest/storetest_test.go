@@ -67,6 +67,7 @@ func TestSuiteDetectsBugs(t *testing.T) {
 		{"group-create-racy", "Groups/Concurrent/Create"},
 		{"group-update-createdat", "Groups/Update"},
 		{"group-put-resets-joinedat", "Groups/PutMembersUpsertKeepsJoinedAt"},
+		{"group-owner-not-set", "Groups/PutOwnerSetsOwnerID"},
 		{"group-put-resets-joinedat", "Groups/Durability"},
 		{"group-partial-put", "Groups/InvalidInput/PutGroupMembers/RoleZero"},
 		{"group-partial-put", "Groups/InvalidInput/PutGroupMembers/DuplicateNewMember"},

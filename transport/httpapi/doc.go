@@ -84,7 +84,9 @@
 //	GET  /api/group/{id}/members → data [{"userID","role","joinTime"}]
 //	                             (members only; owner, admins, members)
 //	POST /api/group/{id}/role    {"userID","role"} → no data (the owner
-//	                             only; role "admin" or "member")
+//	                             only; role "admin" or "member", or
+//	                             "owner" to hand the group over and
+//	                             become an admin)
 //
 // and create and update also take "notification" (create), "extra" and
 // "joinPolicy" (0 open: anyone joins, any member invites; 1 invite-only:

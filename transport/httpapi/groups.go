@@ -321,7 +321,7 @@ func (a *api) serveKickFromGroup(w http.ResponseWriter, r *http.Request, user st
 
 type setRoleRequest struct {
 	UserID string `json:"userID"`
-	Role   string `json:"role"` // "admin" or "member"
+	Role   string `json:"role"` // "admin", "member", or "owner" to hand the group over
 }
 
 func (a *api) serveSetGroupRole(w http.ResponseWriter, r *http.Request, user string) {
@@ -335,8 +335,8 @@ func (a *api) serveSetGroupRole(w http.ResponseWriter, r *http.Request, user str
 		return
 	}
 	var role im.GroupRole
-	if role.UnmarshalText([]byte(req.Role)) != nil || role == im.RoleOwner {
-		a.writeError(w, r, badRequest(`role must be "admin" or "member"`))
+	if role.UnmarshalText([]byte(req.Role)) != nil {
+		a.writeError(w, r, badRequest(`role must be "owner", "admin" or "member"`))
 		return
 	}
 	if err := a.server.SetGroupRole(r.Context(), r.PathValue("id"), user, req.UserID, role); err != nil {

@@ -470,6 +470,14 @@ func TestGroupPermissions(t *testing.T) {
 		require.Equal(t, []string{"owner", "admin", "member"}, []string{members[0].Role, members[1].Role, members[2].Role})
 	}
 	require.Empty(t, e.userGroups(t, dave))
+
+	// The owner hands a group over; the new owner shows in it.
+	ok(t, e.call(t, alice, http.MethodPost, "/api/group/"+open.GroupID+"/role", `{"userID":"bob","role":"owner"}`))
+	r := ok(t, e.call(t, bob, http.MethodGet, "/api/group/"+open.GroupID, ""))
+	require.Equal(t, bob, decodeGroup(t, r.data).OwnerUserID)
+	members := e.members(t, bob, open.GroupID)
+	require.Equal(t, []string{"owner", "admin", "member"}, []string{members[0].Role, members[1].Role, members[2].Role})
+	require.Equal(t, []string{bob, alice}, []string{members[0].UserID, members[1].UserID})
 }
 
 func TestGroupNotFound(t *testing.T) {
@@ -551,7 +559,6 @@ func TestGroupBadInput(t *testing.T) {
 		{"kick bad id", "/api/group/" + id + "/kick", `{"userIDs":["b\u0000b"]}`, "userIDs[0]"},
 		{"kick self", "/api/group/" + id + "/kick", `{"userIDs":["alice"]}`, "leave"},
 		{"role unknown", "/api/group/" + id + "/role", `{"userID":"bob","role":"boss"}`, "role must be"},
-		{"role owner", "/api/group/" + id + "/role", `{"userID":"bob","role":"owner"}`, "role must be"},
 		{"role as a number", "/api/group/" + id + "/role", `{"userID":"bob","role":2}`, "role must be a string"},
 		{"role without user", "/api/group/" + id + "/role", `{"role":"admin"}`, "userID"},
 		{"join with a body that is not JSON", "/api/group/" + id + "/join", `join please`, "JSON"},
