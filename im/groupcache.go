@@ -34,6 +34,7 @@ const groupCacheMembers = 1 << 20
 type groupCache struct {
 	store GroupStore
 	base  context.Context // the server's: loads end when it closes
+	max   int             // member entries held at most: groupCacheMembers
 
 	// changes serialises the changes this Server makes to one group, so
 	// that checks made on its members hold until the change is stored.
@@ -55,7 +56,7 @@ type groupLoad struct {
 }
 
 func newGroupCache(base context.Context, store GroupStore) *groupCache {
-	return &groupCache{store: store, base: base, sets: make(map[string]*memberSet), loading: make(map[string]*groupLoad)}
+	return &groupCache{store: store, base: base, max: groupCacheMembers, sets: make(map[string]*memberSet), loading: make(map[string]*groupLoad)}
 }
 
 // get returns the members of group id, loading them if they are not
@@ -111,14 +112,14 @@ func (c *groupCache) load(id string, l *groupLoad, gen uint64) {
 	close(l.done)
 }
 
-// put caches set for id, evicting other groups to stay within
-// groupCacheMembers. Called with mu held.
+// put caches set for id, evicting other groups to stay within max. Called
+// with mu held.
 func (c *groupCache) put(id string, set *memberSet) {
 	if old := c.sets[id]; old != nil {
 		c.held -= len(old.ids)
 	}
 	for other, s := range c.sets {
-		if c.held+len(set.ids) <= groupCacheMembers {
+		if c.held+len(set.ids) <= c.max {
 			break
 		}
 		if other != id {
