@@ -135,6 +135,11 @@ func TestGroupMembershipChangesDecideWhoReceives(t *testing.T) {
 		require.Equal(t, bob, n.Operator)
 	}
 
+	// A member reads the history from before they came in.
+	history, err := d.SyncRange(ctx, im.GroupConversationID(g.ID), 1, 0, 10)
+	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2, 3}, seqs(history.Messages))
+
 	// dave's first message reaches the three others.
 	_, err = sendToGroup(t, d, g.ID, "thanks")
 	require.NoError(t, err)
