@@ -16,12 +16,12 @@ import (
 func (a *api) handleGroups(r *router) {
 	r.handle(http.MethodPost, "/api/group/create", a.authed(a.serveCreateGroup))
 	r.handle(http.MethodPost, "/api/group/update", a.authed(a.serveUpdateGroup))
-	r.handle(http.MethodGet, "/api/group/joined", a.authed(a.serveJoinedGroups))
-	r.handle(http.MethodGet, "/api/group/{id}", a.authed(a.serveGroup))
-	r.handle(http.MethodGet, "/api/group/{id}/members", a.authed(a.serveGroupMembers))
-	r.handle(http.MethodPost, "/api/group/{id}/join", a.authed(a.serveJoinGroup))
-	r.handle(http.MethodPost, "/api/group/{id}/leave", a.authed(a.serveLeaveGroup))
-	r.handle(http.MethodPost, "/api/group/{id}/dismiss", a.authed(a.serveDismissGroup))
+	r.handle(http.MethodGet, "/api/group/joined", a.authed(a.noParams(a.serveJoinedGroups)))
+	r.handle(http.MethodGet, "/api/group/{id}", a.authed(a.noParams(a.serveGroup)))
+	r.handle(http.MethodGet, "/api/group/{id}/members", a.authed(a.noParams(a.serveGroupMembers)))
+	r.handle(http.MethodPost, "/api/group/{id}/join", a.authed(a.noParams(a.serveJoinGroup)))
+	r.handle(http.MethodPost, "/api/group/{id}/leave", a.authed(a.noParams(a.serveLeaveGroup)))
+	r.handle(http.MethodPost, "/api/group/{id}/dismiss", a.authed(a.noParams(a.serveDismissGroup)))
 	r.handle(http.MethodPost, "/api/group/{id}/invite", a.authed(a.serveInviteToGroup))
 	r.handle(http.MethodPost, "/api/group/{id}/kick", a.authed(a.serveKickFromGroup))
 	r.handle(http.MethodPost, "/api/group/{id}/role", a.authed(a.serveSetGroupRole))
@@ -177,15 +177,19 @@ func (a *api) serveUpdateGroup(w http.ResponseWriter, r *http.Request, user stri
 	writeOK(w, newGroupJSON(g))
 }
 
-// noParams is the body of calls that take no parameters. The SDK sends
-// none; a JSON object is accepted and its fields are ignored.
-type noParams struct{}
+// noParams serves a call that takes no parameters. The SDK sends no body;
+// a JSON object is accepted and its fields are ignored.
+func (a *api) noParams(h userHandler) userHandler {
+	return func(w http.ResponseWriter, r *http.Request, user string) {
+		if err := a.decodeOptionalBody(w, r, &struct{}{}); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		h(w, r, user)
+	}
+}
 
 func (a *api) serveGroup(w http.ResponseWriter, r *http.Request, _ string) {
-	if err := a.decodeOptionalBody(w, r, &noParams{}); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
 	g, err := a.server.Group(r.Context(), r.PathValue("id"))
 	if err != nil {
 		a.writeError(w, r, err)
@@ -195,10 +199,6 @@ func (a *api) serveGroup(w http.ResponseWriter, r *http.Request, _ string) {
 }
 
 func (a *api) serveJoinedGroups(w http.ResponseWriter, r *http.Request, user string) {
-	if err := a.decodeOptionalBody(w, r, &noParams{}); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
 	groups, err := a.server.UserGroups(r.Context(), user)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -216,10 +216,6 @@ func (a *api) serveJoinedGroups(w http.ResponseWriter, r *http.Request, user str
 }
 
 func (a *api) serveGroupMembers(w http.ResponseWriter, r *http.Request, user string) {
-	if err := a.decodeOptionalBody(w, r, &noParams{}); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
 	members, err := a.server.GroupMembers(r.Context(), r.PathValue("id"), user)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -237,10 +233,6 @@ func (a *api) serveGroupMembers(w http.ResponseWriter, r *http.Request, user str
 }
 
 func (a *api) serveJoinGroup(w http.ResponseWriter, r *http.Request, user string) {
-	if err := a.decodeOptionalBody(w, r, &noParams{}); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
 	g, err := a.server.JoinGroup(r.Context(), r.PathValue("id"), user)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -250,10 +242,6 @@ func (a *api) serveJoinGroup(w http.ResponseWriter, r *http.Request, user string
 }
 
 func (a *api) serveLeaveGroup(w http.ResponseWriter, r *http.Request, user string) {
-	if err := a.decodeOptionalBody(w, r, &noParams{}); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
 	if err := a.server.LeaveGroup(r.Context(), r.PathValue("id"), user); err != nil {
 		a.writeError(w, r, err)
 		return
@@ -262,10 +250,6 @@ func (a *api) serveLeaveGroup(w http.ResponseWriter, r *http.Request, user strin
 }
 
 func (a *api) serveDismissGroup(w http.ResponseWriter, r *http.Request, user string) {
-	if err := a.decodeOptionalBody(w, r, &noParams{}); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
 	if err := a.server.DismissGroup(r.Context(), r.PathValue("id"), user); err != nil {
 		a.writeError(w, r, err)
 		return
