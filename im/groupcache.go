@@ -152,12 +152,7 @@ func (c *groupCache) invalidate(id string) {
 
 // lock serialises changes to group id and returns the unlock function.
 func (c *groupCache) lock(id string) func() {
-	var x uint32 = 2166136261 // FNV-1a, as the hub's shards
-	for i := 0; i < len(id); i++ {
-		x ^= uint32(id[i])
-		x *= 16777619
-	}
-	mu := &c.changes[x%uint32(len(c.changes))]
+	mu := &c.changes[fnv32(id)%uint32(len(c.changes))]
 	mu.Lock()
 	return mu.Unlock
 }

@@ -15,13 +15,18 @@ type hubShard struct {
 }
 
 func (h *hub) shard(user string) *hubShard {
-	// FNV-1a, inlined to avoid allocating a hash.Hash per lookup.
+	return &h.shards[fnv32(user)%uint32(len(h.shards))]
+}
+
+// fnv32 is FNV-1a of s, inlined to avoid allocating a hash.Hash per call;
+// it spreads keys over lock shards.
+func fnv32(s string) uint32 {
 	var x uint32 = 2166136261
-	for i := 0; i < len(user); i++ {
-		x ^= uint32(user[i])
+	for i := 0; i < len(s); i++ {
+		x ^= uint32(s[i])
 		x *= 16777619
 	}
-	return &h.shards[x%uint32(len(h.shards))]
+	return x
 }
 
 // add registers s and returns the sessions that policy displaces.
