@@ -465,3 +465,39 @@ func TestGroupOwnershipTransfer(t *testing.T) {
 	require.NoError(t, srv.LeaveGroup(ctx, g.ID, alice))
 	require.NoError(t, srv.DismissGroup(ctx, g.ID, bob))
 }
+
+// Changes to one group are decided on its stored state one at a time, so
+// concurrent joins cannot take it past its member limit.
+func TestGroupConcurrentJoinsStopAtTheLimit(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{MaxGroupMembers: 5}})
+	ctx := testCtx(t)
+	g, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "small"}, nil)
+	require.NoError(t, err)
+
+	const joiners = 20
+	var wg sync.WaitGroup
+	errs := make([]error, joiners)
+	for i := range joiners {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = srv.JoinGroup(ctx, g.ID, fmt.Sprintf("joiner%d", i))
+		}()
+	}
+	wg.Wait()
+	joined := 0
+	for _, err := range errs {
+		if err == nil {
+			joined++
+			continue
+		}
+		require.ErrorIs(t, err, im.ErrLimitExceeded)
+	}
+	require.Equal(t, 4, joined)
+	got, err := srv.Group(ctx, g.ID)
+	require.NoError(t, err)
+	require.Equal(t, 5, got.MemberCount)
+	members, err := srv.GroupMembers(ctx, g.ID, alice)
+	require.NoError(t, err)
+	require.Len(t, members, 5)
+}
