@@ -55,16 +55,16 @@ func (s *Server) prepare(ctx context.Context, d draft) (*commitOp, error) {
 	if len(d.extra)+len(d.attached) > maxMetadata {
 		return nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "extra and attached_info together exceed %d bytes", maxMetadata)
 	}
-	conv, peer, members, group, err := s.resolveConversation(ctx, d)
+	to, err := s.resolveConversation(ctx, d)
 	if err != nil {
 		return nil, err
 	}
 	now := time.Now()
 	m := Message{
-		ConversationID: conv,
+		ConversationID: to.conv,
 		ServerID:       s.ids.next(now),
 		SenderID:       d.sender,
-		ReceiverID:     peer,
+		ReceiverID:     to.peer,
 		ClientMsgID:    d.clientMsgID,
 		Type:           d.typ,
 		Content:        d.content,
@@ -87,77 +87,83 @@ func (s *Server) prepare(ctx context.Context, d draft) (*commitOp, error) {
 			return nil, errorf(imv1.ErrorCode_ERR_MESSAGE_TOO_LARGE, ErrTooLarge, "message rewritten by BeforeSend is empty or too large")
 		}
 	}
-	return &commitOp{req: AppendRequest{Message: m, Members: members}, members: group}, nil
+	return &commitOp{req: AppendRequest{Message: m, Members: to.members}, members: to.group}, nil
 }
 
-// resolveConversation derives the conversation from what the client said,
-// checks that the sender belongs to it, and returns its id, the peer (for
-// one-to-one conversations) and its members: as the store records them, or
-// for a group, as the group cache has them. Nothing the client says about
+// target is where a message goes.
+type target struct {
+	conv    string
+	peer    string     // the other member of a one-to-one conversation
+	members []string   // recorded by the store with the conversation's first message
+	group   *memberSet // a group's members, as the group cache has them
+}
+
+// resolveConversation derives the conversation from what the client said
+// and checks that the sender belongs to it. Nothing the client says about
 // sender, receiver or group is trusted.
-func (s *Server) resolveConversation(ctx context.Context, d draft) (conv, peer string, members []string, group *memberSet, err error) {
-	conv = d.conv
+func (s *Server) resolveConversation(ctx context.Context, d draft) (target, error) {
+	conv := d.conv
 	if d.system {
-		return conv, d.receiver, []string{d.receiver}, nil, nil
+		return target{conv: conv, peer: d.receiver, members: []string{d.receiver}}, nil
 	}
 	if conv == "" {
 		if d.receiver == "" {
-			return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id or receiver_id is required")
+			return target{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id or receiver_id is required")
 		}
 		if !validID(d.receiver) {
-			return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "receiver_id is not a valid user id")
+			return target{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "receiver_id is not a valid user id")
 		}
 		conv = SingleConversationID(d.sender, d.receiver)
 	}
 	if len(conv) > MaxConversationIDLen {
-		return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id is too long")
+		return target{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id is too long")
 	}
 	switch ConversationTypeOf(conv) {
 	case SingleConversation:
 		p, ok := peerOf(conv, d.sender)
 		if !ok {
-			return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "not a member of this conversation")
+			return target{}, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "not a member of this conversation")
 		}
 		if !validID(p) {
-			return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id names an invalid user id")
+			return target{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id names an invalid user id")
 		}
 		if d.receiver != "" && d.receiver != p {
-			return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "receiver_id does not match conversation_id")
+			return target{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "receiver_id does not match conversation_id")
 		}
 		if s.cfg.Users != nil && p != d.sender {
 			ok, err := s.cfg.Users.UserExists(ctx, p)
 			if err != nil {
-				return "", "", nil, nil, err
+				return target{}, err
 			}
 			if !ok {
-				return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_USER_NOT_EXIST, ErrNotFound, "user does not exist")
+				return target{}, errorf(imv1.ErrorCode_ERR_USER_NOT_EXIST, ErrNotFound, "user does not exist")
 			}
 		}
 		if p == d.sender {
-			return conv, p, []string{p}, nil, nil
+			return target{conv: conv, peer: p, members: []string{p}}, nil
 		}
-		return conv, p, []string{d.sender, p}, nil, nil
+		return target{conv: conv, peer: p, members: []string{d.sender, p}}, nil
 	case GroupConversation:
 		gid, _ := groupOf(conv)
 		set, err := s.groups.get(ctx, gid)
 		if errors.Is(err, ErrNotFound) {
-			return "", "", nil, nil, errNoGroup()
+			return target{}, errNoGroup()
 		}
 		if err != nil {
-			return "", "", nil, nil, err
+			return target{}, err
 		}
 		if set.roles[d.sender] == 0 {
-			return "", "", nil, nil, errNotGroupMember()
+			return target{}, errNotGroupMember()
 		}
 		// The receiver a client names is ignored: the group's members
 		// receive it, and the stored message has none.
-		return conv, "", nil, set, nil
+		return target{conv: conv, group: set}, nil
 	case ChatroomConversation:
-		return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_CONVERSATION_NOT_EXIST, ErrNotFound, "conversation does not exist")
+		return target{}, errorf(imv1.ErrorCode_ERR_CONVERSATION_NOT_EXIST, ErrNotFound, "conversation does not exist")
 	case SystemConversation:
-		return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "only the server sends into system conversations")
+		return target{}, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "only the server sends into system conversations")
 	}
-	return "", "", nil, nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id has an unknown form")
+	return target{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id has an unknown form")
 }
 
 // handleSend stores a client's message; the acknowledgement goes out when the
