@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // The dedup index maps (sender, client_msg_id) to the message first stored
@@ -200,7 +201,7 @@ func syncIndex(main, index *bbolt.DB, maxMerge int) error {
 			same = true
 			return nil
 		}
-		if err := tx.DeleteBucket([]byte(indexBucketDedup)); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket([]byte(indexBucketDedup)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
 		if err := meta.Delete([]byte(keyPairID)); err != nil {
@@ -424,7 +425,7 @@ func (d *dedupIndex) roomFor(done <-chan struct{}) error {
 		case <-done:
 			return errDoneWaiting
 		case <-d.stop:
-			return bbolt.ErrDatabaseNotOpen
+			return berrors.ErrDatabaseNotOpen
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/imserver/imserver/im"
 )
@@ -213,7 +214,7 @@ func initSchema(tx *bbolt.Tx) error {
 // every message is in its conversation's bucket.
 func upgrade(tx *bbolt.Tx, meta *bbolt.Bucket) error {
 	for _, name := range []string{bucketDedupV1, bucketDedupLog} {
-		if err := tx.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, bbolt.ErrBucketNotFound) {
+		if err := tx.DeleteBucket([]byte(name)); err != nil && !errors.Is(err, berrors.ErrBucketNotFound) {
 			return err
 		}
 	}

@@ -57,8 +57,6 @@ func (s *memStore) ctxErr(ctx context.Context) error {
 	return ctx.Err()
 }
 
-func validConvID(id string) error { return im.ValidateConversationID(id) }
-
 func (s *memStore) validate(r im.AppendRequest) error {
 	if s.bug == "no-validation" {
 		return nil
