@@ -12,9 +12,9 @@
 //
 // # Drivers and settings
 //
-// The program imports the driver it uses. This package links in neither
-// SQLite nor pgx; it does import the MySQL driver, whose error type it
-// needs, so "mysql" is always registered.
+// The program imports the driver it uses. This package links in no driver:
+// it recognises each driver's errors by their methods or shape, so a
+// program that uses only PostgreSQL carries neither SQLite nor MySQL.
 //
 //   - SQLite: modernc.org/sqlite (pure Go, no cgo), sql.Open("sqlite",
 //     path). New switches the file to WAL journal mode, so that reads do

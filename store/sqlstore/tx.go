@@ -6,9 +6,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"math/rand/v2"
+	"reflect"
 	"time"
-
-	"github.com/go-sql-driver/mysql"
 )
 
 // querier runs statements: a *sql.Tx, or on SQLite the *sql.Conn that holds
@@ -187,9 +186,8 @@ func (s *Store) transient(err error, unique bool) bool {
 			}
 		}
 	case MySQL:
-		var e *mysql.MySQLError
-		if errors.As(err, &e) {
-			switch e.Number {
+		if n, ok := mysqlErrorNumber(err); ok {
+			switch n {
 			case mysqlDeadlock, mysqlLockWaitTimeout:
 				return true
 			case mysqlDuplicateEntry:
@@ -211,6 +209,37 @@ func (s *Store) transient(err error, unique bool) bool {
 		}
 	}
 	return false
+}
+
+// mysqlErrorNumber returns the server error number of the first
+// *mysql.MySQLError (github.com/go-sql-driver/mysql) in err's tree. The
+// driver's error type has no method to find it by, and importing the driver
+// for its type would link MySQL into every program that uses this package,
+// so it is recognised by its shape: a pointer to a struct named MySQLError
+// with a uint16 field Number.
+func mysqlErrorNumber(err error) (uint16, bool) {
+	for err != nil {
+		v := reflect.ValueOf(err)
+		if v.Kind() == reflect.Pointer && !v.IsNil() && v.Elem().Kind() == reflect.Struct && v.Elem().Type().Name() == "MySQLError" {
+			if f := v.Elem().FieldByName("Number"); f.IsValid() && f.Kind() == reflect.Uint16 {
+				return uint16(f.Uint()), true
+			}
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if n, ok := mysqlErrorNumber(e); ok {
+					return n, true
+				}
+			}
+			return 0, false
+		default:
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // isUnique reports whether err is a unique-key violation.

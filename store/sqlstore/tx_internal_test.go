@@ -19,6 +19,11 @@ type codeError int
 func (e codeError) Error() string { return fmt.Sprintf("sqlite error %d", int(e)) }
 func (e codeError) Code() int     { return int(e) }
 
+// notMySQLError has the driver error's field but not its name.
+type notMySQLError struct{ Number uint16 }
+
+func (e *notMySQLError) Error() string { return fmt.Sprintf("error %d", e.Number) }
+
 func TestTransient(t *testing.T) {
 	wrap := func(err error) error { return fmt.Errorf("insert: %w", err) }
 	tests := []struct {
@@ -36,6 +41,9 @@ func TestTransient(t *testing.T) {
 		{"MySQLLockWaitTimeout", MySQL, wrap(&mysql.MySQLError{Number: 1205}), true, false},
 		{"MySQLDuplicate", MySQL, wrap(&mysql.MySQLError{Number: 1062}), false, true},
 		{"MySQLSyntax", MySQL, wrap(&mysql.MySQLError{Number: 1064}), false, false},
+		{"MySQLDeadlockJoined", MySQL, errors.Join(errors.New("rollback failed"), wrap(&mysql.MySQLError{Number: 1213})), true, false},
+		{"MySQLLookalike", MySQL, wrap(&notMySQLError{Number: 1213}), false, false},
+		{"MySQLOther", MySQL, errors.New("Error 1213: deadlock"), false, false},
 		{"SQLiteBusy", SQLite, wrap(codeError(5)), true, false},
 		{"SQLiteBusySnapshot", SQLite, wrap(codeError(5 | 2<<8)), true, false},
 		{"SQLiteLocked", SQLite, wrap(codeError(6)), true, false},
