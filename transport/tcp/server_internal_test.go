@@ -510,7 +510,10 @@ func TestCloseDeliversLastFrames(t *testing.T) {
 	}
 	close(clientSent)
 	<-served
-	time.Sleep(20 * time.Millisecond) // a RST, if any, has arrived by now
+	// A wait for something that must not happen: no event marks a RST
+	// that never comes. Loopback delivers one in microseconds; a shorter
+	// wait could only let a bad close pass, never fail a good one.
+	time.Sleep(20 * time.Millisecond)
 
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
 	f, err := ReadFrame(c, 0)
@@ -562,9 +565,14 @@ func TestConnWriteCtxEndingBetweenWrites(t *testing.T) {
 			c.WriteFrames(cancelled, []im.Frame{{Command: 202, Sequence: 3}}),
 		)
 		cancel()
-		time.Sleep(60 * time.Millisecond) // both hooks have run by now
-		if c.(*conn).writes.Holds() {
-			err = errors.Join(err, errors.New("an ended write context is still held"))
+		<-short.Done()
+		// Both contexts have ended; their hooks run on goroutines of
+		// their own, so give them a bounded while to let go.
+		for deadline := time.Now().Add(5 * time.Second); c.(*conn).writes.Holds(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				err = errors.Join(err, errors.New("an ended write context is still held"))
+				break
+			}
 		}
 		err = errors.Join(err, c.WriteFrames(ctx, []im.Frame{{Command: 202, Sequence: 4}}))
 		done <- err

@@ -479,9 +479,14 @@ func TestWriteCtxEndingBetweenWrites(t *testing.T) {
 			c.WriteFrames(cancelled, []im.Frame{{Command: 5, Sequence: 3}}),
 		)
 		cancel()
-		time.Sleep(60 * time.Millisecond) // both hooks have run by now
-		if c.(*conn).writes.Holds() {
-			err = errors.Join(err, errors.New("an ended write context is still held"))
+		<-short.Done()
+		// Both contexts have ended; their hooks run on goroutines of
+		// their own, so give them a bounded while to let go.
+		for deadline := time.Now().Add(5 * time.Second); c.(*conn).writes.Holds(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				err = errors.Join(err, errors.New("an ended write context is still held"))
+				break
+			}
 		}
 		err = errors.Join(err, c.WriteFrames(ctx, []im.Frame{{Command: 5, Sequence: 4}}))
 		done <- err

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
-	"time"
+	"testing/synctest"
 
 	"github.com/stretchr/testify/require"
 )
@@ -34,32 +34,38 @@ func TestSetupOncePerContext(t *testing.T) {
 	require.Equal(t, int32(2), c.setups.Load(), "a new context is set up")
 }
 
+// The hooks run on goroutines of context.AfterFunc's; synctest.Wait lets
+// each of them finish before the test looks, without guessing how long.
 func TestAbortOnlyDuringAWrite(t *testing.T) {
-	var c counts
-	g := newGuard(&c, nil)
+	synctest.Test(t, func(t *testing.T) {
+		var c counts
+		g := newGuard(&c, nil)
 
-	between, cancel := context.WithCancel(context.Background())
-	require.NoError(t, g.Begin(between))
-	g.End()
-	cancel()
-	require.Eventually(t, func() bool { return !g.Holds() }, 5*time.Second, time.Millisecond, "an ended context is forgotten")
-	require.Zero(t, c.aborts.Load(), "a context ending between writes aborts nothing")
+		between, cancel := context.WithCancel(context.Background())
+		require.NoError(t, g.Begin(between))
+		g.End()
+		cancel()
+		synctest.Wait()
+		require.False(t, g.Holds(), "an ended context is forgotten")
+		require.Zero(t, c.aborts.Load(), "a context ending between writes aborts nothing")
 
-	during, cancel := context.WithCancel(context.Background())
-	require.NoError(t, g.Begin(during))
-	cancel()
-	require.Eventually(t, func() bool { return c.aborts.Load() == 1 }, 5*time.Second, time.Millisecond)
-	g.End()
+		during, cancel := context.WithCancel(context.Background())
+		require.NoError(t, g.Begin(during))
+		cancel()
+		synctest.Wait()
+		require.Equal(t, int32(1), c.aborts.Load(), "a context ending during a write aborts it")
+		g.End()
 
-	// A hook of an earlier context never aborts a later write.
-	old, cancelOld := context.WithCancel(context.Background())
-	require.NoError(t, g.Begin(old))
-	g.End()
-	require.NoError(t, g.Begin(context.Background()))
-	cancelOld()
-	time.Sleep(20 * time.Millisecond)
-	g.End()
-	require.Equal(t, int32(1), c.aborts.Load())
+		// A hook of an earlier context never aborts a later write.
+		old, cancelOld := context.WithCancel(context.Background())
+		require.NoError(t, g.Begin(old))
+		g.End()
+		require.NoError(t, g.Begin(context.Background()))
+		cancelOld()
+		synctest.Wait()
+		g.End()
+		require.Equal(t, int32(1), c.aborts.Load())
+	})
 }
 
 func TestBeginRefuses(t *testing.T) {
