@@ -3,25 +3,7 @@ package im
 import (
 	"context"
 	"time"
-
-	"github.com/imserver/imserver/im/imv1"
 )
-
-// MaxFrameSize is the largest frame body a transport accepts: 1 MiB, as
-// IM-iOS-SDK's codec allows. A larger frame closes the connection, because
-// the stream can no longer be trusted to be in step.
-const MaxFrameSize = 1 << 20
-
-// Frame is one protocol frame as the core sees it, independent of transport.
-type Frame struct {
-	Command imv1.CommandType
-	// Sequence is the client's request number; a response echoes it, and a
-	// push carries 0.
-	Sequence uint32
-	// Body is the command's message, serialized as protobuf. Frames queued
-	// for writing share their Body between connections: never modify it.
-	Body []byte
-}
 
 // Conn is a client connection as a transport hands it to Server.ServeConn.
 // The transport does the framing; the Server does everything else.

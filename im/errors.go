@@ -3,48 +3,67 @@ package im
 import (
 	"errors"
 	"fmt"
-
-	"github.com/imserver/imserver/im/imv1"
 )
 
-// Sentinel errors. Every error that the Server, a Store or an Authenticator
-// returns for one of these conditions satisfies errors.Is with the sentinel,
-// whatever else it wraps.
-var (
-	// ErrNotFound: the user, conversation, message or account does not exist.
-	ErrNotFound = errors.New("im: not found")
-	// ErrConflict: the thing being created exists already (a username that
-	// is taken, a client_msg_id reused for a different message).
-	ErrConflict = errors.New("im: conflict")
-	// ErrInvalidArgument: the input is malformed or out of bounds.
-	ErrInvalidArgument = errors.New("im: invalid argument")
-	// ErrUnauthenticated: the credentials are missing, wrong or forged.
-	ErrUnauthenticated = errors.New("im: unauthenticated")
-	// ErrTokenExpired: the credentials were valid but have expired. It wraps
-	// ErrUnauthenticated, so errors.Is(err, ErrUnauthenticated) holds too.
-	ErrTokenExpired = fmt.Errorf("%w: token expired", ErrUnauthenticated)
-	// ErrPermissionDenied: the caller may not do this (send into a
-	// conversation it does not belong to, for example).
-	ErrPermissionDenied = errors.New("im: permission denied")
-	// ErrTooLarge: the message content is over Config.MaxContentSize.
-	ErrTooLarge = errors.New("im: message too large")
-	// ErrRateLimited: the caller sends faster than it is allowed to.
-	ErrRateLimited = errors.New("im: rate limited")
-	// ErrLimitExceeded: the request would take something past a configured
-	// bound (a group's member limit).
-	ErrLimitExceeded = errors.New("im: limit exceeded")
-	// ErrUnsupported: the request is valid protocol but this server does not
-	// implement it.
-	ErrUnsupported = errors.New("im: unsupported")
-	// ErrServerClosed: the Server is shutting down or closed.
-	ErrServerClosed = errors.New("im: server closed")
+// The sentinel errors (ErrNotFound, ErrInvalidArgument, …) are declared in
+// wire.go: the client shares them.
+
+// Code is what kind of failure a client is told of. The Server turns it into
+// the protocol's error code when it answers; a Code says what went wrong in
+// the core's terms, so hooks and plug-ins choose one without knowing the
+// protocol.
+type Code int
+
+// Codes. The zero Code is CodeUnknown.
+const (
+	// CodeUnknown: an internal error, or one without a better code. The
+	// client is told ERR_UNKNOWN.
+	CodeUnknown Code = iota
+	// CodeInvalidArgument: the request is malformed or out of bounds (also
+	// a conflict, or a limit that would be exceeded).
+	CodeInvalidArgument
+	// CodeUnauthenticated: the credentials are missing, wrong or forged.
+	CodeUnauthenticated
+	// CodeTokenExpired: the credentials were valid but have expired.
+	CodeTokenExpired
+	// CodePermissionDenied: the caller may not do this.
+	CodePermissionDenied
+	// CodeUserNotFound: a user the request names does not exist.
+	CodeUserNotFound
+	// CodeNotFound: the conversation or group the request names does not
+	// exist.
+	CodeNotFound
+	// CodeTooLarge: the message is over the size limit.
+	CodeTooLarge
+	// CodeRateLimited: the caller sends faster than it is allowed to.
+	CodeRateLimited
 )
 
-// Error is an error with a protocol error code and a message that is safe to
-// show to the client. Hooks return one to choose what the client sees; the
-// Server maps other errors to codes through their sentinel.
+var codeNames = [...]string{
+	CodeUnknown:          "unknown",
+	CodeInvalidArgument:  "invalid argument",
+	CodeUnauthenticated:  "unauthenticated",
+	CodeTokenExpired:     "token expired",
+	CodePermissionDenied: "permission denied",
+	CodeUserNotFound:     "user not found",
+	CodeNotFound:         "not found",
+	CodeTooLarge:         "too large",
+	CodeRateLimited:      "rate limited",
+}
+
+// String returns the code's name, such as "invalid argument".
+func (c Code) String() string {
+	if c >= 0 && int(c) < len(codeNames) {
+		return codeNames[c]
+	}
+	return fmt.Sprintf("Code(%d)", int(c))
+}
+
+// Error is an error with a code and a message that is safe to show to the
+// client. Hooks return one to choose what the client sees; the Server maps
+// other errors to codes through their sentinel.
 type Error struct {
-	Code imv1.ErrorCode
+	Code Code
 	Msg  string
 	Err  error // the cause, if any; not shown to the client
 }
@@ -59,44 +78,41 @@ func (e *Error) Error() string {
 func (e *Error) Unwrap() error { return e.Err }
 
 // errorf returns an *Error with code, wrapping the sentinel err.
-func errorf(code imv1.ErrorCode, sentinel error, format string, args ...any) *Error {
+func errorf(code Code, sentinel error, format string, args ...any) *Error {
 	return &Error{Code: code, Msg: fmt.Sprintf(format, args...), Err: sentinel}
 }
 
-// wireError maps any error to the code and message a client is shown. It is
-// the one place where errors become protocol codes; internal details of
-// unexpected errors are not leaked.
-func wireError(err error) (imv1.ErrorCode, string) {
-	if err == nil {
-		return imv1.ErrorCode_ERR_SUCCESS, ""
-	}
+// codeOf maps a non-nil error to the code and message a client is shown.
+// Internal details of unexpected errors are not leaked. wireCode, where
+// responses are built, turns the code into the protocol's.
+func codeOf(err error) (Code, string) {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Code, e.Msg
 	}
 	switch {
 	case errors.Is(err, ErrTokenExpired):
-		return imv1.ErrorCode_ERR_TOKEN_EXPIRED, "token expired"
+		return CodeTokenExpired, "token expired"
 	case errors.Is(err, ErrUnauthenticated):
-		return imv1.ErrorCode_ERR_AUTH_FAILED, "authentication failed"
+		return CodeUnauthenticated, "authentication failed"
 	case errors.Is(err, ErrPermissionDenied):
-		return imv1.ErrorCode_ERR_PERMISSION_DENIED, "permission denied"
+		return CodePermissionDenied, "permission denied"
 	case errors.Is(err, ErrInvalidArgument):
-		return imv1.ErrorCode_ERR_INVALID_PARAM, "invalid argument"
+		return CodeInvalidArgument, "invalid argument"
 	case errors.Is(err, ErrConflict):
-		return imv1.ErrorCode_ERR_INVALID_PARAM, "conflict"
+		return CodeInvalidArgument, "conflict"
 	case errors.Is(err, ErrTooLarge):
-		return imv1.ErrorCode_ERR_MESSAGE_TOO_LARGE, "message too large"
+		return CodeTooLarge, "message too large"
 	case errors.Is(err, ErrRateLimited):
-		return imv1.ErrorCode_ERR_SEND_TOO_FAST, "sending too fast"
+		return CodeRateLimited, "sending too fast"
 	case errors.Is(err, ErrNotFound):
-		return imv1.ErrorCode_ERR_CONVERSATION_NOT_EXIST, "not found"
+		return CodeNotFound, "not found"
 	case errors.Is(err, ErrLimitExceeded):
-		return imv1.ErrorCode_ERR_INVALID_PARAM, "limit exceeded"
+		return CodeInvalidArgument, "limit exceeded"
 	case errors.Is(err, ErrUnsupported):
-		return imv1.ErrorCode_ERR_UNKNOWN, "unsupported command"
+		return CodeUnknown, "unsupported command"
 	case errors.Is(err, ErrServerClosed):
-		return imv1.ErrorCode_ERR_UNKNOWN, "server shutting down"
+		return CodeUnknown, "server shutting down"
 	}
-	return imv1.ErrorCode_ERR_UNKNOWN, "internal error"
+	return CodeUnknown, "internal error"
 }

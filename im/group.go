@@ -6,8 +6,6 @@ import (
 	"strconv"
 	"time"
 	"unicode/utf8"
-
-	"github.com/imserver/imserver/im/imv1"
 )
 
 // GroupRole is a member's rank in a group. Higher outranks lower.
@@ -50,7 +48,7 @@ func (r *GroupRole) UnmarshalText(b []byte) error {
 			return nil
 		}
 	}
-	return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "unknown group role %q", b)
+	return errorf(CodeInvalidArgument, ErrInvalidArgument, "unknown group role %q", b)
 }
 
 // JoinPolicy decides who may add members to a group.
@@ -147,9 +145,6 @@ const (
 	MaxGroupTextLen = 8 << 10 // Introduction, Notification and Extra, each
 )
 
-// GroupConversationID returns the id of group id's conversation.
-func GroupConversationID(id string) string { return groupPrefix + id }
-
 // ValidateGroup returns an error wrapping ErrInvalidArgument unless g can be
 // stored: ID and OwnerID pass ValidateID, Name is 1 to MaxGroupNameLen
 // bytes of printable UTF-8, FaceURL at most MaxGroupURLLen bytes of
@@ -164,18 +159,18 @@ func ValidateGroup(g Group) error {
 		return err
 	}
 	if !printable(g.Name, MaxGroupNameLen) {
-		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "group name must be 1 to %d bytes of printable UTF-8", MaxGroupNameLen)
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "group name must be 1 to %d bytes of printable UTF-8", MaxGroupNameLen)
 	}
 	if g.FaceURL != "" && !printable(g.FaceURL, MaxGroupURLLen) {
-		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "faceURL must be at most %d bytes of printable UTF-8", MaxGroupURLLen)
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "faceURL must be at most %d bytes of printable UTF-8", MaxGroupURLLen)
 	}
 	for _, f := range [...]struct{ name, v string }{{"introduction", g.Introduction}, {"notification", g.Notification}, {"extra", g.Extra}} {
 		if !plainText(f.v, MaxGroupTextLen) {
-			return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "%s must be at most %d bytes of UTF-8 without control characters other than tab and line breaks", f.name, MaxGroupTextLen)
+			return errorf(CodeInvalidArgument, ErrInvalidArgument, "%s must be at most %d bytes of UTF-8 without control characters other than tab and line breaks", f.name, MaxGroupTextLen)
 		}
 	}
 	if g.JoinPolicy != JoinOpen && g.JoinPolicy != JoinInviteOnly {
-		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "unknown join policy %d", g.JoinPolicy)
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "unknown join policy %d", g.JoinPolicy)
 	}
 	return nil
 }
@@ -201,7 +196,7 @@ func ValidateGroupMember(m GroupMember) error {
 		return err
 	}
 	if m.Role < RoleMember || m.Role > RoleOwner {
-		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "unknown group role %d", m.Role)
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "unknown group role %d", m.Role)
 	}
 	return nil
 }
@@ -217,7 +212,7 @@ func ValidateGroupMembers(members []GroupMember) error {
 			return err
 		}
 		if _, dup := seen[m.UserID]; dup {
-			return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "member %q is listed twice", m.UserID)
+			return errorf(CodeInvalidArgument, ErrInvalidArgument, "member %q is listed twice", m.UserID)
 		}
 		seen[m.UserID] = struct{}{}
 		if m.Role == RoleOwner {
@@ -225,7 +220,7 @@ func ValidateGroupMembers(members []GroupMember) error {
 		}
 	}
 	if owners > 1 {
-		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "a group has one owner, not %d", owners)
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "a group has one owner, not %d", owners)
 	}
 	return nil
 }

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/imserver/imserver/im/imv1"
 )
 
 // GroupSpec is what a new group is created with.
@@ -65,7 +63,7 @@ const (
 // set, every member must exist (USER_NOT_EXIST otherwise).
 func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec, memberIDs []string) (Group, error) {
 	if !validID(ownerID) {
-		return Group{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "owner id is not a valid user id")
+		return Group{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "owner id is not a valid user id")
 	}
 	others, err := s.newMembers(ctx, memberIDs, nil)
 	if err != nil {
@@ -153,7 +151,7 @@ func (s *Server) UserGroups(ctx context.Context, userID string) ([]Group, error)
 // returns the group. Joining a group one belongs to already does nothing.
 func (s *Server) JoinGroup(ctx context.Context, id, userID string) (Group, error) {
 	if !validID(userID) {
-		return Group{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "user id is not valid")
+		return Group{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "user id is not valid")
 	}
 	defer s.groups.lock(id)()
 	g, members, err := s.groupState(ctx, id)
@@ -164,7 +162,7 @@ func (s *Server) JoinGroup(ctx context.Context, id, userID string) (Group, error
 		return g, nil
 	}
 	if g.JoinPolicy != JoinOpen {
-		return Group{}, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "this group takes members by invitation only")
+		return Group{}, errorf(CodePermissionDenied, ErrPermissionDenied, "this group takes members by invitation only")
 	}
 	if len(members)+1 > s.cfg.MaxGroupMembers {
 		return Group{}, errGroupFull(s.cfg.MaxGroupMembers)
@@ -191,7 +189,7 @@ func (s *Server) LeaveGroup(ctx context.Context, id, userID string) error {
 	case 0:
 		return errNotGroupMember()
 	case RoleOwner:
-		return errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "the owner cannot leave the group; hand it to another member first, or dismiss it")
+		return errorf(CodePermissionDenied, ErrPermissionDenied, "the owner cannot leave the group; hand it to another member first, or dismiss it")
 	}
 	if err := s.changeMembers(ctx, id, nil, []string{userID}); err != nil {
 		return err
@@ -214,7 +212,7 @@ func (s *Server) InviteToGroup(ctx context.Context, id, actorID string, userIDs 
 		return errNotGroupMember()
 	}
 	if g.JoinPolicy == JoinInviteOnly && role < RoleAdmin {
-		return errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "only admins invite to this group")
+		return errorf(CodePermissionDenied, ErrPermissionDenied, "only admins invite to this group")
 	}
 	added, err := s.newMembers(ctx, userIDs, members)
 	if err != nil {
@@ -249,19 +247,19 @@ func (s *Server) KickFromGroup(ctx context.Context, id, actorID string, userIDs 
 	}
 	role := roleOf(members, actorID)
 	if role < RoleAdmin {
-		return errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "only admins remove members")
+		return errorf(CodePermissionDenied, ErrPermissionDenied, "only admins remove members")
 	}
 	var removed []string
 	for _, u := range userIDs {
 		r := roleOf(members, u)
 		switch {
 		case !validID(u):
-			return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "member id %q is not a valid user id", u)
+			return errorf(CodeInvalidArgument, ErrInvalidArgument, "member id %q is not a valid user id", u)
 		case u == actorID:
-			return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "use leave to leave a group")
+			return errorf(CodeInvalidArgument, ErrInvalidArgument, "use leave to leave a group")
 		case r == 0 || slices.Contains(removed, u):
 		case r >= role:
-			return errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "%s cannot be removed by a member of equal or lower rank", u)
+			return errorf(CodePermissionDenied, ErrPermissionDenied, "%s cannot be removed by a member of equal or lower rank", u)
 		default:
 			removed = append(removed, u)
 		}
@@ -281,10 +279,10 @@ func (s *Server) KickFromGroup(ctx context.Context, id, actorID string, userIDs 
 // owner and actorID an admin, in one store write.
 func (s *Server) SetGroupRole(ctx context.Context, id, actorID, userID string, role GroupRole) error {
 	if role < RoleMember || role > RoleOwner {
-		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "unknown group role %d", role)
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "unknown group role %d", role)
 	}
 	if !validID(userID) {
-		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "user id is not valid")
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "user id is not valid")
 	}
 	defer s.groups.lock(id)()
 	_, members, err := s.groupState(ctx, id)
@@ -292,14 +290,14 @@ func (s *Server) SetGroupRole(ctx context.Context, id, actorID, userID string, r
 		return err
 	}
 	if roleOf(members, actorID) != RoleOwner {
-		return errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "only the owner sets roles")
+		return errorf(CodePermissionDenied, ErrPermissionDenied, "only the owner sets roles")
 	}
 	i := slices.IndexFunc(members, func(m GroupMember) bool { return m.UserID == userID })
 	switch {
 	case i < 0:
 		return errNotGroupMember()
 	case userID == actorID:
-		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "the owner's role changes only by handing the group to another member")
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "the owner's role changes only by handing the group to another member")
 	case members[i].Role == role:
 		return nil
 	}
@@ -328,7 +326,7 @@ func (s *Server) UpdateGroup(ctx context.Context, id, actorID string, u GroupUpd
 		return Group{}, err
 	}
 	if roleOf(members, actorID) < RoleAdmin {
-		return Group{}, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "only admins edit the group")
+		return Group{}, errorf(CodePermissionDenied, ErrPermissionDenied, "only admins edit the group")
 	}
 	before := g
 	set := func(dst *string, v *string) {
@@ -368,7 +366,7 @@ func (s *Server) DismissGroup(ctx context.Context, id, actorID string) error {
 		return err
 	}
 	if roleOf(members, actorID) != RoleOwner {
-		return errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "only the owner dismisses the group")
+		return errorf(CodePermissionDenied, ErrPermissionDenied, "only the owner dismisses the group")
 	}
 	if err := s.store.DeleteGroup(ctx, id); err != nil {
 		return err
@@ -420,7 +418,7 @@ func (s *Server) newMembers(ctx context.Context, userIDs []string, current []Gro
 	var out []string
 	for _, u := range userIDs {
 		if !validID(u) {
-			return nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "member id %q is not a valid user id", u)
+			return nil, errorf(CodeInvalidArgument, ErrInvalidArgument, "member id %q is not a valid user id", u)
 		}
 		if _, dup := have[u]; dup {
 			continue
@@ -438,7 +436,7 @@ func (s *Server) newMembers(ctx context.Context, userIDs []string, current []Gro
 				return nil, err
 			}
 			if !ok {
-				return nil, errorf(imv1.ErrorCode_ERR_USER_NOT_EXIST, ErrNotFound, "user %s does not exist", u)
+				return nil, errorf(CodeUserNotFound, ErrNotFound, "user %s does not exist", u)
 			}
 		}
 	}
@@ -498,13 +496,13 @@ func groupOf(conv string) (string, bool) {
 }
 
 func errNoGroup() *Error {
-	return errorf(imv1.ErrorCode_ERR_CONVERSATION_NOT_EXIST, ErrNotFound, "group does not exist")
+	return errorf(CodeNotFound, ErrNotFound, "group does not exist")
 }
 
 func errNotGroupMember() *Error {
-	return errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "not a member of this group")
+	return errorf(CodePermissionDenied, ErrPermissionDenied, "not a member of this group")
 }
 
 func errGroupFull(max int) *Error {
-	return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrLimitExceeded, "a group has at most %d members", max)
+	return errorf(CodeInvalidArgument, ErrLimitExceeded, "a group has at most %d members", max)
 }

@@ -25,7 +25,7 @@ func (s *Server) handle(sess *session, f Frame) {
 		return
 	}
 	if !sess.authed.Load() {
-		s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_AUTH_FAILED, ErrUnauthenticated, "authenticate first"))
+		s.respondError(sess, f, errorf(CodeUnauthenticated, ErrUnauthenticated, "authenticate first"))
 		return
 	}
 	switch f.Command {
@@ -47,15 +47,15 @@ func (s *Server) handle(sess *session, f Frame) {
 		})
 	default:
 		if _, known := imv1.CommandType_name[int32(f.Command)]; !known {
-			s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "unknown command %d", f.Command))
+			s.respondError(sess, f, errorf(CodeInvalidArgument, ErrInvalidArgument, "unknown command %d", f.Command))
 			return
 		}
-		s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_UNKNOWN, ErrUnsupported, "command %s is not supported by this server", f.Command))
+		s.respondError(sess, f, errorf(CodeUnknown, ErrUnsupported, "command %s is not supported by this server", f.Command))
 	}
 }
 
 func errMalformed(err error) *Error {
-	return &Error{Code: imv1.ErrorCode_ERR_INVALID_PARAM, Msg: "malformed request body", Err: errors.Join(ErrInvalidArgument, err)}
+	return &Error{Code: CodeInvalidArgument, Msg: "malformed request body", Err: errors.Join(ErrInvalidArgument, err)}
 }
 
 func (s *Server) handleAuth(sess *session, f Frame) {
@@ -93,14 +93,15 @@ func (s *Server) handleAuth(sess *session, f Frame) {
 // the protocol has one (so SDK callbacks waiting for it fire), else in an
 // ErrorResponse frame.
 func (s *Server) respondError(sess *session, f Frame, err error) {
-	code, msg := wireError(err)
+	c, msg := codeOf(err)
 	if f.Command == imv1.CommandType_CMD_SEND_MSG_REQ {
 		s.stats.refused.Add(1)
 	}
 	var e *Error
-	if !errors.As(err, &e) && code == imv1.ErrorCode_ERR_UNKNOWN {
+	if !errors.As(err, &e) && c == CodeUnknown {
 		sess.logger().Error("request failed", "cmd", f.Command, "err", err)
 	}
+	code := wireCode(c)
 	var rsp proto.Message
 	cmd := f.Command + 1
 	switch f.Command {
@@ -140,6 +141,31 @@ func (s *Server) respondError(sess *session, f Frame, err error) {
 		rsp = &imv1.ErrorResponse{ErrorCode: code, ErrorMsg: msg, Command: f.Command}
 	}
 	sess.respond(cmd, f.Sequence, rsp)
+}
+
+// wireCode is the one place where the core's error codes become the
+// protocol's. Several sentinels share a code on the wire, and the client
+// (wire.SentinelOf) maps each code back to one of them.
+func wireCode(c Code) imv1.ErrorCode {
+	switch c {
+	case CodeInvalidArgument:
+		return imv1.ErrorCode_ERR_INVALID_PARAM
+	case CodeUnauthenticated:
+		return imv1.ErrorCode_ERR_AUTH_FAILED
+	case CodeTokenExpired:
+		return imv1.ErrorCode_ERR_TOKEN_EXPIRED
+	case CodePermissionDenied:
+		return imv1.ErrorCode_ERR_PERMISSION_DENIED
+	case CodeUserNotFound:
+		return imv1.ErrorCode_ERR_USER_NOT_EXIST
+	case CodeNotFound:
+		return imv1.ErrorCode_ERR_CONVERSATION_NOT_EXIST
+	case CodeTooLarge:
+		return imv1.ErrorCode_ERR_MESSAGE_TOO_LARGE
+	case CodeRateLimited:
+		return imv1.ErrorCode_ERR_SEND_TOO_FAST
+	}
+	return imv1.ErrorCode_ERR_UNKNOWN
 }
 
 // handleTyping relays a typing indicator to the other member of a

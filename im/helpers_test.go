@@ -11,7 +11,7 @@ import (
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/client"
 	"github.com/imserver/imserver/im/imv1"
-	"github.com/imserver/imserver/transport/tcp"
+	"github.com/imserver/imserver/im/wire"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
@@ -106,7 +106,7 @@ func (r *raw) writeBytes(b []byte) {
 func (r *raw) write(cmd imv1.CommandType, body []byte) uint32 {
 	r.t.Helper()
 	r.seq++
-	b, err := tcp.AppendFrame(nil, im.Frame{Command: cmd, Sequence: r.seq, Body: body})
+	b, err := wire.AppendFrame(nil, im.Frame{Command: cmd, Sequence: r.seq, Body: body})
 	require.NoError(r.t, err)
 	r.writeBytes(b)
 	return r.seq
@@ -122,7 +122,7 @@ func (r *raw) writeMsg(cmd imv1.CommandType, m proto.Message) uint32 {
 func (r *raw) read() im.Frame {
 	r.t.Helper()
 	require.NoError(r.t, r.nc.SetReadDeadline(time.Now().Add(10*time.Second)))
-	f, err := tcp.ReadFrame(r.nc, 0)
+	f, err := wire.ReadFrame(r.nc, 0)
 	require.NoError(r.t, err)
 	return f
 }
@@ -160,7 +160,7 @@ func (r *raw) expectClosed() {
 	r.t.Helper()
 	require.NoError(r.t, r.nc.SetReadDeadline(time.Now().Add(10*time.Second)))
 	for {
-		if _, err := tcp.ReadFrame(r.nc, 0); err != nil {
+		if _, err := wire.ReadFrame(r.nc, 0); err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				r.t.Fatal("connection still open after 10 s")

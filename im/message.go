@@ -1,40 +1,9 @@
 package im
 
 import (
-	"github.com/imserver/imserver/im/imv1"
-
 	"strings"
 	"time"
 	"unicode/utf8"
-)
-
-// MessageType is what a message's content is. The values are the protocol's;
-// clients may use any value from CustomMessage up for their own types.
-type MessageType int32
-
-// Message types defined by the protocol.
-const (
-	UnknownMessage      MessageType = 0
-	TextMessage         MessageType = 1
-	ImageMessage        MessageType = 2
-	AudioMessage        MessageType = 3
-	VideoMessage        MessageType = 4
-	FileMessage         MessageType = 5
-	LocationMessage     MessageType = 6
-	CardMessage         MessageType = 7
-	NotificationMessage MessageType = 8
-	CustomMessage       MessageType = 100
-)
-
-// ConversationType is the kind of a conversation, derived from its id.
-type ConversationType int32
-
-// Conversation types; the values are the protocol's.
-const (
-	SingleConversation   ConversationType = 1
-	GroupConversation    ConversationType = 2
-	ChatroomConversation ConversationType = 3
-	SystemConversation   ConversationType = 4
 )
 
 // Message is one stored message of a conversation.
@@ -76,41 +45,13 @@ const (
 	MaxConversationIDLen = 2*MaxIDLength + 16
 )
 
-// Conversation id prefixes, in the form IM-iOS-SDK uses.
+// Conversation id prefixes, in the form IM-iOS-SDK uses; the ids
+// themselves are built by package wire (SingleConversationID and its
+// siblings), and the core only takes them apart.
 const (
 	singlePrefix = "single_"
 	groupPrefix  = "group_"
-	systemPrefix = "system_"
 )
-
-// SingleConversationID returns the id of the one-to-one conversation between
-// users a and b: "single_" and the two ids sorted, joined by "_".
-func SingleConversationID(a, b string) string {
-	if b < a {
-		a, b = b, a
-	}
-	return singlePrefix + a + "_" + b
-}
-
-// SystemConversationID returns the id of the conversation in which the server
-// sends system messages to user.
-func SystemConversationID(user string) string { return systemPrefix + user }
-
-// ConversationTypeOf returns the type of conversation id, or 0 if the id has
-// no known prefix.
-func ConversationTypeOf(id string) ConversationType {
-	switch {
-	case strings.HasPrefix(id, singlePrefix):
-		return SingleConversation
-	case strings.HasPrefix(id, groupPrefix):
-		return GroupConversation
-	case strings.HasPrefix(id, systemPrefix):
-		return SystemConversation
-	case strings.HasPrefix(id, "chatroom_"):
-		return ChatroomConversation
-	}
-	return 0
-}
 
 // peerOf returns the other member of one-to-one conversation id as seen by
 // user, and whether user is a member of it at all. User ids may contain "_",
@@ -158,7 +99,7 @@ func printable(s string, max int) bool {
 // user id or client_msg_id. Stores use it to refuse bad input before writing.
 func ValidateID(what, s string) error {
 	if !validID(s) {
-		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "%s must be 1 to %d bytes of printable UTF-8", what, MaxIDLength)
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "%s must be 1 to %d bytes of printable UTF-8", what, MaxIDLength)
 	}
 	return nil
 }
@@ -179,7 +120,7 @@ func ValidateAppend(r AppendRequest) error {
 		return err
 	}
 	if m.ServerID == "" {
-		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "server id is empty")
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "server id is empty")
 	}
 	for _, u := range r.Members {
 		if err := ValidateID("member id", u); err != nil {
@@ -193,7 +134,7 @@ func ValidateAppend(r AppendRequest) error {
 // longer because a one-to-one id joins two user ids.
 func ValidateConversationID(id string) error {
 	if !printable(id, MaxConversationIDLen) {
-		return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation id must be 1 to %d bytes of printable UTF-8", MaxConversationIDLen)
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "conversation id must be 1 to %d bytes of printable UTF-8", MaxConversationIDLen)
 	}
 	return nil
 }

@@ -332,7 +332,7 @@ func TestHooks(t *testing.T) {
 		BeforeSend: func(_ context.Context, m *im.Message) error {
 			switch string(m.Content) {
 			case "spam":
-				return &im.Error{Code: imv1.ErrorCode_ERR_PERMISSION_DENIED, Msg: "no spam"}
+				return &im.Error{Code: im.CodePermissionDenied, Msg: "no spam"}
 			case "darn":
 				m.Content = []byte("d**n")
 			case "boom":

@@ -44,16 +44,16 @@ type draft struct {
 // client sees.
 func (s *Server) prepare(ctx context.Context, d draft) (*commitOp, error) {
 	if !validID(d.clientMsgID) {
-		return nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "client_msg_id must be 1 to %d bytes of printable UTF-8", MaxIDLength)
+		return nil, errorf(CodeInvalidArgument, ErrInvalidArgument, "client_msg_id must be 1 to %d bytes of printable UTF-8", MaxIDLength)
 	}
 	if len(d.content) == 0 {
-		return nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "content is empty")
+		return nil, errorf(CodeInvalidArgument, ErrInvalidArgument, "content is empty")
 	}
 	if len(d.content) > s.cfg.MaxContentSize {
-		return nil, errorf(imv1.ErrorCode_ERR_MESSAGE_TOO_LARGE, ErrTooLarge, "content is %d bytes, the limit is %d", len(d.content), s.cfg.MaxContentSize)
+		return nil, errorf(CodeTooLarge, ErrTooLarge, "content is %d bytes, the limit is %d", len(d.content), s.cfg.MaxContentSize)
 	}
 	if len(d.extra)+len(d.attached) > maxMetadata {
-		return nil, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "extra and attached_info together exceed %d bytes", maxMetadata)
+		return nil, errorf(CodeInvalidArgument, ErrInvalidArgument, "extra and attached_info together exceed %d bytes", maxMetadata)
 	}
 	to, err := s.resolveConversation(ctx, d)
 	if err != nil {
@@ -81,10 +81,10 @@ func (s *Server) prepare(ctx context.Context, d draft) (*commitOp, error) {
 			if errors.As(err, &e) {
 				return nil, err
 			}
-			return nil, &Error{Code: imv1.ErrorCode_ERR_PERMISSION_DENIED, Msg: "message rejected", Err: errors.Join(ErrPermissionDenied, err)}
+			return nil, &Error{Code: CodePermissionDenied, Msg: "message rejected", Err: errors.Join(ErrPermissionDenied, err)}
 		}
 		if len(m.Content) == 0 || len(m.Content) > s.cfg.MaxContentSize {
-			return nil, errorf(imv1.ErrorCode_ERR_MESSAGE_TOO_LARGE, ErrTooLarge, "message rewritten by BeforeSend is empty or too large")
+			return nil, errorf(CodeTooLarge, ErrTooLarge, "message rewritten by BeforeSend is empty or too large")
 		}
 	}
 	return &commitOp{req: AppendRequest{Message: m, Members: to.members}, members: to.group}, nil
@@ -108,27 +108,27 @@ func (s *Server) resolveConversation(ctx context.Context, d draft) (target, erro
 	}
 	if conv == "" {
 		if d.receiver == "" {
-			return target{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id or receiver_id is required")
+			return target{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "conversation_id or receiver_id is required")
 		}
 		if !validID(d.receiver) {
-			return target{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "receiver_id is not a valid user id")
+			return target{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "receiver_id is not a valid user id")
 		}
 		conv = SingleConversationID(d.sender, d.receiver)
 	}
 	if len(conv) > MaxConversationIDLen {
-		return target{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id is too long")
+		return target{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "conversation_id is too long")
 	}
 	switch ConversationTypeOf(conv) {
 	case SingleConversation:
 		p, ok := peerOf(conv, d.sender)
 		if !ok {
-			return target{}, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "not a member of this conversation")
+			return target{}, errorf(CodePermissionDenied, ErrPermissionDenied, "not a member of this conversation")
 		}
 		if !validID(p) {
-			return target{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id names an invalid user id")
+			return target{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "conversation_id names an invalid user id")
 		}
 		if d.receiver != "" && d.receiver != p {
-			return target{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "receiver_id does not match conversation_id")
+			return target{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "receiver_id does not match conversation_id")
 		}
 		if s.cfg.Users != nil && p != d.sender {
 			ok, err := s.cfg.Users.UserExists(ctx, p)
@@ -136,7 +136,7 @@ func (s *Server) resolveConversation(ctx context.Context, d draft) (target, erro
 				return target{}, err
 			}
 			if !ok {
-				return target{}, errorf(imv1.ErrorCode_ERR_USER_NOT_EXIST, ErrNotFound, "user does not exist")
+				return target{}, errorf(CodeUserNotFound, ErrNotFound, "user does not exist")
 			}
 		}
 		if p == d.sender {
@@ -159,11 +159,11 @@ func (s *Server) resolveConversation(ctx context.Context, d draft) (target, erro
 		// receive it, and the stored message has none.
 		return target{conv: conv, group: set}, nil
 	case ChatroomConversation:
-		return target{}, errorf(imv1.ErrorCode_ERR_CONVERSATION_NOT_EXIST, ErrNotFound, "conversation does not exist")
+		return target{}, errorf(CodeNotFound, ErrNotFound, "conversation does not exist")
 	case SystemConversation:
-		return target{}, errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "only the server sends into system conversations")
+		return target{}, errorf(CodePermissionDenied, ErrPermissionDenied, "only the server sends into system conversations")
 	}
-	return target{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "conversation_id has an unknown form")
+	return target{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "conversation_id has an unknown form")
 }
 
 // handleSend stores a client's message; the acknowledgement goes out when the
@@ -176,11 +176,11 @@ func (s *Server) handleSend(sess *session, f Frame) {
 	}
 	mi := req.GetMessage()
 	if mi == nil {
-		s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "message is missing"))
+		s.respondError(sess, f, errorf(CodeInvalidArgument, ErrInvalidArgument, "message is missing"))
 		return
 	}
 	if !sess.allowSend(time.Now()) {
-		s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_SEND_TOO_FAST, ErrRateLimited, "sending too fast"))
+		s.respondError(sess, f, errorf(CodeRateLimited, ErrRateLimited, "sending too fast"))
 		return
 	}
 	op, err := s.prepare(sess.ctx, draft{
@@ -225,7 +225,8 @@ func (s *Server) ack(sess *session, seq uint32, sent Message, r AppendResult, er
 	rsp := &imv1.SendMessageResponse{ClientMsgId: sent.ClientMsgID}
 	if err != nil {
 		s.stats.refused.Add(1)
-		rsp.ErrorCode, rsp.ErrorMsg = wireError(err)
+		c, msg := codeOf(err)
+		rsp.ErrorCode, rsp.ErrorMsg = wireCode(c), msg
 	} else {
 		rsp.ServerMsgId = r.Message.ServerID
 		rsp.Seq = r.Message.Seq
@@ -244,7 +245,7 @@ func sendOutcome(sent Message, r AppendResult) error {
 	if r.Duplicate {
 		o := r.Message
 		if o.ConversationID != sent.ConversationID || o.Type != sent.Type || !bytes.Equal(o.Content, sent.Content) || o.Extra != sent.Extra || o.AttachedInfo != sent.AttachedInfo {
-			return errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrConflict, "client_msg_id was already used for a different message")
+			return errorf(CodeInvalidArgument, ErrConflict, "client_msg_id was already used for a different message")
 		}
 	}
 	return nil
@@ -257,7 +258,7 @@ func sendOutcome(sent Message, r AppendResult) error {
 // message may still be stored; retrying with the same ClientMsgID is safe.
 func (s *Server) SendMessage(ctx context.Context, req SendRequest) (Message, error) {
 	if !validID(req.SenderID) {
-		return Message{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "sender id is not a valid user id")
+		return Message{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "sender id is not a valid user id")
 	}
 	if req.ClientMsgID == "" {
 		req.ClientMsgID = s.ids.next(time.Now())
@@ -279,7 +280,7 @@ func (s *Server) SendMessage(ctx context.Context, req SendRequest) (Message, err
 // (SystemConversationID), which every session of the user receives and syncs.
 func (s *Server) SendSystemMessage(ctx context.Context, userID string, typ MessageType, content []byte) (Message, error) {
 	if !validID(userID) || len(SystemConversationID(userID)) > MaxConversationIDLen {
-		return Message{}, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "user id is not valid")
+		return Message{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "user id is not valid")
 	}
 	now := time.Now()
 	return s.sendAPI(ctx, draft{

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/imserver/imserver/im/imv1"
 )
 
 // Server is an instant-messaging server core. Transports hand it client
@@ -188,7 +186,7 @@ func isClosedConn(err error) bool {
 // it could not be checked now.
 func (s *Server) Authenticate(ctx context.Context, token string) (Identity, error) {
 	if token == "" {
-		return Identity{}, errorf(imv1.ErrorCode_ERR_AUTH_FAILED, ErrUnauthenticated, "token is empty")
+		return Identity{}, errorf(CodeUnauthenticated, ErrUnauthenticated, "token is empty")
 	}
 	id, err := s.cfg.Authenticator.Authenticate(ctx, token)
 	if err != nil {
@@ -198,7 +196,7 @@ func (s *Server) Authenticate(ctx context.Context, token string) (Identity, erro
 		return Identity{}, err
 	}
 	if !validID(id.UserID) {
-		return Identity{}, errorf(imv1.ErrorCode_ERR_AUTH_FAILED, ErrUnauthenticated, "authenticator returned an invalid user id")
+		return Identity{}, errorf(CodeUnauthenticated, ErrUnauthenticated, "authenticator returned an invalid user id")
 	}
 	return id, nil
 }
@@ -213,11 +211,11 @@ func (s *Server) authenticate(sess *session, userID, token, platform string) err
 		return err
 	}
 	if userID != "" && userID != id.UserID {
-		return errorf(imv1.ErrorCode_ERR_AUTH_FAILED, ErrUnauthenticated, "user_id does not match the token")
+		return errorf(CodeUnauthenticated, ErrUnauthenticated, "user_id does not match the token")
 	}
 	if sess.authed.Load() {
 		if id.UserID != sess.user {
-			return errorf(imv1.ErrorCode_ERR_AUTH_FAILED, ErrUnauthenticated, "a connection cannot change its user")
+			return errorf(CodeUnauthenticated, ErrUnauthenticated, "a connection cannot change its user")
 		}
 		for _, old := range s.hub.setPlatform(sess, platform, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser) {
 			old.kick(kickLoggedInElsewhere, "logged in on another device")

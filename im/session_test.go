@@ -16,7 +16,7 @@ import (
 	"github.com/imserver/imserver/im/client"
 	"github.com/imserver/imserver/im/imtest"
 	"github.com/imserver/imserver/im/imv1"
-	"github.com/imserver/imserver/transport/tcp"
+	"github.com/imserver/imserver/im/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -217,7 +217,7 @@ func TestUnknownRecipient(t *testing.T) {
 
 func TestFramingErrorsCloseTheConnection(t *testing.T) {
 	srv := imtest.NewServer(t, imtest.Options{})
-	good, err := tcp.AppendFrame(nil, im.Frame{Command: imv1.CommandType_CMD_HEARTBEAT_REQ, Sequence: 1})
+	good, err := wire.AppendFrame(nil, im.Frame{Command: imv1.CommandType_CMD_HEARTBEAT_REQ, Sequence: 1})
 	require.NoError(t, err)
 	withCRC := func(h []byte) []byte {
 		// Recompute the checksum so that only the field under test is bad.

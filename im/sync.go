@@ -118,14 +118,14 @@ func (s *Server) handleSyncRange(sess *session, f Frame) {
 	}
 	if ok, err := s.isMember(sess.ctx, req.ConversationId, sess.user); err != nil || !ok {
 		if err == nil {
-			err = errorf(imv1.ErrorCode_ERR_PERMISSION_DENIED, ErrPermissionDenied, "not a member of this conversation")
+			err = errorf(CodePermissionDenied, ErrPermissionDenied, "not a member of this conversation")
 		}
 		s.respondError(sess, f, err)
 		return
 	}
 	start := max(req.StartSeq, 1)
 	if req.EndSeq > 0 && req.EndSeq < start {
-		s.respondError(sess, f, errorf(imv1.ErrorCode_ERR_INVALID_PARAM, ErrInvalidArgument, "end_seq is before start_seq"))
+		s.respondError(sess, f, errorf(CodeInvalidArgument, ErrInvalidArgument, "end_seq is before start_seq"))
 		return
 	}
 	rsp := &imv1.SyncRangeResponse{RequestId: req.RequestId, ConversationId: req.ConversationId}

@@ -10,8 +10,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // benchConn is one lean client connection: a reader goroutine that hands
@@ -49,7 +49,7 @@ func connect(ctx context.Context, d *dialer, i int, user, token string) (*benchC
 		l.close()
 		return nil, err
 	}
-	if err := c.write(im.Frame{Command: imv1.CommandType_CMD_AUTH_REQ, Body: body}); err != nil {
+	if err := c.write(wire.Frame{Command: imv1.CommandType_CMD_AUTH_REQ, Body: body}); err != nil {
 		l.close()
 		return nil, fmt.Errorf("auth: %w", err)
 	}
@@ -75,7 +75,7 @@ func connect(ctx context.Context, d *dialer, i int, user, token string) (*benchC
 
 // write sends frames, numbering them with the connection's request
 // sequence.
-func (c *benchConn) write(frames ...im.Frame) error {
+func (c *benchConn) write(frames ...wire.Frame) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	for i := range frames {
@@ -93,7 +93,7 @@ func (c *benchConn) write(frames ...im.Frame) error {
 // on that goroutine, until the connection ends. A frame's Body is only
 // valid during the call. onLost is called if the connection ends before
 // close was called.
-func (c *benchConn) serve(wg *sync.WaitGroup, handle func(im.Frame), onLost func(error)) {
+func (c *benchConn) serve(wg *sync.WaitGroup, handle func(wire.Frame), onLost func(error)) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -157,7 +157,7 @@ func keepAlive(wg *sync.WaitGroup, stop <-chan struct{}, conns []*benchConn, eve
 				default:
 				}
 				if c != nil && c.lastWrite.Load() < cutoff {
-					_ = c.write(im.Frame{Command: imv1.CommandType_CMD_HEARTBEAT_REQ, Body: body})
+					_ = c.write(wire.Frame{Command: imv1.CommandType_CMD_HEARTBEAT_REQ, Body: body})
 				}
 			}
 		}

@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // connectParams shape a connect run.
@@ -46,7 +46,7 @@ func runConnect(ctx context.Context, t target, users []benchUser, p connectParam
 		readers  sync.WaitGroup
 		workers  sync.WaitGroup
 	)
-	ignore := func(f im.Frame) {
+	ignore := func(f wire.Frame) {
 		if f.Command == imv1.CommandType_CMD_KICK_OUT {
 			errs.add("kicked out")
 		}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // runDirect runs the direct scenario against t: conns/2 pairs of users
@@ -35,7 +35,7 @@ func runDirect(ctx context.Context, t target, users []benchUser, runID string, p
 		l := new(ledger)
 		r.books = append(r.books, l)
 		a, b := conns[2*pair], conns[2*pair+1]
-		conv := []byte(im.SingleConversationID(a.user, b.user))
+		conv := []byte(wire.SingleConversationID(a.user, b.user))
 		r.conns = append(r.conns,
 			r.newConn(a, pairEnd{l, 0}, 2*pair, conv, []byte(b.user), nil),
 			r.newConn(b, pairEnd{l, 1}, 2*pair+1, conv, []byte(a.user), nil))

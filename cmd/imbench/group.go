@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // benchGroup is one group of a group run: its id and its members, the
@@ -68,7 +68,7 @@ func runGroup(ctx context.Context, t target, groups []benchGroup, s groupShape, 
 	for gi, g := range groups {
 		gb := newGroupBook(s.members)
 		r.books = append(r.books, gb)
-		conv, id := []byte(im.GroupConversationID(g.id)), []byte(g.id)
+		conv, id := []byte(wire.GroupConversationID(g.id)), []byte(g.id)
 		for j := range s.members {
 			slot := -1
 			if j < s.senders {

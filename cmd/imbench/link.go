@@ -14,8 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/transport/tcp"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // Transport names for -transport.
@@ -31,17 +30,17 @@ const (
 type link interface {
 	// recv returns the next frame. Its Body may alias a buffer that the
 	// next recv reuses.
-	recv() (im.Frame, error)
+	recv() (wire.Frame, error)
 	// pending reports whether a whole frame is already buffered, so that
 	// recv will not block: the raw server flushes its replies only when
 	// none is.
 	pending() bool
 	// send writes frames in order, as few writes as the transport allows.
-	send(frames []im.Frame) error
+	send(frames []wire.Frame) error
 	close()
 }
 
-// tcpLink is the IM-iOS-SDK TCP framing (transport/tcp's codec).
+// tcpLink is the IM-iOS-SDK TCP framing (package wire's codec).
 type tcpLink struct {
 	nc   net.Conn
 	br   *bufio.Reader
@@ -52,25 +51,25 @@ func newTCPLink(nc net.Conn) *tcpLink {
 	return &tcpLink{nc: nc, br: bufio.NewReaderSize(nc, 32<<10)}
 }
 
-func (l *tcpLink) recv() (im.Frame, error) { return tcp.ReadFrame(l.br, im.MaxFrameSize) }
+func (l *tcpLink) recv() (wire.Frame, error) { return wire.ReadFrame(l.br, wire.MaxFrameSize) }
 
 func (l *tcpLink) pending() bool {
-	if l.br.Buffered() < tcp.HeaderSize {
+	if l.br.Buffered() < wire.HeaderSize {
 		return false
 	}
-	hdr, err := l.br.Peek(tcp.HeaderSize)
+	hdr, err := l.br.Peek(wire.HeaderSize)
 	if err != nil {
 		return false
 	}
 	// Bytes 10-13 of the header are the body length.
-	return l.br.Buffered() >= tcp.HeaderSize+int(binary.BigEndian.Uint32(hdr[10:14]))
+	return l.br.Buffered() >= wire.HeaderSize+int(binary.BigEndian.Uint32(hdr[10:14]))
 }
 
-func (l *tcpLink) send(frames []im.Frame) error {
+func (l *tcpLink) send(frames []wire.Frame) error {
 	b := l.wbuf[:0]
 	for _, f := range frames {
 		var err error
-		if b, err = tcp.AppendFrame(b, f); err != nil {
+		if b, err = wire.AppendFrame(b, f); err != nil {
 			return err
 		}
 	}
@@ -91,17 +90,17 @@ type wsLink struct {
 }
 
 func newWSLink(c *websocket.Conn) *wsLink {
-	c.SetReadLimit(im.MaxFrameSize + 64)
+	c.SetReadLimit(wire.MaxFrameSize + 64)
 	return &wsLink{c: c}
 }
 
-func (l *wsLink) recv() (im.Frame, error) {
+func (l *wsLink) recv() (wire.Frame, error) {
 	typ, r, err := l.c.Reader(context.Background())
 	if err != nil {
-		return im.Frame{}, err
+		return wire.Frame{}, err
 	}
 	if typ != websocket.MessageBinary {
-		return im.Frame{}, errors.New("imbench: text message on a binary WebSocket")
+		return wire.Frame{}, errors.New("imbench: text message on a binary WebSocket")
 	}
 	b := l.rbuf[:0]
 	for {
@@ -114,27 +113,23 @@ func (l *wsLink) recv() (im.Frame, error) {
 			break
 		}
 		if err != nil {
-			return im.Frame{}, err
+			return wire.Frame{}, err
 		}
 	}
 	if cap(b) <= 256<<10 {
 		l.rbuf = b
 	}
-	cmd, seq, body, err := parseEnvelope(b)
-	if err != nil {
-		return im.Frame{}, err
-	}
-	return im.Frame{Command: cmd, Sequence: seq, Body: body}, nil
+	return wire.DecodeEnvelope(b, wire.MaxFrameSize)
 }
 
 // pending is always false: coder/websocket does not say whether another
 // message is buffered.
 func (l *wsLink) pending() bool { return false }
 
-func (l *wsLink) send(frames []im.Frame) error {
+func (l *wsLink) send(frames []wire.Frame) error {
 	now := time.Now().UnixMilli()
 	for _, f := range frames {
-		l.wbuf = appendEnvelope(l.wbuf[:0], f.Command, f.Sequence, f.Body, now)
+		l.wbuf = wire.AppendEnvelope(l.wbuf[:0], f, now)
 		if err := l.c.Write(context.Background(), websocket.MessageBinary, l.wbuf); err != nil {
 			return err
 		}

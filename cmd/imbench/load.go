@@ -10,8 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // loadParams shape a run that sends messages (direct, group, sync); the raw
@@ -455,7 +455,7 @@ func (d *loadConn) flush(n int, at, step int64) bool {
 }
 
 // handle is the reader's handler for every frame of the connection.
-func (d *loadConn) handle(f im.Frame) {
+func (d *loadConn) handle(f wire.Frame) {
 	st := d.run.stats
 	switch f.Command {
 	case imv1.CommandType_CMD_SEND_MSG_RSP:

@@ -14,8 +14,8 @@ import (
 	"github.com/coder/websocket"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // rawServer is the machine's limit probe: the least any server of this
@@ -82,7 +82,7 @@ type rawGroup struct {
 	out      sendBatch
 	conns    []*rawConn // the members' connections
 	complete bool       // conns has every member
-	only     []im.Frame
+	only     []wire.Frame
 }
 
 // sendBatch is sends to a group: the push of each, and its
@@ -229,7 +229,7 @@ func (s *rawServer) forget(c *rawConn) {
 func (s *rawServer) setGroup(id string, members []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	conv := im.GroupConversationID(id)
+	conv := wire.GroupConversationID(id)
 	if s.closed || s.groups[conv] != nil {
 		return
 	}
@@ -369,12 +369,12 @@ func (s *rawServer) memberConns(g *rawGroup) (conns []*rawConn, complete bool) {
 
 // push sends frames, the pushes of the messages with seqs, to c: all of
 // them, or what the fault leaves of them.
-func (s *rawServer) push(c *rawConn, frames []im.Frame, seqs []int64) {
+func (s *rawServer) push(c *rawConn, frames []wire.Frame, seqs []int64) {
 	if s.fault == nil {
 		c.send(frames)
 		return
 	}
-	out := make([]im.Frame, 0, len(frames)+1)
+	out := make([]wire.Frame, 0, len(frames)+1)
 	for i, f := range frames {
 		switch drop, dup := s.fault(seqs[i], c.user); {
 		case drop:
@@ -399,7 +399,7 @@ func (s *rawServer) counter(conv []byte) *atomic.Int64 {
 	return n
 }
 
-func (c *rawConn) send(frames []im.Frame) {
+func (c *rawConn) send(frames []wire.Frame) {
 	if len(frames) == 0 {
 		return
 	}

@@ -8,8 +8,8 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // syncPageSize is the most messages per conversation one BatchSync asks for
@@ -35,7 +35,7 @@ func runSync(ctx context.Context, t target, users []benchUser, runID string, k i
 	if err != nil {
 		return nil, fmt.Errorf("sender: %w", err)
 	}
-	conv := im.SingleConversationID(sender.UserID, receiver.UserID)
+	conv := wire.SingleConversationID(sender.UserID, receiver.UserID)
 	d := r.newConn(conns[0], pairEnd{l, 0}, 0, []byte(conv), []byte(receiver.UserID), nil)
 	d.limit = k
 	r.conns, r.nsend = []*loadConn{d}, 1
@@ -145,7 +145,7 @@ func (c *benchConn) roundTrip(cmd imv1.CommandType, req, rsp proto.Message) erro
 	if err != nil {
 		return err
 	}
-	frames := []im.Frame{{Command: cmd, Body: body}}
+	frames := []wire.Frame{{Command: cmd, Body: body}}
 	if err := c.write(frames...); err != nil {
 		return err
 	}

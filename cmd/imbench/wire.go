@@ -6,8 +6,8 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // The load path encodes and decodes the few messages it needs by hand with
@@ -38,10 +38,6 @@ const (
 	fRspSeq         = 5
 	fRspServerTime  = 6
 	fAckServerMsgID = 1
-	fEnvCommand     = 1
-	fEnvSequence    = 2
-	fEnvBody        = 3
-	fEnvTimestamp   = 4
 )
 
 // MessageInfo.conversation_type values.
@@ -262,29 +258,6 @@ func appendMsgAck(b []byte, serverMsgID []byte) []byte {
 	return appendBytes(b, fAckServerMsgID, serverMsgID)
 }
 
-// appendEnvelope appends a WebSocketMessage envelope carrying a frame.
-func appendEnvelope(b []byte, cmd imv1.CommandType, seq uint32, body []byte, tsMillis int64) []byte {
-	b = appendVarint(b, fEnvCommand, uint64(cmd))
-	b = appendVarint(b, fEnvSequence, uint64(seq))
-	b = appendBytes(b, fEnvBody, body)
-	return appendVarint(b, fEnvTimestamp, uint64(tsMillis))
-}
-
-// parseEnvelope decodes a WebSocketMessage; body aliases b.
-func parseEnvelope(b []byte) (cmd imv1.CommandType, seq uint32, body []byte, err error) {
-	err = eachField(b, func(num protowire.Number, typ protowire.Type, v uint64, p []byte) {
-		switch {
-		case num == fEnvCommand && typ == protowire.VarintType:
-			cmd = imv1.CommandType(int32(v))
-		case num == fEnvSequence && typ == protowire.VarintType:
-			seq = uint32(v)
-		case num == fEnvBody && typ == protowire.BytesType:
-			body = p
-		}
-	})
-	return cmd, seq, body, err
-}
-
 // eachField walks the top-level fields of an encoded message. For varint
 // fields fn gets v; for length-delimited ones p (aliasing b); other wire
 // types are skipped.
@@ -330,7 +303,7 @@ func eachField(b []byte, fn func(num protowire.Number, typ protowire.Type, v uin
 type frameBatch struct {
 	buf    []byte
 	spans  []frameSpan
-	frames []im.Frame
+	frames []wire.Frame
 }
 
 type frameSpan struct {
@@ -352,10 +325,10 @@ func (b *frameBatch) done(cmd imv1.CommandType, seq uint32, from int) {
 func (b *frameBatch) len() int { return len(b.spans) }
 
 // list returns the frames; their bodies alias the buffer until reset.
-func (b *frameBatch) list() []im.Frame {
+func (b *frameBatch) list() []wire.Frame {
 	b.frames = b.frames[:0]
 	for _, s := range b.spans {
-		b.frames = append(b.frames, im.Frame{Command: s.cmd, Sequence: s.seq, Body: b.buf[s.from:s.to]})
+		b.frames = append(b.frames, wire.Frame{Command: s.cmd, Sequence: s.seq, Body: b.buf[s.from:s.to]})
 	}
 	return b.frames
 }

@@ -147,24 +147,6 @@ func TestSendResponseBothWays(t *testing.T) {
 	require.Equal(t, "srv", ack.ServerMsgId)
 }
 
-func TestEnvelopeBothWays(t *testing.T) {
-	b := appendEnvelope(nil, imv1.CommandType_CMD_SEND_MSG_REQ, 9, []byte("body"), 123)
-	var env imv1.WebSocketMessage
-	require.NoError(t, proto.Unmarshal(b, &env))
-	require.Equal(t, imv1.CommandType_CMD_SEND_MSG_REQ, env.Command)
-	require.EqualValues(t, 9, env.Sequence)
-	require.Equal(t, []byte("body"), env.Body)
-	require.EqualValues(t, 123, env.Timestamp)
-
-	b, err := proto.Marshal(&imv1.WebSocketMessage{Command: imv1.CommandType_CMD_PUSH_MSG, Sequence: 0, Body: []byte("p"), Timestamp: 1})
-	require.NoError(t, err)
-	cmd, seq, body, err := parseEnvelope(b)
-	require.NoError(t, err)
-	require.Equal(t, imv1.CommandType_CMD_PUSH_MSG, cmd)
-	require.Zero(t, seq)
-	require.Equal(t, []byte("p"), body)
-}
-
 func TestMalformedInputIsAnError(t *testing.T) {
 	bad := [][]byte{
 		{0x0a},             // a length-delimited field with no length
@@ -178,8 +160,6 @@ func TestMalformedInputIsAnError(t *testing.T) {
 		require.Error(t, parseMessageInfo(b, &m), "%x", b)
 		var r sendRsp
 		require.Error(t, parseSendRsp(b, &r), "%x", b)
-		_, _, _, err := parseEnvelope(b)
-		require.Error(t, err, "%x", b)
 		require.Error(t, eachMessage(imv1.CommandType_CMD_PUSH_MSG, b, func([]byte) error { return nil }), "%x", b)
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/imv1"
 )
 
 // Defaults and limits of AccountsConfig and of account fields.
@@ -220,7 +219,7 @@ func (a *Accounts) Login(ctx context.Context, username, password string) (LoginR
 	// guesses cannot all slip in before the first failure is counted.
 	if !a.limit.acquire(username, a.now()) {
 		return LoginResult{}, &im.Error{
-			Code: imv1.ErrorCode_ERR_SEND_TOO_FAST,
+			Code: im.CodeRateLimited,
 			Msg:  "too many failed logins, try again later",
 			Err:  im.ErrRateLimited,
 		}
@@ -294,18 +293,18 @@ func (a *Accounts) UserExists(ctx context.Context, userID string) (bool, error) 
 
 func badCredentials() error {
 	return &im.Error{
-		Code: imv1.ErrorCode_ERR_AUTH_FAILED,
+		Code: im.CodeUnauthenticated,
 		Msg:  "invalid username or password",
 		Err:  im.ErrUnauthenticated,
 	}
 }
 
 func usernameTaken() error {
-	return &im.Error{Code: imv1.ErrorCode_ERR_INVALID_PARAM, Msg: "username is taken", Err: im.ErrConflict}
+	return &im.Error{Code: im.CodeInvalidArgument, Msg: "username is taken", Err: im.ErrConflict}
 }
 
 func invalid(msg string) error {
-	return &im.Error{Code: imv1.ErrorCode_ERR_INVALID_PARAM, Msg: msg, Err: im.ErrInvalidArgument}
+	return &im.Error{Code: im.CodeInvalidArgument, Msg: msg, Err: im.ErrInvalidArgument}
 }
 
 func checkUsername(s string) error {

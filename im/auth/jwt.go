@@ -11,7 +11,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/imv1"
 )
 
 // Defaults and limits of JWTConfig.
@@ -161,7 +160,7 @@ func classify(err error) error {
 	case errors.Is(err, jwt.ErrTokenExpired):
 		// Checked after the others: claims errors are joined, and a token
 		// with a wrong issuer is forged, not merely expired.
-		return &im.Error{Code: imv1.ErrorCode_ERR_TOKEN_EXPIRED, Msg: "token expired", Err: im.ErrTokenExpired}
+		return &im.Error{Code: im.CodeTokenExpired, Msg: "token expired", Err: im.ErrTokenExpired}
 	}
 	return refused("invalid")
 }
@@ -170,7 +169,7 @@ func classify(err error) error {
 // fixed phrase, never token content.
 func refused(reason string) error {
 	return &im.Error{
-		Code: imv1.ErrorCode_ERR_AUTH_FAILED,
+		Code: im.CodeUnauthenticated,
 		Msg:  "invalid token",
 		Err:  fmt.Errorf("auth: token refused: %s: %w", reason, im.ErrUnauthenticated),
 	}

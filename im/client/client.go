@@ -14,8 +14,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // Transport names for Options.Transport.
@@ -138,7 +138,7 @@ type Client struct {
 
 // Dial connects to the server and authenticates. It fails if the first
 // connection or its AuthRequest fails, Reconnect or not; an error the server
-// answered with is a *Error (errors.Is(err, im.ErrUnauthenticated) for a bad
+// answered with is a *Error (errors.Is(err, wire.ErrUnauthenticated) for a bad
 // token). ctx bounds the dial and the handshake only.
 func Dial(ctx context.Context, opts Options) (*Client, error) {
 	o, err := opts.withDefaults()
@@ -182,19 +182,19 @@ func (o Options) withDefaults() (Options, error) {
 		o.Transport = TransportTCP
 	case TransportTCP, TransportWebSocket:
 	default:
-		return o, fmt.Errorf("client: unknown transport %q: %w", o.Transport, im.ErrInvalidArgument)
+		return o, fmt.Errorf("client: unknown transport %q: %w", o.Transport, wire.ErrInvalidArgument)
 	}
 	if o.Addr == "" {
-		return o, fmt.Errorf("client: Options.Addr is required: %w", im.ErrInvalidArgument)
+		return o, fmt.Errorf("client: Options.Addr is required: %w", wire.ErrInvalidArgument)
 	}
 	if o.Transport == TransportWebSocket {
 		u, err := url.Parse(o.Addr)
 		if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" {
-			return o, fmt.Errorf("client: WebSocket Addr must be a ws:// or wss:// URL: %w", im.ErrInvalidArgument)
+			return o, fmt.Errorf("client: WebSocket Addr must be a ws:// or wss:// URL: %w", wire.ErrInvalidArgument)
 		}
 	}
 	if o.UserID == "" || o.Token == "" {
-		return o, fmt.Errorf("client: Options.UserID and Options.Token are required: %w", im.ErrInvalidArgument)
+		return o, fmt.Errorf("client: Options.UserID and Options.Token are required: %w", wire.ErrInvalidArgument)
 	}
 	if o.Platform == "" {
 		o.Platform = DefaultPlatform
@@ -541,7 +541,7 @@ func (c *Client) reconnect(ctx context.Context) (*conn, error) {
 		if ctx.Err() != nil {
 			return nil, ErrClosed
 		}
-		if errors.Is(err, im.ErrUnauthenticated) {
+		if errors.Is(err, wire.ErrUnauthenticated) {
 			return nil, err
 		}
 		c.log.Debug("reconnect failed", "err", err)
@@ -576,7 +576,7 @@ func (c *Client) readLoop(cn *conn) {
 
 // handlePush processes one push. It returns false when the client is
 // closing and the reader should stop.
-func (c *Client) handlePush(cn *conn, f im.Frame) bool {
+func (c *Client) handlePush(cn *conn, f wire.Frame) bool {
 	switch f.Command {
 	case imv1.CommandType_CMD_PUSH_MSG:
 		var pm imv1.PushMessage

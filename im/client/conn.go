@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"sync"
 
-	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // conn is one network connection of a Client: its transport, the requests
@@ -27,7 +27,7 @@ type conn struct {
 // call is a request waiting for its response.
 type call struct {
 	done chan struct{} // closed when f or err is set
-	f    im.Frame
+	f    wire.Frame
 	err  error
 }
 
@@ -73,7 +73,7 @@ func (cn *conn) cause() error {
 
 // write writes f. A failed write may have left part of a frame on the wire,
 // so it ends the conn.
-func (cn *conn) write(ctx context.Context, f im.Frame) error {
+func (cn *conn) write(ctx context.Context, f wire.Frame) error {
 	cn.wmu.Lock()
 	defer cn.wmu.Unlock()
 	if err := cn.cause(); err != nil {
@@ -96,32 +96,32 @@ func (cn *conn) send(ctx context.Context, cmd imv1.CommandType, body []byte) err
 	}
 	seq := cn.nextSeq()
 	cn.mu.Unlock()
-	return cn.write(ctx, im.Frame{Command: cmd, Sequence: seq, Body: body})
+	return cn.write(ctx, wire.Frame{Command: cmd, Sequence: seq, Body: body})
 }
 
 // roundTrip writes a request and waits for the frame that echoes its
 // sequence, whatever its command.
-func (cn *conn) roundTrip(ctx context.Context, cmd imv1.CommandType, body []byte) (im.Frame, error) {
+func (cn *conn) roundTrip(ctx context.Context, cmd imv1.CommandType, body []byte) (wire.Frame, error) {
 	c := &call{done: make(chan struct{})}
 	cn.mu.Lock()
 	if cn.err != nil {
 		cn.mu.Unlock()
-		return im.Frame{}, cn.err
+		return wire.Frame{}, cn.err
 	}
 	seq := cn.nextSeq()
 	cn.pending[seq] = c
 	cn.mu.Unlock()
 
-	if err := cn.write(ctx, im.Frame{Command: cmd, Sequence: seq, Body: body}); err != nil {
+	if err := cn.write(ctx, wire.Frame{Command: cmd, Sequence: seq, Body: body}); err != nil {
 		cn.forget(seq)
-		return im.Frame{}, err
+		return wire.Frame{}, err
 	}
 	select {
 	case <-c.done:
 		return c.f, c.err
 	case <-ctx.Done():
 		cn.forget(seq)
-		return im.Frame{}, ctx.Err()
+		return wire.Frame{}, ctx.Err()
 	}
 }
 
@@ -133,7 +133,7 @@ func (cn *conn) forget(seq uint32) {
 
 // complete hands a response to the request waiting for it. It reports false
 // when none waits (it timed out, or the server echoed a bad sequence).
-func (cn *conn) complete(f im.Frame) bool {
+func (cn *conn) complete(f wire.Frame) bool {
 	cn.mu.Lock()
 	c, ok := cn.pending[f.Sequence]
 	if ok {

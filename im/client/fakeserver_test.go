@@ -17,7 +17,7 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
-	"github.com/imserver/imserver/transport/tcp"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // fakeServer speaks the protocol well enough to exercise the client: auth,
@@ -493,10 +493,10 @@ type tcpFrameConn struct {
 	br *bufio.Reader
 }
 
-func (c *tcpFrameConn) read() (im.Frame, error) { return tcp.ReadFrame(c.br, im.MaxFrameSize) }
+func (c *tcpFrameConn) read() (im.Frame, error) { return wire.ReadFrame(c.br, im.MaxFrameSize) }
 
 func (c *tcpFrameConn) write(f im.Frame) error {
-	b, err := tcp.AppendFrame(nil, f)
+	b, err := wire.AppendFrame(nil, f)
 	if err != nil {
 		return err
 	}

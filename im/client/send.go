@@ -8,8 +8,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // Outgoing is a message to send.
@@ -18,7 +18,7 @@ type Outgoing struct {
 	// or leave it empty and set ReceiverID for a one-to-one message.
 	ConversationID string
 	ReceiverID     string
-	Type           im.MessageType
+	Type           wire.MessageType
 	Content        []byte
 	// ClientMsgID identifies the message for the server's dedup; Send
 	// generates a random one when it is empty. Sending the same id again
@@ -40,9 +40,9 @@ func (c *Client) Send(ctx context.Context, m Outgoing) (*imv1.SendMessageRespons
 	conv := m.ConversationID
 	if conv == "" {
 		if m.ReceiverID == "" {
-			return nil, fmt.Errorf("client: Send needs a ConversationID or a ReceiverID: %w", im.ErrInvalidArgument)
+			return nil, fmt.Errorf("client: Send needs a ConversationID or a ReceiverID: %w", wire.ErrInvalidArgument)
 		}
-		conv = im.SingleConversationID(c.opts.UserID, m.ReceiverID)
+		conv = wire.SingleConversationID(c.opts.UserID, m.ReceiverID)
 	}
 	id := m.ClientMsgID
 	if id == "" {

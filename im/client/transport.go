@@ -14,19 +14,17 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"google.golang.org/protobuf/proto"
 
-	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
-	"github.com/imserver/imserver/transport/tcp"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // transport moves frames over one network connection. readFrame is called by
 // the reader goroutine only; writeFrame calls are serialized by conn.wmu;
 // close may be called at any time, more than once, and unblocks both.
 type transport interface {
-	readFrame() (im.Frame, error)
-	writeFrame(ctx context.Context, f im.Frame) error
+	readFrame() (wire.Frame, error)
+	writeFrame(ctx context.Context, f wire.Frame) error
 	close()
 }
 
@@ -74,12 +72,12 @@ func dialTCP(ctx context.Context, o *Options) (transport, error) {
 	return &tcpTransport{nc: nc, br: bufio.NewReaderSize(nc, 32<<10)}, nil
 }
 
-func (t *tcpTransport) readFrame() (im.Frame, error) {
-	return tcp.ReadFrame(t.br, im.MaxFrameSize)
+func (t *tcpTransport) readFrame() (wire.Frame, error) {
+	return wire.ReadFrame(t.br, wire.MaxFrameSize)
 }
 
-func (t *tcpTransport) writeFrame(ctx context.Context, f im.Frame) error {
-	buf, err := tcp.AppendFrame(t.buf[:0], f)
+func (t *tcpTransport) writeFrame(ctx context.Context, f wire.Frame) error {
+	buf, err := wire.AppendFrame(t.buf[:0], f)
 	if err != nil {
 		return err
 	}
@@ -121,35 +119,27 @@ func dialWebSocket(ctx context.Context, o *Options) (transport, error) {
 		return nil, err
 	}
 	// A frame body may be MaxFrameSize; the envelope adds a few bytes.
-	c.SetReadLimit(im.MaxFrameSize + 64)
+	c.SetReadLimit(wire.MaxFrameSize + 64)
 	return &wsTransport{c: c}, nil
 }
 
-func (t *wsTransport) readFrame() (im.Frame, error) {
+func (t *wsTransport) readFrame() (wire.Frame, error) {
 	typ, data, err := t.c.Read(context.Background())
 	if err != nil {
-		return im.Frame{}, err
+		return wire.Frame{}, err
 	}
 	if typ != websocket.MessageBinary {
-		return im.Frame{}, errors.New("client: text WebSocket message on a binary connection")
+		return wire.Frame{}, errors.New("client: text WebSocket message on a binary connection")
 	}
-	var env imv1.WebSocketMessage
-	if err := proto.Unmarshal(data, &env); err != nil {
-		return im.Frame{}, fmt.Errorf("client: bad WebSocket envelope: %w", err)
+	f, err := wire.DecodeEnvelope(data, wire.MaxFrameSize)
+	if err != nil {
+		return wire.Frame{}, fmt.Errorf("client: bad WebSocket envelope: %w", err)
 	}
-	return im.Frame{Command: env.Command, Sequence: env.Sequence, Body: env.Body}, nil
+	return f, nil
 }
 
-func (t *wsTransport) writeFrame(ctx context.Context, f im.Frame) error {
-	data, err := proto.Marshal(&imv1.WebSocketMessage{
-		Command:   f.Command,
-		Sequence:  f.Sequence,
-		Body:      f.Body,
-		Timestamp: time.Now().UnixMilli(),
-	})
-	if err != nil {
-		return err
-	}
+func (t *wsTransport) writeFrame(ctx context.Context, f wire.Frame) error {
+	data := wire.AppendEnvelope(nil, f, time.Now().UnixMilli())
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultWriteTimeout)

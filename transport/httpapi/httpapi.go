@@ -14,7 +14,6 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/auth"
-	"github.com/imserver/imserver/im/imv1"
 )
 
 // DefaultMaxBodyBytes is the default of Options.MaxBodyBytes.
@@ -202,10 +201,10 @@ func codeOf(err error) (int, string) {
 		code, msg = codeInvalidParam, "limit exceeded"
 	case errors.Is(err, im.ErrNotFound):
 		// The im package tells a missing user from a missing group by
-		// the protocol code it gives the error.
+		// the code it gives the error.
 		code, msg = codeNotFound, "not found"
 		var e *im.Error
-		if errors.As(err, &e) && e.Code == imv1.ErrorCode_ERR_USER_NOT_EXIST {
+		if errors.As(err, &e) && e.Code == im.CodeUserNotFound {
 			code = codeUserNotExist
 		}
 	default:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/wire"
 	"github.com/imserver/imserver/transport/internal/writeguard"
 )
 
@@ -78,7 +79,7 @@ func newConn(nc net.Conn, maxBody int, bufs *sync.Pool) *conn {
 	c := &conn{
 		nc:      nc,
 		br:      bufio.NewReaderSize(nc, readBufferSize),
-		maxBody: bodyLimit(maxBody),
+		maxBody: maxBody,
 		bufs:    bufs,
 	}
 	c.writes.Setup = func(ctx context.Context) error {
@@ -130,27 +131,9 @@ func (c *conn) ReadFrame(ctx context.Context) (im.Frame, error) {
 }
 
 func (c *conn) readFrame() (im.Frame, error) {
-	// Peek instead of io.ReadFull into a local array: the header is then
-	// parsed in place, with no allocation per frame.
-	hdr, err := c.br.Peek(HeaderSize)
-	if err != nil {
-		if len(hdr) > 0 && err == io.EOF {
-			err = io.ErrUnexpectedEOF
-		}
-		return im.Frame{}, err
-	}
-	h, err := parseHeader(hdr, c.maxBody)
-	if err != nil {
-		return im.Frame{}, err
-	}
-	if _, err := c.br.Discard(HeaderSize); err != nil {
-		return im.Frame{}, err
-	}
-	body, err := readBody(c.br, h.length)
-	if err != nil {
-		return im.Frame{}, err
-	}
-	return im.Frame{Command: h.command, Sequence: h.sequence, Body: body}, nil
+	// c.br is a *bufio.Reader, so the header is parsed in its buffer: no
+	// allocation per frame besides the body.
+	return wire.ReadFrame(c.br, c.maxBody)
 }
 
 // WriteFrames writes frames with as few writes as it can. ctx's deadline
@@ -194,7 +177,7 @@ func (c *conn) writeFrames(frames []im.Frame) error {
 	var err error
 	for _, f := range frames {
 		if len(f.Body) < largeBody {
-			if buf, err = AppendFrame(buf, f); err != nil {
+			if buf, err = wire.AppendFrame(buf, f); err != nil {
 				return err
 			}
 			if len(buf) >= flushSize {
@@ -205,7 +188,7 @@ func (c *conn) writeFrames(frames []im.Frame) error {
 			}
 			continue
 		}
-		if buf, err = appendHeader(buf, f); err != nil {
+		if buf, err = wire.AppendHeader(buf, f); err != nil {
 			return err
 		}
 		// One writev for what is buffered plus the body, on plain TCP.

@@ -1,7 +1,6 @@
 package tcp_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -11,38 +10,10 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 	"github.com/imserver/imserver/store/bolt"
 	"github.com/imserver/imserver/transport/tcp"
-	"google.golang.org/protobuf/proto"
 )
-
-// A client encodes a request with AppendFrame and decodes the answer with
-// ReadFrame, usually straight from its net.Conn.
-func ExampleAppendFrame() {
-	body, _ := proto.Marshal(&imv1.HeartbeatRequest{ClientTime: 1700000000000})
-	wire, err := tcp.AppendFrame(nil, im.Frame{
-		Command:  imv1.CommandType_CMD_HEARTBEAT_REQ,
-		Sequence: 1,
-		Body:     body,
-	})
-	if err != nil {
-		panic(err)
-	}
-	fmt.Printf("header % x\n", wire[:tcp.HeaderSize])
-
-	f, err := tcp.ReadFrame(bytes.NewReader(wire), 0)
-	if err != nil {
-		panic(err)
-	}
-	var req imv1.HeartbeatRequest
-	if err := proto.Unmarshal(f.Body, &req); err != nil {
-		panic(err)
-	}
-	fmt.Println(f.Command, f.Sequence, req.GetClientTime())
-	// Output:
-	// header ef 89 01 00 00 05 00 00 00 01 00 00 00 07 86 9f
-	// CMD_HEARTBEAT_REQ 1 1700000000000
-}
 
 // Serving TCP next to an im.Server, and stopping both in order.
 func ExampleServer() {
@@ -76,11 +47,11 @@ func ExampleServer() {
 	if err != nil {
 		panic(err)
 	}
-	wire, _ := tcp.AppendFrame(nil, im.Frame{Command: imv1.CommandType_CMD_HEARTBEAT_REQ, Sequence: 1})
-	if _, err := c.Write(wire); err != nil {
+	enc, _ := wire.AppendFrame(nil, im.Frame{Command: imv1.CommandType_CMD_HEARTBEAT_REQ, Sequence: 1})
+	if _, err := c.Write(enc); err != nil {
 		panic(err)
 	}
-	rsp, err := tcp.ReadFrame(c, 0)
+	rsp, err := wire.ReadFrame(c, 0)
 	if err != nil {
 		panic(err)
 	}

@@ -69,7 +69,7 @@ func NewServer(srv *im.Server, opts Options) *Server {
 func newServer(serve serveFunc, opts Options) *Server {
 	s := &Server{
 		serve:     serve,
-		maxBody:   bodyLimit(opts.MaxFrameSize),
+		maxBody:   opts.MaxFrameSize, // wire.ReadFrame resolves zero and values over the limit
 		log:       opts.Logger,
 		done:      make(chan struct{}),
 		listeners: make(map[*net.Listener]struct{}),

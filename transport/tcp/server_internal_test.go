@@ -19,6 +19,7 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 	"github.com/stretchr/testify/require"
 )
 
@@ -94,7 +95,7 @@ func writeFrames(t *testing.T, w io.Writer, frames ...im.Frame) {
 	var buf []byte
 	for _, f := range frames {
 		var err error
-		buf, err = AppendFrame(buf, f)
+		buf, err = wire.AppendFrame(buf, f)
 		require.NoError(t, err)
 	}
 	_, err := w.Write(buf)
@@ -118,12 +119,12 @@ func TestServerEcho(t *testing.T) {
 	}
 	go writeFrames(t, c, sent...)
 	for _, want := range sent {
-		got, err := ReadFrame(c, 0)
+		got, err := wire.ReadFrame(c, 0)
 		require.NoError(t, err)
 		require.Equal(t, want.Command, got.Command)
 		require.Equal(t, want.Sequence, got.Sequence)
 		require.True(t, bytes.Equal(want.Body, got.Body))
-		got, err = ReadFrame(c, 0)
+		got, err = wire.ReadFrame(c, 0)
 		require.NoError(t, err)
 		require.Equal(t, want.Sequence+1, got.Sequence)
 		require.Empty(t, got.Body)
@@ -141,21 +142,21 @@ func TestServerEcho(t *testing.T) {
 func TestServerClosesOnBadFrame(t *testing.T) {
 	tests := []struct {
 		name   string
-		wire   func() []byte
+		enc    func() []byte
 		target error
 	}{
-		{"bad magic", func() []byte { return []byte("GET / HTTP/1.1\r\n\r\n") }, ErrBadMagic},
+		{"bad magic", func() []byte { return []byte("GET / HTTP/1.1\r\n\r\n") }, wire.ErrBadMagic},
 		{"bad checksum", func() []byte {
-			b, _ := AppendFrame(nil, im.Frame{Command: 200, Sequence: 1})
+			b, _ := wire.AppendFrame(nil, im.Frame{Command: 200, Sequence: 1})
 			b[15] ^= 1
 			return b
-		}, ErrBadChecksum},
+		}, wire.ErrBadChecksum},
 		{"over the limit", func() []byte {
-			b, _ := AppendFrame(nil, im.Frame{Command: 200, Sequence: 1, Body: make([]byte, 101)})
+			b, _ := wire.AppendFrame(nil, im.Frame{Command: 200, Sequence: 1, Body: make([]byte, 101)})
 			return b
-		}, ErrFrameTooLarge},
+		}, wire.ErrFrameTooLarge},
 		{"truncated", func() []byte {
-			b, _ := AppendFrame(nil, im.Frame{Command: 200, Sequence: 1, Body: make([]byte, 10)})
+			b, _ := wire.AppendFrame(nil, im.Frame{Command: 200, Sequence: 1, Body: make([]byte, 10)})
 			return b[:20]
 		}, io.ErrUnexpectedEOF},
 	}
@@ -165,7 +166,7 @@ func TestServerClosesOnBadFrame(t *testing.T) {
 			s := newServer(fc.serve, Options{MaxFrameSize: 100})
 			addr, _ := startServer(t, s)
 			c := dial(t, addr)
-			_, err := c.Write(tt.wire())
+			_, err := c.Write(tt.enc())
 			require.NoError(t, err)
 			if tt.target == io.ErrUnexpectedEOF {
 				require.NoError(t, c.(*net.TCPConn).CloseWrite())
@@ -270,7 +271,7 @@ func TestConnWriteRejectsBadFrame(t *testing.T) {
 	defer b.Close()
 	c := newConn(a, 0, &sync.Pool{New: func() any { return new([]byte) }})
 	err := c.WriteFrames(context.Background(), []im.Frame{{Command: 202, Body: make([]byte, im.MaxFrameSize+1)}})
-	require.ErrorIs(t, err, ErrFrameTooLarge)
+	require.ErrorIs(t, err, wire.ErrFrameTooLarge)
 	_, err = b.Read(make([]byte, 1))
 	require.ErrorIs(t, err, io.EOF, "a failed write closes the connection")
 }
@@ -297,7 +298,7 @@ func TestShutdownWaitsForConnections(t *testing.T) {
 
 	// The established connection still works.
 	writeFrames(t, c, im.Frame{Command: 5, Sequence: 1})
-	f, err := ReadFrame(c, 0)
+	f, err := wire.ReadFrame(c, 0)
 	require.NoError(t, err)
 	require.Equal(t, uint32(1), f.Sequence)
 
@@ -398,7 +399,7 @@ func TestServeRetriesTemporaryErrors(t *testing.T) {
 	go func() { served <- s.Serve(l) }()
 	c := dial(t, inner.Addr().String())
 	writeFrames(t, c, im.Frame{Command: 5, Sequence: 42})
-	f, err := ReadFrame(c, 0)
+	f, err := wire.ReadFrame(c, 0)
 	require.NoError(t, err)
 	require.Equal(t, uint32(42), f.Sequence)
 	require.NoError(t, s.Close())
@@ -443,7 +444,7 @@ func TestServerTLS(t *testing.T) {
 		require.NoError(t, err)
 		defer c.Close()
 		writeFrames(t, c, im.Frame{Command: 200, Sequence: 8, Body: []byte("secret")})
-		f, err := ReadFrame(c, 0)
+		f, err := wire.ReadFrame(c, 0)
 		require.NoError(t, err)
 		require.Equal(t, "secret", string(f.Body))
 	})
@@ -516,11 +517,11 @@ func TestCloseDeliversLastFrames(t *testing.T) {
 	time.Sleep(20 * time.Millisecond)
 
 	require.NoError(t, c.SetReadDeadline(time.Now().Add(10*time.Second)))
-	f, err := ReadFrame(c, 0)
+	f, err := wire.ReadFrame(c, 0)
 	require.NoError(t, err)
 	require.Equal(t, kick.Command, f.Command)
 	require.Equal(t, kick.Body, f.Body)
-	_, err = ReadFrame(c, 0)
+	_, err = wire.ReadFrame(c, 0)
 	require.ErrorIs(t, err, io.EOF)
 }
 
@@ -583,7 +584,7 @@ func TestConnWriteCtxEndingBetweenWrites(t *testing.T) {
 	c := dial(t, addr)
 	require.NoError(t, <-done)
 	for seq := uint32(1); seq <= 4; seq++ {
-		f, err := ReadFrame(c, 0)
+		f, err := wire.ReadFrame(c, 0)
 		require.NoError(t, err)
 		require.Equal(t, seq, f.Sequence)
 	}

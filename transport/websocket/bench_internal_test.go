@@ -28,26 +28,6 @@ func benchPush(b *testing.B) im.Frame {
 	return im.Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: body}
 }
 
-func BenchmarkEnvelopeBinary(b *testing.B) {
-	f := benchPush(b)
-	b.Run("encode", func(b *testing.B) {
-		buf := make([]byte, 0, 1024)
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			buf = appendBinary(buf[:0], f, 1700000000000)
-		}
-	})
-	b.Run("decode", func(b *testing.B) {
-		p := appendBinary(nil, f, 1700000000000)
-		b.ReportAllocs()
-		for i := 0; i < b.N; i++ {
-			if _, err := decodeBinary(p, im.MaxFrameSize); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
-
 func BenchmarkEnvelopeJSON(b *testing.B) {
 	f := benchPush(b)
 	b.Run("encode", func(b *testing.B) {

@@ -13,6 +13,7 @@ import (
 	cws "github.com/coder/websocket"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/wire"
 	"github.com/imserver/imserver/transport/internal/writeguard"
 )
 
@@ -122,7 +123,7 @@ func (c *conn) ReadFrame(ctx context.Context) (im.Frame, error) {
 	case c.json && typ == cws.MessageText:
 		f, err = decodeJSON(buf.Bytes(), c.maxBody)
 	case !c.json && typ == cws.MessageBinary:
-		f, err = decodeBinary(buf.Bytes(), c.maxBody)
+		f, err = wire.DecodeEnvelope(buf.Bytes(), c.maxBody)
 	case c.json:
 		c.closeWith(cws.StatusUnsupportedData, "binary message on the "+SubprotocolJSON+" subprotocol")
 		return im.Frame{}, fmt.Errorf("websocket: binary message on the JSON subprotocol: %w", im.ErrInvalidArgument)
@@ -131,7 +132,7 @@ func (c *conn) ReadFrame(ctx context.Context) (im.Frame, error) {
 		return im.Frame{}, fmt.Errorf("websocket: text message without the JSON subprotocol: %w", im.ErrInvalidArgument)
 	}
 	if err != nil {
-		if errors.Is(err, errTooLarge) {
+		if errors.Is(err, wire.ErrFrameTooLarge) {
 			c.closeWith(cws.StatusMessageTooBig, "frame body too large")
 		} else {
 			c.closeWith(cws.StatusInvalidFramePayloadData, "malformed envelope")
@@ -217,7 +218,7 @@ func (c *conn) writeFrames(frames []im.Frame) error {
 				c.log.Error("websocket: frame without its JSON body", "cmd", f.Command, "err", err)
 			}
 		} else {
-			buf = appendBinary(buf[:0], f, now)
+			buf = wire.AppendEnvelope(buf[:0], f, now)
 		}
 		// Only into the batch: WriteFrames bounds the writes by its ctx.
 		if err := c.ws.Write(context.Background(), typ, buf); err != nil {

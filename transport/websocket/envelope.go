@@ -9,30 +9,17 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 	"google.golang.org/protobuf/encoding/protojson"
-	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
-// Field numbers of imv1.WebSocketMessage.
-const (
-	fieldCommand   protowire.Number = 1
-	fieldSequence  protowire.Number = 2
-	fieldBody      protowire.Number = 3
-	fieldTimestamp protowire.Number = 4
-)
-
-// envelopeOverhead bounds what a binary envelope adds to its body: four
-// tags, a command and a timestamp of up to ten varint bytes each, a
-// sequence of up to five and a body length of up to five.
-const envelopeOverhead = 4 + 10 + 5 + 5 + 10
-
-// Framing errors: the message cannot be turned into a frame at all, so the
-// connection is closed. They wrap im.ErrInvalidArgument.
-var (
-	errBadEnvelope = fmt.Errorf("websocket: malformed envelope: %w", im.ErrInvalidArgument)
-	errTooLarge    = fmt.Errorf("websocket: frame body too large: %w", im.ErrInvalidArgument)
-)
+// The binary envelope, which the client speaks too, is package wire's
+// (AppendEnvelope, DecodeEnvelope); the JSON envelope below is this
+// transport's own. Its framing errors are wire's as well: a message that
+// cannot be turned into a frame at all gives wire.ErrBadEnvelope, a body over
+// the limit wire.ErrFrameTooLarge; both wrap im.ErrInvalidArgument and close
+// the connection.
 
 // invalidBody is what a JSON body that does not match its command's message
 // becomes: a byte that starts a protobuf tag and never finishes it, so the
@@ -40,46 +27,6 @@ var (
 // bad protobuf body. Each call returns a new slice because the core may
 // keep it.
 func invalidBody() []byte { return []byte{0xff} }
-
-// decodeBinary turns a binary message, a serialized imv1.WebSocketMessage,
-// into a frame. The envelope's timestamp is the client's and is dropped.
-func decodeBinary(p []byte, maxBody int) (im.Frame, error) {
-	var m imv1.WebSocketMessage
-	if err := proto.Unmarshal(p, &m); err != nil {
-		return im.Frame{}, fmt.Errorf("%w: %w", errBadEnvelope, err)
-	}
-	if len(m.Body) > maxBody {
-		return im.Frame{}, fmt.Errorf("%w: %d bytes, limit %d", errTooLarge, len(m.Body), maxBody)
-	}
-	f := im.Frame{Command: m.Command, Sequence: m.Sequence, Body: m.Body}
-	if len(f.Body) == 0 {
-		f.Body = nil
-	}
-	return f, nil
-}
-
-// appendBinary appends f as a serialized imv1.WebSocketMessage stamped
-// nowMS. It writes what proto.Marshal would, without copying the body into
-// a message first.
-func appendBinary(dst []byte, f im.Frame, nowMS int64) []byte {
-	if f.Command != 0 {
-		dst = protowire.AppendTag(dst, fieldCommand, protowire.VarintType)
-		dst = protowire.AppendVarint(dst, uint64(int64(f.Command))) // enums are sign-extended
-	}
-	if f.Sequence != 0 {
-		dst = protowire.AppendTag(dst, fieldSequence, protowire.VarintType)
-		dst = protowire.AppendVarint(dst, uint64(f.Sequence))
-	}
-	if len(f.Body) > 0 {
-		dst = protowire.AppendTag(dst, fieldBody, protowire.BytesType)
-		dst = protowire.AppendBytes(dst, f.Body)
-	}
-	if nowMS != 0 {
-		dst = protowire.AppendTag(dst, fieldTimestamp, protowire.VarintType)
-		dst = protowire.AppendVarint(dst, uint64(nowMS))
-	}
-	return dst
-}
 
 // jsonEnvelope is the JSON form of imv1.WebSocketMessage. The body is the
 // protojson of the command's message rather than base64 of its bytes; the
@@ -97,7 +44,7 @@ type jsonEnvelope struct {
 func decodeJSON(p []byte, maxBody int) (im.Frame, error) {
 	var env jsonEnvelope
 	if err := json.Unmarshal(p, &env); err != nil {
-		return im.Frame{}, fmt.Errorf("%w: %w", errBadEnvelope, err)
+		return im.Frame{}, fmt.Errorf("%w: %w", wire.ErrBadEnvelope, err)
 	}
 	cmd, err := parseCommand(env.Command)
 	if err != nil {
@@ -105,7 +52,7 @@ func decodeJSON(p []byte, maxBody int) (im.Frame, error) {
 	}
 	body := jsonToProto(cmd, env.Body)
 	if len(body) > maxBody {
-		return im.Frame{}, fmt.Errorf("%w: %d bytes, limit %d", errTooLarge, len(body), maxBody)
+		return im.Frame{}, fmt.Errorf("%w: %d bytes, limit %d", wire.ErrFrameTooLarge, len(body), maxBody)
 	}
 	return im.Frame{Command: cmd, Sequence: env.Sequence, Body: body}, nil
 }
@@ -121,17 +68,17 @@ func parseCommand(raw json.RawMessage) (imv1.CommandType, error) {
 	if raw[0] == '"' {
 		var name string
 		if err := json.Unmarshal(raw, &name); err != nil {
-			return 0, fmt.Errorf("%w: command: %w", errBadEnvelope, err)
+			return 0, fmt.Errorf("%w: command: %w", wire.ErrBadEnvelope, err)
 		}
 		v, ok := imv1.CommandType_value[name]
 		if !ok {
-			return 0, fmt.Errorf("%w: unknown command %q", errBadEnvelope, name)
+			return 0, fmt.Errorf("%w: unknown command %q", wire.ErrBadEnvelope, name)
 		}
 		return imv1.CommandType(v), nil
 	}
 	var n int32
 	if err := json.Unmarshal(raw, &n); err != nil {
-		return 0, fmt.Errorf("%w: command: %w", errBadEnvelope, err)
+		return 0, fmt.Errorf("%w: command: %w", wire.ErrBadEnvelope, err)
 	}
 	return imv1.CommandType(n), nil
 }

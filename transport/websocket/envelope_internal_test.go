@@ -9,6 +9,7 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
@@ -19,79 +20,6 @@ func mustMarshal(t testing.TB, m proto.Message) []byte {
 	b, err := proto.Marshal(m)
 	require.NoError(t, err)
 	return b
-}
-
-func TestAppendBinaryMatchesProtoMarshal(t *testing.T) {
-	tests := []struct {
-		name string
-		f    im.Frame
-		ts   int64
-	}{
-		{"zero", im.Frame{}, 0},
-		{"heartbeat", im.Frame{Command: imv1.CommandType_CMD_HEARTBEAT_RSP, Sequence: 1}, 1700000000000},
-		{"push", im.Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: []byte("body")}, 1},
-		{"extremes", im.Frame{Command: 0x7FFFFFFF, Sequence: 0xFFFFFFFF, Body: bytes.Repeat([]byte{1}, 300)}, 1<<63 - 1},
-		{"negative enum", im.Frame{Command: -5, Sequence: 2}, -1},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			want, err := proto.MarshalOptions{Deterministic: true}.Marshal(&imv1.WebSocketMessage{
-				Command: tt.f.Command, Sequence: tt.f.Sequence, Body: tt.f.Body, Timestamp: tt.ts,
-			})
-			require.NoError(t, err)
-			got := appendBinary([]byte("x"), tt.f, tt.ts)
-			require.Equal(t, "x", string(got[:1]))
-			require.Equal(t, want, got[1:])
-			require.LessOrEqual(t, len(got[1:])-len(tt.f.Body), envelopeOverhead)
-		})
-	}
-}
-
-func TestDecodeBinary(t *testing.T) {
-	env := func(m *imv1.WebSocketMessage) []byte { return mustMarshal(t, m) }
-	tests := []struct {
-		name    string
-		in      []byte
-		maxBody int
-		want    im.Frame
-		target  error
-	}{
-		{"full", env(&imv1.WebSocketMessage{Command: 200, Sequence: 9, Body: []byte("abc"), Timestamp: 5}), 10,
-			im.Frame{Command: 200, Sequence: 9, Body: []byte("abc")}, nil},
-		{"empty message", nil, 10, im.Frame{}, nil},
-		{"unknown command passes", env(&imv1.WebSocketMessage{Command: 4242, Sequence: 1}), 10,
-			im.Frame{Command: 4242, Sequence: 1}, nil},
-		{"explicit empty body", []byte{0x1a, 0x00}, 10, im.Frame{}, nil},
-		{"body at the limit", env(&imv1.WebSocketMessage{Command: 200, Body: make([]byte, 10)}), 10,
-			im.Frame{Command: 200, Body: make([]byte, 10)}, nil},
-		{"body over the limit", env(&imv1.WebSocketMessage{Command: 200, Body: make([]byte, 11)}), 10,
-			im.Frame{}, errTooLarge},
-		{"truncated", env(&imv1.WebSocketMessage{Command: 200, Body: []byte("abc")})[:4], 10, im.Frame{}, errBadEnvelope},
-		{"garbage", []byte{0xff, 0xff, 0xff}, 10, im.Frame{}, errBadEnvelope},
-		{"json sent as binary", []byte(`{"command":"CMD_HEARTBEAT_REQ"}`), 10, im.Frame{}, errBadEnvelope},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := decodeBinary(tt.in, tt.maxBody)
-			if tt.target != nil {
-				require.ErrorIs(t, err, tt.target)
-				require.ErrorIs(t, err, im.ErrInvalidArgument)
-				return
-			}
-			require.NoError(t, err)
-			require.Equal(t, tt.want.Command, got.Command)
-			require.Equal(t, tt.want.Sequence, got.Sequence)
-			require.Equal(t, tt.want.Body, got.Body)
-		})
-	}
-}
-
-func TestDecodeBinaryCopiesBody(t *testing.T) {
-	in := mustMarshal(t, &imv1.WebSocketMessage{Command: 200, Body: []byte("hello")})
-	f, err := decodeBinary(in, 100)
-	require.NoError(t, err)
-	clear(in)
-	require.Equal(t, "hello", string(f.Body), "the read buffer is reused: the body must not alias it")
 }
 
 func TestDecodeJSON(t *testing.T) {
@@ -127,18 +55,18 @@ func TestDecodeJSON(t *testing.T) {
 			im.Frame{Command: 302, Sequence: 4, Body: invalidBody()}, nil},
 		{"body for an unknown command", `{"command":4242,"sequence":4,"body":{"x":1}}`, 0,
 			im.Frame{Command: 4242, Sequence: 4, Body: invalidBody()}, nil},
-		{"body over the limit", `{"command":"CMD_HEARTBEAT_REQ","body":{"client_time":"1700000000000"}}`, 3, im.Frame{}, errTooLarge},
-		{"not json", `hello`, 0, im.Frame{}, errBadEnvelope},
-		{"truncated", `{"command":"CMD_HEARTBEAT_REQ"`, 0, im.Frame{}, errBadEnvelope},
-		{"array", `[1]`, 0, im.Frame{}, errBadEnvelope},
-		{"unknown command name", `{"command":"CMD_NOPE","sequence":1}`, 0, im.Frame{}, errBadEnvelope},
-		{"lower-case command name", `{"command":"cmd_heartbeat_req","sequence":1}`, 0, im.Frame{}, errBadEnvelope},
-		{"command as object", `{"command":{},"sequence":1}`, 0, im.Frame{}, errBadEnvelope},
-		{"fractional command", `{"command":1.5}`, 0, im.Frame{}, errBadEnvelope},
-		{"command over int32", `{"command":4294967296}`, 0, im.Frame{}, errBadEnvelope},
-		{"negative sequence", `{"command":5,"sequence":-1}`, 0, im.Frame{}, errBadEnvelope},
-		{"sequence over uint32", `{"command":5,"sequence":4294967296}`, 0, im.Frame{}, errBadEnvelope},
-		{"sequence as string", `{"command":5,"sequence":"1"}`, 0, im.Frame{}, errBadEnvelope},
+		{"body over the limit", `{"command":"CMD_HEARTBEAT_REQ","body":{"client_time":"1700000000000"}}`, 3, im.Frame{}, wire.ErrFrameTooLarge},
+		{"not json", `hello`, 0, im.Frame{}, wire.ErrBadEnvelope},
+		{"truncated", `{"command":"CMD_HEARTBEAT_REQ"`, 0, im.Frame{}, wire.ErrBadEnvelope},
+		{"array", `[1]`, 0, im.Frame{}, wire.ErrBadEnvelope},
+		{"unknown command name", `{"command":"CMD_NOPE","sequence":1}`, 0, im.Frame{}, wire.ErrBadEnvelope},
+		{"lower-case command name", `{"command":"cmd_heartbeat_req","sequence":1}`, 0, im.Frame{}, wire.ErrBadEnvelope},
+		{"command as object", `{"command":{},"sequence":1}`, 0, im.Frame{}, wire.ErrBadEnvelope},
+		{"fractional command", `{"command":1.5}`, 0, im.Frame{}, wire.ErrBadEnvelope},
+		{"command over int32", `{"command":4294967296}`, 0, im.Frame{}, wire.ErrBadEnvelope},
+		{"negative sequence", `{"command":5,"sequence":-1}`, 0, im.Frame{}, wire.ErrBadEnvelope},
+		{"sequence over uint32", `{"command":5,"sequence":4294967296}`, 0, im.Frame{}, wire.ErrBadEnvelope},
+		{"sequence as string", `{"command":5,"sequence":"1"}`, 0, im.Frame{}, wire.ErrBadEnvelope},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -291,36 +219,20 @@ func requireSameBody(t *testing.T, cmd imv1.CommandType, want, got []byte) {
 	require.True(t, proto.Equal(mw, mg), "want %v, got %v", mw, mg)
 }
 
-// FuzzDecodeEnvelope feeds arbitrary bytes to both envelope decoders, which
-// must never panic nor return a body over the limit, and checks that what
-// they accept survives being written and read again.
-func FuzzDecodeEnvelope(f *testing.F) {
-	f.Add(mustMarshal(f, &imv1.WebSocketMessage{Command: 200, Sequence: 1, Body: []byte("\x0a\x00"), Timestamp: 5}))
-	f.Add(mustMarshal(f, &imv1.WebSocketMessage{Command: 5}))
-	f.Add([]byte{0xff, 0x01})
+// FuzzDecodeJSON feeds arbitrary bytes to the JSON envelope decoder, which
+// must never panic nor return a body over the limit, and checks that what it
+// accepts survives being written and read again. (The binary envelope is
+// fuzzed in package wire.)
+func FuzzDecodeJSON(f *testing.F) {
 	f.Add([]byte(`{"command":"CMD_SEND_MSG_REQ","sequence":3,"body":{"message":{"client_msg_id":"c1","content":"aGk="}}}`))
 	f.Add([]byte(`{"command":5,"sequence":1,"body":{"client_time":"5"}}`))
 	f.Add([]byte(`{"command":"CMD_NOPE"}`))
 	f.Add([]byte(`{"command":302,"body":{"a":[1,{"b":null}]}}`))
 	f.Add([]byte(`null`))
+	f.Add([]byte{0xff, 0x01})
 
 	const maxBody = 1 << 10
 	f.Fuzz(func(t *testing.T, data []byte) {
-		if fr, err := decodeBinary(data, maxBody); err == nil {
-			if len(fr.Body) > maxBody {
-				t.Fatalf("binary: body of %d bytes over the limit", len(fr.Body))
-			}
-			again, err := decodeBinary(appendBinary(nil, fr, 7), maxBody)
-			if err != nil {
-				t.Fatalf("binary: re-reading %v: %v", fr, err)
-			}
-			if again.Command != fr.Command || again.Sequence != fr.Sequence || !bytes.Equal(again.Body, fr.Body) {
-				t.Fatalf("binary: %v became %v", fr, again)
-			}
-		} else if !errors.Is(err, im.ErrInvalidArgument) {
-			t.Fatalf("binary: error %v does not wrap im.ErrInvalidArgument", err)
-		}
-
 		if fr, err := decodeJSON(data, maxBody); err == nil {
 			if len(fr.Body) > maxBody {
 				t.Fatalf("json: body of %d bytes over the limit", len(fr.Body))

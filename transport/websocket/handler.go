@@ -12,6 +12,7 @@ import (
 	cws "github.com/coder/websocket"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // SubprotocolJSON is the WebSocket subprotocol a client offers
@@ -132,7 +133,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.ws = ws
 	c.json = strings.EqualFold(ws.Subprotocol(), SubprotocolJSON)
-	limit := int64(h.maxBody) + envelopeOverhead
+	limit := int64(h.maxBody) + wire.EnvelopeOverhead
 	if c.json {
 		limit = 2*int64(h.maxBody) + 4<<10
 	}

@@ -1,15 +1,32 @@
-package tcp
+package wire
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
 
-	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
 )
 
-// HeaderSize is the length of the header in front of every frame body.
+// MaxFrameSize is the largest frame body either end accepts: 1 MiB, as
+// IM-iOS-SDK's codec allows. A larger frame closes the connection, because
+// the stream can no longer be trusted to be in step.
+const MaxFrameSize = 1 << 20
+
+// Frame is one protocol frame, independent of the transport that carries
+// it: the TCP framing below and the WebSocket envelope both turn into one.
+type Frame struct {
+	Command imv1.CommandType
+	// Sequence is the client's request number; a response echoes it, and a
+	// push carries 0.
+	Sequence uint32
+	// Body is the command's message, serialized as protobuf. Frames queued
+	// for writing share their Body between connections: never modify it.
+	Body []byte
+}
+
+// HeaderSize is the length of the TCP header in front of every frame body.
 const HeaderSize = 16
 
 // Header layout, big-endian. The checksum covers bytes [0, crcOffset).
@@ -27,13 +44,14 @@ const (
 )
 
 // Errors ReadFrame returns for a header that cannot be trusted. Each wraps
-// im.ErrInvalidArgument. After any of them the stream is out of step and the
-// connection must be closed.
+// ErrInvalidArgument. After any of them the stream is out of step and the
+// connection must be closed. ErrFrameTooLarge is also what DecodeEnvelope
+// returns for a body over its limit.
 var (
-	ErrBadMagic      = fmt.Errorf("tcp: bad frame magic: %w", im.ErrInvalidArgument)
-	ErrBadVersion    = fmt.Errorf("tcp: unsupported frame version: %w", im.ErrInvalidArgument)
-	ErrBadChecksum   = fmt.Errorf("tcp: frame header checksum mismatch: %w", im.ErrInvalidArgument)
-	ErrFrameTooLarge = fmt.Errorf("tcp: frame body too large: %w", im.ErrInvalidArgument)
+	ErrBadMagic      = fmt.Errorf("wire: bad frame magic: %w", ErrInvalidArgument)
+	ErrBadVersion    = fmt.Errorf("wire: unsupported frame version: %w", ErrInvalidArgument)
+	ErrBadChecksum   = fmt.Errorf("wire: frame header checksum mismatch: %w", ErrInvalidArgument)
+	ErrFrameTooLarge = fmt.Errorf("wire: frame body too large: %w", ErrInvalidArgument)
 )
 
 // crc16 is CRC-16/CCITT-FALSE: polynomial 0x1021, initial value 0xFFFF, no
@@ -64,25 +82,27 @@ var crc16Table = func() (t [256]uint16) {
 	return t
 }()
 
-// AppendFrame appends f's header and body to dst and returns the extended
-// slice. It fails, leaving dst as it was, with ErrFrameTooLarge if f.Body is
-// longer than im.MaxFrameSize, and with an error wrapping
-// im.ErrInvalidArgument if f.Command does not fit the header's 16 bits.
-func AppendFrame(dst []byte, f im.Frame) ([]byte, error) {
-	dst, err := appendHeader(dst, f)
+// AppendFrame appends f's TCP header and body to dst and returns the
+// extended slice. It fails, leaving dst as it was, with ErrFrameTooLarge if
+// f.Body is longer than MaxFrameSize, and with an error wrapping
+// ErrInvalidArgument if f.Command does not fit the header's 16 bits.
+func AppendFrame(dst []byte, f Frame) ([]byte, error) {
+	dst, err := AppendHeader(dst, f)
 	if err != nil {
 		return dst, err
 	}
 	return append(dst, f.Body...), nil
 }
 
-// appendHeader appends only f's header; the caller sends f.Body after it.
-func appendHeader(dst []byte, f im.Frame) ([]byte, error) {
-	if len(f.Body) > im.MaxFrameSize {
-		return dst, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, len(f.Body), im.MaxFrameSize)
+// AppendHeader is AppendFrame without the body: the caller sends f.Body
+// right after the header, for example in one writev with it, so that a
+// large body is not copied. It fails as AppendFrame does.
+func AppendHeader(dst []byte, f Frame) ([]byte, error) {
+	if len(f.Body) > MaxFrameSize {
+		return dst, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, len(f.Body), MaxFrameSize)
 	}
 	if f.Command < 0 || f.Command > maxCommand {
-		return dst, fmt.Errorf("tcp: command %d does not fit in 16 bits: %w", int32(f.Command), im.ErrInvalidArgument)
+		return dst, fmt.Errorf("wire: command %d does not fit in 16 bits: %w", int32(f.Command), ErrInvalidArgument)
 	}
 	start := len(dst)
 	dst = binary.BigEndian.AppendUint16(dst, magic)
@@ -126,16 +146,16 @@ func parseHeader(p []byte, maxBody int) (header, error) {
 }
 
 // bodyLimit resolves a caller's body limit: the protocol never allows more
-// than im.MaxFrameSize.
+// than MaxFrameSize.
 func bodyLimit(maxBody int) int {
-	if maxBody <= 0 || maxBody > im.MaxFrameSize {
-		return im.MaxFrameSize
+	if maxBody <= 0 || maxBody > MaxFrameSize {
+		return MaxFrameSize
 	}
 	return maxBody
 }
 
-// ReadFrame reads one frame from r. maxBody bounds the body; zero, negative
-// or anything above im.MaxFrameSize means im.MaxFrameSize. The returned
+// ReadFrame reads one TCP frame from r. maxBody bounds the body; zero,
+// negative or anything above MaxFrameSize means MaxFrameSize. The returned
 // Body is a fresh slice (nil for an empty body).
 //
 // It returns io.EOF if r ends before the first byte of a frame and
@@ -145,40 +165,60 @@ func bodyLimit(maxBody int) int {
 //
 // Memory for the body is allocated as its bytes arrive, so a header that
 // announces a large body costs nothing until the body is actually sent.
-func ReadFrame(r io.Reader, maxBody int) (im.Frame, error) {
+// When r is a *bufio.Reader the header is parsed in its buffer, and a
+// frame costs no allocation besides its body.
+func ReadFrame(r io.Reader, maxBody int) (Frame, error) {
+	if br, ok := r.(*bufio.Reader); ok {
+		return readBuffered(br, maxBody)
+	}
 	var hdr [HeaderSize]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return im.Frame{}, err
+		return Frame{}, err
 	}
-	return readFrameAfter(hdr[:], r, maxBody)
+	h, err := parseHeader(hdr[:], bodyLimit(maxBody))
+	if err != nil {
+		return Frame{}, err
+	}
+	return readBody(r, h)
 }
 
-// readFrameAfter decodes the header hdr and reads the body that follows it
-// from r.
-func readFrameAfter(hdr []byte, r io.Reader, maxBody int) (im.Frame, error) {
+// readBuffered is ReadFrame from a bufio.Reader: Peek instead of
+// io.ReadFull into a local array, which would escape to the heap through
+// the io.Reader interface.
+func readBuffered(br *bufio.Reader, maxBody int) (Frame, error) {
+	hdr, err := br.Peek(HeaderSize)
+	if err != nil {
+		if len(hdr) > 0 && err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return Frame{}, err
+	}
 	h, err := parseHeader(hdr, bodyLimit(maxBody))
 	if err != nil {
-		return im.Frame{}, err
+		return Frame{}, err
 	}
-	body, err := readBody(r, h.length)
-	if err != nil {
-		return im.Frame{}, err
+	if _, err := br.Discard(HeaderSize); err != nil {
+		return Frame{}, err
 	}
-	return im.Frame{Command: h.command, Sequence: h.sequence, Body: body}, nil
+	return readBody(br, h)
 }
 
-// readBody reads exactly n bytes. Large bodies grow by doubling as data
-// arrives instead of being allocated up front from the untrusted length.
-func readBody(r io.Reader, n int) ([]byte, error) {
+// readBody reads the h.length bytes of body that follow header h. Large
+// bodies grow by doubling as data arrives instead of being allocated up
+// front from the untrusted length.
+func readBody(r io.Reader, h header) (Frame, error) {
+	f := Frame{Command: h.command, Sequence: h.sequence}
+	n := h.length
 	if n == 0 {
-		return nil, nil
+		return f, nil
 	}
 	if n <= smallBodySize {
 		b := make([]byte, n)
 		if _, err := io.ReadFull(r, b); err != nil {
-			return nil, unexpectedEOF(err)
+			return Frame{}, unexpectedEOF(err)
 		}
-		return b, nil
+		f.Body = b
+		return f, nil
 	}
 	b := make([]byte, 0, smallBodySize)
 	for len(b) < n {
@@ -190,10 +230,11 @@ func readBody(r io.Reader, n int) ([]byte, error) {
 		m, err := io.ReadFull(r, b[len(b):cap(b)])
 		b = b[:len(b)+m]
 		if err != nil {
-			return nil, unexpectedEOF(err)
+			return Frame{}, unexpectedEOF(err)
 		}
 	}
-	return b, nil
+	f.Body = b
+	return f, nil
 }
 
 // unexpectedEOF reports a stream that ends inside a frame as such.
