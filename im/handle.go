@@ -93,15 +93,14 @@ func (s *Server) handleAuth(sess *session, f Frame) {
 // the protocol has one (so SDK callbacks waiting for it fire), else in an
 // ErrorResponse frame.
 func (s *Server) respondError(sess *session, f Frame, err error) {
-	c, msg := codeOf(err)
+	code, msg := wireError(err)
 	if f.Command == imv1.CommandType_CMD_SEND_MSG_REQ {
 		s.stats.refused.Add(1)
 	}
 	var e *Error
-	if !errors.As(err, &e) && c == CodeUnknown {
+	if !errors.As(err, &e) && code == imv1.ErrorCode_ERR_UNKNOWN {
 		sess.logger().Error("request failed", "cmd", f.Command, "err", err)
 	}
-	code := wireCode(c)
 	var rsp proto.Message
 	cmd := f.Command + 1
 	switch f.Command {
@@ -141,6 +140,13 @@ func (s *Server) respondError(sess *session, f Frame, err error) {
 		rsp = &imv1.ErrorResponse{ErrorCode: code, ErrorMsg: msg, Command: f.Command}
 	}
 	sess.respond(cmd, f.Sequence, rsp)
+}
+
+// wireError is the protocol error code and message a client is shown for
+// a non-nil err.
+func wireError(err error) (imv1.ErrorCode, string) {
+	c, msg := codeOf(err)
+	return wireCode(c), msg
 }
 
 // wireCode is the one place where the core's error codes become the

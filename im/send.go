@@ -225,8 +225,7 @@ func (s *Server) ack(sess *session, seq uint32, sent Message, r AppendResult, er
 	rsp := &imv1.SendMessageResponse{ClientMsgId: sent.ClientMsgID}
 	if err != nil {
 		s.stats.refused.Add(1)
-		c, msg := codeOf(err)
-		rsp.ErrorCode, rsp.ErrorMsg = wireCode(c), msg
+		rsp.ErrorCode, rsp.ErrorMsg = wireError(err)
 	} else {
 		rsp.ServerMsgId = r.Message.ServerID
 		rsp.Seq = r.Message.Seq
