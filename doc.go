@@ -6,8 +6,11 @@
 //
 //	im                   the core: Server, Config, Store, Authenticator
 //	im/imv1              the wire protocol (.proto and generated Go)
+//	im/wire              what server and client share: frames, framing,
+//	                     conversation ids, sentinel errors
 //	im/auth              built-in accounts and the JWT Authenticator
-//	im/client            a Go client for the protocol
+//	im/client            a Go client for the protocol (imports im/wire and
+//	                     im/imv1 only, no server package)
 //	im/imtest            an in-process server for tests
 //	store/bolt           the default embedded Store (bbolt)
 //	store/storetest      the conformance suite every Store passes

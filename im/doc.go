@@ -54,6 +54,11 @@
 //
 // # Errors
 //
-// Errors match the sentinels in errors.go with errors.Is. An *Error carries
-// the protocol error code a client sees; hooks return one to choose it.
+// Errors match the sentinels (ErrNotFound, ErrInvalidArgument, …) with
+// errors.Is. An *Error carries a Code, which the Server turns into the
+// protocol error code a client sees; hooks return one to choose it. The
+// sentinels, Frame, MaxFrameSize, MessageType and the conversation id
+// helpers are declared in package im/wire, which the Go client shares, and
+// re-exported here under the same names: errors.Is(err, ErrTooLarge) holds
+// for the refusal a client received as much as for the one the Server sent.
 package im

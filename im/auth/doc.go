@@ -35,7 +35,9 @@
 // input that breaks the rules above, ErrConflict for a username that is
 // taken, ErrUnauthenticated for refused credentials or tokens (ErrTokenExpired
 // for a token that is only expired), ErrRateLimited when the login limit is
-// reached. Refusals are *im.Error values whose Msg is safe to show a client;
-// errors from the store are wrapped and mean the request could not be served.
+// reached. Refusals are *im.Error values whose Msg is safe to show a client
+// and whose Code (im.CodeUnauthenticated, …) the server turns into the
+// protocol's error code; errors from the store are wrapped and mean the
+// request could not be served.
 // No error ever contains a token or a password.
 package auth

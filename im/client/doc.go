@@ -46,8 +46,17 @@
 // # Errors
 //
 // A non-zero error code from the server is returned as a *Error, which
-// matches the im sentinels with errors.Is (im.ErrUnauthenticated,
-// im.ErrTooLarge, im.ErrNotFound, …). Errors of the client itself wrap
-// ErrClosed, ErrKicked, ErrConnLost or im.ErrInvalidArgument (bad Options or
+// matches the sentinels of package im/wire with errors.Is
+// (wire.ErrUnauthenticated, wire.ErrTooLarge, wire.ErrNotFound, …). They are
+// the server's own: package im re-exports them, so errors.Is(err,
+// im.ErrTooLarge) holds too. Errors of the client itself wrap ErrClosed,
+// ErrKicked, ErrConnLost or wire.ErrInvalidArgument (bad Options or
 // arguments); a timeout wraps context.DeadlineExceeded.
+//
+// # Dependencies
+//
+// Of this module the client imports only im/imv1 (the protocol) and
+// im/wire (the framing and vocabulary both ends share), never the server
+// package im, a transport or a store: a program that only talks to a
+// server links none of them.
 package client

@@ -1,27 +1,17 @@
 // Package tcp serves the imserver protocol over TCP (optionally TLS) with
-// the framing of IM-iOS-SDK's default transport, and exports that framing's
-// codec for clients.
+// the framing of IM-iOS-SDK's default transport.
 //
 // # Framing
 //
-// Every frame is a 16-byte big-endian header followed by the body, the
-// protobuf serialization of the command's message (imv1.NewBody):
-//
-//	offset size field
-//	     0    2 magic, 0xEF89
-//	     2    1 version, 1
-//	     3    1 flags, 0 (no flag is defined; received flags are ignored)
-//	     4    2 command (imv1.CommandType)
-//	     6    4 sequence
-//	    10    4 body length, at most im.MaxFrameSize (1 MiB)
-//	    14    2 CRC-16/CCITT-FALSE of bytes 0–13
+// Every frame is a 16-byte header followed by the body, the protobuf
+// serialization of the command's message. The codec is package im/wire's
+// (AppendFrame, ReadFrame, whose documentation has the header's layout),
+// which clients share; this package is the server around it.
 //
 // A header with the wrong magic, version or checksum, or announcing a body
 // over the limit, closes the connection: once a header cannot be trusted,
 // neither can anything after it. A well-framed body that does not decode is
 // the core's business; it answers INVALID_PARAM and keeps the connection.
-//
-// AppendFrame and ReadFrame are the codec on its own, for clients and tests.
 //
 // # Lifecycle
 //
@@ -51,7 +41,8 @@
 //
 // # Errors
 //
-// ErrBadMagic, ErrBadVersion, ErrBadChecksum and ErrFrameTooLarge wrap
-// im.ErrInvalidArgument. Serve returns im.ErrServerClosed after Shutdown or
-// Close.
+// A connection closed for its framing ends its session with one of
+// package wire's errors (wire.ErrBadMagic, wire.ErrBadChecksum, …), which
+// wrap im.ErrInvalidArgument. Serve returns im.ErrServerClosed after
+// Shutdown or Close.
 package tcp

@@ -8,6 +8,8 @@
 // imv1.WebSocketMessage envelope: command, sequence, body (the protobuf of
 // the command's message) and a timestamp in milliseconds. The server stamps
 // every envelope it sends with the time of sending and ignores the client's.
+// The binary envelope's codec is package im/wire's (AppendEnvelope,
+// DecodeEnvelope), which the Go client shares.
 //
 // A client that offers the subprotocol SubprotocolJSON ("imserver.v1.json")
 // exchanges text messages holding the same envelope as JSON instead, with
