@@ -1,10 +1,10 @@
 package wire
 
 import (
+	"bytes"
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/imserver/imserver/im/imv1"
 )
@@ -58,18 +58,57 @@ func AppendEnvelope(dst []byte, f Frame, nowMS int64) []byte {
 // dropped. The frame's Body is a copy (nil when empty), so p may be reused.
 //
 // Bytes that are not a WebSocketMessage give ErrBadEnvelope, a body over the
-// limit ErrFrameTooLarge.
+// limit ErrFrameTooLarge. It accepts and refuses exactly what proto.Unmarshal
+// does (unknown fields are skipped, the last of a repeated field wins),
+// without its reflection: every message a server reads over WebSocket, and
+// every one a load generator reads, goes through here.
 func DecodeEnvelope(p []byte, maxBody int) (Frame, error) {
-	var m imv1.WebSocketMessage
-	if err := proto.Unmarshal(p, &m); err != nil {
-		return Frame{}, fmt.Errorf("%w: %w", ErrBadEnvelope, err)
+	var f Frame
+	var body []byte
+	for b := p; len(b) > 0; {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return Frame{}, fmt.Errorf("%w: %w", ErrBadEnvelope, protowire.ParseError(n))
+		}
+		if num > protowire.MaxValidNumber {
+			return Frame{}, fmt.Errorf("%w: field number %d out of range", ErrBadEnvelope, num)
+		}
+		b = b[n:]
+		switch {
+		case typ == protowire.VarintType && (num == fieldCommand || num == fieldSequence || num == fieldTimestamp):
+			v, n := protowire.ConsumeVarint(b)
+			if n < 0 {
+				return Frame{}, fmt.Errorf("%w: %w", ErrBadEnvelope, protowire.ParseError(n))
+			}
+			switch num {
+			case fieldCommand:
+				f.Command = imv1.CommandType(int32(v)) // as protobuf decodes an enum
+			case fieldSequence:
+				f.Sequence = uint32(v)
+			}
+			b = b[n:]
+		case typ == protowire.BytesType && num == fieldBody:
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return Frame{}, fmt.Errorf("%w: %w", ErrBadEnvelope, protowire.ParseError(n))
+			}
+			body = v
+			b = b[n:]
+		default:
+			// An unknown field, or a known one with another wire type, which
+			// protobuf also keeps as unknown: skipped.
+			n := protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return Frame{}, fmt.Errorf("%w: %w", ErrBadEnvelope, protowire.ParseError(n))
+			}
+			b = b[n:]
+		}
 	}
-	if limit := bodyLimit(maxBody); len(m.Body) > limit {
-		return Frame{}, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, len(m.Body), limit)
+	if limit := bodyLimit(maxBody); len(body) > limit {
+		return Frame{}, fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, len(body), limit)
 	}
-	f := Frame{Command: m.Command, Sequence: m.Sequence, Body: m.Body}
-	if len(f.Body) == 0 {
-		f.Body = nil
+	if len(body) > 0 {
+		f.Body = bytes.Clone(body)
 	}
 	return f, nil
 }

@@ -122,3 +122,38 @@ func FuzzDecodeEnvelope(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeEnvelopeMatchesProto checks DecodeEnvelope against the generated
+// code: it must accept exactly what proto.Unmarshal accepts, with the same
+// command, sequence and body.
+func FuzzDecodeEnvelopeMatchesProto(f *testing.F) {
+	f.Add(mustMarshal(f, &imv1.WebSocketMessage{Command: 200, Sequence: 1, Body: []byte("\x0a\x00"), Timestamp: 5}))
+	f.Add(mustMarshal(f, &imv1.WebSocketMessage{Command: -3, Sequence: 0xFFFFFFFF}))
+	f.Add([]byte{0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01}) // command, 10-byte varint
+	f.Add([]byte{0x10, 0x80, 0x80, 0x80, 0x80, 0x10})                               // sequence over 32 bits
+	f.Add([]byte{0x1a, 0x01, 'a', 0x1a, 0x01, 'b'})                                 // body twice: the last wins
+	f.Add([]byte{0x0a, 0x01, 'x'})                                                  // command with the bytes wire type
+	f.Add([]byte{0x0b, 0x0c})                                                       // an empty group in field 1
+	f.Add([]byte{0x0b, 0x14})                                                       // a group ended by another number
+	f.Add([]byte{0x0c})                                                             // a stray end group
+	f.Add([]byte{0x0e, 0x00})                                                       // reserved wire type
+	f.Add([]byte{0x80, 0x80, 0x80, 0x80, 0x10, 0x00})                               // field number 2^29: out of range
+	f.Add([]byte{0xf8, 0xff, 0xff, 0xff, 0x0f, 0x00})                               // field number 2^29-1, varint
+	f.Add([]byte{0x00})                                                             // field number 0
+	f.Add([]byte{0x25, 1, 2, 3, 4, 0x29, 1, 2, 3, 4, 5, 6, 7, 8})                   // fixed32 and fixed64 unknowns
+
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := wire.DecodeEnvelope(data, wire.MaxFrameSize)
+		var want imv1.WebSocketMessage
+		perr := proto.Unmarshal(data, &want)
+		if (err == nil) != (perr == nil) {
+			t.Fatalf("DecodeEnvelope: %v; proto.Unmarshal: %v", err, perr)
+		}
+		if err != nil {
+			return
+		}
+		if got.Command != want.Command || got.Sequence != want.Sequence || !bytes.Equal(got.Body, want.Body) {
+			t.Fatalf("DecodeEnvelope %v, proto.Unmarshal %v", got, &want)
+		}
+	})
+}

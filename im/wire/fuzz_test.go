@@ -1,6 +1,7 @@
 package wire_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"testing"
@@ -39,6 +40,17 @@ func FuzzReadFrame(f *testing.F) {
 		}
 
 		fr, err := wire.ReadFrame(bytes.NewReader(data), maxBody)
+
+		// From a bufio.Reader (a small one, so bodies cross its buffer)
+		// ReadFrame takes another path, which must read the same.
+		bfr, berr := wire.ReadFrame(bufio.NewReaderSize(bytes.NewReader(data), 16), maxBody)
+		if (err == nil) != (berr == nil) || (err != nil && err.Error() != berr.Error()) {
+			t.Fatalf("plain reader: %v; bufio.Reader: %v", err, berr)
+		}
+		if err == nil && (bfr.Command != fr.Command || bfr.Sequence != fr.Sequence || !bytes.Equal(bfr.Body, fr.Body)) {
+			t.Fatalf("plain reader: %v; bufio.Reader: %v", fr, bfr)
+		}
+
 		if err == nil {
 			if len(fr.Body) > effective || cap(fr.Body) > effective {
 				t.Fatalf("body of %d bytes (cap %d) over the limit %d", len(fr.Body), cap(fr.Body), effective)
