@@ -87,6 +87,9 @@ func (c *committer) run() {
 	defer func() {
 		close(out)
 		<-delivered
+		if c.srv.after != nil {
+			close(c.srv.after) // nothing delivers any more
+		}
 		close(c.done)
 	}()
 
@@ -190,7 +193,7 @@ func (s *Server) deliver(m Message, op *commitOp) {
 		}
 	}
 	if s.after != nil {
-		s.after <- m
+		s.queueAfterSend(m)
 	}
 }
 
