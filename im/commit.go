@@ -2,6 +2,7 @@ package im
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -27,15 +28,22 @@ type commitOp struct {
 
 // committer is the group commit: one goroutine takes every send waiting at
 // that moment, stores them with one AppendMessages call (one transaction,
-// one fsync), then pushes and acknowledges them in seq order, and starts
-// over at once with whatever arrived meanwhile. No fixed delay: under light
-// load a batch is one message; under heavy load batches grow by themselves.
+// one fsync), hands them to the delivery stage, and starts over at once
+// with whatever arrived meanwhile. No fixed delay: under light load a batch
+// is one message; under heavy load batches grow by themselves.
 //
-// Because one goroutine commits and fans out, pushes of one conversation are
-// queued to every connection in seq order.
+// The delivery stage, which pushes each new message and completes its send
+// (the ack), runs on several goroutines, each owning the conversations that
+// hash to it: fanning a message out to a large group is the costly step,
+// and one goroutine would keep it to one core. Every send of a conversation
+// goes through the same delivery goroutine in commit order, so pushes of a
+// conversation are queued to every connection in seq order, and its acks
+// in the order of its commits.
 type committer struct {
 	srv *Server
 	in  chan *commitOp
+	// shards is how many delivery goroutines there are.
+	shards int
 
 	mu      sync.RWMutex // read-held while submitting; write-held to stop
 	stopped bool
@@ -44,8 +52,17 @@ type committer struct {
 }
 
 func newCommitter(s *Server) *committer {
-	return &committer{srv: s, in: make(chan *commitOp, maxCommitBatch*4), done: make(chan struct{})}
+	return &committer{
+		srv:    s,
+		in:     make(chan *commitOp, maxCommitBatch*4),
+		shards: max(1, min(runtime.GOMAXPROCS(0), maxDeliveryShards)),
+		done:   make(chan struct{}),
+	}
 }
+
+// maxDeliveryShards bounds the delivery goroutines: past a few, fan-out is
+// no longer what a core waits for (the connections' writers are).
+const maxDeliveryShards = 16
 
 // submit queues op. It fails with ErrServerClosed once the committer stops;
 // otherwise op.done is called exactly once, later, from the commit loop.
@@ -72,21 +89,29 @@ func (c *committer) stop() {
 }
 
 func (c *committer) run() {
-	// Pushes and acks of a committed batch go out on a goroutine of their
-	// own, in batch order, while the next batch is already being stored:
-	// the store's commit (an fsync) is the slow step, and nothing else
-	// should wait behind it.
-	out := make(chan committed, 2)
-	delivered := make(chan struct{})
-	go func() {
-		defer close(delivered)
-		for b := range out {
-			c.finish(b)
-		}
-	}()
+	// Pushes and acks of a committed batch go out on the delivery
+	// goroutines while the next batch is already being stored: the store's
+	// commit (an fsync) is the slow step, and nothing else should wait
+	// behind it. Each delivery goroutine holds up to two batches' parts
+	// waiting; past that the commit loop waits for it, which is the
+	// back-pressure on senders.
+	shards := make([]chan committed, c.shards)
+	var delivering sync.WaitGroup
+	for i := range shards {
+		shards[i] = make(chan committed, 2)
+		delivering.Add(1)
+		go func() {
+			defer delivering.Done()
+			for b := range shards[i] {
+				c.finish(b)
+			}
+		}()
+	}
 	defer func() {
-		close(out)
-		<-delivered
+		for _, ch := range shards {
+			close(ch)
+		}
+		delivering.Wait()
 		if c.srv.after != nil {
 			close(c.srv.after) // nothing delivers any more
 		}
@@ -122,7 +147,37 @@ func (c *committer) run() {
 		if err != nil {
 			c.srv.log.Error("store append failed", "n", len(reqs), "err", err)
 		}
-		out <- committed{batch, results, err}
+		c.dispatch(shards, committed{batch, results, err})
+	}
+}
+
+// dispatch splits a committed batch by conversation over the delivery
+// goroutines, keeping the batch's order within each part.
+func (c *committer) dispatch(shards []chan committed, b committed) {
+	if len(shards) == 1 {
+		shards[0] <- b
+		return
+	}
+	parts := make([]committed, len(shards))
+	for i, op := range b.ops {
+		k := fnv32(op.req.Message.ConversationID) % uint32(len(shards))
+		p := &parts[k]
+		if p.ops == nil {
+			p.ops = make([]*commitOp, 0, len(b.ops)/len(shards)+1)
+			p.err = b.err
+			if b.err == nil {
+				p.results = make([]AppendResult, 0, cap(p.ops))
+			}
+		}
+		p.ops = append(p.ops, op)
+		if b.err == nil {
+			p.results = append(p.results, b.results[i])
+		}
+	}
+	for k, p := range parts {
+		if p.ops != nil {
+			shards[k] <- p
+		}
 	}
 }
 

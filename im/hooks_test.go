@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,103 +15,8 @@ import (
 	"github.com/imserver/imserver/im/client"
 	"github.com/imserver/imserver/im/imtest"
 	"github.com/imserver/imserver/im/imv1"
-	"github.com/imserver/imserver/transport/tcp"
 	"github.com/stretchr/testify/require"
-	"google.golang.org/protobuf/proto"
 )
-
-// pushReader is a raw TCP session that reads every frame the server sends it
-// on a goroutine of its own and keeps the pushed messages per conversation,
-// so a test sees exactly what was pushed, in order, with no client-side
-// repair by sync.
-type pushReader struct {
-	nc   net.Conn
-	done chan struct{}
-
-	mu    sync.Mutex
-	convs map[string][]int64 // pushed seqs per conversation, in arrival order
-	n     int                // pushed messages
-	err   error              // why reading stopped, if it did
-}
-
-// dialPushes connects to the TCP transport as user (whose token is the
-// user id, or one srv issues) and starts reading.
-func dialPushes(t *testing.T, addr, user, token string) *pushReader {
-	t.Helper()
-	nc, err := net.Dial("tcp", addr)
-	require.NoError(t, err)
-	b, err := proto.Marshal(&imv1.AuthRequest{UserId: user, Token: token, Platform: "iOS"})
-	require.NoError(t, err)
-	frame, err := tcp.AppendFrame(nil, im.Frame{Command: imv1.CommandType_CMD_AUTH_REQ, Sequence: 1, Body: b})
-	require.NoError(t, err)
-	_, err = nc.Write(frame)
-	require.NoError(t, err)
-	require.NoError(t, nc.SetReadDeadline(time.Now().Add(10*time.Second)))
-	f, err := tcp.ReadFrame(nc, 0)
-	require.NoError(t, err)
-	var rsp imv1.AuthResponse
-	require.NoError(t, proto.Unmarshal(f.Body, &rsp))
-	require.Equal(t, imv1.ErrorCode_ERR_SUCCESS, rsp.ErrorCode, rsp.ErrorMsg)
-	require.NoError(t, nc.SetReadDeadline(time.Time{}))
-
-	r := &pushReader{nc: nc, done: make(chan struct{}), convs: map[string][]int64{}}
-	go r.run()
-	t.Cleanup(func() {
-		nc.Close()
-		<-r.done
-	})
-	return r
-}
-
-func (r *pushReader) run() {
-	defer close(r.done)
-	for {
-		f, err := tcp.ReadFrame(r.nc, 0)
-		if err == nil && f.Command == imv1.CommandType_CMD_PUSH_MSG {
-			var pm imv1.PushMessage
-			if err = proto.Unmarshal(f.Body, &pm); err == nil {
-				r.mu.Lock()
-				m := pm.GetMessage()
-				r.convs[m.GetConversationId()] = append(r.convs[m.GetConversationId()], m.GetSeq())
-				r.n++
-				r.mu.Unlock()
-			}
-		}
-		if err != nil {
-			r.mu.Lock()
-			r.err = err
-			r.mu.Unlock()
-			return
-		}
-	}
-}
-
-// count returns how many messages were pushed so far.
-func (r *pushReader) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.n
-}
-
-// seqs returns the seqs pushed in conv, in arrival order.
-func (r *pushReader) seqs(conv string) []int64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]int64(nil), r.convs[conv]...)
-}
-
-// waitFor polls cond for up to a minute, a bound for work whose duration
-// depends on how loaded the machine is.
-func waitFor(t *testing.T, cond func() bool, format string, args ...any) {
-	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf(format, args...)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 // tokenIsUser is an Authenticator for tests: the token is the user id.
 var tokenIsUser = im.AuthenticatorFunc(func(_ context.Context, token string) (im.Identity, error) {
