@@ -152,30 +152,54 @@ func (c *committer) run() {
 }
 
 // dispatch splits a committed batch by conversation over the delivery
-// goroutines, keeping the batch's order within each part.
+// goroutines, keeping the batch's order within each part. A batch whose
+// sends all go to one goroutine (every batch under light load) is passed
+// on as it is.
 func (c *committer) dispatch(shards []chan committed, b committed) {
-	if len(shards) == 1 {
-		shards[0] <- b
+	n := uint32(len(shards))
+	shard := func(op *commitOp) uint32 { return fnv32(op.req.Message.ConversationID) % n }
+	first := shard(b.ops[0])
+	same := true
+	for _, op := range b.ops[1:] {
+		if shard(op) != first {
+			same = false
+			break
+		}
+	}
+	if same {
+		shards[first] <- b
 		return
 	}
-	parts := make([]committed, len(shards))
+	keys := make([]uint8, len(b.ops)) // maxDeliveryShards fits
+	var count [maxDeliveryShards]int
 	for i, op := range b.ops {
-		k := fnv32(op.req.Message.ConversationID) % uint32(len(shards))
-		p := &parts[k]
-		if p.ops == nil {
-			p.ops = make([]*commitOp, 0, len(b.ops)/len(shards)+1)
-			p.err = b.err
-			if b.err == nil {
-				p.results = make([]AppendResult, 0, cap(p.ops))
-			}
+		keys[i] = uint8(shard(op))
+		count[keys[i]]++
+	}
+	// One array for every part's ops, one for their results.
+	ops := make([]*commitOp, len(b.ops))
+	var results []AppendResult
+	if b.err == nil {
+		results = make([]AppendResult, len(b.ops))
+	}
+	var parts [maxDeliveryShards]committed
+	at := 0
+	for k, cnt := range count[:n] {
+		parts[k] = committed{ops: ops[at : at : at+cnt], err: b.err}
+		if results != nil {
+			parts[k].results = results[at : at : at+cnt]
 		}
-		p.ops = append(p.ops, op)
-		if b.err == nil {
+		at += cnt
+	}
+	for i, k := range keys {
+		p := &parts[k]
+		p.ops = append(p.ops, b.ops[i])
+		if results != nil {
 			p.results = append(p.results, b.results[i])
 		}
 	}
-	for k, p := range parts {
-		if p.ops != nil {
+	for k, p := range parts[:n] {
+		if len(p.ops) > 0 {
 			shards[k] <- p
 		}
 	}
