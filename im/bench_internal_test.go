@@ -3,6 +3,7 @@ package im
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -101,6 +102,70 @@ func BenchmarkDeliverGroup(b *testing.B) {
 				s.deliver(m, op)
 			}
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "pushes/s")
+		})
+	}
+}
+
+// seqStore numbers messages and stores nothing, so that a benchmark of the
+// commit loop measures what happens around the store. Only the commit loop
+// calls it, one call at a time.
+type seqStore struct {
+	noStore
+	seqs map[string]int64
+}
+
+func (s *seqStore) AppendMessages(_ context.Context, batch []AppendRequest) ([]AppendResult, error) {
+	out := make([]AppendResult, len(batch))
+	for i, r := range batch {
+		s.seqs[r.Message.ConversationID]++
+		r.Message.Seq = s.seqs[r.Message.ConversationID]
+		out[i].Message = r.Message
+	}
+	return out, nil
+}
+
+// BenchmarkCommitDeliver measures the path from a send's submission to its
+// completion, pushes included, with a store that costs nothing: the commit
+// loop, the delivery stage (fan-out to every member's session, whose
+// writer discards the frames) and the completion of each send. Messages go
+// round-robin to groups groups of members members, one session each.
+func BenchmarkCommitDeliver(b *testing.B) {
+	for _, tc := range []struct{ groups, members int }{{1, 1000}, {10, 100}, {100, 10}} {
+		b.Run(fmt.Sprintf("groups=%d/members=%d", tc.groups, tc.members), func(b *testing.B) {
+			s := benchServer(b, Config{SendQueue: 1 << 20})
+			s.store = &seqStore{seqs: map[string]int64{}}
+			sets := make([]*memberSet, tc.groups)
+			for g := range sets {
+				members := make([]GroupMember, tc.members)
+				for i := range members {
+					members[i] = GroupMember{UserID: fmt.Sprintf("g%d-member-%d", g, i), Role: RoleMember}
+					sess := &session{srv: s, conn: discardConn{}, user: members[i].UserID, id: members[i].UserID, inflight: make(chan struct{}, 1)}
+					sess.ctx, sess.cancel = context.WithCancel(context.Background())
+					sess.authed.Store(true)
+					s.hub.add(sess, AllowAllDevices, 1)
+					b.Cleanup(func() { sess.close(nil); sess.writer.Wait() })
+				}
+				sets[g] = newMemberSet(members)
+				s.groups.mu.Lock()
+				s.groups.put(fmt.Sprint("g", g), sets[g])
+				s.groups.mu.Unlock()
+			}
+			var wg sync.WaitGroup
+			done := func(AppendResult, error) { wg.Done() }
+			b.ReportAllocs()
+			b.ResetTimer()
+			wg.Add(b.N)
+			for i := 0; i < b.N; i++ {
+				g := i % tc.groups
+				m := Message{ConversationID: GroupConversationID(fmt.Sprint("g", g)), SenderID: fmt.Sprintf("g%d-member-0", g),
+					ServerID: "0123456789abcdef0123456789abcdef", ClientMsgID: fmt.Sprint("c", i), Type: TextMessage,
+					Content: make([]byte, 128), CreatedAt: time.Now()}
+				if err := s.commits.submit(&commitOp{req: AppendRequest{Message: m}, members: sets[g], done: done}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N*tc.members)/b.Elapsed().Seconds(), "pushes/s")
 		})
 	}
 }

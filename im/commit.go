@@ -2,6 +2,7 @@ package im
 
 import (
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -27,15 +28,22 @@ type commitOp struct {
 
 // committer is the group commit: one goroutine takes every send waiting at
 // that moment, stores them with one AppendMessages call (one transaction,
-// one fsync), then pushes and acknowledges them in seq order, and starts
-// over at once with whatever arrived meanwhile. No fixed delay: under light
-// load a batch is one message; under heavy load batches grow by themselves.
+// one fsync), hands them to the delivery stage, and starts over at once
+// with whatever arrived meanwhile. No fixed delay: under light load a batch
+// is one message; under heavy load batches grow by themselves.
 //
-// Because one goroutine commits and fans out, pushes of one conversation are
-// queued to every connection in seq order.
+// The delivery stage, which pushes each new message and completes its send
+// (the ack), runs on several goroutines, each owning the conversations that
+// hash to it: fanning a message out to a large group is the costly step,
+// and one goroutine would keep it to one core. Every send of a conversation
+// goes through the same delivery goroutine in commit order, so pushes of a
+// conversation are queued to every connection in seq order, and its acks
+// in the order of its commits.
 type committer struct {
 	srv *Server
 	in  chan *commitOp
+	// shards is how many delivery goroutines there are.
+	shards int
 
 	mu      sync.RWMutex // read-held while submitting; write-held to stop
 	stopped bool
@@ -44,8 +52,17 @@ type committer struct {
 }
 
 func newCommitter(s *Server) *committer {
-	return &committer{srv: s, in: make(chan *commitOp, maxCommitBatch*4), done: make(chan struct{})}
+	return &committer{
+		srv:    s,
+		in:     make(chan *commitOp, maxCommitBatch*4),
+		shards: max(1, min(runtime.GOMAXPROCS(0), maxDeliveryShards)),
+		done:   make(chan struct{}),
+	}
 }
+
+// maxDeliveryShards bounds the delivery goroutines: past a few, fan-out is
+// no longer what a core waits for (the connections' writers are).
+const maxDeliveryShards = 16
 
 // submit queues op. It fails with ErrServerClosed once the committer stops;
 // otherwise op.done is called exactly once, later, from the commit loop.
@@ -72,21 +89,32 @@ func (c *committer) stop() {
 }
 
 func (c *committer) run() {
-	// Pushes and acks of a committed batch go out on a goroutine of their
-	// own, in batch order, while the next batch is already being stored:
-	// the store's commit (an fsync) is the slow step, and nothing else
-	// should wait behind it.
-	out := make(chan committed, 2)
-	delivered := make(chan struct{})
-	go func() {
-		defer close(delivered)
-		for b := range out {
-			c.finish(b)
-		}
-	}()
+	// Pushes and acks of a committed batch go out on the delivery
+	// goroutines while the next batch is already being stored: the store's
+	// commit (an fsync) is the slow step, and nothing else should wait
+	// behind it. Each delivery goroutine holds up to two batches' parts
+	// waiting; past that the commit loop waits for it, which is the
+	// back-pressure on senders.
+	shards := make([]chan committed, c.shards)
+	var delivering sync.WaitGroup
+	for i := range shards {
+		shards[i] = make(chan committed, 2)
+		delivering.Add(1)
+		go func() {
+			defer delivering.Done()
+			for b := range shards[i] {
+				c.finish(b)
+			}
+		}()
+	}
 	defer func() {
-		close(out)
-		<-delivered
+		for _, ch := range shards {
+			close(ch)
+		}
+		delivering.Wait()
+		if c.srv.after != nil {
+			close(c.srv.after) // nothing delivers any more
+		}
 		close(c.done)
 	}()
 
@@ -119,7 +147,61 @@ func (c *committer) run() {
 		if err != nil {
 			c.srv.log.Error("store append failed", "n", len(reqs), "err", err)
 		}
-		out <- committed{batch, results, err}
+		c.dispatch(shards, committed{batch, results, err})
+	}
+}
+
+// dispatch splits a committed batch by conversation over the delivery
+// goroutines, keeping the batch's order within each part. A batch whose
+// sends all go to one goroutine (every batch under light load) is passed
+// on as it is.
+func (c *committer) dispatch(shards []chan committed, b committed) {
+	n := uint32(len(shards))
+	shard := func(op *commitOp) uint32 { return fnv32(op.req.Message.ConversationID) % n }
+	first := shard(b.ops[0])
+	same := true
+	for _, op := range b.ops[1:] {
+		if shard(op) != first {
+			same = false
+			break
+		}
+	}
+	if same {
+		shards[first] <- b
+		return
+	}
+	keys := make([]uint8, len(b.ops)) // maxDeliveryShards fits
+	var count [maxDeliveryShards]int
+	for i, op := range b.ops {
+		keys[i] = uint8(shard(op))
+		count[keys[i]]++
+	}
+	// One array for every part's ops, one for their results.
+	ops := make([]*commitOp, len(b.ops))
+	var results []AppendResult
+	if b.err == nil {
+		results = make([]AppendResult, len(b.ops))
+	}
+	var parts [maxDeliveryShards]committed
+	at := 0
+	for k, cnt := range count[:n] {
+		parts[k] = committed{ops: ops[at : at : at+cnt], err: b.err}
+		if results != nil {
+			parts[k].results = results[at : at : at+cnt]
+		}
+		at += cnt
+	}
+	for i, k := range keys {
+		p := &parts[k]
+		p.ops = append(p.ops, b.ops[i])
+		if results != nil {
+			p.results = append(p.results, b.results[i])
+		}
+	}
+	for k, p := range parts[:n] {
+		if len(p.ops) > 0 {
+			shards[k] <- p
+		}
 	}
 }
 
@@ -190,7 +272,7 @@ func (s *Server) deliver(m Message, op *commitOp) {
 		}
 	}
 	if s.after != nil {
-		s.after <- m
+		s.queueAfterSend(m)
 	}
 }
 

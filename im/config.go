@@ -76,17 +76,33 @@ type Config struct {
 	// (Server.SendSystemMessage). Default "system".
 	SystemSender string
 
+	// The hooks below, the Authenticator and Users are host code called by
+	// the Server. A panic in any of them is recovered and logged with its
+	// stack, as net/http does for handlers: it fails only the call it
+	// happened in (a panicking BeforeSend, Authenticator or Users refuses
+	// that request with an internal error), and the connection and the
+	// Server carry on.
+
 	// BeforeSend, if set, is called for every message before it is stored,
 	// on the sending connection's goroutine. It may change m's Type,
 	// Content, Extra and AttachedInfo; returning an error rejects the send
 	// (return an *Error to choose the code the client sees; otherwise
 	// PERMISSION_DENIED).
 	BeforeSend func(ctx context.Context, m *Message) error
-	// AfterSend, if set, is called once for every newly stored message, in
-	// seq order per conversation, on one goroutine of its own. A slow hook
-	// delays later hooks and, once 4096 are waiting, the commit of new
-	// messages: hand long work (webhooks, mobile push) to a queue.
+	// AfterSend, if set, is called with newly stored messages, in seq
+	// order per conversation, on one goroutine of its own. Delivery never
+	// waits for it: messages wait for the hook in a queue of
+	// AfterSendQueue, and while that queue is full new messages are not
+	// handed to it; Stats.AfterSendDropped counts them and a warning is
+	// logged at most every 10 s. So AfterSend is at most once. A host that
+	// needs every message (to index or archive them) reads them from the
+	// Store by seq, as clients sync, from the last seq it handled: the
+	// Store is the truth, and AfterSend a prompt that there is more.
+	// Shutdown waits for the queued calls; Close does not.
 	AfterSend func(m Message)
+	// AfterSendQueue is how many messages may wait for AfterSend.
+	// Default 4096.
+	AfterSendQueue int
 	// OnConnect and OnDisconnect, if set, are called when a session
 	// authenticates and when an authenticated session ends.
 	OnConnect    func(s SessionInfo)
@@ -105,6 +121,7 @@ const (
 	DefaultMaxSessionsPerUser = 10
 	DefaultSystemSender       = "system"
 	DefaultMaxGroupMembers    = 2000
+	DefaultAfterSendQueue     = 4096
 )
 
 // withDefaults returns c with every zero field set to its default, or an
@@ -129,8 +146,12 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MaxSessionsPerUser, DefaultMaxSessionsPerUser)
 	setDefault(&c.SystemSender, DefaultSystemSender)
 	setDefault(&c.MaxGroupMembers, DefaultMaxGroupMembers)
+	setDefault(&c.AfterSendQueue, DefaultAfterSendQueue)
 	if c.MaxContentSize > MaxFrameSize/2 {
 		return c, errors.New("im: Config.MaxContentSize must be at most half of MaxFrameSize")
+	}
+	if c.AfterSendQueue < 1 {
+		return c, errors.New("im: Config.AfterSendQueue must be positive")
 	}
 	if c.MaxGroupMembers < 1 {
 		return c, errors.New("im: Config.MaxGroupMembers must be positive")

@@ -39,9 +39,12 @@
 // # Concurrency
 //
 // All Server methods are safe for concurrent use. Concurrent sends are
-// grouped into one Store commit (group commit) by a single commit loop,
-// which also queues pushes, so pushes of a conversation reach every
-// connection in seq order.
+// grouped into one Store commit (group commit) by a single commit loop.
+// Committed messages are pushed and acknowledged by delivery goroutines
+// (one per core, up to 16), each owning the conversations that hash to it,
+// so a conversation's pushes reach every connection in seq order and its
+// acks follow the order of its commits, while conversations fan out on
+// every core. Host hooks never hold up delivery (see Config.AfterSend).
 //
 // # Lifecycle
 //

@@ -33,8 +33,13 @@ type Server struct {
 	cancel context.CancelFunc
 
 	commits *committer
-	after   chan Message // to the AfterSend runner; nil without the hook
-	stats   counters
+	// after queues messages for the AfterSend runner (nil without the
+	// hook); the commit loop closes it when it ends, and the runner closes
+	// afterDone when it returns.
+	after        chan Message
+	afterDone    chan struct{}
+	afterDropLog atomic.Int64 // unix nanoseconds of the last log line about drops
+	stats        counters
 
 	mu        sync.Mutex
 	closing   bool
@@ -71,19 +76,21 @@ func NewServer(cfg Config) (*Server, error) {
 		sessions: make(map[*session]struct{}),
 		stopBG:   make(chan struct{}),
 	}
+	s.guardHooks()
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.groups = newGroupCache(s.base, cfg.Store)
 	s.commits = newCommitter(s)
+	s.afterDone = make(chan struct{})
 	if cfg.AfterSend != nil {
-		s.after = make(chan Message, afterSendQueue)
+		s.after = make(chan Message, cfg.AfterSendQueue)
 		s.goBG(s.runAfterSend)
+	} else {
+		close(s.afterDone)
 	}
 	s.goBG(s.commits.run)
 	s.goBG(s.watchdog)
 	return s, nil
 }
-
-const afterSendQueue = 4096
 
 func (s *Server) goBG(f func()) {
 	s.bgWG.Add(1)
@@ -280,12 +287,6 @@ func (s *Server) watchdog() {
 	}
 }
 
-func (s *Server) runAfterSend() {
-	for m := range s.after {
-		s.cfg.AfterSend(m)
-	}
-}
-
 // Kick disconnects every session of userID after telling each, with a
 // KICK_OUT frame, the reason given. It returns how many sessions it kicked.
 // Clients built on IM-iOS-SDK do not reconnect after a kick.
@@ -329,8 +330,8 @@ func (s *Server) Sessions(userID string) []SessionInfo {
 
 // Shutdown stops the server gracefully: it takes no new connections or
 // requests, lets every send already accepted commit and be acknowledged,
-// flushes what is queued to each client, closes the connections and stops
-// the server's goroutines. If ctx ends first it closes everything at once
+// flushes what is queued to each client, closes the connections, hands the
+// messages queued for AfterSend to it, and stops the server's goroutines. If ctx ends first it closes everything at once
 // (as Close) and returns ctx.Err().
 //
 // Hosts that mount the WebSocket handler on their own http.Server call
@@ -375,11 +376,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.Close()
 		return ctx.Err()
 	}
+	// The messages already queued for AfterSend are handed to it.
+	select {
+	case <-s.afterDone:
+	case <-ctx.Done():
+		_ = s.Close()
+		return ctx.Err()
+	}
 	return s.Close()
 }
 
 // Close stops the server immediately: connections are closed without
-// flushing and sends not yet committed fail. It waits for the server's
+// flushing, sends not yet committed fail, and messages still queued for
+// AfterSend are not handed to it (a call in progress is waited for). It waits for the server's
 // goroutines, including every ServeConn, to return. Close and Shutdown may
 // be called more than once.
 func (s *Server) Close() error {
@@ -394,9 +403,6 @@ func (s *Server) Close() error {
 		s.commits.stop()
 		s.sessWG.Wait()
 		close(s.stopBG)
-		if s.after != nil {
-			close(s.after)
-		}
 		s.bgWG.Wait()
 	})
 	return nil

@@ -21,6 +21,10 @@ type Stats struct {
 	Commits       uint64        // store commits (each a batch of sends)
 	CommitTime    time.Duration // total time spent in those commits
 	SlowConsumers uint64        // connections closed because their queue was full
+
+	// AfterSendDropped counts messages not handed to Config.AfterSend
+	// because its queue was full.
+	AfterSendDropped uint64
 }
 
 // counters are the Server's live Stats. Atomics, so the hot path takes no
@@ -30,6 +34,7 @@ type counters struct {
 	framesIn, framesOut                 atomic.Uint64
 	stored, duplicates, refused         atomic.Uint64
 	commits, commitNanos, slowConsumers atomic.Uint64
+	afterSendDropped                    atomic.Uint64
 }
 
 // Stats returns the server's counters and gauges.
@@ -46,5 +51,7 @@ func (s *Server) Stats() Stats {
 		Commits:        c.commits.Load(),
 		CommitTime:     time.Duration(c.commitNanos.Load()),
 		SlowConsumers:  c.slowConsumers.Load(),
+
+		AfterSendDropped: c.afterSendDropped.Load(),
 	}
 }

@@ -1,0 +1,130 @@
+package im
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"time"
+
+	"github.com/imserver/imserver/im/imv1"
+)
+
+// afterSendDropLogEvery is the least time between two log lines about
+// messages AfterSend did not get: when the hook is stuck, every send would
+// log otherwise.
+const afterSendDropLogEvery = 10 * time.Second
+
+// guardHooks replaces the host's hooks and plug-ins in s.cfg by versions
+// that recover a panic and log it with its stack, as net/http does for
+// handlers: host code that panics fails the one call it was in, not the
+// connection and not the server. Wrapping them once here leaves every call
+// site as it is.
+func (s *Server) guardHooks() {
+	c := &s.cfg
+	c.Authenticator = guardedAuthenticator{s, c.Authenticator}
+	if c.Users != nil {
+		c.Users = guardedUsers{s, c.Users}
+	}
+	if f := c.BeforeSend; f != nil {
+		c.BeforeSend = func(ctx context.Context, m *Message) (err error) {
+			defer s.recoverHook("BeforeSend", &err)
+			return f(ctx, m)
+		}
+	}
+	if f := c.AfterSend; f != nil {
+		c.AfterSend = func(m Message) {
+			defer s.recoverHook("AfterSend", nil)
+			f(m)
+		}
+	}
+	if f := c.OnConnect; f != nil {
+		c.OnConnect = func(si SessionInfo) {
+			defer s.recoverHook("OnConnect", nil)
+			f(si)
+		}
+	}
+	if f := c.OnDisconnect; f != nil {
+		c.OnDisconnect = func(si SessionInfo, err error) {
+			defer s.recoverHook("OnDisconnect", nil)
+			f(si, err)
+		}
+	}
+}
+
+// recoverHook, deferred around a call of host code, recovers its panic,
+// logs it with the stack and, when errp is not nil, makes it the call's
+// error: an internal error, so the client is told no more than that.
+func (s *Server) recoverHook(hook string, errp *error) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	const size = 64 << 10
+	buf := make([]byte, size)
+	buf = buf[:runtime.Stack(buf, false)]
+	s.log.Error("hook panicked", "hook", hook, "panic", v, "stack", string(buf))
+	if errp != nil {
+		*errp = &Error{Code: imv1.ErrorCode_ERR_UNKNOWN, Msg: "internal error", Err: fmt.Errorf("im: %s panicked: %v", hook, v)}
+	}
+}
+
+type guardedAuthenticator struct {
+	s *Server
+	a Authenticator
+}
+
+func (g guardedAuthenticator) Authenticate(ctx context.Context, token string) (id Identity, err error) {
+	defer g.s.recoverHook("Authenticator", &err)
+	return g.a.Authenticate(ctx, token)
+}
+
+type guardedUsers struct {
+	s *Server
+	u UserDirectory
+}
+
+func (g guardedUsers) UserExists(ctx context.Context, userID string) (ok bool, err error) {
+	defer g.s.recoverHook("UserDirectory", &err)
+	return g.u.UserExists(ctx, userID)
+}
+
+// queueAfterSend hands m to the AfterSend runner without waiting: if the
+// hook is that far behind, m is dropped and counted, so that a slow or
+// stuck hook never holds up acks and pushes. (AfterSend is at most once;
+// the store has every message.)
+func (s *Server) queueAfterSend(m Message) {
+	select {
+	case s.after <- m:
+		return
+	default:
+	}
+	n := s.stats.afterSendDropped.Add(1)
+	now := time.Now().UnixNano()
+	last := s.afterDropLog.Load()
+	if now-last >= int64(afterSendDropLogEvery) && s.afterDropLog.CompareAndSwap(last, now) {
+		s.log.Warn("AfterSend is behind: messages not handed to it", "conv", m.ConversationID, "seq", m.Seq, "dropped", n)
+	}
+}
+
+// runAfterSend calls AfterSend for each queued message until the queue is
+// closed (Shutdown: everything queued is handed over) or the server closes
+// (Close: what is still queued is not).
+func (s *Server) runAfterSend() {
+	defer close(s.afterDone)
+	for {
+		select {
+		case <-s.stopBG:
+			return
+		default:
+		}
+		select {
+		case m, ok := <-s.after:
+			if !ok {
+				return
+			}
+			s.cfg.AfterSend(m)
+		case <-s.stopBG:
+			return
+		}
+	}
+}
