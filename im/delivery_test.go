@@ -11,7 +11,7 @@ import (
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imtest"
 	"github.com/imserver/imserver/im/imv1"
-	"github.com/imserver/imserver/transport/tcp"
+	"github.com/imserver/imserver/im/wire"
 	"github.com/stretchr/testify/require"
 	"google.golang.org/protobuf/proto"
 )
@@ -51,12 +51,12 @@ func dialPushes(t *testing.T, addr, user, token string) *pushReader {
 	require.NoError(t, err)
 	b, err := proto.Marshal(&imv1.AuthRequest{UserId: user, Token: token, Platform: "iOS"})
 	require.NoError(t, err)
-	frame, err := tcp.AppendFrame(nil, im.Frame{Command: imv1.CommandType_CMD_AUTH_REQ, Sequence: 1, Body: b})
+	frame, err := wire.AppendFrame(nil, im.Frame{Command: imv1.CommandType_CMD_AUTH_REQ, Sequence: 1, Body: b})
 	require.NoError(t, err)
 	_, err = nc.Write(frame)
 	require.NoError(t, err)
 	require.NoError(t, nc.SetReadDeadline(time.Now().Add(10*time.Second)))
-	f, err := tcp.ReadFrame(nc, 0)
+	f, err := wire.ReadFrame(nc, 0)
 	require.NoError(t, err)
 	var rsp imv1.AuthResponse
 	require.NoError(t, proto.Unmarshal(f.Body, &rsp))
@@ -75,7 +75,7 @@ func dialPushes(t *testing.T, addr, user, token string) *pushReader {
 func (r *pushReader) run() {
 	defer close(r.done)
 	for {
-		f, err := tcp.ReadFrame(r.nc, 0)
+		f, err := wire.ReadFrame(r.nc, 0)
 		if err == nil {
 			err = r.record(f)
 		}
@@ -122,7 +122,7 @@ func (r *pushReader) send(conv, text string) error {
 	if err != nil {
 		return err
 	}
-	b, err := tcp.AppendFrame(nil, im.Frame{Command: imv1.CommandType_CMD_SEND_MSG_REQ, Sequence: r.seq, Body: body})
+	b, err := wire.AppendFrame(nil, im.Frame{Command: imv1.CommandType_CMD_SEND_MSG_REQ, Sequence: r.seq, Body: body})
 	if err != nil {
 		return err
 	}

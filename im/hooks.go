@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"runtime"
 	"time"
-
-	"github.com/imserver/imserver/im/imv1"
 )
 
 // afterSendDropLogEvery is the least time between two log lines about
@@ -64,7 +62,7 @@ func (s *Server) recoverHook(hook string, errp *error) {
 	buf = buf[:runtime.Stack(buf, false)]
 	s.log.Error("hook panicked", "hook", hook, "panic", v, "stack", string(buf))
 	if errp != nil {
-		*errp = &Error{Code: imv1.ErrorCode_ERR_UNKNOWN, Msg: "internal error", Err: fmt.Errorf("im: %s panicked: %v", hook, v)}
+		*errp = &Error{Code: CodeUnknown, Msg: "internal error", Err: fmt.Errorf("im: %s panicked: %v", hook, v)}
 	}
 }
 
