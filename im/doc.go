@@ -20,8 +20,11 @@
 //     recovers everything by seq (BATCH_SYNC, SYNC_RANGE).
 //   - Every device: a message reaches every session of its recipients and
 //     the sender's other sessions, never the sending connection.
-//   - A slow client never slows the others: each connection has a bounded
-//     queue, and a client that falls behind is disconnected and resyncs.
+//   - A slow client never slows the others: each connection's queue is
+//     bounded in frames and bytes (Config.SendQueue, SendQueueBytes). A
+//     client that falls behind on pushes is disconnected and resyncs; one
+//     that sends requests without reading the answers is no longer read
+//     until it does, so it holds up only itself.
 //
 // # Groups
 //

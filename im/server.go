@@ -138,6 +138,7 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 		}
 	}
 	for !sess.isClosed() {
+		sess.waitForRoom()
 		f, err := c.ReadFrame(sess.ctx)
 		if err != nil {
 			sess.close(err)
@@ -261,6 +262,11 @@ func (s *Server) watchdog() {
 					if now.Sub(sess.started) > s.cfg.AuthTimeout {
 						expired, reasons = append(expired, sess), append(reasons, errAuthTimeout)
 					}
+					continue
+				}
+				if sess.paused.Load() {
+					// The server is not reading it, not the client
+					// silent; WriteTimeout bounds the wait.
 					continue
 				}
 				last := time.Unix(0, sess.lastRead.Load())
