@@ -100,9 +100,25 @@ type Config struct {
 	// messages: hand long work (webhooks, mobile push) to a queue.
 	AfterSend func(m Message)
 	// OnConnect and OnDisconnect, if set, are called when a session
-	// authenticates and when an authenticated session ends.
+	// authenticates and when an authenticated session ends, once each per
+	// session, on the session's goroutine. err says why it ended; match it
+	// with errors.Is: ErrIdle, ErrSlowConsumer, ErrKicked (ErrLoggedInElsewhere
+	// when a newer login replaced it), ErrAuthFailed (a later AuthRequest
+	// was refused), ErrServerClosed (Shutdown or Close); otherwise the
+	// transport's error, such as io.EOF when the client hung up, or nil.
+	// ErrAuthTimeout and a refused first authentication end connections that
+	// never had a session: Server.ServeConn returns those.
 	OnConnect    func(s SessionInfo)
 	OnDisconnect func(s SessionInfo, err error)
+
+	// ConnContext, if set, returns the context of a new connection's
+	// session, derived from ctx, the transport's (for WebSocket, the HTTP
+	// request's context without its cancellation). The Authenticator,
+	// BeforeSend and the Store are called with it for that session, so a
+	// host can pass values (a request id, what its middleware learnt) to
+	// them. It must not return nil. A WebSocket ?token= is verified before
+	// the upgrade with the request's context, before ConnContext runs.
+	ConnContext func(ctx context.Context, info ConnInfo) context.Context
 }
 
 // Default values of Config fields.

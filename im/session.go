@@ -2,7 +2,6 @@ package im
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -10,15 +9,6 @@ import (
 
 	"github.com/imserver/imserver/im/imv1"
 	"google.golang.org/protobuf/proto"
-)
-
-// Reasons a session ends, for logs and OnDisconnect.
-var (
-	errAuthTimeout  = errors.New("im: no authentication in time")
-	errIdle         = errors.New("im: connection idle")
-	errSlowConsumer = errors.New("im: client does not read fast enough")
-	errKicked       = errors.New("im: session kicked")
-	errAuthFailed   = errors.New("im: authentication failed")
 )
 
 // Kick-out reasons on the wire.
@@ -146,7 +136,7 @@ func (s *session) put(f Frame, push bool) bool {
 	if push && (s.pushed.frames >= s.srv.cfg.SendQueue || s.pushed.bytes+frameCost(f) > s.srv.cfg.SendQueueBytes) {
 		s.mu.Unlock()
 		s.srv.stats.slowConsumers.Add(1)
-		s.close(errSlowConsumer)
+		s.close(ErrSlowConsumer)
 		return false
 	}
 	s.queue = append(s.queue, f)
@@ -331,16 +321,23 @@ func (s *session) respond(cmd imv1.CommandType, seq uint32, m proto.Message) {
 	s.put(Frame{Command: cmd, Sequence: seq, Body: body}, false)
 }
 
-// kick tells the client why it is being disconnected, then disconnects it.
-func (s *session) kick(reason int32, msg string) {
+// kick tells the client why it is being disconnected, then disconnects it
+// for reason, which wraps ErrKicked.
+func (s *session) kick(code int32, msg string, reason error) {
 	s.srv.log.Info("session kicked", "user", s.user, "device", s.id, "reason", msg)
-	s.respond(imv1.CommandType_CMD_KICK_OUT, 0, &imv1.KickOutNotification{Reason: reason, Message: msg})
+	s.respond(imv1.CommandType_CMD_KICK_OUT, 0, &imv1.KickOutNotification{Reason: code, Message: msg})
+	s.setReason(reason)
+	s.closeAfterFlush()
+}
+
+// setReason records why the session is ending, unless a reason is known
+// already: the first one wins.
+func (s *session) setReason(err error) {
 	s.mu.Lock()
 	if s.closeErr == nil {
-		s.closeErr = errKicked
+		s.closeErr = err
 	}
 	s.mu.Unlock()
-	s.closeAfterFlush()
 }
 
 // allowSend is a token bucket: SendRate per second, bursts of twice that.
