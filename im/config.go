@@ -3,6 +3,7 @@ package im
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
 )
@@ -50,10 +51,21 @@ type Config struct {
 	// least nine tenths of it (the deadline is renewed only that often,
 	// which saves setting one up per write). Default 10 s.
 	WriteTimeout time.Duration
-	// SendQueue is how many frames may wait to be written to one connection.
-	// A connection whose queue is full is closed: it resyncs when it comes
-	// back, so nothing is lost and nobody else waits for it. Default 1024.
-	SendQueue int
+	// SendQueue is how many pushes (messages and notices from others) may
+	// wait to be written to one connection, and SendQueueBytes what they
+	// may weigh. A push that would exceed either closes the connection: it
+	// resyncs when it comes back, so nothing is lost and nobody else waits
+	// for it. Responses to the connection's own requests are never refused:
+	// while more than half of either bound waits to be written (pushes and
+	// responses together), the server stops reading that connection's
+	// requests, so a client that pipelines requests without reading the
+	// answers holds up only itself. A response bigger than half the bound
+	// (a sync page of up to MaxFrameSize) still goes out.
+	//
+	// SendQueue defaults to 1024. SendQueueBytes defaults to 1 MiB and may
+	// not be less than MaxFrameSize.
+	SendQueue      int
+	SendQueueBytes int
 	// MaxInflight is how many sends of one connection may wait for their
 	// commit at once; further frames from that connection are not read
 	// until one completes. Default 256.
@@ -104,9 +116,25 @@ type Config struct {
 	// Default 4096.
 	AfterSendQueue int
 	// OnConnect and OnDisconnect, if set, are called when a session
-	// authenticates and when an authenticated session ends.
+	// authenticates and when an authenticated session ends, once each per
+	// session, on the session's goroutine. err says why it ended; match it
+	// with errors.Is: ErrIdle, ErrSlowConsumer, ErrKicked (ErrLoggedInElsewhere
+	// when a newer login replaced it), ErrAuthFailed (a later AuthRequest
+	// was refused), ErrServerClosed (Shutdown or Close); otherwise the
+	// transport's error, such as io.EOF when the client hung up, or nil.
+	// ErrAuthTimeout and a refused first authentication end connections that
+	// never had a session: Server.ServeConn returns those.
 	OnConnect    func(s SessionInfo)
 	OnDisconnect func(s SessionInfo, err error)
+
+	// ConnContext, if set, returns the context of a new connection's
+	// session, derived from ctx, the transport's (for WebSocket, the HTTP
+	// request's context without its cancellation). The Authenticator,
+	// BeforeSend and the Store are called with it for that session, so a
+	// host can pass values (a request id, what its middleware learnt) to
+	// them. It must not return nil. A WebSocket ?token= is verified before
+	// the upgrade with the request's context, before ConnContext runs.
+	ConnContext func(ctx context.Context, info ConnInfo) context.Context
 }
 
 // Default values of Config fields.
@@ -116,6 +144,7 @@ const (
 	DefaultIdleTimeout        = 90 * time.Second
 	DefaultWriteTimeout       = 10 * time.Second
 	DefaultSendQueue          = 1024
+	DefaultSendQueueBytes     = 1 << 20
 	DefaultMaxInflight        = 256
 	DefaultSendRate           = 200
 	DefaultMaxSessionsPerUser = 10
@@ -141,6 +170,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&c.SendQueue, DefaultSendQueue)
+	setDefault(&c.SendQueueBytes, DefaultSendQueueBytes)
 	setDefault(&c.MaxInflight, DefaultMaxInflight)
 	setDefault(&c.SendRate, DefaultSendRate)
 	setDefault(&c.MaxSessionsPerUser, DefaultMaxSessionsPerUser)
@@ -152,6 +182,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.AfterSendQueue < 1 {
 		return c, errors.New("im: Config.AfterSendQueue must be positive")
+	}
+	if c.SendQueue < 1 {
+		return c, errors.New("im: Config.SendQueue must be positive")
+	}
+	if c.SendQueueBytes < MaxFrameSize {
+		return c, fmt.Errorf("im: Config.SendQueueBytes is %d; it must be at least MaxFrameSize (%d), so that any frame fits", c.SendQueueBytes, MaxFrameSize)
 	}
 	if c.MaxGroupMembers < 1 {
 		return c, errors.New("im: Config.MaxGroupMembers must be positive")

@@ -30,9 +30,15 @@ type Conn interface {
 type ConnInfo struct {
 	Transport  string // "tcp", "websocket", …; for logs and session listings
 	RemoteAddr string
-	// Token, when not empty, was presented by the transport's own handshake
-	// (the WebSocket URL's ?token=). The session is authenticated with it
-	// before the first frame; an AuthRequest may still follow.
+	// Identity, when its UserID is not empty, is who the transport's own
+	// handshake has already authenticated, with Server.Authenticate (the
+	// WebSocket handler does so for ?token= before upgrading). The session
+	// starts as that user's without asking the Authenticator again; an
+	// AuthRequest may still follow.
+	Identity Identity
+	// Token, when not empty and Identity is empty, was presented by the
+	// transport's own handshake but not verified: the session is
+	// authenticated with it before the first frame.
 	Token string
 	// Platform reported at the transport's handshake, if any.
 	Platform string

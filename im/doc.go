@@ -20,8 +20,11 @@
 //     recovers everything by seq (BATCH_SYNC, SYNC_RANGE).
 //   - Every device: a message reaches every session of its recipients and
 //     the sender's other sessions, never the sending connection.
-//   - A slow client never slows the others: each connection has a bounded
-//     queue, and a client that falls behind is disconnected and resyncs.
+//   - A slow client never slows the others: each connection's queue is
+//     bounded in frames and bytes (Config.SendQueue, SendQueueBytes). A
+//     client that falls behind on pushes is disconnected and resyncs; one
+//     that sends requests without reading the answers is no longer read
+//     until it does, so it holds up only itself.
 //
 // # Groups
 //
@@ -49,11 +52,29 @@
 // # Lifecycle
 //
 // NewServer starts the Server's background goroutines; Shutdown stops it
-// gracefully and Close at once. After either returns, no goroutine of the
-// Server is left. The Server never closes the Store it was given. A host
-// that mounts the WebSocket handler on its own http.Server calls
-// Server.Shutdown first, then http.Server.Shutdown, because net/http does
-// not track hijacked connections.
+// gracefully and Close at once. Transports register with the Server when
+// they are created (RegisterTransport), and one Shutdown stops them too, in
+// this order:
+//
+//  1. the transports stop accepting: TCP listeners close, the WebSocket
+//     handler answers new upgrades with 503;
+//  2. sessions take no new requests; sends already accepted commit and are
+//     acknowledged;
+//  3. what is queued to each client is flushed and the connections close
+//     (OnDisconnect gets ErrServerClosed);
+//  4. Shutdown waits for the transports' connection goroutines, WebSocket
+//     close handshakes included, and stops the Server's own.
+//
+// If ctx ends first, Shutdown closes everything at once (Close) and
+// returns ctx.Err(). After Shutdown or Close returns, no goroutine of the
+// Server or its transports is left. The Server never closes the Store it
+// was given. A host that mounts the WebSocket handler on its own
+// http.Server calls Server.Shutdown, then http.Server.Shutdown for its
+// other routes: net/http does not track hijacked connections, so only the
+// Server can wait for WebSocket sessions.
+//
+// Config.ConnContext seeds each connection's context, from which the
+// Authenticator, BeforeSend and Store calls of that session take theirs.
 //
 // # Errors
 //

@@ -8,6 +8,32 @@ import (
 // The sentinel errors (ErrNotFound, ErrInvalidArgument, …) are declared in
 // wire.go: the client shares them.
 
+// Reasons a session ends, which Config.OnDisconnect receives and
+// Server.ServeConn returns (with ErrServerClosed when the Server shuts down).
+// A reason may wrap more (ErrAuthFailed wraps why), so match with errors.Is.
+var (
+	// ErrIdle: nothing arrived from the client for Config.IdleTimeout.
+	ErrIdle = errors.New("im: connection idle")
+	// ErrAuthTimeout: the connection did not authenticate within
+	// Config.AuthTimeout.
+	ErrAuthTimeout = errors.New("im: no authentication in time")
+	// ErrAuthFailed: an authentication request was refused, which ends the
+	// connection. The error wraps the Authenticator's too, so
+	// errors.Is(err, ErrTokenExpired) tells an expired token apart.
+	ErrAuthFailed = errors.New("im: authentication failed")
+	// ErrSlowConsumer: the client did not read its pushes fast enough
+	// (Config.SendQueue, Config.SendQueueBytes); it resyncs when it comes
+	// back.
+	ErrSlowConsumer = errors.New("im: client does not read fast enough")
+	// ErrKicked: the session was kicked out (Server.Kick, KickSession, or
+	// a newer login of the same user: ErrLoggedInElsewhere).
+	ErrKicked = errors.New("im: session kicked")
+	// ErrLoggedInElsewhere: a newer session of the same user replaced this
+	// one under Config.DevicePolicy or MaxSessionsPerUser. It wraps
+	// ErrKicked.
+	ErrLoggedInElsewhere = fmt.Errorf("%w: logged in on another device", ErrKicked)
+)
+
 // Code is what kind of failure a client is told of. The Server turns it into
 // the protocol's error code when it answers; a Code says what went wrong in
 // the core's terms, so hooks and plug-ins choose one without knowing the

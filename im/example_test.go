@@ -71,7 +71,8 @@ func ExampleNewServer() {
 
 	alice.Close()
 	bob.Close()
-	// The IM server first: net/http does not track WebSocket connections.
+	// The IM server first: its Shutdown stops the WebSocket handler and
+	// waits for its connections, which net/http does not track.
 	if err := srv.Shutdown(ctx); err != nil {
 		log.Fatal(err)
 	}

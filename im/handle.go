@@ -70,11 +70,7 @@ func (s *Server) handleAuth(sess *session, f Frame) {
 		s.respondError(sess, f, err)
 		// A failed authentication ends the connection, as the SDK expects;
 		// the response is flushed first so the client learns why.
-		sess.mu.Lock()
-		if sess.closeErr == nil {
-			sess.closeErr = errors.Join(errAuthFailed, err)
-		}
-		sess.mu.Unlock()
+		sess.setReason(errors.Join(ErrAuthFailed, err))
 		sess.closeAfterFlush()
 		return
 	}

@@ -3,7 +3,9 @@ package im
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -49,6 +51,9 @@ type Server struct {
 	stopBG    chan struct{}
 	closeOnce sync.Once
 	sessionN  atomic.Uint64
+
+	// transports are stopped by Shutdown and Close; guarded by mu.
+	transports []Transport
 }
 
 // SessionInfo describes one live session.
@@ -103,10 +108,20 @@ func (s *Server) goBG(f func()) {
 // ServeConn runs one client session on c until the connection ends, the
 // client is kicked, or the server shuts down, and closes c before returning.
 // Transports call it once per accepted connection, on a goroutine of their
-// own. It returns ErrServerClosed, having closed c, when the server is
-// shutting down; otherwise the reason the session ended, nil for a normal
-// close.
+// own, with a ctx whose values the session keeps (Config.ConnContext may add
+// more). It returns ErrServerClosed, having closed c, when the server is
+// shutting down; otherwise the reason the session ended (see
+// Config.OnDisconnect), nil for a normal close or a kick.
 func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
+	if s.cfg.ConnContext != nil {
+		cctx := s.cfg.ConnContext(ctx, info)
+		if cctx == nil {
+			_ = c.Close()
+			s.log.Error("Config.ConnContext returned a nil context; connection refused", "transport", info.Transport)
+			return errors.New("im: Config.ConnContext returned a nil context")
+		}
+		ctx = cctx
+	}
 	now := time.Now()
 	sess := &session{
 		srv:       s,
@@ -137,12 +152,19 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 	s.stats.connections.Add(1)
 	defer s.stats.connections.Add(-1)
 
-	if info.Token != "" {
+	switch {
+	case info.Identity.UserID != "":
+		// Verified by the transport's handshake: not asked again.
+		if err := s.bind(sess, info.Identity, "", info.Platform); err != nil {
+			sess.close(errors.Join(ErrAuthFailed, err))
+		}
+	case info.Token != "":
 		if err := s.authenticate(sess, "", info.Token, info.Platform); err != nil {
-			sess.close(err)
+			sess.close(errors.Join(ErrAuthFailed, err))
 		}
 	}
 	for !sess.isClosed() {
+		sess.waitForRoom()
 		f, err := c.ReadFrame(sess.ctx)
 		if err != nil {
 			sess.close(err)
@@ -184,7 +206,7 @@ func (s *session) isClosed() bool {
 
 // isClosedConn reports errors that only say the connection went away.
 func isClosedConn(err error) bool {
-	return err == nil || errors.Is(err, errKicked) || errors.Is(err, context.Canceled)
+	return err == nil || errors.Is(err, ErrKicked) || errors.Is(err, context.Canceled)
 }
 
 // Authenticate verifies token with the configured Authenticator. Transports
@@ -217,6 +239,15 @@ func (s *Server) authenticate(sess *session, userID, token, platform string) err
 	if err != nil {
 		return err
 	}
+	return s.bind(sess, id, userID, platform)
+}
+
+// bind makes sess a session of id's user. userID, when not empty, must be
+// that user.
+func (s *Server) bind(sess *session, id Identity, userID, platform string) error {
+	if !validID(id.UserID) {
+		return errorf(CodeUnauthenticated, ErrUnauthenticated, "invalid user id")
+	}
 	if userID != "" && userID != id.UserID {
 		return errorf(CodeUnauthenticated, ErrUnauthenticated, "user_id does not match the token")
 	}
@@ -225,7 +256,7 @@ func (s *Server) authenticate(sess *session, userID, token, platform string) err
 			return errorf(CodeUnauthenticated, ErrUnauthenticated, "a connection cannot change its user")
 		}
 		for _, old := range s.hub.setPlatform(sess, platform, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser) {
-			old.kick(kickLoggedInElsewhere, "logged in on another device")
+			old.kick(kickLoggedInElsewhere, "logged in on another device", ErrLoggedInElsewhere)
 		}
 		return nil
 	}
@@ -236,7 +267,7 @@ func (s *Server) authenticate(sess *session, userID, token, platform string) err
 	sess.authed.Store(true)
 	s.stats.sessions.Add(1)
 	for _, old := range s.hub.add(sess, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser) {
-		old.kick(kickLoggedInElsewhere, "logged in on another device")
+		old.kick(kickLoggedInElsewhere, "logged in on another device", ErrLoggedInElsewhere)
 	}
 	s.log.Debug("session authenticated", "user", sess.user, "device", sess.id, "transport", sess.transport)
 	if s.cfg.OnConnect != nil {
@@ -264,8 +295,13 @@ func (s *Server) watchdog() {
 			for sess := range s.sessions {
 				if !sess.authed.Load() {
 					if now.Sub(sess.started) > s.cfg.AuthTimeout {
-						expired, reasons = append(expired, sess), append(reasons, errAuthTimeout)
+						expired, reasons = append(expired, sess), append(reasons, ErrAuthTimeout)
 					}
+					continue
+				}
+				if sess.paused.Load() {
+					// The server is not reading it, not the client
+					// silent; WriteTimeout bounds the wait.
 					continue
 				}
 				last := time.Unix(0, sess.lastRead.Load())
@@ -275,7 +311,7 @@ func (s *Server) watchdog() {
 					}
 				}
 				if now.Sub(last) > s.cfg.IdleTimeout {
-					expired, reasons = append(expired, sess), append(reasons, errIdle)
+					expired, reasons = append(expired, sess), append(reasons, ErrIdle)
 				}
 			}
 			s.mu.Unlock()
@@ -293,7 +329,7 @@ func (s *Server) watchdog() {
 func (s *Server) Kick(userID, reason string) int {
 	list := s.hub.list(userID)
 	for _, sess := range list {
-		sess.kick(kickAccountProblem, reason)
+		sess.kick(kickAccountProblem, reason, fmt.Errorf("%w: %s", ErrKicked, reason))
 	}
 	return len(list)
 }
@@ -314,7 +350,7 @@ func (s *Server) KickSession(id, reason string) bool {
 	if target == nil || target.isClosed() {
 		return false
 	}
-	target.kick(kickAccountProblem, reason)
+	target.kick(kickAccountProblem, reason, fmt.Errorf("%w: %s", ErrKicked, reason))
 	return true
 }
 
@@ -328,22 +364,74 @@ func (s *Server) Sessions(userID string) []SessionInfo {
 	return out
 }
 
-// Shutdown stops the server gracefully: it takes no new connections or
-// requests, lets every send already accepted commit and be acknowledged,
-// flushes what is queued to each client, closes the connections, hands the
-// messages queued for AfterSend to it, and stops the server's goroutines. If ctx ends first it closes everything at once
-// (as Close) and returns ctx.Err().
+// Transport is a source of connections that Shutdown and Close stop along
+// with the Server. transport/tcp and transport/websocket register theirs
+// when they are created, so one Server.Shutdown stops everything.
+type Transport interface {
+	// Shutdown stops taking new connections at once and then waits until
+	// every connection it handed to ServeConn is over, or until ctx ends
+	// (then it returns ctx.Err()). Server.Shutdown calls it as it begins,
+	// and ends the sessions meanwhile.
+	Shutdown(ctx context.Context) error
+	// Close stops taking new connections, drops those it has, and waits
+	// for their goroutines.
+	Close() error
+}
+
+// RegisterTransport makes Shutdown and Close stop t with the Server.
+// Transports call it when they are created; a host only needs it for a
+// transport of its own. A transport registered after Shutdown or Close has
+// begun is closed at once.
+func (s *Server) RegisterTransport(t Transport) {
+	s.mu.Lock()
+	closing := s.closing
+	if !closing {
+		s.transports = append(s.transports, t)
+	}
+	s.mu.Unlock()
+	if closing {
+		_ = t.Close()
+	}
+}
+
+// Shutdown stops the server gracefully, in this order: its transports stop
+// taking connections (the TCP listeners close, the WebSocket handler
+// answers new upgrades with 503); it takes no new requests, lets every send
+// already accepted commit and be acknowledged, flushes what is queued to
+// each client and closes the connections; it waits for the transports'
+// connection goroutines (WebSocket close handshakes included), hands the
+// messages queued for AfterSend to it, and stops its own goroutines. If ctx ends first it closes everything at once (as Close) and
+// returns ctx.Err().
 //
-// Hosts that mount the WebSocket handler on their own http.Server call
-// Server.Shutdown before http.Server.Shutdown: net/http does not track
-// hijacked (WebSocket) connections, so it would not wait for them.
+// A host that mounts the WebSocket handler on its own http.Server calls
+// Server.Shutdown, then http.Server.Shutdown for its other handlers. The
+// WebSocket connections are the Server's to wait for: net/http does not
+// track hijacked connections.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	s.closing = true
 	for sess := range s.sessions {
 		sess.draining.Store(true)
 	}
+	transports := slices.Clone(s.transports)
 	s.mu.Unlock()
+
+	// The transports stop accepting now, and then wait for their
+	// connections, which end as the sessions drain below.
+	var twg sync.WaitGroup
+	terrs := make([]error, len(transports))
+	for i, t := range transports {
+		twg.Add(1)
+		go func() {
+			defer twg.Done()
+			terrs[i] = t.Shutdown(ctx)
+		}()
+	}
+	abort := func() error {
+		_ = s.Close()
+		twg.Wait() // they return: Close dropped their connections
+		return ctx.Err()
+	}
 
 	// Every accepted send commits and is acknowledged before connections
 	// close: the guarantee is "durable before acknowledged", and an
@@ -356,25 +444,31 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	select {
 	case <-committed:
 	case <-ctx.Done():
-		_ = s.Close()
-		return ctx.Err()
+		return abort()
 	}
 
 	s.mu.Lock()
 	for sess := range s.sessions {
+		sess.setReason(ErrServerClosed)
 		sess.closeAfterFlush()
 	}
 	s.mu.Unlock()
 	done := make(chan struct{})
 	go func() {
 		s.sessWG.Wait()
+		twg.Wait()
 		close(done)
 	}()
 	select {
 	case <-done:
 	case <-ctx.Done():
+		err := abort()
+		<-done
+		return err
+	}
+	if err := errors.Join(terrs...); err != nil {
 		_ = s.Close()
-		return ctx.Err()
+		return err
 	}
 	// The messages already queued for AfterSend are handed to it.
 	select {
@@ -386,11 +480,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.Close()
 }
 
-// Close stops the server immediately: connections are closed without
-// flushing, sends not yet committed fail, and messages still queued for
-// AfterSend are not handed to it (a call in progress is waited for). It waits for the server's
-// goroutines, including every ServeConn, to return. Close and Shutdown may
-// be called more than once.
+// Close stops the server immediately: its transports stop taking
+// connections, connections are closed without flushing, sends not yet
+// committed fail, and messages still queued for AfterSend are not handed to
+// it (a call in progress is waited for). It waits for the server's
+// goroutines, including every ServeConn and the transports' connection
+// goroutines, to return. Close and Shutdown may be called more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
@@ -398,9 +493,13 @@ func (s *Server) Close() error {
 		for sess := range s.sessions {
 			sess.close(ErrServerClosed)
 		}
+		transports := slices.Clone(s.transports)
 		s.mu.Unlock()
 		s.cancel()
 		s.commits.stop()
+		for _, t := range transports {
+			_ = t.Close()
+		}
 		s.sessWG.Wait()
 		close(s.stopBG)
 		s.bgWG.Wait()

@@ -2,7 +2,6 @@ package im
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -10,15 +9,6 @@ import (
 
 	"github.com/imserver/imserver/im/imv1"
 	"google.golang.org/protobuf/proto"
-)
-
-// Reasons a session ends, for logs and OnDisconnect.
-var (
-	errAuthTimeout  = errors.New("im: no authentication in time")
-	errIdle         = errors.New("im: connection idle")
-	errSlowConsumer = errors.New("im: client does not read fast enough")
-	errKicked       = errors.New("im: session kicked")
-	errAuthFailed   = errors.New("im: authentication failed")
 )
 
 // Kick-out reasons on the wire.
@@ -30,9 +20,18 @@ const (
 // session is one client connection, from accept to close.
 //
 // The ServeConn goroutine reads and handles frames. Frames to the client go
-// through a bounded queue drained by a writer goroutine that exists only
-// while there is something to write, so an idle connection costs no
-// goroutine of its own.
+// through a queue drained by a writer goroutine that exists only while there
+// is something to write, so an idle connection costs no goroutine of its
+// own.
+//
+// The queue is bounded two ways. Pushes (frames caused by others) are
+// refused past Config.SendQueue frames or Config.SendQueueBytes bytes, and
+// the session is closed: dropping one would leave a gap that only a resync
+// repairs. Responses (frames the client asked for) are never refused;
+// instead the reader stops reading requests while the queue holds more than
+// half of either bound, so a client that sends requests without reading the
+// answers holds up no one but itself, and its answers take at most half the
+// bound plus one response.
 type session struct {
 	srv       *Server
 	conn      Conn
@@ -58,9 +57,16 @@ type session struct {
 	tokens   float64       // rate limiter, used by the reader goroutine only
 	tokensAt time.Time
 
-	mu       sync.Mutex
-	queue    []Frame
-	spare    []Frame
+	paused atomic.Bool // the reader waits for the queue to drain (waitForRoom)
+
+	mu     sync.Mutex
+	queue  []Frame
+	spare  []Frame
+	queued backlog // every frame in queue and in the batch being written
+	pushed backlog // the pushes among them
+	// room, when not nil, is closed once the backlog is back under the
+	// reader's watermark or the session closes.
+	room     chan struct{}
 	writing  bool
 	drain    bool // close once the queue is written
 	closed   bool
@@ -92,23 +98,52 @@ func (s *session) info() SessionInfo {
 	}
 }
 
-// enqueue queues frames for the client. It never blocks: a client whose
-// queue is full is disconnected, because silently dropping a push would
-// leave a gap only a resync can repair. It reports whether the frames were
-// queued.
-func (s *session) enqueue(frames ...Frame) bool {
+// backlog counts frames waiting to be written and what they weigh.
+type backlog struct{ frames, bytes int }
+
+// frameCost is what a frame weighs against Config.SendQueueBytes: its body
+// and a header's worth, so that a flood of empty frames counts too.
+func frameCost(f Frame) int { return len(f.Body) + frameOverhead }
+
+const frameOverhead = 32
+
+func (b *backlog) add(f Frame) {
+	b.frames++
+	b.bytes += frameCost(f)
+}
+
+func (b *backlog) sub(o backlog) {
+	b.frames -= o.frames
+	b.bytes -= o.bytes
+}
+
+// enqueue queues a push for the client. It never blocks: a client whose
+// pushes fill its queue is disconnected, because silently dropping a push
+// would leave a gap only a resync can repair. It reports whether the frame
+// was queued.
+func (s *session) enqueue(f Frame) bool {
+	return s.put(f, true)
+}
+
+// put queues f, a push or a response, and starts the writer if it is not
+// running.
+func (s *session) put(f Frame, push bool) bool {
 	s.mu.Lock()
 	if s.closed || s.drain {
 		s.mu.Unlock()
 		return false
 	}
-	if len(s.queue)+len(frames) > s.srv.cfg.SendQueue {
+	if push && (s.pushed.frames >= s.srv.cfg.SendQueue || s.pushed.bytes+frameCost(f) > s.srv.cfg.SendQueueBytes) {
 		s.mu.Unlock()
 		s.srv.stats.slowConsumers.Add(1)
-		s.close(errSlowConsumer)
+		s.close(ErrSlowConsumer)
 		return false
 	}
-	s.queue = append(s.queue, frames...)
+	s.queue = append(s.queue, f)
+	s.queued.add(f)
+	if push {
+		s.pushed.add(f)
+	}
 	if !s.writing {
 		s.writing = true
 		s.writer.Add(1)
@@ -118,14 +153,64 @@ func (s *session) enqueue(frames ...Frame) bool {
 	return true
 }
 
+// full reports whether the backlog is over the reader's watermark, half of
+// either bound. Called with mu held.
+func (s *session) full() bool {
+	return s.queued.frames > s.srv.cfg.SendQueue/2 || s.queued.bytes > s.srv.cfg.SendQueueBytes/2
+}
+
+// waitForRoom holds the reader while the backlog is over the watermark, and
+// returns once the writer has brought it under, the session has closed, or
+// its context has ended. Requests the client pipelines meanwhile wait in the
+// connection's buffers, and then the client's: the back-pressure it feels.
+func (s *session) waitForRoom() {
+	for {
+		s.mu.Lock()
+		if s.closed || !s.full() {
+			s.mu.Unlock()
+			return
+		}
+		if s.room == nil {
+			s.room = make(chan struct{})
+		}
+		room := s.room
+		s.mu.Unlock()
+		s.paused.Store(true)
+		select {
+		case <-room:
+		case <-s.ctx.Done():
+		}
+		s.paused.Store(false)
+		// The client was not heard while the server did not listen: its
+		// idle time starts again now.
+		s.lastRead.Store(time.Now().UnixNano())
+		if s.ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// wakeReader lets a waiting reader go on once the backlog is under the
+// watermark. Called with mu held.
+func (s *session) wakeReader() {
+	if s.room != nil && (s.closed || !s.full()) {
+		close(s.room)
+		s.room = nil
+	}
+}
+
 func (s *session) writeLoop() {
 	defer s.writer.Done()
 	var batch []Frame
+	var inBatch, pushesInBatch backlog
 	for {
 		s.mu.Lock()
 		if batch != nil {
 			clear(batch) // let the bodies go
 			s.spare = batch[:0]
+			s.queued.sub(inBatch)
+			s.pushed.sub(pushesInBatch)
+			s.wakeReader()
 		}
 		if s.closed || len(s.queue) == 0 {
 			s.writing = false
@@ -136,7 +221,9 @@ func (s *session) writeLoop() {
 			}
 			return
 		}
+		// The batch is the whole queue, so what it weighs is the backlog.
 		batch, s.queue, s.spare = s.queue, s.spare, nil
+		inBatch, pushesInBatch = s.queued, s.pushed
 		s.mu.Unlock()
 
 		ctx, done := s.writeCtx(time.Now())
@@ -210,6 +297,7 @@ func (s *session) close(reason error) {
 		s.closeErr = reason
 	}
 	s.queue = nil
+	s.wakeReader()
 	s.mu.Unlock()
 	s.cancel()
 	_ = s.conn.Close()
@@ -230,19 +318,26 @@ func (s *session) respond(cmd imv1.CommandType, seq uint32, m proto.Message) {
 		s.srv.log.Error("marshal response", "cmd", cmd, "err", err)
 		return
 	}
-	s.enqueue(Frame{Command: cmd, Sequence: seq, Body: body})
+	s.put(Frame{Command: cmd, Sequence: seq, Body: body}, false)
 }
 
-// kick tells the client why it is being disconnected, then disconnects it.
-func (s *session) kick(reason int32, msg string) {
+// kick tells the client why it is being disconnected, then disconnects it
+// for reason, which wraps ErrKicked.
+func (s *session) kick(code int32, msg string, reason error) {
 	s.srv.log.Info("session kicked", "user", s.user, "device", s.id, "reason", msg)
-	s.respond(imv1.CommandType_CMD_KICK_OUT, 0, &imv1.KickOutNotification{Reason: reason, Message: msg})
+	s.respond(imv1.CommandType_CMD_KICK_OUT, 0, &imv1.KickOutNotification{Reason: code, Message: msg})
+	s.setReason(reason)
+	s.closeAfterFlush()
+}
+
+// setReason records why the session is ending, unless a reason is known
+// already: the first one wins.
+func (s *session) setReason(err error) {
 	s.mu.Lock()
 	if s.closeErr == nil {
-		s.closeErr = errKicked
+		s.closeErr = err
 	}
 	s.mu.Unlock()
-	s.closeAfterFlush()
 }
 
 // allowSend is a token bucket: SendRate per second, bursts of twice that.

@@ -103,7 +103,6 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		errs    = make(chan error, 4)
 		addrs   listeners
 		httpSrv []*http.Server
-		tcpSrv  *tcp.Server
 	)
 	serve := func(name string, f func() error) {
 		wg.Add(1)
@@ -125,17 +124,13 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		}
 		return l, nil
 	}
-	var wsHandler *websocket.Handler
+	// The WebSocket handler and the TCP server register with srv: its
+	// Shutdown and Close stop them too.
 	closeAll := func() {
 		for _, hs := range httpSrv {
 			_ = hs.Close()
 		}
-		if wsHandler != nil {
-			_ = wsHandler.Close()
-		}
-		if tcpSrv != nil {
-			_ = tcpSrv.Close()
-		}
+		_ = srv.Close()
 	}
 	if c.HTTPAddr != "" {
 		l, err := net.Listen("tcp", c.HTTPAddr)
@@ -156,8 +151,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		}
 		addrs.WS = l.Addr()
 		mux := http.NewServeMux()
-		wsHandler = websocket.NewHandler(srv, websocket.Options{OriginPatterns: c.origins(), Logger: log})
-		mux.Handle("/ws", wsHandler)
+		mux.Handle("/ws", websocket.NewHandler(srv, websocket.Options{OriginPatterns: c.origins(), Logger: log}))
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(h, slog.LevelWarn)}
 		httpSrv = append(httpSrv, hs)
 		serve("websocket", func() error { return hs.Serve(l) })
@@ -169,7 +163,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 			return err
 		}
 		addrs.TCP = l.Addr()
-		tcpSrv = tcp.NewServer(srv, tcp.Options{TLSConfig: tlsConfig, Logger: log})
+		tcpSrv := tcp.NewServer(srv, tcp.Options{TLSConfig: tlsConfig, Logger: log})
 		serve("tcp", func() error { return tcpSrv.Serve(l) })
 	}
 	if c.DebugAddr != "" {
@@ -204,22 +198,17 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	case runErr = <-errs:
 		log.Error("listener failed, shutting down", "err", runErr)
 	}
-	// The core first: it drains sessions, which net/http would not wait for
-	// (hijacked WebSocket connections are not tracked); then the WebSocket
-	// handler, for the close handshakes.
+	// The core first: it stops the WebSocket and TCP transports from
+	// accepting, drains the sessions and waits for their connections,
+	// which net/http would not do (it does not track hijacked WebSocket
+	// connections); then the HTTP servers.
 	sctx, cancel := context.WithTimeout(context.Background(), c.ShutdownGrace)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
 		log.Warn("graceful shutdown cut short", "err", err)
 	}
-	if wsHandler != nil {
-		_ = wsHandler.Shutdown(sctx)
-	}
 	for _, hs := range httpSrv {
 		_ = hs.Shutdown(sctx)
-	}
-	if tcpSrv != nil {
-		_ = tcpSrv.Shutdown(sctx)
 	}
 	closeAll()
 	wg.Wait()

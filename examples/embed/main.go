@@ -113,8 +113,7 @@ func run(ctx context.Context, addr, dir string, ready func(net.Addr)) error {
 		}
 		fmt.Fprintln(w, auth.login(user))
 	})
-	ws := websocket.NewHandler(chat, websocket.Options{})
-	mux.Handle("/ws", ws)
+	mux.Handle("/ws", websocket.NewHandler(chat, websocket.Options{}))
 	// The group routes only: the backend has its own accounts, so no
 	// Options.Accounts.
 	mux.Handle("/api/group/", httpapi.NewHandler(httpapi.Options{Server: chat, Logger: slog.Default()}))
@@ -133,19 +132,17 @@ func run(ctx context.Context, addr, dir string, ready func(net.Addr)) error {
 	select {
 	case <-ctx.Done():
 	case err := <-served:
-		_ = chat.Close()
-		_ = ws.Close()
+		_ = chat.Close() // and the WebSocket handler with it
 		return err
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	// The chat server first: net/http does not wait for hijacked
-	// (WebSocket) connections, so it would leave sessions running. Then
-	// the WebSocket handler, for their close handshakes.
+	// One call stops all of the chat: the WebSocket handler refuses new
+	// upgrades (503), the sessions are drained and their connections
+	// closed, and it returns once none is left, which net/http could not
+	// do (it does not track hijacked connections). Then the backend's own
+	// server, for its other routes.
 	if err := chat.Shutdown(shutdown); err != nil {
-		return err
-	}
-	if err := ws.Shutdown(shutdown); err != nil {
 		return err
 	}
 	if err := hs.Shutdown(shutdown); err != nil {

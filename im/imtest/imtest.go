@@ -159,12 +159,9 @@ func (s *Server) Stop() {
 	s.stop.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
+		// The transports too: they registered with the im.Server.
 		_ = s.Server.Shutdown(ctx)
-		_ = s.tcp.Shutdown(ctx)
 		<-s.tcpDone
-		if s.wsHandler.Shutdown(ctx) != nil {
-			_ = s.wsHandler.Close()
-		}
 		s.ws.Close()
 		s.api.Close()
 		_ = s.Store.Close()

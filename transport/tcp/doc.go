@@ -27,10 +27,12 @@
 // kernel answer with a reset, which can destroy those last frames before the
 // client reads them. (With TLS the socket is closed at once.)
 //
-// To stop, first shut down the im.Server, which tells the sessions and ends
-// them, then the tcp.Server, which stops accepting and waits for the
-// connection goroutines to return. Close drops every connection at once.
-// Neither leaves a goroutine behind once it has returned nil.
+// NewServer registers the Server with its im.Server, so the im.Server's
+// Shutdown stops it: the listeners close at once, the sessions are told and
+// drained, and Shutdown returns once every connection goroutine has
+// returned. The im.Server's Close, or this Server's, drops every connection
+// at once. Neither leaves a goroutine behind once it has returned nil.
+// Serve then returns im.ErrServerClosed.
 //
 // # Concurrency
 //

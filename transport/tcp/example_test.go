@@ -58,12 +58,11 @@ func ExampleServer() {
 	fmt.Println(rsp.Command, rsp.Sequence)
 	c.Close()
 
-	// The core first: it ends the sessions. Then the transport, which waits
-	// for its connection goroutines.
+	// The core's Shutdown stops the transport too: its listener closes,
+	// the sessions end, and it returns once the connection goroutines have.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = core.Shutdown(ctx)
-	_ = srv.Shutdown(ctx)
 	fmt.Println(<-served)
 	// Output:
 	// CMD_HEARTBEAT_RSP 1

@@ -58,12 +58,16 @@ type Server struct {
 }
 
 // NewServer returns a Server that runs every connection it accepts as a
-// session of srv. It starts nothing; call Serve or ListenAndServe.
+// session of srv. It starts nothing; call Serve or ListenAndServe. It
+// registers with srv (im.Server.RegisterTransport), so srv's Shutdown and
+// Close stop it too.
 func NewServer(srv *im.Server, opts Options) *Server {
 	if srv == nil {
 		panic("tcp: NewServer with a nil *im.Server")
 	}
-	return newServer(srv.ServeConn, opts)
+	s := newServer(srv.ServeConn, opts)
+	srv.RegisterTransport(s)
+	return s
 }
 
 func newServer(serve serveFunc, opts Options) *Server {
@@ -186,12 +190,8 @@ func (s *Server) serveConn(ctx context.Context, c *conn) {
 // returns when its session has ended and the client has closed its side,
 // or a second after that.
 //
-// Shutdown does not end sessions: the im.Server does that. Call the
-// im.Server's Shutdown first (or concurrently), so sessions are told and
-// drained, then this Shutdown to wait for the goroutines to finish:
-//
-//	_ = core.Shutdown(ctx)
-//	_ = tcpServer.Shutdown(ctx)
+// Shutdown does not end sessions: the im.Server does that, and its own
+// Shutdown calls this one, so a host calls only the im.Server's.
 func (s *Server) Shutdown(ctx context.Context) error {
 	drained := s.beginClose()
 	select {

@@ -41,11 +41,12 @@
 // # Handshake
 //
 // The SDK appends ?token= to the URL. When present, the token is verified
-// before the upgrade: a refused token gets 401 (503 if it cannot be checked
-// now or the server is shutting down) and no WebSocket. The verified token
-// is handed to the core, which authenticates the session with it; an
-// AuthRequest may still follow. ?platform= is reported as the session's
-// platform.
+// before the upgrade, once: a refused token gets 401 (503 if it cannot be
+// checked now or the server is shutting down) and no WebSocket. The
+// identity it names is handed to the core (im.ConnInfo.Identity), whose
+// session starts authenticated as it without asking the Authenticator
+// again; an AuthRequest may still follow. ?platform= is reported as the
+// session's platform.
 //
 // Cross-origin requests are refused unless their Origin host matches
 // Options.OriginPatterns. Requests without Origin (native clients) and those
@@ -68,12 +69,13 @@
 // cancels it when ServeHTTP returns): values a middleware put there are kept.
 //
 // net/http does not track hijacked connections, so http.Server.Shutdown
-// neither ends nor waits for WebSocket sessions. Shut down the im.Server
-// first, which ends the sessions, then the Handler, which waits for their
-// goroutines and close handshakes, then the http.Server:
+// neither ends nor waits for WebSocket sessions. The im.Server does both:
+// NewHandler registers the Handler with it, and its Shutdown makes the
+// Handler answer new upgrades with 503, ends the sessions, and waits for
+// their goroutines and close handshakes. A host calls that one Shutdown,
+// then its http.Server's for its other handlers:
 //
-//	_ = core.Shutdown(ctx)
-//	_ = wsHandler.Shutdown(ctx) // wsHandler.Close() drops what is left if ctx ran out
+//	_ = core.Shutdown(ctx) // everything of imserver's; Close if ctx runs out
 //	_ = httpServer.Shutdown(ctx)
 //
 // # Memory

@@ -74,10 +74,9 @@ func ExampleNewHandler() {
 	fmt.Println(env.Command, env.Sequence)
 	c.Close(cws.StatusNormalClosure, "")
 
-	// The core first, which ends the sessions, then the handler, which
-	// waits for them: net/http does not track WebSocket connections.
+	// The core's Shutdown stops the handler too, and waits for its
+	// sessions, which net/http does not track; then the http.Server.
 	_ = core.Shutdown(ctx)
-	_ = wsHandler.Shutdown(ctx)
 	hs.Close()
 	// Output:
 	// CMD_HEARTBEAT_RSP 1

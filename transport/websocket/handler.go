@@ -64,12 +64,15 @@ type Handler struct {
 
 // NewHandler returns a Handler that upgrades each request to a WebSocket and
 // runs it as a session of srv. Mount it where clients dial, "/ws" for
-// IM-iOS-SDK.
+// IM-iOS-SDK. It registers with srv (im.Server.RegisterTransport), so srv's
+// Shutdown and Close stop it too.
 func NewHandler(srv *im.Server, opts Options) *Handler {
 	if srv == nil {
 		panic("websocket: NewHandler with a nil *im.Server")
 	}
-	return newHandler(srv.ServeConn, srv.Authenticate, opts)
+	h := newHandler(srv.ServeConn, srv.Authenticate, opts)
+	srv.RegisterTransport(h)
+	return h
 }
 
 func newHandler(serve serveFunc, auth authFunc, opts Options) *Handler {
@@ -96,11 +99,13 @@ func newHandler(serve serveFunc, auth authFunc, opts Options) *Handler {
 // does not stay behind for the life of an idle WebSocket.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	token := q.Get("token")
-	if token != "" {
+	var id im.Identity
+	if token := q.Get("token"); token != "" {
 		// Refuse a bad token before upgrading, so the client sees a plain
-		// HTTP status instead of a socket that closes after a frame.
-		if _, err := h.auth(r.Context(), token); err != nil {
+		// HTTP status instead of a socket that closes after a frame. The
+		// core takes the identity as verified and does not ask again.
+		var err error
+		if id, err = h.auth(r.Context(), token); err != nil {
 			h.refuse(w, r, err)
 			return
 		}
@@ -142,7 +147,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	info := im.ConnInfo{
 		Transport:  "websocket",
 		RemoteAddr: r.RemoteAddr,
-		Token:      token,
+		Identity:   id,
 		Platform:   q.Get("platform"),
 	}
 	if !h.upgraded(c) {
@@ -159,9 +164,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // connection's goroutines are all done when run returns.
 func (h *Handler) run(ctx context.Context, c *conn, info im.ConnInfo) {
 	defer h.untrack(c)
-	// Only the address is kept across the session: info.Token points into
-	// the request's first line, which this frame would otherwise keep in
-	// memory as long as the connection lasts.
 	addr := info.RemoteAddr
 	err := h.serve(ctx, c, info)
 	c.unwatch() // ServeConn has returned: no more ReadFrame calls
@@ -175,12 +177,9 @@ func (h *Handler) run(ctx context.Context, c *conn, info im.ConnInfo) {
 // ctx.Err(); Close drops what is left). A close handshake takes a round
 // trip, or a few seconds if the client does not answer.
 //
-// Shutdown does not end sessions: the im.Server does that. Call the
-// im.Server's Shutdown first, then this one, then the http.Server's:
-//
-//	_ = core.Shutdown(ctx)
-//	_ = wsHandler.Shutdown(ctx)
-//	_ = httpServer.Shutdown(ctx)
+// Shutdown does not end sessions: the im.Server does that, and its own
+// Shutdown calls this one, so a host calls only the im.Server's (then its
+// http.Server's, for its other handlers).
 func (h *Handler) Shutdown(ctx context.Context) error {
 	drained := h.beginClose()
 	select {

@@ -176,7 +176,8 @@ func TestBinaryRoundTrip(t *testing.T) {
 	e := fc.waitEnded(t, 1)[0]
 	require.NoError(t, e.err)
 	require.Equal(t, "websocket", e.info.Transport)
-	require.Equal(t, "good", e.info.Token)
+	require.Equal(t, im.Identity{UserID: "u1"}, e.info.Identity, "the identity the token was verified as")
+	require.Empty(t, e.info.Token, "verified already: the core need not check it again")
 	require.Equal(t, "iOS", e.info.Platform)
 	require.Contains(t, e.info.RemoteAddr, "127.0.0.1:")
 	require.Len(t, e.frames, 2)
@@ -398,6 +399,7 @@ func TestNoTokenIsTheCoresBusiness(t *testing.T) {
 	require.Equal(t, cws.StatusNormalClosure, closeStatus(t, c))
 	e := fc.waitEnded(t, 1)[0]
 	require.Empty(t, e.info.Token)
+	require.Empty(t, e.info.Identity.UserID)
 	require.Empty(t, e.info.Platform)
 }
 
