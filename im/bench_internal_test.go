@@ -86,7 +86,7 @@ func BenchmarkDeliverGroup(b *testing.B) {
 				s.hub.add(sess, AllowAllDevices, 1)
 				b.Cleanup(func() { sess.close(nil); sess.writer.Wait() })
 			}
-			set := newMemberSet(members)
+			set := newMemberSet(1, members)
 			s.groups.mu.Lock()
 			s.groups.put("g", set)
 			s.groups.mu.Unlock()

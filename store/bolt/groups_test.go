@@ -55,7 +55,8 @@ func TestOpenFileWithoutGroupBuckets(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, gs)
 	g := im.Group{ID: "g", Name: "G", OwnerID: "alice"}
-	require.NoError(t, s.CreateGroup(ctx, g, []im.GroupMember{{UserID: "alice", Role: im.RoleOwner}}))
+	_, err = s.CreateGroup(ctx, g, []im.GroupMember{{UserID: "alice", Role: im.RoleOwner}}, im.AppendRequest{})
+	require.NoError(t, err)
 	gs, err = s.UserGroups(ctx, "alice")
 	require.NoError(t, err)
 	require.Equal(t, []string{"g"}, gs)
@@ -83,6 +84,7 @@ func sampleGroup() im.Group {
 		OwnerID:      "alice",
 		JoinPolicy:   im.JoinInviteOnly,
 		MemberCount:  3,
+		Version:      12,
 		CreatedAt:    time.Date(2025, 1, 2, 3, 4, 5, 678_901_234, time.UTC),
 		UpdatedAt:    time.Date(2025, 2, 3, 4, 5, 6, 7, time.UTC),
 	}
@@ -119,13 +121,29 @@ func TestGroupRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// A group record written before versions reads as Version 1.
+func TestDecodeGroupRecordV1(t *testing.T) {
+	g := sampleGroup()
+	v2 := appendGroup(nil, &g)
+	// Version 1 is the same record without the version field, which
+	// follows the six lengths, JoinPolicy and MemberCount (one byte each
+	// here) and is one byte for 12.
+	v1 := append([]byte{recordV1}, v2[1:9]...)
+	v1 = append(v1, v2[10:]...)
+	got, err := decodeGroup(g.ID, v1)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), got.Version)
+	require.Equal(t, g.Name, got.Name)
+	require.Equal(t, g.MemberCount, got.MemberCount)
+}
+
 func TestDecodeGroupCorrupt(t *testing.T) {
 	g := sampleGroup()
 	good := appendGroup(nil, &g)
 	for _, rec := range [][]byte{
 		nil,
 		{recordV1},
-		append([]byte{2}, good[1:]...),
+		append([]byte{3}, good[1:]...),
 		good[:len(good)-1],
 		append(good[:len(good):len(good)], 0),
 		append([]byte{recordV1}, binary.AppendUvarint(nil, 1<<62)...),
