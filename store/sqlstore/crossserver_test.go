@@ -54,8 +54,16 @@ func testGroupsAcrossServers(t *testing.T, b backend) {
 
 		// Kicked through A: B's cache still lists her.
 		require.NoError(t, srvA.KickFromGroup(ctx, g.ID, "owner", []string{"alice"}))
-		_, err = alice.Send(ctx, client.Outgoing{ConversationID: conv, Type: im.TextMessage, Content: []byte("after")})
+		// Posted through A: B has not heard of the kick yet, and must not
+		// let her read it.
+		_, err = srvA.SendMessage(ctx, im.SendRequest{SenderID: "bob", ConversationID: conv, Type: im.TextMessage, Content: []byte("through A")})
+		require.NoError(t, err)
 		var e *client.Error
+		_, err = alice.SyncRange(ctx, conv, 1, 0, 100)
+		require.ErrorAs(t, err, &e, "B lets a member kicked through A read the group")
+		require.Equal(t, imv1.ErrorCode_ERR_PERMISSION_DENIED, e.Code)
+
+		_, err = alice.Send(ctx, client.Outgoing{ConversationID: conv, Type: im.TextMessage, Content: []byte("after")})
 		require.ErrorAs(t, err, &e, "a kicked member's send through another server is refused")
 		require.Equal(t, imv1.ErrorCode_ERR_PERMISSION_DENIED, e.Code)
 
