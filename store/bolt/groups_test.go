@@ -189,3 +189,45 @@ func FuzzDecodeGroup(f *testing.F) {
 		require.Equal(t, g, again)
 	})
 }
+
+// A group change and its notice are one transaction: a crash right after
+// it (a copy of the files as they are) keeps both, the notice read back
+// from the log with its dedup key, and a refused change leaves neither.
+func TestGroupChangeAndNoticeAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "im.db"), Options{mergeAfter: 1 << 20, mergeInterval: time.Hour})
+	require.NoError(t, err)
+	defer s.Close()
+	ctx := t.Context()
+	conv := im.GroupConversationID("g1")
+	notice := func(cmid string) im.AppendRequest {
+		return im.AppendRequest{Message: im.Message{ConversationID: conv, ServerID: "s-" + cmid, SenderID: "alice", ClientMsgID: cmid, Type: im.NotificationMessage, Content: []byte(cmid)}}
+	}
+	g := im.Group{ID: "g1", Name: "G", OwnerID: "alice"}
+	r, err := s.CreateGroup(ctx, g, []im.GroupMember{{UserID: "alice", Role: im.RoleOwner}}, notice("created"))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), r.Message.Seq)
+	r, err = s.ChangeGroup(ctx, "g1", im.GroupChange{Version: 1, Put: []im.GroupMember{{UserID: "bob", Role: im.RoleMember}}, Notice: notice("joined")})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), r.Message.Seq)
+	require.Equal(t, int64(2), r.GroupVersion)
+	_, err = s.ChangeGroup(ctx, "g1", im.GroupChange{Version: 1, Remove: []string{"bob"}, Notice: notice("stale")})
+	require.ErrorIs(t, err, im.ErrConflict)
+	require.Equal(t, 2, logLen(t, s.db), "two notices and no more are logged")
+
+	s2 := openCrashed(t, s, filepath.Join(dir, "crash.db"))
+	got, members, err := s2.GroupMembers(ctx, "g1")
+	require.NoError(t, err)
+	require.Equal(t, int64(2), got.Version)
+	require.Len(t, members, 2)
+	ms, err := s2.Messages(ctx, conv, 1, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, ms, 2)
+	require.Equal(t, "joined", ms[1].ClientMsgID)
+	// The notice's key came back with it.
+	_, err = s2.ChangeGroup(ctx, "g1", im.GroupChange{Version: 2, Remove: []string{"bob"}, Notice: notice("joined")})
+	require.ErrorIs(t, err, im.ErrConflict)
+	r, err = s2.ChangeGroup(ctx, "g1", im.GroupChange{Version: 2, Remove: []string{"bob"}, Notice: notice("kicked")})
+	require.NoError(t, err)
+	require.Equal(t, int64(3), r.Message.Seq)
+}

@@ -1139,4 +1139,18 @@ func testGroupDurability(t *testing.T, h Harness) {
 	checkMembers(t, s, "g1", alice, bob, dave, erin)
 	checkGroup(t, s, withCount(upd, 4))
 	checkUserGroups(t, s, "erin", "g1")
+
+	// Versions and notices survive too, and go on from where they were.
+	v := version(t, s, "g1")
+	r := change(t, s, "g1", im.GroupChange{Version: v, Remove: []string{"erin"}, Notice: notice("g1", "alice", "kick-erin")})
+	s = h.Reopen(t, s)
+	if s == nil {
+		t.Fatal("storetest: Harness.Reopen returned nil")
+	}
+	if got := version(t, s, "g1"); got != v+1 || r.GroupVersion != v+1 {
+		t.Errorf("Version after reopen %d, reported %d; want %d", got, r.GroupVersion, v+1)
+	}
+	checkMessages(t, "notice after reopen", allMessages(t, s, im.GroupConversationID("g1")), []im.Message{withSeq(notice("g1", "alice", "kick-erin").Message, 1)})
+	_, err := s.ChangeGroup(t.Context(), "g1", im.GroupChange{Version: v + 1, Notice: notice("g1", "alice", "kick-erin")})
+	checkErr(t, "a change whose notice was stored before the reopen", err, im.ErrConflict)
 }
