@@ -1,6 +1,7 @@
 package im
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync"
@@ -23,7 +24,19 @@ type commitOp struct {
 	// also are users pushed to beside the conversation's members (those a
 	// group notice reports removed).
 	also []string
-	done func(AppendResult, error)
+	// group, if set, makes this a change to a group (its notice is req),
+	// stored alone by CreateGroup or ChangeGroup rather than in a batch,
+	// and members are the members it leaves.
+	group *groupOp
+	done  func(AppendResult, error)
+}
+
+// groupOp is a change to a group waiting for its commit.
+type groupOp struct {
+	id      string
+	create  *Group // CreateGroup with members, else ChangeGroup with change
+	members []GroupMember
+	change  GroupChange
 }
 
 // committer is the group commit: one goroutine takes every send waiting at
@@ -133,22 +146,52 @@ func (c *committer) run() {
 				break fill
 			}
 		}
-		reqs := make([]AppendRequest, len(batch))
-		for i, op := range batch {
+		// A group change is a commit of its own, in its place among the
+		// sends, so that its notice is pushed in seq order with them.
+		for len(batch) > 0 {
+			n := 1
+			if batch[0].group == nil {
+				for n < len(batch) && batch[n].group == nil {
+					n++
+				}
+			}
+			c.dispatch(shards, c.commit(batch[:n]))
+			batch = batch[n:]
+		}
+	}
+}
+
+// commit stores ops: a batch of sends, or one group change.
+func (c *committer) commit(ops []*commitOp) committed {
+	start := time.Now()
+	var (
+		results []AppendResult
+		err     error
+	)
+	if g := ops[0].group; g != nil {
+		var r AppendResult
+		if g.create != nil {
+			r, err = c.srv.store.CreateGroup(c.srv.base, *g.create, g.members, ops[0].req)
+		} else {
+			r, err = c.srv.store.ChangeGroup(c.srv.base, g.id, g.change)
+		}
+		results = []AppendResult{r}
+	} else {
+		reqs := make([]AppendRequest, len(ops))
+		for i, op := range ops {
 			reqs[i] = op.req
 		}
-		start := time.Now()
-		results, err := c.srv.store.AppendMessages(c.srv.base, reqs)
-		c.srv.stats.commits.Add(1)
-		c.srv.stats.commitNanos.Add(uint64(time.Since(start)))
+		results, err = c.srv.store.AppendMessages(c.srv.base, reqs)
 		if err == nil && len(results) != len(reqs) {
 			err = fmt.Errorf("im: store returned %d results for %d messages", len(results), len(reqs))
 		}
 		if err != nil {
 			c.srv.log.Error("store append failed", "n", len(reqs), "err", err)
 		}
-		c.dispatch(shards, committed{batch, results, err})
 	}
+	c.srv.stats.commits.Add(1)
+	c.srv.stats.commitNanos.Add(uint64(time.Since(start)))
+	return committed{ops, results, err}
 }
 
 // dispatch splits a committed batch by conversation over the delivery
@@ -218,6 +261,7 @@ func (c *committer) finish(b committed) {
 		var r AppendResult
 		if b.err == nil {
 			r = b.results[i]
+			c.srv.groupCommitted(op, r)
 			switch {
 			case r.Err != nil:
 			case r.Duplicate:
@@ -228,6 +272,49 @@ func (c *committer) finish(b committed) {
 			}
 		}
 		op.done(r, b.err)
+	}
+}
+
+// groupCommitted brings the group cache up to date with a commit before its
+// message is delivered: a change of this Server leaves the members it
+// computed, and a group message whose commit saw a newer Version than the
+// cached one (another server changed the group) reloads them, so that it
+// goes to the members as they are now. On the fast path, with no other
+// server changing the group, nothing is read.
+func (s *Server) groupCommitted(op *commitOp, r AppendResult) {
+	if g := op.group; g != nil {
+		switch {
+		case r.Err != nil:
+		case g.change.Delete:
+			s.groups.invalidate(g.id)
+		case op.members != nil:
+			s.groups.offer(g.id, op.members)
+		}
+		return
+	}
+	gid := op.req.MemberOf
+	if gid == "" {
+		return
+	}
+	set := s.groups.peek(gid)
+	if set == nil {
+		set = op.members
+	}
+	if set != nil && set.version >= r.GroupVersion && r.GroupVersion != 0 {
+		return
+	}
+	if r.GroupVersion == 0 {
+		// The commit found no group: it was dismissed elsewhere.
+		s.groups.invalidate(gid)
+		return
+	}
+	if _, err := s.groups.refresh(gid); err != nil {
+		// Better to push to nobody than to members who may have left:
+		// they sync what they missed.
+		op.members = nil
+		if !errors.Is(err, ErrNotFound) {
+			s.log.Error("reload group members", "conv", op.req.Message.ConversationID, "err", err)
+		}
 	}
 }
 
@@ -252,7 +339,7 @@ func (s *Server) deliver(m Message, op *commitOp) {
 		// cache is never loaded here: that would stall every delivery
 		// behind one store read.
 		set := s.groups.peek(gid)
-		if set == nil {
+		if set == nil || (op.members != nil && op.members.version > set.version) {
 			set = op.members
 		}
 		if set != nil {

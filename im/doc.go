@@ -34,10 +34,29 @@
 // every member; members read the whole history by sync, and a user who
 // leaves reads none of it. Every change to a group is also a message in its
 // conversation (a NotificationMessage whose content is a GroupNotice), so
-// clients learn of it by push and by sync like any message. The members of
-// groups in use are cached in memory, so a send reads nothing from the
-// Store: changes made through another Server sharing the Store are seen
-// once the cache entry is reloaded.
+// clients learn of it by push and by sync like any message.
+//
+// The group rules hold across Servers sharing one Store (several processes
+// on one database), because the Store, not the Server, enforces them:
+//
+//   - A change is decided on the group's stored state and Version, and
+//     stored with GroupStore.ChangeGroup on condition that the group is
+//     still at that Version; if another change came first the Server reads
+//     again and decides again. The member limit is checked by the Store in
+//     the same transaction, and the change's notice is appended by the same
+//     commit, so a change is never stored without its notice.
+//   - A group message is stored only if its sender is a member when it is
+//     committed (AppendRequest.MemberOf), so a member removed through
+//     another Server cannot send, and a dismissed group accepts nothing.
+//   - Reading a group's history (BATCH_SYNC, SYNC_RANGE) checks membership
+//     against the Store after the read, so a removed member reads nothing
+//     written after her removal, whichever Server she asks.
+//
+// The members of groups in use are cached in memory, with the Version they
+// were read at, so a send reads nothing from the Store to find its
+// recipients. The cache only chooses who is pushed to: when a commit
+// reports a newer Version than the cached one (another Server changed the
+// group), the members are read again before the message is pushed.
 //
 // # Concurrency
 //

@@ -77,8 +77,13 @@ type Group struct {
 	// MemberCount is kept by the Store: it ignores the value it is given
 	// and returns the current count.
 	MemberCount int
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Version is kept by the Store: 1 when the group is created, one more
+	// after every change to it (members, roles or fields). A change is
+	// decided on a version and stored only if the group is still at it
+	// (GroupChange.Version), which is how servers sharing a Store agree.
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // GroupMember is one user's membership of a group.
@@ -88,53 +93,176 @@ type GroupMember struct {
 	JoinedAt time.Time
 }
 
+// GroupChange is one change to a group, stored by GroupStore.ChangeGroup in
+// one atomic, durable commit together with the notice that reports it.
+//
+// A change is conditional: it is applied only if the stored group is still
+// at Version, so that what a server checked before deciding (roles, the
+// member limit, who is the owner) still holds when it is written, whichever
+// process wrote in between. Its parts apply in this order: Update, Remove,
+// Put; Delete stands alone.
+type GroupChange struct {
+	// Version the change was decided on. The change is refused with
+	// ErrConflict, and nothing written, unless the stored group's Version
+	// equals it. 0 applies the change whatever the version (for tools; a
+	// Server always gives one).
+	Version int64
+	// Update, if not nil, replaces every field of the group but ID,
+	// OwnerID, MemberCount, Version and CreatedAt. Its ID must be the
+	// group's.
+	Update *Group
+	// Remove are users to remove; those who are not members are ignored.
+	// The owner cannot be removed (ErrInvalidArgument): it hands the group
+	// over first.
+	Remove []string
+	// Put adds members; for a user who is a member already it sets Role
+	// and keeps the stored JoinedAt. A member given RoleOwner becomes the
+	// group's owner: the group's OwnerID is set to that user and the
+	// previous owner, unless Put gives it a role too, becomes an admin, so
+	// that a group has exactly one owner.
+	Put []GroupMember
+	// Delete removes the group and all its memberships (its messages
+	// stay). It may not be combined with Update, Remove or Put.
+	Delete bool
+	// MaxMembers, if above 0, is the most members the group may have after
+	// the change: more is refused with ErrLimitExceeded and nothing
+	// written. It is checked against the stored members in the same
+	// transaction, so concurrent joins never overshoot it.
+	MaxMembers int
+	// Notice, unless its Message.ConversationID is empty, is appended to
+	// the group's conversation (GroupConversationID of the group) in the
+	// same commit, taking the next seq of the same gap-free sequence as
+	// ordinary messages. A Notice whose (SenderID, ClientMsgID) is stored
+	// already refuses the whole change with ErrConflict.
+	Notice AppendRequest
+}
+
 // GroupStore keeps groups and their members. Messages of a group are kept
-// by MessageStore under GroupConversationID; a GroupStore knows nothing of
-// them, and deleting a group leaves them in place.
+// by MessageStore under GroupConversationID; a group change and the notice
+// reporting it are written together (CreateGroup, ChangeGroup), and a
+// group message may be appended on condition that its sender is a member
+// (AppendRequest.MemberOf). Deleting a group leaves its messages in place.
 //
 // Every method is atomic: it writes all it was asked to or, on error,
-// nothing. Input is checked with ValidateGroup and ValidateGroupMember
-// before anything is written. The Server serialises the changes it makes to
-// one group, but a Store must stay consistent under concurrent calls from
-// several servers sharing it.
+// nothing. Input is checked with ValidateGroup, ValidateGroupMembers and
+// ValidateGroupChange before anything is written. A Store must keep these
+// rules under concurrent calls from several servers sharing it: the Server
+// relies on the Store, not on locks of its own, for every group invariant.
 type GroupStore interface {
-	// CreateGroup stores g and its first members. ErrConflict if a group
-	// with g.ID exists; ErrInvalidArgument unless the members pass
-	// ValidateGroupMembers.
-	CreateGroup(ctx context.Context, g Group, members []GroupMember) error
+	// CreateGroup stores g (with Version 1) and its first members and
+	// appends notice, unless its Message.ConversationID is empty, to
+	// GroupConversationID(g.ID), in one commit, and returns notice's
+	// result (with GroupVersion 1). ErrConflict if a group with g.ID exists
+	// or notice's dedup key is taken; ErrInvalidArgument unless the input
+	// passes ValidateGroup, ValidateGroupMembers (a member with RoleOwner
+	// must be g.OwnerID) and, for notice, ValidateAppend.
+	CreateGroup(ctx context.Context, g Group, members []GroupMember, notice AppendRequest) (AppendResult, error)
 
-	// Group returns group id with its current MemberCount; ErrNotFound if
-	// there is none.
+	// ChangeGroup applies ch to group id and appends ch.Notice, in one
+	// commit, and returns the notice's result with the group's new
+	// Version as GroupVersion (0 after a Delete). ErrNotFound if there is
+	// no such group; ErrConflict if it is not at ch.Version;
+	// ErrLimitExceeded past ch.MaxMembers; ErrInvalidArgument unless ch
+	// passes ValidateGroupChange. Nothing is written on any error.
+	ChangeGroup(ctx context.Context, id string, ch GroupChange) (AppendResult, error)
+
+	// Group returns group id with its current MemberCount and Version;
+	// ErrNotFound if there is none.
 	Group(ctx context.Context, id string) (Group, error)
 
-	// UpdateGroup replaces every field of the stored group g.ID but
-	// CreatedAt and MemberCount. ErrNotFound if there is none.
-	UpdateGroup(ctx context.Context, g Group) error
+	// GroupMembers returns group id and every one of its members, in no
+	// particular order, read from one snapshot: the members are those of
+	// the returned Version. ErrNotFound if there is no such group.
+	GroupMembers(ctx context.Context, id string) (Group, []GroupMember, error)
 
-	// DeleteGroup removes group id and all its memberships. ErrNotFound if
-	// there is none.
-	DeleteGroup(ctx context.Context, id string) error
-
-	// PutGroupMembers adds members to group id; for a user who is a member
-	// already it sets Role and keeps the stored JoinedAt. A member given
-	// RoleOwner becomes the group's owner: the same write sets the group's
-	// OwnerID to that user (the previous owner keeps whatever role the
-	// batch gives it). ErrNotFound if there is no such group;
-	// ErrInvalidArgument unless the batch passes ValidateGroupMembers.
-	PutGroupMembers(ctx context.Context, id string, members []GroupMember) error
-
-	// RemoveGroupMembers removes those of userIDs who are members of group
-	// id and ignores the rest. ErrNotFound if there is no such group, even
-	// for an empty list; ErrInvalidArgument if an id fails ValidateID.
-	RemoveGroupMembers(ctx context.Context, id string, userIDs []string) error
-
-	// GroupMembers returns every member of group id, in no particular
-	// order. ErrNotFound if there is no such group.
-	GroupMembers(ctx context.Context, id string) ([]GroupMember, error)
+	// GroupMember returns userID's membership of group id, read from the
+	// stored state (the authoritative check before a read of the group's
+	// history). ErrNotFound if there is no such group or userID is not a
+	// member.
+	GroupMember(ctx context.Context, id, userID string) (GroupMember, error)
 
 	// UserGroups returns the ids of the groups userID is a member of, in no
 	// particular order; an empty slice for none.
 	UserGroups(ctx context.Context, userID string) ([]string, error)
+}
+
+// ValidateGroupChange returns an error wrapping ErrInvalidArgument unless
+// ch can be applied to group id: id passes ValidateID; Update, if set,
+// passes ValidateGroup with ID id; Put passes ValidateGroupMembers; every
+// id in Remove passes ValidateID and none is also in Put; Delete comes
+// without Update, Remove or Put; Version and MaxMembers are not negative;
+// and Notice, if set, passes ValidateAppend, is addressed to
+// GroupConversationID(id) and has no MemberOf. Checking against the stored
+// state (the owner cannot be removed) is the Store's.
+func ValidateGroupChange(id string, ch GroupChange) error {
+	if err := ValidateID("group id", id); err != nil {
+		return err
+	}
+	if ch.Version < 0 || ch.MaxMembers < 0 {
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "version and member limit must not be negative")
+	}
+	if ch.Update != nil {
+		if ch.Update.ID != id {
+			return errorf(CodeInvalidArgument, ErrInvalidArgument, "update is for group %q, not %q", ch.Update.ID, id)
+		}
+		if err := ValidateGroup(*ch.Update); err != nil {
+			return err
+		}
+	}
+	if err := ValidateGroupMembers(ch.Put); err != nil {
+		return err
+	}
+	for _, u := range ch.Remove {
+		if err := ValidateID("member id", u); err != nil {
+			return err
+		}
+		for _, m := range ch.Put {
+			if m.UserID == u {
+				return errorf(CodeInvalidArgument, ErrInvalidArgument, "member %q is both put and removed", u)
+			}
+		}
+	}
+	if ch.Delete && (ch.Update != nil || len(ch.Put) > 0 || len(ch.Remove) > 0) {
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "a deletion cannot be combined with other changes")
+	}
+	return validateNotice(id, ch.Notice)
+}
+
+// validateNotice checks the notice of a change to group id.
+func validateNotice(id string, n AppendRequest) error {
+	if n.Message.ConversationID == "" {
+		return nil
+	}
+	if err := ValidateAppend(n); err != nil {
+		return err
+	}
+	if n.Message.ConversationID != GroupConversationID(id) {
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "a group's notice goes to its own conversation")
+	}
+	if n.MemberOf != "" {
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "a group's notice has no MemberOf")
+	}
+	return nil
+}
+
+// ValidateCreateGroup returns an error wrapping ErrInvalidArgument unless
+// g, members and notice can be stored by GroupStore.CreateGroup: g passes
+// ValidateGroup, members ValidateGroupMembers with any member given
+// RoleOwner being g.OwnerID, and notice is empty or addressed to the
+// group's conversation.
+func ValidateCreateGroup(g Group, members []GroupMember, notice AppendRequest) error {
+	if err := ValidateGroup(g); err != nil {
+		return err
+	}
+	if err := ValidateGroupMembers(members); err != nil {
+		return err
+	}
+	for _, m := range members {
+		if m.Role == RoleOwner && m.UserID != g.OwnerID {
+			return errorf(CodeInvalidArgument, ErrInvalidArgument, "member %q is given RoleOwner but the owner is %q", m.UserID, g.OwnerID)
+		}
+	}
+	return validateNotice(g.ID, notice)
 }
 
 // Limits on group fields, in bytes, enforced by the Server and by

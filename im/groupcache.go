@@ -5,15 +5,16 @@ import (
 	"sync"
 )
 
-// memberSet is a snapshot of a group's members. It is never changed once
-// built; a change to the group replaces it.
+// memberSet is a snapshot of a group's members at one Version of the group.
+// It is never changed once built; a change to the group replaces it.
 type memberSet struct {
-	ids   []string
-	roles map[string]GroupRole
+	version int64
+	ids     []string
+	roles   map[string]GroupRole
 }
 
-func newMemberSet(members []GroupMember) *memberSet {
-	ms := &memberSet{ids: make([]string, len(members)), roles: make(map[string]GroupRole, len(members))}
+func newMemberSet(version int64, members []GroupMember) *memberSet {
+	ms := &memberSet{version: version, ids: make([]string, len(members)), roles: make(map[string]GroupRole, len(members))}
 	for i, m := range members {
 		ms.ids[i] = m.UserID
 		ms.roles[m.UserID] = m.Role
@@ -26,26 +27,31 @@ func newMemberSet(members []GroupMember) *memberSet {
 const groupCacheMembers = 1 << 20
 
 // groupCache keeps the member sets of the groups in use, so that a send into
-// a group reads nothing from the Store: not to check the sender, not to find
-// the recipients. An entry is loaded on first use and reloaded after every
-// change this Server makes to the group. A change made to the Store by
-// something else (another server sharing it) is seen once the entry is
-// evicted or reloaded.
+// a group reads nothing from the Store: not to find the recipients, nor to
+// refuse a non-member early. It is an optimisation only: the Store checks
+// the sender of every group message when it commits it (MemberOf), and
+// reports the group's Version then, so the cache never decides who may
+// send or read. An entry is loaded on first use and replaced by the
+// members a change of this Server leaves; a commit reporting a newer
+// Version (another server changed the group) reloads it before the message
+// is delivered.
 type groupCache struct {
 	store GroupStore
 	base  context.Context // the server's: loads end when it closes
 	max   int             // member entries held at most: groupCacheMembers
 
-	// changes serialises the changes this Server makes to one group, so
-	// that checks made on its members hold until the change is stored.
+	// changes serialises the changes this Server makes to one group. It
+	// only saves conflicts between them: the Store's version check is what
+	// keeps a change's decision true until it is stored.
 	changes [64]sync.Mutex
 
 	mu      sync.RWMutex
 	sets    map[string]*memberSet
 	held    int // member entries across sets
 	loading map[string]*groupLoad
-	// gen counts invalidations; a load that started before one may have
-	// read the old members and is not cached.
+	// gen counts deletions; a load that started before one may have read
+	// the deleted group and is not cached. Otherwise the newer Version
+	// wins.
 	gen uint64
 }
 
@@ -97,9 +103,9 @@ func (c *groupCache) get(ctx context.Context, id string) (*memberSet, error) {
 // first caller, and does not give up when that caller's ctx ends, because
 // others may be waiting for it.
 func (c *groupCache) load(id string, l *groupLoad, gen uint64) {
-	members, err := c.store.GroupMembers(c.base, id)
+	g, members, err := c.store.GroupMembers(c.base, id)
 	if err == nil {
-		l.set = newMemberSet(members)
+		l.set = newMemberSet(g.Version, members)
 	}
 	l.err = err
 
@@ -112,10 +118,13 @@ func (c *groupCache) load(id string, l *groupLoad, gen uint64) {
 	close(l.done)
 }
 
-// put caches set for id, evicting other groups to stay within max. Called
-// with mu held.
+// put caches set for id, unless a newer version is cached, evicting other
+// groups to stay within max. Called with mu held.
 func (c *groupCache) put(id string, set *memberSet) {
 	if old := c.sets[id]; old != nil {
+		if old.version >= set.version {
+			return
+		}
 		c.held -= len(old.ids)
 	}
 	for other, s := range c.sets {
@@ -138,8 +147,38 @@ func (c *groupCache) peek(id string) *memberSet {
 	return c.sets[id]
 }
 
-// invalidate forgets group id, and any load in progress, after a change to
-// it.
+// offer caches set, the members of group id as a commit left them, unless
+// a newer version is cached.
+func (c *groupCache) offer(id string, set *memberSet) {
+	c.mu.Lock()
+	c.put(id, set)
+	c.mu.Unlock()
+}
+
+// refresh reads group id's members from the store and caches them, after a
+// commit reported a version newer than the cached one. It returns the set,
+// or nil if the group is gone or the read failed (then the entry is
+// dropped, to be loaded again on next use).
+func (c *groupCache) refresh(id string) (*memberSet, error) {
+	c.mu.RLock()
+	gen := c.gen
+	c.mu.RUnlock()
+	g, members, err := c.store.GroupMembers(c.base, id)
+	if err != nil {
+		c.invalidate(id)
+		return nil, err
+	}
+	set := newMemberSet(g.Version, members)
+	c.mu.Lock()
+	if gen == c.gen {
+		c.put(id, set)
+	}
+	c.mu.Unlock()
+	return set, nil
+}
+
+// invalidate forgets group id, and any load in progress, after it was
+// deleted.
 func (c *groupCache) invalidate(id string) {
 	c.mu.Lock()
 	if old := c.sets[id]; old != nil {

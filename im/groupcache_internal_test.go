@@ -23,22 +23,24 @@ type countingGroups struct {
 	gate       chan struct{}
 	mu         sync.Mutex
 	members    map[string][]GroupMember
+	versions   map[string]int64
 }
 
 // GroupMembers reads the members, then waits at the gate: a read that
 // returns after a change made meanwhile.
-func (s *countingGroups) GroupMembers(ctx context.Context, id string) ([]GroupMember, error) {
+func (s *countingGroups) GroupMembers(ctx context.Context, id string) (Group, []GroupMember, error) {
 	s.mu.Lock()
 	m, ok := s.members[id]
+	v := s.versions[id]
 	s.mu.Unlock()
 	s.calls.Add(1)
 	if s.gate != nil {
 		<-s.gate
 	}
 	if !ok {
-		return nil, fmt.Errorf("group %q: %w", id, ErrNotFound)
+		return Group{}, nil, fmt.Errorf("group %q: %w", id, ErrNotFound)
 	}
-	return m, nil
+	return Group{ID: id, Version: v, MemberCount: len(m)}, m, nil
 }
 
 func (s *countingGroups) set(id string, users ...string) {
@@ -49,10 +51,11 @@ func (s *countingGroups) set(id string, users ...string) {
 		ms = append(ms, GroupMember{UserID: u, Role: RoleMember})
 	}
 	s.members[id] = ms
+	s.versions[id]++
 }
 
 func newCountingGroups() *countingGroups {
-	return &countingGroups{members: map[string][]GroupMember{}}
+	return &countingGroups{members: map[string][]GroupMember{}, versions: map[string]int64{}}
 }
 
 func TestGroupCacheLoadsOncePerGroup(t *testing.T) {
@@ -88,7 +91,7 @@ func TestGroupCacheLoadsOncePerGroup(t *testing.T) {
 	require.Equal(t, int32(3), store.calls.Load(), "a missing group is not cached")
 }
 
-// A load that started before a change may have read the old members: it
+// A load that started before a deletion may have read the old members: it
 // answers its callers, but is not cached.
 func TestGroupCacheDropsALoadThatRacedAChange(t *testing.T) {
 	store := newCountingGroups()
@@ -103,7 +106,7 @@ func TestGroupCacheDropsALoadThatRacedAChange(t *testing.T) {
 	}()
 	require.Eventually(t, func() bool { return store.calls.Load() == 1 }, testWait, pollEvery)
 	store.set("g", "a", "b") // the change, stored …
-	c.invalidate("g")        // … and announced while the old read is in flight
+	c.invalidate("g")        // … and the group forgotten while the old read is in flight
 	close(store.gate)
 	require.Len(t, (<-done).ids, 1)
 	require.Nil(t, c.peek("g"))
@@ -129,4 +132,25 @@ func TestGroupCacheEvictsPastItsBound(t *testing.T) {
 	}
 	require.Equal(t, held, c.held, "the count matches what is held")
 	require.Len(t, c.sets, 2)
+}
+
+// A set is replaced only by a newer version: a slow load of an older state
+// does not undo what a commit left.
+func TestGroupCacheKeepsTheNewerVersion(t *testing.T) {
+	store := newCountingGroups()
+	store.set("g", "a", "b") // version 1
+	c := newGroupCache(context.Background(), store)
+	c.offer("g", newMemberSet(3, []GroupMember{{UserID: "a", Role: RoleMember}}))
+	_, err := c.refresh("g")
+	require.NoError(t, err)
+	require.Equal(t, int64(3), c.peek("g").version, "the older read is not cached")
+	require.Len(t, c.peek("g").ids, 1)
+
+	store.set("g", "a", "b", "c")
+	store.set("g", "a", "b", "c", "d") // version 3, as cached: no news
+	store.set("g", "c")                // version 4
+	set, err := c.refresh("g")
+	require.NoError(t, err)
+	require.Equal(t, int64(4), set.version)
+	require.Equal(t, []string{"c"}, c.peek("g").ids)
 }

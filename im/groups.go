@@ -60,7 +60,8 @@ const (
 
 // CreateGroup creates a group owned by ownerID with memberIDs as its first
 // members (the owner need not be listed) and returns it. With Config.Users
-// set, every member must exist (USER_NOT_EXIST otherwise).
+// set, every member must exist (USER_NOT_EXIST otherwise). The group and
+// its group_created notice are stored in one commit.
 func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec, memberIDs []string) (Group, error) {
 	if !validID(ownerID) {
 		return Group{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "owner id is not a valid user id")
@@ -94,11 +95,16 @@ func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec
 	for _, u := range others {
 		members = append(members, GroupMember{UserID: u, Role: RoleMember, JoinedAt: now})
 	}
-	if err := s.store.CreateGroup(ctx, g, members); err != nil {
+	notice, err := s.notice(g.ID, GroupNotice{Type: GroupNoticeCreated, Operator: ownerID, UserIDs: others})
+	if err != nil {
+		return Group{}, err
+	}
+	op := &commitOp{req: notice, members: newMemberSet(1, members), group: &groupOp{id: g.ID, create: &g, members: members}}
+	if _, err := s.commitAndWait(ctx, op); err != nil {
 		return Group{}, err
 	}
 	g.MemberCount = len(members)
-	s.groupNotice(ctx, g.ID, GroupNotice{Type: GroupNoticeCreated, Operator: ownerID, UserIDs: others}, nil, nil)
+	g.Version = 1
 	return g, nil
 }
 
@@ -117,7 +123,7 @@ func (s *Server) Group(ctx context.Context, id string) (Group, error) {
 // GroupMembers returns the members of group id, for userID, who must be one
 // of them.
 func (s *Server) GroupMembers(ctx context.Context, id, userID string) ([]GroupMember, error) {
-	members, err := s.groupMembers(ctx, id)
+	_, members, err := s.groupState(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -153,125 +159,109 @@ func (s *Server) JoinGroup(ctx context.Context, id, userID string) (Group, error
 	if !validID(userID) {
 		return Group{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "user id is not valid")
 	}
-	defer s.groups.lock(id)()
-	g, members, err := s.groupState(ctx, id)
-	if err != nil {
-		return Group{}, err
-	}
-	if roleOf(members, userID) != 0 {
-		return g, nil
-	}
-	if g.JoinPolicy != JoinOpen {
-		return Group{}, errorf(CodePermissionDenied, ErrPermissionDenied, "this group takes members by invitation only")
-	}
-	if len(members)+1 > s.cfg.MaxGroupMembers {
-		return Group{}, errGroupFull(s.cfg.MaxGroupMembers)
-	}
-	err = s.changeMembers(ctx, id, []GroupMember{{UserID: userID, Role: RoleMember, JoinedAt: time.Now().Truncate(time.Microsecond)}}, nil)
-	if err != nil {
-		return Group{}, err
-	}
-	g.MemberCount++
-	s.groupNotice(ctx, id, GroupNotice{Type: GroupNoticeJoined, Operator: userID, UserIDs: []string{userID}}, nil, nil)
-	return g, nil
+	return s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
+		if roleOf(members, userID) != 0 {
+			return nil, nil
+		}
+		if g.JoinPolicy != JoinOpen {
+			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "this group takes members by invitation only")
+		}
+		if len(members)+1 > s.cfg.MaxGroupMembers {
+			return nil, errGroupFull(s.cfg.MaxGroupMembers)
+		}
+		return &groupEdit{
+			change: GroupChange{Put: []GroupMember{{UserID: userID, Role: RoleMember, JoinedAt: time.Now().Truncate(time.Microsecond)}}},
+			notice: GroupNotice{Type: GroupNoticeJoined, Operator: userID, UserIDs: []string{userID}},
+		}, nil
+	})
 }
 
 // LeaveGroup removes userID from group id. The owner cannot leave: it hands
 // the group to another member first (SetGroupRole with RoleOwner), or
 // dismisses it.
 func (s *Server) LeaveGroup(ctx context.Context, id, userID string) error {
-	defer s.groups.lock(id)()
-	_, members, err := s.groupState(ctx, id)
-	if err != nil {
-		return err
-	}
-	switch roleOf(members, userID) {
-	case 0:
-		return errNotGroupMember()
-	case RoleOwner:
-		return errorf(CodePermissionDenied, ErrPermissionDenied, "the owner cannot leave the group; hand it to another member first, or dismiss it")
-	}
-	if err := s.changeMembers(ctx, id, nil, []string{userID}); err != nil {
-		return err
-	}
-	s.groupNotice(ctx, id, GroupNotice{Type: GroupNoticeLeft, Operator: userID, UserIDs: []string{userID}}, []string{userID}, nil)
-	return nil
+	_, err := s.changeGroup(ctx, id, func(_ Group, members []GroupMember) (*groupEdit, error) {
+		switch roleOf(members, userID) {
+		case 0:
+			return nil, errNotGroupMember()
+		case RoleOwner:
+			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "the owner cannot leave the group; hand it to another member first, or dismiss it")
+		}
+		return &groupEdit{
+			change: GroupChange{Remove: []string{userID}},
+			notice: GroupNotice{Type: GroupNoticeLeft, Operator: userID, UserIDs: []string{userID}},
+			also:   []string{userID},
+		}, nil
+	})
+	return err
 }
 
 // InviteToGroup adds userIDs to group id on behalf of actorID, a member (an
 // admin or the owner when the group is invite-only). Users who are members
 // already are skipped.
 func (s *Server) InviteToGroup(ctx context.Context, id, actorID string, userIDs []string) error {
-	defer s.groups.lock(id)()
-	g, members, err := s.groupState(ctx, id)
-	if err != nil {
-		return err
-	}
-	role := roleOf(members, actorID)
-	if role == 0 {
-		return errNotGroupMember()
-	}
-	if g.JoinPolicy == JoinInviteOnly && role < RoleAdmin {
-		return errorf(CodePermissionDenied, ErrPermissionDenied, "only admins invite to this group")
-	}
-	added, err := s.newMembers(ctx, userIDs, members)
-	if err != nil {
-		return err
-	}
-	if len(added) == 0 {
-		return nil
-	}
-	if len(members)+len(added) > s.cfg.MaxGroupMembers {
-		return errGroupFull(s.cfg.MaxGroupMembers)
-	}
-	now := time.Now().Truncate(time.Microsecond)
-	put := make([]GroupMember, len(added))
-	for i, u := range added {
-		put[i] = GroupMember{UserID: u, Role: RoleMember, JoinedAt: now}
-	}
-	if err := s.changeMembers(ctx, id, put, nil); err != nil {
-		return err
-	}
-	s.groupNotice(ctx, id, GroupNotice{Type: GroupNoticeInvited, Operator: actorID, UserIDs: added}, nil, nil)
-	return nil
+	_, err := s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
+		role := roleOf(members, actorID)
+		if role == 0 {
+			return nil, errNotGroupMember()
+		}
+		if g.JoinPolicy == JoinInviteOnly && role < RoleAdmin {
+			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only admins invite to this group")
+		}
+		added, err := s.newMembers(ctx, userIDs, members)
+		if err != nil || len(added) == 0 {
+			return nil, err
+		}
+		if len(members)+len(added) > s.cfg.MaxGroupMembers {
+			return nil, errGroupFull(s.cfg.MaxGroupMembers)
+		}
+		now := time.Now().Truncate(time.Microsecond)
+		put := make([]GroupMember, len(added))
+		for i, u := range added {
+			put[i] = GroupMember{UserID: u, Role: RoleMember, JoinedAt: now}
+		}
+		return &groupEdit{
+			change: GroupChange{Put: put},
+			notice: GroupNotice{Type: GroupNoticeInvited, Operator: actorID, UserIDs: added},
+		}, nil
+	})
+	return err
 }
 
 // KickFromGroup removes userIDs from group id on behalf of actorID, who
 // must outrank each of them: the owner removes admins and members, an admin
 // removes members. Users who are not members are skipped.
 func (s *Server) KickFromGroup(ctx context.Context, id, actorID string, userIDs []string) error {
-	defer s.groups.lock(id)()
-	_, members, err := s.groupState(ctx, id)
-	if err != nil {
-		return err
-	}
-	role := roleOf(members, actorID)
-	if role < RoleAdmin {
-		return errorf(CodePermissionDenied, ErrPermissionDenied, "only admins remove members")
-	}
-	var removed []string
-	for _, u := range userIDs {
-		r := roleOf(members, u)
-		switch {
-		case !validID(u):
-			return errorf(CodeInvalidArgument, ErrInvalidArgument, "member id %q is not a valid user id", u)
-		case u == actorID:
-			return errorf(CodeInvalidArgument, ErrInvalidArgument, "use leave to leave a group")
-		case r == 0 || slices.Contains(removed, u):
-		case r >= role:
-			return errorf(CodePermissionDenied, ErrPermissionDenied, "%s cannot be removed by a member of equal or lower rank", u)
-		default:
-			removed = append(removed, u)
+	_, err := s.changeGroup(ctx, id, func(_ Group, members []GroupMember) (*groupEdit, error) {
+		role := roleOf(members, actorID)
+		if role < RoleAdmin {
+			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only admins remove members")
 		}
-	}
-	if len(removed) == 0 {
-		return nil
-	}
-	if err := s.changeMembers(ctx, id, nil, removed); err != nil {
-		return err
-	}
-	s.groupNotice(ctx, id, GroupNotice{Type: GroupNoticeKicked, Operator: actorID, UserIDs: removed}, removed, nil)
-	return nil
+		var removed []string
+		for _, u := range userIDs {
+			r := roleOf(members, u)
+			switch {
+			case !validID(u):
+				return nil, errorf(CodeInvalidArgument, ErrInvalidArgument, "member id %q is not a valid user id", u)
+			case u == actorID:
+				return nil, errorf(CodeInvalidArgument, ErrInvalidArgument, "use leave to leave a group")
+			case r == 0 || slices.Contains(removed, u):
+			case r >= role:
+				return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "%s cannot be removed by a member of equal or lower rank", u)
+			default:
+				removed = append(removed, u)
+			}
+		}
+		if len(removed) == 0 {
+			return nil, nil
+		}
+		return &groupEdit{
+			change: GroupChange{Remove: removed},
+			notice: GroupNotice{Type: GroupNoticeKicked, Operator: actorID, UserIDs: removed},
+			also:   removed,
+		}, nil
+	})
+	return err
 }
 
 // SetGroupRole gives userID, a member of group id, role, on behalf of
@@ -284,137 +274,207 @@ func (s *Server) SetGroupRole(ctx context.Context, id, actorID, userID string, r
 	if !validID(userID) {
 		return errorf(CodeInvalidArgument, ErrInvalidArgument, "user id is not valid")
 	}
-	defer s.groups.lock(id)()
-	_, members, err := s.groupState(ctx, id)
-	if err != nil {
-		return err
-	}
-	if roleOf(members, actorID) != RoleOwner {
-		return errorf(CodePermissionDenied, ErrPermissionDenied, "only the owner sets roles")
-	}
-	i := slices.IndexFunc(members, func(m GroupMember) bool { return m.UserID == userID })
-	switch {
-	case i < 0:
-		return errNotGroupMember()
-	case userID == actorID:
-		return errorf(CodeInvalidArgument, ErrInvalidArgument, "the owner's role changes only by handing the group to another member")
-	case members[i].Role == role:
-		return nil
-	}
-	m := members[i]
-	m.Role = role
-	change := []GroupMember{m}
-	if role == RoleOwner {
-		self := members[slices.IndexFunc(members, func(m GroupMember) bool { return m.UserID == actorID })]
-		self.Role = RoleAdmin
-		change = append(change, self)
-	}
-	if err := s.changeMembers(ctx, id, change, nil); err != nil {
-		return err
-	}
-	s.groupNotice(ctx, id, GroupNotice{Type: GroupNoticeRoleChanged, Operator: actorID, UserIDs: []string{userID}, Role: role}, nil, nil)
-	return nil
+	_, err := s.changeGroup(ctx, id, func(_ Group, members []GroupMember) (*groupEdit, error) {
+		if roleOf(members, actorID) != RoleOwner {
+			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only the owner sets roles")
+		}
+		i := slices.IndexFunc(members, func(m GroupMember) bool { return m.UserID == userID })
+		switch {
+		case i < 0:
+			return nil, errNotGroupMember()
+		case userID == actorID:
+			return nil, errorf(CodeInvalidArgument, ErrInvalidArgument, "the owner's role changes only by handing the group to another member")
+		case members[i].Role == role:
+			return nil, nil
+		}
+		m := members[i]
+		m.Role = role
+		change := []GroupMember{m}
+		if role == RoleOwner {
+			self := members[slices.IndexFunc(members, func(m GroupMember) bool { return m.UserID == actorID })]
+			self.Role = RoleAdmin
+			change = append(change, self)
+		}
+		return &groupEdit{
+			change: GroupChange{Put: change},
+			notice: GroupNotice{Type: GroupNoticeRoleChanged, Operator: actorID, UserIDs: []string{userID}, Role: role},
+		}, nil
+	})
+	return err
 }
 
 // UpdateGroup changes group id on behalf of actorID, an admin or the owner,
 // and returns it as it now is. An update that changes nothing stores
 // nothing and tells nobody.
 func (s *Server) UpdateGroup(ctx context.Context, id, actorID string, u GroupUpdate) (Group, error) {
-	defer s.groups.lock(id)()
-	g, members, err := s.groupState(ctx, id)
-	if err != nil {
-		return Group{}, err
-	}
-	if roleOf(members, actorID) < RoleAdmin {
-		return Group{}, errorf(CodePermissionDenied, ErrPermissionDenied, "only admins edit the group")
-	}
-	before := g
-	set := func(dst *string, v *string) {
-		if v != nil {
-			*dst = *v
+	return s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
+		if roleOf(members, actorID) < RoleAdmin {
+			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only admins edit the group")
 		}
-	}
-	set(&g.Name, u.Name)
-	set(&g.FaceURL, u.FaceURL)
-	set(&g.Introduction, u.Introduction)
-	set(&g.Notification, u.Notification)
-	set(&g.Extra, u.Extra)
-	if u.JoinPolicy != nil {
-		g.JoinPolicy = *u.JoinPolicy
-	}
-	if g == before {
-		return g, nil
-	}
-	g.UpdatedAt = time.Now().Truncate(time.Microsecond)
-	if err := ValidateGroup(g); err != nil {
-		return Group{}, err
-	}
-	if err := s.store.UpdateGroup(ctx, g); err != nil {
-		return Group{}, err
-	}
-	s.groupNotice(ctx, id, GroupNotice{Type: GroupNoticeUpdated, Operator: actorID}, nil, nil)
-	return g, nil
+		before := g
+		set := func(dst *string, v *string) {
+			if v != nil {
+				*dst = *v
+			}
+		}
+		set(&g.Name, u.Name)
+		set(&g.FaceURL, u.FaceURL)
+		set(&g.Introduction, u.Introduction)
+		set(&g.Notification, u.Notification)
+		set(&g.Extra, u.Extra)
+		if u.JoinPolicy != nil {
+			g.JoinPolicy = *u.JoinPolicy
+		}
+		if g == before {
+			return nil, nil
+		}
+		g.UpdatedAt = time.Now().Truncate(time.Microsecond)
+		if err := ValidateGroup(g); err != nil {
+			return nil, err
+		}
+		return &groupEdit{
+			change: GroupChange{Update: &g},
+			notice: GroupNotice{Type: GroupNoticeUpdated, Operator: actorID},
+		}, nil
+	})
 }
 
 // DismissGroup deletes group id on behalf of actorID, its owner. Its
 // messages stay in the store, but nobody can read or send to them any
 // more. Every former member is told.
 func (s *Server) DismissGroup(ctx context.Context, id, actorID string) error {
-	defer s.groups.lock(id)()
-	_, members, err := s.groupState(ctx, id)
-	if err != nil {
-		return err
-	}
-	if roleOf(members, actorID) != RoleOwner {
-		return errorf(CodePermissionDenied, ErrPermissionDenied, "only the owner dismisses the group")
-	}
-	if err := s.store.DeleteGroup(ctx, id); err != nil {
-		return err
-	}
-	s.groups.invalidate(id)
-	s.groupNotice(ctx, id, GroupNotice{Type: GroupNoticeDismissed, Operator: actorID}, nil, newMemberSet(members))
-	return nil
-}
-
-// groupState reads group id and its members from the store (not the cache:
-// a change is decided on the stored state).
-func (s *Server) groupState(ctx context.Context, id string) (Group, []GroupMember, error) {
-	g, err := s.Group(ctx, id)
-	if err != nil {
-		return Group{}, nil, err
-	}
-	members, err := s.groupMembers(ctx, id)
-	return g, members, err
-}
-
-func (s *Server) groupMembers(ctx context.Context, id string) ([]GroupMember, error) {
-	if !validID(id) {
-		return nil, errNoGroup()
-	}
-	members, err := s.store.GroupMembers(ctx, id)
-	if errors.Is(err, ErrNotFound) {
-		return nil, errNoGroup()
-	}
-	return members, err
-}
-
-// changeMembers stores a change of membership and reloads the cache, so that
-// the next message reaches exactly the new members.
-func (s *Server) changeMembers(ctx context.Context, id string, put []GroupMember, remove []string) error {
-	var err error
-	if len(put) > 0 {
-		err = s.store.PutGroupMembers(ctx, id, put)
-	} else {
-		err = s.store.RemoveGroupMembers(ctx, id, remove)
-	}
-	s.groups.invalidate(id)
+	_, err := s.changeGroup(ctx, id, func(_ Group, members []GroupMember) (*groupEdit, error) {
+		if roleOf(members, actorID) != RoleOwner {
+			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only the owner dismisses the group")
+		}
+		return &groupEdit{
+			change: GroupChange{Delete: true},
+			notice: GroupNotice{Type: GroupNoticeDismissed, Operator: actorID},
+		}, nil
+	})
 	return err
+}
+
+// groupEdit is what a decision on a group's state asks to store.
+type groupEdit struct {
+	change GroupChange // without Version, MaxMembers and Notice
+	notice GroupNotice
+	also   []string // pushed the notice beside the members the change leaves
+}
+
+// maxGroupAttempts bounds how often a change is decided again because
+// another change to the group was stored first.
+const maxGroupAttempts = 8
+
+// changeGroup decides a change to group id on its stored state, and stores
+// it, with its notice, on condition that the group is still at the version
+// decided on. If another change came first (in this process or another),
+// it reads the state again and decides again. decide returns nil for
+// nothing to do. It returns the group as the change left it.
+func (s *Server) changeGroup(ctx context.Context, id string, decide func(Group, []GroupMember) (*groupEdit, error)) (Group, error) {
+	// Changes this Server makes to one group take turns, which saves
+	// conflicts between them; the version check is what makes them safe.
+	defer s.groups.lock(id)()
+	for attempt := 1; ; attempt++ {
+		g, members, err := s.groupState(ctx, id)
+		if err != nil {
+			return Group{}, err
+		}
+		e, err := decide(g, members)
+		if err != nil || e == nil {
+			return g, err
+		}
+		ch := e.change
+		ch.Version = g.Version
+		if len(ch.Put) > 0 {
+			ch.MaxMembers = s.cfg.MaxGroupMembers
+		}
+		if ch.Notice, err = s.notice(id, e.notice); err != nil {
+			return Group{}, err
+		}
+		after := applyChange(g, members, ch)
+		op := &commitOp{req: ch.Notice, also: e.also, group: &groupOp{id: id, change: ch}}
+		if ch.Delete {
+			op.members = newMemberSet(g.Version, members) // the former members are told
+		} else {
+			op.members = newMemberSet(g.Version+1, after)
+		}
+		_, err = s.commitAndWait(ctx, op)
+		switch {
+		case err == nil:
+			if ch.Update != nil {
+				g = *ch.Update
+			}
+			g.OwnerID = ownerOf(after, g.OwnerID)
+			g.MemberCount = len(after)
+			g.Version++
+			return g, nil
+		case errors.Is(err, ErrConflict) && attempt < maxGroupAttempts:
+			continue
+		case errors.Is(err, ErrConflict):
+			return Group{}, errorf(CodeUnknown, ErrConflict, "the group keeps changing; try again")
+		case errors.Is(err, ErrLimitExceeded):
+			return Group{}, errGroupFull(s.cfg.MaxGroupMembers)
+		case errors.Is(err, ErrNotFound):
+			return Group{}, errNoGroup()
+		}
+		return Group{}, err
+	}
+}
+
+// applyChange returns members as ch leaves them, by the rules the Store
+// follows (GroupChange).
+func applyChange(g Group, members []GroupMember, ch GroupChange) []GroupMember {
+	if ch.Delete {
+		return nil
+	}
+	out := slices.DeleteFunc(slices.Clone(members), func(m GroupMember) bool { return slices.Contains(ch.Remove, m.UserID) })
+	newOwner := ""
+	for _, p := range ch.Put {
+		if p.Role == RoleOwner {
+			newOwner = p.UserID
+		}
+		if i := slices.IndexFunc(out, func(m GroupMember) bool { return m.UserID == p.UserID }); i >= 0 {
+			out[i].Role = p.Role
+		} else {
+			out = append(out, p)
+		}
+	}
+	if newOwner != "" && newOwner != g.OwnerID && !slices.ContainsFunc(ch.Put, func(m GroupMember) bool { return m.UserID == g.OwnerID }) {
+		if i := slices.IndexFunc(out, func(m GroupMember) bool { return m.UserID == g.OwnerID }); i >= 0 {
+			out[i].Role = RoleAdmin
+		}
+	}
+	return out
+}
+
+// ownerOf returns the member with RoleOwner, or def if there is none.
+func ownerOf(members []GroupMember, def string) string {
+	for _, m := range members {
+		if m.Role == RoleOwner {
+			return m.UserID
+		}
+	}
+	return def
+}
+
+// groupState reads group id and its members, at one version, from the
+// store (not the cache: a change is decided on the stored state).
+func (s *Server) groupState(ctx context.Context, id string) (Group, []GroupMember, error) {
+	if !validID(id) {
+		return Group{}, nil, errNoGroup()
+	}
+	g, members, err := s.store.GroupMembers(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return Group{}, nil, errNoGroup()
+	}
+	return g, members, err
 }
 
 // newMembers checks userIDs, drops repeats and those in current, and, with
 // Config.Users set, checks that each exists.
 func (s *Server) newMembers(ctx context.Context, userIDs []string, current []GroupMember) ([]string, error) {
-	have := newMemberSet(current).roles
+	have := newMemberSet(0, current).roles
 	var out []string
 	for _, u := range userIDs {
 		if !validID(u) {
@@ -443,29 +503,17 @@ func (s *Server) newMembers(ctx context.Context, userIDs []string, current []Gro
 	return out, nil
 }
 
-// groupNotice appends n to the group's conversation and pushes it to the
-// members, to the users in also (who just left) and, for a group that no
-// longer exists, to the members in former. The change it reports is stored
-// already, so a failure here is logged, not returned: the notice is
-// information about the change, not part of it.
-func (s *Server) groupNotice(ctx context.Context, id string, n GroupNotice, also []string, former *memberSet) {
-	members := former
-	if members == nil {
-		// Loads the members as the change left them, for delivery.
-		var err error
-		if members, err = s.groups.get(ctx, id); err != nil {
-			s.log.Error("group notice", "conv", GroupConversationID(id), "err", err)
-			return
-		}
-	}
+// notice returns the request that appends n, the report of a change to
+// group id, to the group's conversation, sent by the user who made the
+// change. It is stored in the change's own commit.
+func (s *Server) notice(id string, n GroupNotice) (AppendRequest, error) {
 	n.GroupID = id
 	content, err := json.Marshal(n)
 	if err != nil {
-		s.log.Error("group notice", "conv", GroupConversationID(id), "err", err)
-		return
+		return AppendRequest{}, err
 	}
 	now := time.Now()
-	m := Message{
+	return AppendRequest{Message: Message{
 		ConversationID: GroupConversationID(id),
 		ServerID:       s.ids.next(now),
 		SenderID:       n.Operator,
@@ -474,11 +522,7 @@ func (s *Server) groupNotice(ctx context.Context, id string, n GroupNotice, also
 		Content:        content,
 		SendTime:       now.UnixMilli(),
 		CreatedAt:      now.Truncate(time.Millisecond),
-	}
-	_, err = s.commitAndWait(ctx, &commitOp{req: AppendRequest{Message: m}, members: members, also: also})
-	if err != nil {
-		s.log.Error("group notice", "conv", m.ConversationID, "err", err)
-	}
+	}}, nil
 }
 
 func roleOf(members []GroupMember, user string) GroupRole {

@@ -106,8 +106,10 @@ func ValidateID(what, s string) error {
 
 // ValidateAppend returns an error wrapping ErrInvalidArgument unless r can be
 // stored: the sender, client_msg_id and member ids pass ValidateID, the
-// conversation id passes ValidateConversationID, and ServerID is set. Every
-// Store checks each request of a batch with it before writing anything.
+// conversation id passes ValidateConversationID, ServerID is set, and
+// MemberOf, if set, is a valid group id whose conversation the message is
+// addressed to. Every Store checks each request of a batch with it before
+// writing anything.
 func ValidateAppend(r AppendRequest) error {
 	m := &r.Message
 	if err := ValidateID("sender id", m.SenderID); err != nil {
@@ -125,6 +127,14 @@ func ValidateAppend(r AppendRequest) error {
 	for _, u := range r.Members {
 		if err := ValidateID("member id", u); err != nil {
 			return err
+		}
+	}
+	if r.MemberOf != "" {
+		if err := ValidateID("group id", r.MemberOf); err != nil {
+			return err
+		}
+		if m.ConversationID != GroupConversationID(r.MemberOf) {
+			return errorf(CodeInvalidArgument, ErrInvalidArgument, "a message checked against group %q goes to its conversation", r.MemberOf)
 		}
 	}
 	return nil

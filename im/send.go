@@ -87,7 +87,7 @@ func (s *Server) prepare(ctx context.Context, d draft) (*commitOp, error) {
 			return nil, errorf(CodeTooLarge, ErrTooLarge, "message rewritten by BeforeSend is empty or too large")
 		}
 	}
-	return &commitOp{req: AppendRequest{Message: m, Members: to.members}, members: to.group}, nil
+	return &commitOp{req: AppendRequest{Message: m, Members: to.members, MemberOf: to.memberOf}, members: to.group}, nil
 }
 
 // target is where a message goes.
@@ -96,6 +96,9 @@ type target struct {
 	peer    string     // the other member of a one-to-one conversation
 	members []string   // recorded by the store with the conversation's first message
 	group   *memberSet // a group's members, as the group cache has them
+	// memberOf is the group whose member the sender must be when the
+	// message is committed: the store checks it, whatever the cache said.
+	memberOf string
 }
 
 // resolveConversation derives the conversation from what the client said
@@ -152,12 +155,15 @@ func (s *Server) resolveConversation(ctx context.Context, d draft) (target, erro
 		if err != nil {
 			return target{}, err
 		}
+		// The cache refuses non-members early; the store has the last
+		// word when it commits the message (MemberOf), so a member
+		// removed through another server is refused too.
 		if set.roles[d.sender] == 0 {
 			return target{}, errNotGroupMember()
 		}
 		// The receiver a client names is ignored: the group's members
 		// receive it, and the stored message has none.
-		return target{conv: conv, group: set}, nil
+		return target{conv: conv, group: set, memberOf: gid}, nil
 	case ChatroomConversation:
 		return target{}, errorf(CodeNotFound, ErrNotFound, "conversation does not exist")
 	case SystemConversation:
@@ -238,6 +244,9 @@ func (s *Server) ack(sess *session, seq uint32, sent Message, r AppendResult, er
 // of the same message succeeds with the original result, while a
 // client_msg_id reused for a different message is refused.
 func sendOutcome(sent Message, r AppendResult) error {
+	if errors.Is(r.Err, ErrPermissionDenied) && !errors.As(r.Err, new(*Error)) {
+		return errNotGroupMember() // the store's MemberOf check
+	}
 	if r.Err != nil {
 		return r.Err
 	}

@@ -32,6 +32,12 @@ type AppendRequest struct {
 	// Members are recorded as the members of the conversation when this
 	// append creates it (its first message). Later appends ignore them.
 	Members []string
+	// MemberOf, if set, is a group id: the message is stored only if
+	// Message.SenderID is a member of that group when the commit happens,
+	// checked inside the commit itself. Otherwise the request's result has
+	// an Err wrapping ErrPermissionDenied (also when there is no such
+	// group), and the rest of the batch is unaffected.
+	MemberOf string
 }
 
 // AppendResult is the outcome of one AppendRequest.
@@ -43,9 +49,14 @@ type AppendResult struct {
 	// earlier call or earlier in the same batch. Nothing was written for it.
 	Duplicate bool
 	// Err is set when this request was refused (wrapping
-	// ErrInvalidArgument); nothing was written for it, and the rest of the
-	// batch is unaffected.
+	// ErrInvalidArgument, or ErrPermissionDenied for a MemberOf check);
+	// nothing was written for it, and the rest of the batch is unaffected.
 	Err error
+	// GroupVersion is, for a request with MemberOf, the Version of that
+	// group the commit saw (0 if there was none), and for a group's
+	// notice the group's Version after the change. A Server learns from
+	// it that another server changed the group.
+	GroupVersion int64
 }
 
 // MessageStore keeps messages with one gap-free sequence per conversation.

@@ -84,6 +84,17 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 			cm.HasMore = true
 			cm.MaxSeq = cm.SyncedSeq
 		}
+		if len(cm.Messages) > 0 && ConversationTypeOf(c.ID) == GroupConversation {
+			// Checked after the read: a user removed before it reads
+			// nothing, one removed after it read what was hers.
+			if ok, err := s.isMember(sess.ctx, c.ID, sess.user); err != nil || !ok {
+				if err != nil {
+					s.respondError(sess, f, err)
+					return
+				}
+				continue
+			}
+		}
 		rsp.TotalMessageCount += int32(len(cm.Messages))
 		rsp.ConversationMessages = append(rsp.ConversationMessages, cm)
 	}
@@ -145,6 +156,17 @@ func (s *Server) handleSyncRange(sess *session, f Frame) {
 			return
 		}
 		rsp.Messages, _ = appendWithin(nil, msgs, syncByteBudget, true)
+		if ConversationTypeOf(req.ConversationId) == GroupConversation {
+			// Again after the read, so that a removal between the first
+			// check and the read leaves nothing readable past it.
+			if ok, err := s.isMember(sess.ctx, req.ConversationId, sess.user); err != nil || !ok {
+				if err == nil {
+					err = errorf(CodePermissionDenied, ErrPermissionDenied, "not a member of this conversation")
+				}
+				s.respondError(sess, f, err)
+				return
+			}
+		}
 	}
 	if n := len(rsp.Messages); n > 0 {
 		rsp.StartSeq, rsp.EndSeq = rsp.Messages[0].Seq, rsp.Messages[n-1].Seq
@@ -154,7 +176,9 @@ func (s *Server) handleSyncRange(sess *session, f Frame) {
 }
 
 // isMember reports whether user belongs to conversation conv. For a group
-// that means being a member now: a user who left reads none of its history.
+// that means being a member now, as the store says (not the cache, which
+// another server's change may have outdated): a user who left reads none of
+// its history.
 func (s *Server) isMember(ctx context.Context, conv, user string) (bool, error) {
 	switch ConversationTypeOf(conv) {
 	case SingleConversation:
@@ -164,11 +188,14 @@ func (s *Server) isMember(ctx context.Context, conv, user string) (bool, error) 
 		return conv == SystemConversationID(user), nil
 	case GroupConversation:
 		gid, _ := groupOf(conv)
-		set, err := s.groups.get(ctx, gid)
+		if !validID(gid) {
+			return false, nil
+		}
+		_, err := s.store.GroupMember(ctx, gid, user)
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
 		}
-		return err == nil && set.roles[user] != 0, err
+		return err == nil, err
 	}
 	return false, nil
 }

@@ -29,6 +29,7 @@ type config struct {
 	LogLevel      string
 	LogFormat     string
 	MaxContent    int
+	MaxGroup      int
 	DevicePolicy  string
 	MaxSessions   int
 	SendRate      float64
@@ -71,6 +72,7 @@ func settings(c *config) []setting {
 		{"log-level", "IM_LOG_LEVEL", "debug, info, warn or error", str(&c.LogLevel, "info")},
 		{"log-format", "IM_LOG_FORMAT", "text or json", str(&c.LogFormat, "text")},
 		{"max-content", "IM_MAX_CONTENT", "largest message content in bytes", num(&c.MaxContent, im.DefaultMaxContentSize)},
+		{"max-group-members", "IM_MAX_GROUP_MEMBERS", "most members of one group", num(&c.MaxGroup, im.DefaultMaxGroupMembers)},
 		{"device-policy", "IM_DEVICE_POLICY", "what a new login does to older sessions: all, platform or one", str(&c.DevicePolicy, "all")},
 		{"max-sessions", "IM_MAX_SESSIONS", "sessions per user under device-policy all", num(&c.MaxSessions, im.DefaultMaxSessionsPerUser)},
 		{"send-rate", "IM_SEND_RATE", "messages per second per connection (negative: unlimited)", func(fs *flag.FlagSet, n, u string) {

@@ -80,6 +80,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		Users:              users,
 		Logger:             log,
 		MaxContentSize:     c.MaxContent,
+		MaxGroupMembers:    c.MaxGroup,
 		DevicePolicy:       policy,
 		MaxSessionsPerUser: c.MaxSessions,
 		SendRate:           c.SendRate,

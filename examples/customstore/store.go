@@ -72,19 +72,39 @@ func (s *MemoryStore) AppendMessages(ctx context.Context, batch []im.AppendReque
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	results := make([]im.AppendResult, len(batch))
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.appendLocked(batch), nil
+}
+
+// appendLocked is AppendMessages with s.mu held. Rule 4: a group message
+// (MemberOf set) is checked against the members inside the same critical
+// section as its write (in SQL: share-lock the group's row, then read the
+// membership, in the append's transaction).
+func (s *MemoryStore) appendLocked(batch []im.AppendRequest) []im.AppendResult {
+	results := make([]im.AppendResult, len(batch))
 	for i, req := range batch {
 		if err := im.ValidateAppend(req); err != nil {
 			results[i].Err = err
 			continue
 		}
+		if req.MemberOf != "" {
+			gr := s.groups[req.MemberOf]
+			if gr == nil {
+				results[i].Err = fmt.Errorf("group %q does not exist: %w", req.MemberOf, im.ErrPermissionDenied)
+				continue
+			}
+			results[i].GroupVersion = gr.info.Version
+			if _, ok := gr.members[req.Message.SenderID]; !ok {
+				results[i].Err = fmt.Errorf("%q is not a member of group %q: %w", req.Message.SenderID, req.MemberOf, im.ErrPermissionDenied)
+				continue
+			}
+		}
 		m := req.Message
 		key := clientKey{m.SenderID, m.ClientMsgID}
 		if ref, ok := s.byClientID[key]; ok {
 			// A retry: hand back the original, write nothing.
-			results[i] = im.AppendResult{Message: s.message(ref), Duplicate: true}
+			results[i] = im.AppendResult{Message: s.message(ref), Duplicate: true, GroupVersion: results[i].GroupVersion}
 			continue
 		}
 		c := s.conversations[m.ConversationID]
@@ -104,9 +124,9 @@ func (s *MemoryStore) AppendMessages(ctx context.Context, batch []im.AppendReque
 		m.Content = bytes.Clone(m.Content) // never keep the caller's buffer
 		c.messages = append(c.messages, m)
 		s.byClientID[key] = msgRef{m.ConversationID, m.Seq}
-		results[i] = im.AppendResult{Message: clone(m)}
+		results[i] = im.AppendResult{Message: clone(m), GroupVersion: results[i].GroupVersion}
 	}
-	return results, nil
+	return results
 }
 
 func (s *MemoryStore) message(ref msgRef) im.Message {
@@ -263,30 +283,54 @@ func (s *MemoryStore) AccountByUsername(ctx context.Context, username string) (i
 	return s.Account(ctx, id)
 }
 
-// CreateGroup stores g and its first members, or nothing. Validate
-// everything first (rule 3); a taken id is im.ErrConflict. In SQL the
-// group row and the member rows go in one transaction, and the primary key
-// on the group id makes two racing creates end in one row and one
-// ErrConflict.
-func (s *MemoryStore) CreateGroup(ctx context.Context, g im.Group, members []im.GroupMember) error {
+// CreateGroup stores g and its first members and appends notice, or
+// nothing. Validate everything first (rule 3); a taken id is
+// im.ErrConflict. In SQL the group row, the member rows and the notice go
+// in one transaction, and the primary key on the group id makes two racing
+// creates end in one row and one ErrConflict.
+func (s *MemoryStore) CreateGroup(ctx context.Context, g im.Group, members []im.GroupMember, notice im.AppendRequest) (im.AppendResult, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return im.AppendResult{}, err
 	}
-	if err := im.ValidateGroup(g); err != nil {
-		return err
-	}
-	if err := im.ValidateGroupMembers(members); err != nil {
-		return err
+	if err := im.ValidateCreateGroup(g, members, notice); err != nil {
+		return im.AppendResult{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, taken := s.groups[g.ID]; taken {
-		return fmt.Errorf("group %q: %w", g.ID, im.ErrConflict)
+		return im.AppendResult{}, fmt.Errorf("group %q: %w", g.ID, im.ErrConflict)
 	}
+	if err := s.noticeFree(notice); err != nil {
+		return im.AppendResult{}, err
+	}
+	g.Version = 1
 	gr := &group{info: g, members: make(map[string]im.GroupMember, len(members))}
 	s.groups[g.ID] = gr
 	s.putMembers(gr, members)
+	return s.appendNotice(notice, 1), nil
+}
+
+// noticeFree refuses a notice whose dedup key is taken: a change is never
+// stored without its notice. The caller holds s.mu.
+func (s *MemoryStore) noticeFree(n im.AppendRequest) error {
+	if n.Message.ConversationID == "" {
+		return nil
+	}
+	if _, dup := s.byClientID[clientKey{n.Message.SenderID, n.Message.ClientMsgID}]; dup {
+		return fmt.Errorf("notice %q: %w", n.Message.ClientMsgID, im.ErrConflict)
+	}
 	return nil
+}
+
+// appendNotice appends n, if set, with the group's version. The caller
+// holds s.mu and checked n with noticeFree.
+func (s *MemoryStore) appendNotice(n im.AppendRequest, version int64) im.AppendResult {
+	if n.Message.ConversationID == "" {
+		return im.AppendResult{GroupVersion: version}
+	}
+	r := s.appendLocked([]im.AppendRequest{n})[0]
+	r.GroupVersion = version
+	return r
 }
 
 // putMembers adds members to gr; a user who is a member already gets the
@@ -322,114 +366,119 @@ func (s *MemoryStore) Group(ctx context.Context, id string) (im.Group, error) {
 	return g, nil
 }
 
-// UpdateGroup replaces the stored fields of g.ID, all but CreatedAt (and
-// MemberCount, which is not stored).
-func (s *MemoryStore) UpdateGroup(ctx context.Context, g im.Group) error {
+// ChangeGroup applies ch to group id and appends its notice, or writes
+// nothing. Rule 5: the version check, the owner rule and the member limit
+// are judged inside the same critical section as the write (in SQL: lock
+// the group's row first, SELECT … FOR UPDATE, in the change's
+// transaction), so that servers sharing the store cannot both pass them.
+func (s *MemoryStore) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (im.AppendResult, error) {
 	if err := ctx.Err(); err != nil {
-		return err
+		return im.AppendResult{}, err
 	}
-	if err := im.ValidateGroup(g); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	gr := s.groups[g.ID]
-	if gr == nil {
-		return fmt.Errorf("group %q: %w", g.ID, im.ErrNotFound)
-	}
-	g.CreatedAt = gr.info.CreatedAt
-	gr.info = g
-	return nil
-}
-
-// DeleteGroup removes the group and every membership of it (in SQL: ON
-// DELETE CASCADE from the member rows). The group's messages stay: they
-// belong to the conversation im.GroupConversationID(id), which this method
-// does not touch.
-func (s *MemoryStore) DeleteGroup(ctx context.Context, id string) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	if err := im.ValidateGroupChange(id, ch); err != nil {
+		return im.AppendResult{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	gr := s.groups[id]
 	if gr == nil {
-		return fmt.Errorf("group %q: %w", id, im.ErrNotFound)
+		return im.AppendResult{}, fmt.Errorf("group %q: %w", id, im.ErrNotFound)
 	}
-	for u := range gr.members {
-		delete(s.userGroups[u], id)
+	if ch.Version != 0 && ch.Version != gr.info.Version {
+		return im.AppendResult{}, fmt.Errorf("group %q changed: %w", id, im.ErrConflict)
 	}
-	delete(s.groups, id)
-	return nil
-}
-
-// PutGroupMembers adds members to group id or changes their Role; the
-// whole batch or, on error, none of it. The group's existence is checked in
-// the same critical section as the write, so a member can't be added to a
-// group being deleted.
-func (s *MemoryStore) PutGroupMembers(ctx context.Context, id string, members []im.GroupMember) error {
-	if err := ctx.Err(); err != nil {
-		return err
+	if err := s.noticeFree(ch.Notice); err != nil {
+		return im.AppendResult{}, err
 	}
-	if err := im.ValidateGroupMembers(members); err != nil {
-		return err
+	if ch.Delete {
+		for u := range gr.members {
+			delete(s.userGroups[u], id)
+		}
+		delete(s.groups, id)
+		return s.appendNotice(ch.Notice, 0), nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	gr := s.groups[id]
-	if gr == nil {
-		return fmt.Errorf("group %q: %w", id, im.ErrNotFound)
-	}
-	s.putMembers(gr, members)
-	for _, m := range members {
+	// Decide everything, then write.
+	owner := gr.info.OwnerID
+	count := len(gr.members)
+	for _, m := range ch.Put {
 		if m.Role == im.RoleOwner {
-			gr.info.OwnerID = m.UserID // a new owner, in the same write
+			owner = m.UserID
+		}
+		if _, ok := gr.members[m.UserID]; !ok {
+			count++
 		}
 	}
-	return nil
-}
-
-// RemoveGroupMembers removes those of userIDs who are members of group id;
-// the others are no error.
-func (s *MemoryStore) RemoveGroupMembers(ctx context.Context, id string, userIDs []string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	for _, u := range userIDs {
-		if err := im.ValidateID("member id", u); err != nil {
-			return err
+	removed := map[string]bool{}
+	for _, u := range ch.Remove {
+		if u == owner {
+			return im.AppendResult{}, fmt.Errorf("the owner cannot be removed: %w", im.ErrInvalidArgument)
+		}
+		if _, ok := gr.members[u]; ok && !removed[u] {
+			removed[u] = true
+			count--
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	gr := s.groups[id]
-	if gr == nil {
-		return fmt.Errorf("group %q: %w", id, im.ErrNotFound)
+	if ch.MaxMembers > 0 && count > ch.MaxMembers {
+		return im.AppendResult{}, fmt.Errorf("group %q would have %d members: %w", id, count, im.ErrLimitExceeded)
 	}
-	for _, u := range userIDs {
+	if ch.Update != nil {
+		u := *ch.Update
+		u.OwnerID, u.CreatedAt, u.Version = gr.info.OwnerID, gr.info.CreatedAt, gr.info.Version
+		gr.info = u
+	}
+	for u := range removed {
 		delete(gr.members, u)
 		delete(s.userGroups[u], id)
 	}
-	return nil
+	s.putMembers(gr, ch.Put)
+	if prev := gr.info.OwnerID; owner != prev {
+		// Exactly one owner: the previous one is an admin now, unless the
+		// change gave it a role.
+		if m, ok := gr.members[prev]; ok && m.Role == im.RoleOwner {
+			m.Role = im.RoleAdmin
+			gr.members[prev] = m
+		}
+		gr.info.OwnerID = owner
+	}
+	gr.info.Version++
+	return s.appendNotice(ch.Notice, gr.info.Version), nil
 }
 
-// GroupMembers returns the members of group id, ordered by user id.
-func (s *MemoryStore) GroupMembers(ctx context.Context, id string) ([]im.GroupMember, error) {
+// GroupMembers returns group id and its members, ordered by user id, in
+// one critical section (in SQL: one statement), so that they agree.
+func (s *MemoryStore) GroupMembers(ctx context.Context, id string) (im.Group, []im.GroupMember, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return im.Group{}, nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	gr := s.groups[id]
 	if gr == nil {
-		return nil, fmt.Errorf("group %q: %w", id, im.ErrNotFound)
+		return im.Group{}, nil, fmt.Errorf("group %q: %w", id, im.ErrNotFound)
 	}
 	out := make([]im.GroupMember, 0, len(gr.members))
 	for _, m := range gr.members {
 		out = append(out, m)
 	}
 	slices.SortFunc(out, func(a, b im.GroupMember) int { return strings.Compare(a.UserID, b.UserID) })
-	return out, nil
+	g := gr.info
+	g.MemberCount = len(gr.members)
+	return g, out, nil
+}
+
+// GroupMember returns userID's membership of group id, or im.ErrNotFound.
+func (s *MemoryStore) GroupMember(ctx context.Context, id, userID string) (im.GroupMember, error) {
+	if err := ctx.Err(); err != nil {
+		return im.GroupMember{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if gr := s.groups[id]; gr != nil {
+		if m, ok := gr.members[userID]; ok {
+			return m, nil
+		}
+	}
+	return im.GroupMember{}, fmt.Errorf("%q in group %q: %w", userID, id, im.ErrNotFound)
 }
 
 // UserGroups returns the ids of the groups userID is a member of, sorted.

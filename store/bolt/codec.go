@@ -214,21 +214,29 @@ func decodeAccount(userID string, v []byte) (im.Account, error) {
 	return a, nil
 }
 
-// A group record (the value under its group id, version 1):
+// A group record (the value under its group id):
 //
-//	version byte
+//	version byte (1 or 2)
 //	uvarint lengths of Name, FaceURL, Introduction, Notification, Extra, OwnerID
 //	varint JoinPolicy; uvarint MemberCount
+//	version 2 only: uvarint Version (a version 1 record is at Version 1)
 //	CreatedAt, then UpdatedAt: varint Unix seconds, uvarint nanoseconds
 //	the six strings' bytes, back to back
+//
+// Version 2 came with group versions; records written before read as
+// Version 1 and are rewritten as version 2 by their next change.
+
+// groupRecordV2 is the first byte of a group record that holds Version.
+const groupRecordV2 = 2
 
 func appendGroup(b []byte, g *im.Group) []byte {
-	b = append(b, recordV1)
+	b = append(b, groupRecordV2)
 	for _, s := range [...]string{g.Name, g.FaceURL, g.Introduction, g.Notification, g.Extra, g.OwnerID} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
 	}
 	b = binary.AppendVarint(b, int64(g.JoinPolicy))
 	b = binary.AppendUvarint(b, uint64(g.MemberCount))
+	b = binary.AppendUvarint(b, uint64(g.Version))
 	b = appendTime(b, g.CreatedAt)
 	b = appendTime(b, g.UpdatedAt)
 	for _, s := range [...]string{g.Name, g.FaceURL, g.Introduction, g.Notification, g.Extra, g.OwnerID} {
@@ -239,7 +247,8 @@ func appendGroup(b []byte, g *im.Group) []byte {
 
 func decodeGroup(id string, v []byte) (im.Group, error) {
 	d := decoder{b: v}
-	if d.byte() != recordV1 {
+	rv := d.byte()
+	if rv != recordV1 && rv != groupRecordV2 {
 		return im.Group{}, d.fail()
 	}
 	var lens [6]int
@@ -250,9 +259,13 @@ func decodeGroup(id string, v []byte) (im.Group, error) {
 	}
 	policy := d.varint()
 	count := d.uvarint()
+	version := uint64(1)
+	if rv == groupRecordV2 {
+		version = d.uvarint()
+	}
 	created, updated := d.time(), d.time()
 	strs := d.bytes(total)
-	if d.err || len(d.b) != 0 || policy < math.MinInt32 || policy > math.MaxInt32 || count > math.MaxInt {
+	if d.err || len(d.b) != 0 || policy < math.MinInt32 || policy > math.MaxInt32 || count > math.MaxInt || version > math.MaxInt64 {
 		return im.Group{}, errCorrupt
 	}
 	str := string(strs)
@@ -271,6 +284,7 @@ func decodeGroup(id string, v []byte) (im.Group, error) {
 		OwnerID:      next(lens[5]),
 		JoinPolicy:   im.JoinPolicy(policy),
 		MemberCount:  int(count),
+		Version:      int64(version),
 		CreatedAt:    created,
 		UpdatedAt:    updated,
 	}, nil

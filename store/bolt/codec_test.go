@@ -184,7 +184,8 @@ func corruptFile(t *testing.T, suffix string, damage func(tx *bbolt.Tx) error) *
 	require.NoError(t, err)
 	require.NoError(t, res[0].Err)
 	require.NoError(t, s.CreateAccount(ctx, im.Account{UserID: "u1", Username: "alice"}))
-	require.NoError(t, s.CreateGroup(ctx, im.Group{ID: "g1", Name: "G", OwnerID: "alice"}, []im.GroupMember{{UserID: "alice", Role: im.RoleOwner}}))
+	_, err = s.CreateGroup(ctx, im.Group{ID: "g1", Name: "G", OwnerID: "zed"}, []im.GroupMember{{UserID: "alice", Role: im.RoleMember}}, im.AppendRequest{})
+	require.NoError(t, err)
 	require.NoError(t, s.Close())
 
 	db, err := bbolt.Open(path+suffix, 0o600, nil)
@@ -257,17 +258,20 @@ func TestCorruptRecords(t *testing.T) {
 			return err
 		}},
 		{"GroupRecordOnUpdate", false, put(bucketGroups, nil, []byte("g1"), []byte{7}), func(s *Store) error {
-			return s.UpdateGroup(ctx, im.Group{ID: "g1", Name: "G2", OwnerID: "alice"})
+			_, err := s.ChangeGroup(ctx, "g1", im.GroupChange{Update: &im.Group{ID: "g1", Name: "G2", OwnerID: "alice"}})
+			return err
 		}},
 		{"GroupRecordOnPut", false, put(bucketGroups, nil, []byte("g1"), nil), func(s *Store) error {
-			return s.PutGroupMembers(ctx, "g1", []im.GroupMember{{UserID: "bob", Role: im.RoleMember}})
+			_, err := s.ChangeGroup(ctx, "g1", im.GroupChange{Put: []im.GroupMember{{UserID: "bob", Role: im.RoleMember}}})
+			return err
 		}},
 		{"GroupMemberRecord", false, put(bucketGroupMembers, nil, []byte("g1\x00alice"), []byte{recordV1}), func(s *Store) error {
-			_, err := s.GroupMembers(ctx, "g1")
+			_, _, err := s.GroupMembers(ctx, "g1")
 			return err
 		}},
 		{"GroupMemberRecordOnPut", false, put(bucketGroupMembers, nil, []byte("g1\x00alice"), []byte{recordV1}), func(s *Store) error {
-			return s.PutGroupMembers(ctx, "g1", []im.GroupMember{{UserID: "alice", Role: im.RoleAdmin}})
+			_, err := s.ChangeGroup(ctx, "g1", im.GroupChange{Put: []im.GroupMember{{UserID: "alice", Role: im.RoleAdmin}}})
+			return err
 		}},
 		{"GroupMemberCount", false, func(tx *bbolt.Tx) error {
 			// A second member the count does not know of.
@@ -276,7 +280,8 @@ func TestCorruptRecords(t *testing.T) {
 			}
 			return put(bucketUserGroups, nil, []byte("bob\x00g1"), []byte{})(tx)
 		}, func(s *Store) error {
-			return s.RemoveGroupMembers(ctx, "g1", []string{"alice", "bob"})
+			_, err := s.ChangeGroup(ctx, "g1", im.GroupChange{Remove: []string{"alice", "bob"}})
+			return err
 		}},
 		{"DedupRecord", true, put(indexBucketDedup, nil, []byte("alice\x00c1"), []byte{1}), func(s *Store) error {
 			_, err := s.AppendMessages(ctx, retry)

@@ -45,6 +45,18 @@
 // rebuilt from them at Open. If merges fall behind (half a million keys
 // wait), appends wait for them.
 //
+// # Groups
+//
+// A group change and the notice that reports it (im.GroupStore's
+// CreateGroup and ChangeGroup) are one bbolt write transaction: the
+// groups' buckets are written and the notice is logged, by the same code as
+// AppendMessages and under the same lock, before the one commit. A crash
+// therefore keeps both or neither, and Open's replay of the log needs
+// nothing new. The version check and the member limit are judged inside
+// that transaction. A group message's MemberOf is checked against the
+// groups' buckets inside the append's own transaction, which no change can
+// interleave with, since bbolt runs one writer at a time.
+//
 // # Concurrency
 //
 // All methods are safe for concurrent use. Reads run in parallel with each
@@ -80,7 +92,8 @@
 // log (in generations of 4,096 messages, each a nested bucket, so that it
 // is trimmed a bucket at a time), the membership index (user,
 // conversation), accounts by id and a username index, groups by id (each
-// with its member count, kept in the same transaction as its members), and
+// with its member count and version, kept in the same transaction as its
+// members), and
 // their memberships twice, under (group, user) with the role and join time
 // and under (user, group), so that a group's members and a user's groups
 // are each one prefix scan. The index file maps (sender, client_msg_id) to

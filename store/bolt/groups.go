@@ -3,55 +3,53 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"math"
+	"slices"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/imserver/imserver/im"
 )
 
-// Groups share nothing with the pending messages, so, like accounts, they
-// are read and written in plain bbolt transactions, without memMu. Each
-// write is one Update: bbolt's writer lock makes it atomic against every
-// other write, appends included.
+// A change to a group and the notice that reports it are one bbolt write
+// transaction: the notice is logged by the same appender as
+// AppendMessages, under appendMu, and the group's buckets are written in
+// that transaction, so the two are committed by one fsync and a crash keeps
+// both or neither. Group reads need no pending message, so they are plain
+// bbolt read transactions, without memMu. A group message's MemberOf is
+// checked inside the append's own transaction (checkMemberOf), which no
+// group change can interleave with.
 
 // CreateGroup implements im.GroupStore.
-func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupMember) error {
+func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupMember, notice im.AppendRequest) (im.AppendResult, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt: create group: %w", err)
+		return im.AppendResult{}, fmt.Errorf("bolt: create group: %w", err)
 	}
-	if err := im.ValidateGroup(g); err != nil {
-		return err
+	if err := im.ValidateCreateGroup(g, members, notice); err != nil {
+		return im.AppendResult{}, err
 	}
-	if err := im.ValidateGroupMembers(members); err != nil {
-		return err
-	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		b, err := openGroupBuckets(tx)
-		if err != nil {
-			return err
-		}
+	r, err := s.commitGroup(ctx, notice, func(b *groupBuckets) (int64, error) {
 		if b.groups.Get([]byte(g.ID)) != nil {
-			return fmt.Errorf("group id taken: %w", im.ErrConflict)
+			return 0, fmt.Errorf("group id taken: %w", im.ErrConflict)
 		}
 		g.MemberCount = len(members)
+		g.Version = 1
 		if err := b.groups.Put([]byte(g.ID), appendGroup(nil, &g)); err != nil {
-			return err
+			return 0, err
 		}
 		for i := range members {
 			if err := b.putMember(g.ID, &members[i]); err != nil {
-				return err
+				return 0, err
 			}
 		}
-		return nil
+		return 1, nil
 	})
 	if err != nil {
-		return fmt.Errorf("bolt: create group %q: %w", g.ID, err)
+		return im.AppendResult{}, fmt.Errorf("bolt: create group %q: %w", g.ID, err)
 	}
-	return nil
+	return r, nil
 }
 
 // Group implements im.GroupStore.
@@ -77,190 +75,235 @@ func (s *Store) Group(ctx context.Context, id string) (im.Group, error) {
 	return g, nil
 }
 
-// UpdateGroup implements im.GroupStore.
-func (s *Store) UpdateGroup(ctx context.Context, g im.Group) error {
+// ChangeGroup implements im.GroupStore.
+func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (im.AppendResult, error) {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt: update group: %w", err)
+		return im.AppendResult{}, fmt.Errorf("bolt: change group: %w", err)
 	}
-	if err := im.ValidateGroup(g); err != nil {
-		return err
+	if err := im.ValidateGroupChange(id, ch); err != nil {
+		return im.AppendResult{}, err
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		groups, err := bucket(tx, bucketGroups)
-		if err != nil {
-			return err
-		}
-		old, err := readGroup(groups, g.ID)
-		if err != nil {
-			return err
-		}
-		g.CreatedAt, g.MemberCount = old.CreatedAt, old.MemberCount
-		return groups.Put([]byte(g.ID), appendGroup(nil, &g))
-	})
-	if err != nil {
-		return fmt.Errorf("bolt: update group %q: %w", g.ID, err)
-	}
-	return nil
-}
-
-// DeleteGroup implements im.GroupStore.
-func (s *Store) DeleteGroup(ctx context.Context, id string) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt: delete group: %w", err)
-	}
-	if err := im.ValidateID("group id", id); err != nil {
-		return err
-	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		b, err := openGroupBuckets(tx)
-		if err != nil {
-			return err
-		}
-		if b.groups.Get([]byte(id)) == nil {
-			return im.ErrNotFound
-		}
-		// Collected first: deleting while a cursor walks the bucket makes
-		// it skip keys.
-		var users []string
-		prefix := idKey(id, "")
-		c := b.members.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			users = append(users, string(k[len(prefix):]))
-		}
-		for _, u := range users {
-			if err := b.deleteMember(id, u); err != nil {
-				return err
-			}
-		}
-		return b.groups.Delete([]byte(id))
-	})
-	if err != nil {
-		return fmt.Errorf("bolt: delete group %q: %w", id, err)
-	}
-	return nil
-}
-
-// PutGroupMembers implements im.GroupStore.
-func (s *Store) PutGroupMembers(ctx context.Context, id string, members []im.GroupMember) error {
-	if err := im.ValidateGroupMembers(members); err != nil {
-		return err
-	}
-	return s.changeMembers(ctx, "put group members", id, len(members), func(b *groupBuckets, g *im.Group) (int, error) {
-		added := 0
-		for i := range members {
-			m := members[i]
-			if m.Role == im.RoleOwner {
-				g.OwnerID = m.UserID
-			}
-			if v := b.members.Get(idKey(id, m.UserID)); v != nil {
-				old, err := decodeGroupMember(m.UserID, v)
-				if err != nil {
-					return 0, fmt.Errorf("member %q: %w", m.UserID, err)
-				}
-				if old.Role == m.Role {
-					continue
-				}
-				m.JoinedAt = old.JoinedAt
-			} else {
-				added++
-			}
-			if err := b.putMember(id, &m); err != nil {
-				return 0, err
-			}
-		}
-		return added, nil
-	})
-}
-
-// RemoveGroupMembers implements im.GroupStore.
-func (s *Store) RemoveGroupMembers(ctx context.Context, id string, userIDs []string) error {
-	for _, u := range userIDs {
-		if err := im.ValidateID("member id", u); err != nil {
-			return err
-		}
-	}
-	return s.changeMembers(ctx, "remove group members", id, len(userIDs), func(b *groupBuckets, _ *im.Group) (int, error) {
-		removed := 0
-		for _, u := range userIDs {
-			// A user listed twice is not a member the second time.
-			if b.members.Get(idKey(id, u)) == nil {
-				continue
-			}
-			if err := b.deleteMember(id, u); err != nil {
-				return 0, err
-			}
-			removed--
-		}
-		return removed, nil
-	})
-}
-
-// changeMembers runs change, which alters n memberships of group id (and
-// may change the group g) and returns by how many the member count changes,
-// in one write transaction that also stores the group. With n == 0 it only
-// checks that the group exists, without a write transaction and its fsync.
-func (s *Store) changeMembers(ctx context.Context, op, id string, n int, change func(b *groupBuckets, g *im.Group) (int, error)) error {
-	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt: %s: %w", op, err)
-	}
-	if err := im.ValidateID("group id", id); err != nil {
-		return err
-	}
-	if n == 0 {
-		return s.groupExists(op, id)
-	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		b, err := openGroupBuckets(tx)
-		if err != nil {
-			return err
-		}
+	r, err := s.commitGroup(ctx, ch.Notice, func(b *groupBuckets) (int64, error) {
 		g, err := readGroup(b.groups, id)
 		if err != nil {
-			return err
+			return 0, err
 		}
-		owner := g.OwnerID
-		delta, err := change(&b, &g)
-		if err != nil || (delta == 0 && g.OwnerID == owner) {
-			return err
+		if ch.Version != 0 && g.Version != ch.Version {
+			return 0, fmt.Errorf("at version %d, not %d: %w", g.Version, ch.Version, im.ErrConflict)
 		}
-		if g.MemberCount+delta < 0 {
-			return corrupt("group %q: member count %d, but %d members removed", id, g.MemberCount, -delta)
+		if ch.Delete {
+			return 0, b.deleteGroup(id)
 		}
-		g.MemberCount += delta
-		return b.groups.Put([]byte(id), appendGroup(nil, &g))
+		if err := b.change(&g, ch); err != nil {
+			return 0, err
+		}
+		return g.Version, nil
 	})
 	if err != nil {
-		return fmt.Errorf("bolt: %s %q: %w", op, id, err)
+		return im.AppendResult{}, fmt.Errorf("bolt: change group %q: %w", id, err)
+	}
+	return r, nil
+}
+
+// change applies ch, checked against g (the stored group, at its version),
+// and stores g at the next version.
+func (b *groupBuckets) change(g *im.Group, ch im.GroupChange) error {
+	id := g.ID
+	owner := g.OwnerID
+	for _, m := range ch.Put {
+		if m.Role == im.RoleOwner {
+			owner = m.UserID
+		}
+	}
+	for _, u := range ch.Remove {
+		if u == owner {
+			return fmt.Errorf("the owner %q cannot be removed: %w", u, im.ErrInvalidArgument)
+		}
+	}
+	if ch.Update != nil {
+		u := *ch.Update
+		u.OwnerID, u.CreatedAt, u.MemberCount, u.Version = g.OwnerID, g.CreatedAt, g.MemberCount, g.Version
+		*g = u
+	}
+	for _, u := range ch.Remove {
+		// A user listed twice is not a member the second time.
+		if b.members.Get(idKey(id, u)) == nil {
+			continue
+		}
+		if err := b.deleteMember(id, u); err != nil {
+			return err
+		}
+		g.MemberCount--
+	}
+	for i := range ch.Put {
+		m := ch.Put[i]
+		if v := b.members.Get(idKey(id, m.UserID)); v != nil {
+			old, err := decodeGroupMember(m.UserID, v)
+			if err != nil {
+				return fmt.Errorf("member %q: %w", m.UserID, err)
+			}
+			if old.Role == m.Role {
+				continue
+			}
+			m.JoinedAt = old.JoinedAt
+		} else {
+			g.MemberCount++
+		}
+		if err := b.putMember(id, &m); err != nil {
+			return err
+		}
+	}
+	if owner != g.OwnerID {
+		// Exactly one owner: the previous one, unless the change gave it
+		// a role, is an admin now.
+		if v := b.members.Get(idKey(id, g.OwnerID)); v != nil && !slices.ContainsFunc(ch.Put, func(m im.GroupMember) bool { return m.UserID == g.OwnerID }) {
+			old, err := decodeGroupMember(g.OwnerID, v)
+			if err != nil {
+				return fmt.Errorf("member %q: %w", g.OwnerID, err)
+			}
+			if old.Role == im.RoleOwner {
+				old.Role = im.RoleAdmin
+				if err := b.putMember(id, &old); err != nil {
+					return err
+				}
+			}
+		}
+		g.OwnerID = owner
+	}
+	if g.MemberCount < 0 {
+		return corrupt("group %q: member count below zero", id)
+	}
+	if ch.MaxMembers > 0 && g.MemberCount > ch.MaxMembers {
+		return fmt.Errorf("%d members, the limit is %d: %w", g.MemberCount, ch.MaxMembers, im.ErrLimitExceeded)
+	}
+	g.Version++
+	return b.groups.Put([]byte(id), appendGroup(nil, g))
+}
+
+// deleteGroup removes group id and its memberships.
+func (b *groupBuckets) deleteGroup(id string) error {
+	// Collected first: deleting while a cursor walks the bucket makes it
+	// skip keys.
+	var users []string
+	prefix := idKey(id, "")
+	c := b.members.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		users = append(users, string(k[len(prefix):]))
+	}
+	for _, u := range users {
+		if err := b.deleteMember(id, u); err != nil {
+			return err
+		}
+	}
+	return b.groups.Delete([]byte(id))
+}
+
+// commitGroup runs change, which writes to the groups' buckets and returns
+// the group's version after it, and logs notice (unless it is empty), in
+// one write transaction under appendMu, as AppendMessages does. A notice
+// stored before is ErrConflict, and nothing is written.
+func (s *Store) commitGroup(ctx context.Context, notice im.AppendRequest, change func(b *groupBuckets) (int64, error)) (im.AppendResult, error) {
+	hasNotice := notice.Message.ConversationID != ""
+	batch := []im.AppendRequest{notice}
+	results := make([]im.AppendResult, 1)
+	var a appender
+	if hasNotice {
+		if err := s.dedup.roomFor(ctx.Done()); err != nil {
+			if errors.Is(err, errDoneWaiting) {
+				err = ctx.Err()
+			}
+			return im.AppendResult{}, err
+		}
+	}
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	if hasNotice {
+		m := &notice.Message
+		a = appender{
+			d: s.dedup, pend: s.pend, maxLag: s.maxLag, startLog: s.nextLog, startTrimmed: s.trimmed,
+			arena:   make([]byte, 0, len(m.SenderID)+1+len(m.ClientMsgID)+logHeaderSize(m.ConversationID, math.MaxInt64)+messageSize(m)+8),
+			content: make([]byte, 0, len(m.Content)),
+		}
+		if err := a.lookup(batch, results); err != nil {
+			return im.AppendResult{}, err
+		}
+		if a.found[0].seq != 0 {
+			return im.AppendResult{}, fmt.Errorf("notice %q: %w", m.ClientMsgID, im.ErrConflict)
+		}
+	}
+	var version int64
+	err := s.write(ctx, func(tx *bbolt.Tx) error {
+		b, err := openGroupBuckets(tx)
+		if err != nil {
+			return err
+		}
+		if version, err = change(&b); err != nil || !hasNotice {
+			return err
+		}
+		if err := a.open(tx); err != nil {
+			return err
+		}
+		if err := a.append(0, &batch[0], &results[0]); err != nil {
+			return err
+		}
+		return a.finish()
+	}, func() {
+		if hasNotice {
+			a.apply()
+		}
+	})
+	if err != nil {
+		return im.AppendResult{}, err
+	}
+	if hasNotice {
+		s.nextLog, s.trimmed = a.nextLog, a.trimmed
+		s.dedup.committed(a.logged)
+	}
+	results[0].GroupVersion = version
+	return results[0], nil
+}
+
+// checkMemberOf sets res.Err, wrapping im.ErrPermissionDenied, unless r's
+// sender is a member of group r.MemberOf as tx sees it, and res's
+// GroupVersion to the group's version.
+func checkMemberOf(tx *bbolt.Tx, r *im.AppendRequest, res *im.AppendResult) error {
+	b, err := openGroupBuckets(tx)
+	if err != nil {
+		return err
+	}
+	g, err := readGroup(b.groups, r.MemberOf)
+	switch {
+	case errors.Is(err, im.ErrNotFound):
+		res.Err = fmt.Errorf("bolt: group %q does not exist: %w", r.MemberOf, im.ErrPermissionDenied)
+		return nil
+	case err != nil:
+		return fmt.Errorf("group %q: %w", r.MemberOf, err)
+	}
+	res.GroupVersion = g.Version
+	if b.members.Get(idKey(r.MemberOf, r.Message.SenderID)) == nil {
+		res.Err = fmt.Errorf("bolt: %q is not a member of group %q: %w", r.Message.SenderID, r.MemberOf, im.ErrPermissionDenied)
 	}
 	return nil
 }
 
 // GroupMembers implements im.GroupStore. The members come in the order of
 // their ids.
-func (s *Store) GroupMembers(ctx context.Context, id string) ([]im.GroupMember, error) {
+func (s *Store) GroupMembers(ctx context.Context, id string) (im.Group, []im.GroupMember, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("bolt: group members: %w", err)
+		return im.Group{}, nil, fmt.Errorf("bolt: group members: %w", err)
 	}
 	if err := im.ValidateID("group id", id); err != nil {
-		return nil, err
+		return im.Group{}, nil, err
 	}
 	out := []im.GroupMember{}
+	var g im.Group
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		b, err := openGroupBuckets(tx)
 		if err != nil {
 			return err
 		}
-		if b.groups.Get([]byte(id)) == nil {
-			return im.ErrNotFound
+		if g, err = readGroup(b.groups, id); err != nil {
+			return err
 		}
 		prefix := idKey(id, "")
 		c := b.members.Cursor()
@@ -275,9 +318,36 @@ func (s *Store) GroupMembers(ctx context.Context, id string) ([]im.GroupMember, 
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bolt: group members %q: %w", id, err)
+		return im.Group{}, nil, fmt.Errorf("bolt: group members %q: %w", id, err)
 	}
-	return out, nil
+	return g, out, nil
+}
+
+// GroupMember implements im.GroupStore.
+func (s *Store) GroupMember(ctx context.Context, id, userID string) (im.GroupMember, error) {
+	if err := ctx.Err(); err != nil {
+		return im.GroupMember{}, fmt.Errorf("bolt: group member: %w", err)
+	}
+	if im.ValidateID("group id", id) != nil || im.ValidateID("user id", userID) != nil {
+		return im.GroupMember{}, fmt.Errorf("bolt: group member %q of %q: %w", userID, id, im.ErrNotFound)
+	}
+	var m im.GroupMember
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		members, err := bucket(tx, bucketGroupMembers)
+		if err != nil {
+			return err
+		}
+		v := members.Get(idKey(id, userID))
+		if v == nil {
+			return im.ErrNotFound
+		}
+		m, err = decodeGroupMember(userID, v)
+		return err
+	})
+	if err != nil {
+		return im.GroupMember{}, fmt.Errorf("bolt: group member %q of %q: %w", userID, id, err)
+	}
+	return m, nil
 }
 
 // UserGroups implements im.GroupStore. The groups come in the order of
@@ -306,25 +376,6 @@ func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error)
 		return nil, fmt.Errorf("bolt: user groups: %w", err)
 	}
 	return out, nil
-}
-
-// groupExists is the whole of a call that has nothing to write: it fails
-// as that call would, without a write transaction and its fsync.
-func (s *Store) groupExists(op, id string) error {
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		groups, err := bucket(tx, bucketGroups)
-		if err != nil {
-			return err
-		}
-		if groups.Get([]byte(id)) == nil {
-			return im.ErrNotFound
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("bolt: %s %q: %w", op, id, err)
-	}
-	return nil
 }
 
 // groupBuckets are the buckets of the groups area in one transaction.

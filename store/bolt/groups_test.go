@@ -55,7 +55,8 @@ func TestOpenFileWithoutGroupBuckets(t *testing.T) {
 	require.NoError(t, err)
 	require.Empty(t, gs)
 	g := im.Group{ID: "g", Name: "G", OwnerID: "alice"}
-	require.NoError(t, s.CreateGroup(ctx, g, []im.GroupMember{{UserID: "alice", Role: im.RoleOwner}}))
+	_, err = s.CreateGroup(ctx, g, []im.GroupMember{{UserID: "alice", Role: im.RoleOwner}}, im.AppendRequest{})
+	require.NoError(t, err)
 	gs, err = s.UserGroups(ctx, "alice")
 	require.NoError(t, err)
 	require.Equal(t, []string{"g"}, gs)
@@ -83,6 +84,7 @@ func sampleGroup() im.Group {
 		OwnerID:      "alice",
 		JoinPolicy:   im.JoinInviteOnly,
 		MemberCount:  3,
+		Version:      12,
 		CreatedAt:    time.Date(2025, 1, 2, 3, 4, 5, 678_901_234, time.UTC),
 		UpdatedAt:    time.Date(2025, 2, 3, 4, 5, 6, 7, time.UTC),
 	}
@@ -119,13 +121,29 @@ func TestGroupRecordRoundTrip(t *testing.T) {
 	}
 }
 
+// A group record written before versions reads as Version 1.
+func TestDecodeGroupRecordV1(t *testing.T) {
+	g := sampleGroup()
+	v2 := appendGroup(nil, &g)
+	// Version 1 is the same record without the version field, which
+	// follows the six lengths, JoinPolicy and MemberCount (one byte each
+	// here) and is one byte for 12.
+	v1 := append([]byte{recordV1}, v2[1:9]...)
+	v1 = append(v1, v2[10:]...)
+	got, err := decodeGroup(g.ID, v1)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), got.Version)
+	require.Equal(t, g.Name, got.Name)
+	require.Equal(t, g.MemberCount, got.MemberCount)
+}
+
 func TestDecodeGroupCorrupt(t *testing.T) {
 	g := sampleGroup()
 	good := appendGroup(nil, &g)
 	for _, rec := range [][]byte{
 		nil,
 		{recordV1},
-		append([]byte{2}, good[1:]...),
+		append([]byte{3}, good[1:]...),
 		good[:len(good)-1],
 		append(good[:len(good):len(good)], 0),
 		append([]byte{recordV1}, binary.AppendUvarint(nil, 1<<62)...),
@@ -170,4 +188,46 @@ func FuzzDecodeGroup(f *testing.F) {
 		again.CreatedAt, again.UpdatedAt, g.CreatedAt, g.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
 		require.Equal(t, g, again)
 	})
+}
+
+// A group change and its notice are one transaction: a crash right after
+// it (a copy of the files as they are) keeps both, the notice read back
+// from the log with its dedup key, and a refused change leaves neither.
+func TestGroupChangeAndNoticeAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(filepath.Join(dir, "im.db"), Options{mergeAfter: 1 << 20, mergeInterval: time.Hour})
+	require.NoError(t, err)
+	defer s.Close()
+	ctx := t.Context()
+	conv := im.GroupConversationID("g1")
+	notice := func(cmid string) im.AppendRequest {
+		return im.AppendRequest{Message: im.Message{ConversationID: conv, ServerID: "s-" + cmid, SenderID: "alice", ClientMsgID: cmid, Type: im.NotificationMessage, Content: []byte(cmid)}}
+	}
+	g := im.Group{ID: "g1", Name: "G", OwnerID: "alice"}
+	r, err := s.CreateGroup(ctx, g, []im.GroupMember{{UserID: "alice", Role: im.RoleOwner}}, notice("created"))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), r.Message.Seq)
+	r, err = s.ChangeGroup(ctx, "g1", im.GroupChange{Version: 1, Put: []im.GroupMember{{UserID: "bob", Role: im.RoleMember}}, Notice: notice("joined")})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), r.Message.Seq)
+	require.Equal(t, int64(2), r.GroupVersion)
+	_, err = s.ChangeGroup(ctx, "g1", im.GroupChange{Version: 1, Remove: []string{"bob"}, Notice: notice("stale")})
+	require.ErrorIs(t, err, im.ErrConflict)
+	require.Equal(t, 2, logLen(t, s.db), "two notices and no more are logged")
+
+	s2 := openCrashed(t, s, filepath.Join(dir, "crash.db"))
+	got, members, err := s2.GroupMembers(ctx, "g1")
+	require.NoError(t, err)
+	require.Equal(t, int64(2), got.Version)
+	require.Len(t, members, 2)
+	ms, err := s2.Messages(ctx, conv, 1, 0, 10)
+	require.NoError(t, err)
+	require.Len(t, ms, 2)
+	require.Equal(t, "joined", ms[1].ClientMsgID)
+	// The notice's key came back with it.
+	_, err = s2.ChangeGroup(ctx, "g1", im.GroupChange{Version: 2, Remove: []string{"bob"}, Notice: notice("joined")})
+	require.ErrorIs(t, err, im.ErrConflict)
+	r, err = s2.ChangeGroup(ctx, "g1", im.GroupChange{Version: 2, Remove: []string{"bob"}, Notice: notice("kicked")})
+	require.NoError(t, err)
+	require.Equal(t, int64(3), r.Message.Seq)
 }

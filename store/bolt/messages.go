@@ -60,6 +60,16 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 			if results[i].Err != nil {
 				continue
 			}
+			if batch[i].MemberOf != "" {
+				// Against the groups as this transaction sees them:
+				// every group change is a write transaction too.
+				if err := checkMemberOf(tx, &batch[i], &results[i]); err != nil {
+					return err
+				}
+				if results[i].Err != nil {
+					continue
+				}
+			}
 			if err := a.append(i, &batch[i], &results[i]); err != nil {
 				return err
 			}

@@ -166,7 +166,7 @@ func TestClosed(t *testing.T) {
 	require.ErrorIs(t, err, bbolterrors.ErrDatabaseNotOpen)
 	_, err = s.Group(ctx, "g")
 	require.ErrorIs(t, err, bbolterrors.ErrDatabaseNotOpen)
-	err = s.CreateGroup(ctx, im.Group{ID: "g", Name: "G", OwnerID: "u"}, nil)
+	_, err = s.CreateGroup(ctx, im.Group{ID: "g", Name: "G", OwnerID: "u"}, nil, im.AppendRequest{})
 	require.ErrorIs(t, err, bbolterrors.ErrDatabaseNotOpen)
 }
 

@@ -67,9 +67,15 @@
 // retried the same way, up to ten attempts with a growing random pause.
 //
 // Each change to a group is one transaction that first locks the group's
-// row, so that changes to one group take turns across processes. The
-// group's member_count is kept in that row and changed by the members each
-// transaction added or removed, so MemberCount is read, not counted.
+// row, so that changes to one group take turns across processes; in it the
+// group's version is compared with the one the change was decided on, the
+// member limit with the member_count kept in that row, and the notice is
+// appended, so that a change, its checks and its notice commit together.
+// An append batch holding group messages (AppendRequest.MemberOf)
+// share-locks those groups' rows, in id order, before it locks any
+// conversation, and reads the senders' memberships in one statement: a
+// group message commits wholly before or wholly after any change to its
+// group, in whatever process.
 //
 // On SQLite, which has one writer at a time, a Store queues its own writes
 // before taking the file's lock, and waits up to five seconds for the
@@ -88,8 +94,10 @@
 // im.ErrInvalidArgument, before anything is written; the rest of the batch
 // is stored. CreateAccount returns im.ErrInvalidArgument for malformed ids
 // and im.ErrConflict for a taken user id or username. The group methods
-// that write return im.ErrInvalidArgument for input that im.ValidateGroup,
-// im.ValidateGroupMembers or im.ValidateID refuses, and CreateGroup im.ErrConflict for a group id that is taken. Missing
+// that write return im.ErrInvalidArgument for input that
+// im.ValidateCreateGroup or im.ValidateGroupChange refuses, im.ErrConflict
+// for a group id that is taken or a version that is not the group's,
+// and im.ErrLimitExceeded past GroupChange.MaxMembers. Missing
 // data wraps im.ErrNotFound; an id that no valid call could have stored is
 // simply not found. Messages and MessagesBefore refuse a limit below 1 with
 // im.ErrInvalidArgument. Driver errors are wrapped with %w.

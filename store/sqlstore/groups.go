@@ -12,43 +12,75 @@ import (
 	"github.com/imserver/imserver/im"
 )
 
-// Every transaction that changes a group's members, or the group, first
+// Every transaction that changes a group, or the group's members, first
 // locks the group's row (SQLite's writer holds the whole database anyway),
 // so that the changes to one group take turns across processes: what a
 // transaction reads of the members then stays true until it commits, and
-// member_count, kept in the group's row, is changed by exactly the members
-// it added or removed. A group's members are never written without its row
-// existing, so no membership outlives its group.
+// member_count and version, kept in the group's row, are changed by exactly
+// the change it makes. The version check (GroupChange.Version) and the
+// member limit are judged on that locked row. A group's notice is appended
+// by the same transaction, through appendTx. A group message with MemberOf
+// share-locks its group's row before it reads the membership (appendTx),
+// so it commits entirely before or entirely after any change to the group.
+// A group's members are never written without its row existing, so no
+// membership outlives its group.
 
 // CreateGroup implements im.GroupStore. The primary key on the group id
 // decides between concurrent creators, in this process or another.
-func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupMember) error {
+func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupMember, notice im.AppendRequest) (im.AppendResult, error) {
 	const op = "create group"
 	if err := ctx.Err(); err != nil {
-		return wrapErr(ctx, op, err)
+		return im.AppendResult{}, wrapErr(ctx, op, err)
 	}
-	if err := im.ValidateGroup(g); err != nil {
-		return err
+	if err := im.ValidateCreateGroup(g, members, notice); err != nil {
+		return im.AppendResult{}, err
 	}
-	if err := im.ValidateGroupMembers(members); err != nil {
-		return err
-	}
-	err := s.write(ctx, false, func(q querier) error {
+	var r im.AppendResult
+	err := s.write(ctx, true, func(q querier) error {
 		_, err := q.ExecContext(ctx, s.q.createGroup, g.ID, blob(g.Name), blob(g.FaceURL), blob(g.Introduction),
 			blob(g.Notification), blob(g.Extra), g.OwnerID, int64(g.JoinPolicy), int64(len(members)),
-			g.CreatedAt.UnixMicro(), g.UpdatedAt.UnixMicro())
+			g.CreatedAt.UnixMicro(), g.UpdatedAt.UnixMicro(), int64(1))
 		if err != nil {
 			if s.isUnique(err) {
-				return fmt.Errorf("group %q exists: %w", g.ID, im.ErrConflict)
+				return fmt.Errorf("group %q exists: %w", g.ID, errGroupExists)
 			}
 			return err
 		}
-		return s.insertGroupMembers(ctx, q, g.ID, members)
+		if err := s.insertGroupMembers(ctx, q, g.ID, members); err != nil {
+			return err
+		}
+		r, err = s.appendNotice(ctx, q, notice, 1)
+		return err
 	})
-	if err != nil {
-		return wrapErr(ctx, op, err)
+	if errors.Is(err, errGroupExists) {
+		err = fmt.Errorf("%w: %w", err, im.ErrConflict)
 	}
-	return nil
+	if err != nil {
+		return im.AppendResult{}, wrapErr(ctx, op, err)
+	}
+	return r, nil
+}
+
+// errGroupExists marks a taken group id, which, unlike the unique
+// violation of a dedup key raced by another process, is not retried.
+var errGroupExists = errors.New("group id taken")
+
+// appendNotice appends n, unless it is empty, in q's transaction, and
+// returns its result with GroupVersion version. A notice stored before is
+// ErrConflict.
+func (s *Store) appendNotice(ctx context.Context, q querier, n im.AppendRequest, version int64) (im.AppendResult, error) {
+	if n.Message.ConversationID == "" {
+		return im.AppendResult{GroupVersion: version}, nil
+	}
+	results := make([]im.AppendResult, 1)
+	if err := s.appendTx(ctx, q, []im.AppendRequest{n}, []int{0}, results); err != nil {
+		return im.AppendResult{}, err
+	}
+	if results[0].Duplicate {
+		return im.AppendResult{}, fmt.Errorf("notice %q: %w", n.Message.ClientMsgID, im.ErrConflict)
+	}
+	results[0].GroupVersion = version
+	return results[0], nil
 }
 
 // Group implements im.GroupStore. An id that no group can have is not
@@ -61,14 +93,11 @@ func (s *Store) Group(ctx context.Context, id string) (im.Group, error) {
 	if im.ValidateID("group id", id) != nil {
 		return im.Group{}, fmt.Errorf("sqlstore: %s %q: %w", op, id, im.ErrNotFound)
 	}
-	var (
-		g                    im.Group
-		policy, count        int64
-		createdAt, updatedAt int64
-	)
+	var g im.Group
 	err := s.read(ctx, func() error {
-		return s.db.QueryRowContext(ctx, s.q.group, id).Scan(&g.ID, &g.Name, &g.FaceURL, &g.Introduction,
-			&g.Notification, &g.Extra, &g.OwnerID, &policy, &count, &createdAt, &updatedAt)
+		var err error
+		g, err = scanGroup(s.db.QueryRowContext(ctx, s.q.group, id))
+		return err
 	})
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
@@ -76,8 +105,23 @@ func (s *Store) Group(ctx context.Context, id string) (im.Group, error) {
 	case err != nil:
 		return im.Group{}, wrapErr(ctx, op, err)
 	}
+	return g, nil
+}
+
+// scanGroup reads groupCols, and then dest, from row.
+func scanGroup(row interface{ Scan(...any) error }, dest ...any) (im.Group, error) {
+	var (
+		g                    im.Group
+		policy, count        int64
+		createdAt, updatedAt int64
+	)
+	cols := append([]any{&g.ID, &g.Name, &g.FaceURL, &g.Introduction, &g.Notification, &g.Extra, &g.OwnerID,
+		&policy, &count, &createdAt, &updatedAt, &g.Version}, dest...)
+	if err := row.Scan(cols...); err != nil {
+		return im.Group{}, err
+	}
 	if policy < math.MinInt32 || policy > math.MaxInt32 {
-		return im.Group{}, fmt.Errorf("sqlstore: %s %q: join policy %d out of range", op, id, policy)
+		return im.Group{}, fmt.Errorf("group %q: join policy %d out of range", g.ID, policy)
 	}
 	g.JoinPolicy = im.JoinPolicy(policy)
 	g.MemberCount = int(count)
@@ -86,184 +130,153 @@ func (s *Store) Group(ctx context.Context, id string) (im.Group, error) {
 	return g, nil
 }
 
-// UpdateGroup implements im.GroupStore.
-func (s *Store) UpdateGroup(ctx context.Context, g im.Group) error {
-	const op = "update group"
+// ChangeGroup implements im.GroupStore: one transaction that locks the
+// group's row, checks its version, applies the change, checks the member
+// count against ch.MaxMembers, stores the count, owner and next version,
+// and appends the notice.
+func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (im.AppendResult, error) {
+	const op = "change group"
 	if err := ctx.Err(); err != nil {
-		return wrapErr(ctx, op, err)
+		return im.AppendResult{}, wrapErr(ctx, op, err)
 	}
-	if err := im.ValidateGroup(g); err != nil {
-		return err
+	if err := im.ValidateGroupChange(id, ch); err != nil {
+		return im.AppendResult{}, err
 	}
-	err := s.write(ctx, false, func(q querier) error {
-		// Locked first rather than judged by the rows the UPDATE
-		// affected: MySQL counts only the rows it changed.
-		if err := s.lockGroup(ctx, q, g.ID); err != nil {
-			return err
-		}
-		_, err := q.ExecContext(ctx, s.q.updateGroup, blob(g.Name), blob(g.FaceURL), blob(g.Introduction),
-			blob(g.Notification), blob(g.Extra), g.OwnerID, int64(g.JoinPolicy), g.UpdatedAt.UnixMicro(), g.ID)
-		return err
-	})
-	if err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	return nil
-}
-
-// DeleteGroup implements im.GroupStore.
-func (s *Store) DeleteGroup(ctx context.Context, id string) error {
-	const op = "delete group"
-	if err := ctx.Err(); err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	if err := im.ValidateID("group id", id); err != nil {
-		return err
-	}
-	err := s.write(ctx, false, func(q querier) error {
-		// The group's row first, as every other change to the group.
-		res, err := q.ExecContext(ctx, s.q.deleteGroup, id)
-		if err != nil {
-			return err
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
+	var r im.AppendResult
+	err := s.write(ctx, true, func(q querier) error {
+		var (
+			version, count int64
+			owner          string
+		)
+		err := q.QueryRowContext(ctx, s.q.lockGroup, id).Scan(&version, &owner, &count)
+		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("group %q: %w", id, im.ErrNotFound)
 		}
-		_, err = q.ExecContext(ctx, s.q.deleteAllMembers, id)
-		return err
-	})
-	if err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	return nil
-}
-
-// PutGroupMembers implements im.GroupStore. It reads which of the users
-// are members already, inserts the others and sets the role of those whose
-// role changes, keeping their joined_at.
-func (s *Store) PutGroupMembers(ctx context.Context, id string, members []im.GroupMember) error {
-	const op = "put group members"
-	if err := ctx.Err(); err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	if err := im.ValidateID("group id", id); err != nil {
-		return err
-	}
-	if err := im.ValidateGroupMembers(members); err != nil {
-		return err
-	}
-	users := make([]string, len(members))
-	for i, m := range members {
-		users[i] = m.UserID
-	}
-	err := s.write(ctx, false, func(q querier) error {
-		if err := s.lockGroup(ctx, q, id); err != nil {
-			return err
-		}
-		stored, err := s.groupMembersIn(ctx, q, id, users)
 		if err != nil {
 			return err
 		}
-		var (
-			fresh   []im.GroupMember
-			changed = make(map[im.GroupRole][]string)
-		)
-		for _, m := range members {
-			role, ok := stored[m.UserID]
-			switch {
-			case !ok:
-				fresh = append(fresh, m)
-			case role != m.Role:
-				changed[m.Role] = append(changed[m.Role], m.UserID)
-			}
+		if ch.Version != 0 && version != ch.Version {
+			return fmt.Errorf("group %q is at version %d, not %d: %w", id, version, ch.Version, im.ErrConflict)
 		}
-		if err := s.insertGroupMembers(ctx, q, id, fresh); err != nil {
+		if ch.Delete {
+			if _, err := q.ExecContext(ctx, s.q.deleteGroup, id); err != nil {
+				return err
+			}
+			if _, err := q.ExecContext(ctx, s.q.deleteAllMembers, id); err != nil {
+				return err
+			}
+			r, err = s.appendNotice(ctx, q, ch.Notice, 0)
 			return err
 		}
-		for _, role := range []im.GroupRole{im.RoleMember, im.RoleAdmin, im.RoleOwner} {
-			if err := s.setGroupRole(ctx, q, id, role, changed[role]); err != nil {
+		if count, owner, err = s.changeMembers(ctx, q, id, ch, count, owner); err != nil {
+			return err
+		}
+		if ch.MaxMembers > 0 && count > int64(ch.MaxMembers) {
+			return fmt.Errorf("group %q would have %d members, the limit is %d: %w", id, count, ch.MaxMembers, im.ErrLimitExceeded)
+		}
+		if u := ch.Update; u != nil {
+			if _, err := q.ExecContext(ctx, s.q.updateGroup, blob(u.Name), blob(u.FaceURL), blob(u.Introduction),
+				blob(u.Notification), blob(u.Extra), int64(u.JoinPolicy), u.UpdatedAt.UnixMicro(), id); err != nil {
 				return err
 			}
 		}
-		for _, m := range members {
-			if m.Role == im.RoleOwner { // at most one, by validation
-				if _, err := q.ExecContext(ctx, s.q.setGroupOwner, m.UserID, id); err != nil {
-					return err
-				}
-			}
+		if _, err := q.ExecContext(ctx, s.q.storeGroupCount, count, owner, id); err != nil {
+			return err
 		}
-		return s.addMemberCount(ctx, q, id, len(fresh))
+		r, err = s.appendNotice(ctx, q, ch.Notice, version+1)
+		return err
 	})
 	if err != nil {
-		return wrapErr(ctx, op, err)
+		return im.AppendResult{}, wrapErr(ctx, op, err)
 	}
-	return nil
+	return r, nil
 }
 
-// RemoveGroupMembers implements im.GroupStore. It reads which of the users
-// are members and removes exactly those.
-func (s *Store) RemoveGroupMembers(ctx context.Context, id string, userIDs []string) error {
-	const op = "remove group members"
-	if err := ctx.Err(); err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	if err := im.ValidateID("group id", id); err != nil {
-		return err
-	}
-	for _, u := range userIDs {
-		if err := im.ValidateID("member id", u); err != nil {
-			return err
+// changeMembers applies ch's Remove and Put to group id, whose row q has
+// locked, with count members and owner owner, and returns the count and
+// owner after them. It reads which of the users are members already,
+// inserts the others and sets the role of those whose role changes,
+// keeping their joined_at; it deletes only the rows that exist, which
+// keeps MySQL from locking the gaps where the others would be.
+func (s *Store) changeMembers(ctx context.Context, q querier, id string, ch im.GroupChange, count int64, owner string) (int64, string, error) {
+	newOwner := owner
+	for _, m := range ch.Put {
+		if m.Role == im.RoleOwner { // at most one, by validation
+			newOwner = m.UserID
 		}
 	}
-	users := uniq(userIDs)
-	err := s.write(ctx, false, func(q querier) error {
-		if err := s.lockGroup(ctx, q, id); err != nil {
-			return err
-		}
-		// Deleting only the rows that exist keeps MySQL from locking the
-		// gaps where the others would be, which other groups' inserts
-		// could fall into.
-		stored, err := s.groupMembersIn(ctx, q, id, users)
-		if err != nil {
-			return err
-		}
-		gone := make([]string, 0, len(stored))
-		for _, u := range users {
-			if _, ok := stored[u]; ok {
-				gone = append(gone, u)
-			}
-		}
-		if err := s.deleteGroupMembers(ctx, q, id, gone); err != nil {
-			return err
-		}
-		return s.addMemberCount(ctx, q, id, -len(gone))
-	})
+	if slices.Contains(ch.Remove, newOwner) {
+		return 0, "", fmt.Errorf("group %q: the owner %q cannot be removed: %w", id, newOwner, im.ErrInvalidArgument)
+	}
+	users := uniq(ch.Remove)
+	for _, m := range ch.Put {
+		users = append(users, m.UserID)
+	}
+	if newOwner != owner {
+		users = append(users, owner)
+	}
+	stored, err := s.groupMembersIn(ctx, q, id, users)
 	if err != nil {
-		return wrapErr(ctx, op, err)
+		return 0, "", err
 	}
-	return nil
+	gone := make([]string, 0, len(ch.Remove))
+	for _, u := range uniq(ch.Remove) {
+		if _, ok := stored[u]; ok {
+			gone = append(gone, u)
+		}
+	}
+	if err := s.deleteGroupMembers(ctx, q, id, gone); err != nil {
+		return 0, "", err
+	}
+	var (
+		fresh   []im.GroupMember
+		changed = make(map[im.GroupRole][]string)
+	)
+	for _, m := range ch.Put {
+		role, ok := stored[m.UserID]
+		switch {
+		case !ok:
+			fresh = append(fresh, m)
+		case role != m.Role:
+			changed[m.Role] = append(changed[m.Role], m.UserID)
+		}
+	}
+	if newOwner != owner && !slices.ContainsFunc(ch.Put, func(m im.GroupMember) bool { return m.UserID == owner }) {
+		// Exactly one owner: the previous one is an admin now.
+		if stored[owner] == im.RoleOwner {
+			changed[im.RoleAdmin] = append(changed[im.RoleAdmin], owner)
+		}
+	}
+	if err := s.insertGroupMembers(ctx, q, id, fresh); err != nil {
+		return 0, "", err
+	}
+	for _, role := range []im.GroupRole{im.RoleMember, im.RoleAdmin, im.RoleOwner} {
+		if err := s.setGroupRole(ctx, q, id, role, changed[role]); err != nil {
+			return 0, "", err
+		}
+	}
+	return count - int64(len(gone)) + int64(len(fresh)), newOwner, nil
 }
 
 // GroupMembers implements im.GroupStore. The group and its members are
 // read by one statement, so from one snapshot. An id that no group can
 // have is not found.
-func (s *Store) GroupMembers(ctx context.Context, id string) ([]im.GroupMember, error) {
+func (s *Store) GroupMembers(ctx context.Context, id string) (im.Group, []im.GroupMember, error) {
 	const op = "group members"
 	if err := ctx.Err(); err != nil {
-		return nil, wrapErr(ctx, op, err)
+		return im.Group{}, nil, wrapErr(ctx, op, err)
 	}
 	if im.ValidateID("group id", id) != nil {
-		return nil, fmt.Errorf("sqlstore: %s %q: %w", op, id, im.ErrNotFound)
+		return im.Group{}, nil, fmt.Errorf("sqlstore: %s %q: %w", op, id, im.ErrNotFound)
 	}
 	var (
 		out   []im.GroupMember
+		g     im.Group
 		found bool
 	)
 	err := s.read(ctx, func() error {
 		out, found = []im.GroupMember{}, false
-		rows, err := s.db.QueryContext(ctx, s.q.membersOfGroup, id)
+		rows, err := s.db.QueryContext(ctx, s.q.groupAndMembers, id)
 		if err != nil {
 			return err
 		}
@@ -273,7 +286,7 @@ func (s *Store) GroupMembers(ctx context.Context, id string) ([]im.GroupMember, 
 				user           sql.NullString
 				role, joinedAt sql.NullInt64
 			)
-			if err := rows.Scan(&user, &role, &joinedAt); err != nil {
+			if g, err = scanGroup(rows, &user, &role, &joinedAt); err != nil {
 				return err
 			}
 			found = true
@@ -293,11 +306,155 @@ func (s *Store) GroupMembers(ctx context.Context, id string) ([]im.GroupMember, 
 	})
 	switch {
 	case err != nil:
-		return nil, wrapErr(ctx, op, err)
+		return im.Group{}, nil, wrapErr(ctx, op, err)
 	case !found:
-		return nil, fmt.Errorf("sqlstore: %s %q: %w", op, id, im.ErrNotFound)
+		return im.Group{}, nil, fmt.Errorf("sqlstore: %s %q: %w", op, id, im.ErrNotFound)
 	}
-	return out, nil
+	g.MemberCount = len(out)
+	return g, out, nil
+}
+
+// GroupMember implements im.GroupStore.
+func (s *Store) GroupMember(ctx context.Context, id, userID string) (im.GroupMember, error) {
+	const op = "group member"
+	if err := ctx.Err(); err != nil {
+		return im.GroupMember{}, wrapErr(ctx, op, err)
+	}
+	notFound := fmt.Errorf("sqlstore: %s %q of %q: %w", op, userID, id, im.ErrNotFound)
+	if im.ValidateID("group id", id) != nil || im.ValidateID("user id", userID) != nil {
+		return im.GroupMember{}, notFound
+	}
+	m := im.GroupMember{UserID: userID}
+	err := s.read(ctx, func() error {
+		var role, joinedAt int64
+		if err := s.db.QueryRowContext(ctx, s.q.groupMember, id, userID).Scan(&role, &joinedAt); err != nil {
+			return err
+		}
+		if role < math.MinInt32 || role > math.MaxInt32 {
+			return fmt.Errorf("member %q: role %d out of range", userID, role)
+		}
+		m.Role, m.JoinedAt = im.GroupRole(role), time.UnixMicro(joinedAt).UTC()
+		return nil
+	})
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return im.GroupMember{}, notFound
+	case err != nil:
+		return im.GroupMember{}, wrapErr(ctx, op, err)
+	}
+	return m, nil
+}
+
+// checkMemberOf refuses, by setting their results' Err, the requests
+// among idx whose sender is not a member of their MemberOf group, and sets
+// the GroupVersion of every one. It share-locks the groups' rows first (in
+// id order), so that no change to them commits before this transaction
+// does, then reads the memberships: two statements for the whole batch.
+func (s *Store) checkMemberOf(ctx context.Context, q querier, batch []im.AppendRequest, idx []int, results []im.AppendResult) error {
+	var (
+		groups []string
+		pairs  [][2]string
+	)
+	seenGroup := make(map[string]bool)
+	seenPair := make(map[[2]string]bool)
+	for _, i := range idx {
+		r := &batch[i]
+		if r.MemberOf == "" {
+			continue
+		}
+		if !seenGroup[r.MemberOf] {
+			seenGroup[r.MemberOf] = true
+			groups = append(groups, r.MemberOf)
+		}
+		p := [2]string{r.MemberOf, r.Message.SenderID}
+		if !seenPair[p] {
+			seenPair[p] = true
+			pairs = append(pairs, p)
+		}
+	}
+	if len(groups) == 0 {
+		return nil
+	}
+	slices.Sort(groups)
+	versions := make(map[string]int64, len(groups))
+	member := make(map[[2]string]bool, len(pairs))
+	collectVersions := func(rows *sql.Rows, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id string
+				v  int64
+			)
+			if err := rows.Scan(&id, &v); err != nil {
+				return err
+			}
+			versions[id] = v
+		}
+		return rows.Err()
+	}
+	collectMembers := func(rows *sql.Rows, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var p [2]string
+			if err := rows.Scan(&p[0], &p[1]); err != nil {
+				return err
+			}
+			member[p] = true
+		}
+		return rows.Err()
+	}
+	if s.dialect == Postgres {
+		if err := collectVersions(q.QueryContext(ctx, s.q.pgShareGroups, groups)); err != nil {
+			return err
+		}
+		gs, us := make([]string, len(pairs)), make([]string, len(pairs))
+		for i, p := range pairs {
+			gs[i], us[i] = p[0], p[1]
+		}
+		if err := collectMembers(q.QueryContext(ctx, s.q.pgMembersOf, gs, us)); err != nil {
+			return err
+		}
+	} else {
+		for chunk := range slices.Chunk(groups, maxKeysPerLookup) {
+			args := make([]any, len(chunk))
+			for i, g := range chunk {
+				args[i] = g
+			}
+			if err := collectVersions(q.QueryContext(ctx, s.q.shareGroups(len(chunk)), args...)); err != nil {
+				return err
+			}
+		}
+		for chunk := range slices.Chunk(pairs, maxKeysPerLookup/2) {
+			args := make([]any, 0, 2*len(chunk))
+			for _, p := range chunk {
+				args = append(args, p[0], p[1])
+			}
+			if err := collectMembers(q.QueryContext(ctx, s.q.membersOf(len(chunk)), args...)); err != nil {
+				return err
+			}
+		}
+	}
+	for _, i := range idx {
+		r := &batch[i]
+		if r.MemberOf == "" {
+			continue
+		}
+		v, ok := versions[r.MemberOf]
+		results[i].GroupVersion = v
+		switch {
+		case !ok:
+			results[i].Err = fmt.Errorf("sqlstore: group %q does not exist: %w", r.MemberOf, im.ErrPermissionDenied)
+		case !member[[2]string{r.MemberOf, r.Message.SenderID}]:
+			results[i].Err = fmt.Errorf("sqlstore: %q is not a member of group %q: %w", r.Message.SenderID, r.MemberOf, im.ErrPermissionDenied)
+		}
+	}
+	return nil
 }
 
 // UserGroups implements im.GroupStore. A user id that no member can have
@@ -331,19 +488,6 @@ func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error)
 		return nil, wrapErr(ctx, op, err)
 	}
 	return out, nil
-}
-
-// lockGroup locks group id's row until the transaction ends; ErrNotFound
-// if there is none. It must be the transaction's first read: on MySQL, a
-// plain read before it would fix the snapshot that later plain reads see,
-// older than the changes committed while the lock was awaited.
-func (s *Store) lockGroup(ctx context.Context, q querier, id string) error {
-	var one int
-	err := q.QueryRowContext(ctx, s.q.lockGroup, id).Scan(&one)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("group %q: %w", id, im.ErrNotFound)
-	}
-	return err
 }
 
 // groupMembersIn returns the role of each of users who is a member of
@@ -446,15 +590,6 @@ func (s *Store) deleteGroupMembers(ctx context.Context, q querier, id string, us
 		}
 	}
 	return nil
-}
-
-// addMemberCount adds delta to group id's member_count.
-func (s *Store) addMemberCount(ctx context.Context, q querier, id string, delta int) error {
-	if delta == 0 {
-		return nil
-	}
-	_, err := q.ExecContext(ctx, s.q.addMemberCount, int64(delta), id)
-	return err
 }
 
 // idArgs returns id followed by users, as statement arguments.

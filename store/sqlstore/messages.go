@@ -76,17 +76,23 @@ func (s *Store) appendTx(ctx context.Context, q querier, batch []im.AppendReques
 	if err != nil {
 		return err
 	}
+	if err := s.checkMemberOf(ctx, q, batch, valid, results); err != nil {
+		return err
+	}
 
 	plans := make(map[string]*convPlan)
 	var fresh []int // requests to store, in batch order
 	for _, i := range valid {
+		if results[i].Err != nil {
+			continue // refused by checkMemberOf
+		}
 		m := &batch[i].Message
 		k := dedupKey{m.SenderID, m.ClientMsgID}
 		if orig, ok := stored[k]; ok {
-			results[i] = im.AppendResult{Message: orig, Duplicate: true}
+			results[i] = im.AppendResult{Message: orig, Duplicate: true, GroupVersion: results[i].GroupVersion}
 			continue
 		}
-		if first[k] != i {
+		if f := first[k]; f != i && results[f].Err == nil {
 			continue // filled in below, once the first has its seq
 		}
 		p := plans[m.ConversationID]
@@ -132,12 +138,12 @@ func (s *Store) appendTx(ctx context.Context, q querier, batch []im.AppendReques
 		m.Seq = p.next
 		m.CreatedAt = m.CreatedAt.Truncate(time.Microsecond) // as stored
 		p.next++
-		results[i] = im.AppendResult{Message: m}
+		results[i] = im.AppendResult{Message: m, GroupVersion: results[i].GroupVersion}
 	}
 	for _, i := range valid {
 		m := &batch[i].Message
-		if f := first[dedupKey{m.SenderID, m.ClientMsgID}]; f != i && !results[i].Duplicate {
-			results[i] = im.AppendResult{Message: results[f].Message, Duplicate: true}
+		if f := first[dedupKey{m.SenderID, m.ClientMsgID}]; f != i && !results[i].Duplicate && results[i].Err == nil && results[f].Err == nil {
+			results[i] = im.AppendResult{Message: results[f].Message, Duplicate: true, GroupVersion: results[i].GroupVersion}
 		}
 	}
 	if len(members) > 0 {

@@ -2,13 +2,14 @@ package sqlstore_test
 
 import (
 	"database/sql"
-	"github.com/imserver/imserver/store/sqlstore/sqltest"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/imserver/imserver/store/sqlstore/sqltest"
 
 	"github.com/stretchr/testify/require"
 
@@ -119,10 +120,41 @@ func testUpgradeFromV1(t *testing.T, b backend) {
 	require.NoError(t, err)
 	require.Equal(t, int64(7), c.MaxSeq)
 	g := im.Group{ID: "old", Name: "Old", OwnerID: "alice"}
-	require.NoError(t, s.CreateGroup(ctx, g, []im.GroupMember{{UserID: "alice", Role: im.RoleOwner}}))
+	_, err = s.CreateGroup(ctx, g, []im.GroupMember{{UserID: "alice", Role: im.RoleOwner}}, im.AppendRequest{})
+	require.NoError(t, err)
 	got, err := s.Group(ctx, "old")
 	require.NoError(t, err)
 	require.Equal(t, 1, got.MemberCount)
+}
+
+func TestSQLiteUpgradeGroupsToVersions(t *testing.T) { testUpgradeGroupsToVersions(t, sqliteBackend) }
+func TestPostgresUpgradeGroupsToVersions(t *testing.T) {
+	testUpgradeGroupsToVersions(t, postgresBackend)
+}
+func TestMySQLUpgradeGroupsToVersions(t *testing.T) { testUpgradeGroupsToVersions(t, mysqlBackend) }
+
+// testUpgradeGroupsToVersions: a group stored before groups had versions
+// is at version 1 after the upgrade, and changes from there.
+func testUpgradeGroupsToVersions(t *testing.T, b backend) {
+	ctx := t.Context()
+	dsn := b.fresh(t)
+	db := openDB(t, b.driver, dsn)
+	require.NoError(t, sqlstore.MigrateTo(ctx, db, b.dialect, 2))
+	ph := "?, ?, ?, ?, ?"
+	if b.dialect == sqlstore.Postgres {
+		ph = "$1, $2, $3, $4, $5"
+	}
+	_, err := db.ExecContext(ctx, "INSERT INTO chat_groups (id, name, face_url, introduction, notification, extra, owner_id, join_policy, member_count, created_at, updated_at)"+
+		" VALUES ('old', "+ph+", 'alice', 0, 0, 0, 0)", []byte("Old"), []byte{}, []byte{}, []byte{}, []byte{})
+	require.NoError(t, err)
+
+	s := b.newStore(t, db)
+	got, err := s.Group(ctx, "old")
+	require.NoError(t, err)
+	require.Equal(t, int64(1), got.Version)
+	r, err := s.ChangeGroup(ctx, "old", im.GroupChange{Version: 1, Put: []im.GroupMember{{UserID: "bob", Role: im.RoleMember}}})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), r.GroupVersion)
 }
 
 // testNewerSchema: a database migrated by a newer version of the package

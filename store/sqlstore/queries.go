@@ -12,7 +12,7 @@ const (
 	// rangeCols leaves out conversation_id, which a range read knows.
 	rangeCols   = "seq, server_id, sender_id, receiver_id, client_msg_id, type, content, extra, attached_info, send_time, created_at"
 	accountCols = "user_id, username, nickname, password_hash, disabled, created_at"
-	groupCols   = "id, name, face_url, introduction, notification, extra, owner_id, join_policy, member_count, created_at, updated_at"
+	groupCols   = "id, name, face_url, introduction, notification, extra, owner_id, join_policy, member_count, created_at, updated_at, version"
 )
 
 // Rows per statement for the dialects that list rows as VALUES, which keeps
@@ -42,13 +42,13 @@ type queries struct {
 
 	createGroup      string // groupCols
 	group            string // id → groupCols
-	lockGroup        string // id → 1, the row locked until the commit
-	updateGroup      string // name … updated_at, id
-	addMemberCount   string // delta, id
-	setGroupOwner    string // owner_id, id
+	lockGroup        string // id → (version, owner_id, member_count), the row locked until the commit
+	updateGroup      string // name, face_url, introduction, notification, extra, join_policy, updated_at, id
+	storeGroupCount  string // member_count, owner_id, id; adds one to version
+	groupMember      string // group id, user id → (role, joined_at)
+	groupAndMembers  string // id → groupCols, then (user_id, role, joined_at) or NULLs, per member
 	deleteGroup      string // id
 	deleteAllMembers string // group id
-	membersOfGroup   string // group id → (user_id, role, joined_at)…, NULLs for a group without members
 	userGroups       string // user id → group id…
 
 	// Postgres passes batches as arrays, so its batch statements are fixed.
@@ -60,6 +60,8 @@ type queries struct {
 	pgInsertMembersOf string // group id, users[], roles[], joined_ats[]
 	pgSetRole         string // role, group id, users[]
 	pgRemoveMembers   string // group id, users[]
+	pgShareGroups     string // ids[] → (id, version), the rows share-locked
+	pgMembersOf       string // group ids[], users[] → (group_id, user_id) of those pairs that are members
 }
 
 func newQueries(d Dialect, prefix string) queries {
@@ -86,23 +88,25 @@ func newQueries(d Dialect, prefix string) queries {
 	q.accountByID = "SELECT " + accountCols + " FROM " + q.accounts + " WHERE user_id = " + p(1)[0]
 	q.accountByUsername = "SELECT " + accountCols + " FROM " + q.accounts + " WHERE username = " + p(1)[0]
 
-	q.createGroup = "INSERT INTO " + q.groups + " (" + groupCols + ") VALUES (" + strings.Join(p(11), ", ") + ")"
+	q.createGroup = "INSERT INTO " + q.groups + " (" + groupCols + ") VALUES (" + strings.Join(p(12), ", ") + ")"
 	q.group = "SELECT " + groupCols + " FROM " + q.groups + " WHERE id = " + p(1)[0]
-	q.lockGroup = "SELECT 1 FROM " + q.groups + " WHERE id = " + p(1)[0]
+	q.lockGroup = "SELECT version, owner_id, member_count FROM " + q.groups + " WHERE id = " + p(1)[0]
 	if d != SQLite { // SQLite's writer holds the whole database already
 		q.lockGroup += " FOR UPDATE"
 	}
-	ph = p(9)
+	ph = p(8)
 	q.updateGroup = "UPDATE " + q.groups + " SET name = " + ph[0] + ", face_url = " + ph[1] + ", introduction = " + ph[2] +
-		", notification = " + ph[3] + ", extra = " + ph[4] + ", owner_id = " + ph[5] + ", join_policy = " + ph[6] +
-		", updated_at = " + ph[7] + " WHERE id = " + ph[8]
+		", notification = " + ph[3] + ", extra = " + ph[4] + ", join_policy = " + ph[5] +
+		", updated_at = " + ph[6] + " WHERE id = " + ph[7]
+	ph = p(3)
+	q.storeGroupCount = "UPDATE " + q.groups + " SET member_count = " + ph[0] + ", owner_id = " + ph[1] +
+		", version = version + 1 WHERE id = " + ph[2]
 	ph = p(2)
-	q.addMemberCount = "UPDATE " + q.groups + " SET member_count = member_count + " + ph[0] + " WHERE id = " + ph[1]
-	q.setGroupOwner = "UPDATE " + q.groups + " SET owner_id = " + ph[0] + " WHERE id = " + ph[1]
+	q.groupMember = "SELECT role, joined_at FROM " + q.groupMembers + " WHERE group_id = " + ph[0] + " AND user_id = " + ph[1]
+	q.groupAndMembers = "SELECT " + prefixed("g.", groupCols) + ", m.user_id, m.role, m.joined_at FROM " + q.groups +
+		" g LEFT JOIN " + q.groupMembers + " m ON m.group_id = g.id WHERE g.id = " + p(1)[0]
 	q.deleteGroup = "DELETE FROM " + q.groups + " WHERE id = " + p(1)[0]
 	q.deleteAllMembers = "DELETE FROM " + q.groupMembers + " WHERE group_id = " + p(1)[0]
-	q.membersOfGroup = "SELECT m.user_id, m.role, m.joined_at FROM " + q.groups + " g LEFT JOIN " + q.groupMembers +
-		" m ON m.group_id = g.id WHERE g.id = " + p(1)[0]
 	q.userGroups = "SELECT group_id FROM " + q.groupMembers + " WHERE user_id = " + p(1)[0]
 
 	if d == Postgres {
@@ -123,6 +127,9 @@ func newQueries(d Dialect, prefix string) queries {
 			" SELECT $1::text, * FROM unnest($2::text[], $3::integer[], $4::bigint[])"
 		q.pgSetRole = "UPDATE " + q.groupMembers + " SET role = $1 WHERE group_id = $2 AND user_id = ANY($3::text[])"
 		q.pgRemoveMembers = "DELETE FROM " + q.groupMembers + " WHERE group_id = $1 AND user_id = ANY($2::text[])"
+		q.pgShareGroups = "SELECT id, version FROM " + q.groups + " WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE"
+		q.pgMembersOf = "SELECT m.group_id, m.user_id FROM " + q.groupMembers +
+			" m JOIN unnest($1::text[], $2::text[]) AS k(g, u) ON m.group_id = k.g AND m.user_id = k.u"
 	}
 	return q
 }
@@ -258,6 +265,42 @@ func inList(b *strings.Builder, n int) {
 		b.WriteByte('?')
 	}
 	b.WriteByte(')')
+}
+
+// shareGroups returns the statement that reads (id, version) of n groups
+// and, but on SQLite, share-locks their rows until the commit, so that no
+// change to them commits in between (not Postgres).
+func (q *queries) shareGroups(n int) string {
+	var b strings.Builder
+	b.WriteString("SELECT id, version FROM ")
+	b.WriteString(q.groups)
+	b.WriteString(" WHERE id")
+	inList(&b, n)
+	b.WriteString(" ORDER BY id")
+	if q.dialect == MySQL {
+		b.WriteString(" LOCK IN SHARE MODE")
+	}
+	return b.String()
+}
+
+// membersOf returns the statement that reads which of n (group_id,
+// user_id) pairs are memberships (not Postgres). On MySQL it is a locking
+// read, which sees the latest committed rows whatever the transaction's
+// snapshot.
+func (q *queries) membersOf(n int) string {
+	var b strings.Builder
+	b.WriteString("SELECT group_id, user_id FROM ")
+	b.WriteString(q.groupMembers)
+	b.WriteString(" WHERE (group_id, user_id) IN (")
+	if q.dialect == SQLite {
+		b.WriteString("VALUES ")
+	}
+	values(&b, n, 2)
+	b.WriteByte(')')
+	if q.dialect == MySQL {
+		b.WriteString(" LOCK IN SHARE MODE")
+	}
+	return b.String()
 }
 
 // membersIn returns the statement that reads (user_id, role) of those of n

@@ -33,6 +33,7 @@ func testGroups(t *testing.T, h Harness) {
 		{"Concurrent", testGroupConcurrent},
 		{"Cancelled", testGroupCancelled},
 		{"Durability", testGroupDurability},
+		{"Change", testGroupChanges},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
@@ -102,6 +103,9 @@ func groupDiff(got, want im.Group) string {
 	if got.MemberCount != want.MemberCount {
 		field("MemberCount", got.MemberCount, want.MemberCount)
 	}
+	if want.Version != 0 && got.Version != want.Version {
+		field("Version", got.Version, want.Version)
+	}
 	if !got.CreatedAt.Equal(want.CreatedAt) {
 		d = append(d, fmt.Sprintf("CreatedAt = %v, want %v", got.CreatedAt, want.CreatedAt))
 	}
@@ -129,7 +133,7 @@ func checkNoGroup(t *testing.T, s im.Store, id string) {
 	if g, err := s.Group(t.Context(), id); !errors.Is(err, im.ErrNotFound) {
 		t.Errorf("Group(%q) = %+v, %v; want ErrNotFound", id, g, err)
 	}
-	if ms, err := s.GroupMembers(t.Context(), id); !errors.Is(err, im.ErrNotFound) {
+	if _, ms, err := s.GroupMembers(t.Context(), id); !errors.Is(err, im.ErrNotFound) {
 		t.Errorf("GroupMembers(%q) = %+v, %v; want ErrNotFound", id, ms, err)
 	}
 }
@@ -138,7 +142,7 @@ func checkNoGroup(t *testing.T, s im.Store, id string) {
 // error.
 func groupMembers(t *testing.T, s im.Store, id string) map[string]im.GroupMember {
 	t.Helper()
-	ms, err := s.GroupMembers(t.Context(), id)
+	_, ms, err := s.GroupMembers(t.Context(), id)
 	if err != nil {
 		t.Fatalf("GroupMembers(%q): %v", id, err)
 	}
@@ -197,10 +201,39 @@ func checkUserGroups(t *testing.T, s im.Store, userID string, want ...string) {
 	}
 }
 
+// The calls below are the GroupChange forms of the single-purpose changes
+// the older tests are written in; each is one ChangeGroup at any version,
+// without a notice.
+
+func createGroupErr(ctx context.Context, s im.Store, g im.Group, members []im.GroupMember) error {
+	_, err := s.CreateGroup(ctx, g, members, im.AppendRequest{})
+	return err
+}
+
+func updateGroup(ctx context.Context, s im.Store, g im.Group) error {
+	_, err := s.ChangeGroup(ctx, g.ID, im.GroupChange{Update: &g})
+	return err
+}
+
+func deleteGroup(ctx context.Context, s im.Store, id string) error {
+	_, err := s.ChangeGroup(ctx, id, im.GroupChange{Delete: true})
+	return err
+}
+
+func putGroupMembers(ctx context.Context, s im.Store, id string, members []im.GroupMember) error {
+	_, err := s.ChangeGroup(ctx, id, im.GroupChange{Put: members})
+	return err
+}
+
+func removeGroupMembers(ctx context.Context, s im.Store, id string, userIDs []string) error {
+	_, err := s.ChangeGroup(ctx, id, im.GroupChange{Remove: userIDs})
+	return err
+}
+
 // createGroup creates g with members, failing t on an error.
 func createGroup(t *testing.T, s im.Store, g im.Group, members ...im.GroupMember) {
 	t.Helper()
-	if err := s.CreateGroup(t.Context(), g, members); err != nil {
+	if err := createGroupErr(t.Context(), s, g, members); err != nil {
 		t.Fatalf("CreateGroup(%q): %v", g.ID, err)
 	}
 }
@@ -208,7 +241,7 @@ func createGroup(t *testing.T, s im.Store, g im.Group, members ...im.GroupMember
 // putMembers adds members to group id, failing t on an error.
 func putMembers(t *testing.T, s im.Store, id string, members ...im.GroupMember) {
 	t.Helper()
-	if err := s.PutGroupMembers(t.Context(), id, members); err != nil {
+	if err := putGroupMembers(t.Context(), s, id, members); err != nil {
 		t.Fatalf("PutGroupMembers(%q): %v", id, err)
 	}
 }
@@ -216,7 +249,7 @@ func putMembers(t *testing.T, s im.Store, id string, members ...im.GroupMember) 
 // removeMembers removes userIDs from group id, failing t on an error.
 func removeMembers(t *testing.T, s im.Store, id string, userIDs ...string) {
 	t.Helper()
-	if err := s.RemoveGroupMembers(t.Context(), id, userIDs); err != nil {
+	if err := removeGroupMembers(t.Context(), s, id, userIDs); err != nil {
 		t.Fatalf("RemoveGroupMembers(%q, %q): %v", id, userIDs, err)
 	}
 }
@@ -246,7 +279,7 @@ func testGroupCreateAndGet(t *testing.T, h Harness) {
 		member("carol", im.RoleMember, time.Date(2031, 12, 31, 23, 59, 59, 999_999_000, time.FixedZone("UTC-8", -8*3600))),
 	}
 	want := slices.Clone(members)
-	if err := s.CreateGroup(ctx, g, members); err != nil {
+	if err := createGroupErr(ctx, s, g, members); err != nil {
 		t.Fatalf("CreateGroup: %v", err)
 	}
 	checkGroup(t, s, withCount(g, 3))
@@ -259,7 +292,7 @@ func testGroupCreateAndGet(t *testing.T, h Harness) {
 	// Neither the caller's slice nor the one returned is the store's.
 	members[0].Role = im.RoleMember
 	members[1].UserID = "mallory"
-	got, err := s.GroupMembers(ctx, "g1")
+	_, got, err := s.GroupMembers(ctx, "g1")
 	if err != nil {
 		t.Fatalf("GroupMembers: %v", err)
 	}
@@ -284,7 +317,7 @@ func testGroupCreateAndGet(t *testing.T, h Harness) {
 		CreatedAt:  time.Date(2000, 1, 1, 0, 0, 0, 1000, time.UTC),
 		UpdatedAt:  time.Date(2000, 1, 1, 0, 0, 0, 2000, time.UTC),
 	}
-	if err := s.CreateGroup(ctx, bare, nil); err != nil {
+	if err := createGroupErr(ctx, s, bare, nil); err != nil {
 		t.Fatalf("CreateGroup without members: %v", err)
 	}
 	checkGroup(t, s, withCount(bare, 0))
@@ -305,7 +338,7 @@ func testGroupCreateConflict(t *testing.T, h Harness) {
 	other.Name = "Taken over"
 	other.JoinPolicy = im.JoinOpen
 	other.CreatedAt = at(5)
-	err := s.CreateGroup(t.Context(), other, []im.GroupMember{
+	err := createGroupErr(t.Context(), s, other, []im.GroupMember{
 		member("mallory", im.RoleOwner, at(5)),
 		member("bob", im.RoleAdmin, at(5)),
 		member("carol", im.RoleMember, at(5)),
@@ -348,13 +381,14 @@ func testGroupUpdate(t *testing.T, h Harness) {
 		CreatedAt:    at(60),
 		UpdatedAt:    time.Date(2026, 7, 1, 8, 30, 0, 654_321_000, time.FixedZone("IST", 5*3600+1800)),
 	}
-	if err := s.UpdateGroup(ctx, upd); err != nil {
+	if err := updateGroup(ctx, s, upd); err != nil {
 		t.Fatalf("UpdateGroup: %v", err)
 	}
 	want := withCount(upd, 2)
 	want.CreatedAt = orig.CreatedAt
+	want.OwnerID = orig.OwnerID // the owner changes only by a Put of RoleOwner
 	checkGroup(t, s, want)
-	checkMembers(t, s, "g1", members...) // a new OwnerID changes no Role
+	checkMembers(t, s, "g1", members...)
 	checkGroup(t, s, withCount(neighbour, 0))
 
 	// And back: the empty fields are set again.
@@ -362,7 +396,7 @@ func testGroupUpdate(t *testing.T, h Harness) {
 	upd.Introduction = "second"
 	upd.CreatedAt = at(-60)
 	upd.UpdatedAt = at(120)
-	if err := s.UpdateGroup(ctx, upd); err != nil {
+	if err := updateGroup(ctx, s, upd); err != nil {
 		t.Fatalf("UpdateGroup: %v", err)
 	}
 	want = withCount(upd, 2)
@@ -372,12 +406,12 @@ func testGroupUpdate(t *testing.T, h Harness) {
 	// The count follows the members, not the MemberCount given.
 	putMembers(t, s, "g1", member("carol", im.RoleMember, at(3)))
 	upd.MemberCount = 0
-	if err := s.UpdateGroup(ctx, upd); err != nil {
+	if err := updateGroup(ctx, s, upd); err != nil {
 		t.Fatalf("UpdateGroup: %v", err)
 	}
 	checkGroup(t, s, withCount(want, 3))
 
-	err := s.UpdateGroup(ctx, newGroup("g3", "alice"))
+	err := updateGroup(ctx, s, newGroup("g3", "alice"))
 	checkErr(t, "UpdateGroup of a missing group", err, im.ErrNotFound)
 	checkNoGroup(t, s, "g3")
 }
@@ -492,17 +526,28 @@ func testGroupRemoveMembers(t *testing.T, h Harness) {
 	removeMembers(t, s, "g1")
 	checkMembers(t, s, "g1", alice, dave)
 
-	// The last members leave; the group stays, empty.
-	removeMembers(t, s, "g1", "alice", "dave")
-	checkMembers(t, s, "g1")
-	checkGroup(t, s, withCount(g, 0))
-	checkUserGroups(t, s, "alice")
+	// The owner cannot be removed, alone or with others: nothing is.
+	checkErr(t, "removing the owner", removeGroupMembers(t.Context(), s, "g1", []string{"dave", "alice"}), im.ErrInvalidArgument)
+	checkMembers(t, s, "g1", alice, dave)
+
+	// The last members but the owner leave.
+	removeMembers(t, s, "g1", "dave")
+	checkMembers(t, s, "g1", alice)
+	checkGroup(t, s, withCount(g, 1))
+	checkUserGroups(t, s, "alice", "g1")
 	checkUserGroups(t, s, "dave")
+
+	// A group whose owner is no member may be emptied.
+	bare := newGroup("g3", "zed")
+	createGroup(t, s, bare, member("erin", im.RoleMember, at(9)))
+	removeMembers(t, s, "g3", "erin")
+	checkMembers(t, s, "g3")
+	checkGroup(t, s, withCount(bare, 0))
 
 	// A member who comes back joins anew: the old JoinedAt is gone.
 	back := member("bob", im.RoleMember, at(30))
 	putMembers(t, s, "g1", back)
-	checkMembers(t, s, "g1", back)
+	checkMembers(t, s, "g1", alice, back)
 	checkUserGroups(t, s, "bob", "g1", "g2")
 }
 
@@ -526,7 +571,7 @@ func testGroupDelete(t *testing.T, h Harness) {
 	})
 	sent := []im.Message{res[0].Message, res[1].Message}
 
-	if err := s.DeleteGroup(ctx, "g1"); err != nil {
+	if err := deleteGroup(ctx, s, "g1"); err != nil {
 		t.Fatalf("DeleteGroup: %v", err)
 	}
 	checkNoGroup(t, s, "g1")
@@ -537,10 +582,10 @@ func testGroupDelete(t *testing.T, h Harness) {
 	checkGroup(t, s, withCount(g10, 1))
 	checkMembers(t, s, "g10", aliceInG10)
 
-	checkErr(t, "DeleteGroup of a deleted group", s.DeleteGroup(ctx, "g1"), im.ErrNotFound)
-	checkErr(t, "PutGroupMembers to a deleted group", s.PutGroupMembers(ctx, "g1", []im.GroupMember{member("erin", im.RoleMember, at(5))}), im.ErrNotFound)
-	checkErr(t, "RemoveGroupMembers from a deleted group", s.RemoveGroupMembers(ctx, "g1", []string{"alice"}), im.ErrNotFound)
-	checkErr(t, "UpdateGroup of a deleted group", s.UpdateGroup(ctx, newGroup("g1", "alice")), im.ErrNotFound)
+	checkErr(t, "DeleteGroup of a deleted group", deleteGroup(ctx, s, "g1"), im.ErrNotFound)
+	checkErr(t, "PutGroupMembers to a deleted group", putGroupMembers(ctx, s, "g1", []im.GroupMember{member("erin", im.RoleMember, at(5))}), im.ErrNotFound)
+	checkErr(t, "RemoveGroupMembers from a deleted group", removeGroupMembers(ctx, s, "g1", []string{"alice"}), im.ErrNotFound)
+	checkErr(t, "UpdateGroup of a deleted group", updateGroup(ctx, s, newGroup("g1", "alice")), im.ErrNotFound)
 	checkNoGroup(t, s, "g1")
 	checkUserGroups(t, s, "erin")
 
@@ -573,7 +618,7 @@ func testUserGroups(t *testing.T, h Harness) {
 	const odd = "g/1:x_y|z ü"
 	createGroup(t, s, newGroup("g", "al"), member("al", im.RoleOwner, at(0)))
 	createGroup(t, s, newGroup("g1", "alice"), member("alice", im.RoleOwner, at(0)), member("al", im.RoleMember, at(1)))
-	createGroup(t, s, newGroup("g10", "alice"), member("alice", im.RoleOwner, at(0)))
+	createGroup(t, s, newGroup("g10", "al10"), member("alice", im.RoleAdmin, at(0)))
 	createGroup(t, s, newGroup(odd, "a:l"), member("a:l", im.RoleOwner, at(0)), member("alice", im.RoleMember, at(1)))
 	checkUserGroups(t, s, "al", "g", "g1")
 	checkUserGroups(t, s, "alice", "g1", "g10", odd)
@@ -594,7 +639,7 @@ func testUserGroups(t *testing.T, h Harness) {
 	// Every change shows at once.
 	removeMembers(t, s, "g10", "alice")
 	putMembers(t, s, "g", member("alice", im.RoleMember, at(2)))
-	if err := s.DeleteGroup(t.Context(), "g1"); err != nil {
+	if err := deleteGroup(t.Context(), s, "g1"); err != nil {
 		t.Fatalf("DeleteGroup: %v", err)
 	}
 	checkUserGroups(t, s, "alice", "g", odd)
@@ -612,12 +657,12 @@ func testGroupNotFound(t *testing.T, h Harness) {
 
 	for _, id := range []string{"g2", "g", "g10", "G1"} { // prefixes and extensions of a stored id
 		checkNoGroup(t, s, id)
-		checkErr(t, fmt.Sprintf("UpdateGroup(%q)", id), s.UpdateGroup(ctx, newGroup(id, "alice")), im.ErrNotFound)
-		checkErr(t, fmt.Sprintf("DeleteGroup(%q)", id), s.DeleteGroup(ctx, id), im.ErrNotFound)
-		checkErr(t, fmt.Sprintf("PutGroupMembers(%q)", id), s.PutGroupMembers(ctx, id, []im.GroupMember{member("bob", im.RoleMember, at(1))}), im.ErrNotFound)
-		checkErr(t, fmt.Sprintf("PutGroupMembers(%q, none)", id), s.PutGroupMembers(ctx, id, nil), im.ErrNotFound)
-		checkErr(t, fmt.Sprintf("RemoveGroupMembers(%q)", id), s.RemoveGroupMembers(ctx, id, []string{"alice"}), im.ErrNotFound)
-		checkErr(t, fmt.Sprintf("RemoveGroupMembers(%q, none)", id), s.RemoveGroupMembers(ctx, id, nil), im.ErrNotFound)
+		checkErr(t, fmt.Sprintf("UpdateGroup(%q)", id), updateGroup(ctx, s, newGroup(id, "alice")), im.ErrNotFound)
+		checkErr(t, fmt.Sprintf("DeleteGroup(%q)", id), deleteGroup(ctx, s, id), im.ErrNotFound)
+		checkErr(t, fmt.Sprintf("PutGroupMembers(%q)", id), putGroupMembers(ctx, s, id, []im.GroupMember{member("bob", im.RoleMember, at(1))}), im.ErrNotFound)
+		checkErr(t, fmt.Sprintf("PutGroupMembers(%q, none)", id), putGroupMembers(ctx, s, id, nil), im.ErrNotFound)
+		checkErr(t, fmt.Sprintf("RemoveGroupMembers(%q)", id), removeGroupMembers(ctx, s, id, []string{"alice"}), im.ErrNotFound)
+		checkErr(t, fmt.Sprintf("RemoveGroupMembers(%q, none)", id), removeGroupMembers(ctx, s, id, nil), im.ErrNotFound)
 		checkNoGroup(t, s, id) // none of the writes created it
 	}
 	checkUserGroups(t, s, "bob")
@@ -694,7 +739,7 @@ func testGroupInvalidInput(t *testing.T, h Harness) {
 		check := func(t *testing.T, g im.Group, members ...im.GroupMember) {
 			t.Helper()
 			s := open(t, h)
-			if err := s.CreateGroup(t.Context(), g, members); !isInvalid(err) {
+			if err := createGroupErr(t.Context(), s, g, members); !isInvalid(err) {
 				t.Errorf("CreateGroup: %v, want ErrInvalidArgument", err)
 			}
 			checkNoGroup(t, s, "g1")
@@ -737,7 +782,7 @@ func testGroupInvalidInput(t *testing.T, h Harness) {
 				g.Name = "Renamed"
 				g.UpdatedAt = at(9)
 				tt.modify(&g)
-				err := s.UpdateGroup(t.Context(), g)
+				err := updateGroup(t.Context(), s, g)
 				// An invalid ID names no stored group, so ErrNotFound is
 				// as right as ErrInvalidArgument.
 				if !isInvalid(err) && !(g.ID != orig.ID && errors.Is(err, im.ErrNotFound)) {
@@ -757,7 +802,7 @@ func testGroupInvalidInput(t *testing.T, h Harness) {
 			s := open(t, h)
 			g := newGroup("g1", "alice")
 			createGroup(t, s, g, alice, bob)
-			if err := s.PutGroupMembers(t.Context(), "g1", batch); !isInvalid(err) {
+			if err := putGroupMembers(t.Context(), s, "g1", batch); !isInvalid(err) {
 				t.Errorf("PutGroupMembers: %v, want ErrInvalidArgument", err)
 			}
 			checkGroup(t, s, withCount(g, 2))
@@ -786,7 +831,7 @@ func testGroupInvalidInput(t *testing.T, h Harness) {
 			t.Run(tt.name, func(t *testing.T) {
 				s := open(t, h)
 				createGroup(t, s, newGroup("g1", "alice"), alice, bob)
-				if err := s.RemoveGroupMembers(t.Context(), "g1", []string{"bob", tt.id}); !isInvalid(err) {
+				if err := removeGroupMembers(t.Context(), s, "g1", []string{"bob", tt.id}); !isInvalid(err) {
 					t.Errorf("RemoveGroupMembers: %v, want ErrInvalidArgument", err)
 				}
 				checkMembers(t, s, "g1", alice, bob)
@@ -819,7 +864,7 @@ func testGroupInvalidInput(t *testing.T, h Harness) {
 		checkUserGroups(t, s, longest.UserID, g.ID)
 
 		g.Name = strings.Repeat("n", im.MaxGroupNameLen)
-		if err := s.UpdateGroup(t.Context(), g); err != nil {
+		if err := updateGroup(t.Context(), s, g); err != nil {
 			t.Fatalf("UpdateGroup: %v", err)
 		}
 		checkGroup(t, s, withCount(g, 3))
@@ -860,14 +905,14 @@ func testGroupConcurrent(t *testing.T, h Harness) {
 					for j := i; j < i+n; j++ {
 						batch = append(batch, own(w, j))
 					}
-					if err := s.PutGroupMembers(t.Context(), "g1", batch); err != nil {
+					if err := putGroupMembers(t.Context(), s, "g1", batch); err != nil {
 						t.Errorf("writer %d: PutGroupMembers: %v", w, err)
 						return
 					}
 				}
 				for i := 1; i < perWriter; i += 2 {
 					ids := []string{own(w, i).UserID, fmt.Sprintf("ghost%02d", w)}
-					if err := s.RemoveGroupMembers(t.Context(), "g1", ids); err != nil {
+					if err := removeGroupMembers(t.Context(), s, "g1", ids); err != nil {
 						t.Errorf("writer %d: RemoveGroupMembers: %v", w, err)
 						return
 					}
@@ -915,7 +960,7 @@ func testGroupConcurrent(t *testing.T, h Harness) {
 				members[i] = []im.GroupMember{member(owner, im.RoleOwner, at(i)), member("common", im.RoleMember, at(i))}
 				wg.Go(func() {
 					<-start
-					errs[i] = s.CreateGroup(t.Context(), groups[i], members[i])
+					errs[i] = createGroupErr(t.Context(), s, groups[i], members[i])
 				})
 			}
 			close(start)
@@ -966,7 +1011,7 @@ func testGroupConcurrent(t *testing.T, h Harness) {
 				users = append(users, u)
 				wg.Go(func() {
 					<-start
-					err := s.PutGroupMembers(t.Context(), id, []im.GroupMember{member(u, im.RoleMember, at(i))})
+					err := putGroupMembers(t.Context(), s, id, []im.GroupMember{member(u, im.RoleMember, at(i))})
 					if err != nil && !errors.Is(err, im.ErrNotFound) {
 						t.Errorf("round %d: PutGroupMembers: %v, want nil or ErrNotFound", round, err)
 					}
@@ -974,7 +1019,7 @@ func testGroupConcurrent(t *testing.T, h Harness) {
 			}
 			wg.Go(func() {
 				<-start
-				if err := s.DeleteGroup(t.Context(), id); err != nil {
+				if err := deleteGroup(t.Context(), s, id); err != nil {
 					t.Errorf("round %d: DeleteGroup: %v", round, err)
 				}
 			})
@@ -1008,16 +1053,16 @@ func testGroupCancelled(t *testing.T, h Harness) {
 			t.Errorf("%s with a cancelled ctx: %v, want context.Canceled", what, err)
 		}
 	}
-	check("CreateGroup", s.CreateGroup(ctx, newGroup("g2", "carol"), []im.GroupMember{carol}))
+	check("CreateGroup", createGroupErr(ctx, s, newGroup("g2", "carol"), []im.GroupMember{carol}))
 	_, err := s.Group(ctx, "g1")
 	check("Group", err)
 	upd := g
 	upd.Name = "Renamed"
-	check("UpdateGroup", s.UpdateGroup(ctx, upd))
-	check("DeleteGroup", s.DeleteGroup(ctx, "g1"))
-	check("PutGroupMembers", s.PutGroupMembers(ctx, "g1", []im.GroupMember{member("dave", im.RoleMember, at(3)), member("bob", im.RoleAdmin, at(3))}))
-	check("RemoveGroupMembers", s.RemoveGroupMembers(ctx, "g1", []string{"bob"}))
-	_, err = s.GroupMembers(ctx, "g1")
+	check("UpdateGroup", updateGroup(ctx, s, upd))
+	check("DeleteGroup", deleteGroup(ctx, s, "g1"))
+	check("PutGroupMembers", putGroupMembers(ctx, s, "g1", []im.GroupMember{member("dave", im.RoleMember, at(3)), member("bob", im.RoleAdmin, at(3))}))
+	check("RemoveGroupMembers", removeGroupMembers(ctx, s, "g1", []string{"bob"}))
+	_, _, err = s.GroupMembers(ctx, "g1")
 	check("GroupMembers", err)
 	_, err = s.UserGroups(ctx, "alice")
 	check("UserGroups", err)
@@ -1056,14 +1101,14 @@ func testGroupDurability(t *testing.T, h Harness) {
 	upd.Name = "Renamed"
 	upd.JoinPolicy = im.JoinOpen
 	upd.UpdatedAt = at(30)
-	if err := s.UpdateGroup(ctx, upd); err != nil {
+	if err := updateGroup(ctx, s, upd); err != nil {
 		t.Fatalf("UpdateGroup: %v", err)
 	}
 	dave := member("dave", im.RoleMember, at(41))
 	putMembers(t, s, "g1", member("bob", im.RoleAdmin, at(40)), dave)
 	bob.Role = im.RoleAdmin
 	removeMembers(t, s, "g1", "carol")
-	if err := s.DeleteGroup(ctx, "g3"); err != nil {
+	if err := deleteGroup(ctx, s, "g3"); err != nil {
 		t.Fatalf("DeleteGroup: %v", err)
 	}
 
@@ -1080,7 +1125,7 @@ func testGroupDurability(t *testing.T, h Harness) {
 	checkUserGroups(t, s, "bob", "g1", "g2")
 	checkUserGroups(t, s, "carol")
 	checkUserGroups(t, s, "dave", "g1")
-	checkErr(t, "CreateGroup with a taken id after reopen", s.CreateGroup(t.Context(), newGroup("g1", "mallory"), nil), im.ErrConflict)
+	checkErr(t, "CreateGroup with a taken id after reopen", createGroupErr(t.Context(), s, newGroup("g1", "mallory"), nil), im.ErrConflict)
 
 	// The stored JoinedAt is still the one kept, and later writes survive
 	// the next reopen.
@@ -1094,4 +1139,18 @@ func testGroupDurability(t *testing.T, h Harness) {
 	checkMembers(t, s, "g1", alice, bob, dave, erin)
 	checkGroup(t, s, withCount(upd, 4))
 	checkUserGroups(t, s, "erin", "g1")
+
+	// Versions and notices survive too, and go on from where they were.
+	v := version(t, s, "g1")
+	r := change(t, s, "g1", im.GroupChange{Version: v, Remove: []string{"erin"}, Notice: notice("g1", "alice", "kick-erin")})
+	s = h.Reopen(t, s)
+	if s == nil {
+		t.Fatal("storetest: Harness.Reopen returned nil")
+	}
+	if got := version(t, s, "g1"); got != v+1 || r.GroupVersion != v+1 {
+		t.Errorf("Version after reopen %d, reported %d; want %d", got, r.GroupVersion, v+1)
+	}
+	checkMessages(t, "notice after reopen", allMessages(t, s, im.GroupConversationID("g1")), []im.Message{withSeq(notice("g1", "alice", "kick-erin").Message, 1)})
+	_, err := s.ChangeGroup(t.Context(), "g1", im.GroupChange{Version: v + 1, Notice: notice("g1", "alice", "kick-erin")})
+	checkErr(t, "a change whose notice was stored before the reopen", err, im.ErrConflict)
 }

@@ -75,11 +75,22 @@ func (s *memStore) AppendMessages(ctx context.Context, batch []im.AppendRequest)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.appendLocked(batch), nil
+}
+
+// appendLocked is AppendMessages with s.mu held.
+func (s *memStore) appendLocked(batch []im.AppendRequest) []im.AppendResult {
 	res := make([]im.AppendResult, len(batch))
 	for i, r := range batch {
 		if err := s.validate(r); err != nil {
 			res[i].Err = err
 			continue
+		}
+		if r.MemberOf != "" {
+			res[i].GroupVersion, res[i].Err = s.memberOf(r)
+			if res[i].Err != nil {
+				continue
+			}
 		}
 		m := clone(r.Message)
 		key := [2]string{m.SenderID, m.ClientMsgID}
@@ -110,7 +121,7 @@ func (s *memStore) AppendMessages(ctx context.Context, batch []im.AppendRequest)
 		s.dedup[key] = m
 		res[i].Message = clone(m)
 	}
-	return res, nil
+	return res
 }
 
 func (s *memStore) Messages(ctx context.Context, conv string, from, to int64, limit int) ([]im.Message, error) {
@@ -239,19 +250,23 @@ func (s *memStore) AccountByUsername(ctx context.Context, username string) (im.A
 	return s.Account(ctx, id)
 }
 
-func (s *memStore) validateGroup(g im.Group) error {
+// The group code from here to the end of the file is one block: groups,
+// their members and the conditional changes that append a notice in the
+// same critical section as the change.
+
+func (s *memStore) validateCreate(g im.Group, members []im.GroupMember, notice im.AppendRequest) error {
 	if s.bug == "no-validation" {
 		return nil
 	}
-	return im.ValidateGroup(g)
+	return im.ValidateCreateGroup(g, members, notice)
 }
 
-// validateMembers is im.ValidateGroupMembers, unless a bug skips it.
-func (s *memStore) validateMembers(members []im.GroupMember) error {
+// validateChange is im.ValidateGroupChange, unless a bug skips it.
+func (s *memStore) validateChange(id string, ch im.GroupChange) error {
 	if s.bug == "no-validation" || s.bug == "group-partial-put" {
 		return nil
 	}
-	return im.ValidateGroupMembers(members)
+	return im.ValidateGroupChange(id, ch)
 }
 
 // putMembers adds members to g, keeping the JoinedAt of existing ones.
@@ -271,20 +286,31 @@ func (s *memStore) putMembers(g *memGroup, members []im.GroupMember) {
 
 func groupNotFound(id string) error { return fmt.Errorf("group %q: %w", id, im.ErrNotFound) }
 
-func (s *memStore) CreateGroup(ctx context.Context, g im.Group, members []im.GroupMember) error {
+// appendNotice stores n, if set, as AppendMessages would, and returns its
+// result; a duplicate is ErrConflict. The caller holds s.mu.
+func (s *memStore) appendNotice(n im.AppendRequest, version int64) (im.AppendResult, error) {
+	if n.Message.ConversationID == "" {
+		return im.AppendResult{GroupVersion: version}, nil
+	}
+	if _, dup := s.dedup[[2]string{n.Message.SenderID, n.Message.ClientMsgID}]; dup {
+		return im.AppendResult{}, fmt.Errorf("notice %q: %w", n.Message.ClientMsgID, im.ErrConflict)
+	}
+	r := s.appendLocked([]im.AppendRequest{n})[0]
+	r.GroupVersion = version
+	return r, r.Err
+}
+
+func (s *memStore) CreateGroup(ctx context.Context, g im.Group, members []im.GroupMember, notice im.AppendRequest) (im.AppendResult, error) {
 	if err := s.ctxErr(ctx); err != nil {
-		return err
+		return im.AppendResult{}, err
 	}
-	if err := s.validateGroup(g); err != nil {
-		return err
-	}
-	if err := s.validateMembers(members); err != nil {
-		return err
+	if err := s.validateCreate(g, members, notice); err != nil {
+		return im.AppendResult{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.groups[g.ID]; ok && s.bug != "group-create-overwrites" {
-		return fmt.Errorf("group %q: %w", g.ID, im.ErrConflict)
+		return im.AppendResult{}, fmt.Errorf("group %q: %w", g.ID, im.ErrConflict)
 	}
 	if s.bug == "group-create-racy" {
 		// Check and write in two steps, as a store without a transaction
@@ -293,10 +319,18 @@ func (s *memStore) CreateGroup(ctx context.Context, g im.Group, members []im.Gro
 		time.Sleep(time.Millisecond)
 		s.mu.Lock()
 	}
+	if s.bug != "group-notice-separate" {
+		if n := notice.Message; n.ConversationID != "" {
+			if _, dup := s.dedup[[2]string{n.SenderID, n.ClientMsgID}]; dup {
+				return im.AppendResult{}, fmt.Errorf("notice %q: %w", n.ClientMsgID, im.ErrConflict)
+			}
+		}
+	}
+	g.Version = 1
 	mg := &memGroup{group: g, members: make(map[string]im.GroupMember, len(members))}
 	s.groups[g.ID] = mg
 	s.putMembers(mg, members)
-	return nil
+	return s.appendNotice(notice, 1)
 }
 
 func (s *memStore) Group(ctx context.Context, id string) (im.Group, error) {
@@ -309,103 +343,90 @@ func (s *memStore) Group(ctx context.Context, id string) (im.Group, error) {
 	if !ok {
 		return im.Group{}, groupNotFound(id)
 	}
+	return s.groupOf(mg), nil
+}
+
+// groupOf returns mg's group with its count. The caller holds s.mu.
+func (s *memStore) groupOf(mg *memGroup) im.Group {
 	g := mg.group
 	if s.bug != "group-count-as-given" {
 		g.MemberCount = len(mg.members)
 	}
-	return g, nil
+	return g
 }
 
-func (s *memStore) UpdateGroup(ctx context.Context, g im.Group) error {
+func (s *memStore) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (im.AppendResult, error) {
 	if err := s.ctxErr(ctx); err != nil {
-		return err
+		return im.AppendResult{}, err
 	}
-	if err := s.validateGroup(g); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	mg, ok := s.groups[g.ID]
-	if !ok {
-		return groupNotFound(g.ID)
-	}
-	if s.bug != "group-update-createdat" {
-		g.CreatedAt = mg.group.CreatedAt
-	}
-	mg.group = g
-	return nil
-}
-
-func (s *memStore) DeleteGroup(ctx context.Context, id string) error {
-	if err := s.ctxErr(ctx); err != nil {
-		return err
+	if err := s.validateChange(id, ch); err != nil {
+		return im.AppendResult{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mg, ok := s.groups[id]
 	if !ok {
-		return groupNotFound(id)
+		return im.AppendResult{}, groupNotFound(id)
 	}
-	if s.bug != "group-delete-keeps-members" {
-		for u := range mg.members {
-			delete(s.userGroup[u], id)
+	if ch.Version != 0 && ch.Version != mg.group.Version && s.bug != "group-no-cas" {
+		return im.AppendResult{}, fmt.Errorf("group %q is at version %d, not %d: %w", id, mg.group.Version, ch.Version, im.ErrConflict)
+	}
+	if n := ch.Notice.Message; n.ConversationID != "" && s.bug != "group-notice-separate" {
+		if _, dup := s.dedup[[2]string{n.SenderID, n.ClientMsgID}]; dup {
+			return im.AppendResult{}, fmt.Errorf("notice %q: %w", n.ClientMsgID, im.ErrConflict)
 		}
 	}
-	delete(s.groups, id)
-	return nil
-}
-
-func (s *memStore) PutGroupMembers(ctx context.Context, id string, members []im.GroupMember) error {
-	if err := s.ctxErr(ctx); err != nil {
-		return err
-	}
-	if err := s.validateMembers(members); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	mg, ok := s.groups[id]
-	if !ok {
-		return groupNotFound(id)
-	}
-	if s.bug == "group-partial-put" {
-		// Validate while writing, so that the members before a bad one
-		// stay.
-		for _, m := range members {
-			if err := im.ValidateGroupMember(m); err != nil {
-				return err
+	if ch.Delete {
+		if s.bug != "group-delete-keeps-members" {
+			for u := range mg.members {
+				delete(s.userGroup[u], id)
 			}
-			s.putMembers(mg, []im.GroupMember{m})
 		}
-		return nil
+		delete(s.groups, id)
+		return s.appendNotice(ch.Notice, 0)
 	}
-	s.putMembers(mg, members)
-	for _, m := range members {
+
+	// Decide everything before writing anything.
+	owner := mg.group.OwnerID
+	for _, m := range ch.Put {
 		if m.Role == im.RoleOwner && s.bug != "group-owner-not-set" {
-			mg.group.OwnerID = m.UserID
+			owner = m.UserID
 		}
 	}
-	return nil
-}
+	if slices.Contains(ch.Remove, owner) {
+		return im.AppendResult{}, fmt.Errorf("group %q: the owner %q cannot be removed: %w", id, owner, im.ErrInvalidArgument)
+	}
+	count := len(mg.members)
+	for _, u := range uniqIDs(ch.Remove) {
+		if _, ok := mg.members[u]; ok {
+			count--
+		}
+	}
+	for _, m := range ch.Put {
+		if _, ok := mg.members[m.UserID]; !ok {
+			count++
+		}
+	}
+	if ch.MaxMembers > 0 && count > ch.MaxMembers && s.bug != "group-no-limit" {
+		return im.AppendResult{}, fmt.Errorf("group %q would have %d members, the limit is %d: %w", id, count, ch.MaxMembers, im.ErrLimitExceeded)
+	}
+	if s.bug == "group-limit-racy" && ch.MaxMembers > 0 {
+		// Check and write in two steps, as a store checking the limit
+		// outside its transaction might.
+		s.mu.Unlock()
+		time.Sleep(100 * time.Microsecond)
+		s.mu.Lock()
+	}
 
-func (s *memStore) RemoveGroupMembers(ctx context.Context, id string, userIDs []string) error {
-	if err := s.ctxErr(ctx); err != nil {
-		return err
-	}
-	if s.bug != "no-validation" {
-		for _, u := range userIDs {
-			if err := im.ValidateID("member id", u); err != nil {
-				return err
-			}
+	if ch.Update != nil {
+		g := *ch.Update
+		if s.bug != "group-update-createdat" {
+			g.CreatedAt = mg.group.CreatedAt
 		}
+		g.OwnerID, g.Version = mg.group.OwnerID, mg.group.Version
+		mg.group = g
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	mg, ok := s.groups[id]
-	if !ok {
-		return groupNotFound(id)
-	}
-	for _, u := range userIDs {
+	for _, u := range ch.Remove {
 		if _, ok := mg.members[u]; !ok {
 			continue
 		}
@@ -414,24 +435,83 @@ func (s *memStore) RemoveGroupMembers(ctx context.Context, id string, userIDs []
 			delete(s.userGroup[u], id)
 		}
 	}
-	return nil
+	if s.bug == "group-partial-put" {
+		// Validate while writing, so that the members before a bad one
+		// stay.
+		for _, m := range ch.Put {
+			if err := im.ValidateGroupMember(m); err != nil {
+				return im.AppendResult{}, err
+			}
+			s.putMembers(mg, []im.GroupMember{m})
+		}
+	} else {
+		s.putMembers(mg, ch.Put)
+	}
+	if prev := mg.group.OwnerID; owner != prev {
+		mg.group.OwnerID = owner
+		if old, ok := mg.members[prev]; ok && old.Role == im.RoleOwner && s.bug != "group-two-owners" {
+			old.Role = im.RoleAdmin
+			mg.members[prev] = old
+		}
+	}
+	mg.group.Version++
+	version := mg.group.Version
+	if s.bug == "group-notice-separate" {
+		// The notice in a second step, which a crash or a refusal can
+		// separate from the change.
+		if r, err := s.appendNotice(ch.Notice, version); err == nil {
+			return r, nil
+		}
+		return im.AppendResult{GroupVersion: version}, nil
+	}
+	return s.appendNotice(ch.Notice, version)
 }
 
-func (s *memStore) GroupMembers(ctx context.Context, id string) ([]im.GroupMember, error) {
+// uniqIDs returns ids without repeats.
+func uniqIDs(ids []string) []string {
+	seen := make(map[string]bool, len(ids))
+	out := ids[:0:0]
+	for _, id := range ids {
+		if !seen[id] {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (s *memStore) GroupMembers(ctx context.Context, id string) (im.Group, []im.GroupMember, error) {
 	if err := s.ctxErr(ctx); err != nil {
-		return nil, err
+		return im.Group{}, nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	mg, ok := s.groups[id]
 	if !ok {
-		return nil, groupNotFound(id)
+		return im.Group{}, nil, groupNotFound(id)
 	}
 	out := make([]im.GroupMember, 0, len(mg.members))
 	for _, m := range mg.members {
 		out = append(out, m)
 	}
-	return out, nil
+	return s.groupOf(mg), out, nil
+}
+
+func (s *memStore) GroupMember(ctx context.Context, id, userID string) (im.GroupMember, error) {
+	if err := s.ctxErr(ctx); err != nil {
+		return im.GroupMember{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	mg, ok := s.groups[id]
+	if !ok {
+		return im.GroupMember{}, groupNotFound(id)
+	}
+	m, ok := mg.members[userID]
+	if !ok {
+		return im.GroupMember{}, fmt.Errorf("%q in group %q: %w", userID, id, im.ErrNotFound)
+	}
+	return m, nil
 }
 
 func (s *memStore) UserGroups(ctx context.Context, userID string) ([]string, error) {
@@ -445,4 +525,17 @@ func (s *memStore) UserGroups(ctx context.Context, userID string) ([]string, err
 		out = append(out, id)
 	}
 	return out, nil
+}
+
+// memberOf checks r's MemberOf and returns the group's version. The
+// caller holds s.mu.
+func (s *memStore) memberOf(r im.AppendRequest) (int64, error) {
+	mg, ok := s.groups[r.MemberOf]
+	if !ok {
+		return 0, fmt.Errorf("group %q does not exist: %w", r.MemberOf, im.ErrPermissionDenied)
+	}
+	if _, ok := mg.members[r.Message.SenderID]; !ok && s.bug != "group-no-member-check" {
+		return mg.group.Version, fmt.Errorf("%q is not a member of group %q: %w", r.Message.SenderID, r.MemberOf, im.ErrPermissionDenied)
+	}
+	return mg.group.Version, nil
 }

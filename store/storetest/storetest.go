@@ -17,7 +17,7 @@
 //
 // Run reports every broken rule as a failure of a named subtest
 // (ConcurrentAppend, Dedup/Concurrent, MessagesBefore, Durability,
-// Groups/PutMembersUpsertKeepsJoinedAt, Groups/Concurrent, …), so one rule
+// Groups/PutMembersUpsertKeepsJoinedAt, Groups/Change/MemberOf, …), so one rule
 // can be rerun with go test -run. RunBenchmarks measures the operations the
 // server's hot paths use.
 //
@@ -34,14 +34,17 @@
 //     to im.MaxConversationIDLen bytes of printable UTF-8 (the id of a
 //     one-to-one conversation between two users with the longest ids must
 //     fit). ServerID is refused when empty.
-//   - RemoveGroupMembers refuses, with ErrInvalidArgument and removing
-//     nobody, a list holding an id that im.ValidateID does not accept. An
-//     UpdateGroup whose ID is invalid may give ErrNotFound instead of
+//   - A GroupChange whose Remove holds an id that im.ValidateID does not
+//     accept is refused with ErrInvalidArgument, removing nobody. A change
+//     whose group id is invalid may give ErrNotFound instead of
 //     ErrInvalidArgument, as no group can have that id.
-//   - A group may have no members: CreateGroup takes an empty list, and
-//     removing the last member leaves the group, with MemberCount 0.
-//     PutGroupMembers and RemoveGroupMembers give ErrNotFound for a
-//     missing group even when their list is empty.
+//   - A group may have no members: CreateGroup takes an empty list, and a
+//     group whose owner is not a member may be emptied, with MemberCount
+//     0. ChangeGroup gives ErrNotFound for a missing group even when the
+//     change is empty.
+//   - Groups/Change/MaxMembersConcurrent runs 40 unconditional joins at
+//     once per group: a store must check the limit in the transaction that
+//     writes, not rely on the version check.
 //
 // # Concurrency
 //

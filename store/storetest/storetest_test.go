@@ -80,6 +80,14 @@ func TestSuiteDetectsBugs(t *testing.T) {
 		{"no-validation", "Groups/InvalidInput/RemoveGroupMembers/EmptyUserID"},
 		{"ignore-ctx", "Groups/Cancelled"},
 		{"lose-on-reopen", "Groups/Durability"},
+		{"group-no-cas", "Groups/Change/VersionConflict"},
+		{"group-no-limit", "Groups/Change/MaxMembers"},
+		{"group-no-limit", "Groups/Change/MaxMembersConcurrent"},
+		{"group-limit-racy", "Groups/Change/MaxMembersConcurrent"},
+		{"group-notice-separate", "Groups/Change/NoticeDuplicate"},
+		{"group-no-member-check", "Groups/Change/MemberOf"},
+		{"group-two-owners", "Groups/Change/OwnerHandover"},
+		{"ignore-ctx", "Groups/Change/GroupMember"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.bug+"/"+tt.failing, func(t *testing.T) {
