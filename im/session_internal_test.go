@@ -43,3 +43,76 @@ func TestWriteCtxKeptOnlyWhileBusy(t *testing.T) {
 	done()
 	require.Error(t, quiet.Err())
 }
+
+// gateConn is a Conn whose writes wait until the test lets them go.
+type gateConn struct {
+	discardConn
+	gate chan struct{}
+}
+
+func (c gateConn) WriteFrames(ctx context.Context, _ []Frame) error {
+	select {
+	case <-c.gate:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// The backlog counts what waits and what is being written, pushes apart,
+// and returns to zero once everything is out, so the reader never stays
+// paused on bytes already written.
+func TestBacklogAccounting(t *testing.T) {
+	gate := make(chan struct{})
+	s := &session{
+		srv:  &Server{cfg: Config{WriteTimeout: 10 * time.Second, SendQueue: 100, SendQueueBytes: 1000}},
+		conn: gateConn{gate: gate},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	defer s.cancel()
+	frame := func(n int) Frame { return Frame{Body: make([]byte, n-frameOverhead)} }
+
+	require.True(t, s.put(frame(300), false)) // taken by the writer, which waits at the gate
+	require.True(t, s.enqueue(frame(300)))
+	s.mu.Lock()
+	require.Equal(t, backlog{2, 600}, s.queued)
+	require.Equal(t, backlog{1, 300}, s.pushed)
+	require.True(t, s.full(), "over half of SendQueueBytes")
+	s.mu.Unlock()
+
+	// A response is never refused; a push past the byte bound is.
+	require.True(t, s.put(frame(800), false))
+	require.True(t, s.enqueue(frame(700)), "pushes weigh 1000: at the bound, not past it")
+	require.False(t, s.enqueue(frame(40)), "past it: the session is closed")
+	require.True(t, s.isClosed())
+	require.ErrorIs(t, s.reason(), ErrSlowConsumer)
+	close(gate)
+	s.writer.Wait()
+
+	// A session that drains wakes its reader and ends at zero.
+	gate = make(chan struct{})
+	s = &session{
+		srv:  &Server{cfg: Config{WriteTimeout: 10 * time.Second, SendQueue: 100, SendQueueBytes: 1000}},
+		conn: gateConn{gate: gate},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	defer s.cancel()
+	require.True(t, s.put(frame(900), false))
+	woke := make(chan struct{})
+	go func() {
+		s.waitForRoom()
+		close(woke)
+	}()
+	require.Eventually(t, s.paused.Load, 5*time.Second, time.Millisecond, "the reader waits")
+	close(gate)
+	select {
+	case <-woke:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the reader was not woken once the queue drained")
+	}
+	s.writer.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.Equal(t, backlog{}, s.queued)
+	require.Equal(t, backlog{}, s.pushed)
+}

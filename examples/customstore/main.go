@@ -64,7 +64,7 @@ func run(ctx context.Context, addr string, ready func(net.Addr)) error {
 	<-ctx.Done()
 	shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	err = errors.Join(srv.Shutdown(shutdown), ts.Shutdown(shutdown))
+	err = srv.Shutdown(shutdown) // the TCP server too: it registered with srv
 	if serr := <-served; !errors.Is(serr, im.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
