@@ -98,7 +98,8 @@ type Config struct {
 	// needs every message (to index or archive them) reads them from the
 	// Store by seq, as clients sync, from the last seq it handled: the
 	// Store is the truth, and AfterSend a prompt that there is more.
-	// Shutdown waits for the queued calls; Close does not.
+	// Shutdown waits for the queued calls (within its ctx); Close skips
+	// them but waits for a call in progress, so the hook must return.
 	AfterSend func(m Message)
 	// AfterSendQueue is how many messages may wait for AfterSend.
 	// Default 4096.
