@@ -333,8 +333,9 @@ func (s *Server) Sessions(userID string) []SessionInfo {
 // Shutdown stops the server gracefully: it takes no new connections or
 // requests, lets every send already accepted commit and be acknowledged,
 // flushes what is queued to each client, closes the connections, hands the
-// messages queued for AfterSend to it, and stops the server's goroutines. If ctx ends first it closes everything at once
-// (as Close) and returns ctx.Err().
+// messages queued for AfterSend to it, and stops the server's goroutines.
+// If ctx ends first it closes everything at once (as Close) and returns
+// ctx.Err().
 //
 // Hosts that mount the WebSocket handler on their own http.Server call
 // Server.Shutdown before http.Server.Shutdown: net/http does not track
@@ -390,9 +391,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // Close stops the server immediately: connections are closed without
 // flushing, sends not yet committed fail, and messages still queued for
-// AfterSend are not handed to it (a call in progress is waited for). It waits for the server's
-// goroutines, including every ServeConn, to return. Close and Shutdown may
-// be called more than once.
+// AfterSend are not handed to it (a call in progress is waited for). It
+// waits for the server's goroutines, including every ServeConn, to return.
+// Close and Shutdown may be called more than once.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.mu.Lock()
