@@ -91,9 +91,11 @@ type Config struct {
 	// The hooks below, the Authenticator and Users are host code called by
 	// the Server. A panic in any of them is recovered and logged with its
 	// stack, as net/http does for handlers: it fails only the call it
-	// happened in (a panicking BeforeSend, Authenticator or Users refuses
-	// that request with an internal error), and the connection and the
-	// Server carry on.
+	// happened in, and the Server and its other connections carry on. A
+	// panicking BeforeSend or Users refuses that send with an internal
+	// error on a connection that stays open; a panicking Authenticator
+	// fails that authentication as a refused token would, but with an
+	// internal error.
 
 	// BeforeSend, if set, is called for every message before it is stored,
 	// on the sending connection's goroutine. It may change m's Type,
@@ -110,7 +112,8 @@ type Config struct {
 	// needs every message (to index or archive them) reads them from the
 	// Store by seq, as clients sync, from the last seq it handled: the
 	// Store is the truth, and AfterSend a prompt that there is more.
-	// Shutdown waits for the queued calls; Close does not.
+	// Shutdown waits for the queued calls (within its ctx); Close skips
+	// them but waits for a call in progress, so the hook must return.
 	AfterSend func(m Message)
 	// AfterSendQueue is how many messages may wait for AfterSend.
 	// Default 4096.

@@ -330,3 +330,24 @@ func TestShutdownDrainsDelivery(t *testing.T) {
 	require.Equal(t, upTo(1, int64(got[aliceBob])), b.seqs(aliceBob))
 	require.Equal(t, upTo(1, int64(got[im.SingleConversationID(alice, carol)])), c.seqs(im.SingleConversationID(alice, carol)))
 }
+
+// TestCloseUnderLoad closes the server while sends into many conversations
+// are being committed and delivered: Close returns, every connection ends,
+// and no goroutine is left (TestMain checks).
+func TestCloseUnderLoad(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{SendRate: -1}})
+	a := dialPushes(t, srv.TCPAddr, alice, srv.Token(t, alice))
+	b := dialPushes(t, srv.TCPAddr, bob, srv.Token(t, bob))
+	for i := range 1000 {
+		require.NoError(t, a.send(im.SingleConversationID(alice, fmt.Sprint("user", i%50)), content(i)))
+		if i%2 == 0 {
+			require.NoError(t, a.send(aliceBob, content(i)))
+		}
+	}
+	waitFor(t, func() bool { return b.count() > 0 }, "nothing delivered")
+	require.NoError(t, srv.Close())
+	<-a.done
+	<-b.done
+	// What bob got before the end is in order, without gaps.
+	require.Equal(t, upTo(1, int64(len(b.seqs(aliceBob)))), b.seqs(aliceBob))
+}

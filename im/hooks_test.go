@@ -30,8 +30,13 @@ func TestStuckAfterSendHoldsUpNoDelivery(t *testing.T) {
 		queue   = 256
 	)
 	release := make(chan struct{})
-	var called atomic.Int64
+	var (
+		called atomic.Int64
+		logs   logBuffer
+	)
+	start := time.Now()
 	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{
+		Logger:         slog.New(slog.NewTextHandler(&logs, nil)),
 		SendRate:       -1,
 		AfterSendQueue: queue,
 		AfterSend: func(im.Message) {
@@ -79,6 +84,10 @@ func TestStuckAfterSendHoldsUpNoDelivery(t *testing.T) {
 	dropped := srv.Stats().AfterSendDropped
 	require.GreaterOrEqual(t, dropped, uint64(n-queue-1))
 	require.Zero(t, called.Load())
+	// Drops are logged, but not one line each.
+	lines := strings.Count(logs.String(), "AfterSend is behind")
+	require.GreaterOrEqual(t, lines, 1)
+	require.LessOrEqual(t, lines, 1+int(time.Since(start)/(10*time.Second)))
 
 	// Let it go: it is called for exactly the messages not dropped.
 	unblock()

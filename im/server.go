@@ -400,8 +400,9 @@ func (s *Server) RegisterTransport(t Transport) {
 // already accepted commit and be acknowledged, flushes what is queued to
 // each client and closes the connections; it waits for the transports'
 // connection goroutines (WebSocket close handshakes included), hands the
-// messages queued for AfterSend to it, and stops its own goroutines. If ctx ends first it closes everything at once (as Close) and
-// returns ctx.Err().
+// messages queued for AfterSend to it, and stops its own goroutines. If
+// ctx ends first it closes everything at once (as Close) and returns
+// ctx.Err().
 //
 // A host that mounts the WebSocket handler on its own http.Server calls
 // Server.Shutdown, then http.Server.Shutdown for its other handlers. The
