@@ -27,3 +27,14 @@ func TestPeerOf(t *testing.T) {
 		}
 	}
 }
+
+// The core takes conversation ids apart with its own copies of the
+// prefixes; package wire builds them.
+func TestConversationPrefixesMatchWire(t *testing.T) {
+	if id := SingleConversationID("a", "b"); id != singlePrefix+"a_b" {
+		t.Fatalf("SingleConversationID = %q, the core expects the prefix %q", id, singlePrefix)
+	}
+	if id := GroupConversationID("g"); id != groupPrefix+"g" {
+		t.Fatalf("GroupConversationID = %q, the core expects the prefix %q", id, groupPrefix)
+	}
+}

@@ -7,9 +7,9 @@ import (
 	"log"
 	"time"
 
-	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/client"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 )
 
 // A bot that catches up, answers every text message it gets, and reconnects
@@ -41,7 +41,7 @@ func Example() {
 			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			_, err := c.Send(sctx, client.Outgoing{
 				ConversationID: m.ConversationId,
-				Type:           im.TextMessage,
+				Type:           wire.TextMessage,
 				Content:        append([]byte("echo: "), m.Content...),
 			})
 			cancel()
@@ -52,7 +52,7 @@ func Example() {
 	}()
 	for p := range c.Pushes() { // ends when the client ends (kicked, closed)
 		pm, ok := p.Message.(*imv1.PushMessage)
-		if !ok || pm.Message.GetMessageType() != int32(im.TextMessage) {
+		if !ok || pm.Message.GetMessageType() != int32(wire.TextMessage) {
 			continue
 		}
 		select {
@@ -65,11 +65,13 @@ func Example() {
 	log.Print(c.Err())
 }
 
-// The server's error codes match the im sentinels.
+// The server's error codes match the sentinels the server itself uses, those
+// of package wire (which package im re-exports as im.ErrUnauthenticated and
+// so on).
 func ExampleError() {
 	err := error(&client.Error{Code: imv1.ErrorCode_ERR_TOKEN_EXPIRED, Msg: "token expired"})
 	fmt.Println(err)
-	fmt.Println(errors.Is(err, im.ErrUnauthenticated), errors.Is(err, im.ErrTokenExpired))
+	fmt.Println(errors.Is(err, wire.ErrUnauthenticated), errors.Is(err, wire.ErrTokenExpired))
 	// Output:
 	// client: server error ERR_TOKEN_EXPIRED: token expired
 	// true true
