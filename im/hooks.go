@@ -35,6 +35,13 @@ func (s *Server) guardHooks() {
 			f(m)
 		}
 	}
+	if f := c.ConnContext; f != nil {
+		// A panic leaves the result nil, which refuses the connection.
+		c.ConnContext = func(ctx context.Context, info ConnInfo) (out context.Context) {
+			defer s.recoverHook("ConnContext", nil)
+			return f(ctx, info)
+		}
+	}
 	if f := c.OnConnect; f != nil {
 		c.OnConnect = func(si SessionInfo) {
 			defer s.recoverHook("OnConnect", nil)

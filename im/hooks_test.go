@@ -248,6 +248,38 @@ func TestHookPanicsAreRecovered(t *testing.T) {
 	})
 }
 
+func TestConnContextPanicRefusesOnlyThatConnection(t *testing.T) {
+	var (
+		logs    logBuffer
+		explode atomic.Bool
+	)
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{
+		Logger:        slog.New(slog.NewTextHandler(&logs, nil)),
+		Authenticator: tokenIsUser,
+		ConnContext: func(ctx context.Context, _ im.ConnInfo) context.Context {
+			if explode.Load() {
+				panic("conn-context exploded")
+			}
+			return ctx
+		},
+	}})
+	ctx := testCtx(t)
+	a := srv.DialWith(t, client.Options{Transport: "tcp", UserID: alice, Token: alice})
+	b := srv.DialWith(t, client.Options{Transport: "tcp", UserID: bob, Token: bob})
+
+	explode.Store(true)
+	_, err := client.Dial(ctx, client.Options{Addr: srv.TCPAddr, Transport: "tcp", UserID: carol, Token: carol})
+	require.Error(t, err, "the connection whose ConnContext panicked is refused")
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "hook=ConnContext") }, "no log of the ConnContext panic")
+	require.Contains(t, logs.String(), "conn-context exploded")
+
+	explode.Store(false)
+	rsp := sendText(t, a, bob, "still here")
+	require.Equal(t, rsp.Seq, nextMessage(t, b).Seq)
+	c := srv.DialWith(t, client.Options{Transport: "tcp", UserID: carol, Token: carol})
+	sendText(t, c, alice, "and carol too")
+}
+
 type userDirectoryFunc func(ctx context.Context, userID string) (bool, error)
 
 func (f userDirectoryFunc) UserExists(ctx context.Context, userID string) (bool, error) {
