@@ -102,6 +102,8 @@ type dedupIndex struct {
 	// trimTo is the last log key whose merge has committed.
 	trimTo atomic.Uint64
 
+	fail failpoint
+
 	wake      chan struct{} // buffered 1: a merge is due
 	stop      chan struct{}
 	done      chan struct{}
@@ -120,6 +122,7 @@ func newDedupIndex(db *bbolt.DB, opts Options) *dedupIndex {
 		wake:          make(chan struct{}, 1),
 		stop:          make(chan struct{}),
 		done:          make(chan struct{}),
+		fail:          opts.hook,
 	}
 	if opts.mergeAfter > 0 {
 		d.mergeAfter = opts.mergeAfter
@@ -173,7 +176,7 @@ func pairID(tx *bbolt.Tx) ([]byte, error) {
 // empties the index and refills it from every stored message, in
 // transactions of maxMerge keys, and records the id last, so that a
 // rebuild cut short is started over.
-func syncIndex(main, index *bbolt.DB, maxMerge int) error {
+func syncIndex(main, index *bbolt.DB, maxMerge int, fail failpoint) error {
 	var (
 		id               []byte
 		nextLog, trimmed uint64
@@ -220,9 +223,12 @@ func syncIndex(main, index *bbolt.DB, maxMerge int) error {
 		if len(pending) == 0 {
 			return nil
 		}
-		err := writeIndex(index, pending, true, 0)
+		err := writeIndex(index, pending, true, 0, fail)
 		pending = pending[:0]
-		return err
+		if err != nil {
+			return err
+		}
+		return fail.at(failRebuildChunk)
 	}
 	err = main.View(func(tx *bbolt.Tx) error {
 		msgs, err := bucket(tx, bucketMsgs)
@@ -287,7 +293,7 @@ func putCounter(b *bbolt.Bucket, key string, n uint64) error {
 // through, if not 0,
 // as the last log key merged. With keepFirst, a key already there keeps
 // its record: a rebuild must keep the message first stored.
-func writeIndex(db *bbolt.DB, keys []waitingKey, keepFirst bool, through uint64) error {
+func writeIndex(db *bbolt.DB, keys []waitingKey, keepFirst bool, through uint64, fail failpoint) error {
 	slices.SortFunc(keys, func(a, b waitingKey) int { return cmp.Compare(a.key, b.key) })
 	return db.Update(func(tx *bbolt.Tx) error {
 		b, err := bucket(tx, indexBucketDedup)
@@ -323,7 +329,7 @@ func writeIndex(db *bbolt.DB, keys []waitingKey, keepFirst bool, through uint64)
 				return err
 			}
 		}
-		return nil
+		return fail.at(failIndexCommit)
 	})
 }
 
@@ -476,7 +482,7 @@ func (d *dedupIndex) mergeOnce() (more bool) {
 			through = last // all of the batch is in once this commits
 		}
 		start := time.Now()
-		err := writeIndex(d.db, part, false, through)
+		err := writeIndex(d.db, part, false, through, d.fail)
 		d.mu.Lock()
 		d.err = err
 		if err == nil {
@@ -490,9 +496,11 @@ func (d *dedupIndex) mergeOnce() (more bool) {
 			return false // the ticker retries the whole batch
 		}
 		if through == 0 {
+			_ = d.fail.at(failMergeChunk)
 			d.rest(time.Since(start))
 		}
 	}
+	_ = d.fail.at(failMergeDone)
 
 	d.mu.Lock()
 	defer d.mu.Unlock()
