@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,9 +25,23 @@ var errInjected = errors.New("injected write failure")
 // at the failpoints, and checks the store after each kill. Set
 // STORETEST_CRASH_DURATION (and STORETEST_CRASH_CYCLES) to run longer.
 func TestCrash(t *testing.T) {
+	var dir string
 	storetest.RunCrash(t, storetest.CrashHarness{
+		Location: func(t *testing.T) string {
+			dir = t.TempDir()
+			return dir
+		},
 		Open: func(t *testing.T, dir string) storetest.CrashStore {
-			s, err := bolt.Open(filepath.Join(dir, "im.db"), bolt.Options{Timeout: 10 * time.Second})
+			path := filepath.Join(dir, "im.db")
+			if rand.IntN(2) == 0 {
+				// Check a copy, and leave the files as the crash left
+				// them to the next child: Close would empty the log.
+				cp := filepath.Join(t.TempDir(), "im.db")
+				copyFile(t, path, cp)
+				copyFile(t, path+bolt.IndexSuffix, cp+bolt.IndexSuffix)
+				path = cp
+			}
+			s, err := bolt.Open(path, bolt.Options{Timeout: 10 * time.Second})
 			require.NoError(t, err)
 			t.Cleanup(func() { require.NoError(t, s.Close()) })
 			return s
@@ -36,6 +51,27 @@ func TestCrash(t *testing.T) {
 			return s.(*bolt.Store).Check(ctx)
 		},
 	})
+	if b, err := os.ReadFile(filepath.Join(dir, failpointLog)); err == nil {
+		counts := make(map[string]int)
+		for l := range strings.Lines(string(b)) {
+			counts[strings.TrimSpace(l)]++
+		}
+		t.Logf("kills by failpoint: %v", counts)
+	}
+}
+
+// failpointLog is the file, beside the store's, where a child that kills
+// itself at a failpoint says which.
+const failpointLog = "failpoints"
+
+// copyFile copies from to to, if from exists.
+func copyFile(t *testing.T, from, to string) {
+	b, err := os.ReadFile(from)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(to, b, 0o600))
 }
 
 // openArmed opens the store in a crash child with a small merger, so that
@@ -58,15 +94,39 @@ func openArmed(t *testing.T, dir string) storetest.CrashStore {
 			t.Fatal(err)
 		}
 	}
-	opts := bolt.WithMerger(bolt.Options{Timeout: 10 * time.Second}, 4096, 100*time.Millisecond, 1000)
-	var hook func(point string) error
+	// A short lag moves pending messages to their buckets for age within
+	// the child's life; the default lets them outlive a log generation.
+	maxLag := 1000
+	if rand.IntN(2) == 0 {
+		maxLag = 0
+	}
+	opts := bolt.WithMerger(bolt.Options{Timeout: 10 * time.Second}, 4096, 100*time.Millisecond, maxLag)
+	var (
+		hook   func(point string) error
+		opened atomic.Bool
+	)
 	switch r := rand.IntN(10); {
 	case r < 3:
 	case r < 8:
 		point := bolt.FailPoints[rand.IntN(len(bolt.FailPoints))]
-		n := 1 + rand.Int64N(20)
+		// The nth time: commits come often, merges every 100 ms.
+		n := int64(1)
+		switch point {
+		case bolt.FailCommit, bolt.FailCommitted:
+			n += rand.Int64N(10)
+		case bolt.FailIndexCommit, bolt.FailMergeDone:
+			n += rand.Int64N(4)
+		case bolt.FailRebuildChunk:
+			// Reached only when Open rebuilds the index.
+			if err := os.Remove(path + bolt.IndexSuffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+				t.Fatal(err)
+			}
+		}
 		delay := point == bolt.FailCommit && rand.IntN(2) == 0
-		fmt.Fprintf(os.Stderr, "crash child: kill at %s #%d (delayed %t)\n", point, n, delay)
+		name := point
+		if delay {
+			name += " (in the commit)"
+		}
 		var hits atomic.Int64
 		hook = func(p string) error {
 			if p != point || hits.Add(1) != n {
@@ -75,17 +135,18 @@ func openArmed(t *testing.T, dir string) storetest.CrashStore {
 			if delay {
 				go func() {
 					time.Sleep(time.Duration(rand.Int64N(int64(3 * time.Millisecond))))
-					killSelf()
+					killSelf(dir, name)
 				}()
 				return nil
 			}
-			killSelf()
+			killSelf(dir, name)
 			return nil
 		}
 	default:
 		fmt.Fprintln(os.Stderr, "crash child: write failures")
 		hook = func(p string) error {
-			if (p == bolt.FailCommit || p == bolt.FailIndexCommit) && rand.IntN(10) == 0 {
+			// Not in Open, which would fail: only appends and merges.
+			if opened.Load() && (p == bolt.FailCommit || p == bolt.FailIndexCommit) && rand.IntN(10) == 0 {
 				return errInjected
 			}
 			return nil
@@ -96,12 +157,17 @@ func openArmed(t *testing.T, dir string) storetest.CrashStore {
 	}
 	s, err := bolt.Open(path, opts)
 	require.NoError(t, err)
+	opened.Store(true)
 	return s
 }
 
 // killSelf ends the process at once, the way a crash would: no deferred
-// call, no cleanup, no Close.
-func killSelf() {
+// call, no cleanup, no Close. It notes point in dir's failpointLog first.
+func killSelf(dir, point string) {
+	if f, err := os.OpenFile(filepath.Join(dir, failpointLog), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err == nil {
+		fmt.Fprintln(f, point)
+		f.Close()
+	}
 	p, err := os.FindProcess(os.Getpid())
 	if err == nil {
 		if err = p.Kill(); err == nil {

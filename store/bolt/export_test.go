@@ -5,10 +5,15 @@ import "time"
 // FailPoints lists the points a failpoint hook is called at.
 var FailPoints = []string{failCommit, failCommitted, failIndexCommit, failMergeChunk, failMergeDone, failRebuildChunk}
 
-// The points whose hook error is returned as a failed write.
+// The points; the hook's error is returned as a failed write at
+// FailCommit and FailIndexCommit.
 const (
-	FailCommit      = failCommit
-	FailIndexCommit = failIndexCommit
+	FailCommit       = failCommit
+	FailCommitted    = failCommitted
+	FailIndexCommit  = failIndexCommit
+	FailMergeChunk   = failMergeChunk
+	FailMergeDone    = failMergeDone
+	FailRebuildChunk = failRebuildChunk
 )
 
 // WithFailpoint returns opts with hook called at each failpoint.

@@ -91,9 +91,21 @@ const (
 	crashMaxRepeat  = 2000
 )
 
-// crashConvs are the conversations the load goes to: few, so that each
-// gets many messages and long histories.
-var crashConvs = [...]string{"group_crash0", "group_crash1", "group_crash2", "group_crash3", "group_crash4", "single_u0_u1"}
+// crashConvs are the conversations the load goes to: the first few busy,
+// with long histories, the rest quiet, with a message now and then, which
+// a store may keep somewhere else for a long time.
+var crashConvs = func() []string {
+	out := []string{"group_crash0", "group_crash1", "group_crash2", "group_crash3", "group_crash4", "single_u0_u1"}
+	for i := range crashQuiet {
+		out = append(out, fmt.Sprintf("group_quiet%02d", i))
+	}
+	return out
+}()
+
+const (
+	crashBusy  = 6
+	crashQuiet = 24
+)
 
 // crashMembers are every conversation's members.
 var crashMembers = []string{"u0", "u1", "u2", "u3", "u4", "u5"}
@@ -179,8 +191,12 @@ func crashMessage(k crashKey) im.Message {
 		x ^= x << 17
 		content[i] = byte(x)
 	}
+	conv := crashConvs[h%crashBusy]
+	if h%16 == 0 {
+		conv = crashConvs[crashBusy+(h>>32)%crashQuiet]
+	}
 	return im.Message{
-		ConversationID: crashConvs[h%uint64(len(crashConvs))],
+		ConversationID: conv,
 		ServerID:       "srv-" + k.sender + "-" + k.cmid,
 		SenderID:       k.sender,
 		ReceiverID:     "peer",
