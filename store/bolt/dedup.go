@@ -91,6 +91,7 @@ type dedupIndex struct {
 	db *bbolt.DB
 
 	mergeAfter, maxMerge, maxWaiting int
+	minChunk                         int // keys in a merge transaction, at least
 	mergeInterval                    time.Duration
 
 	mu      sync.Mutex
@@ -116,6 +117,7 @@ func newDedupIndex(db *bbolt.DB, opts Options) *dedupIndex {
 		mergeAfter:    defaultMergeAfter,
 		maxMerge:      defaultMaxMerge,
 		maxWaiting:    defaultMaxWaiting,
+		minChunk:      minMergeChunk,
 		mergeInterval: defaultMergeInterval,
 		recent:        make(map[string]dedupRef),
 		merged:        make(chan struct{}),
@@ -132,6 +134,9 @@ func newDedupIndex(db *bbolt.DB, opts Options) *dedupIndex {
 	}
 	if opts.mergeInterval > 0 {
 		d.mergeInterval = opts.mergeInterval
+	}
+	if opts.minChunk > 0 {
+		d.minChunk = opts.minChunk
 	}
 	d.maxMerge = max(d.maxMerge, d.mergeAfter)
 	return d
@@ -474,7 +479,7 @@ func (d *dedupIndex) mergeOnce() (more bool) {
 	}
 	last := batch[n-1].logKey // before the batch is sorted
 	slices.SortFunc(batch, func(a, b waitingKey) int { return cmp.Compare(a.key, b.key) })
-	size := max((n+mergeChunks-1)/mergeChunks, minMergeChunk)
+	size := max((n+mergeChunks-1)/mergeChunks, d.minChunk)
 	for i := 0; i < n; i += size {
 		part := batch[i:min(i+size, n)]
 		var through uint64

@@ -25,8 +25,8 @@ type Options struct {
 	FileMode os.FileMode
 
 	// For tests: merger tuning (see dedup.go); zero means the default.
-	mergeAfter, maxWaiting, maxLag int
-	mergeInterval                  time.Duration
+	mergeAfter, maxWaiting, maxLag, minChunk int
+	mergeInterval                            time.Duration
 	// For tests: called at each failpoint (see failpoint.go).
 	hook failpoint
 }

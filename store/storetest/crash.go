@@ -79,7 +79,7 @@ const (
 const (
 	crashWorkers  = 4
 	crashSenders  = 6
-	crashMaxBatch = 12
+	crashMaxBatch = 24
 	// The parent kills a child at a random time up to this long after it
 	// starts, which lands kills in its Open (recovery) too.
 	crashMaxRun = 800 * time.Millisecond
@@ -394,7 +394,10 @@ func runCrashParent(t *testing.T, h CrashHarness) {
 	}
 	start := time.Now()
 	for cycle := 1; cycle <= cycles && time.Since(start) < dur; cycle++ {
-		lines, self, out, err := crashChild(t, loc, cycle, rng.Uint64(), resendPath, time.Duration(rng.Int64N(int64(crashMaxRun))))
+		// One kill in four counts from the child's start, and lands in its
+		// Open (recovery) as often as not; the rest from the end of Open.
+		fromOpen := rng.IntN(4) != 0
+		lines, self, out, err := crashChild(t, loc, cycle, rng.Uint64(), resendPath, time.Duration(rng.Int64N(int64(crashMaxRun))), fromOpen)
 		if err != nil {
 			t.Fatalf("storetest: crash cycle %d: %v\nchild output:\n%s", cycle, err, out)
 		}
@@ -423,10 +426,11 @@ func runCrashParent(t *testing.T, h CrashHarness) {
 		st.acks, st.dups, st.fails, st.seen, st.rechecked)
 }
 
-// crashChild runs one load generator and kills it after killAfter, unless
-// it dies first (a failpoint of the store). It returns the complete lines
-// it reported, whether it died by itself, and its output.
-func crashChild(t *testing.T, loc string, cycle int, seed uint64, resend string, killAfter time.Duration) (lines []string, self bool, out []byte, err error) {
+// crashChild runs one load generator and kills it killAfter after its
+// start, or after its store is open if fromOpen, unless it dies first (a
+// failpoint of the store). It returns the complete lines it reported,
+// whether it died by itself, and its output.
+func crashChild(t *testing.T, loc string, cycle int, seed uint64, resend string, killAfter time.Duration, fromOpen bool) (lines []string, self bool, out []byte, err error) {
 	cmd := exec.Command(os.Args[0], "-test.run="+runPattern(t.Name()), "-test.count=1")
 	cmd.Env = append(os.Environ(),
 		crashChildEnv+"="+t.Name(),
@@ -457,6 +461,7 @@ func crashChild(t *testing.T, loc string, cycle int, seed uint64, resend string,
 		return nil, false, nil, err
 	}
 	read := make(chan []string, 1)
+	opened := make(chan struct{})
 	go func() {
 		var ls []string
 		r := bufio.NewReaderSize(pr, 64<<10)
@@ -465,12 +470,23 @@ func crashChild(t *testing.T, loc string, cycle int, seed uint64, resend string,
 			if err != nil {
 				break // a last line without its newline was cut short
 			}
+			if l == "o\n" {
+				close(opened)
+			}
 			ls = append(ls, l[:len(l)-1])
 		}
 		read <- ls
 	}()
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
+	if fromOpen {
+		select {
+		case <-opened:
+		case err = <-waited:
+			lines = <-read
+			return crashEnded(lines, true, output.bytes(), err)
+		}
+	}
 	timer := time.NewTimer(killAfter)
 	defer timer.Stop()
 	select {
@@ -483,12 +499,17 @@ func crashChild(t *testing.T, loc string, cycle int, seed uint64, resend string,
 		self = true
 	}
 	lines = <-read
+	return crashEnded(lines, self, output.bytes(), err)
+}
+
+// crashEnded checks how a child ended: by a signal, as it should.
+func crashEnded(lines []string, self bool, out []byte, err error) ([]string, bool, []byte, error) {
 	var exit *exec.ExitError
 	if !errors.As(err, &exit) || exit.ExitCode() != -1 {
 		// Not ended by a signal: it failed, or stopped by itself.
-		return nil, false, output.bytes(), fmt.Errorf("the child was not killed but ended with %v", err)
+		return nil, false, out, fmt.Errorf("the child was not killed but ended with %v", err)
 	}
-	return lines, self, output.bytes(), nil
+	return lines, self, out, nil
 }
 
 // runPattern is a -test.run pattern that selects exactly the test name.
@@ -723,7 +744,7 @@ func (st *crashState) verify(t *testing.T, h CrashHarness, loc string, rng *rand
 		keys = append(keys, all[rng.IntN(len(all))])
 	}
 	for len(keys) > 0 {
-		n := min(len(keys), 50)
+		n := min(len(keys), 500)
 		batch := make([]im.AppendRequest, n)
 		for i, k := range keys[:n] {
 			batch[i] = im.AppendRequest{Message: crashMessage(k), Members: crashMembers}
