@@ -485,6 +485,11 @@ func crashChild(t *testing.T, loc string, cycle int, seed uint64, resend string,
 		case err = <-waited:
 			lines = <-read
 			return crashEnded(lines, true, output.bytes(), err)
+		case <-time.After(crashChildLimit):
+			_ = cmd.Process.Kill()
+			<-waited
+			<-read
+			return nil, false, output.bytes(), fmt.Errorf("the store did not open within %v", crashChildLimit)
 		}
 	}
 	timer := time.NewTimer(killAfter)
