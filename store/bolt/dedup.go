@@ -103,7 +103,7 @@ type dedupIndex struct {
 	// trimTo is the last log key whose merge has committed.
 	trimTo atomic.Uint64
 
-	fail failpoint
+	fail failpoint // Options.hook: nil outside tests
 
 	wake      chan struct{} // buffered 1: a merge is due
 	stop      chan struct{}

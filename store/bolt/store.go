@@ -49,7 +49,8 @@ type Store struct {
 	// Used under appendMu only: the next log key to assign, and the log
 	// key up to which the log has been trimmed.
 	nextLog, trimmed uint64
-	fail             failpoint
+	// fail is Options.hook: nil outside tests.
+	fail failpoint
 }
 
 var _ im.Store = (*Store)(nil)
