@@ -91,24 +91,26 @@ const (
 	crashMaxRepeat  = 2000
 )
 
-// crashConvs are the conversations the load goes to: the first few busy,
-// with long histories, the rest quiet, with a message now and then, which
-// a store may keep somewhere else for a long time.
-var crashConvs = func() []string {
+// crashConvs returns the conversations the load goes to: the first
+// crashBusy busy, with long histories, the rest quiet, with a message now
+// and then, which a store may keep somewhere else for a long time.
+func crashConvs() []string {
 	out := []string{"group_crash0", "group_crash1", "group_crash2", "group_crash3", "group_crash4", "single_u0_u1"}
 	for i := range crashQuiet {
 		out = append(out, fmt.Sprintf("group_quiet%02d", i))
 	}
 	return out
-}()
+}
 
 const (
 	crashBusy  = 6
 	crashQuiet = 24
+	// crashUser is one of every conversation's members.
+	crashUser = "u0"
 )
 
-// crashMembers are every conversation's members.
-var crashMembers = []string{"u0", "u1", "u2", "u3", "u4", "u5"}
+// crashMembers returns every conversation's members.
+func crashMembers() []string { return []string{crashUser, "u1", "u2", "u3", "u4", "u5"} }
 
 // RunCrash checks that a store keeps every message it acknowledged, and
 // nothing else, when its process is killed at any point: in the middle of
@@ -191,9 +193,14 @@ func crashMessage(k crashKey) im.Message {
 		x ^= x << 17
 		content[i] = byte(x)
 	}
-	conv := crashConvs[h%crashBusy]
-	if h%16 == 0 {
-		conv = crashConvs[crashBusy+(h>>32)%crashQuiet]
+	var conv string // one of crashConvs
+	switch {
+	case h%16 == 0:
+		conv = fmt.Sprintf("group_quiet%02d", (h>>32)%crashQuiet)
+	case h%crashBusy == crashBusy-1:
+		conv = "single_u0_u1"
+	default:
+		conv = fmt.Sprintf("group_crash%d", h%crashBusy)
 	}
 	return im.Message{
 		ConversationID: conv,
@@ -221,10 +228,12 @@ func messageHash(m im.Message) uint64 {
 
 // The child's report, a line each, on file descriptor 3:
 //
-//	o                                       the store is open
-//	a <sender> <cmid> <conv> <seq> <dup> <hash>  an acknowledged result
-//	f <sender> <cmid>                       AppendMessages failed for it
-//	e <sender> <cmid> <error>               the request was refused
+//	o                                                    the store is open
+//	a <sender> <cmid> <conv> <seq> <server id> <dup> <hash>  acknowledged
+//	f <sender> <cmid>                                    AppendMessages failed
+//	e <sender> <cmid> <error>                            the request was refused
+//
+// The hash is messageHash of the message AppendMessages returned.
 //
 // The ids the load uses hold no spaces. A line cut short by the kill is
 // ignored.
@@ -288,7 +297,7 @@ func runCrashChild(t *testing.T, h CrashHarness) {
 						n++
 					}
 					keys = append(keys, k)
-					batch = append(batch, im.AppendRequest{Message: crashMessage(k), Members: crashMembers})
+					batch = append(batch, im.AppendRequest{Message: crashMessage(k), Members: crashMembers()})
 				}
 				res, err := s.AppendMessages(ctx, batch)
 				line = line[:0]
@@ -302,7 +311,7 @@ func runCrashChild(t *testing.T, h CrashHarness) {
 						line = fmt.Appendf(line, "e %s %s %q\n", k.sender, k.cmid, res[i].Err.Error())
 					default:
 						m := res[i].Message
-						line = fmt.Appendf(line, "a %s %s %s %d %t %x\n", k.sender, k.cmid, m.ConversationID, m.Seq, res[i].Duplicate, messageHash(m))
+						line = fmt.Appendf(line, "a %s %s %s %d %s %t %x\n", k.sender, k.cmid, m.ConversationID, m.Seq, m.ServerID, res[i].Duplicate, messageHash(m))
 						mine = append(mine, k)
 					}
 				}
@@ -571,11 +580,11 @@ func (st *crashState) record(t *testing.T, lines []string) {
 			}
 		case len(f) >= 3 && f[0] == "e":
 			fail("AppendMessages refused valid request (%s, %s): %s", f[1], f[2], strings.Join(f[3:], " "))
-		case len(f) == 7 && f[0] == "a":
+		case len(f) == 8 && f[0] == "a":
 			k := crashKey{f[1], f[2]}
 			seq, err1 := strconv.ParseInt(f[4], 10, 64)
-			dup, err2 := strconv.ParseBool(f[5])
-			hash, err3 := strconv.ParseUint(f[6], 16, 64)
+			dup, err2 := strconv.ParseBool(f[6])
+			hash, err3 := strconv.ParseUint(f[7], 16, 64)
 			if err := errors.Join(err1, err2, err3); err != nil {
 				fail("child report %q: %v", l, err)
 				continue
@@ -586,7 +595,7 @@ func (st *crashState) record(t *testing.T, lines []string) {
 			}
 			want := crashMessage(k)
 			want.Seq = seq
-			if f[3] != want.ConversationID || hash != messageHash(want) {
+			if f[3] != want.ConversationID || f[5] != want.ServerID || hash != messageHash(want) {
 				fail("AppendMessages for (%s, %s) returned %s/%d, not the message sent", k.sender, k.cmid, f[3], seq)
 				continue
 			}
@@ -640,7 +649,7 @@ func (st *crashState) verify(t *testing.T, h CrashHarness, loc string, rng *rand
 
 	found := make(map[crashKey]crashAck)
 	maxSeq := make(map[string]int64)
-	for _, conv := range crashConvs {
+	for _, conv := range crashConvs() {
 		c, err := s.Conversation(ctx, conv)
 		switch {
 		case errors.Is(err, im.ErrNotFound):
@@ -691,7 +700,7 @@ func (st *crashState) verify(t *testing.T, h CrashHarness, loc string, rng *rand
 			}
 		}
 	}
-	uc, err := s.UserConversations(ctx, crashMembers[0])
+	uc, err := s.UserConversations(ctx, crashUser)
 	if err != nil {
 		t.Fatalf("UserConversations: %v", err)
 	}
@@ -701,7 +710,7 @@ func (st *crashState) verify(t *testing.T, h CrashHarness, loc string, rng *rand
 	}
 	for conv, n := range maxSeq {
 		if got, ok := listed[conv]; !ok || got != n {
-			fail("UserConversations(%q) lists %s with MaxSeq %d (listed: %t), want %d", crashMembers[0], conv, got, ok, n)
+			fail("UserConversations(%q) lists %s with MaxSeq %d (listed: %t), want %d", crashUser, conv, got, ok, n)
 		}
 	}
 
@@ -752,7 +761,7 @@ func (st *crashState) verify(t *testing.T, h CrashHarness, loc string, rng *rand
 		n := min(len(keys), 500)
 		batch := make([]im.AppendRequest, n)
 		for i, k := range keys[:n] {
-			batch[i] = im.AppendRequest{Message: crashMessage(k), Members: crashMembers}
+			batch[i] = im.AppendRequest{Message: crashMessage(k), Members: crashMembers()}
 		}
 		res, err := s.AppendMessages(ctx, batch)
 		if err != nil {
