@@ -37,7 +37,7 @@ type CrashHarness struct {
 	// where the store keeps its data: a directory, a file, a DSN. Each
 	// Open gets it. Nil means a new t.TempDir().
 	Location func(t *testing.T) string
-	// Open opens the store at loc, creating it when loc is empty, and
+	// Open opens the store at loc, creating it the first time, and
 	// arranges its release with t.Cleanup. It runs in the parent process
 	// after each crash, on a subtest's t, and, unless OpenChild is set, in
 	// the child process that is then killed. Required.
