@@ -92,6 +92,7 @@ type dedupIndex struct {
 	db *bbolt.DB
 
 	mergeAfter, maxMerge, maxWaiting int
+	minChunk                         int // keys in a merge transaction, at least
 	mergeInterval                    time.Duration
 
 	mu      sync.Mutex
@@ -102,6 +103,8 @@ type dedupIndex struct {
 
 	// trimTo is the last log key whose merge has committed.
 	trimTo atomic.Uint64
+
+	fail failpoint // Options.hook: nil outside tests
 
 	wake      chan struct{} // buffered 1: a merge is due
 	stop      chan struct{}
@@ -115,12 +118,14 @@ func newDedupIndex(db *bbolt.DB, opts Options) *dedupIndex {
 		mergeAfter:    defaultMergeAfter,
 		maxMerge:      defaultMaxMerge,
 		maxWaiting:    defaultMaxWaiting,
+		minChunk:      minMergeChunk,
 		mergeInterval: defaultMergeInterval,
 		recent:        make(map[string]dedupRef),
 		merged:        make(chan struct{}),
 		wake:          make(chan struct{}, 1),
 		stop:          make(chan struct{}),
 		done:          make(chan struct{}),
+		fail:          opts.hook,
 	}
 	if opts.mergeAfter > 0 {
 		d.mergeAfter = opts.mergeAfter
@@ -130,6 +135,9 @@ func newDedupIndex(db *bbolt.DB, opts Options) *dedupIndex {
 	}
 	if opts.mergeInterval > 0 {
 		d.mergeInterval = opts.mergeInterval
+	}
+	if opts.minChunk > 0 {
+		d.minChunk = opts.minChunk
 	}
 	d.maxMerge = max(d.maxMerge, d.mergeAfter)
 	return d
@@ -174,7 +182,7 @@ func pairID(tx *bbolt.Tx) ([]byte, error) {
 // empties the index and refills it from every stored message, in
 // transactions of maxMerge keys, and records the id last, so that a
 // rebuild cut short is started over.
-func syncIndex(main, index *bbolt.DB, maxMerge int) error {
+func syncIndex(main, index *bbolt.DB, maxMerge int, fail failpoint) error {
 	var (
 		id               []byte
 		nextLog, trimmed uint64
@@ -221,9 +229,12 @@ func syncIndex(main, index *bbolt.DB, maxMerge int) error {
 		if len(pending) == 0 {
 			return nil
 		}
-		err := writeIndex(index, pending, true, 0)
+		err := writeIndex(index, pending, true, 0, fail)
 		pending = pending[:0]
-		return err
+		if err != nil {
+			return err
+		}
+		return fail.at(failRebuildChunk)
 	}
 	err = main.View(func(tx *bbolt.Tx) error {
 		msgs, err := bucket(tx, bucketMsgs)
@@ -288,7 +299,7 @@ func putCounter(b *bbolt.Bucket, key string, n uint64) error {
 // through, if not 0,
 // as the last log key merged. With keepFirst, a key already there keeps
 // its record: a rebuild must keep the message first stored.
-func writeIndex(db *bbolt.DB, keys []waitingKey, keepFirst bool, through uint64) error {
+func writeIndex(db *bbolt.DB, keys []waitingKey, keepFirst bool, through uint64, fail failpoint) error {
 	slices.SortFunc(keys, func(a, b waitingKey) int { return cmp.Compare(a.key, b.key) })
 	return db.Update(func(tx *bbolt.Tx) error {
 		b, err := bucket(tx, indexBucketDedup)
@@ -324,7 +335,7 @@ func writeIndex(db *bbolt.DB, keys []waitingKey, keepFirst bool, through uint64)
 				return err
 			}
 		}
-		return nil
+		return fail.at(failIndexCommit)
 	})
 }
 
@@ -469,7 +480,7 @@ func (d *dedupIndex) mergeOnce() (more bool) {
 	}
 	last := batch[n-1].logKey // before the batch is sorted
 	slices.SortFunc(batch, func(a, b waitingKey) int { return cmp.Compare(a.key, b.key) })
-	size := max((n+mergeChunks-1)/mergeChunks, minMergeChunk)
+	size := max((n+mergeChunks-1)/mergeChunks, d.minChunk)
 	for i := 0; i < n; i += size {
 		part := batch[i:min(i+size, n)]
 		var through uint64
@@ -477,7 +488,7 @@ func (d *dedupIndex) mergeOnce() (more bool) {
 			through = last // all of the batch is in once this commits
 		}
 		start := time.Now()
-		err := writeIndex(d.db, part, false, through)
+		err := writeIndex(d.db, part, false, through, d.fail)
 		d.mu.Lock()
 		d.err = err
 		if err == nil {
@@ -491,9 +502,11 @@ func (d *dedupIndex) mergeOnce() (more bool) {
 			return false // the ticker retries the whole batch
 		}
 		if through == 0 {
+			_ = d.fail.at(failMergeChunk)
 			d.rest(time.Since(start))
 		}
 	}
+	_ = d.fail.at(failMergeDone)
 
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -57,3 +57,25 @@ func Example() {
 	// Output:
 	// single_alice_bob #1 from alice: hi Bob
 }
+
+// Check verifies both files and the invariants between them, for example
+// after a crash or before a backup is trusted.
+func ExampleStore_Check() {
+	dir, err := os.MkdirTemp("", "imserver-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+
+	s, err := bolt.Open(filepath.Join(dir, "im.db"), bolt.Options{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer s.Close()
+
+	if err := s.Check(context.Background()); err != nil {
+		log.Fatal(err) // the store is damaged: restore it from a backup
+	}
+	fmt.Println("ok")
+	// Output: ok
+}

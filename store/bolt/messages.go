@@ -100,11 +100,16 @@ func (s *Store) write(ctx context.Context, fn func(*bbolt.Tx) error, then func()
 		_ = tx.Rollback()
 		return err
 	}
+	if err := s.fail.at(failCommit); err != nil {
+		_ = tx.Rollback()
+		return err
+	}
 	s.memMu.Lock()
 	defer s.memMu.Unlock()
 	if err := tx.Commit(); err != nil {
 		return err
 	}
+	_ = s.fail.at(failCommitted)
 	then()
 	return nil
 }

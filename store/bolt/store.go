@@ -26,8 +26,10 @@ type Options struct {
 	FileMode os.FileMode
 
 	// For tests: merger tuning (see dedup.go); zero means the default.
-	mergeAfter, maxWaiting, maxLag int
-	mergeInterval                  time.Duration
+	mergeAfter, maxWaiting, maxLag, minChunk int
+	mergeInterval                            time.Duration
+	// For tests: called at each failpoint (see failpoint.go).
+	hook failpoint
 }
 
 // Store is an im.Store in a bbolt file and, beside it, the file of its
@@ -48,6 +50,8 @@ type Store struct {
 	// Used under appendMu only: the next log key to assign, and the log
 	// key up to which the log has been trimmed.
 	nextLog, trimmed uint64
+	// fail is Options.hook: nil outside tests.
+	fail failpoint
 }
 
 var _ im.Store = (*Store)(nil)
@@ -152,11 +156,11 @@ func open(db *bbolt.DB, indexPath string, mode os.FileMode, bopts *bbolt.Options
 		return nil, err
 	}
 	d := newDedupIndex(idb, opts)
-	if err := syncIndex(db, idb, d.maxMerge); err != nil {
+	if err := syncIndex(db, idb, d.maxMerge, opts.hook); err != nil {
 		idb.Close()
 		return nil, err
 	}
-	s := &Store{db: db, dedup: d, pend: newPendingMsgs(), maxLag: defaultMaxLag}
+	s := &Store{db: db, dedup: d, pend: newPendingMsgs(), maxLag: defaultMaxLag, fail: opts.hook}
 	if opts.maxLag > 0 {
 		s.maxLag = uint64(opts.maxLag)
 	}

@@ -1,0 +1,433 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/imserver/imserver/im"
+)
+
+// maxProblems bounds the problems Check reports: past a few, the rest are
+// usually the same damage seen again.
+const maxProblems = 20
+
+// Check reads both files through and reports what it finds wrong, or nil.
+// It runs bbolt's own check of each file's pages (Tx.Check), then checks
+// the store's invariants across the files and memory:
+//
+//   - every conversation's messages have seqs 1 to its max seq without a
+//     gap: its bucket holds the first of them, the log the rest, which
+//     memory holds too, record for record;
+//   - every log record names a message that exists, and its bucket's copy,
+//     if it has one, is the same record; the log's keys lie between the
+//     counters of the last key trimmed and the next key to use;
+//   - every stored message's (sender, client_msg_id) leads, through the
+//     keys waiting in memory or the index file, to that message, and every
+//     key of the index file to a stored message with that key, so no key
+//     is stored twice;
+//   - the index file belongs to the main file (the same pair id) and has
+//     merged at least what the main file trimmed; every membership names
+//     an existing conversation.
+//
+// Writes, and the dedup merger, wait while Check runs; reads go on. It
+// reads every page, as a backup does, and looks each message up in the
+// index, so on a large store it takes a while: operators run it at a
+// quiet time, tests after every crash. Problems wrap an error whose text says the record is
+// corrupt; the first twenty are reported.
+func (s *Store) Check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("bolt: check: %w", err)
+	}
+	s.appendMu.Lock()
+	defer s.appendMu.Unlock()
+	c, err := s.checkSnapshot()
+	if err != nil {
+		return fmt.Errorf("bolt: check: %w", err)
+	}
+	defer c.close()
+	if err := c.run(ctx); err != nil {
+		return fmt.Errorf("bolt: check: %w", err)
+	}
+	if len(c.problems) > 0 {
+		err := errors.Join(c.problems...)
+		if c.more > 0 {
+			err = fmt.Errorf("%w\n(and %d more)", err, c.more)
+		}
+		return fmt.Errorf("bolt: check: %w", err)
+	}
+	return nil
+}
+
+// checker holds what Check looks at: a read transaction on each file and
+// a copy of the memory that goes with them.
+type checker struct {
+	tx, itx *bbolt.Tx
+	pending map[string][]im.Message // conversation → its pending messages
+	recent  map[string]dedupRef     // the keys waiting for the merger
+	nextLog uint64                  // Store.nextLog
+
+	problems []error
+	more     int
+}
+
+// checkSnapshot begins Check's transactions and copies the memory that
+// goes with them. It takes write transactions, rolled back at the end,
+// because bbolt's Tx.Check compares the pages a transaction reaches with
+// the file's freelist, which commits begun later change. The caller holds
+// appendMu, so no append runs; the main file's writer lock keeps out the
+// other writes, before memMu as in write; the index file's keeps out the
+// merger, which can only have moved keys from memory to that file
+// between the copy of memory and the transaction.
+func (s *Store) checkSnapshot() (*checker, error) {
+	c := &checker{pending: make(map[string][]im.Message), nextLog: s.nextLog}
+	tx, err := s.db.Begin(true)
+	if err != nil {
+		return nil, err
+	}
+	c.tx = tx
+	s.memMu.RLock()
+	for id, pc := range s.pend.convs {
+		c.pending[id] = pc.msgs // never written in place: see pendingConv
+	}
+	s.memMu.RUnlock()
+	s.dedup.mu.Lock()
+	c.recent = maps.Clone(s.dedup.recent)
+	s.dedup.mu.Unlock()
+	if c.itx, err = s.dedup.db.Begin(true); err != nil {
+		_ = tx.Rollback()
+		return nil, err
+	}
+	return c, nil
+}
+
+// pendingAt returns pending message seq of conv, if there is one.
+func (c *checker) pendingAt(conv string, seq int64) (im.Message, bool) {
+	p := c.pending[conv]
+	if len(p) == 0 || seq < p[0].Seq || seq-p[0].Seq >= int64(len(p)) {
+		return im.Message{}, false
+	}
+	return p[seq-p[0].Seq], true
+}
+
+func (c *checker) close() {
+	_ = c.tx.Rollback()
+	_ = c.itx.Rollback()
+}
+
+func (c *checker) problem(format string, args ...any) {
+	if len(c.problems) == maxProblems {
+		c.more++
+		return
+	}
+	c.problems = append(c.problems, corrupt(format, args...))
+}
+
+// run checks everything; it returns an error only when it cannot go on.
+func (c *checker) run(ctx context.Context) error {
+	for _, f := range []struct {
+		name string
+		tx   *bbolt.Tx
+	}{{"main file", c.tx}, {"index file", c.itx}} {
+		for err := range f.tx.Check() {
+			c.problem("%s: %v", f.name, err)
+		}
+	}
+	if len(c.problems) > 0 {
+		return nil // the pages are damaged: what follows would only crash
+	}
+	meta := c.tx.Bucket([]byte(bucketMeta))
+	if meta == nil {
+		c.problem("main file: no meta bucket")
+		return nil
+	}
+	if v := counter(meta, keyVersion); v != schemaVersion {
+		c.problem("main file: schema version %d, want %d", v, schemaVersion)
+	}
+	all, added := allBuckets(), addedBuckets()
+	for _, name := range append(all[:], added[:]...) {
+		if c.tx.Bucket([]byte(name)) == nil {
+			c.problem("main file: no bucket %q", name)
+		}
+	}
+	imeta, index := c.itx.Bucket([]byte(indexBucketMeta)), c.itx.Bucket([]byte(indexBucketDedup))
+	if imeta == nil || index == nil {
+		c.problem("index file: no meta or dedup bucket")
+	}
+	if len(c.problems) > 0 {
+		return nil
+	}
+	nextLog, trimmed := counter(meta, keyNextLog), counter(meta, keyTrimmed)
+	if id := meta.Get([]byte(keyPairID)); id == nil || !bytes.Equal(id, imeta.Get([]byte(keyPairID))) {
+		c.problem("the index file's pair id %x is not the main file's %x", imeta.Get([]byte(keyPairID)), id)
+	}
+	if merged := counter(imeta, keyMergeThrough); merged < trimmed || merged >= max(nextLog, 1) {
+		c.problem("the index file has merged through log key %d; the main file trimmed through %d and logged before %d", merged, trimmed, nextLog)
+	}
+	if c.nextLog != max(nextLog, 1) {
+		c.problem("the next log key is %d in memory, %d in the file", c.nextLog, nextLog)
+	}
+
+	stored, err := c.checkConversations(ctx)
+	if err != nil {
+		return err
+	}
+	if err := c.checkLog(ctx, stored, trimmed, nextLog); err != nil {
+		return err
+	}
+	if err := c.checkDedup(ctx, stored); err != nil {
+		return err
+	}
+	c.checkMembers()
+	return nil
+}
+
+// convState is a conversation as checkConversations found it.
+type convState struct {
+	maxSeq, stored int64 // its max seq, and the last seq in its bucket
+}
+
+// checkConversations checks each conversation's seqs and records.
+func (c *checker) checkConversations(ctx context.Context) (map[string]convState, error) {
+	convs, msgs := c.tx.Bucket([]byte(bucketConvs)), c.tx.Bucket([]byte(bucketMsgs))
+	out := make(map[string]convState)
+	err := convs.ForEach(func(k, v []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		conv := string(k)
+		maxSeq, err := decodeSeq(v)
+		if err != nil {
+			c.problem("conversation %q: max seq %x", conv, v)
+			return nil
+		}
+		cb := msgs.Bucket(k)
+		if cb == nil {
+			c.problem("conversation %q: no messages bucket", conv)
+			return nil
+		}
+		want := int64(1)
+		err = cb.ForEach(func(k, v []byte) error {
+			seq, err := decodeSeq(k)
+			if err != nil || seq != want {
+				c.problem("conversation %q: message key %x where seq %d should be", conv, k, want)
+				return errStop
+			}
+			if _, err := parseMessage(seq, v); err != nil {
+				c.problem("conversation %q: message %d: %v", conv, seq, err)
+			}
+			want++
+			return nil
+		})
+		if err != nil && !errors.Is(err, errStop) {
+			return err
+		}
+		st := convState{maxSeq: maxSeq, stored: want - 1}
+		for _, m := range c.pending[conv] {
+			if m.Seq != want {
+				c.problem("conversation %q: pending message %d where seq %d should be", conv, m.Seq, want)
+				break
+			}
+			want++
+		}
+		if want-1 != maxSeq {
+			c.problem("conversation %q: max seq %d, but messages 1 to %d", conv, maxSeq, want-1)
+		}
+		out[conv] = st
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for conv := range c.pending {
+		if _, ok := out[conv]; !ok {
+			c.problem("conversation %q has pending messages but no max seq", conv)
+		}
+	}
+	err = msgs.ForEachBucket(func(k []byte) error {
+		if _, ok := out[string(k)]; !ok {
+			c.problem("conversation %q has a messages bucket but no max seq", k)
+		}
+		return nil
+	})
+	return out, err
+}
+
+// errStop ends a ForEach early.
+var errStop = errors.New("stop")
+
+// checkLog checks that the log holds every pending message, and only
+// messages that exist, and that its keys lie within the main file's
+// counters.
+func (c *checker) checkLog(ctx context.Context, convs map[string]convState, trimmed, nextLog uint64) error {
+	log := c.tx.Bucket([]byte(bucketLog))
+	msgs := c.tx.Bucket([]byte(bucketMsgs))
+	logged := make(map[dedupRef]bool) // the pending messages found in the log
+	var kb [8]byte
+	err := log.ForEachBucket(func(gen []byte) error {
+		if len(gen) != 8 {
+			c.problem("log generation %x", gen)
+			return nil
+		}
+		g := binary.BigEndian.Uint64(gen)
+		return log.Bucket(gen).ForEach(func(k, v []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if len(k) != 8 {
+				c.problem("log key %x", k)
+				return nil
+			}
+			n := binary.BigEndian.Uint64(k)
+			if n/logGeneration != g || n <= trimmed || n >= nextLog {
+				c.problem("log key %d in generation %d, with keys %d to %d trimmed or to come", n, g, trimmed, nextLog)
+			}
+			conv, seq, rec, err := decodeLogRecord(v)
+			if err != nil {
+				c.problem("log record %d: %v", n, err)
+				return nil
+			}
+			st, ok := convs[conv]
+			switch {
+			case !ok || int64(seq) > st.maxSeq:
+				c.problem("log record %d names %q/%d, which does not exist", n, conv, seq)
+			case int64(seq) <= st.stored:
+				if got := msgs.Bucket([]byte(conv)).Get(seqKey(&kb, seq)); !bytes.Equal(got, rec) {
+					c.problem("log record %d: %q/%d differs from its bucket's", n, conv, seq)
+				}
+			default:
+				m, ok := c.pendingAt(conv, int64(seq))
+				if !ok {
+					break // reported by checkConversations
+				}
+				if !bytes.Equal(appendMessage(nil, &m), rec) {
+					c.problem("log record %d: %q/%d differs from its pending copy", n, conv, seq)
+				}
+				logged[dedupRef{conv, seq}] = true
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for conv, p := range c.pending {
+		for _, m := range p {
+			if !logged[dedupRef{conv, uint64(m.Seq)}] {
+				c.problem("pending message %q/%d is not in the log", conv, m.Seq)
+			}
+		}
+	}
+	return nil
+}
+
+// checkDedup checks that each stored message's key leads to it, and each
+// key in the index file to a message with that key.
+func (c *checker) checkDedup(ctx context.Context, convs map[string]convState) error {
+	msgs := c.tx.Bucket([]byte(bucketMsgs))
+	index := c.itx.Bucket([]byte(indexBucketDedup))
+	lookup := func(key []byte) (dedupRef, bool, error) {
+		if ref, ok := c.recent[string(key)]; ok {
+			return ref, true, nil
+		}
+		v := index.Get(key)
+		if v == nil {
+			return dedupRef{}, false, nil
+		}
+		conv, seq, err := decodeDedup(v)
+		return dedupRef{string(conv), uint64(seq)}, true, err
+	}
+	check := func(conv string, seq int64, key []byte) {
+		ref, ok, err := lookup(key)
+		switch {
+		case err != nil:
+			c.problem("dedup record of %q: %v", key, err)
+		case !ok:
+			c.problem("message %q/%d: its key %q is in no dedup index", conv, seq, key)
+		case ref != dedupRef{conv, uint64(seq)}:
+			c.problem("message %q/%d: its key %q leads to %q/%d", conv, seq, key, ref.conv, ref.seq)
+		}
+	}
+	var key []byte
+	err := msgs.ForEachBucket(func(convKey []byte) error {
+		conv := string(convKey)
+		return msgs.Bucket(convKey).ForEach(func(k, v []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			seq, err := decodeSeq(k)
+			if err != nil {
+				return nil // reported by checkConversations
+			}
+			mv, err := parseMessage(seq, v)
+			if err != nil {
+				return nil
+			}
+			key = mv.dedupKey(key[:0])
+			check(conv, seq, key)
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	for conv, p := range c.pending {
+		for _, m := range p {
+			check(conv, m.Seq, dedupKey(key[:0], m.SenderID, m.ClientMsgID))
+		}
+	}
+
+	// Back from the index: each of its keys names a message with that key.
+	var kb [8]byte
+	return index.ForEach(func(k, v []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		convB, seq, err := decodeDedup(v)
+		if err != nil {
+			c.problem("dedup record of %q: %v", k, err)
+			return nil
+		}
+		conv := string(convB)
+		st, ok := convs[conv]
+		if !ok || seq > st.maxSeq {
+			c.problem("dedup key %q leads to %q/%d, which does not exist", k, conv, seq)
+			return nil
+		}
+		var got []byte
+		if seq <= st.stored {
+			mv, err := parseMessage(seq, msgs.Bucket(convB).Get(seqKey(&kb, uint64(seq))))
+			if err != nil {
+				return nil // reported by checkConversations
+			}
+			got = mv.dedupKey(key[:0])
+		} else {
+			m, ok := c.pendingAt(conv, seq)
+			if !ok {
+				return nil // reported by checkConversations
+			}
+			got = dedupKey(key[:0], m.SenderID, m.ClientMsgID)
+		}
+		if !bytes.Equal(got, k) {
+			c.problem("dedup key %q leads to %q/%d, whose key is %q", k, conv, seq, got)
+		}
+		return nil
+	})
+}
+
+// checkMembers checks that each membership names a conversation.
+func (c *checker) checkMembers() {
+	convs := c.tx.Bucket([]byte(bucketConvs))
+	_ = c.tx.Bucket([]byte(bucketMembers)).ForEach(func(k, _ []byte) error {
+		i := bytes.IndexByte(k, 0)
+		if i <= 0 || convs.Get(k[i+1:]) == nil {
+			c.problem("membership %q names no conversation", k)
+		}
+		return nil
+	})
+}
