@@ -1,5 +1,5 @@
 // Package auth is imserver's built-in account system: usernames and bcrypt
-// password hashes kept in an im.AccountStore, and HS256 JSON Web Tokens that
+// password hashes kept in an AccountStore, and HS256 JSON Web Tokens that
 // the Server accepts through the im.Authenticator interface.
 //
 // It is a package of its own so that a host that authenticates users itself

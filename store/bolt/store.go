@@ -12,6 +12,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 )
 
 // Options configures Open. The zero value is the recommended configuration.
@@ -49,7 +50,10 @@ type Store struct {
 	nextLog, trimmed uint64
 }
 
-var _ im.Store = (*Store)(nil)
+var (
+	_ im.Store          = (*Store)(nil)
+	_ auth.AccountStore = (*Store)(nil)
+)
 
 // Layout of the file: one top-level bucket per area.
 const (
