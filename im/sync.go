@@ -3,6 +3,7 @@ package im
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -58,37 +59,78 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 		}
 		return 0
 	})
+	// Each conversation once, even from a Store that lists a group's
+	// conversation among the user's own too.
+	convs = slices.CompactFunc(convs, func(a, b Conversation) bool { return a.ID == b.ID })
+	var changed []MessageRange
+	for _, c := range convs {
+		if last := max(known[c.ID], 0); c.MaxSeq > last {
+			changed = append(changed, MessageRange{ConversationID: c.ID, From: last + 1, To: c.MaxSeq})
+		}
+	}
 	rsp := &imv1.BatchSyncResponse{}
 	budget := syncByteBudget
-	for _, c := range convs {
-		last := max(known[c.ID], 0)
-		if c.MaxSeq <= last {
-			continue
-		}
-		cm := &imv1.ConversationMessages{ConversationId: c.ID, SyncedSeq: last}
+	per := rangesPerRead(limit)
+	for start := 0; start < len(changed); start += per {
+		part := changed[start:min(start+per, len(changed))]
+		var pages [][]Message
 		if budget > 0 {
-			msgs, err := s.store.Messages(sess.ctx, c.ID, last+1, c.MaxSeq, limit)
-			if err != nil {
+			if pages, err = s.messageRanges(sess.ctx, part, limit); err != nil {
 				s.respondError(sess, f, err)
 				return
 			}
-			cm.Messages, budget = appendWithin(cm.Messages, msgs, budget, rsp.TotalMessageCount == 0)
-			if n := len(cm.Messages); n > 0 {
-				cm.SyncedSeq = cm.Messages[n-1].Seq
+		}
+		for i, r := range part {
+			cm := &imv1.ConversationMessages{ConversationId: r.ConversationID, SyncedSeq: r.From - 1}
+			if budget > 0 {
+				cm.Messages, budget = appendWithin(cm.Messages, pages[i], budget, rsp.TotalMessageCount == 0)
+				if n := len(cm.Messages); n > 0 {
+					cm.SyncedSeq = cm.Messages[n-1].Seq
+				}
 			}
+			cm.MaxSeq = r.To
+			if cm.SyncedSeq < r.To {
+				// The SDK keeps max_seq as its cursor even when has_more
+				// is set, so a truncated page must not claim more than
+				// it holds.
+				cm.HasMore = true
+				cm.MaxSeq = cm.SyncedSeq
+			}
+			rsp.TotalMessageCount += int32(len(cm.Messages))
+			rsp.ConversationMessages = append(rsp.ConversationMessages, cm)
 		}
-		cm.MaxSeq = c.MaxSeq
-		if cm.SyncedSeq < c.MaxSeq {
-			// The SDK keeps max_seq as its cursor even when has_more is
-			// set, so a truncated page must not claim more than it holds.
-			cm.HasMore = true
-			cm.MaxSeq = cm.SyncedSeq
-		}
-		rsp.TotalMessageCount += int32(len(cm.Messages))
-		rsp.ConversationMessages = append(rsp.ConversationMessages, cm)
 	}
 	rsp.ServerTime = time.Now().UnixMilli()
 	sess.respond(imv1.CommandType_CMD_BATCH_SYNC_RSP, f.Sequence, rsp)
+}
+
+// rangesPerRead is how many conversations one MessageRanges call covers in
+// a BATCH_SYNC: as many as keep a read near 4096 messages at most, since
+// the response stops at syncByteBudget (about a MiB) anyway and a read of
+// much more would be thrown away.
+func rangesPerRead(limit int) int {
+	return max(4, min(256, 4096/limit))
+}
+
+// messageRanges reads the messages of each range, at most limit each: in
+// one call when the Store is a SyncStore, else one Messages call per range.
+func (s *Server) messageRanges(ctx context.Context, ranges []MessageRange, limit int) ([][]Message, error) {
+	if s.sync != nil {
+		pages, err := s.sync.MessageRanges(ctx, ranges, limit)
+		if err == nil && len(pages) != len(ranges) {
+			err = fmt.Errorf("im: SyncStore.MessageRanges returned %d pages for %d ranges", len(pages), len(ranges))
+		}
+		return pages, err
+	}
+	pages := make([][]Message, len(ranges))
+	for i, r := range ranges {
+		msgs, err := s.store.Messages(ctx, r.ConversationID, r.From, r.To, limit)
+		if err != nil {
+			return nil, err
+		}
+		pages[i] = msgs
+	}
+	return pages, nil
 }
 
 // appendWithin converts msgs to wire form and appends them to dst while they
@@ -175,8 +217,12 @@ func (s *Server) isMember(ctx context.Context, conv, user string) (bool, error) 
 
 // userConversations returns the conversations user belongs to: those the
 // store records (one-to-one and system) and those of the user's groups that
-// have messages.
+// have messages. A SyncStore answers in one read; otherwise it takes one
+// read per group.
 func (s *Server) userConversations(ctx context.Context, user string) ([]Conversation, error) {
+	if s.sync != nil {
+		return s.sync.SyncConversations(ctx, user)
+	}
 	convs, err := s.store.UserConversations(ctx, user)
 	if err != nil {
 		return nil, err

@@ -52,6 +52,7 @@ type Store struct {
 
 var (
 	_ im.Store          = (*Store)(nil)
+	_ im.SyncStore      = (*Store)(nil)
 	_ auth.AccountStore = (*Store)(nil)
 )
 

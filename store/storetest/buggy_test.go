@@ -208,3 +208,49 @@ func (b *buggyStore) Account(ctx context.Context, userID string) (auth.Account, 
 func (b *buggyStore) AccountByUsername(ctx context.Context, username string) (auth.Account, error) {
 	return b.Store.AccountByUsername(b.ctx(ctx), b.username(username))
 }
+
+func (b *buggyStore) SyncConversations(ctx context.Context, userID string) ([]im.Conversation, error) {
+	cs, err := b.Store.SyncConversations(b.ctx(ctx), userID)
+	if err != nil {
+		return cs, err
+	}
+	switch b.bug {
+	case "sync-groups-only":
+		// Forgets the user's own conversations.
+		cs = slices.DeleteFunc(cs, func(c im.Conversation) bool { return !strings.HasPrefix(c.ID, "group_") })
+	case "sync-twice":
+		// Lists a conversation found both ways twice.
+		if len(cs) > 0 {
+			cs = append(cs, cs[0])
+		}
+	}
+	return cs, nil
+}
+
+func (b *buggyStore) MessageRanges(ctx context.Context, ranges []im.MessageRange, limit int) ([][]im.Message, error) {
+	switch b.bug {
+	case "sync-limit-total":
+		// Applies limit to the whole answer rather than to each range.
+		pages, err := b.Store.MessageRanges(b.ctx(ctx), ranges, limit)
+		n := 0
+		for i := range pages {
+			pages[i] = pages[i][:min(len(pages[i]), max(limit-n, 0))]
+			n += len(pages[i])
+		}
+		return pages, err
+	case "sync-ignores-to":
+		ranges = slices.Clone(ranges)
+		for i := range ranges {
+			ranges[i].To = 0
+		}
+	case "sync-drops-chunk":
+		// Loses the ranges past the first 256, as a store that splits
+		// them into queries and keeps only the first might.
+		pages, err := b.Store.MessageRanges(b.ctx(ctx), ranges, limit)
+		for i := 256; i < len(pages); i++ {
+			pages[i] = nil
+		}
+		return pages, err
+	}
+	return b.Store.MessageRanges(b.ctx(ctx), ranges, limit)
+}

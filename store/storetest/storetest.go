@@ -113,6 +113,7 @@ func Run(t *testing.T, h Harness) {
 		{"Cancelled", testCancelled},
 		{"Durability", testDurability},
 		{"Accounts", testStoreAccounts},
+		{"Sync", testSync},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })

@@ -83,6 +83,12 @@ func TestSuiteDetectsBugs(t *testing.T) {
 		{"no-validation", "Groups/InvalidInput/RemoveGroupMembers/EmptyUserID"},
 		{"ignore-ctx", "Groups/Cancelled"},
 		{"lose-on-reopen", "Groups/Durability"},
+		{"sync-groups-only", "Sync/Conversations"},
+		{"sync-twice", "Sync/Conversations"},
+		{"sync-limit-total", "Sync/MessageRanges"},
+		{"sync-ignores-to", "Sync/MessageRanges"},
+		{"sync-drops-chunk", "Sync/ManyRanges"},
+		{"ignore-ctx", "Sync/Invalid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.bug+"/"+tt.failing, func(t *testing.T) {
