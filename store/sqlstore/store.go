@@ -68,6 +68,7 @@ var (
 	_ im.Store  = (*Store)(nil)
 	_ im.Pinger = (*Store)(nil)
 
+	_ im.SyncStore      = (*Store)(nil)
 	_ auth.AccountStore = (*Store)(nil)
 )
 
