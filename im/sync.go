@@ -70,9 +70,10 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 	}
 	rsp := &imv1.BatchSyncResponse{}
 	budget := syncByteBudget
-	per := rangesPerRead(limit)
-	for start := 0; start < len(changed); start += per {
-		part := changed[start:min(start+per, len(changed))]
+	for len(changed) > 0 {
+		n := rangesPerRead(changed, limit)
+		part := changed[:n]
+		changed = changed[n:]
 		var pages [][]Message
 		if budget > 0 {
 			if pages, err = s.messageRanges(sess.ctx, part, limit); err != nil {
@@ -104,12 +105,27 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 	sess.respond(imv1.CommandType_CMD_BATCH_SYNC_RSP, f.Sequence, rsp)
 }
 
-// rangesPerRead is how many conversations one MessageRanges call covers in
-// a BATCH_SYNC: as many as keep a read near 4096 messages at most, since
-// the response stops at syncByteBudget (about a MiB) anyway and a read of
-// much more would be thrown away.
-func rangesPerRead(limit int) int {
-	return max(4, min(256, 4096/limit))
+// Bounds of one MessageRanges call in a BATCH_SYNC. The response stops at
+// syncByteBudget (about a MiB) anyway, so a read of many more messages than
+// fit would be thrown away.
+const (
+	maxMessagesPerRead = 4096
+	maxRangesPerRead   = 256
+)
+
+// rangesPerRead returns how many of ranges (at least one) the next read
+// covers: as many as hold maxMessagesPerRead messages at most. Seqs are
+// gap-free, so a range [From, To] holds To-From+1 messages, limit at most.
+func rangesPerRead(ranges []MessageRange, limit int) int {
+	n, msgs := 0, 0
+	for n < len(ranges) && n < maxRangesPerRead {
+		msgs += int(min(ranges[n].To-ranges[n].From+1, int64(limit)))
+		if n > 0 && msgs > maxMessagesPerRead {
+			break
+		}
+		n++
+	}
+	return n
 }
 
 // messageRanges reads the messages of each range, at most limit each: in

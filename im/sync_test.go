@@ -19,7 +19,17 @@ import (
 // counts the reads a sync makes one by one.
 type plainStore struct {
 	im.Store
-	conversation, messages, userGroups atomic.Int64
+	conversation, messages, userGroups, userConversations atomic.Int64
+}
+
+func (p *plainStore) UserConversations(ctx context.Context, userID string) ([]im.Conversation, error) {
+	p.userConversations.Add(1)
+	return p.Store.UserConversations(ctx, userID)
+}
+
+// reads returns how many calls of the sync's read methods p has seen.
+func (p *plainStore) reads() int64 {
+	return p.conversation.Load() + p.messages.Load() + p.userGroups.Load() + p.userConversations.Load()
 }
 
 func (p *plainStore) Conversation(ctx context.Context, id string) (im.Conversation, error) {
@@ -41,6 +51,12 @@ func (p *plainStore) reset() {
 	p.conversation.Store(0)
 	p.messages.Store(0)
 	p.userGroups.Store(0)
+	p.userConversations.Store(0)
+}
+
+// reads returns how many calls of the sync's read methods b has seen.
+func (b *batchedStore) reads() int64 {
+	return b.plainStore.reads() + b.syncConvs.Load() + b.syncRanges.Load()
 }
 
 // batchedStore is plainStore with im.SyncStore, counting its calls.
@@ -158,4 +174,32 @@ func TestBatchSyncBatchedEqualsFallback(t *testing.T) {
 	require.Zero(t, batched.userGroups.Load()+batched.conversation.Load()+batched.messages.Load())
 	require.Equal(t, int64(3), batched.syncConvs.Load())
 	require.Equal(t, int64(1), batched.syncRanges.Load())
+}
+
+// TestBatchSyncManyGroups: a user in more groups than one MessageRanges
+// call covers gets every one of them, from a read per maxRangesPerRead.
+func TestBatchSyncManyGroups(t *testing.T) {
+	mem := memstore.New()
+	store := &batchedStore{plainStore: &plainStore{Store: mem}, sync: mem}
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{Store: store}})
+	ctx := testCtx(t)
+	const groups = 300
+	want := map[string][]int64{}
+	for i := range groups {
+		g, err := srv.CreateGroup(ctx, bob, im.GroupSpec{Name: fmt.Sprintf("g%d", i)}, []string{alice})
+		require.NoError(t, err)
+		want[im.GroupConversationID(g.ID)] = []int64{1}
+	}
+	store.reset()
+	rsp, err := srv.Dial(t, "tcp", alice).BatchSync(ctx, nil, 5)
+	require.NoError(t, err)
+	got := map[string][]int64{}
+	for _, cm := range rsp.ConversationMessages {
+		got[cm.ConversationId] = seqs(cm.Messages)
+		require.False(t, cm.HasMore)
+	}
+	require.Equal(t, want, got)
+	// The Dial's AUTH lists conversations once more.
+	require.Equal(t, int64(2), store.syncConvs.Load())
+	require.Equal(t, int64(2), store.syncRanges.Load(), "300 ranges of one message: 256, then 44")
 }
