@@ -539,3 +539,30 @@ func TestBcryptRunsAtMostOnePerCPU(t *testing.T) {
 	_, err = a.Login(ctx, "alice", "correct horse")
 	require.ErrorIs(t, err, im.ErrRateLimited, "two failures reach the limit")
 }
+
+func TestValidateAccount(t *testing.T) {
+	long := strings.Repeat("x", im.MaxIDLength+1)
+	tests := []struct {
+		name string
+		a    Account
+		ok   bool
+	}{
+		{"valid", Account{UserID: "u1", Username: "alice"}, true},
+		{"only ids matter", Account{UserID: "u1", Username: "a", Nickname: "\x00"}, true},
+		{"empty user id", Account{Username: "alice"}, false},
+		{"empty username", Account{UserID: "u1"}, false},
+		{"long user id", Account{UserID: long, Username: "alice"}, false},
+		{"control in username", Account{UserID: "u1", Username: "al\tice"}, false},
+		{"bad UTF-8 user id", Account{UserID: "u\xff", Username: "alice"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ValidateAccount(tt.a)
+			if tt.ok {
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, im.ErrInvalidArgument)
+			}
+		})
+	}
+}
