@@ -41,11 +41,12 @@
 // # Optional Store capabilities
 //
 // Store holds only what every Server calls. Each further area a Store may
-// serve is a small interface of its own, which NewServer finds by type
+// serve is a small interface of its own, which the Server finds by type
 // assertion on Config.Store, the way database/sql finds a driver's optional
 // interfaces: a Store that lacks one keeps compiling and working, and the
-// Server falls back to the required methods or leaves the feature off.
-// Today they are:
+// Server falls back to the required methods or leaves the feature off. A
+// Store that wraps another (to count, log or cache calls) hides the inner
+// one's capabilities unless it implements them too. Today they are:
 //
 //   - Pinger: Ping, a cheap health check. Without it Server.Health reads a
 //     conversation instead.
