@@ -13,6 +13,8 @@
 //	                     im/imv1 only, no server package)
 //	im/imtest            an in-process server for tests
 //	store/bolt           the default embedded Store (bbolt)
+//	store/sqlstore       SQLite, PostgreSQL and MySQL Stores
+//	store/memstore       an in-memory Store for tests and small tools
 //	store/storetest      the conformance suite every Store passes
 //	transport/tcp        the SDK's framed TCP protocol
 //	transport/websocket  WebSocket, binary and JSON

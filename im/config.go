@@ -26,7 +26,7 @@ const (
 // Authenticator means the documented default. NewServer copies it; it is never
 // modified.
 type Config struct {
-	// Store keeps messages, conversations and accounts. Required. The
+	// Store keeps messages, conversations and groups. Required. The
 	// Server does not close it.
 	Store Store
 	// Authenticator verifies clients' tokens. Required.

@@ -2,9 +2,11 @@
 // existing Go backend can embed, or that cmd/imserver runs on its own.
 //
 // A Server needs two things from its host: a Store (where messages,
-// conversations and accounts live; store/bolt and store/sqlstore are ready
-// made, store/storetest checks your own) and an Authenticator (who a token
-// belongs to; im/auth has the built-in JWT one). Transports
+// conversations and groups live; store/bolt and store/sqlstore are ready
+// made, store/memstore keeps them in memory for tests, store/storetest
+// checks your own) and an Authenticator (who a token belongs to; im/auth
+// has the built-in JWT one, and keeps its accounts in an
+// auth.AccountStore, which is no part of Store). Transports
 // (transport/websocket, transport/tcp) frame bytes and hand each connection
 // to Server.ServeConn; the Server does the rest. This package imports no
 // transport and no store implementation.
@@ -57,6 +59,35 @@
 // recipients. The cache only chooses who is pushed to: when a commit
 // reports a newer Version than the cached one (another Server changed the
 // group), the members are read again before the message is pushed.
+//
+// # Optional Store capabilities
+//
+// Store holds only what every Server calls. Each further area a Store may
+// serve is a small interface of its own, which the Server finds by type
+// assertion on Config.Store, the way database/sql finds a driver's optional
+// interfaces: a Store that lacks one keeps compiling and working, and the
+// Server falls back to the required methods or leaves the feature off. A
+// Store that wraps another (to count, log or cache calls) hides the inner
+// one's capabilities unless it implements them too. Today they are:
+//
+//   - Pinger: Ping, a cheap health check. Without it Server.Health reads a
+//     conversation instead.
+//   - SyncStore: SyncConversations and MessageRanges, the reads of a
+//     BATCH_SYNC (and the max_seq of an AuthResponse) in one round trip
+//     each. Without it the Server reads once per group of the user and
+//     once per conversation that moved.
+//
+// A new area (read receipts and per-conversation state, recall, friends,
+// files, …) follows the same pattern: an interface named for the area,
+// with ctx first in every method and each method's not-found, atomicity and
+// concurrency rules in its doc; listed here with what the Server does
+// without it; checked by a storetest subtest that skips stores without it;
+// implemented by store/bolt, store/sqlstore and store/memstore. Either the
+// Server falls back to the required methods (a faster path, as SyncStore
+// is), or the feature is off and its requests answer with an error code
+// (a capability, such as storing receipts). Areas that are not the
+// Server's business, such as the built-in accounts (auth.AccountStore), are
+// defined by the package that uses them.
 //
 // # Concurrency
 //

@@ -75,7 +75,7 @@ func (s *Server) handleAuth(sess *session, f Frame) {
 		return
 	}
 	rsp := &imv1.AuthResponse{}
-	if convs, err := s.store.UserConversations(sess.ctx, sess.user); err == nil {
+	if convs, err := s.userConversations(sess.ctx, sess.user); err == nil {
 		for _, c := range convs {
 			rsp.MaxSeq = max(rsp.MaxSeq, c.MaxSeq)
 		}

@@ -22,17 +22,6 @@ type Message struct {
 	CreatedAt      time.Time
 }
 
-// Account is a built-in user account (standalone mode). Embedders that
-// authenticate users themselves need none.
-type Account struct {
-	UserID       string
-	Username     string
-	Nickname     string
-	PasswordHash []byte
-	Disabled     bool
-	CreatedAt    time.Time
-}
-
 // Conversation is the summary of one conversation.
 type Conversation struct {
 	ID     string

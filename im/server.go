@@ -27,6 +27,8 @@ type Server struct {
 	hub   hub
 	// groups caches the members of groups in use.
 	groups *groupCache
+	// sync is store's SyncStore side, nil when it has none.
+	sync SyncStore
 
 	// base is cancelled by Close; session contexts and store calls derive
 	// from it. (A Server is a long-lived owner, like http.Server's
@@ -82,6 +84,7 @@ func NewServer(cfg Config) (*Server, error) {
 		stopBG:   make(chan struct{}),
 	}
 	s.guardHooks()
+	s.sync, _ = cfg.Store.(SyncStore)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.groups = newGroupCache(s.base, cfg.Store)
 	s.commits = newCommitter(s)

@@ -6,6 +6,9 @@ import "context"
 // per-area interfaces so that the core depends on narrow ones and a Store for
 // an in-house database can be written and tested area by area;
 // store/storetest checks an implementation against every rule written here.
+// It holds only what every Server calls; further areas are optional
+// interfaces (Pinger, SyncStore; see "Optional Store capabilities" in the
+// package documentation).
 //
 // All methods are safe for concurrent use. They honour ctx cancellation where
 // they block. Errors for missing data satisfy errors.Is(err, ErrNotFound),
@@ -13,14 +16,13 @@ import "context"
 // are wrapped with %w. The Server never closes the Store it was given.
 //
 // Input rules every Store enforces, so that nothing is stored half-way: each
-// AppendRequest passes ValidateAppend; account ids and usernames pass
-// ValidateID; a limit below 1 is ErrInvalidArgument. Ids never contain control characters,
+// AppendRequest passes ValidateAppend; a limit below 1 is
+// ErrInvalidArgument. Ids never contain control characters,
 // so a Store may use 0x00 as a separator. Times keep at least microsecond
 // precision; a nil and an empty Content are the same.
 type Store interface {
 	MessageStore
 	ConversationStore
-	AccountStore
 	GroupStore
 }
 
@@ -99,16 +101,34 @@ type ConversationStore interface {
 	UserConversations(ctx context.Context, userID string) ([]Conversation, error)
 }
 
-// AccountStore keeps built-in accounts.
-type AccountStore interface {
-	// CreateAccount stores a new account. ErrConflict if the UserID or the
-	// Username (compared exactly) is taken; nothing is written then.
-	CreateAccount(ctx context.Context, a Account) error
+// SyncStore is an optional Store capability: the reads a BATCH_SYNC needs,
+// in one round trip each however many conversations and groups the user
+// has. A Server uses it when its Store has it, and otherwise asks
+// UserConversations, UserGroups, then Conversation once per group and
+// Messages once per conversation that moved. storetest checks that its
+// answers equal those of the required methods.
+type SyncStore interface {
+	// SyncConversations returns every conversation userID reads, each
+	// once, in no particular order: those UserConversations returns, and
+	// the conversation of each group UserGroups returns that has messages.
+	// A user with none yields an empty slice. It reads one consistent
+	// snapshot (one transaction or one statement): a group's conversation
+	// is listed only with a MaxSeq it had while userID was a member, so the
+	// Server reads its messages up to that seq without checking the
+	// membership again.
+	SyncConversations(ctx context.Context, userID string) ([]Conversation, error)
 
-	// Account returns the account with userID; ErrNotFound if none.
-	Account(ctx context.Context, userID string) (Account, error)
+	// MessageRanges returns, for each range, what Messages(ctx,
+	// r.ConversationID, r.From, r.To, limit) would return: out[i] belongs
+	// to ranges[i], and len(out) == len(ranges). A range without messages
+	// yields an empty or nil slice. ErrInvalidArgument for a limit below 1.
+	// The Server passes at most a few hundred ranges per call.
+	MessageRanges(ctx context.Context, ranges []MessageRange, limit int) ([][]Message, error)
+}
 
-	// AccountByUsername returns the account with username; ErrNotFound if
-	// none.
-	AccountByUsername(ctx context.Context, username string) (Account, error)
+// MessageRange selects the messages of conversation ConversationID whose
+// seq lies in [From, To]; To <= 0 means no upper bound.
+type MessageRange struct {
+	ConversationID string
+	From, To       int64
 }

@@ -3,6 +3,7 @@ package im
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
@@ -58,48 +59,110 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 		}
 		return 0
 	})
+	// Each conversation once, even from a Store that lists a group's
+	// conversation among the user's own too.
+	convs = slices.CompactFunc(convs, func(a, b Conversation) bool { return a.ID == b.ID })
+	var changed []MessageRange
+	for _, c := range convs {
+		if last := max(known[c.ID], 0); c.MaxSeq > last {
+			changed = append(changed, MessageRange{ConversationID: c.ID, From: last + 1, To: c.MaxSeq})
+		}
+	}
 	rsp := &imv1.BatchSyncResponse{}
 	budget := syncByteBudget
-	for _, c := range convs {
-		last := max(known[c.ID], 0)
-		if c.MaxSeq <= last {
-			continue
-		}
-		cm := &imv1.ConversationMessages{ConversationId: c.ID, SyncedSeq: last}
+	for len(changed) > 0 {
+		n := rangesPerRead(changed, limit)
+		part := changed[:n]
+		changed = changed[n:]
+		var pages [][]Message
 		if budget > 0 {
-			msgs, err := s.store.Messages(sess.ctx, c.ID, last+1, c.MaxSeq, limit)
-			if err != nil {
+			if pages, err = s.messageRanges(sess.ctx, part, limit); err != nil {
 				s.respondError(sess, f, err)
 				return
 			}
-			cm.Messages, budget = appendWithin(cm.Messages, msgs, budget, rsp.TotalMessageCount == 0)
-			if n := len(cm.Messages); n > 0 {
-				cm.SyncedSeq = cm.Messages[n-1].Seq
-			}
 		}
-		cm.MaxSeq = c.MaxSeq
-		if cm.SyncedSeq < c.MaxSeq {
-			// The SDK keeps max_seq as its cursor even when has_more is
-			// set, so a truncated page must not claim more than it holds.
-			cm.HasMore = true
-			cm.MaxSeq = cm.SyncedSeq
-		}
-		if len(cm.Messages) > 0 && ConversationTypeOf(c.ID) == GroupConversation {
-			// Checked after the read: a user removed before it reads
-			// nothing, one removed after it read what was hers.
-			if ok, err := s.isMember(sess.ctx, c.ID, sess.user); err != nil || !ok {
+		for i, r := range part {
+			if s.sync == nil && pages != nil && len(pages[i]) > 0 && ConversationTypeOf(r.ConversationID) == GroupConversation {
+				// Without a SyncStore the user's groups and their max
+				// seqs come from separate reads, so a user removed in
+				// between could be given what followed her removal.
+				// Checked after the read: a user removed before it reads
+				// nothing, one removed after it read what was hers.
+				// (SyncConversations lists in one snapshot.)
+				ok, err := s.isMember(sess.ctx, r.ConversationID, sess.user)
 				if err != nil {
 					s.respondError(sess, f, err)
 					return
 				}
-				continue
+				if !ok {
+					continue
+				}
 			}
+			cm := &imv1.ConversationMessages{ConversationId: r.ConversationID, SyncedSeq: r.From - 1}
+			if budget > 0 {
+				cm.Messages, budget = appendWithin(cm.Messages, pages[i], budget, rsp.TotalMessageCount == 0)
+				if n := len(cm.Messages); n > 0 {
+					cm.SyncedSeq = cm.Messages[n-1].Seq
+				}
+			}
+			cm.MaxSeq = r.To
+			if cm.SyncedSeq < r.To {
+				// The SDK keeps max_seq as its cursor even when has_more
+				// is set, so a truncated page must not claim more than
+				// it holds.
+				cm.HasMore = true
+				cm.MaxSeq = cm.SyncedSeq
+			}
+			rsp.TotalMessageCount += int32(len(cm.Messages))
+			rsp.ConversationMessages = append(rsp.ConversationMessages, cm)
 		}
-		rsp.TotalMessageCount += int32(len(cm.Messages))
-		rsp.ConversationMessages = append(rsp.ConversationMessages, cm)
 	}
 	rsp.ServerTime = time.Now().UnixMilli()
 	sess.respond(imv1.CommandType_CMD_BATCH_SYNC_RSP, f.Sequence, rsp)
+}
+
+// Bounds of one MessageRanges call in a BATCH_SYNC. The response stops at
+// syncByteBudget (about a MiB) anyway, so a read of many more messages than
+// fit would be thrown away.
+const (
+	maxMessagesPerRead = 4096
+	maxRangesPerRead   = 256
+)
+
+// rangesPerRead returns how many of ranges (at least one) the next read
+// covers: as many as hold maxMessagesPerRead messages at most. Seqs are
+// gap-free, so a range [From, To] holds To-From+1 messages, limit at most.
+func rangesPerRead(ranges []MessageRange, limit int) int {
+	n, msgs := 0, 0
+	for n < len(ranges) && n < maxRangesPerRead {
+		msgs += int(min(ranges[n].To-ranges[n].From+1, int64(limit)))
+		if n > 0 && msgs > maxMessagesPerRead {
+			break
+		}
+		n++
+	}
+	return n
+}
+
+// messageRanges reads the messages of each range, at most limit each: in
+// one call when the Store is a SyncStore, else one Messages call per range.
+func (s *Server) messageRanges(ctx context.Context, ranges []MessageRange, limit int) ([][]Message, error) {
+	if s.sync != nil {
+		pages, err := s.sync.MessageRanges(ctx, ranges, limit)
+		if err == nil && len(pages) != len(ranges) {
+			err = fmt.Errorf("im: SyncStore.MessageRanges returned %d pages for %d ranges", len(pages), len(ranges))
+		}
+		return pages, err
+	}
+	pages := make([][]Message, len(ranges))
+	for i, r := range ranges {
+		msgs, err := s.store.Messages(ctx, r.ConversationID, r.From, r.To, limit)
+		if err != nil {
+			return nil, err
+		}
+		pages[i] = msgs
+	}
+	return pages, nil
 }
 
 // appendWithin converts msgs to wire form and appends them to dst while they
@@ -202,8 +265,12 @@ func (s *Server) isMember(ctx context.Context, conv, user string) (bool, error) 
 
 // userConversations returns the conversations user belongs to: those the
 // store records (one-to-one and system) and those of the user's groups that
-// have messages.
+// have messages. A SyncStore answers in one read; otherwise it takes one
+// read per group.
 func (s *Server) userConversations(ctx context.Context, user string) ([]Conversation, error) {
+	if s.sync != nil {
+		return s.sync.SyncConversations(ctx, user)
+	}
 	convs, err := s.store.UserConversations(ctx, user)
 	if err != nil {
 		return nil, err

@@ -275,8 +275,15 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
+// backend is what the binary needs of a store: the Server's part and the
+// built-in accounts.
+type backend interface {
+	im.Store
+	auth.AccountStore
+}
+
 // openStore opens the store c names; the returned func closes it.
-func openStore(ctx context.Context, c config, log *slog.Logger) (im.Store, func() error, error) {
+func openStore(ctx context.Context, c config, log *slog.Logger) (backend, func() error, error) {
 	if c.Store == "bolt" {
 		s, err := bolt.Open(filepath.Join(c.DataDir, "imserver.db"), bolt.Options{})
 		if err != nil {

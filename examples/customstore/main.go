@@ -1,7 +1,8 @@
-// Command customstore runs an IM server on a Store written from scratch
-// (MemoryStore, in store.go): the template for keeping chat data in a
-// database imserver does not ship a Store for. store_test.go proves the
-// Store correct with store/storetest, the suite the built-in stores pass.
+// Command customstore runs an IM server on a Store of its own (store.go):
+// the template for keeping chat data in a database imserver does not ship a
+// Store for. The Store starts as an embedded store/memstore and takes over
+// area by area; store_test.go proves it correct with store/storetest, the
+// suite the built-in stores pass.
 //
 //	go run ./examples/customstore -addr 127.0.0.1:8092
 //
@@ -38,7 +39,7 @@ func main() {
 
 func run(ctx context.Context, addr string, ready func(net.Addr)) error {
 	srv, err := im.NewServer(im.Config{
-		Store: NewMemoryStore(),
+		Store: NewStore(),
 		Authenticator: im.AuthenticatorFunc(func(_ context.Context, token string) (im.Identity, error) {
 			user, ok := strings.CutPrefix(token, "token-")
 			if !ok {

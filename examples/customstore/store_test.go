@@ -17,17 +17,21 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // This is all a Store needs to prove itself: the conformance suite. A
 // persistent store also sets Harness.Reopen to test durability.
-func TestMemoryStore(t *testing.T) {
+func TestStore(t *testing.T) {
 	storetest.Run(t, storetest.Harness{
-		Open: func(t *testing.T) im.Store { return NewMemoryStore() },
+		Open: func(t *testing.T) im.Store { return NewStore() },
 	})
 }
 
-func BenchmarkMemoryStore(b *testing.B) {
-	storetest.RunBenchmarks(b, func(b *testing.B) im.Store { return NewMemoryStore() })
+func TestPing(t *testing.T) {
+	require.NoError(t, NewStore().Ping(t.Context()))
 }
 
-func TestServerOnMemoryStore(t *testing.T) {
+func BenchmarkStore(b *testing.B) {
+	storetest.RunBenchmarks(b, func(b *testing.B) im.Store { return NewStore() })
+}
+
+func TestServerOnStore(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan net.Addr, 1)
 	done := make(chan error, 1)

@@ -35,7 +35,7 @@ const (
 // AccountsConfig configures Accounts. NewAccounts copies it.
 type AccountsConfig struct {
 	// Store keeps the accounts. Required.
-	Store im.AccountStore
+	Store AccountStore
 	// Tokens issues the token Login returns. Required.
 	Tokens *JWT
 	// BcryptCost is the bcrypt work factor for new password hashes.
@@ -54,7 +54,7 @@ type AccountsConfig struct {
 // Accounts registers and logs in built-in accounts. It implements
 // im.UserDirectory. It is safe for concurrent use.
 type Accounts struct {
-	store  im.AccountStore
+	store  AccountStore
 	tokens *JWT
 	cost   int
 	now    func() time.Time
@@ -146,36 +146,36 @@ func (a *Accounts) releaseHash() { <-a.hashing }
 //
 // A username that is taken gives an error wrapping im.ErrConflict; input
 // that breaks the rules, im.ErrInvalidArgument.
-func (a *Accounts) Register(ctx context.Context, username, password, nickname string) (im.Account, error) {
+func (a *Accounts) Register(ctx context.Context, username, password, nickname string) (Account, error) {
 	if err := checkUsername(username); err != nil {
-		return im.Account{}, err
+		return Account{}, err
 	}
 	if err := checkPassword(password); err != nil {
-		return im.Account{}, err
+		return Account{}, err
 	}
 	if nickname == "" {
 		nickname = username
 	}
 	if err := checkNickname(nickname); err != nil {
-		return im.Account{}, err
+		return Account{}, err
 	}
 	// Checked before hashing so that a taken name costs no bcrypt work;
 	// CreateAccount below still decides races.
 	switch _, err := a.store.AccountByUsername(ctx, username); {
 	case err == nil:
-		return im.Account{}, usernameTaken()
+		return Account{}, usernameTaken()
 	case !errors.Is(err, im.ErrNotFound):
-		return im.Account{}, fmt.Errorf("auth: look up username: %w", err)
+		return Account{}, fmt.Errorf("auth: look up username: %w", err)
 	}
 	if err := a.acquireHash(ctx); err != nil {
-		return im.Account{}, err
+		return Account{}, err
 	}
 	hash, err := bcrypt.GenerateFromPassword([]byte(password), a.cost)
 	a.releaseHash()
 	if err != nil {
-		return im.Account{}, fmt.Errorf("auth: hash password: %w", err)
+		return Account{}, fmt.Errorf("auth: hash password: %w", err)
 	}
-	acc := im.Account{
+	acc := Account{
 		Username:     username,
 		Nickname:     nickname,
 		PasswordHash: hash,
@@ -191,11 +191,11 @@ func (a *Accounts) Register(ctx context.Context, username, password, nickname st
 			break
 		}
 		if _, lookErr := a.store.AccountByUsername(ctx, username); lookErr == nil {
-			return im.Account{}, usernameTaken()
+			return Account{}, usernameTaken()
 		}
 	}
 	if err != nil {
-		return im.Account{}, fmt.Errorf("auth: create account: %w", err)
+		return Account{}, fmt.Errorf("auth: create account: %w", err)
 	}
 	return acc, nil
 }
@@ -227,7 +227,7 @@ func (a *Accounts) Login(ctx context.Context, username, password string) (LoginR
 	acc, err := a.store.AccountByUsername(ctx, username)
 	switch {
 	case errors.Is(err, im.ErrNotFound):
-		acc = im.Account{PasswordHash: a.dummyHash, Disabled: true}
+		acc = Account{PasswordHash: a.dummyHash, Disabled: true}
 	case err != nil:
 		// Not the user's fault: give the attempt back.
 		a.limit.release(username)

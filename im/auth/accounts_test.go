@@ -40,7 +40,7 @@ func (c *fakeClock) advance(d time.Duration) {
 // newTestAccounts returns Accounts over store with the clock, hashing at
 // bcrypt's minimum cost: the cost is bcrypt's business, and at the real one
 // these tests would take minutes under -race.
-func newTestAccounts(t *testing.T, store im.AccountStore, clk *fakeClock, attempts int, window time.Duration) *Accounts {
+func newTestAccounts(t *testing.T, store AccountStore, clk *fakeClock, attempts int, window time.Duration) *Accounts {
 	t.Helper()
 	tokens, err := NewJWT(JWTConfig{Secret: []byte(strings.Repeat("k", 32)), Now: clk.now})
 	require.NoError(t, err)
@@ -298,7 +298,7 @@ func TestLoginFailuresLookAlike(t *testing.T) {
 	require.NoError(t, err)
 	hash, err := bcrypt.GenerateFromPassword([]byte("correct horse"), bcrypt.MinCost)
 	require.NoError(t, err)
-	require.NoError(t, store.CreateAccount(ctx, im.Account{
+	require.NoError(t, store.CreateAccount(ctx, Account{
 		UserID: "ubanned", Username: "banned", Nickname: "banned", PasswordHash: hash, Disabled: true, CreatedAt: testEpoch,
 	}))
 
@@ -443,7 +443,7 @@ func TestUserExists(t *testing.T) {
 	a := newTestAccounts(t, store, &fakeClock{t: testEpoch}, 0, 0)
 	acc, err := a.Register(ctx, "alice", "correct horse", "")
 	require.NoError(t, err)
-	require.NoError(t, store.CreateAccount(ctx, im.Account{
+	require.NoError(t, store.CreateAccount(ctx, Account{
 		UserID: "ubanned", Username: "banned", Nickname: "banned", PasswordHash: acc.PasswordHash, Disabled: true, CreatedAt: testEpoch,
 	}))
 
@@ -474,11 +474,11 @@ func TestUserExists(t *testing.T) {
 
 // countingStore counts Account lookups.
 type countingStore struct {
-	im.AccountStore
+	AccountStore
 	lookups atomic.Int64
 }
 
-func (c *countingStore) Account(ctx context.Context, id string) (im.Account, error) {
+func (c *countingStore) Account(ctx context.Context, id string) (Account, error) {
 	c.lookups.Add(1)
 	return c.AccountStore.Account(ctx, id)
 }
@@ -504,7 +504,7 @@ func TestUserExistsCachesYes(t *testing.T) {
 		require.False(t, ok)
 	}
 	require.Equal(t, before+3, store.lookups.Load())
-	require.NoError(t, store.CreateAccount(ctx, im.Account{UserID: "ulater", Username: "later", Nickname: "later", PasswordHash: acc.PasswordHash, CreatedAt: testEpoch}))
+	require.NoError(t, store.CreateAccount(ctx, Account{UserID: "ulater", Username: "later", Nickname: "later", PasswordHash: acc.PasswordHash, CreatedAt: testEpoch}))
 	ok, err := a.UserExists(ctx, "ulater")
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -538,4 +538,31 @@ func TestBcryptRunsAtMostOnePerCPU(t *testing.T) {
 	}
 	_, err = a.Login(ctx, "alice", "correct horse")
 	require.ErrorIs(t, err, im.ErrRateLimited, "two failures reach the limit")
+}
+
+func TestValidateAccount(t *testing.T) {
+	long := strings.Repeat("x", im.MaxIDLength+1)
+	tests := []struct {
+		name string
+		a    Account
+		ok   bool
+	}{
+		{"valid", Account{UserID: "u1", Username: "alice"}, true},
+		{"only ids matter", Account{UserID: "u1", Username: "a", Nickname: "\x00"}, true},
+		{"empty user id", Account{Username: "alice"}, false},
+		{"empty username", Account{UserID: "u1"}, false},
+		{"long user id", Account{UserID: long, Username: "alice"}, false},
+		{"control in username", Account{UserID: "u1", Username: "al\tice"}, false},
+		{"bad UTF-8 user id", Account{UserID: "u\xff", Username: "alice"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ValidateAccount(tt.a)
+			if tt.ok {
+				require.NoError(t, err)
+			} else {
+				require.ErrorIs(t, err, im.ErrInvalidArgument)
+			}
+		})
+	}
 }

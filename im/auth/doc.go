@@ -1,6 +1,11 @@
 // Package auth is imserver's built-in account system: usernames and bcrypt
-// password hashes kept in an im.AccountStore, and HS256 JSON Web Tokens that
+// password hashes kept in an AccountStore, and HS256 JSON Web Tokens that
 // the Server accepts through the im.Authenticator interface.
+//
+// AccountStore is this package's, not part of im.Store: the Server never
+// reads accounts. store/bolt, store/sqlstore and store/memstore implement
+// it beside im.Store, and storetest.RunAccounts checks another
+// implementation.
 //
 // It is a package of its own so that a host that authenticates users itself
 // (its own sessions, OAuth, its own JWTs) never links bcrypt or a JWT library:

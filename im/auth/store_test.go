@@ -2,32 +2,21 @@ package auth
 
 import (
 	"context"
-	"path/filepath"
 	"testing"
-
-	"github.com/stretchr/testify/require"
-
-	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/store/bolt"
 )
 
-// newTestStore returns an empty bolt store in a file of the test's own,
-// closed when the test ends.
-func newTestStore(t *testing.T) im.AccountStore {
-	t.Helper()
-	s, err := bolt.Open(filepath.Join(t.TempDir(), "im.db"), bolt.Options{})
-	require.NoError(t, err)
-	t.Cleanup(func() { require.NoError(t, s.Close()) })
-	return s
-}
+// newTestStore returns an empty store of a real implementation, released
+// when the test ends. It is set by store_ext_test.go: the stores import this
+// package, so only the external test package may import them.
+var newTestStore func(t *testing.T) AccountStore
 
 // failingStore fails every call with err, to test store errors.
 type failingStore struct{ err error }
 
-func (f failingStore) CreateAccount(context.Context, im.Account) error { return f.err }
-func (f failingStore) Account(context.Context, string) (im.Account, error) {
-	return im.Account{}, f.err
+func (f failingStore) CreateAccount(context.Context, Account) error { return f.err }
+func (f failingStore) Account(context.Context, string) (Account, error) {
+	return Account{}, f.err
 }
-func (f failingStore) AccountByUsername(context.Context, string) (im.Account, error) {
-	return im.Account{}, f.err
+func (f failingStore) AccountByUsername(context.Context, string) (Account, error) {
+	return Account{}, f.err
 }

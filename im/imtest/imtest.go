@@ -1,7 +1,8 @@
 // Package imtest runs a complete imserver in-process for tests, the way
 // net/http/httptest serves net/http users: a real bbolt store in a temporary
-// directory, the JWT authenticator with built-in accounts, and the TCP,
-// WebSocket and HTTP transports listening on ephemeral loopback ports.
+// directory (or, with Options.Memory, a store/memstore), the JWT
+// authenticator with built-in accounts, and the TCP, WebSocket and HTTP
+// transports listening on ephemeral loopback ports.
 //
 // Tests of code that embeds imserver (bots, hooks, custom Authenticators)
 // use it to talk to a real server over real sockets:
@@ -14,7 +15,8 @@
 //
 // NewServer registers cleanups with t: the server shuts down and its store
 // closes when the test ends. Restart stops a server and starts a new one on
-// the same data directory and secret, to test what survives a restart.
+// the same data (the directory, or the same in-memory Store) and secret, to
+// test what survives a restart.
 package imtest
 
 import (
@@ -33,6 +35,7 @@ import (
 	"github.com/imserver/imserver/im/auth"
 	"github.com/imserver/imserver/im/client"
 	"github.com/imserver/imserver/store/bolt"
+	"github.com/imserver/imserver/store/memstore"
 	"github.com/imserver/imserver/transport/httpapi"
 	"github.com/imserver/imserver/transport/tcp"
 	"github.com/imserver/imserver/transport/websocket"
@@ -45,6 +48,11 @@ type Options struct {
 	Config im.Config
 	// Dir is the data directory; a new t.TempDir() when empty.
 	Dir string
+	// Memory keeps the data in a store/memstore.Store instead of a bbolt
+	// file in Dir: no disk and no fsync, for tests that make many
+	// servers or many writes. Restart hands the same Store to the new
+	// server, so data survive a restart, though not the test.
+	Memory bool
 	// Secret is the JWT secret; random when empty.
 	Secret []byte
 	// WebSocket options for the WebSocket handler.
@@ -54,10 +62,18 @@ type Options struct {
 	CheckRecipients bool
 }
 
+// Store is what a test server keeps its data in: the Server's part and the
+// built-in accounts. It is a *bolt.Store, or a *memstore.Store with
+// Options.Memory.
+type Store interface {
+	im.Store
+	auth.AccountStore
+}
+
 // Server is a running test server.
 type Server struct {
 	*im.Server
-	Store    *bolt.Store
+	Store    Store
 	Tokens   *auth.JWT
 	Accounts *auth.Accounts
 	// TCPAddr is the host:port of the TCP transport.
@@ -83,6 +99,13 @@ type Server struct {
 // NewServer starts a server and registers its shutdown with t.Cleanup.
 func NewServer(t testing.TB, opts Options) *Server {
 	t.Helper()
+	return newServer(t, opts, nil)
+}
+
+// newServer is NewServer; mem, if not nil, is the in-memory store to keep
+// (Restart).
+func newServer(t testing.TB, opts Options, mem *memstore.Store) *Server {
+	t.Helper()
 	if opts.Dir == "" {
 		opts.Dir = t.TempDir()
 	}
@@ -92,9 +115,16 @@ func NewServer(t testing.TB, opts Options) *Server {
 	}
 	s := &Server{Dir: opts.Dir, Secret: opts.Secret, opts: opts}
 	var err error
-	s.Store, err = bolt.Open(filepath.Join(opts.Dir, "imserver.db"), bolt.Options{})
-	if err != nil {
-		t.Fatalf("imtest: open store: %v", err)
+	switch {
+	case mem != nil:
+		s.Store = mem
+	case opts.Memory:
+		s.Store = memstore.New()
+	default:
+		s.Store, err = bolt.Open(filepath.Join(opts.Dir, "imserver.db"), bolt.Options{})
+		if err != nil {
+			t.Fatalf("imtest: open store: %v", err)
+		}
 	}
 	s.Tokens, err = auth.NewJWT(auth.JWTConfig{Secret: opts.Secret})
 	if err != nil {
@@ -120,7 +150,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 	}
 	s.Server, err = im.NewServer(cfg)
 	if err != nil {
-		_ = s.Store.Close()
+		s.closeStore()
 		t.Fatalf("imtest: %v", err)
 	}
 
@@ -164,18 +194,27 @@ func (s *Server) Stop() {
 		<-s.tcpDone
 		s.ws.Close()
 		s.api.Close()
-		_ = s.Store.Close()
+		s.closeStore()
 	})
 }
 
-// Restart stops s and starts a new server on the same data directory and
-// secret, so tokens issued before stay valid.
+// closeStore closes a bbolt store; memory has nothing to release.
+func (s *Server) closeStore() {
+	if b, ok := s.Store.(*bolt.Store); ok {
+		_ = b.Close()
+	}
+}
+
+// Restart stops s and starts a new server on the same data and secret, so
+// tokens issued before stay valid. Config.Store and Config.Authenticator
+// are filled in anew, as NewServer does when they are nil.
 func (s *Server) Restart(t testing.TB) *Server {
 	t.Helper()
 	s.Stop()
 	opts := s.opts
 	opts.Config.Store, opts.Config.Authenticator = nil, nil
-	return NewServer(t, opts)
+	mem, _ := s.Store.(*memstore.Store)
+	return newServer(t, opts, mem)
 }
 
 // Token returns a valid token for userID.

@@ -8,17 +8,15 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 )
 
-// CreateAccount implements im.AccountStore.
-func (s *Store) CreateAccount(ctx context.Context, a im.Account) error {
+// CreateAccount implements auth.AccountStore.
+func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: create account: %w", err)
 	}
-	if err := im.ValidateID("user id", a.UserID); err != nil {
-		return err
-	}
-	if err := im.ValidateID("username", a.Username); err != nil {
+	if err := auth.ValidateAccount(a); err != nil {
 		return err
 	}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
@@ -51,12 +49,12 @@ func (s *Store) CreateAccount(ctx context.Context, a im.Account) error {
 	return nil
 }
 
-// Account implements im.AccountStore.
-func (s *Store) Account(ctx context.Context, userID string) (im.Account, error) {
+// Account implements auth.AccountStore.
+func (s *Store) Account(ctx context.Context, userID string) (auth.Account, error) {
 	if err := ctx.Err(); err != nil {
-		return im.Account{}, fmt.Errorf("bolt: account: %w", err)
+		return auth.Account{}, fmt.Errorf("bolt: account: %w", err)
 	}
-	var a im.Account
+	var a auth.Account
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		accounts, err := bucket(tx, bucketAccounts)
 		if err != nil {
@@ -66,17 +64,17 @@ func (s *Store) Account(ctx context.Context, userID string) (im.Account, error) 
 		return err
 	})
 	if err != nil {
-		return im.Account{}, fmt.Errorf("bolt: account: %w", err)
+		return auth.Account{}, fmt.Errorf("bolt: account: %w", err)
 	}
 	return a, nil
 }
 
-// AccountByUsername implements im.AccountStore.
-func (s *Store) AccountByUsername(ctx context.Context, username string) (im.Account, error) {
+// AccountByUsername implements auth.AccountStore.
+func (s *Store) AccountByUsername(ctx context.Context, username string) (auth.Account, error) {
 	if err := ctx.Err(); err != nil {
-		return im.Account{}, fmt.Errorf("bolt: account by username: %w", err)
+		return auth.Account{}, fmt.Errorf("bolt: account by username: %w", err)
 	}
-	var a im.Account
+	var a auth.Account
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		usernames, err := bucket(tx, bucketUsernames)
 		if err != nil {
@@ -97,21 +95,21 @@ func (s *Store) AccountByUsername(ctx context.Context, username string) (im.Acco
 		return err
 	})
 	if err != nil {
-		return im.Account{}, fmt.Errorf("bolt: account by username: %w", err)
+		return auth.Account{}, fmt.Errorf("bolt: account by username: %w", err)
 	}
 	return a, nil
 }
 
 // readAccount returns im.ErrNotFound itself, unwrapped, when there is no
 // such account.
-func readAccount(accounts *bbolt.Bucket, userID string) (im.Account, error) {
+func readAccount(accounts *bbolt.Bucket, userID string) (auth.Account, error) {
 	v := accounts.Get([]byte(userID))
 	if v == nil {
-		return im.Account{}, im.ErrNotFound
+		return auth.Account{}, im.ErrNotFound
 	}
 	a, err := decodeAccount(userID, v)
 	if err != nil {
-		return im.Account{}, fmt.Errorf("account %q: %w", userID, err)
+		return auth.Account{}, fmt.Errorf("account %q: %w", userID, err)
 	}
 	return a, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 )
 
 // errCorrupt marks a record that cannot be decoded: the file was damaged or
@@ -171,7 +172,7 @@ func decodeMessages(conv string, views []messageView) []im.Message {
 
 const flagDisabled = 1
 
-func appendAccount(b []byte, a *im.Account) []byte {
+func appendAccount(b []byte, a *auth.Account) []byte {
 	b = append(b, recordV1)
 	b = binary.AppendUvarint(b, uint64(len(a.Username)))
 	b = binary.AppendUvarint(b, uint64(len(a.Nickname)))
@@ -187,10 +188,10 @@ func appendAccount(b []byte, a *im.Account) []byte {
 	return append(b, a.PasswordHash...)
 }
 
-func decodeAccount(userID string, v []byte) (im.Account, error) {
+func decodeAccount(userID string, v []byte) (auth.Account, error) {
 	d := decoder{b: v}
 	if d.byte() != recordV1 {
-		return im.Account{}, d.fail()
+		return auth.Account{}, d.fail()
 	}
 	nUser, nNick, nHash := d.length(), d.length(), d.length()
 	flags := d.byte()
@@ -198,10 +199,10 @@ func decodeAccount(userID string, v []byte) (im.Account, error) {
 	names := d.bytes(nUser + nNick)
 	hash := d.bytes(nHash)
 	if d.err || len(d.b) != 0 || flags&^flagDisabled != 0 {
-		return im.Account{}, errCorrupt
+		return auth.Account{}, errCorrupt
 	}
 	str := string(names)
-	a := im.Account{
+	a := auth.Account{
 		UserID:    userID,
 		Username:  str[:nUser],
 		Nickname:  str[nUser:],

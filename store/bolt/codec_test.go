@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 )
 
 func sampleMessage() im.Message {
@@ -58,7 +59,7 @@ func TestMessageRecordRoundTrip(t *testing.T) {
 }
 
 func TestAccountRecordRoundTrip(t *testing.T) {
-	tests := []im.Account{
+	tests := []auth.Account{
 		{UserID: "u1", Username: "alice", Nickname: "Alice ✓", PasswordHash: []byte("hash"), Disabled: true, CreatedAt: time.Unix(1_700_000_000, 123).UTC()},
 		{UserID: "u2", Username: "b"},
 	}
@@ -76,7 +77,7 @@ func TestAccountRecordRoundTrip(t *testing.T) {
 func TestDecodeCorrupt(t *testing.T) {
 	msg := sampleMessage()
 	good := appendMessage(nil, &msg)
-	acct := im.Account{UserID: "u", Username: "alice", PasswordHash: []byte("h")}
+	acct := auth.Account{UserID: "u", Username: "alice", PasswordHash: []byte("h")}
 	goodAcct := appendAccount(nil, &acct)
 	hugeLen := append([]byte{recordV1}, binary.AppendUvarint(nil, 1<<62)...)
 	tests := []struct {
@@ -142,7 +143,7 @@ func FuzzDecodeMessage(f *testing.F) {
 }
 
 func FuzzDecodeAccount(f *testing.F) {
-	a := im.Account{UserID: "u", Username: "alice", Nickname: "A", PasswordHash: []byte("h"), Disabled: true}
+	a := auth.Account{UserID: "u", Username: "alice", Nickname: "A", PasswordHash: []byte("h"), Disabled: true}
 	f.Add(appendAccount(nil, &a))
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		a, err := decodeAccount("u", rec)
@@ -183,7 +184,7 @@ func corruptFile(t *testing.T, suffix string, damage func(tx *bbolt.Tx) error) *
 	}})
 	require.NoError(t, err)
 	require.NoError(t, res[0].Err)
-	require.NoError(t, s.CreateAccount(ctx, im.Account{UserID: "u1", Username: "alice"}))
+	require.NoError(t, s.CreateAccount(ctx, auth.Account{UserID: "u1", Username: "alice"}))
 	_, err = s.CreateGroup(ctx, im.Group{ID: "g1", Name: "G", OwnerID: "zed"}, []im.GroupMember{{UserID: "alice", Role: im.RoleMember}}, im.AppendRequest{})
 	require.NoError(t, err)
 	require.NoError(t, s.Close())

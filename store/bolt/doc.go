@@ -130,4 +130,11 @@
 // version that Open checks. The groups' buckets came later without a new
 // schema version: Open creates them in a file that lacks them, and older
 // versions of this package ignore them.
+//
+// # Optional interfaces
+//
+// Store implements auth.AccountStore, for im/auth's built-in accounts, and
+// im.SyncStore: a BATCH_SYNC lists the user's conversations and its
+// groups' in one read transaction (two prefix scans and a lookup per
+// group), and reads the messages of all its conversations in another.
 package bolt

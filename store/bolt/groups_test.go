@@ -10,6 +10,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 )
 
 func TestOpenFileWithoutGroupBuckets(t *testing.T) {
@@ -25,7 +26,7 @@ func TestOpenFileWithoutGroupBuckets(t *testing.T) {
 	}})
 	require.NoError(t, err)
 	require.NoError(t, res[0].Err)
-	require.NoError(t, s.CreateAccount(ctx, im.Account{UserID: "alice", Username: "alice"}))
+	require.NoError(t, s.CreateAccount(ctx, auth.Account{UserID: "alice", Username: "alice"}))
 	require.NoError(t, s.Close())
 
 	db, err := bbolt.Open(path, 0o600, nil)

@@ -470,7 +470,12 @@ func (s *Store) readRange(conv string, from, to int64, limit int) ([]im.Message,
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
+	return readRangeTx(tx, conv, pending, from, to, limit)
+}
 
+// readRangeTx is readRange within tx, with the pending messages of conv as
+// they were when tx began.
+func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64, limit int) ([]im.Message, error) {
 	msgs, err := bucket(tx, bucketMsgs)
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 )
 
 // Options configures Open. The zero value is the recommended configuration.
@@ -54,7 +55,11 @@ type Store struct {
 	fail failpoint
 }
 
-var _ im.Store = (*Store)(nil)
+var (
+	_ im.Store          = (*Store)(nil)
+	_ im.SyncStore      = (*Store)(nil)
+	_ auth.AccountStore = (*Store)(nil)
+)
 
 // Layout of the file: one top-level bucket per area.
 const (

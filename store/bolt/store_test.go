@@ -14,6 +14,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 	"github.com/imserver/imserver/store/bolt"
 	"github.com/imserver/imserver/store/storetest"
 )
@@ -116,7 +117,7 @@ func TestOpenAfterClose(t *testing.T) {
 	// Closing releases the lock, and the data is still there.
 	s, path := openTemp(t)
 	ctx := t.Context()
-	require.NoError(t, s.CreateAccount(ctx, im.Account{UserID: "u1", Username: "alice"}))
+	require.NoError(t, s.CreateAccount(ctx, auth.Account{UserID: "u1", Username: "alice"}))
 	require.NoError(t, s.Close())
 
 	s2, err := bolt.Open(path, bolt.Options{Timeout: -1})

@@ -8,18 +8,16 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 )
 
-// CreateAccount implements im.AccountStore. The unique keys on user_id and
+// CreateAccount implements auth.AccountStore. The unique keys on user_id and
 // username decide between concurrent creators, in this process or another.
-func (s *Store) CreateAccount(ctx context.Context, a im.Account) error {
+func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
 	if err := ctx.Err(); err != nil {
 		return wrapErr(ctx, "create account", err)
 	}
-	if err := im.ValidateID("user id", a.UserID); err != nil {
-		return err
-	}
-	if err := im.ValidateID("username", a.Username); err != nil {
+	if err := auth.ValidateAccount(a); err != nil {
 		return err
 	}
 	err := s.write(ctx, false, func(q querier) error {
@@ -36,27 +34,27 @@ func (s *Store) CreateAccount(ctx context.Context, a im.Account) error {
 	return nil
 }
 
-// Account implements im.AccountStore.
-func (s *Store) Account(ctx context.Context, userID string) (im.Account, error) {
+// Account implements auth.AccountStore.
+func (s *Store) Account(ctx context.Context, userID string) (auth.Account, error) {
 	return s.account(ctx, "account", s.q.accountByID, userID)
 }
 
-// AccountByUsername implements im.AccountStore.
-func (s *Store) AccountByUsername(ctx context.Context, username string) (im.Account, error) {
+// AccountByUsername implements auth.AccountStore.
+func (s *Store) AccountByUsername(ctx context.Context, username string) (auth.Account, error) {
 	return s.account(ctx, "account by username", s.q.accountByUsername, username)
 }
 
 // account reads the account whose key column equals key. A key that no
 // account can have is not found.
-func (s *Store) account(ctx context.Context, op, query, key string) (im.Account, error) {
+func (s *Store) account(ctx context.Context, op, query, key string) (auth.Account, error) {
 	if err := ctx.Err(); err != nil {
-		return im.Account{}, wrapErr(ctx, op, err)
+		return auth.Account{}, wrapErr(ctx, op, err)
 	}
 	if im.ValidateID("key", key) != nil {
-		return im.Account{}, fmt.Errorf("sqlstore: %s %q: %w", op, key, im.ErrNotFound)
+		return auth.Account{}, fmt.Errorf("sqlstore: %s %q: %w", op, key, im.ErrNotFound)
 	}
 	var (
-		a         im.Account
+		a         auth.Account
 		createdAt int64
 	)
 	err := s.read(ctx, func() error {
@@ -65,9 +63,9 @@ func (s *Store) account(ctx context.Context, op, query, key string) (im.Account,
 	})
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return im.Account{}, fmt.Errorf("sqlstore: %s %q: %w", op, key, im.ErrNotFound)
+		return auth.Account{}, fmt.Errorf("sqlstore: %s %q: %w", op, key, im.ErrNotFound)
 	case err != nil:
-		return im.Account{}, wrapErr(ctx, op, err)
+		return auth.Account{}, wrapErr(ctx, op, err)
 	}
 	a.CreatedAt = time.UnixMicro(createdAt).UTC()
 	return a, nil

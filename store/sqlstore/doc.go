@@ -110,5 +110,10 @@
 //
 // # Optional interfaces
 //
-// Store implements im.Pinger, with the pool's PingContext.
+// Store implements im.Pinger, with the pool's PingContext;
+// auth.AccountStore, for im/auth's built-in accounts; and im.SyncStore: a
+// BATCH_SYNC lists the user's conversations and its groups' in one query
+// (a UNION joined on the conversations' key), and reads the messages of
+// many conversations in one query (PostgreSQL passes the ranges as arrays;
+// MySQL and SQLite an OR of index ranges, 300 to a statement).
 package sqlstore

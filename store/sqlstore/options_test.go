@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 	"github.com/imserver/imserver/store/sqlstore"
 )
 
@@ -139,7 +140,7 @@ func testBehaviour(t *testing.T, b backend) {
 		require.Equal(t, int64(-1), got.SendTime)
 		require.True(t, m.CreatedAt.Equal(got.CreatedAt), "CreatedAt %v, want %v", got.CreatedAt, m.CreatedAt)
 
-		a := im.Account{UserID: "u-bytes", Username: "bytes", Nickname: odd, PasswordHash: []byte{0, 0xff}}
+		a := auth.Account{UserID: "u-bytes", Username: "bytes", Nickname: odd, PasswordHash: []byte{0, 0xff}}
 		require.NoError(t, s.CreateAccount(ctx, a))
 		gotA, err := s.Account(ctx, "u-bytes")
 		require.NoError(t, err)
@@ -152,7 +153,7 @@ func testBehaviour(t *testing.T, b backend) {
 		// Case, trailing spaces and Unicode normalisation all matter:
 		// MySQL's PAD SPACE and case-insensitive collations would not.
 		for i, id := range []string{"x", "X", "x ", "é", "e\u0301"} {
-			a := im.Account{UserID: "exact" + id, Username: "n" + id}
+			a := auth.Account{UserID: "exact" + id, Username: "n" + id}
 			require.NoError(t, s.CreateAccount(ctx, a), "account %d %q", i, id)
 		}
 		for _, id := range []string{"x", "X", "x ", "é", "e\u0301"} {

@@ -51,6 +51,9 @@ type queries struct {
 	deleteAllMembers string // group id
 	userGroups       string // user id → group id…
 
+	syncConversations string // user id, user id → (id, max_seq)…: own and groups'
+	pgMessageRanges   string // indexes[], conversations[], froms[], tos[] → index, messageCols…
+
 	// Postgres passes batches as arrays, so its batch statements are fixed.
 	pgLookup          string // senders[], client ids[] → messageCols…
 	pgUpsertConvs     string // ids[], counts[] → (id, max_seq)…
@@ -108,6 +111,17 @@ func newQueries(d Dialect, prefix string) queries {
 	q.deleteGroup = "DELETE FROM " + q.groups + " WHERE id = " + p(1)[0]
 	q.deleteAllMembers = "DELETE FROM " + q.groupMembers + " WHERE group_id = " + p(1)[0]
 	q.userGroups = "SELECT group_id FROM " + q.groupMembers + " WHERE user_id = " + p(1)[0]
+	groupConv := "'group_' || g.group_id"
+	if d == MySQL {
+		groupConv = "CONCAT('group_', g.group_id)" // || is OR there
+	}
+	ph = p(2)
+	// UNION drops a conversation found both ways. The second half looks up
+	// each group's conversation by its primary key.
+	q.syncConversations = "SELECT c.id, c.max_seq FROM " + q.members + " m JOIN " + q.conversations +
+		" c ON c.id = m.conversation_id WHERE m.user_id = " + ph[0] +
+		" UNION SELECT c.id, c.max_seq FROM " + q.groupMembers + " g JOIN " + q.conversations +
+		" c ON c.id = " + groupConv + " WHERE g.user_id = " + ph[1]
 
 	if d == Postgres {
 		q.pgLookup = "SELECT " + prefixed("m.", messageCols) + " FROM " + q.messages +
@@ -130,6 +144,11 @@ func newQueries(d Dialect, prefix string) queries {
 		q.pgShareGroups = "SELECT id, version FROM " + q.groups + " WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE"
 		q.pgMembersOf = "SELECT m.group_id, m.user_id FROM " + q.groupMembers +
 			" m JOIN unnest($1::text[], $2::text[]) AS k(g, u) ON m.group_id = k.g AND m.user_id = k.u"
+		// One index range scan per range, each range's rows tagged with
+		// its index, so that overlapping ranges each get theirs.
+		q.pgMessageRanges = "SELECT r.i, " + prefixed("m.", messageCols) +
+			" FROM unnest($1::integer[], $2::text[], $3::bigint[], $4::bigint[]) AS r(i, c, f, t) JOIN " + q.messages +
+			" m ON m.conversation_id = r.c AND m.seq >= r.f AND m.seq <= r.t ORDER BY r.i, m.seq"
 	}
 	return q
 }
@@ -345,5 +364,26 @@ func (q *queries) removeMembers(n int) string {
 	b.WriteString(q.groupMembers)
 	b.WriteString(" WHERE group_id = ? AND user_id")
 	inList(&b, n)
+	return b.String()
+}
+
+// messageRanges returns the statement that reads the messages of n seq
+// ranges, given as (conversation_id, from, to) triples, ordered by
+// conversation and seq (not Postgres). Overlapping ranges share rows,
+// which the caller hands to each.
+func (q *queries) messageRanges(n int) string {
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	b.WriteString(messageCols)
+	b.WriteString(" FROM ")
+	b.WriteString(q.messages)
+	b.WriteString(" WHERE ")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(" OR ")
+		}
+		b.WriteString("(conversation_id = ? AND seq >= ? AND seq <= ?)")
+	}
+	b.WriteString(" ORDER BY conversation_id, seq")
 	return b.String()
 }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 )
 
 // Dialect names the SQL database behind a *sql.DB. Each has its own schema
@@ -66,6 +67,9 @@ type Store struct {
 var (
 	_ im.Store  = (*Store)(nil)
 	_ im.Pinger = (*Store)(nil)
+
+	_ im.SyncStore      = (*Store)(nil)
+	_ auth.AccountStore = (*Store)(nil)
 )
 
 // New returns a Store keeping its data in db, after bringing the schema up

@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 )
 
 func isInvalid(err error) bool { return errors.Is(err, im.ErrInvalidArgument) }
 
-func newAccount(id, username string) im.Account {
-	return im.Account{
+func newAccount(id, username string) auth.Account {
+	return auth.Account{
 		UserID:       id,
 		Username:     username,
 		Nickname:     "Nick " + username + " ✓",
@@ -24,7 +25,7 @@ func newAccount(id, username string) im.Account {
 	}
 }
 
-func accountDiff(got, want im.Account) string {
+func accountDiff(got, want auth.Account) string {
 	var d []string
 	if got.UserID != want.UserID {
 		d = append(d, fmt.Sprintf("UserID = %q, want %q", got.UserID, want.UserID))
@@ -48,7 +49,7 @@ func accountDiff(got, want im.Account) string {
 }
 
 // checkAccount requires want to be readable both by id and by username.
-func checkAccount(t *testing.T, s im.Store, want im.Account) {
+func checkAccount(t *testing.T, s auth.AccountStore, want auth.Account) {
 	t.Helper()
 	got, err := s.Account(t.Context(), want.UserID)
 	if err != nil {
@@ -66,7 +67,7 @@ func checkAccount(t *testing.T, s im.Store, want im.Account) {
 
 // checkNoAccount requires neither the id nor the username to be stored;
 // either may be "" to skip it.
-func checkNoAccount(t *testing.T, s im.Store, userID, username string) {
+func checkNoAccount(t *testing.T, s auth.AccountStore, userID, username string) {
 	t.Helper()
 	if userID != "" {
 		if a, err := s.Account(t.Context(), userID); !errors.Is(err, im.ErrNotFound) {
@@ -80,8 +81,8 @@ func checkNoAccount(t *testing.T, s im.Store, userID, username string) {
 	}
 }
 
-func testAccounts(t *testing.T, h Harness) {
-	s := open(t, h)
+func testAccounts(t *testing.T, h AccountsHarness) {
+	s := h.open(t)
 	ctx := t.Context()
 	checkNoAccount(t, s, "u1", "alice")
 
@@ -93,7 +94,7 @@ func testAccounts(t *testing.T, h Harness) {
 	checkAccount(t, s, alice)
 
 	// Optional fields empty, Disabled set.
-	bare := im.Account{UserID: "u2", Username: "bare", Disabled: true, CreatedAt: baseTime()}
+	bare := auth.Account{UserID: "u2", Username: "bare", Disabled: true, CreatedAt: baseTime()}
 	if err := s.CreateAccount(ctx, bare); err != nil {
 		t.Fatalf("CreateAccount(bare): %v", err)
 	}
@@ -138,24 +139,24 @@ func testAccounts(t *testing.T, h Harness) {
 	})
 }
 
-func testInvalidAccounts(t *testing.T, h Harness) {
+func testInvalidAccounts(t *testing.T, h AccountsHarness) {
 	long := strings.Repeat("x", im.MaxIDLength+1)
 	tests := []struct {
 		name   string
-		modify func(a *im.Account)
+		modify func(a *auth.Account)
 	}{
-		{"EmptyUserID", func(a *im.Account) { a.UserID = "" }},
-		{"LongUserID", func(a *im.Account) { a.UserID = long }},
-		{"BadUTF8UserID", func(a *im.Account) { a.UserID = "u\xff" }},
-		{"ControlUserID", func(a *im.Account) { a.UserID = "u\x00" }},
-		{"EmptyUsername", func(a *im.Account) { a.Username = "" }},
-		{"LongUsername", func(a *im.Account) { a.Username = long }},
-		{"BadUTF8Username", func(a *im.Account) { a.Username = "\xfe" }},
-		{"ControlUsername", func(a *im.Account) { a.Username = "al\tice" }},
+		{"EmptyUserID", func(a *auth.Account) { a.UserID = "" }},
+		{"LongUserID", func(a *auth.Account) { a.UserID = long }},
+		{"BadUTF8UserID", func(a *auth.Account) { a.UserID = "u\xff" }},
+		{"ControlUserID", func(a *auth.Account) { a.UserID = "u\x00" }},
+		{"EmptyUsername", func(a *auth.Account) { a.Username = "" }},
+		{"LongUsername", func(a *auth.Account) { a.Username = long }},
+		{"BadUTF8Username", func(a *auth.Account) { a.Username = "\xfe" }},
+		{"ControlUsername", func(a *auth.Account) { a.Username = "al\tice" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := open(t, h)
+			s := h.open(t)
 			a := newAccount("u1", "alice")
 			tt.modify(&a)
 			if err := s.CreateAccount(t.Context(), a); !isInvalid(err) {
@@ -171,7 +172,7 @@ func testInvalidAccounts(t *testing.T, h Harness) {
 		})
 	}
 	t.Run("LongestValid", func(t *testing.T) {
-		s := open(t, h)
+		s := h.open(t)
 		a := newAccount(strings.Repeat("i", im.MaxIDLength), strings.Repeat("ü", im.MaxIDLength/2))
 		if err := s.CreateAccount(t.Context(), a); err != nil {
 			t.Fatalf("CreateAccount: %v", err)
@@ -180,15 +181,80 @@ func testInvalidAccounts(t *testing.T, h Harness) {
 	})
 }
 
-// testCancelled: a cancelled ctx makes every method fail with an error
-// wrapping context.Canceled, and a write store nothing.
-func testCancelled(t *testing.T, h Harness) {
-	s := open(t, h)
-	appendNew(t, s, []im.AppendRequest{{Message: newMessage("group_x", "alice", "c1"), Members: []string{"alice"}}})
+// AccountsHarness opens account stores for RunAccounts.
+type AccountsHarness struct {
+	// Open returns a fresh, empty store. It arranges the store's release
+	// itself (typically with t.Cleanup). Required.
+	Open func(t *testing.T) auth.AccountStore
+	// Reopen, if set, closes s and opens the same data again; without it
+	// the Durability subtest is skipped.
+	Reopen func(t *testing.T, s auth.AccountStore) auth.AccountStore
+}
+
+func (h AccountsHarness) open(t *testing.T) auth.AccountStore {
+	t.Helper()
+	s := h.Open(t)
+	if s == nil {
+		t.Fatal("storetest: AccountsHarness.Open returned nil")
+	}
+	return s
+}
+
+// RunAccounts checks the auth.AccountStore that h opens against every rule
+// of its documentation, each in its own subtest: CreateAndRead,
+// Invalid, Cancelled and Durability. Run calls it for a Store that
+// implements auth.AccountStore; a store that keeps only accounts runs it
+// on its own.
+func RunAccounts(t *testing.T, h AccountsHarness) {
+	t.Helper()
+	if h.Open == nil {
+		t.Fatal("storetest: AccountsHarness.Open is nil")
+	}
+	t.Run("CreateAndRead", func(t *testing.T) { testAccounts(t, h) })
+	t.Run("Invalid", func(t *testing.T) { testInvalidAccounts(t, h) })
+	t.Run("Cancelled", func(t *testing.T) { testAccountsCancelled(t, h) })
+	t.Run("Durability", func(t *testing.T) { testAccountsDurability(t, h) })
+}
+
+// testStoreAccounts runs RunAccounts on the stores h opens when they
+// implement auth.AccountStore, and skips otherwise: accounts are an optional
+// part of a Store.
+func testStoreAccounts(t *testing.T, h Harness) {
+	if _, ok := open(t, h).(auth.AccountStore); !ok {
+		t.Skip("storetest: the store does not implement auth.AccountStore")
+	}
+	ah := AccountsHarness{
+		Open: func(t *testing.T) auth.AccountStore {
+			s, ok := open(t, h).(auth.AccountStore)
+			if !ok {
+				t.Fatal("storetest: Harness.Open returned stores of different types")
+			}
+			return s
+		},
+	}
+	if h.Reopen != nil {
+		ah.Reopen = func(t *testing.T, s auth.AccountStore) auth.AccountStore {
+			is, ok := s.(im.Store)
+			if !ok {
+				t.Fatal("storetest: the account store is no longer an im.Store")
+			}
+			r, ok := h.Reopen(t, is).(auth.AccountStore)
+			if !ok {
+				t.Fatal("storetest: Harness.Reopen returned a store without auth.AccountStore")
+			}
+			return r
+		}
+	}
+	RunAccounts(t, ah)
+}
+
+// testAccountsCancelled: a cancelled ctx makes every method fail with an
+// error wrapping context.Canceled, and CreateAccount store nothing.
+func testAccountsCancelled(t *testing.T, h AccountsHarness) {
+	s := h.open(t)
 	if err := s.CreateAccount(t.Context(), newAccount("u1", "alice")); err != nil {
 		t.Fatalf("CreateAccount: %v", err)
 	}
-
 	ctx := cancelled(t)
 	check := func(what string, err error) {
 		t.Helper()
@@ -196,93 +262,36 @@ func testCancelled(t *testing.T, h Harness) {
 			t.Errorf("%s with a cancelled ctx: %v, want context.Canceled", what, err)
 		}
 	}
-	_, err := s.AppendMessages(ctx, []im.AppendRequest{
-		{Message: newMessage("group_x", "alice", "c2")},
-		{Message: newMessage("group_y", "bob", "c3"), Members: []string{"bob"}},
-	})
-	check("AppendMessages", err)
-	_, err = s.Messages(ctx, "group_x", 1, 0, 10)
-	check("Messages", err)
-	_, err = s.MessagesBefore(ctx, "group_x", 0, 10)
-	check("MessagesBefore", err)
-	_, err = s.Conversation(ctx, "group_x")
-	check("Conversation", err)
-	_, err = s.UserConversations(ctx, "alice")
-	check("UserConversations", err)
 	check("CreateAccount", s.CreateAccount(ctx, newAccount("u2", "bob")))
-	_, err = s.Account(ctx, "u1")
+	_, err := s.Account(ctx, "u1")
 	check("Account", err)
 	_, err = s.AccountByUsername(ctx, "alice")
 	check("AccountByUsername", err)
-
-	// Nothing was written.
-	checkSeqs(t, "group_x", allMessages(t, s, "group_x"), 1)
-	checkMaxSeq(t, s, "group_x", 1)
-	checkNoConversation(t, s, "group_y")
-	checkUserConversations(t, s, "bob", map[string]int64{})
 	checkNoAccount(t, s, "u2", "bob")
-	// Nor was a dedup entry: the same messages go through afterwards.
-	res := appendNew(t, s, req(newMessage("group_x", "alice", "c2"), newMessage("group_y", "bob", "c3")))
-	if res[0].Message.Seq != 2 || res[1].Message.Seq != 1 {
-		t.Errorf("after the cancelled append, seqs %d and %d, want 2 and 1", res[0].Message.Seq, res[1].Message.Seq)
+	if err := s.CreateAccount(t.Context(), newAccount("u2", "bob")); err != nil {
+		t.Errorf("CreateAccount after the cancelled one: %v", err)
 	}
 }
 
-// testDurability: everything survives closing and reopening the store.
-func testDurability(t *testing.T, h Harness) {
+// testAccountsDurability: accounts survive closing and reopening the store.
+func testAccountsDurability(t *testing.T, h AccountsHarness) {
 	if h.Reopen == nil {
-		t.Skip("storetest: Harness.Reopen is not set")
+		t.Skip("storetest: the harness cannot reopen a store")
 	}
-	s := open(t, h)
-	var want []im.Message
-	for i := range 3 {
-		batch := []im.AppendRequest{
-			{Message: newMessage("group_p", "alice", fmt.Sprintf("a%d", i)), Members: []string{"alice", "bob"}},
-			{Message: newMessage("single_alice_bob", "bob", fmt.Sprintf("b%d", i)), Members: []string{"alice", "bob"}},
-		}
-		for j, r := range appendNew(t, s, batch) {
-			if j == 0 {
-				want = append(want, r.Message)
-			}
-		}
-	}
+	s := h.open(t)
 	alice := newAccount("u1", "alice")
 	if err := s.CreateAccount(t.Context(), alice); err != nil {
 		t.Fatalf("CreateAccount: %v", err)
 	}
-
 	s = h.Reopen(t, s)
 	if s == nil {
-		t.Fatal("storetest: Harness.Reopen returned nil")
+		t.Fatal("storetest: Reopen returned nil")
 	}
-
-	checkMessages(t, "group_p after reopen", allMessages(t, s, "group_p"), want)
-	checkMaxSeq(t, s, "group_p", 3)
-	checkMaxSeq(t, s, "single_alice_bob", 3)
-	checkUserConversations(t, s, "bob", map[string]int64{"group_p": 3, "single_alice_bob": 3})
 	checkAccount(t, s, alice)
 	if err := s.CreateAccount(t.Context(), newAccount("u1", "other")); !errors.Is(err, im.ErrConflict) {
 		t.Errorf("CreateAccount with a taken UserID after reopen: %v, want ErrConflict", err)
 	}
-
-	// The dedup index survived, and seqs continue.
-	retry := newMessage("group_p", "alice", "a1")
-	retry.ServerID = "srv:retry"
-	next := newMessage("group_p", "alice", "a3")
-	res := appendOK(t, s, req(retry, next))
-	if !res[0].Duplicate {
-		t.Errorf("retry after reopen: Duplicate=%v Err=%v, want a duplicate", res[0].Duplicate, res[0].Err)
+	if err := s.CreateAccount(t.Context(), newAccount("u2", "alice")); !errors.Is(err, im.ErrConflict) {
+		t.Errorf("CreateAccount with a taken Username after reopen: %v, want ErrConflict", err)
 	}
-	checkMessage(t, "retry after reopen", res[0].Message, want[1])
-	if res[1].Err != nil || res[1].Duplicate {
-		t.Fatalf("next after reopen: Err=%v Duplicate=%v", res[1].Err, res[1].Duplicate)
-	}
-	checkMessage(t, "next after reopen", res[1].Message, withSeq(next, 4))
-
-	// And once more, to see the writes made after the first reopen.
-	s = h.Reopen(t, s)
-	if s == nil {
-		t.Fatal("storetest: Harness.Reopen returned nil")
-	}
-	checkMessages(t, "group_p after second reopen", allMessages(t, s, "group_p"), append(want, withSeq(next, 4)))
 }

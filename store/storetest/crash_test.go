@@ -58,8 +58,10 @@ func openFileStore(path, bug string) (*fileStore, error) {
 		return nil, err
 	}
 	// A last line without its newline was cut short by a crash: it goes.
+	// Truncated, not rewritten: a kill in the middle of rewriting the file
+	// would lose all of it.
 	b = b[:bytes.LastIndexByte(b, '\n')+1]
-	if err := os.WriteFile(path, b, 0o600); err != nil {
+	if err := os.Truncate(path, int64(len(b))); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
 	sc := bufio.NewScanner(bytes.NewReader(b))
@@ -80,7 +82,7 @@ func openFileStore(path, bug string) (*fileStore, error) {
 	if bug == "no-dedup-after-reopen" {
 		clear(s.dedup)
 	}
-	if s.f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0); err != nil {
+	if s.f, err = os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600); err != nil {
 		return nil, err
 	}
 	if bug == "ack-before-write" {

@@ -17,9 +17,9 @@
 //
 // Run reports every broken rule as a failure of a named subtest
 // (ConcurrentAppend, Dedup/Concurrent, MessagesBefore, Durability,
-// Groups/PutMembersUpsertKeepsJoinedAt, Groups/Change/MemberOf, …), so one rule
-// can be rerun with go test -run. RunBenchmarks measures the operations the
-// server's hot paths use.
+// Groups/Change/MemberOf, Sync/Conversations, Accounts/CreateAndRead, …),
+// so one rule can be rerun with go test -run. RunBenchmarks measures the
+// operations the server's hot paths use.
 //
 // # What the suite assumes beyond the interface docs
 //
@@ -88,10 +88,17 @@
 // time; it never calls t.Parallel. Within a case, the store under test is
 // called from many goroutines at once.
 //
+// # Optional parts
+//
+// A Store that implements auth.AccountStore is checked against its rules
+// too, in the Accounts subtest; a store of accounts alone runs RunAccounts.
+// A Store that implements im.SyncStore is checked in the Sync subtest:
+// its answers must equal what the required methods answer.
+//
 // # Dependencies
 //
-// The package imports only im and the standard library, so a third-party
-// store inherits nothing by running it.
+// The package imports only im, im/auth and the standard library, so a
+// third-party store inherits little by running it.
 package storetest
 
 import (
@@ -139,12 +146,12 @@ func Run(t *testing.T, h Harness) {
 		{"Conversation", testConversation},
 		{"Messages", testMessages},
 		{"MessagesBefore", testMessagesBefore},
-		{"Accounts", testAccounts},
 		{"InvalidMessages", testInvalidMessages},
-		{"InvalidAccounts", testInvalidAccounts},
 		{"Groups", testGroups},
 		{"Cancelled", testCancelled},
 		{"Durability", testDurability},
+		{"Accounts", testStoreAccounts},
+		{"Sync", testSync},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })

@@ -9,29 +9,30 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/store/memstore"
 	"github.com/imserver/imserver/store/storetest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
-// bugEnv names the rule memStore breaks in a child process of
+// bugEnv names the rule buggyStore breaks in a child process of
 // TestSuiteDetectsBugs.
 const bugEnv = "STORETEST_BUG"
 
 func memHarness(bug string) storetest.Harness {
 	return storetest.Harness{
-		Open: func(t *testing.T) im.Store { return newMemStore(bug) },
+		Open: func(t *testing.T) im.Store { return newBuggyStore(bug) },
 		Reopen: func(t *testing.T, s im.Store) im.Store {
 			if bug == "lose-on-reopen" {
-				return newMemStore(bug)
+				return newBuggyStore(bug)
 			}
 			return s // memory "survives" reopening because nothing closes
 		},
 	}
 }
 
-// TestMemStore runs the suite against the reference store: a correct store
-// must pass.
+// TestMemStore runs the suite against memstore, through buggyStore with the
+// bug the environment names (none by default): a correct store must pass.
 func TestMemStore(t *testing.T) {
 	storetest.Run(t, memHarness(os.Getenv(bugEnv)))
 }
@@ -54,13 +55,15 @@ func TestSuiteDetectsBugs(t *testing.T) {
 		{"limit-off-by-one", "Messages/LimitHonoured"},
 		{"before-descending", "MessagesBefore/Middle"},
 		{"ignore-ctx", "Cancelled"},
+		{"ignore-ctx", "Accounts/Cancelled"},
 		{"no-validation", "InvalidMessages/ControlSenderID"},
 		{"no-validation", "InvalidMessages/EmptyServerID"},
 		{"no-validation", "InvalidMessages/LongMember"},
-		{"no-validation", "InvalidAccounts/EmptyUsername"},
-		{"username-fold", "Accounts/UsernameComparedExactly"},
+		{"no-validation", "Accounts/Invalid/EmptyUsername"},
+		{"username-fold", "Accounts/CreateAndRead/UsernameComparedExactly"},
 		{"truncate-ms", "RoundTrip"},
 		{"lose-on-reopen", "Durability"},
+		{"lose-on-reopen", "Accounts/Durability"},
 		{"group-count-as-given", "Groups/CreateAndGet"},
 		{"group-count-as-given", "Groups/Update"},
 		{"group-create-overwrites", "Groups/CreateConflict"},
@@ -88,6 +91,12 @@ func TestSuiteDetectsBugs(t *testing.T) {
 		{"group-no-member-check", "Groups/Change/MemberOf"},
 		{"group-two-owners", "Groups/Change/OwnerHandover"},
 		{"ignore-ctx", "Groups/Change/GroupMember"},
+		{"sync-groups-only", "Sync/Conversations"},
+		{"sync-twice", "Sync/Conversations"},
+		{"sync-limit-total", "Sync/MessageRanges"},
+		{"sync-ignores-to", "Sync/MessageRanges"},
+		{"sync-drops-chunk", "Sync/ManyRanges"},
+		{"ignore-ctx", "Sync/Invalid"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.bug+"/"+tt.failing, func(t *testing.T) {
@@ -126,5 +135,5 @@ func TestNilOpenChild(t *testing.T) {
 }
 
 func BenchmarkMemStore(b *testing.B) {
-	storetest.RunBenchmarks(b, func(b *testing.B) im.Store { return newMemStore("") })
+	storetest.RunBenchmarks(b, func(b *testing.B) im.Store { return memstore.New() })
 }

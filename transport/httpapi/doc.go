@@ -52,7 +52,8 @@
 // expiresAt is in Unix milliseconds. Request bodies are JSON whatever their
 // Content-Type says (curl users often send none); unknown fields are
 // ignored, so clients may send more than a call needs. The register and login
-// routes exist only when Options.Accounts is set, /metrics only when
+// routes exist only when Options.Accounts is set (*auth.Accounts, or any
+// implementation of the Accounts interface), /metrics only when
 // Options.Stats is. Register refuses usernames,
 // passwords and nicknames that break the rules of im/auth; login is rate
 // limited per username there.

@@ -21,9 +21,10 @@ const DefaultMaxBodyBytes = 64 << 10
 
 // Options configures NewHandler.
 type Options struct {
-	// Accounts serves register and login. nil leaves those routes out
-	// (they answer 404), for hosts with their own accounts.
-	Accounts *auth.Accounts
+	// Accounts serves register and login; *auth.Accounts is the built-in
+	// one. nil leaves those routes out (they answer 404), for hosts with
+	// their own accounts.
+	Accounts Accounts
 	// Server, if set, serves the group routes (/api/group/...) through
 	// its group API. Their callers authenticate with the header
 	// "Authorization: Bearer <token>", checked by Server.Authenticate: the
@@ -59,8 +60,16 @@ const (
 	codeUsernameTaken = 1001
 )
 
+// Accounts is what the register and login routes need: *auth.Accounts, or a
+// host's own account system answering with the same errors (see the
+// package documentation).
+type Accounts interface {
+	Register(ctx context.Context, username, password, nickname string) (auth.Account, error)
+	Login(ctx context.Context, username, password string) (auth.LoginResult, error)
+}
+
 type api struct {
-	accounts *auth.Accounts
+	accounts Accounts
 	server   *im.Server
 	health   func(ctx context.Context) error
 	stats    func() im.Stats
@@ -70,6 +79,11 @@ type api struct {
 
 // NewHandler returns the API's http.Handler.
 func NewHandler(opts Options) http.Handler {
+	if acc, ok := opts.Accounts.(*auth.Accounts); ok && acc == nil {
+		// A nil *auth.Accounts in the interface means none, as the
+		// field's type used to say; calling it would panic.
+		opts.Accounts = nil
+	}
 	a := &api{
 		accounts: opts.Accounts,
 		server:   opts.Server,

@@ -44,14 +44,14 @@ func (s *syncBuffer) String() string {
 
 type testEnv struct {
 	srv    *httptest.Server
-	store  im.AccountStore
+	store  auth.AccountStore
 	tokens *auth.JWT
 	logs   *syncBuffer
 }
 
 // setup serves the API with real Accounts over store on a real socket.
 // edit, if not nil, adjusts the Options before the handler is built.
-func setup(t *testing.T, store im.AccountStore, loginAttempts int, edit func(*httpapi.Options)) *testEnv {
+func setup(t *testing.T, store auth.AccountStore, loginAttempts int, edit func(*httpapi.Options)) *testEnv {
 	t.Helper()
 	now := func() time.Time { return testEpoch }
 	tokens, err := auth.NewJWT(auth.JWTConfig{Secret: []byte(strings.Repeat("s", 32)), Lifetime: time.Hour, Now: now})
@@ -333,6 +333,8 @@ func TestHealth(t *testing.T) {
 func TestRoutes(t *testing.T) {
 	e := setup(t, newTestStore(t), 0, nil)
 	noAccounts := setup(t, newTestStore(t), 0, func(o *httpapi.Options) { o.Accounts = nil })
+	// A nil *auth.Accounts, as a host that used to pass that pointer may.
+	nilAccounts := setup(t, newTestStore(t), 0, func(o *httpapi.Options) { o.Accounts = (*auth.Accounts)(nil) })
 	tests := []struct {
 		name         string
 		env          *testEnv
@@ -350,6 +352,8 @@ func TestRoutes(t *testing.T) {
 		{"login without accounts", noAccounts, http.MethodPost, "/api/auth/login", 404, 404, ""},
 		{"register without accounts", noAccounts, http.MethodPost, "/api/auth/register", 404, 404, ""},
 		{"health without accounts", noAccounts, http.MethodGet, "/health", 200, 0, ""},
+		{"login with nil accounts", nilAccounts, http.MethodPost, "/api/auth/login", 404, 404, ""},
+		{"register with nil accounts", nilAccounts, http.MethodPost, "/api/auth/register", 404, 404, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -391,4 +395,44 @@ func TestMetrics(t *testing.T) {
 	require.NoError(t, err)
 	rsp2.Body.Close()
 	require.Equal(t, http.StatusNotFound, rsp2.StatusCode)
+}
+
+// hostAccounts is a host's own account system behind the register and login
+// routes.
+type hostAccounts struct{}
+
+func (hostAccounts) Register(_ context.Context, username, _, nickname string) (auth.Account, error) {
+	if username == "taken" {
+		return auth.Account{}, &im.Error{Code: im.CodeInvalidArgument, Msg: "username is taken", Err: im.ErrConflict}
+	}
+	return auth.Account{UserID: "host-" + username, Username: username, Nickname: nickname}, nil
+}
+
+func (hostAccounts) Login(_ context.Context, username, password string) (auth.LoginResult, error) {
+	if password != "right password" {
+		return auth.LoginResult{}, &im.Error{Code: im.CodeUnauthenticated, Msg: "invalid username or password", Err: im.ErrUnauthenticated}
+	}
+	return auth.LoginResult{UserID: "host-" + username, Token: "host-token", Expires: testEpoch.Add(time.Hour)}, nil
+}
+
+func TestHostAccounts(t *testing.T) {
+	e := setup(t, newTestStore(t), 0, func(o *httpapi.Options) { o.Accounts = hostAccounts{} })
+
+	r := e.post(t, "/api/auth/register", `{"username":"carol","password":"whatever","nickname":"C"}`)
+	require.Equal(t, 200, r.status, "%s", r.raw)
+	var reg registered
+	require.NoError(t, json.Unmarshal(r.data, &reg))
+	require.Equal(t, registered{UserID: "host-carol", Username: "carol", Nickname: "C"}, reg)
+
+	r = e.post(t, "/api/auth/register", `{"username":"taken","password":"whatever"}`)
+	require.Equal(t, 1001, r.code, "%s", r.raw)
+
+	r = e.post(t, "/api/auth/login", `{"username":"carol","password":"right password"}`)
+	require.Equal(t, 200, r.status, "%s", r.raw)
+	var in loggedIn
+	require.NoError(t, json.Unmarshal(r.data, &in))
+	require.Equal(t, loggedIn{Token: "host-token", UserID: "host-carol", ExpiresAt: testEpoch.Add(time.Hour).UnixMilli()}, in)
+
+	r = e.post(t, "/api/auth/login", `{"username":"carol","password":"wrong"}`)
+	require.Equal(t, 100, r.code, "%s", r.raw)
 }

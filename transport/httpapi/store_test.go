@@ -7,13 +7,13 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
 	"github.com/imserver/imserver/store/bolt"
 )
 
 // newTestStore returns an empty bolt store in a file of the test's own,
 // closed when the test ends.
-func newTestStore(t *testing.T) im.AccountStore {
+func newTestStore(t *testing.T) auth.AccountStore {
 	t.Helper()
 	return newBoltStore(t)
 }
@@ -30,10 +30,10 @@ func newBoltStore(t *testing.T) *bolt.Store {
 // failingStore fails every call with err, to test store errors.
 type failingStore struct{ err error }
 
-func (f failingStore) CreateAccount(context.Context, im.Account) error { return f.err }
-func (f failingStore) Account(context.Context, string) (im.Account, error) {
-	return im.Account{}, f.err
+func (f failingStore) CreateAccount(context.Context, auth.Account) error { return f.err }
+func (f failingStore) Account(context.Context, string) (auth.Account, error) {
+	return auth.Account{}, f.err
 }
-func (f failingStore) AccountByUsername(context.Context, string) (im.Account, error) {
-	return im.Account{}, f.err
+func (f failingStore) AccountByUsername(context.Context, string) (auth.Account, error) {
+	return auth.Account{}, f.err
 }

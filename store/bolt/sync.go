@@ -1,0 +1,115 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/imserver/imserver/im"
+)
+
+// SyncConversations implements im.SyncStore: the user's conversations and
+// its groups' in one read transaction, two prefix scans and one lookup per
+// group.
+func (s *Store) SyncConversations(ctx context.Context, userID string) ([]im.Conversation, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bolt: sync conversations: %w", err)
+	}
+	if err := im.ValidateID("user id", userID); err != nil {
+		return nil, err // as UserGroups does
+	}
+	out := []im.Conversation{}
+	err := s.view(func(tx *bbolt.Tx) error {
+		members, err := bucket(tx, bucketMembers)
+		if err != nil {
+			return err
+		}
+		convs, err := bucket(tx, bucketConvs)
+		if err != nil {
+			return err
+		}
+		seen := make(map[string]bool)
+		add := func(conv []byte, v []byte) error {
+			seq, err := decodeSeq(v)
+			if err != nil {
+				return corrupt("conversation %q", conv)
+			}
+			id := string(conv)
+			if !seen[id] {
+				seen[id] = true
+				out = append(out, im.Conversation{ID: id, MaxSeq: seq})
+			}
+			return nil
+		}
+		prefix := append([]byte(userID), 0)
+		c := members.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			conv := k[len(prefix):]
+			v := convs.Get(conv)
+			if v == nil {
+				return corrupt("membership in missing conversation %q", conv)
+			}
+			if err := add(conv, v); err != nil {
+				return err
+			}
+		}
+		users, err := bucket(tx, bucketUserGroups)
+		if err != nil {
+			return err
+		}
+		c = users.Cursor()
+		var conv []byte
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			conv = append(append(conv[:0], im.GroupConversationID("")...), k[len(prefix):]...)
+			if v := convs.Get(conv); v != nil {
+				if err := add(conv, v); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: sync conversations: %w", err)
+	}
+	return out, nil
+}
+
+// MessageRanges implements im.SyncStore: every range is read in one read
+// transaction.
+func (s *Store) MessageRanges(ctx context.Context, ranges []im.MessageRange, limit int) ([][]im.Message, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("bolt: message ranges: %w", err)
+	}
+	if limit <= 0 {
+		return nil, fmt.Errorf("bolt: message ranges: limit %d: %w", limit, im.ErrInvalidArgument)
+	}
+	pending := make([][]im.Message, len(ranges))
+	tx, err := s.read(func(p *pendingMsgs) {
+		for i, r := range ranges {
+			pending[i] = p.snapshot(r.ConversationID)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bolt: message ranges: %w", err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	out := make([][]im.Message, len(ranges))
+	for i, r := range ranges {
+		if i%64 == 63 {
+			if err := ctx.Err(); err != nil {
+				return nil, fmt.Errorf("bolt: message ranges: %w", err)
+			}
+		}
+		to := r.To
+		if to <= 0 {
+			to = -1 // no upper bound; see readRange
+		}
+		if out[i], err = readRangeTx(tx, r.ConversationID, pending[i], max(r.From, 1), to, limit); err != nil {
+			return nil, fmt.Errorf("bolt: message ranges: %w", err)
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,210 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+
+	"github.com/imserver/imserver/im"
+)
+
+// testSync checks im.SyncStore, when the store has it, against the required
+// methods: each batched answer must equal the unbatched one.
+func testSync(t *testing.T, h Harness) {
+	if _, ok := open(t, h).(im.SyncStore); !ok {
+		t.Skip("storetest: the store does not implement im.SyncStore")
+	}
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s im.Store, ss im.SyncStore)
+	}{
+		{"Conversations", testSyncConversations},
+		{"MessageRanges", testMessageRanges},
+		{"ManyRanges", testManyRanges},
+		{"Invalid", testSyncInvalid},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := open(t, h)
+			ss, ok := s.(im.SyncStore)
+			if !ok {
+				t.Fatal("storetest: Harness.Open returned stores of different types")
+			}
+			tt.fn(t, s, ss)
+		})
+	}
+}
+
+// syncFixture fills s with what a sync sees: alice's one-to-one and system
+// conversations; a group with messages (g1), one without (g2), one
+// dismissed after its messages (g3), one she never joined (g4), one she
+// was removed from (g5); dave in g1 only; carol in nothing.
+func syncFixture(t *testing.T, s im.Store) {
+	t.Helper()
+	ab := im.SingleConversationID("alice", "bob")
+	var batch []im.AppendRequest
+	for i := range 3 {
+		batch = append(batch, im.AppendRequest{Message: newMessage(ab, "bob", fmt.Sprintf("ab%d", i)), Members: []string{"alice", "bob"}})
+	}
+	batch = append(batch, im.AppendRequest{Message: newMessage(im.SystemConversationID("alice"), "system", "sys0"), Members: []string{"alice"}})
+	groupMsgs := map[string]int{"g1": 5, "g3": 2, "g4": 1, "g5": 4}
+	for _, g := range slices.Sorted(maps.Keys(groupMsgs)) {
+		for i := range groupMsgs[g] {
+			batch = append(batch, im.AppendRequest{Message: newMessage(im.GroupConversationID(g), "bob", fmt.Sprintf("%s-%d", g, i))})
+		}
+	}
+	appendNew(t, s, batch)
+	owner := member("bob", im.RoleOwner, at(1))
+	createGroup(t, s, newGroup("g1", "bob"), owner, member("alice", im.RoleMember, at(2)), member("dave", im.RoleMember, at(2)))
+	createGroup(t, s, newGroup("g2", "bob"), owner, member("alice", im.RoleMember, at(2)))
+	createGroup(t, s, newGroup("g3", "bob"), owner, member("alice", im.RoleMember, at(2)))
+	createGroup(t, s, newGroup("g4", "bob"), owner)
+	createGroup(t, s, newGroup("g5", "bob"), owner, member("alice", im.RoleMember, at(2)))
+	if err := deleteGroup(t.Context(), s, "g3"); err != nil {
+		t.Fatalf("DeleteGroup(g3): %v", err)
+	}
+	removeMembers(t, s, "g5", "alice")
+}
+
+// unbatchedConversations is what a Server without SyncStore computes.
+func unbatchedConversations(t *testing.T, s im.Store, userID string) map[string]int64 {
+	t.Helper()
+	out := userConversations(t, s, userID)
+	groups, err := s.UserGroups(t.Context(), userID)
+	if err != nil {
+		t.Fatalf("UserGroups(%q): %v", userID, err)
+	}
+	for _, g := range groups {
+		c, err := s.Conversation(t.Context(), im.GroupConversationID(g))
+		if errors.Is(err, im.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			t.Fatalf("Conversation(%q): %v", im.GroupConversationID(g), err)
+		}
+		out[c.ID] = c.MaxSeq
+	}
+	return out
+}
+
+func testSyncConversations(t *testing.T, s im.Store, ss im.SyncStore) {
+	syncFixture(t, s)
+	want := map[string]map[string]int64{
+		"alice": {
+			im.SingleConversationID("alice", "bob"): 3,
+			im.SystemConversationID("alice"):        1,
+			im.GroupConversationID("g1"):            5,
+		},
+		"dave":  {im.GroupConversationID("g1"): 5},
+		"carol": {},
+	}
+	for _, user := range []string{"alice", "bob", "carol", "dave"} {
+		cs, err := ss.SyncConversations(t.Context(), user)
+		if err != nil {
+			t.Fatalf("SyncConversations(%q): %v", user, err)
+		}
+		got := make(map[string]int64, len(cs))
+		for _, c := range cs {
+			if _, dup := got[c.ID]; dup {
+				t.Errorf("SyncConversations(%q) lists %q twice", user, c.ID)
+			}
+			got[c.ID] = c.MaxSeq
+		}
+		if unbatched := unbatchedConversations(t, s, user); !maps.Equal(got, unbatched) {
+			t.Errorf("SyncConversations(%q) = %v, but UserConversations and UserGroups give %v", user, got, unbatched)
+		}
+		if w, ok := want[user]; ok && !maps.Equal(got, w) {
+			t.Errorf("SyncConversations(%q) = %v, want %v", user, got, w)
+		}
+	}
+}
+
+// checkRanges requires MessageRanges(ranges, limit) to answer what one
+// Messages call per range does.
+func checkRanges(t *testing.T, s im.Store, ss im.SyncStore, ranges []im.MessageRange, limit int) {
+	t.Helper()
+	pages, err := ss.MessageRanges(t.Context(), ranges, limit)
+	if err != nil {
+		t.Fatalf("MessageRanges(%d ranges, limit %d): %v", len(ranges), limit, err)
+	}
+	if len(pages) != len(ranges) {
+		t.Fatalf("MessageRanges(%d ranges, limit %d) returned %d pages", len(ranges), limit, len(pages))
+	}
+	for i, r := range ranges {
+		want := messages(t, s, r.ConversationID, r.From, r.To, limit)
+		checkMessages(t, fmt.Sprintf("MessageRanges limit %d, range %d %+v", limit, i, r), pages[i], want)
+	}
+}
+
+func testMessageRanges(t *testing.T, s im.Store, ss im.SyncStore) {
+	syncFixture(t, s)
+	ab := im.SingleConversationID("alice", "bob")
+	g1 := im.GroupConversationID("g1")
+	ranges := []im.MessageRange{
+		{ConversationID: ab, From: 2, To: 3},
+		{ConversationID: g1, From: 1, To: 0},                        // no upper bound
+		{ConversationID: im.GroupConversationID("g2"), From: 1},     // no messages
+		{ConversationID: "single_x_y", From: 1, To: 5},              // no conversation
+		{ConversationID: g1, From: 4, To: 4},                        // the same conversation again
+		{ConversationID: g1, From: 0, To: 2},                        // from below 1
+		{ConversationID: ab, From: 5, To: 0},                        // past the end
+		{ConversationID: g1, From: 3, To: 2},                        // empty
+		{ConversationID: im.GroupConversationID("g3"), From: 1},     // dismissed: the messages stay
+		{ConversationID: im.SystemConversationID("alice"), From: 1}, // system
+	}
+	for _, limit := range []int{1, 2, 3, 100} {
+		checkRanges(t, s, ss, ranges, limit)
+	}
+	// Spot checks, in case Messages is wrong the same way.
+	pages, err := ss.MessageRanges(t.Context(), ranges[:2], 2)
+	if err != nil {
+		t.Fatalf("MessageRanges: %v", err)
+	}
+	checkSeqs(t, "range 0", pages[0], 2, 3)
+	checkSeqs(t, "range 1 with limit 2", pages[1], 1, 2)
+
+	pages, err = ss.MessageRanges(t.Context(), nil, 10)
+	if err != nil || len(pages) != 0 {
+		t.Errorf("MessageRanges of no ranges = %d pages, %v; want none", len(pages), err)
+	}
+}
+
+// testManyRanges: hundreds of ranges in one call, as a user in hundreds of
+// groups makes (a store that splits them, to bound a query's parameters,
+// must not lose or mix any).
+func testManyRanges(t *testing.T, s im.Store, ss im.SyncStore) {
+	const convs = 300
+	var batch []im.AppendRequest
+	for c := range convs {
+		for i := range c%4 + 1 {
+			batch = append(batch, im.AppendRequest{Message: newMessage(fmt.Sprintf("group_m%03d", c), "bob", fmt.Sprintf("m%03d-%d", c, i))})
+		}
+	}
+	appendNew(t, s, batch)
+	var ranges []im.MessageRange
+	for c := range convs {
+		ranges = append(ranges, im.MessageRange{ConversationID: fmt.Sprintf("group_m%03d", convs-1-c), From: int64(c % 3)})
+	}
+	checkRanges(t, s, ss, ranges, 2)
+}
+
+func testSyncInvalid(t *testing.T, s im.Store, ss im.SyncStore) {
+	syncFixture(t, s)
+	r := []im.MessageRange{{ConversationID: im.GroupConversationID("g1"), From: 1}}
+	for _, limit := range []int{0, -1} {
+		if _, err := ss.MessageRanges(t.Context(), r, limit); !errors.Is(err, im.ErrInvalidArgument) {
+			t.Errorf("MessageRanges with limit %d: %v, want ErrInvalidArgument", limit, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := ss.SyncConversations(ctx, "alice"); !errors.Is(err, context.Canceled) {
+		t.Errorf("SyncConversations with a cancelled ctx: %v, want context.Canceled", err)
+	}
+	if _, err := ss.MessageRanges(ctx, r, 10); !errors.Is(err, context.Canceled) {
+		t.Errorf("MessageRanges with a cancelled ctx: %v, want context.Canceled", err)
+	}
+}
