@@ -100,7 +100,7 @@ func (s *memStore) appendLocked(batch []im.AppendRequest) []im.AppendResult {
 			key[0] = ""
 		}
 		if orig, ok := s.dedup[key]; ok && s.bug != "no-dedup" {
-			res[i] = im.AppendResult{Message: clone(orig), Duplicate: true}
+			res[i] = im.AppendResult{Message: clone(orig), Duplicate: true, GroupVersion: res[i].GroupVersion}
 			continue
 		}
 		msgs, exists := s.convs[m.ConversationID]
