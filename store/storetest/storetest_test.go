@@ -88,6 +88,8 @@ func TestSuiteDetectsBugs(t *testing.T) {
 		{"group-no-member-check", "Groups/Change/MemberOf"},
 		{"group-two-owners", "Groups/Change/OwnerHandover"},
 		{"ignore-ctx", "Groups/Change/GroupMember"},
+		{"no-validation", "Groups/Change/Invalid/DeleteAndPut"},
+		{"no-validation", "Groups/Change/Invalid/NoticeWithoutSender"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.bug+"/"+tt.failing, func(t *testing.T) {
