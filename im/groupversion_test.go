@@ -135,3 +135,29 @@ func TestGroupMemberRemovedElsewhereCannotSendNorIsPushed(t *testing.T) {
 	require.ErrorAs(t, err, &e)
 	require.Equal(t, imv1.ErrorCode_ERR_PERMISSION_DENIED, e.Code)
 }
+
+// A member added by another server sends through this one, whose cache
+// does not list her yet, and is pushed the group's messages from then on.
+func TestGroupMemberAddedElsewhereSendsAndIsPushed(t *testing.T) {
+	srv, store := newElsewhereServer(t, im.Config{})
+	ctx := testCtx(t)
+	g, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "g"}, []string{bob})
+	require.NoError(t, err)
+	b := srv.Dial(t, "tcp", bob)
+	_, err = sendToGroup(t, b, g.ID, "cached") // the cache has alice and bob
+	require.NoError(t, err)
+
+	_, err = store.Store.ChangeGroup(ctx, g.ID, im.GroupChange{Put: []im.GroupMember{{UserID: carol, Role: im.RoleMember}}})
+	require.NoError(t, err)
+	c := srv.Dial(t, "tcp", carol)
+	_, err = sendToGroup(t, c, g.ID, "hello from carol")
+	require.NoError(t, err, "a member added elsewhere sends")
+	_, err = sendToGroup(t, b, g.ID, "welcome")
+	require.NoError(t, err)
+	for {
+		m := nextMessage(t, c)
+		if string(m.Content) == "welcome" {
+			break
+		}
+	}
+}

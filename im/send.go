@@ -155,11 +155,18 @@ func (s *Server) resolveConversation(ctx context.Context, d draft) (target, erro
 		if err != nil {
 			return target{}, err
 		}
-		// The cache refuses non-members early; the store has the last
-		// word when it commits the message (MemberOf), so a member
-		// removed through another server is refused too.
+		// The store has the last word when it commits the message
+		// (MemberOf), so a member removed through another server is
+		// refused there. One the cache does not list may have been added
+		// through another server: the store is asked before refusing.
 		if set.roles[d.sender] == 0 {
-			return target{}, errNotGroupMember()
+			_, err := s.store.GroupMember(ctx, gid, d.sender)
+			if errors.Is(err, ErrNotFound) {
+				return target{}, errNotGroupMember()
+			}
+			if err != nil {
+				return target{}, err
+			}
 		}
 		// The receiver a client names is ignored: the group's members
 		// receive it, and the stored message has none.

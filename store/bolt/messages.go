@@ -70,9 +70,11 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 					continue
 				}
 			}
+			v := results[i].GroupVersion
 			if err := a.append(i, &batch[i], &results[i]); err != nil {
 				return err
 			}
+			results[i].GroupVersion = v
 		}
 		return a.finish()
 	}, a.apply); err != nil {

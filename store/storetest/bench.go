@@ -16,13 +16,21 @@ import (
 //   - Append/writers=W/batch=B: W goroutines each appending to their own
 //     conversation, B messages per AppendMessages call. One op is one
 //     message, so batch=1 against batch=64 shows what group commit buys.
+//   - AppendMemberOf/writers=W/batch=B: the same into groups, every
+//     message checked against its group's members at commit (MemberOf),
+//     as the server sends group messages: the difference from Append is
+//     what the check costs.
 //   - RangePull100: one Messages call returning 100 messages.
 //   - SyncBatch: what a reconnecting client costs: UserConversations for a
 //     user in 100 conversations, then Messages for each of them.
 func RunBenchmarks(b *testing.B, open func(b *testing.B) im.Store) {
 	for _, c := range []struct{ writers, batch int }{{1, 1}, {64, 1}, {64, 64}} {
 		name := "Append/writers=" + strconv.Itoa(c.writers) + "/batch=" + strconv.Itoa(c.batch)
-		b.Run(name, func(b *testing.B) { benchAppend(b, open(b), c.writers, c.batch) })
+		b.Run(name, func(b *testing.B) { benchAppend(b, open(b), c.writers, c.batch, false) })
+	}
+	for _, c := range []struct{ writers, batch int }{{1, 1}, {64, 64}} {
+		name := "AppendMemberOf/writers=" + strconv.Itoa(c.writers) + "/batch=" + strconv.Itoa(c.batch)
+		b.Run(name, func(b *testing.B) { benchAppend(b, open(b), c.writers, c.batch, true) })
 	}
 	b.Run("RangePull100", func(b *testing.B) { benchRangePull(b, open(b)) })
 	b.Run("SyncBatch", func(b *testing.B) { benchSync(b, open(b)) })
@@ -45,13 +53,29 @@ func benchMessage(conv, sender string, n int, content []byte) im.Message {
 	}
 }
 
-func benchAppend(b *testing.B, s im.Store, writers, batch int) {
+func benchAppend(b *testing.B, s im.Store, writers, batch int, memberOf bool) {
 	var (
 		next atomic.Int64 // messages claimed so far
 		wg   sync.WaitGroup
 		n    = int64(b.N)
 	)
 	content := []byte(benchText)
+	group := ""
+	if memberOf {
+		// One group per writer, of 100 members, the writer among them.
+		for w := range writers {
+			members := make([]im.GroupMember, 100)
+			for i := range members {
+				members[i] = im.GroupMember{UserID: "m" + strconv.Itoa(i), Role: im.RoleMember, JoinedAt: baseTime()}
+			}
+			members[0] = im.GroupMember{UserID: "w" + strconv.Itoa(w), Role: im.RoleOwner, JoinedAt: baseTime()}
+			g := im.Group{ID: "bench" + strconv.Itoa(w), Name: "bench", OwnerID: members[0].UserID, CreatedAt: baseTime(), UpdatedAt: baseTime()}
+			if _, err := s.CreateGroup(b.Context(), g, members, im.AppendRequest{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		group = "bench"
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for w := range writers {
@@ -68,6 +92,9 @@ func benchAppend(b *testing.B, s im.Store, writers, batch int) {
 				k := int(min(end, n) - start)
 				for i := range k {
 					reqs[i] = im.AppendRequest{Message: benchMessage(conv, sender, int(start)+i, content)}
+					if group != "" {
+						reqs[i].MemberOf = group + strconv.Itoa(w)
+					}
 				}
 				res, err := s.AppendMessages(b.Context(), reqs[:k])
 				if err != nil {

@@ -97,6 +97,8 @@ func TestSuiteDetectsBugs(t *testing.T) {
 		{"sync-ignores-to", "Sync/MessageRanges"},
 		{"sync-drops-chunk", "Sync/ManyRanges"},
 		{"ignore-ctx", "Sync/Invalid"},
+		{"no-validation", "Groups/Change/Invalid/DeleteAndPut"},
+		{"no-validation", "Groups/Change/Invalid/NoticeWithoutSender"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.bug+"/"+tt.failing, func(t *testing.T) {
