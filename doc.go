@@ -20,7 +20,8 @@
 //	transport/websocket  WebSocket, binary and JSON
 //	transport/httpapi    the REST API (accounts, health)
 //	cmd/imserver         the standalone server
+//	cmd/imbench          the load generator that verifies delivery
 //	examples             runnable examples of embedding
 //
-// Start with package im.
+// Start with package im; docs/DESIGN.md describes how the parts fit.
 package imserver

@@ -124,7 +124,9 @@
 // Server can wait for WebSocket sessions.
 //
 // Config.ConnContext seeds each connection's context, from which the
-// Authenticator, BeforeSend and Store calls of that session take theirs.
+// Authenticator, BeforeSend and the Store reads of that session take
+// theirs. Commits batch many sessions' sends and run with the Server's own
+// context.
 //
 // # Errors
 //
