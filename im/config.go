@@ -133,9 +133,10 @@ type Config struct {
 	// ConnContext, if set, returns the context of a new connection's
 	// session, derived from ctx, the transport's (for WebSocket, the HTTP
 	// request's context without its cancellation). The Authenticator,
-	// BeforeSend and the Store are called with it for that session, so a
-	// host can pass values (a request id, what its middleware learnt) to
-	// them. It must not return nil. A WebSocket ?token= is verified before
+	// BeforeSend and the Store's reads for that session (sync, history) are
+	// called with it, so a host can pass values (a request id, what its
+	// middleware learnt) to them; commits serve many sessions at once and
+	// run with the Server's own context. It must not return nil. A WebSocket ?token= is verified before
 	// the upgrade with the request's context, before ConnContext runs.
 	ConnContext func(ctx context.Context, info ConnInfo) context.Context
 }

@@ -14,6 +14,10 @@ import (
 // here, which take the place of the embedded ones, while store_test.go
 // keeps proving the whole against store/storetest.
 //
+// Embedding also brings memstore's optional capabilities along: once
+// messages live in your database, implement im.SyncStore's methods here
+// too (or hide them), or BATCH_SYNC keeps reading memstore's copy.
+//
 // store/memstore's source is the reference to copy from: a correct Store
 // in a few hundred lines, one mutex where your database has transactions.
 type Store struct {
