@@ -584,32 +584,41 @@ func (s *Store) UserConversations(ctx context.Context, userID string) ([]im.Conv
 	}
 	out := []im.Conversation{}
 	err := s.view(func(tx *bbolt.Tx) error {
-		members, err := bucket(tx, bucketMembers)
-		if err != nil {
-			return err
-		}
-		convs, err := bucket(tx, bucketConvs)
-		if err != nil {
-			return err
-		}
-		prefix := append([]byte(userID), 0)
-		c := members.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			conv := k[len(prefix):]
-			v := convs.Get(conv)
-			if v == nil {
-				return corrupt("membership in missing conversation %q", conv)
-			}
-			seq, err := decodeSeq(v)
-			if err != nil {
-				return corrupt("conversation %q", conv)
-			}
+		return eachUserConversation(tx, userID, func(conv []byte, seq int64) {
 			out = append(out, im.Conversation{ID: string(conv), MaxSeq: seq})
-		}
-		return nil
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("bolt: user conversations: %w", err)
 	}
 	return out, nil
+}
+
+// eachUserConversation calls fn with each conversation userID is recorded a
+// member of, in the order of their ids, and its max seq. conv is valid only
+// during the call.
+func eachUserConversation(tx *bbolt.Tx, userID string, fn func(conv []byte, seq int64)) error {
+	members, err := bucket(tx, bucketMembers)
+	if err != nil {
+		return err
+	}
+	convs, err := bucket(tx, bucketConvs)
+	if err != nil {
+		return err
+	}
+	prefix := append([]byte(userID), 0)
+	c := members.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		conv := k[len(prefix):]
+		v := convs.Get(conv)
+		if v == nil {
+			return corrupt("membership in missing conversation %q", conv)
+		}
+		seq, err := decodeSeq(v)
+		if err != nil {
+			return corrupt("conversation %q", conv)
+		}
+		fn(conv, seq)
+	}
+	return nil
 }

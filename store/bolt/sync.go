@@ -22,52 +22,36 @@ func (s *Store) SyncConversations(ctx context.Context, userID string) ([]im.Conv
 	}
 	out := []im.Conversation{}
 	err := s.view(func(tx *bbolt.Tx) error {
-		members, err := bucket(tx, bucketMembers)
-		if err != nil {
+		seen := make(map[string]bool)
+		if err := eachUserConversation(tx, userID, func(conv []byte, seq int64) {
+			seen[string(conv)] = true
+			out = append(out, im.Conversation{ID: string(conv), MaxSeq: seq})
+		}); err != nil {
 			return err
 		}
 		convs, err := bucket(tx, bucketConvs)
 		if err != nil {
 			return err
 		}
-		seen := make(map[string]bool)
-		add := func(conv []byte, v []byte) error {
-			seq, err := decodeSeq(v)
-			if err != nil {
-				return corrupt("conversation %q", conv)
-			}
-			id := string(conv)
-			if !seen[id] {
-				seen[id] = true
-				out = append(out, im.Conversation{ID: id, MaxSeq: seq})
-			}
-			return nil
-		}
-		prefix := append([]byte(userID), 0)
-		c := members.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			conv := k[len(prefix):]
-			v := convs.Get(conv)
-			if v == nil {
-				return corrupt("membership in missing conversation %q", conv)
-			}
-			if err := add(conv, v); err != nil {
-				return err
-			}
-		}
 		users, err := bucket(tx, bucketUserGroups)
 		if err != nil {
 			return err
 		}
-		c = users.Cursor()
+		prefix := append([]byte(userID), 0)
+		c := users.Cursor()
 		var conv []byte
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			conv = append(append(conv[:0], im.GroupConversationID("")...), k[len(prefix):]...)
-			if v := convs.Get(conv); v != nil {
-				if err := add(conv, v); err != nil {
-					return err
-				}
+			v := convs.Get(conv)
+			if v == nil || seen[string(conv)] {
+				continue
 			}
+			seq, err := decodeSeq(v)
+			if err != nil {
+				return corrupt("conversation %q", conv)
+			}
+			seen[string(conv)] = true
+			out = append(out, im.Conversation{ID: string(conv), MaxSeq: seq})
 		}
 		return nil
 	})

@@ -379,21 +379,7 @@ func (s *Store) checkMemberOf(ctx context.Context, q querier, batch []im.AppendR
 	versions := make(map[string]int64, len(groups))
 	member := make(map[[2]string]bool, len(pairs))
 	collectVersions := func(rows *sql.Rows, err error) error {
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				id string
-				v  int64
-			)
-			if err := rows.Scan(&id, &v); err != nil {
-				return err
-			}
-			versions[id] = v
-		}
-		return rows.Err()
+		return eachIDValue(rows, err)(func(id string, v int64) { versions[id] = v })
 	}
 	collectMembers := func(rows *sql.Rows, err error) error {
 		if err != nil {

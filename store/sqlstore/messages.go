@@ -215,21 +215,7 @@ func (s *Store) lookup(ctx context.Context, q querier, keys []dedupKey) (map[ded
 func (s *Store) advanceConversations(ctx context.Context, q querier, ids []string, plans map[string]*convPlan) (map[string]int64, error) {
 	out := make(map[string]int64, len(ids))
 	collect := func(rows *sql.Rows, err error) error {
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				id  string
-				seq int64
-			)
-			if err := rows.Scan(&id, &seq); err != nil {
-				return err
-			}
-			out[id] = seq
-		}
-		return rows.Err()
+		return eachIDValue(rows, err)(func(id string, seq int64) { out[id] = seq })
 	}
 	if s.dialect == Postgres {
 		counts := make([]int64, len(ids))
@@ -491,8 +477,14 @@ func (s *Store) Conversation(ctx context.Context, id string) (im.Conversation, e
 
 // UserConversations implements im.ConversationStore.
 func (s *Store) UserConversations(ctx context.Context, userID string) ([]im.Conversation, error) {
+	return s.conversationsOf(ctx, "user conversations", userID, s.q.userConversations, userID)
+}
+
+// conversationsOf runs query, whose rows are (id, max_seq), for userID's
+// conversations. A user id no store could hold has none.
+func (s *Store) conversationsOf(ctx context.Context, op, userID, query string, args ...any) ([]im.Conversation, error) {
 	if err := ctx.Err(); err != nil {
-		return nil, wrapErr(ctx, "user conversations", err)
+		return nil, wrapErr(ctx, op, err)
 	}
 	if im.ValidateID("user id", userID) != nil {
 		return []im.Conversation{}, nil
@@ -500,22 +492,34 @@ func (s *Store) UserConversations(ctx context.Context, userID string) ([]im.Conv
 	var out []im.Conversation
 	err := s.read(ctx, func() error {
 		out = []im.Conversation{}
-		rows, err := s.db.QueryContext(ctx, s.q.userConversations, userID)
+		return eachIDValue(s.db.QueryContext(ctx, query, args...))(func(id string, seq int64) {
+			out = append(out, im.Conversation{ID: id, MaxSeq: seq})
+		})
+	})
+	if err != nil {
+		return nil, wrapErr(ctx, op, err)
+	}
+	return out, nil
+}
+
+// eachIDValue returns a function that calls fn for each row, a (string,
+// int64) pair, of a query's result, then closes the rows.
+func eachIDValue(rows *sql.Rows, err error) func(fn func(string, int64)) error {
+	return func(fn func(string, int64)) error {
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var c im.Conversation
-			if err := rows.Scan(&c.ID, &c.MaxSeq); err != nil {
+			var (
+				id string
+				v  int64
+			)
+			if err := rows.Scan(&id, &v); err != nil {
 				return err
 			}
-			out = append(out, c)
+			fn(id, v)
 		}
 		return rows.Err()
-	})
-	if err != nil {
-		return nil, wrapErr(ctx, "user conversations", err)
 	}
-	return out, nil
 }

@@ -4,11 +4,12 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"github.com/imserver/imserver/store/sqlstore/sqltest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/imserver/imserver/store/sqlstore/sqltest"
 
 	"github.com/stretchr/testify/require"
 

@@ -1,8 +1,9 @@
 package sqlstore_test
 
 import (
-	"github.com/imserver/imserver/store/sqlstore/sqltest"
 	"testing"
+
+	"github.com/imserver/imserver/store/sqlstore/sqltest"
 
 	"github.com/imserver/imserver/store/storetest"
 )

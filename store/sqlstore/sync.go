@@ -17,34 +17,7 @@ const maxRangesPerStatement = 300
 // SyncConversations implements im.SyncStore with one query: the user's own
 // conversations and its groups', joined on the conversations' primary key.
 func (s *Store) SyncConversations(ctx context.Context, userID string) ([]im.Conversation, error) {
-	const op = "sync conversations"
-	if err := ctx.Err(); err != nil {
-		return nil, wrapErr(ctx, op, err)
-	}
-	if im.ValidateID("user id", userID) != nil {
-		return []im.Conversation{}, nil // as UserConversations and UserGroups
-	}
-	var out []im.Conversation
-	err := s.read(ctx, func() error {
-		out = []im.Conversation{}
-		rows, err := s.db.QueryContext(ctx, s.q.syncConversations, userID, userID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var c im.Conversation
-			if err := rows.Scan(&c.ID, &c.MaxSeq); err != nil {
-				return err
-			}
-			out = append(out, c)
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, wrapErr(ctx, op, err)
-	}
-	return out, nil
+	return s.conversationsOf(ctx, "sync conversations", userID, s.q.syncConversations, userID, userID)
 }
 
 // span is one range of MessageRanges, as read: its index and [from, to].
