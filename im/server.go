@@ -216,11 +216,15 @@ func isClosedConn(err error) bool {
 // use it to refuse a bad token before upgrading a connection: an error
 // wrapping ErrUnauthenticated means the token is bad; any other error means
 // it could not be checked now.
-func (s *Server) Authenticate(ctx context.Context, token string) (Identity, error) {
+func (s *Server) Authenticate(ctx context.Context, token string) (id Identity, err error) {
 	if token == "" {
 		return Identity{}, errorf(CodeUnauthenticated, ErrUnauthenticated, "token is empty")
 	}
-	id, err := s.cfg.Authenticator.Authenticate(ctx, token)
+	// Recovered here rather than in a wrapper: verifying a token runs deep
+	// (JWT parsing), and one more frame on the way pushed the goroutines of
+	// many connections past their first stack size, for good.
+	defer s.recoverHook("Authenticator", &err)
+	id, err = s.cfg.Authenticator.Authenticate(ctx, token)
 	if err != nil {
 		// Passed on as it is: an error that is not ErrUnauthenticated
 		// (the host's user database is down) must not read as "bad
