@@ -58,6 +58,9 @@ type session struct {
 	tokensAt time.Time
 
 	paused atomic.Bool // the reader waits for the queue to drain (waitForRoom)
+	// over mirrors full(), set under mu wherever the backlog changes, so
+	// that the reader checks it per frame without taking mu.
+	over atomic.Bool
 
 	mu     sync.Mutex
 	queue  []Frame
@@ -144,6 +147,9 @@ func (s *session) put(f Frame, push bool) bool {
 	if push {
 		s.pushed.add(f)
 	}
+	if !s.over.Load() && s.full() {
+		s.over.Store(true)
+	}
 	if !s.writing {
 		s.writing = true
 		s.writer.Add(1)
@@ -164,6 +170,9 @@ func (s *session) full() bool {
 // its context has ended. Requests the client pipelines meanwhile wait in the
 // connection's buffers, and then the client's: the back-pressure it feels.
 func (s *session) waitForRoom() {
+	if !s.over.Load() {
+		return // the common case: one atomic load per frame, no lock
+	}
 	for {
 		s.mu.Lock()
 		if s.closed || !s.full() {
@@ -210,6 +219,7 @@ func (s *session) writeLoop() {
 			s.spare = batch[:0]
 			s.queued.sub(inBatch)
 			s.pushed.sub(pushesInBatch)
+			s.over.Store(s.full())
 			s.wakeReader()
 		}
 		if s.closed || len(s.queue) == 0 {
