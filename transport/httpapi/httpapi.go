@@ -32,8 +32,10 @@ type Options struct {
 	// leaves those routes out (they answer 404).
 	Server *im.Server
 	// Health reports whether the server can serve, typically by pinging
-	// the store; GET /health answers 503 when it returns an error. nil
-	// means always healthy.
+	// the store; GET /health answers 503 when it returns an error, with
+	// a short reason for the im errors it knows (im.ErrStorageFull, …)
+	// and never the error's text, which is logged. nil means always
+	// healthy.
 	Health func(ctx context.Context) error
 	// Stats, if set, is served at GET /metrics in the Prometheus text
 	// format; pass the im.Server's Stats method. nil leaves the route out.
