@@ -139,3 +139,34 @@ func TestStoreRefusalIsNoStorageFailure(t *testing.T) {
 	status, _ := health(t, srv)
 	require.Equal(t, http.StatusOK, status)
 }
+
+// unreachableStore is a store whose Ping fails, as a database that is
+// down does.
+type unreachableStore struct {
+	*memstore.Store
+	down atomic.Bool
+}
+
+func (s *unreachableStore) Ping(context.Context) error {
+	if s.down.Load() {
+		return errors.New("dial tcp 10.0.0.7:5432: connection refused")
+	}
+	return nil
+}
+
+// TestUnreachableStoreIsUnavailable: a store that does not answer Health's
+// ping is reported as storage unavailable, without its address.
+func TestUnreachableStoreIsUnavailable(t *testing.T) {
+	st := &unreachableStore{Store: memstore.New()}
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{Store: st}})
+	status, _ := health(t, srv)
+	require.Equal(t, http.StatusOK, status)
+	st.down.Store(true)
+	require.ErrorIs(t, srv.Health(testCtx(t)), im.ErrStorageUnavailable)
+	status, msg := health(t, srv)
+	require.Equal(t, http.StatusServiceUnavailable, status)
+	require.Equal(t, "storage unavailable", msg)
+	st.down.Store(false)
+	status, _ = health(t, srv)
+	require.Equal(t, http.StatusOK, status)
+}
