@@ -189,6 +189,7 @@ func (c *committer) commit(ops []*commitOp) committed {
 			c.srv.log.Error("store append failed", "n", len(reqs), "err", err)
 		}
 	}
+	err = c.srv.noteCommit(err)
 	c.srv.stats.commits.Add(1)
 	c.srv.stats.commitNanos.Add(uint64(time.Since(start)))
 	return committed{ops, results, err}

@@ -1,8 +1,10 @@
 package im
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"syscall"
 )
 
 // The sentinel errors (ErrNotFound, ErrInvalidArgument, …) are declared in
@@ -33,6 +35,47 @@ var (
 	// ErrKicked.
 	ErrLoggedInElsewhere = fmt.Errorf("%w: logged in on another device", ErrKicked)
 )
+
+// Reasons the Store cannot take writes, which a failed send's ack and
+// Server.Health report. The Server classifies a commit's error by what it
+// wraps: ErrStorageFull and ErrStorageReadOnly wrap ErrStorageUnavailable,
+// so errors.Is(err, ErrStorageUnavailable) matches all three. Their
+// messages name no file or address, so they are safe to show.
+var (
+	// ErrStorageUnavailable: the Store failed to commit a write.
+	ErrStorageUnavailable = errors.New("im: storage unavailable")
+	// ErrStorageFull: the Store's disk or quota is full (ENOSPC, EDQUOT).
+	ErrStorageFull = &storageError{"im: storage full"}
+	// ErrStorageReadOnly: the Store's file system is read-only (EROFS).
+	ErrStorageReadOnly = &storageError{"im: storage read-only"}
+)
+
+// storageError is a kind of ErrStorageUnavailable.
+type storageError struct{ msg string }
+
+func (e *storageError) Error() string { return e.msg }
+func (e *storageError) Unwrap() error { return ErrStorageUnavailable }
+
+// storageFailure returns why a commit failed with err, as an error wrapping
+// both the storage reason and err, or nil when err is no storage failure:
+// one a client is told about through its own sentinel (ErrNotFound,
+// ErrInvalidArgument, …), or the Server shutting down.
+func storageFailure(err error) error {
+	if err == nil || errors.Is(err, ErrServerClosed) || errors.Is(err, context.Canceled) {
+		return nil
+	}
+	if c, msg := codeOf(err); c != CodeUnknown || msg != msgInternal {
+		return nil
+	}
+	reason := ErrStorageUnavailable
+	switch {
+	case errors.Is(err, syscall.ENOSPC), errors.Is(err, syscall.EDQUOT):
+		reason = ErrStorageFull
+	case errors.Is(err, syscall.EROFS):
+		reason = ErrStorageReadOnly
+	}
+	return fmt.Errorf("%w: %w", reason, err)
+}
 
 // Code is what kind of failure a client is told of. The Server turns it into
 // the protocol's error code when it answers; a Code says what went wrong in
@@ -139,6 +182,18 @@ func codeOf(err error) (Code, string) {
 		return CodeUnknown, "unsupported command"
 	case errors.Is(err, ErrServerClosed):
 		return CodeUnknown, "server shutting down"
+	// The protocol has no code for these; the message tells the user
+	// (and the operator reading a client's report) what is wrong.
+	case errors.Is(err, ErrStorageFull):
+		return CodeUnknown, "storage full"
+	case errors.Is(err, ErrStorageReadOnly):
+		return CodeUnknown, "storage read-only"
+	case errors.Is(err, ErrStorageUnavailable):
+		return CodeUnknown, "storage unavailable"
 	}
-	return CodeUnknown, "internal error"
+	return CodeUnknown, msgInternal
 }
+
+// msgInternal is what a client is told of an error the Server has no
+// better word for.
+const msgInternal = "internal error"

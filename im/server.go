@@ -44,6 +44,12 @@ type Server struct {
 	afterDone    chan struct{}
 	afterDropLog atomic.Int64 // unix nanoseconds of the last log line about drops
 	stats        counters
+	// writeFailure is the storage reason the last commit failed with (see
+	// storageFailure), nil after a commit that succeeded; writeFailures
+	// counts the failed commits since the last that succeeded. Health
+	// reads them.
+	writeFailure  atomic.Pointer[error]
+	writeFailures atomic.Int64
 
 	mu        sync.Mutex
 	closing   bool
@@ -521,8 +527,18 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
-// Health reports whether the server can serve: it is not shutting down and
-// its Store answers (Pinger.Ping, or else a cheap read).
+// Health reports whether the server can serve: it is not shutting down, its
+// last commit to the Store did not fail, and its Store answers (Pinger.Ping,
+// or else a cheap read).
+//
+// While writes fail (the disk is full, the file system went read-only, the
+// database refuses commits) every send is refused, so the server is not
+// ready even if reads still work: Health returns an error wrapping
+// ErrStorageFull, ErrStorageReadOnly or ErrStorageUnavailable (all match
+// errors.Is(err, ErrStorageUnavailable)) from the first failed commit until
+// the next commit that succeeds. Clients keep retrying their sends on the
+// connections they have, and the first that is stored makes the server
+// healthy again. A Store that does not answer is ErrStorageUnavailable too.
 func (s *Server) Health(ctx context.Context) error {
 	s.mu.Lock()
 	closing := s.closing
@@ -530,12 +546,48 @@ func (s *Server) Health(ctx context.Context) error {
 	if closing {
 		return ErrServerClosed
 	}
+	if reason := s.writeFailure.Load(); reason != nil {
+		return fmt.Errorf("%w: the last %d commits failed", *reason, s.writeFailures.Load())
+	}
+	var err error
 	if p, ok := s.store.(Pinger); ok {
-		return p.Ping(ctx)
+		err = p.Ping(ctx)
+	} else {
+		_, err = s.store.Conversation(ctx, "health_check")
+		if errors.Is(err, ErrNotFound) {
+			err = nil
+		}
 	}
-	_, err := s.store.Conversation(ctx, "health_check")
-	if errors.Is(err, ErrNotFound) {
-		err = nil
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrStorageUnavailable, err)
 	}
-	return err
+	return nil
+}
+
+// noteCommit records a commit's outcome for Health and returns the error
+// its operations complete with: err, classified by storageFailure when it
+// is one, so that the senders are told why (storage full, read-only or
+// unavailable, never the store's own words, which may name a path). It
+// costs one atomic load when commits succeed.
+func (s *Server) noteCommit(err error) error {
+	f := storageFailure(err)
+	if f == nil {
+		// A refusal the store answered (ErrNotFound, …) is no failure
+		// to write.
+		if s.writeFailure.Load() != nil {
+			s.writeFailure.Store(nil)
+			s.writeFailures.Store(0)
+		}
+		return err
+	}
+	reason := ErrStorageUnavailable
+	switch {
+	case errors.Is(f, ErrStorageFull):
+		reason = ErrStorageFull
+	case errors.Is(f, ErrStorageReadOnly):
+		reason = ErrStorageReadOnly
+	}
+	s.writeFailures.Add(1)
+	s.writeFailure.Store(&reason)
+	return f
 }

@@ -46,7 +46,10 @@
 //	                         → data {"userID","username","nickname"}
 //	POST /api/auth/login     {"username","password","platform"}
 //	                         → data {"token","userID","expiresAt"}
-//	GET  /health             → {"code":0,"message":"ok"}
+//	GET  /health             → {"code":0,"message":"ok"}, or 503 with
+//	                           {"code":1,"message":"storage full"} (or
+//	                           "storage read-only", "storage unavailable",
+//	                           "shutting down", "unhealthy")
 //	GET  /metrics            → the im.Server's Stats, Prometheus text format
 //
 // expiresAt is in Unix milliseconds. Request bodies are JSON whatever their

@@ -32,8 +32,10 @@ type Options struct {
 	// leaves those routes out (they answer 404).
 	Server *im.Server
 	// Health reports whether the server can serve, typically by pinging
-	// the store; GET /health answers 503 when it returns an error. nil
-	// means always healthy.
+	// the store; GET /health answers 503 when it returns an error, with
+	// a short reason for the im errors it knows (im.ErrStorageFull, …)
+	// and never the error's text, which is logged. nil means always
+	// healthy.
 	Health func(ctx context.Context) error
 	// Stats, if set, is served at GET /metrics in the Prometheus text
 	// format; pass the im.Server's Stats method. nil leaves the route out.
@@ -299,11 +301,27 @@ func (a *api) serveHealth(w http.ResponseWriter, r *http.Request) {
 	if a.health != nil {
 		if err := a.health(r.Context()); err != nil {
 			a.log.ErrorContext(r.Context(), "httpapi: health check failed", "err", err)
-			writeEnvelope(w, http.StatusServiceUnavailable, codeInternal, "unhealthy", nil)
+			writeEnvelope(w, http.StatusServiceUnavailable, codeInternal, healthReason(err), nil)
 			return
 		}
 	}
 	writeEnvelope(w, http.StatusOK, codeOK, "ok", nil)
+}
+
+// healthReason is the short reason /health gives for err: the kind of
+// failure, never the error's own text, which may name a path or address.
+func healthReason(err error) string {
+	switch {
+	case errors.Is(err, im.ErrStorageFull):
+		return "storage full"
+	case errors.Is(err, im.ErrStorageReadOnly):
+		return "storage read-only"
+	case errors.Is(err, im.ErrStorageUnavailable):
+		return "storage unavailable"
+	case errors.Is(err, im.ErrServerClosed):
+		return "shutting down"
+	}
+	return "unhealthy"
 }
 
 type registerRequest struct {

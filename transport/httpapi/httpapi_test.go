@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -310,6 +311,27 @@ func TestHealth(t *testing.T) {
 		{"no check", nil, http.StatusOK, 0},
 		{"healthy", func(context.Context) error { return nil }, http.StatusOK, 0},
 		{"unhealthy", func(context.Context) error { return errors.New("store unreachable") }, http.StatusServiceUnavailable, 1},
+	}
+	// The reason a failing store gives is named, without the error's
+	// text (which may name a path).
+	reasons := []struct {
+		err error
+		msg string
+	}{
+		{im.ErrStorageFull, "storage full"},
+		{im.ErrStorageReadOnly, "storage read-only"},
+		{im.ErrStorageUnavailable, "storage unavailable"},
+		{im.ErrServerClosed, "shutting down"},
+	}
+	for _, r := range reasons {
+		t.Run(r.msg, func(t *testing.T) {
+			e := setup(t, newTestStore(t), 0, func(o *httpapi.Options) {
+				o.Health = func(context.Context) error { return fmt.Errorf("%w: /var/lib/store unreachable", r.err) }
+			})
+			rsp := e.do(t, http.MethodGet, "/health", "", "")
+			require.Equal(t, http.StatusServiceUnavailable, rsp.status)
+			require.JSONEq(t, fmt.Sprintf(`{"code":1,"message":%q}`, r.msg), string(rsp.raw))
+		})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
