@@ -276,7 +276,7 @@ const (
 // ValidateGroup returns an error wrapping ErrInvalidArgument unless g can be
 // stored: ID and OwnerID pass ValidateID, Name is 1 to MaxGroupNameLen
 // bytes of printable UTF-8, FaceURL at most MaxGroupURLLen bytes of
-// printable UTF-8, the other texts at most MaxGroupTextLen bytes of UTF-8
+// printable UTF-8 (neither holding a character ValidateName refuses), the other texts at most MaxGroupTextLen bytes of UTF-8
 // whose only control characters are tab, line feed and carriage return (no
 // NUL, which PostgreSQL's text cannot hold), and JoinPolicy is a known one.
 func ValidateGroup(g Group) error {
@@ -287,10 +287,10 @@ func ValidateGroup(g Group) error {
 		return err
 	}
 	if !printable(g.Name, MaxGroupNameLen) {
-		return errorf(CodeInvalidArgument, ErrInvalidArgument, "group name must be 1 to %d bytes of printable UTF-8", MaxGroupNameLen)
+		return nameError("group name", g.Name, "group name must be 1 to %d bytes of printable UTF-8", MaxGroupNameLen)
 	}
 	if g.FaceURL != "" && !printable(g.FaceURL, MaxGroupURLLen) {
-		return errorf(CodeInvalidArgument, ErrInvalidArgument, "faceURL must be at most %d bytes of printable UTF-8", MaxGroupURLLen)
+		return nameError("faceURL", g.FaceURL, "faceURL must be at most %d bytes of printable UTF-8", MaxGroupURLLen)
 	}
 	for _, f := range [...]struct{ name, v string }{{"introduction", g.Introduction}, {"notification", g.Notification}, {"extra", g.Extra}} {
 		if !plainText(f.v, MaxGroupTextLen) {

@@ -69,7 +69,9 @@ func peerOf(id, user string) (string, bool) {
 
 // validID reports whether s can be a user id, client_msg_id or similar:
 // 1..MaxIDLength bytes of valid UTF-8 without control characters (so stores
-// may use 0x00 as a separator in keys).
+// may use 0x00 as a separator in keys) and without the characters
+// ValidateName refuses (an id is shown to users and must not pass for
+// another).
 func validID(s string) bool { return printable(s, MaxIDLength) }
 
 func printable(s string, max int) bool {
@@ -77,7 +79,7 @@ func printable(s string, max int) bool {
 		return false
 	}
 	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
+		if r < 0x20 || r == 0x7f || hiddenRune(r) != "" {
 			return false
 		}
 	}
@@ -88,7 +90,7 @@ func printable(s string, max int) bool {
 // user id or client_msg_id. Stores use it to refuse bad input before writing.
 func ValidateID(what, s string) error {
 	if !validID(s) {
-		return errorf(CodeInvalidArgument, ErrInvalidArgument, "%s must be 1 to %d bytes of printable UTF-8", what, MaxIDLength)
+		return nameError(what, s, "%s must be 1 to %d bytes of printable UTF-8", what, MaxIDLength)
 	}
 	return nil
 }
@@ -133,7 +135,7 @@ func ValidateAppend(r AppendRequest) error {
 // longer because a one-to-one id joins two user ids.
 func ValidateConversationID(id string) error {
 	if !printable(id, MaxConversationIDLen) {
-		return errorf(CodeInvalidArgument, ErrInvalidArgument, "conversation id must be 1 to %d bytes of printable UTF-8", MaxConversationIDLen)
+		return nameError("conversation id", id, "conversation id must be 1 to %d bytes of printable UTF-8", MaxConversationIDLen)
 	}
 	return nil
 }

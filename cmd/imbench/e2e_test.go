@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"log/slog"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -180,7 +179,7 @@ func TestConnectRegistersSharedUsers(t *testing.T) {
 
 func TestConnectReportsRefusedTokens(t *testing.T) {
 	srv := startServer(t)
-	wrong := strings.Repeat("w", 32)
+	wrong := "not-the-server-secret-k7Qm2vX9pL4s"
 	for _, transport := range []string{"tcp", "websocket"} {
 		t.Run(transport, func(t *testing.T) {
 			code, rep, stderr := bench(t, append(serverArgs(srv, transport), "-scenario", "connect", "-conns", "3", "-warmup", "0s", "-duration", "100ms", "-jwt-secret", wrong)...)

@@ -65,7 +65,7 @@ func settings(c *config) []setting {
 		{"http", "IM_HTTP_ADDR", "HTTP API listen address (empty disables)", str(&c.HTTPAddr, ":8080")},
 		{"ws", "IM_WS_ADDR", "WebSocket listen address, path /ws (empty disables)", str(&c.WSAddr, ":8081")},
 		{"tcp", "IM_TCP_ADDR", "TCP listen address (empty disables)", str(&c.TCPAddr, ":8082")},
-		{"jwt-secret", "IM_JWT_SECRET", "HS256 secret, at least 32 bytes; generated and kept in the data dir when empty", str(&c.JWTSecret, "")},
+		{"jwt-secret", "IM_JWT_SECRET", "HS256 secret: at least 32 random bytes (openssl rand -hex 32); guessable ones (few different bytes, one byte over half, a repeated pattern) are refused; when empty, generated and kept in <data>/jwt.secret, which must be readable by its owner only (chmod 600)", str(&c.JWTSecret, "")},
 		{"jwt-issuer", "IM_JWT_ISSUER", "JWT issuer", str(&c.JWTIssuer, "imserver")},
 		{"jwt-audience", "IM_JWT_AUDIENCE", "JWT audience", str(&c.JWTAudience, "imserver")},
 		{"token-lifetime", "IM_TOKEN_LIFETIME", "lifetime of issued tokens", dur(&c.TokenLifetime, 30*24*time.Hour)},
@@ -147,8 +147,10 @@ func (c config) validate() error {
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
 	}
-	if c.JWTSecret != "" && len(c.JWTSecret) < 32 {
-		errs = append(errs, errors.New("-jwt-secret must be at least 32 bytes"))
+	if c.JWTSecret != "" {
+		if err := auth.ValidateSecret([]byte(c.JWTSecret)); err != nil {
+			errs = append(errs, fmt.Errorf("-jwt-secret: %w", err))
+		}
 	}
 	if c.BcryptCost < auth.MinBcryptCost || c.BcryptCost > 31 {
 		errs = append(errs, fmt.Errorf("-bcrypt-cost must be %d to 31", auth.MinBcryptCost))

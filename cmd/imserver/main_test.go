@@ -353,7 +353,7 @@ func TestTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile, pool := selfSigned(t, dir)
 	logs := new(syncBuffer)
-	secret := strings.Repeat("s", 32)
+	secret := "tls-test-secret-k7Qm2vX9pL4sT8wZ1nB6"
 	l, _ := start(t, filepath.Join(dir, "data"), logs, "-tls-cert", certFile, "-tls-key", keyFile, "-jwt-secret", secret, "-check-recipients=false")
 	tokens, err := auth.NewJWT(auth.JWTConfig{Secret: []byte(secret)})
 	require.NoError(t, err)

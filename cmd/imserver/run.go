@@ -15,6 +15,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -51,7 +52,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return err
 	}
-	secret, err := jwtSecret(c, log)
+	secret, source, err := jwtSecret(c, log)
 	if err != nil {
 		return err
 	}
@@ -63,7 +64,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 
 	tokens, err := auth.NewJWT(auth.JWTConfig{Secret: secret, Issuer: c.JWTIssuer, Audience: c.JWTAudience, Lifetime: c.TokenLifetime})
 	if err != nil {
-		return err
+		return fmt.Errorf("the JWT secret in %s: %w", source, err)
 	}
 	accounts, err := auth.NewAccounts(auth.AccountsConfig{Store: store, Tokens: tokens, BcryptCost: c.BcryptCost})
 	if err != nil {
@@ -224,46 +225,75 @@ func addrString(a net.Addr) string {
 }
 
 // jwtSecret returns the configured secret or, with none configured, the one
-// kept in the data dir, generating it on first start.
-func jwtSecret(c config, log *slog.Logger) ([]byte, error) {
+// kept in the data dir, generating it on first start; and where it came
+// from, for error messages.
+func jwtSecret(c config, log *slog.Logger) (secret []byte, source string, err error) {
 	if c.JWTSecret != "" {
-		return []byte(c.JWTSecret), nil
+		return []byte(c.JWTSecret), "-jwt-secret (IM_JWT_SECRET)", nil
 	}
 	path := filepath.Join(c.DataDir, "jwt.secret")
-	b, err := os.ReadFile(path)
+	b, err := readSecretFile(path)
 	if err == nil {
 		secret := strings.TrimSpace(string(b))
 		if len(secret) < 32 {
-			return nil, fmt.Errorf("%s holds a secret shorter than 32 bytes", path)
+			return nil, "", fmt.Errorf("%s holds a secret shorter than 32 bytes", path)
 		}
 		log.Info("using the JWT secret kept in the data dir", "path", path)
-		return []byte(secret), nil
+		return []byte(secret), path, nil
 	}
 	if !errors.Is(err, os.ErrNotExist) {
-		return nil, err
+		return nil, "", err
 	}
 	raw := make([]byte, 32)
 	if _, err := rand.Read(raw); err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	secret := hex.EncodeToString(raw)
+	secret = []byte(hex.EncodeToString(raw))
+	// 0600 whatever the umask; O_EXCL so that a file made meanwhile by
+	// someone else is never written to or trusted.
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
-	if _, err := f.WriteString(secret + "\n"); err != nil {
+	if _, err := f.Write(append(secret, '\n')); err != nil {
 		f.Close()
-		return nil, err
+		return nil, "", err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return nil, err
+		return nil, "", err
 	}
 	if err := f.Close(); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	log.Warn("no JWT secret configured: generated one and kept it in the data dir; set -jwt-secret (IM_JWT_SECRET) to share one between servers", "path", path)
-	return []byte(secret), nil
+	return secret, path, nil
+}
+
+// readSecretFile reads the secret file at path, refusing it if its
+// permissions let users other than its owner read or change it: anyone who
+// can read the secret can mint a token for any user. The server does not
+// tighten a file it did not create, since the owner may have had a reason
+// for its mode; the error says how to fix it. The check is skipped on
+// Windows, whose permissions the mode bits do not describe.
+func readSecretFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if runtime.GOOS != "windows" {
+		// Stat of the open file, not of the path, so the file checked is the
+		// file read.
+		fi, err := f.Stat()
+		if err != nil {
+			return nil, err
+		}
+		if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+			return nil, fmt.Errorf("%s is accessible to users other than its owner (mode %04o): anyone who reads it can sign in as any user; run chmod 600 %s (and make sure it was not copied elsewhere, or replace it)", path, perm, path)
+		}
+	}
+	return io.ReadAll(io.LimitReader(f, 64<<10))
 }
 
 func parseLevel(s string) (slog.Level, error) {

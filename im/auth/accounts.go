@@ -335,7 +335,7 @@ func checkNickname(s string) error {
 	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
 		return invalid("nickname must not contain control characters")
 	}
-	return nil
+	return im.ValidateName("nickname", s)
 }
 
 // newUserID returns "u" and 16 random characters of lowercase base32

@@ -42,7 +42,7 @@ func (c *fakeClock) advance(d time.Duration) {
 // these tests would take minutes under -race.
 func newTestAccounts(t *testing.T, store AccountStore, clk *fakeClock, attempts int, window time.Duration) *Accounts {
 	t.Helper()
-	tokens, err := NewJWT(JWTConfig{Secret: []byte(strings.Repeat("k", 32)), Now: clk.now})
+	tokens, err := NewJWT(JWTConfig{Secret: []byte("k7Qm2vX9pL4sT8wZ1nB6cR3yH5dF0jGe"), Now: clk.now})
 	require.NoError(t, err)
 	a, err := NewAccounts(AccountsConfig{Store: store, Tokens: tokens, LoginAttempts: attempts, LoginWindow: window, Now: clk.now})
 	require.NoError(t, err)
@@ -52,7 +52,7 @@ func newTestAccounts(t *testing.T, store AccountStore, clk *fakeClock, attempts 
 }
 
 func TestNewAccountsConfig(t *testing.T) {
-	tokens, err := NewJWT(JWTConfig{Secret: []byte(strings.Repeat("k", 32))})
+	tokens, err := NewJWT(JWTConfig{Secret: []byte("k7Qm2vX9pL4sT8wZ1nB6cR3yH5dF0jGe")})
 	require.NoError(t, err)
 	store := newTestStore(t)
 	tests := []struct {

@@ -22,7 +22,14 @@
 // Tokens are HS256 only: a token whose header names another algorithm
 // ("none", HS512, RS256, …) is refused whatever its signature, and so is one
 // without an expiry, issuer, audience or subject. The secret must be at least
-// 32 bytes. Passwords are hashed with bcrypt at cost 12 by default (never
+// 32 bytes and must not look typed by hand (ValidateSecret): fewer than 8
+// different byte values, one byte value making up more than half of it, or
+// a shorter pattern repeated ("changemechangeme…") is refused, as an
+// attacker holding one token would try such secrets first; random bytes or
+// their hex or base64 form always pass. Ids, usernames and nicknames may
+// not contain bidirectional controls, zero-width or C1 control characters
+// (im.ValidateName), which would let one user's name pass for another's.
+// Passwords are hashed with bcrypt at cost 12 by default (never
 // below 10) and are limited to 72 bytes, bcrypt's input limit, rather than
 // silently truncated. Login answers a wrong password, an unknown username
 // and a disabled account with the same error after the same amount of

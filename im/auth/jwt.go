@@ -25,8 +25,8 @@ const (
 
 // JWTConfig configures a JWT. NewJWT copies it.
 type JWTConfig struct {
-	// Secret is the HS256 key. It must be at least MinSecretLength bytes
-	// and stay the same across restarts and across the nodes of a cluster,
+	// Secret is the HS256 key. It must pass ValidateSecret (at least
+	// MinSecretLength bytes that do not look typed by hand) and stay the same across restarts and across the nodes of a cluster,
 	// or tokens already handed out stop working.
 	Secret []byte
 	// Issuer is written to and required in the "iss" claim. Default
@@ -55,11 +55,11 @@ type JWT struct {
 
 var _ im.Authenticator = (*JWT)(nil)
 
-// NewJWT returns a JWT configured by cfg, or an error if the secret is
-// shorter than MinSecretLength bytes or the lifetime is negative.
+// NewJWT returns a JWT configured by cfg, or an error if the secret fails
+// ValidateSecret or the lifetime is negative.
 func NewJWT(cfg JWTConfig) (*JWT, error) {
-	if len(cfg.Secret) < MinSecretLength {
-		return nil, fmt.Errorf("auth: JWTConfig.Secret must be at least %d bytes, got %d", MinSecretLength, len(cfg.Secret))
+	if err := ValidateSecret(cfg.Secret); err != nil {
+		return nil, fmt.Errorf("auth: JWTConfig.Secret: %w", err)
 	}
 	if cfg.Lifetime < 0 {
 		return nil, errors.New("auth: JWTConfig.Lifetime must not be negative")
@@ -86,6 +86,49 @@ func NewJWT(cfg JWTConfig) (*JWT, error) {
 		jwt.WithTimeFunc(j.now),
 	)
 	return j, nil
+}
+
+// minSecretDistinct is the fewest different byte values a secret may have.
+// Random secrets are far above it: 32 random bytes have about 30, and even
+// 32 random hex digits (128 bits) fall below 8 only about once in 30
+// million draws, 64 of them (what cmd/imserver generates) practically
+// never.
+const minSecretDistinct = 8
+
+// ValidateSecret returns an error unless secret can be a JWT secret: at
+// least MinSecretLength bytes, at least 8 different byte values, no single
+// byte value making up more than half of it, and not a shorter pattern
+// repeated ("changemechangeme…", "0123456789abcdef0123456789abcdef"). These
+// rules do not measure entropy; they refuse the secrets people type by hand
+// to fill the length, which an attacker who has one token tries first. A
+// secret read from a random source (32 random bytes, or their hex or base64
+// form: openssl rand -hex 32) always passes.
+func ValidateSecret(secret []byte) error {
+	if len(secret) < MinSecretLength {
+		return fmt.Errorf("the secret must be at least %d bytes, got %d", MinSecretLength, len(secret))
+	}
+	var count [256]int
+	distinct, most := 0, 0
+	for _, b := range secret {
+		if count[b] == 0 {
+			distinct++
+		}
+		count[b]++
+		most = max(most, count[b])
+	}
+	const advice = "; use random bytes, for example the output of openssl rand -hex 32"
+	if distinct < minSecretDistinct {
+		return fmt.Errorf("the secret is guessable: it has only %d different bytes, fewer than %d%s", distinct, minSecretDistinct, advice)
+	}
+	if most*2 > len(secret) {
+		return fmt.Errorf("the secret is guessable: one byte value makes up more than half of it%s", advice)
+	}
+	for p := 1; p <= len(secret)/2; p++ {
+		if bytes.Equal(secret[p:], secret[:len(secret)-p]) {
+			return fmt.Errorf("the secret is guessable: it repeats a %d-byte pattern%s", p, advice)
+		}
+	}
+	return nil
 }
 
 // Issue returns a token for userID and when it expires. userID must be a

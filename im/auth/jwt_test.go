@@ -3,9 +3,11 @@ package auth_test
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"hash"
@@ -20,9 +22,9 @@ import (
 )
 
 var (
-	testSecret  = []byte("0123456789abcdef0123456789abcdef") // exactly 32 bytes
+	testSecret  = []byte("k7Qm2vX9pL4sT8wZ1nB6cR3yH5dF0jGe") // exactly 32 bytes
 	testEpoch   = time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
-	otherSecret = []byte("fedcba9876543210fedcba9876543210")
+	otherSecret = []byte("eGj0Fd5Hy3Rc6Bn1Zw8Ts4Lp9Xv2mQ7k")
 )
 
 // clock is a settable time source shared by a JWT under test.
@@ -93,6 +95,38 @@ func TestNewJWTConfig(t *testing.T) {
 				require.Nil(t, j)
 			}
 		})
+	}
+}
+
+func TestNewJWTRefusesGuessableSecrets(t *testing.T) {
+	for _, tt := range []struct{ name, secret, wantInErr string }{
+		{"one byte repeated", strings.Repeat("a", 32), "different bytes"},
+		{"a word repeated", strings.Repeat("changeme", 4), "different bytes"},
+		{"a longer word repeated", strings.Repeat("password", 5), "different bytes"},
+		{"hex digits twice", "0123456789abcdef0123456789abcdef", "16-byte pattern"},
+		{"a phrase repeated", strings.Repeat("changeme-please!", 3), "16-byte pattern"},
+		{"mostly one byte", "x0123456789" + strings.Repeat("x", 30), "more than half"},
+		{"padded word", "changeme" + strings.Repeat("0", 24), "more than half"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			j, err := auth.NewJWT(auth.JWTConfig{Secret: []byte(tt.secret)})
+			require.ErrorContains(t, err, "guessable")
+			require.ErrorContains(t, err, tt.wantInErr)
+			require.ErrorContains(t, err, "openssl rand", "the error says how to make a good one")
+			require.Nil(t, j)
+		})
+	}
+}
+
+func TestRandomSecretsPass(t *testing.T) {
+	// Random secrets in the forms people make them always pass; a few
+	// thousand of each stand in for "always".
+	for i := range 3000 {
+		raw := make([]byte, 32)
+		_, _ = rand.Read(raw)
+		for _, s := range []string{string(raw), hex.EncodeToString(raw), base64.StdEncoding.EncodeToString(raw), hex.EncodeToString(raw[:16])} {
+			require.NoError(t, auth.ValidateSecret([]byte(s)), "draw %d: %q", i, s)
+		}
 	}
 }
 

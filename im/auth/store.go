@@ -43,7 +43,9 @@ type AccountStore interface {
 }
 
 // ValidateAccount returns an error wrapping im.ErrInvalidArgument unless a
-// can be stored: UserID and Username pass im.ValidateID. Every AccountStore
+// can be stored: UserID and Username pass im.ValidateID and Nickname passes
+// im.ValidateName (no bidirectional control, zero-width or C1 control
+// character, which would let it pass for another user's). Every AccountStore
 // checks an account with it before writing anything. (Register's stricter
 // rules for usernames, passwords and nicknames are Accounts' own, so that a
 // store holding accounts made under other rules still serves them.)
@@ -51,5 +53,8 @@ func ValidateAccount(a Account) error {
 	if err := im.ValidateID("user id", a.UserID); err != nil {
 		return err
 	}
-	return im.ValidateID("username", a.Username)
+	if err := im.ValidateID("username", a.Username); err != nil {
+		return err
+	}
+	return im.ValidateName("nickname", a.Nickname)
 }

@@ -28,7 +28,7 @@ const maxMembersAcross = 6
 // twoServers starts two servers on one fresh database of b.
 func twoServers(t *testing.T, b backend) (a, bs *imtest.Server) {
 	dsn := b.fresh(t)
-	secret := []byte("0123456789abcdef0123456789abcdef")
+	secret := []byte("k7Qm2vX9pL4sT8wZ1nB6cR3yH5dF0jGe")
 	start := func() *imtest.Server {
 		st := b.newStore(t, openDB(t, b.driver, dsn))
 		return imtest.NewServer(t, imtest.Options{Secret: secret, Config: im.Config{Store: st, MaxGroupMembers: maxMembersAcross}})

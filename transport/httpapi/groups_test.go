@@ -31,7 +31,7 @@ const (
 	erin  = "erin"
 )
 
-var groupSecret = []byte(strings.Repeat("g", 32))
+var groupSecret = []byte("group-test-secret-k7Qm2vX9pL4sT8w")
 
 // groupEnv serves the API with a real im.Server over a bolt store.
 type groupEnv struct {
@@ -362,7 +362,7 @@ func TestGroupExtensions(t *testing.T) {
 
 func TestGroupAuth(t *testing.T) {
 	e := setupGroups(t, nil, nil)
-	otherKey, err := auth.NewJWT(auth.JWTConfig{Secret: []byte(strings.Repeat("o", 32))})
+	otherKey, err := auth.NewJWT(auth.JWTConfig{Secret: []byte("another-secret-eGj0Fd5Hy3Rc6Bn1Zw8")})
 	require.NoError(t, err)
 	forged, _, err := otherKey.Issue(alice)
 	require.NoError(t, err)

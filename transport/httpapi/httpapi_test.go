@@ -55,7 +55,7 @@ type testEnv struct {
 func setup(t *testing.T, store auth.AccountStore, loginAttempts int, edit func(*httpapi.Options)) *testEnv {
 	t.Helper()
 	now := func() time.Time { return testEpoch }
-	tokens, err := auth.NewJWT(auth.JWTConfig{Secret: []byte(strings.Repeat("s", 32)), Lifetime: time.Hour, Now: now})
+	tokens, err := auth.NewJWT(auth.JWTConfig{Secret: []byte("http-test-secret-k7Qm2vX9pL4sT8wZ"), Lifetime: time.Hour, Now: now})
 	require.NoError(t, err)
 	accounts, err := auth.NewAccounts(auth.AccountsConfig{
 		Store:         store,
