@@ -275,8 +275,9 @@ const (
 
 // ValidateGroup returns an error wrapping ErrInvalidArgument unless g can be
 // stored: ID and OwnerID pass ValidateID, Name is 1 to MaxGroupNameLen
-// bytes of printable UTF-8, FaceURL at most MaxGroupURLLen bytes of
-// printable UTF-8 (neither holding a character ValidateName refuses), the other texts at most MaxGroupTextLen bytes of UTF-8
+// bytes of printable UTF-8 that ValidateName accepts, FaceURL at most
+// MaxGroupURLLen bytes of printable UTF-8 without the characters ValidateID
+// refuses, the other texts at most MaxGroupTextLen bytes of UTF-8
 // whose only control characters are tab, line feed and carriage return (no
 // NUL, which PostgreSQL's text cannot hold), and JoinPolicy is a known one.
 func ValidateGroup(g Group) error {
@@ -286,8 +287,11 @@ func ValidateGroup(g Group) error {
 	if err := ValidateID("owner id", g.OwnerID); err != nil {
 		return err
 	}
-	if !printable(g.Name, MaxGroupNameLen) {
-		return nameError("group name", g.Name, "group name must be 1 to %d bytes of printable UTF-8", MaxGroupNameLen)
+	if !displayName(g.Name, MaxGroupNameLen) {
+		if err := ValidateName("group name", g.Name); err != nil {
+			return err
+		}
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "group name must be 1 to %d bytes of printable UTF-8", MaxGroupNameLen)
 	}
 	if g.FaceURL != "" && !printable(g.FaceURL, MaxGroupURLLen) {
 		return nameError("faceURL", g.FaceURL, "faceURL must be at most %d bytes of printable UTF-8", MaxGroupURLLen)

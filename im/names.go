@@ -1,6 +1,9 @@
 package im
 
-import "fmt"
+import (
+	"fmt"
+	"unicode/utf8"
+)
 
 // hiddenRune returns the kind of r if names must not hold it, or "". These
 // characters are invisible or reorder the text around them, so a name
@@ -21,16 +24,22 @@ func hiddenRune(r rune) string {
 	return ""
 }
 
+// joiner reports whether r is U+200C ZERO WIDTH NON-JOINER or U+200D ZERO
+// WIDTH JOINER. Display names may hold them: emoji sequences (👩‍💻) and
+// scripts such as Persian need them. Ids may not.
+func joiner(r rune) bool { return r == 0x200c || r == 0x200d }
+
 // ValidateName returns an error wrapping ErrInvalidArgument, naming the
-// field what and the character, if s holds a bidirectional control (U+061C,
-// U+200E, U+200F, U+202A to U+202E, U+2066 to U+2069), a zero-width
-// character (U+200B to U+200D, U+2060, U+FEFF) or a C1 control (U+0080 to
-// U+009F). Ids, group names and face URLs are checked with it by
-// ValidateID and ValidateGroup; a Store or an account system can use it for
-// other names, such as nicknames.
+// field what and the character, if the display name s holds a
+// bidirectional control (U+061C, U+200E, U+200F, U+202A to U+202E, U+2066
+// to U+2069), a zero-width character other than the joiners (U+200B,
+// U+2060, U+FEFF) or a C1 control (U+0080 to U+009F). ValidateGroup checks
+// group names with it; a Store or an account system can use it for other
+// display names, such as nicknames. Ids and face URLs are stricter: they
+// refuse the joiners U+200C and U+200D too (ValidateID).
 func ValidateName(what, s string) error {
 	for _, r := range s {
-		if kind := hiddenRune(r); kind != "" {
+		if kind := hiddenRune(r); kind != "" && !joiner(r) {
 			return errorf(CodeInvalidArgument, ErrInvalidArgument, "%s must not contain the %s %U", what, kind, r)
 		}
 	}
@@ -41,8 +50,24 @@ func ValidateName(what, s string) error {
 // character it holds if any (the more useful message), else the general
 // rule given by format and args.
 func nameError(what, s, format string, args ...any) error {
-	if err := ValidateName(what, s); err != nil {
-		return err
+	for _, r := range s {
+		if kind := hiddenRune(r); kind != "" {
+			return errorf(CodeInvalidArgument, ErrInvalidArgument, "%s must not contain the %s %U", what, kind, r)
+		}
 	}
 	return errorf(CodeInvalidArgument, ErrInvalidArgument, "%s", fmt.Sprintf(format, args...))
+}
+
+// displayName reports whether s is 1 to max bytes of printable UTF-8 that
+// ValidateName accepts: printable, but with the joiners allowed.
+func displayName(s string, max int) bool {
+	if s == "" || len(s) > max || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f || (hiddenRune(r) != "" && !joiner(r)) {
+			return false
+		}
+	}
+	return true
 }

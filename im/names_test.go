@@ -19,11 +19,26 @@ var hiddenChars = []struct {
 	{"arabic letter mark", "\u061c", "bidirectional control"},
 	{"first strong isolate", "\u2068", "bidirectional control"},
 	{"zero-width space", "\u200b", "zero-width"},
-	{"zero-width joiner", "\u200d", "zero-width"},
+	{"zero-width space in a word", "a\u200bb", "zero-width"},
 	{"word joiner", "\u2060", "zero-width"},
 	{"byte order mark", "\ufeff", "zero-width"},
 	{"C1 control NEL", "\u0085", "C1 control"},
 	{"C1 control CSI", "\u009b", "C1 control"},
+}
+
+// Display names keep the joiners that emoji sequences and scripts such as
+// Persian need; ids refuse them.
+func TestGroupNamesKeepJoiners(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{})
+	ctx := testCtx(t)
+	for _, name := range []string{"dev \U0001F469\u200d\U0001F4BB", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"} {
+		g, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: name}, []string{bob})
+		require.NoError(t, err, "%+q", name)
+		require.Equal(t, name, g.Name)
+	}
+	_, err := srv.CreateGroup(ctx, "al\u200dice", im.GroupSpec{Name: "team"}, nil)
+	require.ErrorIs(t, err, im.ErrInvalidArgument, "a joiner in an id")
+	require.ErrorContains(t, im.ValidateID("user id", "al\u200dice"), "zero-width")
 }
 
 func TestGroupNamesRefuseHiddenCharacters(t *testing.T) {
