@@ -28,7 +28,9 @@
 // attacker holding one token would try such secrets first; random bytes or
 // their hex or base64 form always pass. Ids, usernames and nicknames may
 // not contain bidirectional controls, zero-width or C1 control characters
-// (im.ValidateName), which would let one user's name pass for another's.
+// (im.ValidateName), which would let one user's name pass for another's;
+// nicknames may hold the joiners U+200C and U+200D, which emoji sequences
+// and Persian need.
 // Passwords are hashed with bcrypt at cost 12 by default (never
 // below 10) and are limited to 72 bytes, bcrypt's input limit, rather than
 // silently truncated. Login answers a wrong password, an unknown username
