@@ -170,18 +170,14 @@ func (c *committer) commit(ops []*commitOp) committed {
 	)
 	if g := ops[0].group; g != nil {
 		var r AppendResult
-		if g.create != nil {
-			r, err = c.srv.store.CreateGroup(c.srv.base, *g.create, g.members, ops[0].req)
-		} else {
-			r, err = c.srv.store.ChangeGroup(c.srv.base, g.id, g.change)
-		}
+		r, err = c.changeGroup(g, ops[0].req)
 		results = []AppendResult{r}
 	} else {
 		reqs := make([]AppendRequest, len(ops))
 		for i, op := range ops {
 			reqs[i] = op.req
 		}
-		results, err = c.srv.store.AppendMessages(c.srv.base, reqs)
+		results, err = c.append(reqs)
 		if err == nil && len(results) != len(reqs) {
 			err = fmt.Errorf("im: store returned %d results for %d messages", len(results), len(reqs))
 		}
@@ -192,6 +188,24 @@ func (c *committer) commit(ops []*commitOp) committed {
 	c.srv.stats.commits.Add(1)
 	c.srv.stats.commitNanos.Add(uint64(time.Since(start)))
 	return committed{ops, results, err}
+}
+
+// append stores a batch of sends. A panic in the Store fails the batch
+// with an error, as a failed commit does: its senders are told, and the
+// loop goes on with the next batch.
+func (c *committer) append(reqs []AppendRequest) (results []AppendResult, err error) {
+	defer c.srv.recoverStore("AppendMessages", &err)
+	return c.srv.store.AppendMessages(c.srv.base, reqs)
+}
+
+// changeGroup stores a group change, failing it if the Store panics.
+func (c *committer) changeGroup(g *groupOp, notice AppendRequest) (r AppendResult, err error) {
+	if g.create != nil {
+		defer c.srv.recoverStore("CreateGroup", &err)
+		return c.srv.store.CreateGroup(c.srv.base, *g.create, g.members, notice)
+	}
+	defer c.srv.recoverStore("ChangeGroup", &err)
+	return c.srv.store.ChangeGroup(c.srv.base, g.id, g.change)
 }
 
 // dispatch splits a committed batch by conversation over the delivery
