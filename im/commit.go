@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imserver/imserver/im/imv1"
 	"google.golang.org/protobuf/proto"
@@ -377,27 +379,40 @@ func (s *Server) deliver(m Message, op *commitOp) {
 	}
 }
 
-// toWire converts a stored message to its protocol form.
+// toWire converts a stored message to its protocol form. Strings that are
+// not valid UTF-8 (a Store gave back bytes the Server never wrote) have
+// each bad byte sequence replaced by U+FFFD: protobuf refuses to encode
+// them, and one such message would otherwise lose the whole response.
 func toWire(m Message) *imv1.MessageInfo {
 	ms := m.CreatedAt.UnixMilli()
 	w := &imv1.MessageInfo{
-		ServerMsgId:      m.ServerID,
-		ClientMsgId:      m.ClientMsgID,
-		ConversationId:   m.ConversationID,
-		SenderId:         m.SenderID,
-		ReceiverId:       m.ReceiverID,
+		ServerMsgId:      validUTF8(m.ServerID),
+		ClientMsgId:      validUTF8(m.ClientMsgID),
+		ConversationId:   validUTF8(m.ConversationID),
+		SenderId:         validUTF8(m.SenderID),
+		ReceiverId:       validUTF8(m.ReceiverID),
 		MessageType:      int32(m.Type),
 		Content:          m.Content,
 		SendTime:         m.SendTime,
 		ServerTime:       ms,
 		Seq:              m.Seq,
 		CreateTime:       m.SendTime,
-		Extra:            m.Extra,
-		AttachedInfo:     m.AttachedInfo,
+		Extra:            validUTF8(m.Extra),
+		AttachedInfo:     validUTF8(m.AttachedInfo),
 		ConversationType: int32(ConversationTypeOf(m.ConversationID)),
 	}
-	if gid, ok := groupOf(m.ConversationID); ok {
+	if gid, ok := groupOf(w.ConversationId); ok {
 		w.GroupId = gid // the SDK files a message as group chat by it
 	}
 	return w
+}
+
+// validUTF8 returns s, with each invalid UTF-8 sequence replaced by U+FFFD.
+// Valid strings (all but a corrupt store's) are returned as they are,
+// without a copy.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
