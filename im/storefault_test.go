@@ -57,6 +57,11 @@ func (f *faultyStore) CreateGroup(ctx context.Context, g im.Group, members []im.
 	return f.Store.CreateGroup(ctx, g, members, notice)
 }
 
+func (f *faultyStore) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (im.AppendResult, error) {
+	f.trip("ChangeGroup")
+	return f.Store.ChangeGroup(ctx, id, ch)
+}
+
 func (f *faultyStore) SyncConversations(ctx context.Context, user string) ([]im.Conversation, error) {
 	f.trip("SyncConversations")
 	return f.Store.SyncConversations(ctx, user)
@@ -184,6 +189,19 @@ func TestStorePanicFailsOneRequest(t *testing.T) {
 		stillServing(t, "after CreateGroup")
 	})
 
+	t.Run("ChangeGroup", func(t *testing.T) {
+		name := "renamed"
+		store.arm("ChangeGroup")
+		_, err := srv.UpdateGroup(ctx, gid, alice, im.GroupUpdate{Name: &name})
+		internalAPI(t, err)
+		logged(t, "ChangeGroup")
+		g, err := srv.UpdateGroup(ctx, gid, alice, im.GroupUpdate{Name: &name})
+		require.NoError(t, err, "the next change is committed")
+		require.Equal(t, name, g.Name)
+		require.Equal(t, im.GroupConversationID(gid), nextMessage(t, b).ConversationId, "only the stored change's notice is pushed")
+		stillServing(t, "after ChangeGroup")
+	})
+
 	t.Run("SyncConversations", func(t *testing.T) {
 		store.arm("SyncConversations")
 		_, err := b.BatchSync(ctx, nil, 10)
@@ -243,5 +261,24 @@ func TestStorePanicFailsOneRequest(t *testing.T) {
 		require.NoError(t, err)
 		require.Len(t, members, 2)
 		stillServing(t, "after group reads")
+	})
+
+	t.Run("GroupCacheLoad", func(t *testing.T) {
+		// A group this Server has not cached (created through another
+		// server on the same store): a send to it loads its members.
+		cold := im.Group{ID: "coldgroup", OwnerID: alice, Name: "cold"}
+		_, err := store.Store.CreateGroup(ctx, cold, []im.GroupMember{{UserID: alice, Role: im.RoleOwner}, {UserID: bob, Role: im.RoleMember}}, im.AppendRequest{})
+		require.NoError(t, err)
+		conv := im.GroupConversationID(cold.ID)
+		store.arm("GroupMembers")
+		_, err = a.Send(ctx, client.Outgoing{ConversationID: conv, Type: im.TextMessage, Content: []byte("lost")})
+		internal(t, err)
+		logged(t, "GroupMembers")
+		rsp, err := a.Send(ctx, client.Outgoing{ConversationID: conv, Type: im.TextMessage, Content: []byte("to the group")})
+		require.NoError(t, err, "the next send loads the members")
+		m := nextMessage(t, b)
+		require.Equal(t, rsp.Seq, m.Seq)
+		require.Equal(t, "to the group", string(m.Content))
+		stillServing(t, "after the group cache's load")
 	})
 }
