@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imserver/imserver/im/imv1"
 	"google.golang.org/protobuf/proto"
@@ -170,18 +172,14 @@ func (c *committer) commit(ops []*commitOp) committed {
 	)
 	if g := ops[0].group; g != nil {
 		var r AppendResult
-		if g.create != nil {
-			r, err = c.srv.store.CreateGroup(c.srv.base, *g.create, g.members, ops[0].req)
-		} else {
-			r, err = c.srv.store.ChangeGroup(c.srv.base, g.id, g.change)
-		}
+		r, err = c.changeGroup(g, ops[0].req)
 		results = []AppendResult{r}
 	} else {
 		reqs := make([]AppendRequest, len(ops))
 		for i, op := range ops {
 			reqs[i] = op.req
 		}
-		results, err = c.srv.store.AppendMessages(c.srv.base, reqs)
+		results, err = c.append(reqs)
 		if err == nil && len(results) != len(reqs) {
 			err = fmt.Errorf("im: store returned %d results for %d messages", len(results), len(reqs))
 		}
@@ -193,6 +191,24 @@ func (c *committer) commit(ops []*commitOp) committed {
 	c.srv.stats.commits.Add(1)
 	c.srv.stats.commitNanos.Add(uint64(time.Since(start)))
 	return committed{ops, results, err}
+}
+
+// append stores a batch of sends. A panic in the Store fails the batch
+// with an error, as a failed commit does: its senders are told, and the
+// loop goes on with the next batch.
+func (c *committer) append(reqs []AppendRequest) (results []AppendResult, err error) {
+	defer c.srv.recoverStore("AppendMessages", &err)
+	return c.srv.store.AppendMessages(c.srv.base, reqs)
+}
+
+// changeGroup stores a group change, failing it if the Store panics.
+func (c *committer) changeGroup(g *groupOp, notice AppendRequest) (r AppendResult, err error) {
+	if g.create != nil {
+		defer c.srv.recoverStore("CreateGroup", &err)
+		return c.srv.store.CreateGroup(c.srv.base, *g.create, g.members, notice)
+	}
+	defer c.srv.recoverStore("ChangeGroup", &err)
+	return c.srv.store.ChangeGroup(c.srv.base, g.id, g.change)
 }
 
 // dispatch splits a committed batch by conversation over the delivery
@@ -364,27 +380,40 @@ func (s *Server) deliver(m Message, op *commitOp) {
 	}
 }
 
-// toWire converts a stored message to its protocol form.
+// toWire converts a stored message to its protocol form. Strings that are
+// not valid UTF-8 (a Store gave back bytes the Server never wrote) have
+// each bad byte sequence replaced by U+FFFD: protobuf refuses to encode
+// them, and one such message would otherwise lose the whole response.
 func toWire(m Message) *imv1.MessageInfo {
 	ms := m.CreatedAt.UnixMilli()
 	w := &imv1.MessageInfo{
-		ServerMsgId:      m.ServerID,
-		ClientMsgId:      m.ClientMsgID,
-		ConversationId:   m.ConversationID,
-		SenderId:         m.SenderID,
-		ReceiverId:       m.ReceiverID,
+		ServerMsgId:      validUTF8(m.ServerID),
+		ClientMsgId:      validUTF8(m.ClientMsgID),
+		ConversationId:   validUTF8(m.ConversationID),
+		SenderId:         validUTF8(m.SenderID),
+		ReceiverId:       validUTF8(m.ReceiverID),
 		MessageType:      int32(m.Type),
 		Content:          m.Content,
 		SendTime:         m.SendTime,
 		ServerTime:       ms,
 		Seq:              m.Seq,
 		CreateTime:       m.SendTime,
-		Extra:            m.Extra,
-		AttachedInfo:     m.AttachedInfo,
+		Extra:            validUTF8(m.Extra),
+		AttachedInfo:     validUTF8(m.AttachedInfo),
 		ConversationType: int32(ConversationTypeOf(m.ConversationID)),
 	}
-	if gid, ok := groupOf(m.ConversationID); ok {
+	if gid, ok := groupOf(w.ConversationId); ok {
 		w.GroupId = gid // the SDK files a message as group chat by it
 	}
 	return w
+}
+
+// validUTF8 returns s, with each invalid UTF-8 sequence replaced by U+FFFD.
+// Valid strings (all but a corrupt store's) are returned as they are,
+// without a copy.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }

@@ -27,7 +27,9 @@ const (
 // modified.
 type Config struct {
 	// Store keeps messages, conversations and groups. Required. The
-	// Server does not close it.
+	// Server does not close it. A panic in one of its calls fails that
+	// call's request or commit with an internal error, is logged with its
+	// stack and is counted in Stats.StorePanics.
 	Store Store
 	// Authenticator verifies clients' tokens. Required.
 	Authenticator Authenticator

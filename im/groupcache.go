@@ -2,6 +2,7 @@ package im
 
 import (
 	"context"
+	"fmt"
 	"sync"
 )
 
@@ -39,6 +40,9 @@ type groupCache struct {
 	store GroupStore
 	base  context.Context // the server's: loads end when it closes
 	max   int             // member entries held at most: groupCacheMembers
+	// panicked, if set, logs and counts a panic of the store and returns
+	// the error the read fails with (Server.storePanicked).
+	panicked func(call string, v any) error
 
 	// changes serialises the changes this Server makes to one group. It
 	// only saves conflicts between them: the Store's version check is what
@@ -103,7 +107,7 @@ func (c *groupCache) get(ctx context.Context, id string) (*memberSet, error) {
 // first caller, and does not give up when that caller's ctx ends, because
 // others may be waiting for it.
 func (c *groupCache) load(id string, l *groupLoad, gen uint64) {
-	g, members, err := c.store.GroupMembers(c.base, id)
+	g, members, err := c.read(id)
 	if err == nil {
 		l.set = newMemberSet(g.Version, members)
 	}
@@ -116,6 +120,23 @@ func (c *groupCache) load(id string, l *groupLoad, gen uint64) {
 	}
 	c.mu.Unlock()
 	close(l.done)
+}
+
+// read reads group id and its members from the store. A panic in the store
+// is the read's error (through panicked, which logs and counts it), so that
+// the callers waiting for a load are not left waiting, and a delivery
+// goroutine reloading members does not die.
+func (c *groupCache) read(id string) (g Group, members []GroupMember, err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			if c.panicked != nil {
+				err = c.panicked("GroupMembers", v)
+			} else {
+				err = fmt.Errorf("im: Store.GroupMembers panicked: %v", v)
+			}
+		}
+	}()
+	return c.store.GroupMembers(c.base, id)
 }
 
 // put caches set for id, unless a newer version is cached, evicting other
@@ -163,7 +184,7 @@ func (c *groupCache) refresh(id string) (*memberSet, error) {
 	c.mu.RLock()
 	gen := c.gen
 	c.mu.RUnlock()
-	g, members, err := c.store.GroupMembers(c.base, id)
+	g, members, err := c.read(id)
 	if err != nil {
 		c.invalidate(id)
 		return nil, err

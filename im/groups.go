@@ -109,10 +109,11 @@ func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec
 }
 
 // Group returns group id; any user may look a group up (to join it).
-func (s *Server) Group(ctx context.Context, id string) (Group, error) {
+func (s *Server) Group(ctx context.Context, id string) (_ Group, err error) {
 	if !validID(id) {
 		return Group{}, errNoGroup()
 	}
+	defer s.recoverStore("Group", &err)
 	g, err := s.store.Group(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return Group{}, errNoGroup()
@@ -134,7 +135,8 @@ func (s *Server) GroupMembers(ctx context.Context, id, userID string) ([]GroupMe
 }
 
 // UserGroups returns the groups userID is a member of.
-func (s *Server) UserGroups(ctx context.Context, userID string) ([]Group, error) {
+func (s *Server) UserGroups(ctx context.Context, userID string) (_ []Group, err error) {
+	defer s.recoverStore("UserGroups", &err)
 	ids, err := s.store.UserGroups(ctx, userID)
 	if err != nil {
 		return nil, err
@@ -460,10 +462,11 @@ func ownerOf(members []GroupMember, def string) string {
 
 // groupState reads group id and its members, at one version, from the
 // store (not the cache: a change is decided on the stored state).
-func (s *Server) groupState(ctx context.Context, id string) (Group, []GroupMember, error) {
+func (s *Server) groupState(ctx context.Context, id string) (_ Group, _ []GroupMember, err error) {
 	if !validID(id) {
 		return Group{}, nil, errNoGroup()
 	}
+	defer s.recoverStore("GroupMembers", &err)
 	g, members, err := s.store.GroupMembers(ctx, id)
 	if errors.Is(err, ErrNotFound) {
 		return Group{}, nil, errNoGroup()

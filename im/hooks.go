@@ -74,6 +74,28 @@ func (s *Server) recoverHook(hook string, errp *error) {
 	}
 }
 
+// recoverStore, deferred around a Store call, recovers its panic the way
+// recoverHook does for host hooks: the call fails with an internal error,
+// the panic is logged with its stack and counted (Stats.StorePanics), and
+// the request or batch it was for is answered with that error. Only recover
+// is called here, so that the frame every deferred check enters stays
+// small; the rest is in storePanicked.
+func (s *Server) recoverStore(call string, errp *error) {
+	if v := recover(); v != nil {
+		*errp = s.storePanicked(call, v)
+	}
+}
+
+// storePanicked logs and counts a panic of Store call call, and returns the
+// error the call fails with.
+//
+//go:noinline
+func (s *Server) storePanicked(call string, v any) error {
+	s.stats.storePanics.Add(1)
+	s.log.Error("store panicked", "call", call, "panic", v, "stack", string(debug.Stack()))
+	return &Error{Code: CodeUnknown, Msg: "internal error", Err: fmt.Errorf("im: Store.%s panicked: %v", call, v)}
+}
+
 type guardedUsers struct {
 	s *Server
 	u UserDirectory

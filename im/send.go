@@ -160,7 +160,7 @@ func (s *Server) resolveConversation(ctx context.Context, d draft) (target, erro
 		// refused there. One the cache does not list may have been added
 		// through another server: the store is asked before refusing.
 		if set.roles[d.sender] == 0 {
-			_, err := s.store.GroupMember(ctx, gid, d.sender)
+			err := s.checkGroupMember(ctx, gid, d.sender)
 			if errors.Is(err, ErrNotFound) {
 				return target{}, errNotGroupMember()
 			}
@@ -181,6 +181,14 @@ func (s *Server) resolveConversation(ctx context.Context, d draft) (target, erro
 
 // handleSend stores a client's message; the acknowledgement goes out when the
 // commit is durable.
+// checkGroupMember asks the store whether user is a member of group gid:
+// nil if so, an error wrapping ErrNotFound if not.
+func (s *Server) checkGroupMember(ctx context.Context, gid, user string) (err error) {
+	defer s.recoverStore("GroupMember", &err)
+	_, err = s.store.GroupMember(ctx, gid, user)
+	return err
+}
+
 func (s *Server) handleSend(sess *session, f Frame) {
 	var req imv1.SendMessageRequest
 	if err := proto.Unmarshal(f.Body, &req); err != nil {

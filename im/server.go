@@ -93,6 +93,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.sync, _ = cfg.Store.(SyncStore)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.groups = newGroupCache(s.base, cfg.Store)
+	s.groups.panicked = s.storePanicked
 	s.commits = newCommitter(s)
 	s.afterDone = make(chan struct{})
 	if cfg.AfterSend != nil {

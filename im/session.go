@@ -323,10 +323,17 @@ func (s *session) reason() error {
 func (s *session) respond(cmd imv1.CommandType, seq uint32, m proto.Message) {
 	body, err := proto.Marshal(m)
 	if err != nil {
-		// Only possible with invalid UTF-8 in a string field, which the
-		// server never produces from validated input.
+		// Only possible with invalid UTF-8 in a string field, which
+		// toWire repairs in what comes from the store. Should any other
+		// slip through, the request is still answered, with an error: a
+		// client would otherwise wait for its timeout. Every response
+		// type has error_code and error_msg as fields 1 and 2, as
+		// ErrorResponse does.
 		s.srv.log.Error("marshal response", "cmd", cmd, "err", err)
-		return
+		body, err = proto.Marshal(&imv1.ErrorResponse{ErrorCode: imv1.ErrorCode_ERR_UNKNOWN, ErrorMsg: "internal error: the response could not be encoded"})
+		if err != nil {
+			return
+		}
 	}
 	s.put(Frame{Command: cmd, Sequence: seq, Body: body}, false)
 }

@@ -2,10 +2,13 @@ package im
 
 import (
 	"context"
+	"log/slog"
 	"testing"
 	"time"
 
+	"github.com/imserver/imserver/im/imv1"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/protobuf/proto"
 )
 
 // A busy session reuses one write context; a quiet one keeps none, so an
@@ -115,4 +118,45 @@ func TestBacklogAccounting(t *testing.T) {
 	defer s.mu.Unlock()
 	require.Equal(t, backlog{}, s.queued)
 	require.Equal(t, backlog{}, s.pushed)
+}
+
+// frameConn is a Conn that hands every frame written to it to out.
+type frameConn struct {
+	discardConn
+	out chan Frame
+}
+
+func (c frameConn) WriteFrames(_ context.Context, fs []Frame) error {
+	for _, f := range fs {
+		c.out <- f
+	}
+	return nil
+}
+
+// A response that cannot be encoded (a string that is not UTF-8) is still
+// answered, with an internal error in the request's own response command,
+// so the client is not left waiting for its timeout.
+func TestUnencodableResponseAnswered(t *testing.T) {
+	out := make(chan Frame, 1)
+	s := &session{
+		srv:  &Server{cfg: Config{WriteTimeout: 10 * time.Second, SendQueue: 100, SendQueueBytes: 1 << 20}, log: slog.New(slog.DiscardHandler)},
+		conn: frameConn{out: out},
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	defer s.cancel()
+
+	s.respond(imv1.CommandType_CMD_SYNC_RANGE_RSP, 7, &imv1.SyncRangeResponse{ConversationId: "bad\xff"})
+	var f Frame
+	select {
+	case f = <-out:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no response")
+	}
+	s.writer.Wait()
+	require.Equal(t, imv1.CommandType_CMD_SYNC_RANGE_RSP, f.Command)
+	require.Equal(t, uint32(7), f.Sequence)
+	var rsp imv1.SyncRangeResponse
+	require.NoError(t, proto.Unmarshal(f.Body, &rsp))
+	require.Equal(t, imv1.ErrorCode_ERR_UNKNOWN, rsp.ErrorCode)
+	require.NotEmpty(t, rsp.ErrorMsg)
 }

@@ -25,6 +25,10 @@ type Stats struct {
 	// AfterSendDropped counts messages not handed to Config.AfterSend
 	// because its queue was full.
 	AfterSendDropped uint64
+
+	// StorePanics counts Store calls that panicked. Each failed the one
+	// request or commit it was for, with an internal error.
+	StorePanics uint64
 }
 
 // counters are the Server's live Stats. Atomics, so the hot path takes no
@@ -34,7 +38,7 @@ type counters struct {
 	framesIn, framesOut                 atomic.Uint64
 	stored, duplicates, refused         atomic.Uint64
 	commits, commitNanos, slowConsumers atomic.Uint64
-	afterSendDropped                    atomic.Uint64
+	afterSendDropped, storePanics       atomic.Uint64
 }
 
 // Stats returns the server's counters and gauges.
@@ -53,5 +57,6 @@ func (s *Server) Stats() Stats {
 		SlowConsumers:  c.slowConsumers.Load(),
 
 		AfterSendDropped: c.afterSendDropped.Load(),
+		StorePanics:      c.storePanics.Load(),
 	}
 }

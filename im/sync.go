@@ -146,14 +146,16 @@ func rangesPerRead(ranges []MessageRange, limit int) int {
 
 // messageRanges reads the messages of each range, at most limit each: in
 // one call when the Store is a SyncStore, else one Messages call per range.
-func (s *Server) messageRanges(ctx context.Context, ranges []MessageRange, limit int) ([][]Message, error) {
+func (s *Server) messageRanges(ctx context.Context, ranges []MessageRange, limit int) (_ [][]Message, err error) {
 	if s.sync != nil {
+		defer s.recoverStore("MessageRanges", &err)
 		pages, err := s.sync.MessageRanges(ctx, ranges, limit)
 		if err == nil && len(pages) != len(ranges) {
 			err = fmt.Errorf("im: SyncStore.MessageRanges returned %d pages for %d ranges", len(pages), len(ranges))
 		}
 		return pages, err
 	}
+	defer s.recoverStore("Messages", &err)
 	pages := make([][]Message, len(ranges))
 	for i, r := range ranges {
 		msgs, err := s.store.Messages(ctx, r.ConversationID, r.From, r.To, limit)
@@ -203,21 +205,12 @@ func (s *Server) handleSyncRange(sess *session, f Frame) {
 		return
 	}
 	rsp := &imv1.SyncRangeResponse{RequestId: req.RequestId, ConversationId: req.ConversationId}
-	c, err := s.store.Conversation(sess.ctx, req.ConversationId)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	msgs, end, err := s.readRange(sess.ctx, req.ConversationId, start, req.EndSeq, clampCount(req.Count))
+	if err != nil {
 		s.respondError(sess, f, err)
 		return
 	}
-	end := c.MaxSeq
-	if req.EndSeq > 0 {
-		end = min(end, req.EndSeq)
-	}
 	if start <= end {
-		msgs, err := s.store.Messages(sess.ctx, req.ConversationId, start, end, clampCount(req.Count))
-		if err != nil {
-			s.respondError(sess, f, err)
-			return
-		}
 		rsp.Messages, _ = appendWithin(nil, msgs, syncByteBudget, true)
 		if ConversationTypeOf(req.ConversationId) == GroupConversation {
 			// Again after the read, so that a removal between the first
@@ -238,11 +231,31 @@ func (s *Server) handleSyncRange(sess *session, f Frame) {
 	sess.respond(imv1.CommandType_CMD_SYNC_RANGE_RSP, f.Sequence, rsp)
 }
 
+// readRange reads the messages of conv from seq start to end (the
+// conversation's last one when end is 0), at most count, and returns them
+// with the last seq asked for that exists.
+func (s *Server) readRange(ctx context.Context, conv string, start, end int64, count int) (msgs []Message, last int64, err error) {
+	defer s.recoverStore("Messages", &err)
+	c, err := s.store.Conversation(ctx, conv)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, 0, err
+	}
+	last = c.MaxSeq
+	if end > 0 {
+		last = min(last, end)
+	}
+	if start > last {
+		return nil, last, nil
+	}
+	msgs, err = s.store.Messages(ctx, conv, start, last, count)
+	return msgs, last, err
+}
+
 // isMember reports whether user belongs to conversation conv. For a group
 // that means being a member now, as the store says (not the cache, which
 // another server's change may have outdated): a user who left reads none of
 // its history.
-func (s *Server) isMember(ctx context.Context, conv, user string) (bool, error) {
+func (s *Server) isMember(ctx context.Context, conv, user string) (ok bool, err error) {
 	switch ConversationTypeOf(conv) {
 	case SingleConversation:
 		_, ok := peerOf(conv, user)
@@ -254,7 +267,8 @@ func (s *Server) isMember(ctx context.Context, conv, user string) (bool, error) 
 		if !validID(gid) {
 			return false, nil
 		}
-		_, err := s.store.GroupMember(ctx, gid, user)
+		defer s.recoverStore("GroupMember", &err)
+		_, err = s.store.GroupMember(ctx, gid, user)
 		if errors.Is(err, ErrNotFound) {
 			return false, nil
 		}
@@ -267,10 +281,12 @@ func (s *Server) isMember(ctx context.Context, conv, user string) (bool, error) 
 // store records (one-to-one and system) and those of the user's groups that
 // have messages. A SyncStore answers in one read; otherwise it takes one
 // read per group.
-func (s *Server) userConversations(ctx context.Context, user string) ([]Conversation, error) {
+func (s *Server) userConversations(ctx context.Context, user string) (_ []Conversation, err error) {
 	if s.sync != nil {
+		defer s.recoverStore("SyncConversations", &err)
 		return s.sync.SyncConversations(ctx, user)
 	}
+	defer s.recoverStore("UserConversations", &err)
 	convs, err := s.store.UserConversations(ctx, user)
 	if err != nil {
 		return nil, err

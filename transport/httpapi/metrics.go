@@ -24,4 +24,5 @@ func (a *api) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	metric("store_commits_total", "counter", "Store commits, each a batch of sends.", st.Commits)
 	metric("store_commit_seconds_total", "counter", "Time spent in store commits.", st.CommitTime.Seconds())
 	metric("slow_consumers_total", "counter", "Connections closed because their queue was full.", st.SlowConsumers)
+	metric("store_panics_total", "counter", "Store calls that panicked, each failing its request or commit.", st.StorePanics)
 }
