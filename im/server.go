@@ -44,6 +44,8 @@ type Server struct {
 	afterDone    chan struct{}
 	afterDropLog atomic.Int64 // unix nanoseconds of the last log line about drops
 	stats        counters
+	// signals limits the relayed signals each user causes.
+	signals *signalLimiter
 
 	mu        sync.Mutex
 	closing   bool
@@ -82,6 +84,7 @@ func NewServer(cfg Config) (*Server, error) {
 		ids:      newIDGen(),
 		sessions: make(map[*session]struct{}),
 		stopBG:   make(chan struct{}),
+		signals:  newSignalLimiter(cfg.SignalRate),
 	}
 	s.guardHooks()
 	s.sync, _ = cfg.Store.(SyncStore)

@@ -25,6 +25,15 @@ type Stats struct {
 	// AfterSendDropped counts messages not handed to Config.AfterSend
 	// because its queue was full.
 	AfterSendDropped uint64
+
+	// SignalsLimited counts signals (typing) refused because their
+	// sender was over Config.SignalRate.
+	SignalsLimited uint64
+	// SignalsDropped counts signal pushes not delivered to a connection:
+	// replaced by a newer one from the same sender about the same
+	// conversation while still queued, dropped because the connection's
+	// queue was full, or given up to make room for a message.
+	SignalsDropped uint64
 }
 
 // counters are the Server's live Stats. Atomics, so the hot path takes no
@@ -35,6 +44,7 @@ type counters struct {
 	stored, duplicates, refused         atomic.Uint64
 	commits, commitNanos, slowConsumers atomic.Uint64
 	afterSendDropped                    atomic.Uint64
+	signalsLimited, signalsDropped      atomic.Uint64
 }
 
 // Stats returns the server's counters and gauges.
@@ -53,5 +63,7 @@ func (s *Server) Stats() Stats {
 		SlowConsumers:  c.slowConsumers.Load(),
 
 		AfterSendDropped: c.afterSendDropped.Load(),
+		SignalsLimited:   c.signalsLimited.Load(),
+		SignalsDropped:   c.signalsDropped.Load(),
 	}
 }
