@@ -3,6 +3,7 @@ package im_test
 import (
 	"bytes"
 	"context"
+	"math"
 	"runtime"
 	"sync"
 	"testing"
@@ -31,6 +32,8 @@ func TestConfigQueueBoundsAreChecked(t *testing.T) {
 		{"SendQueueBytes under MaxFrameSize", im.Config{SendQueueBytes: im.MaxFrameSize - 1}, "SendQueueBytes"},
 		{"SendQueueBytes negative", im.Config{SendQueueBytes: -1}, "SendQueueBytes"},
 		{"SendQueue negative", im.Config{SendQueue: -1}, "SendQueue"},
+		{"SignalRate NaN", im.Config{SignalRate: math.NaN()}, "SignalRate"},
+		{"SignalRate infinite", im.Config{SignalRate: math.Inf(1)}, "SignalRate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Store, tc.cfg.Authenticator = st, authn

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 )
 
@@ -76,6 +77,17 @@ type Config struct {
 	// beyond it a send fails with SEND_TOO_FAST. Default 200; negative
 	// means unlimited.
 	SendRate float64
+	// SignalRate limits the signals one user causes to be relayed to
+	// others (typing indicators), per second, across all of that user's
+	// connections on this server; bursts of twice that (at least one) are
+	// allowed. Signals beyond it are dropped without a word: typing has no
+	// response, and the next indicator says the same. Default 5; negative
+	// means unlimited. Independently of it, a connection never closes
+	// because of signals queued for it: a newer signal from the same
+	// sender about the same conversation replaces one still waiting, and
+	// signals that find the queue full (see SendQueue) are dropped, as are
+	// those waiting when a message needs the room.
+	SignalRate float64
 
 	// DevicePolicy decides what a new login does to older sessions.
 	DevicePolicy DevicePolicy
@@ -153,6 +165,7 @@ const (
 	DefaultSendQueueBytes     = 1 << 20
 	DefaultMaxInflight        = 256
 	DefaultSendRate           = 200
+	DefaultSignalRate         = 5
 	DefaultMaxSessionsPerUser = 10
 	DefaultSystemSender       = "system"
 	DefaultMaxGroupMembers    = 2000
@@ -179,6 +192,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.SendQueueBytes, DefaultSendQueueBytes)
 	setDefault(&c.MaxInflight, DefaultMaxInflight)
 	setDefault(&c.SendRate, DefaultSendRate)
+	setDefault(&c.SignalRate, DefaultSignalRate)
 	setDefault(&c.MaxSessionsPerUser, DefaultMaxSessionsPerUser)
 	setDefault(&c.SystemSender, DefaultSystemSender)
 	setDefault(&c.MaxGroupMembers, DefaultMaxGroupMembers)
@@ -194,6 +208,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SendQueueBytes < MaxFrameSize {
 		return c, fmt.Errorf("im: Config.SendQueueBytes is %d; it must be at least MaxFrameSize (%d), so that any frame fits", c.SendQueueBytes, MaxFrameSize)
+	}
+	if math.IsNaN(c.SignalRate) || math.IsInf(c.SignalRate, 0) {
+		return c, errors.New("im: Config.SignalRate must be a finite number (negative for unlimited)")
 	}
 	if c.MaxGroupMembers < 1 {
 		return c, errors.New("im: Config.MaxGroupMembers must be positive")

@@ -172,7 +172,8 @@ func wireCode(c Code) imv1.ErrorCode {
 
 // handleTyping relays a typing indicator to the other member of a
 // one-to-one conversation. Typing is ephemeral: nothing is stored, and it
-// has no response.
+// has no response. It is a signal: limited per sender (Config.SignalRate)
+// and droppable at the recipient.
 func (s *Server) handleTyping(sess *session, f Frame) {
 	var req imv1.TypingStatusRequest
 	if proto.Unmarshal(f.Body, &req) != nil || (req.Status != 0 && req.Status != 1) {
@@ -182,14 +183,19 @@ func (s *Server) handleTyping(sess *session, f Frame) {
 	if !ok {
 		return
 	}
+	if !s.signals.allow(sess.user, time.Now()) {
+		s.stats.signalsLimited.Add(1)
+		return
+	}
 	body, err := proto.Marshal(&imv1.TypingStatusPush{ConversationId: req.ConversationId, UserId: sess.user, Status: req.Status})
 	if err != nil {
 		return
 	}
 	f = Frame{Command: imv1.CommandType_CMD_TYPING_STATUS_PUSH, Body: body}
+	key := signalKey{cmd: f.Command, from: sess.user, conv: req.ConversationId}
 	s.hub.each(peer, func(p *session) {
 		if p != sess {
-			p.enqueue(f)
+			p.enqueueSignal(f, key)
 		}
 	})
 }

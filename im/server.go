@@ -50,6 +50,8 @@ type Server struct {
 	// reads them.
 	writeFailure  atomic.Pointer[error]
 	writeFailures atomic.Int64
+	// signals limits the relayed signals each user causes.
+	signals *signalLimiter
 
 	mu        sync.Mutex
 	closing   bool
@@ -88,6 +90,7 @@ func NewServer(cfg Config) (*Server, error) {
 		ids:      newIDGen(),
 		sessions: make(map[*session]struct{}),
 		stopBG:   make(chan struct{}),
+		signals:  newSignalLimiter(cfg.SignalRate),
 	}
 	s.guardHooks()
 	s.sync, _ = cfg.Store.(SyncStore)

@@ -27,7 +27,8 @@ const (
 // The queue is bounded two ways. Pushes (frames caused by others) are
 // refused past Config.SendQueue frames or Config.SendQueueBytes bytes, and
 // the session is closed: dropping one would leave a gap that only a resync
-// repairs. Responses (frames the client asked for) are never refused;
+// repairs. Signals (typing) are the exception: they are dropped or replaced,
+// never the reason a session is closed (see signals.go). Responses (frames the client asked for) are never refused;
 // instead the reader stops reading requests while the queue holds more than
 // half of either bound, so a client that sends requests without reading the
 // answers holds up no one but itself, and its answers take at most half the
@@ -67,6 +68,9 @@ type session struct {
 	spare  []Frame
 	queued backlog // every frame in queue and in the batch being written
 	pushed backlog // the pushes among them
+	// signals maps each droppable push waiting in queue (not yet in the
+	// writer's batch) to its index there; see enqueueSignal.
+	signals map[signalKey]int
 	// room, when not nil, is closed once the backlog is back under the
 	// reader's watermark or the session closes.
 	room     chan struct{}
@@ -122,8 +126,9 @@ func (b *backlog) sub(o backlog) {
 
 // enqueue queues a push for the client. It never blocks: a client whose
 // pushes fill its queue is disconnected, because silently dropping a push
-// would leave a gap only a resync can repair. It reports whether the frame
-// was queued.
+// would leave a gap only a resync can repair; signals waiting in the queue
+// (enqueueSignal) are dropped first. It reports whether the frame was
+// queued.
 func (s *session) enqueue(f Frame) bool {
 	return s.put(f, true)
 }
@@ -136,12 +141,28 @@ func (s *session) put(f Frame, push bool) bool {
 		s.mu.Unlock()
 		return false
 	}
-	if push && (s.pushed.frames >= s.srv.cfg.SendQueue || s.pushed.bytes+frameCost(f) > s.srv.cfg.SendQueueBytes) {
+	// Signals waiting in the queue are given up before the session is:
+	// someone else's typing must not cost this client its connection.
+	if push && s.overPushBound(f) && (!s.evictSignalsLocked() || s.overPushBound(f)) {
 		s.mu.Unlock()
 		s.srv.stats.slowConsumers.Add(1)
 		s.close(ErrSlowConsumer)
 		return false
 	}
+	s.appendLocked(f, push)
+	s.mu.Unlock()
+	return true
+}
+
+// overPushBound reports whether queueing push f would take the pushes
+// waiting past either of the queue's bounds. Called with mu held.
+func (s *session) overPushBound(f Frame) bool {
+	return s.pushed.frames >= s.srv.cfg.SendQueue || s.pushed.bytes+frameCost(f) > s.srv.cfg.SendQueueBytes
+}
+
+// appendLocked queues f and starts the writer if it is not running.
+// Called with mu held.
+func (s *session) appendLocked(f Frame, push bool) {
 	s.queue = append(s.queue, f)
 	s.queued.add(f)
 	if push {
@@ -155,8 +176,6 @@ func (s *session) put(f Frame, push bool) bool {
 		s.writer.Add(1)
 		go s.writeLoop()
 	}
-	s.mu.Unlock()
-	return true
 }
 
 // full reports whether the backlog is over the reader's watermark, half of
@@ -233,6 +252,11 @@ func (s *session) writeLoop() {
 		}
 		// The batch is the whole queue, so what it weighs is the backlog.
 		batch, s.queue, s.spare = s.queue, s.spare, nil
+		if len(s.signals) > 0 {
+			// Signals in the batch are on their way; the queue's
+			// indices start again.
+			clear(s.signals)
+		}
 		inBatch, pushesInBatch = s.queued, s.pushed
 		s.mu.Unlock()
 
@@ -307,6 +331,7 @@ func (s *session) close(reason error) {
 		s.closeErr = reason
 	}
 	s.queue = nil
+	s.signals = nil
 	s.wakeReader()
 	s.mu.Unlock()
 	s.cancel()

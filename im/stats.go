@@ -29,6 +29,14 @@ type Stats struct {
 	// StorePanics counts Store calls that panicked. Each failed the one
 	// request or commit it was for, with an internal error.
 	StorePanics uint64
+	// SignalsLimited counts signals (typing) refused because their
+	// sender was over Config.SignalRate.
+	SignalsLimited uint64
+	// SignalsDropped counts signal pushes not delivered to a connection:
+	// replaced by a newer one from the same sender about the same
+	// conversation while still queued, dropped because the connection's
+	// queue was full, or given up to make room for a message.
+	SignalsDropped uint64
 }
 
 // counters are the Server's live Stats. Atomics, so the hot path takes no
@@ -39,6 +47,7 @@ type counters struct {
 	stored, duplicates, refused         atomic.Uint64
 	commits, commitNanos, slowConsumers atomic.Uint64
 	afterSendDropped, storePanics       atomic.Uint64
+	signalsLimited, signalsDropped      atomic.Uint64
 }
 
 // Stats returns the server's counters and gauges.
@@ -58,5 +67,7 @@ func (s *Server) Stats() Stats {
 
 		AfterSendDropped: c.afterSendDropped.Load(),
 		StorePanics:      c.storePanics.Load(),
+		SignalsLimited:   c.signalsLimited.Load(),
+		SignalsDropped:   c.signalsDropped.Load(),
 	}
 }

@@ -390,7 +390,7 @@ func TestRoutes(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
-	stats := im.Stats{Connections: 3, Sessions: 2, FramesIn: 10, MessagesStored: 7, CommitTime: 1500 * time.Millisecond, SlowConsumers: 1, StorePanics: 2}
+	stats := im.Stats{Connections: 3, Sessions: 2, FramesIn: 10, MessagesStored: 7, CommitTime: 1500 * time.Millisecond, SlowConsumers: 1, StorePanics: 2, SignalsLimited: 4, SignalsDropped: 5}
 	e := setup(t, newTestStore(t), 0, func(o *httpapi.Options) { o.Stats = func() im.Stats { return stats } })
 	rsp, err := http.Get(e.srv.URL + "/metrics")
 	require.NoError(t, err)
@@ -408,6 +408,8 @@ func TestMetrics(t *testing.T) {
 		"imserver_store_commit_seconds_total 1.5",
 		"imserver_slow_consumers_total 1",
 		"imserver_store_panics_total 2",
+		"imserver_signals_limited_total 4",
+		"imserver_signals_dropped_total 5",
 	} {
 		require.Contains(t, string(body), line+"\n")
 	}
