@@ -25,6 +25,12 @@ const (
 	DefaultLoginAttempts = 5
 	DefaultLoginWindow   = 15 * time.Minute
 
+	DefaultClientAttempts   = 30
+	DefaultSubnetAttempts   = 120
+	DefaultClientWindow     = time.Minute
+	DefaultUsernameFailures = 20
+	DefaultUsernameDelay    = 2 * time.Second
+
 	MinUsernameLength = 3
 	MaxUsernameLength = 32
 	MinPasswordBytes  = 8
@@ -47,6 +53,27 @@ type AccountsConfig struct {
 	LoginAttempts int
 	// LoginWindow: see LoginAttempts. Default DefaultLoginWindow.
 	LoginWindow time.Duration
+	// ClientAttempts is how many logins and registrations one client
+	// address may make within ClientWindow; SubnetAttempts, how many its
+	// subnet (/24 for IPv4, /64 for IPv6) may. Both are checked before any
+	// store read or bcrypt work. They apply only to calls whose ctx carries
+	// the client's address (WithClientAddr), as the HTTP API's do.
+	// Defaults DefaultClientAttempts, DefaultSubnetAttempts.
+	ClientAttempts int
+	SubnetAttempts int
+	// ClientWindow: see ClientAttempts. Default DefaultClientWindow.
+	ClientWindow time.Duration
+	// UsernameFailures is how many failed logins one username may have
+	// within LoginWindow, from all addresses together, before each further
+	// attempt for it waits UsernameDelay before its password is checked.
+	// It slows a guesser spread over many addresses without locking the
+	// owner out. Defaults DefaultUsernameFailures, DefaultUsernameDelay.
+	UsernameFailures int
+	UsernameDelay    time.Duration
+	// MaxTracked bounds the keys each of the login limits holds (client
+	// addresses, subnets, username and address pairs, usernames). Default
+	// DefaultMaxTracked.
+	MaxTracked int
 	// Now returns the current time; default time.Now. For tests.
 	Now func() time.Time
 }
@@ -58,7 +85,11 @@ type Accounts struct {
 	tokens *JWT
 	cost   int
 	now    func() time.Time
-	limit  *limiter
+	limit  *limiter // failures per (username, client address)
+	// client and subnet count attempts per client address and subnet;
+	// userFails counts failures per username from all addresses.
+	client, subnet, userFails *limiter
+	userDelay                 time.Duration
 	// dummyHash is compared against when the username is unknown, so that
 	// an unknown user costs the same bcrypt work as a wrong password.
 	dummyHash []byte
@@ -112,6 +143,16 @@ func NewAccounts(cfg AccountsConfig) (*Accounts, error) {
 	if cfg.LoginWindow == 0 {
 		cfg.LoginWindow = DefaultLoginWindow
 	}
+	if cfg.ClientAttempts < 0 || cfg.SubnetAttempts < 0 || cfg.ClientWindow < 0 ||
+		cfg.UsernameFailures < 0 || cfg.UsernameDelay < 0 || cfg.MaxTracked < 0 {
+		return nil, errors.New("auth: AccountsConfig's login limits must not be negative")
+	}
+	cfg.ClientAttempts = orDefault(cfg.ClientAttempts, DefaultClientAttempts)
+	cfg.SubnetAttempts = orDefault(cfg.SubnetAttempts, DefaultSubnetAttempts)
+	cfg.ClientWindow = orDefault(cfg.ClientWindow, DefaultClientWindow)
+	cfg.UsernameFailures = orDefault(cfg.UsernameFailures, DefaultUsernameFailures)
+	cfg.UsernameDelay = orDefault(cfg.UsernameDelay, DefaultUsernameDelay)
+	cfg.MaxTracked = orDefault(cfg.MaxTracked, DefaultMaxTracked)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -120,10 +161,44 @@ func NewAccounts(cfg AccountsConfig) (*Accounts, error) {
 		tokens:    cfg.Tokens,
 		cost:      cfg.BcryptCost,
 		now:       cfg.Now,
-		limit:     newLimiter(cfg.LoginAttempts, cfg.LoginWindow),
+		limit:     newLimiter(cfg.LoginAttempts, cfg.LoginWindow, cfg.MaxTracked),
+		client:    newLimiter(cfg.ClientAttempts, cfg.ClientWindow, cfg.MaxTracked),
+		subnet:    newLimiter(cfg.SubnetAttempts, cfg.ClientWindow, cfg.MaxTracked),
+		userFails: newLimiter(cfg.UsernameFailures, cfg.LoginWindow, cfg.MaxTracked),
+		userDelay: cfg.UsernameDelay,
 		dummyHash: dummyHash(cfg.BcryptCost),
 		hashing:   make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}, nil
+}
+
+func orDefault[T int | time.Duration](v, def T) T {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Tracked returns how many keys the login limits hold in all, for metrics:
+// it never exceeds four times AccountsConfig.MaxTracked.
+func (a *Accounts) Tracked() int {
+	return a.limit.size() + a.client.size() + a.subnet.size() + a.userFails.size()
+}
+
+// admit charges an attempt to the client address in ctx and its subnet,
+// and refuses it if either is over its limit. Without an address it admits.
+func (a *Accounts) admit(ctx context.Context) error {
+	addr, ok := ClientAddr(ctx)
+	if !ok {
+		return nil
+	}
+	now := a.now()
+	if ok, wait := a.client.acquire(addr.String(), now); !ok {
+		return throttled("too many attempts from your address, try again later", wait)
+	}
+	if ok, wait := a.subnet.acquire(subnetOf(addr).String(), now); !ok {
+		return throttled("too many attempts from your network, try again later", wait)
+	}
+	return nil
 }
 
 // acquireHash waits for a turn to run bcrypt, or for ctx to end.
@@ -157,6 +232,9 @@ func (a *Accounts) Register(ctx context.Context, username, password, nickname st
 		nickname = username
 	}
 	if err := checkNickname(nickname); err != nil {
+		return Account{}, err
+	}
+	if err := a.admit(ctx); err != nil {
 		return Account{}, err
 	}
 	// Checked before hashing so that a taken name costs no bcrypt work;
@@ -215,13 +293,32 @@ func (a *Accounts) Login(ctx context.Context, username, password string) (LoginR
 		// out of the limiter.
 		return LoginResult{}, badCredentials()
 	}
+	if err := a.admit(ctx); err != nil {
+		return LoginResult{}, err
+	}
+	// Failures are counted per username and client address, so a guesser
+	// locks only their own address out of the account, never its owner.
+	// Without an address in ctx the key is the username alone.
+	key := username + "\x00"
+	if addr, ok := ClientAddr(ctx); ok {
+		key += addr.String()
+	}
 	// Charged before the password is checked, so that many concurrent
 	// guesses cannot all slip in before the first failure is counted.
-	if !a.limit.acquire(username, a.now()) {
-		return LoginResult{}, &im.Error{
-			Code: im.CodeRateLimited,
-			Msg:  "too many failed logins, try again later",
-			Err:  im.ErrRateLimited,
+	if ok, wait := a.limit.acquire(key, a.now()); !ok {
+		return LoginResult{}, throttled("too many failed logins, try again later", wait)
+	}
+	// Past the ceiling of failures from all addresses, every attempt for
+	// the username waits before it is checked: guessing from many
+	// addresses slows down, and the owner still gets in.
+	if a.userFails.exceeded(username, a.now()) {
+		t := time.NewTimer(a.userDelay)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			a.limit.release(key)
+			return LoginResult{}, ctx.Err()
 		}
 	}
 	acc, err := a.store.AccountByUsername(ctx, username)
@@ -230,7 +327,7 @@ func (a *Accounts) Login(ctx context.Context, username, password string) (LoginR
 		acc = Account{PasswordHash: a.dummyHash, Disabled: true}
 	case err != nil:
 		// Not the user's fault: give the attempt back.
-		a.limit.release(username)
+		a.limit.release(key)
 		return LoginResult{}, fmt.Errorf("auth: look up username: %w", err)
 	}
 	hash := acc.PasswordHash
@@ -245,15 +342,16 @@ func (a *Accounts) Login(ctx context.Context, username, password string) (LoginR
 		acc.Disabled = true
 	}
 	if err := a.acquireHash(ctx); err != nil {
-		a.limit.release(username)
+		a.limit.release(key)
 		return LoginResult{}, err
 	}
 	mismatch := bcrypt.CompareHashAndPassword(hash, pw) != nil
 	a.releaseHash()
 	if mismatch || acc.Disabled {
+		a.userFails.acquire(username, a.now())
 		return LoginResult{}, badCredentials()
 	}
-	a.limit.reset(username)
+	a.limit.reset(key)
 	token, expires, err := a.tokens.Issue(acc.UserID)
 	if err != nil {
 		return LoginResult{}, err

@@ -1,21 +1,32 @@
 package auth
 
 import (
+	"hash/maphash"
 	"sync"
 	"time"
 )
 
-// maxTrackedUsernames bounds the limiter's memory when someone sprays
-// logins for many names at once; past it the oldest window is forgotten.
-const maxTrackedUsernames = 1 << 16
+// DefaultMaxTracked is the default of AccountsConfig.MaxTracked.
+const DefaultMaxTracked = 1 << 16
 
-// limiter counts login attempts per username in fixed windows that start at
-// a name's first counted attempt.
+const limiterShards = 16
+
+// limiter counts attempts per key in fixed windows that start at a key's
+// first counted attempt. Its memory is bounded: each of its shards holds at
+// most maxKeys/limiterShards keys. A key whose window has passed may be
+// dropped; a key whose window is still open never is, so spraying new keys
+// cannot lift a limit in force. When a shard is full of open windows a new
+// key is refused instead (fail closed): the client is told to come back
+// later rather than the table forgetting someone else's count.
 type limiter struct {
-	max     int
-	window  time.Duration
-	maxKeys int
+	max      int
+	window   time.Duration
+	perShard int
+	seed     maphash.Seed
+	shards   [limiterShards]limiterShard
+}
 
+type limiterShard struct {
 	mu        sync.Mutex
 	entries   map[string]window
 	lastPrune time.Time
@@ -26,75 +37,117 @@ type window struct {
 	n     int // attempts charged in this window
 }
 
-func newLimiter(max int, w time.Duration) *limiter {
-	return &limiter{max: max, window: w, maxKeys: maxTrackedUsernames, entries: make(map[string]window)}
+func newLimiter(max int, w time.Duration, maxKeys int) *limiter {
+	l := &limiter{max: max, window: w, perShard: max1(maxKeys / limiterShards), seed: maphash.MakeSeed()}
+	for i := range l.shards {
+		l.shards[i].entries = make(map[string]window)
+	}
+	return l
 }
 
-// acquire charges one attempt to key and reports whether it may go ahead.
-// A refused attempt is not charged, so it does not prolong the lockout.
-func (l *limiter) acquire(key string, now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.prune(now)
-	e, ok := l.entries[key]
+func max1(n int) int {
+	if n < 1 {
+		return 1
+	}
+	return n
+}
+
+func (l *limiter) shard(key string) *limiterShard {
+	return &l.shards[maphash.String(l.seed, key)%limiterShards]
+}
+
+// live returns key's open window, if it has one.
+func (l *limiter) live(s *limiterShard, key string, now time.Time) (window, bool) {
+	e, ok := s.entries[key]
 	if !ok || now.Sub(e.start) >= l.window || now.Before(e.start) {
-		if !ok && len(l.entries) >= l.maxKeys {
-			l.evictOldest()
+		// A clock that steps back does not keep a key locked for longer.
+		return window{}, false
+	}
+	return e, true
+}
+
+// room makes room for a new key in s if it can, by dropping windows that
+// have passed, and reports whether there is room.
+func (l *limiter) room(s *limiterShard, now time.Time) bool {
+	if len(s.entries) < l.perShard {
+		return true
+	}
+	// A sweep is linear in the shard; when the shard stays full of open
+	// windows, sweep at most once a second rather than on every refusal.
+	if now.Sub(s.lastPrune) < time.Second && !now.Before(s.lastPrune) {
+		return false
+	}
+	s.lastPrune = now
+	for k, e := range s.entries {
+		if now.Sub(e.start) >= l.window || now.Before(e.start) {
+			delete(s.entries, k)
+		}
+	}
+	return len(s.entries) < l.perShard
+}
+
+// acquire charges one attempt to key and reports whether it may go ahead,
+// and if not, how long until it may. A refused attempt is not charged, so
+// it does not prolong the wait.
+func (l *limiter) acquire(key string, now time.Time) (bool, time.Duration) {
+	s := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, ok := l.live(s, key, now)
+	if !ok {
+		if _, stale := s.entries[key]; !stale && !l.room(s, now) {
+			return false, l.window
 		}
 		e = window{start: now}
 	}
 	if e.n >= l.max {
-		return false
+		return false, e.start.Add(l.window).Sub(now)
 	}
 	e.n++
-	l.entries[key] = e
-	return true
+	s.entries[key] = e
+	return true, 0
+}
+
+// exceeded reports whether key has used up its attempts in its open window.
+// A key the table is too full to hold counts as exceeded.
+func (l *limiter) exceeded(key string, now time.Time) bool {
+	s := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := l.live(s, key, now); ok {
+		return e.n >= l.max
+	}
+	_, stale := s.entries[key]
+	return !stale && !l.room(s, now)
 }
 
 // release gives back one attempt charged by acquire that was not a failure.
 func (l *limiter) release(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if e, ok := l.entries[key]; ok && e.n > 0 {
+	s := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.entries[key]; ok && e.n > 0 {
 		e.n--
-		l.entries[key] = e
+		s.entries[key] = e
 	}
 }
 
 // reset forgets key's attempts, after a successful login.
 func (l *limiter) reset(key string) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	delete(l.entries, key)
+	s := l.shard(key)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.entries, key)
 }
 
-// prune drops expired windows, at most once per window length, so a
-// steady trickle of one-off names does not accumulate.
-func (l *limiter) prune(now time.Time) {
-	if now.Sub(l.lastPrune) < l.window && now.After(l.lastPrune) {
-		return
+// size returns the number of keys held.
+func (l *limiter) size() int {
+	n := 0
+	for i := range l.shards {
+		s := &l.shards[i]
+		s.mu.Lock()
+		n += len(s.entries)
+		s.mu.Unlock()
 	}
-	l.lastPrune = now
-	for k, e := range l.entries {
-		if now.Sub(e.start) >= l.window {
-			delete(l.entries, k)
-		}
-	}
-}
-
-// evictOldest drops the window that started first. Linear, but only run
-// when the table is full of live windows, and each login costs a bcrypt
-// hash that dwarfs it.
-func (l *limiter) evictOldest() {
-	var oldest string
-	var start time.Time
-	first := true
-	for k, e := range l.entries {
-		if first || e.start.Before(start) {
-			oldest, start, first = k, e.start, false
-		}
-	}
-	if !first {
-		delete(l.entries, oldest)
-	}
+	return n
 }

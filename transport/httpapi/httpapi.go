@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/imserver/imserver/im"
@@ -192,6 +194,11 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if code == codeInternal {
 		a.log.ErrorContext(r.Context(), "httpapi: request failed", "path", r.URL.Path, "err", err)
 	}
+	if secs, ok := auth.RetryAfter(err); ok {
+		// The SDK reads the code from a 200 answer; Retry-After rides
+		// along for clients and proxies that honour it.
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
 	writeEnvelope(w, http.StatusOK, code, msg, nil)
 }
 
@@ -342,7 +349,7 @@ func (a *api) serveRegister(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	acc, err := a.accounts.Register(r.Context(), req.Username, req.Password, req.Nickname)
+	acc, err := a.accounts.Register(clientContext(r), req.Username, req.Password, req.Nickname)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -371,11 +378,23 @@ func (a *api) serveLogin(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	res, err := a.accounts.Login(r.Context(), req.Username, req.Password)
+	res, err := a.accounts.Login(clientContext(r), req.Username, req.Password)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	writeOK(w, loginResponse{Token: res.Token, UserID: res.UserID, ExpiresAt: res.Expires.UnixMilli()})
+}
+
+// clientContext is r's context carrying the client's address for the login
+// limits (auth.WithClientAddr). The address is the connection's peer:
+// X-Forwarded-For and the like are not trusted, since any client can send
+// them, so behind a reverse proxy every client counts as the proxy.
+func clientContext(r *http.Request) context.Context {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return r.Context()
+	}
+	return auth.WithClientAddr(r.Context(), ap.Addr())
 }
