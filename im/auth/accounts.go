@@ -282,10 +282,12 @@ func (a *Accounts) Register(ctx context.Context, username, password, nickname st
 //
 // A wrong password, an unknown username and a disabled account all give the
 // same error, wrapping im.ErrUnauthenticated, after the same bcrypt work.
-// After LoginAttempts failures for one username within LoginWindow, further
-// attempts for it give an error wrapping im.ErrRateLimited, without checking
-// the password, until the window has passed; a successful login clears the
-// count.
+// After LoginAttempts failures for one username from one client address
+// (WithClientAddr; without one, from anywhere) within LoginWindow, further
+// attempts for it from there give an error wrapping im.ErrRateLimited,
+// without checking the password, until the window has passed; a successful
+// login clears that count. The per-address, per-subnet and per-username
+// limits of the package documentation apply as well.
 func (a *Accounts) Login(ctx context.Context, username, password string) (LoginResult, error) {
 	if checkUsername(username) != nil {
 		// No account can have this name, and the rules are public, so

@@ -35,13 +35,44 @@
 // below 10) and are limited to 72 bytes, bcrypt's input limit, rather than
 // silently truncated. Login answers a wrong password, an unknown username
 // and a disabled account with the same error after the same amount of
-// bcrypt work, so it does not reveal which usernames exist. Failed logins are
-// limited per username (5 per 15 minutes by default).
+// bcrypt work, so it does not reveal which usernames exist.
+//
+// # Login limits
+//
+// Register and Login are limited in layers, each checked before the next
+// and all before any bcrypt work, so a refused attempt costs no hash and no
+// store read:
+//
+//   - Per client address and per subnet (/24 for IPv4, /64 for IPv6):
+//     AccountsConfig.ClientAttempts (30) and SubnetAttempts (120) logins
+//     and registrations per ClientWindow (a minute). These apply when the
+//     ctx carries the client's address (WithClientAddr), as the HTTP API's
+//     does: there it is the connection's peer address, so behind a reverse
+//     proxy all clients share the proxy's address and the proxy must limit
+//     per client itself. No forwarding header is trusted. An unknown
+//     username costs one bcrypt comparison against a dummy hash, the same
+//     as a wrong password; these limits are what bound that cost.
+//   - Per username and client address: LoginAttempts (5) failures per
+//     LoginWindow (15 minutes), after which that address is refused for
+//     that username until the window passes, even with the right password.
+//     Another address, such as the owner's, is not affected. Without an
+//     address in ctx the key is the username alone.
+//   - Per username, from all addresses: past UsernameFailures (20) failures
+//     in LoginWindow, every attempt for that username waits UsernameDelay
+//     (2 s) before its password is checked. A guesser spread over many
+//     addresses is slowed; the owner still logs in.
+//
+// A refusal wraps im.ErrRateLimited and RetryAfter gives the seconds to
+// wait. Each limit's table holds at most MaxTracked keys (65,536) in 16
+// shards. A key is dropped only once its window has passed; when a shard is
+// full of open windows a new key is refused (fail closed), so spraying
+// usernames or addresses can fill the table but never lift a limit in
+// force. Tracked reports the keys held.
 //
 // # Concurrency
 //
-// JWT and Accounts are safe for concurrent use. The login limiter lives in
-// its Accounts value; two Accounts do not share it, nor do two processes.
+// JWT and Accounts are safe for concurrent use. The login limits live in
+// their Accounts value; two Accounts do not share it, nor do two processes.
 //
 // # Errors
 //

@@ -34,7 +34,8 @@
 //	      group, or not of the rank the call needs
 //	103   user does not exist (a group member, when  200
 //	      the im.Server has Config.Users)
-//	201   too many failed logins; try again later    200
+//	201   too many attempts; try again later         200
+//	      (Retry-After header: seconds to wait)
 //	202   group does not exist                       200
 //	404   no such route                              404
 //	405   method not allowed (Allow header set)      405
@@ -58,8 +59,12 @@
 // routes exist only when Options.Accounts is set (*auth.Accounts, or any
 // implementation of the Accounts interface), /metrics only when
 // Options.Stats is. Register refuses usernames,
-// passwords and nicknames that break the rules of im/auth; login is rate
-// limited per username there.
+// passwords and nicknames that break the rules of im/auth. Both are
+// limited by im/auth per client address and subnet, and login also per
+// username and address (see its package documentation); the client address
+// is the connection's peer (Request.RemoteAddr), never a header such as
+// X-Forwarded-For, which any client can set. Behind a reverse proxy every
+// client is the proxy, so the proxy must limit per client itself.
 //
 // # Group routes
 //
