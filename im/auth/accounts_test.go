@@ -67,6 +67,12 @@ func TestNewAccountsConfig(t *testing.T) {
 		{"cost 32", AccountsConfig{Store: store, Tokens: tokens, BcryptCost: 32}, 0},
 		{"negative attempts", AccountsConfig{Store: store, Tokens: tokens, LoginAttempts: -1}, 0},
 		{"negative window", AccountsConfig{Store: store, Tokens: tokens, LoginWindow: -time.Second}, 0},
+		{"negative client attempts", AccountsConfig{Store: store, Tokens: tokens, ClientAttempts: -1}, 0},
+		{"negative subnet attempts", AccountsConfig{Store: store, Tokens: tokens, SubnetAttempts: -1}, 0},
+		{"negative client window", AccountsConfig{Store: store, Tokens: tokens, ClientWindow: -time.Second}, 0},
+		{"negative username failures", AccountsConfig{Store: store, Tokens: tokens, UsernameFailures: -1}, 0},
+		{"negative username delay", AccountsConfig{Store: store, Tokens: tokens, UsernameDelay: -time.Second}, 0},
+		{"negative max tracked", AccountsConfig{Store: store, Tokens: tokens, MaxTracked: -1}, 0},
 		{"cost 10", AccountsConfig{Store: store, Tokens: tokens, BcryptCost: 10}, 10},
 		{"defaults", AccountsConfig{Store: store, Tokens: tokens}, DefaultBcryptCost},
 	}
