@@ -167,7 +167,10 @@ func TestLoginAttackerDoesNotLockOutOwner(t *testing.T) {
 // Spraying junk usernames fills the limits' tables but cannot flush a
 // lock in force, and the tables stay within their bound.
 func TestLoginSprayKeepsLocks(t *testing.T) {
-	const maxTracked = 16
+	// 64 keys a table, four a shard: room for the few keys before the
+	// spray wherever they hash (with one a shard, two of them could meet
+	// and the second be refused), and far fewer than the spray's 200.
+	const maxTracked = 64
 	e := setupLimits(t, func(c *auth.AccountsConfig) {
 		c.LoginAttempts = 2
 		c.ClientAttempts = 10000
