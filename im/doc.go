@@ -38,6 +38,16 @@
 // conversation (a NotificationMessage whose content is a GroupNotice), so
 // clients learn of it by push and by sync like any message.
 //
+// A group's id is 128 random bits from crypto/rand (32 hex characters), not
+// a time-ordered id like a message's, so knowing the ids one sees does not
+// lead to a group's. Who may join is the group's JoinPolicy: JoinOpen (the
+// zero value of GroupSpec.JoinPolicy) lets anyone with the id join and read
+// the history, JoinInviteOnly only the admins and the owner add members;
+// the HTTP API (transport/httpapi) creates invite-only groups unless asked
+// for an open one. Group(ctx, id, userID) answers an invite-only group to
+// its members only, and to anyone else the same ErrNotFound as for an id
+// that names no group; GroupMembers answers members only.
+//
 // The group rules hold across Servers sharing one Store (several processes
 // on one database), because the Store, not the Server, enforces them:
 //

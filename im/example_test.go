@@ -148,7 +148,7 @@ func ExampleServer_CreateGroup() {
 	defer srv.Close()
 
 	ctx := context.Background()
-	g, err := srv.CreateGroup(ctx, "alice", im.GroupSpec{Name: "Release crew"}, []string{"bob", "carol"})
+	g, err := srv.CreateGroup(ctx, "alice", im.GroupSpec{Name: "Release crew", JoinPolicy: im.JoinInviteOnly}, []string{"bob", "carol"})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -54,8 +54,12 @@ func (r *GroupRole) UnmarshalText(b []byte) error {
 // JoinPolicy decides who may add members to a group.
 type JoinPolicy int32
 
+// The values are stored as numbers by the stores, so they never change.
+// JoinOpen is 0, the zero value of GroupSpec.JoinPolicy: a caller of
+// Server.CreateGroup who wants a private group says so.
 const (
-	// JoinOpen lets anyone join by themselves, and any member invite.
+	// JoinOpen lets anyone join by themselves, and any member invite;
+	// anyone may look the group up (Server.Group).
 	JoinOpen JoinPolicy = 0
 	// JoinInviteOnly refuses self-joins; only admins and the owner add
 	// members.

@@ -16,7 +16,11 @@ type GroupSpec struct {
 	Introduction string
 	Notification string
 	Extra        string
-	JoinPolicy   JoinPolicy
+	// JoinPolicy's zero value is JoinOpen: anyone who has the group's id
+	// may join it and read its history, and look it up. Set
+	// JoinInviteOnly for a private group. (The HTTP API's create call
+	// makes invite-only groups unless the request asks for an open one.)
+	JoinPolicy JoinPolicy
 }
 
 // GroupUpdate changes some fields of a group; nil fields stay as they are.
@@ -61,7 +65,10 @@ const (
 // CreateGroup creates a group owned by ownerID with memberIDs as its first
 // members (the owner need not be listed) and returns it. With Config.Users
 // set, every member must exist (USER_NOT_EXIST otherwise). The group and
-// its group_created notice are stored in one commit.
+// its group_created notice are stored in one commit. The group's id is 128
+// random bits (32 hex characters), which nobody can guess or derive from
+// other ids. spec.JoinPolicy's zero value is JoinOpen: give JoinInviteOnly
+// for a group that only its admins add members to.
 func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec, memberIDs []string) (Group, error) {
 	if !validID(ownerID) {
 		return Group{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "owner id is not a valid user id")
@@ -76,7 +83,7 @@ func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec
 	}
 	now := time.Now().Truncate(time.Microsecond)
 	g := Group{
-		ID:           s.ids.next(now),
+		ID:           randomID(),
 		Name:         spec.Name,
 		FaceURL:      spec.FaceURL,
 		Introduction: spec.Introduction,
@@ -108,8 +115,12 @@ func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec
 	return g, nil
 }
 
-// Group returns group id; any user may look a group up (to join it).
-func (s *Server) Group(ctx context.Context, id string) (_ Group, err error) {
+// Group returns group id as userID may see it: any user may look up a
+// group that is open to joining (JoinOpen), but only its members one that
+// is not. To anyone else such a group does not exist: the error is the
+// same (ErrNotFound, "group does not exist") as for an id that names no
+// group, so that asking does not tell whether it does.
+func (s *Server) Group(ctx context.Context, id, userID string) (_ Group, err error) {
 	if !validID(id) {
 		return Group{}, errNoGroup()
 	}
@@ -118,7 +129,21 @@ func (s *Server) Group(ctx context.Context, id string) (_ Group, err error) {
 	if errors.Is(err, ErrNotFound) {
 		return Group{}, errNoGroup()
 	}
-	return g, err
+	if err != nil {
+		return Group{}, err
+	}
+	if g.JoinPolicy == JoinOpen {
+		return g, nil
+	}
+	if !validID(userID) {
+		return Group{}, errNoGroup()
+	}
+	if _, err := s.store.GroupMember(ctx, id, userID); errors.Is(err, ErrNotFound) {
+		return Group{}, errNoGroup()
+	} else if err != nil {
+		return Group{}, err
+	}
+	return g, nil
 }
 
 // GroupMembers returns the members of group id, for userID, who must be one

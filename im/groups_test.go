@@ -183,7 +183,7 @@ func TestGroupMembershipChangesDecideWhoReceives(t *testing.T) {
 		ids = append(ids, m.UserID)
 	}
 	require.ElementsMatch(t, []string{alice, dave}, ids)
-	after, err := srv.Group(ctx, g.ID)
+	after, err := srv.Group(ctx, g.ID, alice)
 	require.NoError(t, err)
 	require.Equal(t, 2, after.MemberCount)
 }
@@ -249,7 +249,7 @@ func TestGroupPermissions(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			require.ErrorIs(t, tc.do(), tc.want)
-			got, err := srv.Group(ctx, g.ID)
+			got, err := srv.Group(ctx, g.ID, alice)
 			require.NoError(t, err)
 			require.Equal(t, "club", got.Name, "nothing changed")
 			require.Equal(t, 3, got.MemberCount, "nothing changed")
@@ -303,7 +303,7 @@ func TestGroupDismiss(t *testing.T) {
 	for _, c := range []*client.Client{a, b} {
 		require.Equal(t, im.GroupNoticeDismissed, notice(t, nextMessage(t, c), g.ID).Type)
 	}
-	_, err = srv.Group(ctx, g.ID)
+	_, err = srv.Group(ctx, g.ID, alice)
 	require.ErrorIs(t, err, im.ErrNotFound)
 	_, err = sendToGroup(t, b, g.ID, "hello?")
 	require.ErrorIs(t, err, im.ErrNotFound)
@@ -447,7 +447,7 @@ func TestGroupOwnershipTransfer(t *testing.T) {
 		require.Equal(t, im.RoleOwner, n.Role)
 		require.Contains(t, string(m.Content), `"role":"owner"`, "roles travel as names")
 	}
-	got, err := srv.Group(ctx, g.ID)
+	got, err := srv.Group(ctx, g.ID, alice)
 	require.NoError(t, err)
 	require.Equal(t, bob, got.OwnerID)
 	members, err := srv.GroupMembers(ctx, g.ID, alice)
@@ -494,7 +494,7 @@ func TestGroupConcurrentJoinsStopAtTheLimit(t *testing.T) {
 		require.ErrorIs(t, err, im.ErrLimitExceeded)
 	}
 	require.Equal(t, 4, joined)
-	got, err := srv.Group(ctx, g.ID)
+	got, err := srv.Group(ctx, g.ID, alice)
 	require.NoError(t, err)
 	require.Equal(t, 5, got.MemberCount)
 	members, err := srv.GroupMembers(ctx, g.ID, alice)

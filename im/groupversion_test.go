@@ -77,7 +77,7 @@ func TestGroupChangeIsDecidedAgainAfterAnotherServersChange(t *testing.T) {
 		require.NoError(t, err)
 	})
 	require.NoError(t, srv.KickFromGroup(ctx, g.ID, alice, []string{carol}))
-	got, err := srv.Group(ctx, g.ID)
+	got, err := srv.Group(ctx, g.ID, alice)
 	require.NoError(t, err)
 	require.Equal(t, 3, got.MemberCount, "alice, bob and dave")
 }
@@ -95,7 +95,7 @@ func TestGroupJoinStopsAtTheLimitAfterAnotherServersJoin(t *testing.T) {
 	})
 	_, err = srv.JoinGroup(ctx, g.ID, carol)
 	require.True(t, errors.Is(err, im.ErrLimitExceeded), "join: %v", err)
-	got, err := srv.Group(ctx, g.ID)
+	got, err := srv.Group(ctx, g.ID, alice)
 	require.NoError(t, err)
 	require.Equal(t, 3, got.MemberCount)
 }

@@ -39,3 +39,14 @@ func (g *idGen) next(now time.Time) string {
 	hex.Encode(out[:], raw[:])
 	return string(out[:])
 }
+
+// randomID returns 128 bits from crypto/rand, hex-encoded (32 characters).
+// Ids that grant access (a group's id is all a user needs to ask to join
+// it or to look it up) come from here, not from idGen: idGen's ids are
+// time-ordered with a per-process counter, and every user sees some in
+// their own send acks, so the next ones are easy to guess.
+func randomID() string {
+	var raw [16]byte
+	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(raw[:])
+}

@@ -250,7 +250,7 @@ func TestStorePanicFailsOneRequest(t *testing.T) {
 
 	t.Run("GroupReads", func(t *testing.T) {
 		store.arm("Group")
-		_, err := srv.Group(ctx, gid)
+		_, err := srv.Group(ctx, gid, alice)
 		internalAPI(t, err)
 		logged(t, "Group")
 		store.arm("GroupMembers")

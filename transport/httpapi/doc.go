@@ -77,8 +77,9 @@
 //
 //	POST /api/group/create       {"groupName","faceURL","introduction",
 //	                             "memberUserIDs"} → data group
-//	GET  /api/group/{id}         → data group (any user may look one up)
-//	POST /api/group/{id}/join    → data group
+//	GET  /api/group/{id}         → data group (members only, or anyone
+//	                             for an open group; otherwise 202)
+//	POST /api/group/{id}/join    → data group (open groups only)
 //	POST /api/group/{id}/leave   → no data (the owner cannot leave)
 //	POST /api/group/{id}/dismiss → no data (the owner only)
 //	POST /api/group/{id}/invite  {"userIDs"} → no data
@@ -99,8 +100,12 @@
 //
 // and create and update also take "notification" (create), "extra" and
 // "joinPolicy" (0 open: anyone joins, any member invites; 1 invite-only:
-// admins and the owner add members). In update, a field left out or null
-// stays as it is. A group is IM-iOS-SDK's IMGroup plus joinPolicy:
+// admins and the owner add members). create without "joinPolicy" (or
+// with null), as the SDK sends it, makes an invite-only group; an open
+// one only when asked with "joinPolicy":0. In update, a field left out or
+// null stays as it is. Group ids are 32 hex characters, 128 random bits.
+// To a user who is not a member, an invite-only group does not exist:
+// its info answers 202 as an unknown id does. A group is IM-iOS-SDK's IMGroup plus joinPolicy:
 //
 //	{"groupID","groupName","faceURL","ownerUserID","memberCount",
 //	 "introduction","notification","extra","createTime","updateTime",

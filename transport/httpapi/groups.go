@@ -113,9 +113,13 @@ type createGroupRequest struct {
 	Introduction  string   `json:"introduction"`
 	MemberUserIDs []string `json:"memberUserIDs"`
 	// Ours.
-	Notification string        `json:"notification"`
-	Extra        string        `json:"extra"`
-	JoinPolicy   im.JoinPolicy `json:"joinPolicy"`
+	Notification string `json:"notification"`
+	Extra        string `json:"extra"`
+	// JoinPolicy left out (or null), as the SDK sends it, makes an
+	// invite-only group: an app that does not know of join policies must
+	// not make groups that anyone with the id can join and read. 0 asks
+	// for an open group.
+	JoinPolicy *im.JoinPolicy `json:"joinPolicy"`
 }
 
 func (a *api) serveCreateGroup(w http.ResponseWriter, r *http.Request, user string) {
@@ -130,7 +134,10 @@ func (a *api) serveCreateGroup(w http.ResponseWriter, r *http.Request, user stri
 		Introduction: req.Introduction,
 		Notification: req.Notification,
 		Extra:        req.Extra,
-		JoinPolicy:   req.JoinPolicy,
+		JoinPolicy:   im.JoinInviteOnly,
+	}
+	if req.JoinPolicy != nil {
+		spec.JoinPolicy = *req.JoinPolicy
 	}
 	g, err := a.server.CreateGroup(r.Context(), user, spec, req.MemberUserIDs)
 	if err != nil {
@@ -189,8 +196,8 @@ func (a *api) noParams(h userHandler) userHandler {
 	}
 }
 
-func (a *api) serveGroup(w http.ResponseWriter, r *http.Request, _ string) {
-	g, err := a.server.Group(r.Context(), r.PathValue("id"))
+func (a *api) serveGroup(w http.ResponseWriter, r *http.Request, user string) {
+	g, err := a.server.Group(r.Context(), r.PathValue("id"), user)
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -225,6 +225,7 @@ func TestGroupLifecycle(t *testing.T) {
 		"faceURL":       "https://example.com/team.png",
 		"introduction":  "we ship",
 		"memberUserIDs": []string{bob, carol, alice, bob},
+		"joinPolicy":    0,
 	})
 	after := time.Now().UnixMilli()
 	require.NotEmpty(t, g.GroupID)
@@ -239,13 +240,13 @@ func TestGroupLifecycle(t *testing.T) {
 	require.LessOrEqual(t, g.CreateTime, after)
 	require.Equal(t, g.CreateTime, g.UpdateTime)
 	require.Zero(t, g.Status)
-	require.Zero(t, g.JoinPolicy, "open by default")
+	require.Zero(t, g.JoinPolicy, "open, as asked")
 	stored, err := e.store.Group(ctx, g.GroupID)
 	require.NoError(t, err)
 	require.Equal(t, "team", stored.Name)
 	require.Equal(t, 3, stored.MemberCount)
 
-	// Anyone may look a group up; the SDK's GET carries a JSON body.
+	// Anyone may look an open group up; the SDK's GET carries a JSON body.
 	r := ok(t, e.call(t, dave, http.MethodGet, "/api/group/"+g.GroupID, `{"groupID":"`+g.GroupID+`"}`))
 	require.Equal(t, g, decodeGroup(t, r.data))
 	r = ok(t, e.call(t, dave, http.MethodGet, "/api/group/"+g.GroupID, ""))
@@ -297,8 +298,10 @@ func TestGroupLifecycle(t *testing.T) {
 	require.Equal(t, 4, u.MemberCount)
 	require.Equal(t, g.CreateTime, u.CreateTime)
 	require.GreaterOrEqual(t, u.UpdateTime, g.UpdateTime)
-	r = ok(t, e.call(t, erin, http.MethodGet, "/api/group/"+g.GroupID, ""))
+	r = ok(t, e.call(t, dave, http.MethodGet, "/api/group/"+g.GroupID, ""))
 	require.Equal(t, u, decodeGroup(t, r.data))
+	// Invite-only now: to a non-member it does not exist.
+	failed(t, e.call(t, erin, http.MethodGet, "/api/group/"+g.GroupID, ""), 202, "group does not exist")
 
 	// An admin invites to the now invite-only group, and removes.
 	r = ok(t, e.call(t, bob, http.MethodPost, "/api/group/"+g.GroupID+"/invite", `{"userIDs":["erin","carol"]}`))
@@ -431,7 +434,7 @@ func TestGroupWithLoginToken(t *testing.T) {
 
 func TestGroupPermissions(t *testing.T) {
 	e := setupGroups(t, nil, nil)
-	open := e.createGroup(t, alice, map[string]any{"groupName": "open", "memberUserIDs": []string{bob, carol}})
+	open := e.createGroup(t, alice, map[string]any{"groupName": "open", "memberUserIDs": []string{bob, carol}, "joinPolicy": 0})
 	closed := e.createGroup(t, alice, map[string]any{"groupName": "closed", "memberUserIDs": []string{bob, carol}, "joinPolicy": 1})
 	ok(t, e.call(t, alice, http.MethodPost, "/api/group/"+open.GroupID+"/role", `{"userID":"bob","role":"admin"}`))
 	ok(t, e.call(t, alice, http.MethodPost, "/api/group/"+closed.GroupID+"/role", `{"userID":"bob","role":"admin"}`))
