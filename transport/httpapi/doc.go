@@ -38,6 +38,7 @@
 //	202   group does not exist                       200
 //	404   no such route                              404
 //	405   method not allowed (Allow header set)      405
+//	415   body not sent as application/json          415
 //	1001  username is taken                          200
 //
 // # Routes
@@ -50,14 +51,23 @@
 //	                           {"code":1,"message":"storage full"} (or
 //	                           "storage read-only", "storage unavailable",
 //	                           "shutting down", "unhealthy")
-//	GET  /metrics            → the im.Server's Stats, Prometheus text format
+//	GET  /metrics            → the im.Server's Stats, Prometheus text format,
+//	                           for "Authorization: Bearer <MetricsToken>"
 //
-// expiresAt is in Unix milliseconds. Request bodies are JSON whatever their
-// Content-Type says (curl users often send none); unknown fields are
-// ignored, so clients may send more than a call needs. The register and login
-// routes exist only when Options.Accounts is set (*auth.Accounts, or any
-// implementation of the Accounts interface), /metrics only when
-// Options.Stats is. Register refuses usernames,
+// expiresAt is in Unix milliseconds. A request body must be JSON sent as
+// Content-Type application/json (a charset parameter is allowed); any other
+// type is refused with HTTP 415 and code 415, so that a page on another
+// site cannot submit a form or text/plain body through a visitor's browser.
+// Calls without parameters may send no body and no Content-Type. Unknown
+// fields are ignored, so clients may send more than a call needs. The
+// register and login routes exist only when Options.Accounts is set
+// (*auth.Accounts, or any implementation of the Accounts interface),
+// /metrics only when Options.Stats and Options.MetricsToken are; without a
+// token, serve NewMetricsHandler on a private listener.
+//
+// No CORS header is sent unless Options.AllowedOrigins names the origin of
+// the request, so browsers keep other sites' pages from reading answers or
+// sending JSON; apps outside a browser (IM-iOS-SDK, curl) are not affected. Register refuses usernames,
 // passwords and nicknames that break the rules of im/auth; login is rate
 // limited per username there.
 //
