@@ -29,6 +29,7 @@
 //	      password, unknown user, disabled account
 //	      (deliberately one answer for all); a
 //	      missing, malformed or refused bearer token
+//	100   no or wrong metrics token (GET /metrics)   401
 //	101   token expired (routes taking a token)      200
 //	102   permission denied: not a member of the     200
 //	      group, or not of the rank the call needs
