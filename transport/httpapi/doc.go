@@ -64,13 +64,13 @@
 // register and login routes exist only when Options.Accounts is set
 // (*auth.Accounts, or any implementation of the Accounts interface),
 // /metrics only when Options.Stats and Options.MetricsToken are; without a
-// token, serve NewMetricsHandler on a private listener.
+// token, serve NewMetricsHandler on a private listener. Register refuses
+// usernames, passwords and nicknames that break the rules of im/auth; login
+// is rate limited per username there.
 //
 // No CORS header is sent unless Options.AllowedOrigins names the origin of
 // the request, so browsers keep other sites' pages from reading answers or
-// sending JSON; apps outside a browser (IM-iOS-SDK, curl) are not affected. Register refuses usernames,
-// passwords and nicknames that break the rules of im/auth; login is rate
-// limited per username there.
+// sending JSON; apps outside a browser (IM-iOS-SDK, curl) are not affected.
 //
 // # Group routes
 //
