@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"time"
 
@@ -34,6 +35,8 @@ type config struct {
 	MaxSessions   int
 	SendRate      float64
 	WSOrigins     string
+	CORSOrigins   string
+	MetricsToken  string
 	TLSCert       string
 	TLSKey        string
 	ShutdownGrace time.Duration
@@ -79,6 +82,7 @@ func settings(c *config) []setting {
 			fs.Float64Var(&c.SendRate, n, im.DefaultSendRate, u)
 		}},
 		{"ws-origins", "IM_WS_ORIGINS", "comma-separated extra Origin host patterns allowed on WebSocket", str(&c.WSOrigins, "")},
+		{"cors-origins", "IM_CORS_ORIGINS", "comma-separated web origins (https://app.example.com) whose pages may call the HTTP API from a browser; empty allows none", str(&c.CORSOrigins, "")},
 		{"tls-cert", "IM_TLS_CERT", "certificate file: serve TCP (tcps://) and WebSocket (wss://) over TLS", str(&c.TLSCert, "")},
 		{"tls-key", "IM_TLS_KEY", "key file for -tls-cert", str(&c.TLSKey, "")},
 		{"shutdown-grace", "IM_SHUTDOWN_GRACE", "how long a graceful shutdown may take", dur(&c.ShutdownGrace, 15*time.Second)},
@@ -86,7 +90,8 @@ func settings(c *config) []setting {
 			fs.BoolVar(&c.CheckRecip, n, true, u)
 		}},
 		{"bcrypt-cost", "IM_BCRYPT_COST", "bcrypt cost of new passwords (at least 10)", num(&c.BcryptCost, auth.DefaultBcryptCost)},
-		{"debug-addr", "IM_DEBUG_ADDR", "listen address for /debug/pprof (empty disables; keep it private)", str(&c.DebugAddr, "")},
+		{"debug-addr", "IM_DEBUG_ADDR", "listen address for /debug/pprof and /metrics (empty disables; keep it private)", str(&c.DebugAddr, "")},
+		{"metrics-token", "IM_METRICS_TOKEN", "also serve /metrics on the HTTP API port to requests with \"Authorization: Bearer <token>\" (empty: only on -debug-addr)", str(&c.MetricsToken, "")},
 	}
 }
 
@@ -155,6 +160,14 @@ func (c config) validate() error {
 	if c.BcryptCost < auth.MinBcryptCost || c.BcryptCost > 31 {
 		errs = append(errs, fmt.Errorf("-bcrypt-cost must be %d to 31", auth.MinBcryptCost))
 	}
+	for _, o := range c.corsOrigins() {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.TrimRight(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+			errs = append(errs, fmt.Errorf("-cors-origins: %q is not an origin such as https://app.example.com", o))
+		}
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
+		errs = append(errs, errors.New("-metrics-token must be at least 16 characters (openssl rand -hex 16)"))
+	}
 	if c.HTTPAddr == "" && c.WSAddr == "" && c.TCPAddr == "" {
 		errs = append(errs, errors.New("every listener is disabled"))
 	}
@@ -173,9 +186,15 @@ func (c config) policy() (im.DevicePolicy, error) {
 	return 0, fmt.Errorf("-device-policy must be all, platform or one, not %q", c.DevicePolicy)
 }
 
-func (c config) origins() []string {
+func (c config) origins() []string { return splitList(c.WSOrigins) }
+
+// corsOrigins are the web origins allowed to call the HTTP API.
+func (c config) corsOrigins() []string { return splitList(c.CORSOrigins) }
+
+// splitList splits a comma-separated setting, dropping empty items.
+func splitList(s string) []string {
 	var out []string
-	for _, o := range strings.Split(c.WSOrigins, ",") {
+	for _, o := range strings.Split(s, ",") {
 		if o = strings.TrimSpace(o); o != "" {
 			out = append(out, o)
 		}

@@ -103,7 +103,7 @@ func TestZeroConfigServer(t *testing.T) {
 	logs := new(syncBuffer)
 	var token, userID, bobID string
 	func() {
-		l, stop := start(t, dir, logs)
+		l, stop := start(t, dir, logs, "-debug-addr", "127.0.0.1:0")
 		defer stop()
 		base := "http://" + l.HTTP.String()
 
@@ -147,7 +147,12 @@ func TestZeroConfigServer(t *testing.T) {
 		rsp.Body.Close()
 		require.Equal(t, http.StatusOK, rsp.StatusCode)
 
+		// The metrics are on the private listener, not the API's.
 		rsp, err = http.Get(base + "/metrics")
+		require.NoError(t, err)
+		rsp.Body.Close()
+		require.Equal(t, http.StatusNotFound, rsp.StatusCode)
+		rsp, err = http.Get("http://" + l.Debug.String() + "/metrics")
 		require.NoError(t, err)
 		metrics, err := io.ReadAll(rsp.Body)
 		rsp.Body.Close()
@@ -247,11 +252,72 @@ func TestConfig(t *testing.T) {
 func TestDebugEndpoint(t *testing.T) {
 	logs := new(syncBuffer)
 	l, _ := start(t, t.TempDir(), logs, "-debug-addr", "127.0.0.1:0")
-	require.Contains(t, logs.String(), "profiling endpoint enabled")
+	require.Contains(t, logs.String(), "profiling and metrics endpoint enabled")
 	rsp, err := http.Get("http://" + l.Debug.String() + "/debug/pprof/goroutine?debug=1")
 	require.NoError(t, err)
 	defer rsp.Body.Close()
 	require.Equal(t, http.StatusOK, rsp.StatusCode)
+}
+
+// getStatus answers the status of a GET of url with the Authorization
+// header authz, if not empty, and the Origin header origin, if not empty.
+func getStatus(t *testing.T, url, authz, origin string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if authz != "" {
+		req.Header.Set("Authorization", authz)
+	}
+	if origin != "" {
+		req.Header.Set("Origin", origin)
+	}
+	rsp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer rsp.Body.Close()
+	b, err := io.ReadAll(rsp.Body)
+	require.NoError(t, err)
+	return rsp.StatusCode, rsp.Header, string(b)
+}
+
+func TestMetricsTokenAndCORS(t *testing.T) {
+	const token = "scrape-7f3a9c2e1b4d"
+	l, _ := start(t, t.TempDir(), new(syncBuffer), "-metrics-token", token, "-cors-origins", "https://app.example.com, http://localhost:3000")
+	base := "http://" + l.HTTP.String()
+	status, _, body := getStatus(t, base+"/metrics", "Bearer "+token, "")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "imserver_sessions 0\n")
+	status, _, body = getStatus(t, base+"/metrics", "", "")
+	require.Equal(t, http.StatusUnauthorized, status)
+	require.NotContains(t, body, "imserver_")
+
+	_, h, _ := getStatus(t, base+"/health", "", "http://localhost:3000")
+	require.Equal(t, "http://localhost:3000", h.Get("Access-Control-Allow-Origin"))
+	_, h, _ = getStatus(t, base+"/health", "", "https://evil.example")
+	require.Empty(t, h.Get("Access-Control-Allow-Origin"))
+}
+
+func TestCORSOffByDefault(t *testing.T) {
+	l, _ := start(t, t.TempDir(), new(syncBuffer))
+	_, h, _ := getStatus(t, "http://"+l.HTTP.String()+"/health", "", "https://app.example.com")
+	require.Empty(t, h.Get("Access-Control-Allow-Origin"))
+}
+
+func TestBadHTTPSecuritySettings(t *testing.T) {
+	for _, args := range [][]string{
+		{"-cors-origins", "app.example.com"},
+		{"-cors-origins", "https://app.example.com/path"},
+		{"-cors-origins", "ftp://app.example.com"},
+		{"-cors-origins", "*"},
+		{"-metrics-token", "short"},
+	} {
+		_, err := parseConfig(args, func(string) string { return "" }, new(bytes.Buffer))
+		require.ErrorContains(t, err, args[0], "%v", args)
+	}
+	c, err := parseConfig(nil, func(k string) string {
+		return map[string]string{"IM_CORS_ORIGINS": "https://a.example, https://b.example:8443"}[k]
+	}, new(bytes.Buffer))
+	require.NoError(t, err)
+	require.Equal(t, []string{"https://a.example", "https://b.example:8443"}, c.corsOrigins())
 }
 
 func TestRecipientCheckCanBeTurnedOff(t *testing.T) {

@@ -140,7 +140,11 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 			return err
 		}
 		addrs.HTTP = l.Addr()
-		api := httpapi.NewHandler(httpapi.Options{Accounts: accounts, Server: srv, Health: srv.Health, Stats: srv.Stats, Logger: log})
+		api := httpapi.NewHandler(httpapi.Options{
+			Accounts: accounts, Server: srv, Health: srv.Health, Logger: log,
+			Stats: srv.Stats, MetricsToken: c.MetricsToken,
+			AllowedOrigins: c.corsOrigins(),
+		})
 		hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(h, slog.LevelWarn)}
 		httpSrv = append(httpSrv, hs)
 		serve("http", func() error { return hs.Serve(l) })
@@ -174,9 +178,10 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 			closeAll()
 			return err
 		}
-		// pprof's handlers, on their own mux and listener so they are
-		// never reachable through the public ports.
+		// pprof's handlers and the metrics, on their own mux and
+		// listener so they are never reachable through the public ports.
 		mux := http.NewServeMux()
+		mux.Handle("/metrics", httpapi.NewMetricsHandler(srv.Stats))
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -186,7 +191,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		httpSrv = append(httpSrv, hs)
 		addrs.Debug = l.Addr()
 		serve("debug", func() error { return hs.Serve(l) })
-		log.Info("profiling endpoint enabled", "addr", l.Addr().String())
+		log.Info("profiling and metrics endpoint enabled", "addr", l.Addr().String())
 	}
 	log.Info("imserver listening", "store", c.Store, "http", addrString(addrs.HTTP), "websocket", addrString(addrs.WS), "tcp", addrString(addrs.TCP), "data", c.DataDir)
 	if ready != nil {

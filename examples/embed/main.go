@@ -6,7 +6,7 @@
 //
 //	go run ./examples/embed -addr 127.0.0.1:8090
 //	curl -s 'localhost:8090/login?user=alice'   # → a session token
-//	curl -s -H "Authorization: Bearer $TOKEN" -d '{"groupName":"team","memberUserIDs":["bob"]}' \
+//	curl -s -H "Authorization: Bearer $TOKEN" --json '{"groupName":"team","memberUserIDs":["bob"]}' \
 //	    localhost:8090/api/group/create
 //
 // then connect to ws://localhost:8090/ws?token=… with any client of the

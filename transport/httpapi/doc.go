@@ -29,6 +29,7 @@
 //	      password, unknown user, disabled account
 //	      (deliberately one answer for all); a
 //	      missing, malformed or refused bearer token
+//	100   no or wrong metrics token (GET /metrics)   401
 //	101   token expired (routes taking a token)      200
 //	102   permission denied: not a member of the     200
 //	      group, or not of the rank the call needs
@@ -39,6 +40,7 @@
 //	202   group does not exist                       200
 //	404   no such route                              404
 //	405   method not allowed (Allow header set)      405
+//	415   body not sent as application/json          415
 //	1001  username is taken                          200
 //
 // # Routes
@@ -51,20 +53,29 @@
 //	                           {"code":1,"message":"storage full"} (or
 //	                           "storage read-only", "storage unavailable",
 //	                           "shutting down", "unhealthy")
-//	GET  /metrics            → the im.Server's Stats, Prometheus text format
+//	GET  /metrics            → the im.Server's Stats, Prometheus text format,
+//	                           for "Authorization: Bearer <MetricsToken>"
 //
-// expiresAt is in Unix milliseconds. Request bodies are JSON whatever their
-// Content-Type says (curl users often send none); unknown fields are
-// ignored, so clients may send more than a call needs. The register and login
-// routes exist only when Options.Accounts is set (*auth.Accounts, or any
-// implementation of the Accounts interface), /metrics only when
-// Options.Stats is. Register refuses usernames,
-// passwords and nicknames that break the rules of im/auth. Both are
-// limited by im/auth per client address and subnet, and login also per
+// expiresAt is in Unix milliseconds. A request body must be JSON sent as
+// Content-Type application/json (a charset parameter is allowed); any other
+// type is refused with HTTP 415 and code 415, so that a page on another
+// site cannot submit a form or text/plain body through a visitor's browser.
+// Calls without parameters may send no body and no Content-Type. Unknown
+// fields are ignored, so clients may send more than a call needs. The
+// register and login routes exist only when Options.Accounts is set
+// (*auth.Accounts, or any implementation of the Accounts interface),
+// /metrics only when Options.Stats and Options.MetricsToken are; without a
+// token, serve NewMetricsHandler on a private listener. Register refuses
+// usernames, passwords and nicknames that break the rules of im/auth. Both
+// are limited by im/auth per client address and subnet, and login also per
 // username and address (see its package documentation); the client address
 // is the connection's peer (Request.RemoteAddr), never a header such as
 // X-Forwarded-For, which any client can set. Behind a reverse proxy every
 // client is the proxy, so the proxy must limit per client itself.
+//
+// No CORS header is sent unless Options.AllowedOrigins names the origin of
+// the request, so browsers keep other sites' pages from reading answers or
+// sending JSON; apps outside a browser (IM-iOS-SDK, curl) are not affected.
 //
 // # Group routes
 //

@@ -640,8 +640,8 @@ func TestGroupCreatedOverHTTPReachesSockets(t *testing.T) {
 	ids := map[string]string{}
 	var aliceToken string
 	for _, u := range []string{"alice", "bobby", "carol"} {
-		ok(t, doRequest(t, hc, http.MethodPost, base+"/api/auth/register", nil, jsonBody(t, map[string]string{"username": u, "password": "secret-" + u})))
-		r := ok(t, doRequest(t, hc, http.MethodPost, base+"/api/auth/login", nil, jsonBody(t, map[string]string{"username": u, "password": "secret-" + u, "platform": "iOS"})))
+		ok(t, doRequest(t, hc, http.MethodPost, base+"/api/auth/register", jsonHeader, jsonBody(t, map[string]string{"username": u, "password": "secret-" + u})))
+		r := ok(t, doRequest(t, hc, http.MethodPost, base+"/api/auth/login", jsonHeader, jsonBody(t, map[string]string{"username": u, "password": "secret-" + u, "platform": "iOS"})))
 		var login loggedIn
 		require.NoError(t, json.Unmarshal(r.data, &login))
 		ids[u] = login.UserID

@@ -1,12 +1,14 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/netip"
 	"reflect"
@@ -39,9 +41,24 @@ type Options struct {
 	// and never the error's text, which is logged. nil means always
 	// healthy.
 	Health func(ctx context.Context) error
-	// Stats, if set, is served at GET /metrics in the Prometheus text
-	// format; pass the im.Server's Stats method. nil leaves the route out.
+	// Stats, with MetricsToken, is served at GET /metrics in the
+	// Prometheus text format; pass the im.Server's Stats method. The
+	// counters tell an outsider how busy the server is and how it fails,
+	// so without a token the route is left out of this handler (it
+	// answers 404): serve NewMetricsHandler on a private listener instead.
 	Stats func() im.Stats
+	// MetricsToken, if set with Stats, serves /metrics on this handler to
+	// requests carrying "Authorization: Bearer <MetricsToken>"; others get
+	// 401.
+	MetricsToken string
+	// AllowedOrigins are the web origins ("https://app.example.com":
+	// scheme, host and port if not the default) whose pages may call the
+	// API from a browser. Their requests get Access-Control-Allow-Origin
+	// and their preflights an answer allowing the API's methods and the
+	// Authorization and Content-Type headers. Empty, the default, allows
+	// none: a browser then lets no other site's page read an answer or
+	// send a JSON request, which apps outside a browser do not need.
+	AllowedOrigins []string
 	// Logger receives unexpected errors; nil discards them.
 	Logger *slog.Logger
 	// MaxBodyBytes bounds a request body. Default DefaultMaxBodyBytes.
@@ -61,6 +78,7 @@ const (
 	codeNotFound      = 202
 	codeNoRoute       = 404
 	codeBadMethod     = 405
+	codeMediaType     = 415
 	codeUsernameTaken = 1001
 )
 
@@ -73,12 +91,13 @@ type Accounts interface {
 }
 
 type api struct {
-	accounts Accounts
-	server   *im.Server
-	health   func(ctx context.Context) error
-	stats    func() im.Stats
-	log      *slog.Logger
-	maxBody  int64
+	accounts     Accounts
+	server       *im.Server
+	health       func(ctx context.Context) error
+	stats        func() im.Stats
+	metricsToken string
+	log          *slog.Logger
+	maxBody      int64
 }
 
 // NewHandler returns the API's http.Handler.
@@ -89,12 +108,13 @@ func NewHandler(opts Options) http.Handler {
 		opts.Accounts = nil
 	}
 	a := &api{
-		accounts: opts.Accounts,
-		server:   opts.Server,
-		health:   opts.Health,
-		stats:    opts.Stats,
-		log:      opts.Logger,
-		maxBody:  opts.MaxBodyBytes,
+		accounts:     opts.Accounts,
+		server:       opts.Server,
+		health:       opts.Health,
+		stats:        opts.Stats,
+		metricsToken: opts.MetricsToken,
+		log:          opts.Logger,
+		maxBody:      opts.MaxBodyBytes,
 	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -105,8 +125,8 @@ func NewHandler(opts Options) http.Handler {
 
 	r := newRouter()
 	r.handle(http.MethodGet, "/health", a.serveHealth)
-	if a.stats != nil {
-		r.handle(http.MethodGet, "/metrics", a.serveMetrics)
+	if a.stats != nil && a.metricsToken != "" {
+		r.handle(http.MethodGet, "/metrics", a.serveMetricsWithToken)
 	}
 	if a.accounts != nil {
 		r.handle(http.MethodPost, "/api/auth/register", a.serveRegister)
@@ -115,7 +135,7 @@ func NewHandler(opts Options) http.Handler {
 	if a.server != nil {
 		a.handleGroups(r)
 	}
-	return r.finish()
+	return withCORS(r.finish(), opts.AllowedOrigins)
 }
 
 // router wraps http.ServeMux so that an unknown path and a known path with
@@ -190,6 +210,12 @@ func writeOK(w http.ResponseWriter, data any) {
 // refused get their code and a message safe to show (an *im.Error's Msg);
 // anything else is logged and answered as code 1 without detail.
 func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errMediaType) {
+		// Only clients other than the SDK, which sends JSON, get here;
+		// the status tells them what to fix.
+		writeEnvelope(w, http.StatusUnsupportedMediaType, codeMediaType, "Content-Type must be application/json", nil)
+		return
+	}
 	code, msg := codeOf(err)
 	if code == codeInternal {
 		a.log.ErrorContext(r.Context(), "httpapi: request failed", "path", r.URL.Path, "err", err)
@@ -245,8 +271,10 @@ func badRequest(msg string) error {
 	return &im.Error{Msg: msg, Err: im.ErrInvalidArgument}
 }
 
-// decodeBody reads one JSON value from r's body into dst, whatever the
-// Content-Type. Unknown fields are ignored.
+// decodeBody reads one JSON value from r's body into dst. The body must be
+// sent as application/json: a page on another site can make a browser
+// send a form or text/plain body anywhere without asking, but not a JSON
+// one unless CORS allows it (see withCORS). Unknown fields are ignored.
 func (a *api) decodeBody(w http.ResponseWriter, r *http.Request, dst any) error {
 	return a.decode(w, r, dst, false)
 }
@@ -259,11 +287,16 @@ func (a *api) decodeOptionalBody(w http.ResponseWriter, r *http.Request, dst any
 }
 
 func (a *api) decode(w http.ResponseWriter, r *http.Request, dst any, optional bool) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, a.maxBody))
-	err := dec.Decode(dst)
-	if optional && err == io.EOF {
+	body := bufio.NewReader(http.MaxBytesReader(w, r.Body, a.maxBody))
+	if _, err := body.Peek(1); optional && err == io.EOF {
+		// Nothing sent, nothing to judge the type of.
 		return nil
 	}
+	if !isJSON(r.Header.Get("Content-Type")) {
+		return errMediaType
+	}
+	dec := json.NewDecoder(body)
+	err := dec.Decode(dst)
 	if err == nil {
 		// Anything after the value is a client bug worth reporting rather
 		// than silently ignoring.
@@ -287,6 +320,16 @@ func (a *api) decode(w http.ResponseWriter, r *http.Request, dst any, optional b
 		return badRequest("request body must be a JSON object")
 	}
 	return badRequest("request body is not valid JSON")
+}
+
+// errMediaType refuses a body not sent as application/json.
+var errMediaType = errors.New("httpapi: Content-Type must be application/json")
+
+// isJSON reports whether the Content-Type header value ct is
+// application/json, with or without parameters such as a charset.
+func isJSON(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
 }
 
 // jsonKind names, in JSON's terms, what a Go field of kind k accepts.

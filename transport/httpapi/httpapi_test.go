@@ -130,6 +130,9 @@ func doRequest(t *testing.T, c *http.Client, method, url string, header http.Hea
 	return r
 }
 
+// jsonHeader is what the SDK sends with every call.
+var jsonHeader = http.Header{"Content-Type": {"application/json"}}
+
 func (e *testEnv) post(t *testing.T, path, body string) response {
 	t.Helper()
 	return e.do(t, http.MethodPost, path, "application/json", body)
@@ -171,9 +174,9 @@ func TestRegister(t *testing.T) {
 	require.Contains(t, e.logs.String(), alice.UserID, "registrations are logged by user id")
 	require.NotContains(t, e.logs.String(), "correct horse")
 
-	// Without a Content-Type (curl), with a field the API does not know,
-	// and without a nickname.
-	r = e.do(t, http.MethodPost, "/api/auth/register", "", `{"username":"bob","password":"battery staple","avatar":"x.png"}`)
+	// With a charset, with a field the API does not know, and without a
+	// nickname.
+	r = e.do(t, http.MethodPost, "/api/auth/register", "application/json; charset=utf-8", `{"username":"bob","password":"battery staple","avatar":"x.png"}`)
 	require.Equal(t, 0, r.code, r.message)
 	var bob registered
 	require.NoError(t, json.Unmarshal(r.data, &bob))
@@ -232,8 +235,8 @@ func TestLogin(t *testing.T) {
 	var alice registered
 	require.NoError(t, json.Unmarshal(r.data, &alice))
 
-	// The SDK's demo sends platform; curl users may send text/plain.
-	r = e.do(t, http.MethodPost, "/api/auth/login", "text/plain", `{"username":"alice","password":"correct horse","platform":"iOS"}`)
+	// The SDK's demo sends platform.
+	r = e.do(t, http.MethodPost, "/api/auth/login", "Application/JSON", `{"username":"alice","password":"correct horse","platform":"iOS"}`)
 	require.Equal(t, http.StatusOK, r.status)
 	require.Equal(t, 0, r.code, r.message)
 	require.Equal(t, "no-store", r.header.Get("Cache-Control"))
@@ -389,37 +392,80 @@ func TestRoutes(t *testing.T) {
 	}
 }
 
-func TestMetrics(t *testing.T) {
-	stats := im.Stats{Connections: 3, Sessions: 2, FramesIn: 10, MessagesStored: 7, CommitTime: 1500 * time.Millisecond, SlowConsumers: 1, StorePanics: 2, SignalsLimited: 4, SignalsDropped: 5}
-	e := setup(t, newTestStore(t), 0, func(o *httpapi.Options) { o.Stats = func() im.Stats { return stats } })
-	rsp, err := http.Get(e.srv.URL + "/metrics")
+// getMetrics fetches /metrics from base with the Authorization header
+// authorization, if not empty.
+func getMetrics(t *testing.T, url, authorization string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	require.NoError(t, err)
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	rsp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	defer rsp.Body.Close()
-	require.Equal(t, http.StatusOK, rsp.StatusCode)
-	require.Contains(t, rsp.Header.Get("Content-Type"), "text/plain")
 	body, err := io.ReadAll(rsp.Body)
 	require.NoError(t, err)
-	for _, line := range []string{
-		"# TYPE imserver_connections gauge",
-		"imserver_connections 3",
-		"imserver_sessions 2",
-		"imserver_frames_in_total 10",
-		"imserver_messages_stored_total 7",
-		"imserver_store_commit_seconds_total 1.5",
-		"imserver_slow_consumers_total 1",
-		"imserver_store_panics_total 2",
-		"imserver_signals_limited_total 4",
-		"imserver_signals_dropped_total 5",
-	} {
-		require.Contains(t, string(body), line+"\n")
+	if rsp.StatusCode == http.StatusOK {
+		require.Contains(t, rsp.Header.Get("Content-Type"), "text/plain")
+	}
+	return rsp.StatusCode, string(body)
+}
+
+func TestMetrics(t *testing.T) {
+	stats := im.Stats{Connections: 3, Sessions: 2, FramesIn: 10, MessagesStored: 7, CommitTime: 1500 * time.Millisecond, SlowConsumers: 1, StorePanics: 2, SignalsLimited: 4, SignalsDropped: 5}
+	statsFn := func() im.Stats { return stats }
+	check := func(t *testing.T, body string) {
+		t.Helper()
+		for _, line := range []string{
+			"# TYPE imserver_connections gauge",
+			"imserver_connections 3",
+			"imserver_sessions 2",
+			"imserver_frames_in_total 10",
+			"imserver_messages_stored_total 7",
+			"imserver_store_commit_seconds_total 1.5",
+			"imserver_slow_consumers_total 1",
+			"imserver_store_panics_total 2",
+			"imserver_signals_limited_total 4",
+			"imserver_signals_dropped_total 5",
+		} {
+			require.Contains(t, body, line+"\n")
+		}
 	}
 
-	// Without Stats there is no such route.
-	plain := setup(t, newTestStore(t), 0, nil)
-	rsp2, err := http.Get(plain.srv.URL + "/metrics")
-	require.NoError(t, err)
-	rsp2.Body.Close()
-	require.Equal(t, http.StatusNotFound, rsp2.StatusCode)
+	t.Run("own listener", func(t *testing.T) {
+		srv := httptest.NewServer(httpapi.NewMetricsHandler(statsFn))
+		t.Cleanup(srv.Close)
+		status, body := getMetrics(t, srv.URL+"/metrics", "")
+		require.Equal(t, http.StatusOK, status)
+		check(t, body)
+	})
+
+	t.Run("not on the API by default", func(t *testing.T) {
+		e := setup(t, newTestStore(t), 0, func(o *httpapi.Options) { o.Stats = statsFn })
+		status, body := getMetrics(t, e.srv.URL+"/metrics", "")
+		require.Equal(t, http.StatusNotFound, status)
+		require.NotContains(t, body, "imserver_")
+	})
+
+	t.Run("on the API with a token", func(t *testing.T) {
+		const token = "scrape-k7Qm2vX9pL4sT8wZ"
+		e := setup(t, newTestStore(t), 0, func(o *httpapi.Options) { o.Stats = statsFn; o.MetricsToken = token })
+		status, body := getMetrics(t, e.srv.URL+"/metrics", "Bearer "+token)
+		require.Equal(t, http.StatusOK, status)
+		check(t, body)
+		for _, authz := range []string{"", "Bearer ", "Bearer wrong", "Basic " + token, "Bearer " + token + "x"} {
+			status, body := getMetrics(t, e.srv.URL+"/metrics", authz)
+			require.Equal(t, http.StatusUnauthorized, status, "Authorization %q", authz)
+			require.NotContains(t, body, "imserver_")
+		}
+	})
+
+	t.Run("token without Stats", func(t *testing.T) {
+		e := setup(t, newTestStore(t), 0, func(o *httpapi.Options) { o.MetricsToken = "scrape-k7Qm2vX9pL4sT8wZ" })
+		status, _ := getMetrics(t, e.srv.URL+"/metrics", "Bearer scrape-k7Qm2vX9pL4sT8wZ")
+		require.Equal(t, http.StatusNotFound, status)
+	})
 }
 
 // hostAccounts is a host's own account system behind the register and login

@@ -1,9 +1,41 @@
 package httpapi
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"net/http"
+
+	"github.com/imserver/imserver/im"
 )
+
+// NewMetricsHandler serves stats (pass the im.Server's Stats method) in the
+// Prometheus text format to any GET, with no authentication: mount it on a
+// listener only operators reach, such as the one serving pprof.
+func NewMetricsHandler(stats func() im.Stats) http.Handler {
+	a := &api{stats: stats}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		a.serveMetrics(w, r)
+	})
+}
+
+// serveMetricsWithToken serves /metrics on the public API to a scraper
+// that shows Options.MetricsToken.
+func (a *api) serveMetricsWithToken(w http.ResponseWriter, r *http.Request) {
+	token, ok := bearerToken(r)
+	// Constant time, so the answer's timing does not tell how much of a
+	// guess was right.
+	if !ok || subtle.ConstantTimeCompare([]byte(token), []byte(a.metricsToken)) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+		writeEnvelope(w, http.StatusUnauthorized, codeAuthFailed, "authentication failed", nil)
+		return
+	}
+	a.serveMetrics(w, r)
+}
 
 // serveMetrics writes the server's Stats in the Prometheus text format, so
 // any Prometheus-compatible scraper can collect them without a client
