@@ -65,7 +65,10 @@
 // to users that exist: imbench registers bench-<run>-<i> users through the
 // HTTP API (-http), -register-parallel at a time. The server hashes each
 // password with bcrypt, so a thousand users take minutes on a small machine:
-// -users-file keeps them for the next run, and with the server's JWT secret
+// imserver takes 30 logins and registrations a minute from one address by
+// default, so start it with -login-client-rate and -login-subnet-rate
+// raised for that; -users-file keeps them for the next run, and with the
+// server's JWT secret
 // (-jwt-secret, IM_JWT_SECRET, or -data to read it from the server's data
 // dir) imbench mints tokens instead of logging in. connect never messages
 // anyone, so with the secret it mints tokens for made-up users and

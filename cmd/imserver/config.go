@@ -43,6 +43,10 @@ type config struct {
 	DebugAddr     string
 	CheckRecip    bool
 	BcryptCost    int
+	// Login and registration attempts per client address and subnet a
+	// minute (auth.AccountsConfig.ClientAttempts, SubnetAttempts).
+	ClientAttempts int
+	SubnetAttempts int
 }
 
 // setting is one flag with its environment variable.
@@ -90,6 +94,8 @@ func settings(c *config) []setting {
 			fs.BoolVar(&c.CheckRecip, n, true, u)
 		}},
 		{"bcrypt-cost", "IM_BCRYPT_COST", "bcrypt cost of new passwords (at least 10)", num(&c.BcryptCost, auth.DefaultBcryptCost)},
+		{"login-client-rate", "IM_LOGIN_CLIENT_RATE", "logins and registrations a minute from one client address, before any password hashing (raise it to register many users from one host, as imbench does)", num(&c.ClientAttempts, auth.DefaultClientAttempts)},
+		{"login-subnet-rate", "IM_LOGIN_SUBNET_RATE", "logins and registrations a minute from one /24 (IPv4) or /64 (IPv6) subnet", num(&c.SubnetAttempts, auth.DefaultSubnetAttempts)},
 		{"debug-addr", "IM_DEBUG_ADDR", "listen address for /debug/pprof and /metrics (empty disables; keep it private)", str(&c.DebugAddr, "")},
 		{"metrics-token", "IM_METRICS_TOKEN", "also serve /metrics on the HTTP API port to requests with \"Authorization: Bearer <token>\" (empty: only on -debug-addr)", str(&c.MetricsToken, "")},
 	}
@@ -156,6 +162,12 @@ func (c config) validate() error {
 		if err := auth.ValidateSecret([]byte(c.JWTSecret)); err != nil {
 			errs = append(errs, fmt.Errorf("-jwt-secret: %w", err))
 		}
+	}
+	if c.ClientAttempts < 1 {
+		errs = append(errs, fmt.Errorf("-login-client-rate is %d; it must be at least 1", c.ClientAttempts))
+	}
+	if c.SubnetAttempts < 1 {
+		errs = append(errs, fmt.Errorf("-login-subnet-rate is %d; it must be at least 1", c.SubnetAttempts))
 	}
 	if c.BcryptCost < auth.MinBcryptCost || c.BcryptCost > 31 {
 		errs = append(errs, fmt.Errorf("-bcrypt-cost must be %d to 31", auth.MinBcryptCost))

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"math/big"
 	"net"
@@ -230,6 +231,8 @@ func TestConfig(t *testing.T) {
 		{"-log-format", "xml"},
 		{"-jwt-secret", "short"},
 		{"-bcrypt-cost", "4"},
+		{"-login-client-rate", "0"},
+		{"-login-subnet-rate", "-1"},
 		{"-store", "oracle"},
 		{"-store", "postgres"},
 		{"-dsn", "file.db"},
@@ -446,4 +449,25 @@ func TestTLS(t *testing.T) {
 	// A plaintext client gets nowhere.
 	_, err = client.Dial(ctx, client.Options{Addr: l.TCP.String(), UserID: "alice", Token: tok, RequestTimeout: time.Second})
 	require.Error(t, err)
+}
+
+// TestLoginClientRate checks that -login-client-rate sets how many
+// registrations one address may make a minute: the default refuses the
+// 31st, as a host registering many users (imbench) would meet.
+func TestLoginClientRate(t *testing.T) {
+	register := func(base string, n int) (refused int) {
+		for i := range n {
+			u := fmt.Sprintf("rate%d", i)
+			if post(t, base+"/api/auth/register", map[string]string{"username": u, "password": "secret-" + u}).Code != 0 {
+				refused++
+			}
+		}
+		return refused
+	}
+	l, stop := start(t, t.TempDir(), new(syncBuffer), "-bcrypt-cost", "10", "-login-client-rate", "40")
+	require.Zero(t, register("http://"+l.HTTP.String(), 35), "35 registrations under a rate of 40")
+	stop()
+	l, stop = start(t, t.TempDir(), new(syncBuffer), "-bcrypt-cost", "10")
+	defer stop()
+	require.Equal(t, 5, register("http://"+l.HTTP.String(), 35), "the default allows 30 a minute")
 }

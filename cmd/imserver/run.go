@@ -66,7 +66,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	if err != nil {
 		return fmt.Errorf("the JWT secret in %s: %w", source, err)
 	}
-	accounts, err := auth.NewAccounts(auth.AccountsConfig{Store: store, Tokens: tokens, BcryptCost: c.BcryptCost})
+	accounts, err := auth.NewAccounts(auth.AccountsConfig{Store: store, Tokens: tokens, BcryptCost: c.BcryptCost, ClientAttempts: c.ClientAttempts, SubnetAttempts: c.SubnetAttempts})
 	if err != nil {
 		return err
 	}
