@@ -334,11 +334,16 @@ func (s *session) close(reason error) {
 	if s.closeErr == nil {
 		s.closeErr = reason
 	}
+	reason = s.closeErr
 	s.queue = nil
 	s.signals = nil
 	s.wakeReader()
 	s.mu.Unlock()
 	s.cancel()
+	if rc, ok := s.conn.(ReasonCloser); ok {
+		_ = rc.CloseWithReason(reason)
+		return
+	}
 	_ = s.conn.Close()
 }
 

@@ -49,3 +49,27 @@ func TestMaxConnsPerIP(t *testing.T) {
 	b.call(imv1.CommandType_CMD_HEARTBEAT_REQ, &imv1.HeartbeatRequest{}, &rsp)
 	require.NotZero(t, rsp.ServerTime)
 }
+
+// A connection that does not authenticate in time, or breaks the protocol's
+// rules, is closed with StatusPolicyViolation (1008).
+func TestPolicyViolationCloseStatus(t *testing.T) {
+	_, url := startStack(t, im.Config{AuthTimeout: 300 * time.Millisecond}, websocket.Options{})
+	w := dialWS(t, url, nil)
+	require.Equal(t, cws.StatusPolicyViolation, w.closeStatus())
+
+	w = dialWS(t, url, nil)
+	for range 4 {
+		var rsp imv1.ConnectResponse
+		w.call(imv1.CommandType_CMD_CONNECT_REQ, &imv1.ConnectRequest{}, &rsp)
+		require.Equal(t, imv1.ErrorCode_ERR_AUTH_FAILED, rsp.ErrorCode)
+	}
+	require.Equal(t, cws.StatusPolicyViolation, w.closeStatus())
+
+	// A session the server ends for other reasons closes normally.
+	core, url := startStack(t, im.Config{}, websocket.Options{})
+	w = dialWS(t, url+"?token=tok-alice", nil)
+	var rsp imv1.HeartbeatResponse
+	w.call(imv1.CommandType_CMD_HEARTBEAT_REQ, &imv1.HeartbeatRequest{}, &rsp)
+	require.Equal(t, 1, core.Kick("alice", "test"))
+	require.Equal(t, cws.StatusNormalClosure, w.closeStatus())
+}
