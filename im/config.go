@@ -137,10 +137,12 @@ type Config struct {
 	// session, on the session's goroutine. err says why it ended; match it
 	// with errors.Is: ErrIdle, ErrSlowConsumer, ErrKicked (ErrLoggedInElsewhere
 	// when a newer login replaced it), ErrAuthFailed (a later AuthRequest
-	// was refused), ErrServerClosed (Shutdown or Close); otherwise the
+	// was refused), ErrProtocolAbuse (too many unknown commands or malformed
+	// bodies), ErrServerClosed (Shutdown or Close); otherwise the
 	// transport's error, such as io.EOF when the client hung up, or nil.
-	// ErrAuthTimeout and a refused first authentication end connections that
-	// never had a session: Server.ServeConn returns those.
+	// ErrAuthTimeout, a refused first authentication and ErrProtocolAbuse
+	// before authentication end connections that never had a session:
+	// Server.ServeConn returns those.
 	OnConnect    func(s SessionInfo)
 	OnDisconnect func(s SessionInfo, err error)
 

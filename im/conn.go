@@ -44,6 +44,14 @@ type ConnInfo struct {
 	Platform string
 }
 
+// ReasonCloser is implemented by a Conn that can tell the client why it is
+// closed, as a WebSocket's close status does. The Server then calls
+// CloseWithReason instead of Close, with the reason the session ended (see
+// Config.OnDisconnect; nil for a normal close). It must do what Close does.
+type ReasonCloser interface {
+	CloseWithReason(reason error) error
+}
+
 // KeepAliver is implemented by a Conn that sees keep-alive traffic the Server
 // does not, such as WebSocket pings. The idle timeout counts it as activity.
 type KeepAliver interface {

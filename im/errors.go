@@ -34,6 +34,11 @@ var (
 	// one under Config.DevicePolicy or MaxSessionsPerUser. It wraps
 	// ErrKicked.
 	ErrLoggedInElsewhere = fmt.Errorf("%w: logged in on another device", ErrKicked)
+	// ErrProtocolAbuse: the connection sent requests no correct client
+	// sends: more than 3 requests (other than heartbeats) before
+	// authenticating, or more than 32 unknown commands or malformed bodies.
+	// The last one is answered before the connection closes.
+	ErrProtocolAbuse = errors.New("im: protocol abuse")
 )
 
 // Reasons the Store cannot take writes, which a failed send's ack and

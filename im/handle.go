@@ -2,6 +2,7 @@ package im
 
 import (
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/imserver/imserver/im/imv1"
@@ -19,13 +20,16 @@ func (s *Server) handle(sess *session, f Frame) {
 		return
 	case imv1.CommandType_CMD_MSG_ACK, imv1.CommandType_CMD_TYPING_STATUS_REQ:
 		// No response is defined for these, not even an error.
-		if sess.authed.Load() && f.Command == imv1.CommandType_CMD_TYPING_STATUS_REQ {
+		if !sess.authed.Load() {
+			s.countUnauthed(sess)
+		} else if f.Command == imv1.CommandType_CMD_TYPING_STATUS_REQ {
 			s.handleTyping(sess, f)
 		}
 		return
 	}
 	if !sess.authed.Load() {
 		s.respondError(sess, f, errorf(CodeUnauthenticated, ErrUnauthenticated, "authenticate first"))
+		s.countUnauthed(sess)
 		return
 	}
 	switch f.Command {
@@ -47,7 +51,7 @@ func (s *Server) handle(sess *session, f Frame) {
 		})
 	default:
 		if _, known := imv1.CommandType_name[int32(f.Command)]; !known {
-			s.respondError(sess, f, errorf(CodeInvalidArgument, ErrInvalidArgument, "unknown command %d", f.Command))
+			s.respondError(sess, f, &Error{Code: CodeInvalidArgument, Msg: fmt.Sprintf("unknown command %d", f.Command), Err: errors.Join(ErrInvalidArgument, errBadRequest)})
 			return
 		}
 		s.respondError(sess, f, errorf(CodeUnknown, ErrUnsupported, "command %s is not supported by this server", f.Command))
@@ -55,7 +59,43 @@ func (s *Server) handle(sess *session, f Frame) {
 }
 
 func errMalformed(err error) *Error {
-	return &Error{Code: CodeInvalidArgument, Msg: "malformed request body", Err: errors.Join(ErrInvalidArgument, err)}
+	return &Error{Code: CodeInvalidArgument, Msg: "malformed request body", Err: errors.Join(ErrInvalidArgument, errBadRequest, err)}
+}
+
+// Limits on requests no correct client sends. A correct client
+// authenticates first, at most after a heartbeat or a request it raced
+// against its own AuthRequest; and it never sends a command number the
+// protocol lacks or a body that does not decode, though a client newer than
+// the server might now and then. Refusals a correct client can meet
+// (PERMISSION_DENIED, SEND_TOO_FAST, an unsupported known command) never
+// count.
+const (
+	// maxUnauthedRequests is how many requests other than AuthRequest and
+	// heartbeats a connection may send before authenticating; the one
+	// after them is answered and the connection closed.
+	maxUnauthedRequests = 3
+	// maxBadRequests is how many unknown commands and malformed bodies a
+	// connection may send; the one after them is answered and the
+	// connection closed.
+	maxBadRequests = 32
+)
+
+// errBadRequest marks the errors that count towards maxBadRequests.
+var errBadRequest = errors.New("im: unknown command or malformed body")
+
+// countUnauthed counts a request sent before authentication and ends the
+// connection with ErrProtocolAbuse past maxUnauthedRequests.
+func (s *Server) countUnauthed(sess *session) {
+	if sess.unauthed.Add(1) > maxUnauthedRequests {
+		s.abuse(sess, "requests before authentication")
+	}
+}
+
+// abuse ends sess with ErrProtocolAbuse once what it was told is written.
+func (s *Server) abuse(sess *session, what string) {
+	sess.logger().Info("closing connection", "reason", what, "remote", sess.remote)
+	sess.setReason(fmt.Errorf("%w: %s", ErrProtocolAbuse, what))
+	sess.closeAfterFlush()
 }
 
 func (s *Server) handleAuth(sess *session, f Frame) {
@@ -136,6 +176,9 @@ func (s *Server) respondError(sess *session, f Frame, err error) {
 		rsp = &imv1.ErrorResponse{ErrorCode: code, ErrorMsg: msg, Command: f.Command}
 	}
 	sess.respond(cmd, f.Sequence, rsp)
+	if errors.Is(err, errBadRequest) && sess.badRequests.Add(1) > maxBadRequests {
+		s.abuse(sess, "unknown commands or malformed bodies")
+	}
 }
 
 // wireError is the protocol error code and message a client is shown for

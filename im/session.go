@@ -52,7 +52,11 @@ type session struct {
 	authed   atomic.Bool
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame read
-	draining atomic.Bool  // the server is shutting down: take no new requests
+	// unauthed and badRequests count what maxUnauthedRequests and
+	// maxBadRequests limit.
+	unauthed    atomic.Int32
+	badRequests atomic.Int32
+	draining    atomic.Bool // the server is shutting down: take no new requests
 
 	inflight chan struct{} // semaphore bounding sends awaiting commit
 	tokens   float64       // rate limiter, used by the reader goroutine only
@@ -330,11 +334,16 @@ func (s *session) close(reason error) {
 	if s.closeErr == nil {
 		s.closeErr = reason
 	}
+	reason = s.closeErr
 	s.queue = nil
 	s.signals = nil
 	s.wakeReader()
 	s.mu.Unlock()
 	s.cancel()
+	if rc, ok := s.conn.(ReasonCloser); ok {
+		_ = rc.CloseWithReason(reason)
+		return
+	}
 	_ = s.conn.Close()
 }
 

@@ -15,6 +15,9 @@ import (
 
 var errHelp = flag.ErrHelp
 
+// iplimitDefault is the transports' own default for MaxConnsPerIP.
+const iplimitDefault = 64
+
 // config is everything imserver can be told, from flags or the environment.
 type config struct {
 	Store         string
@@ -47,6 +50,10 @@ type config struct {
 	// minute (auth.AccountsConfig.ClientAttempts, SubnetAttempts).
 	ClientAttempts int
 	SubnetAttempts int
+	MaxConnsPerIP  int
+	HTTPRead       time.Duration
+	HTTPWrite      time.Duration
+	HTTPIdle       time.Duration
 }
 
 // setting is one flag with its environment variable.
@@ -98,6 +105,10 @@ func settings(c *config) []setting {
 		{"login-subnet-rate", "IM_LOGIN_SUBNET_RATE", "logins and registrations a minute from one /24 (IPv4) or /64 (IPv6) subnet", num(&c.SubnetAttempts, auth.DefaultSubnetAttempts)},
 		{"debug-addr", "IM_DEBUG_ADDR", "listen address for /debug/pprof and /metrics (empty disables; keep it private)", str(&c.DebugAddr, "")},
 		{"metrics-token", "IM_METRICS_TOKEN", "also serve /metrics on the HTTP API port to requests with \"Authorization: Bearer <token>\" (empty: only on -debug-addr)", str(&c.MetricsToken, "")},
+		{"max-conns-per-ip", "IM_MAX_CONNS_PER_IP", "open TCP connections, and open WebSockets, one client IP address may hold (negative: unlimited)", num(&c.MaxConnsPerIP, iplimitDefault)},
+		{"http-read-timeout", "IM_HTTP_READ_TIMEOUT", "time an HTTP client has to send a whole request, body included", dur(&c.HTTPRead, 30*time.Second)},
+		{"http-write-timeout", "IM_HTTP_WRITE_TIMEOUT", "time to answer an HTTP API request, from the end of its headers", dur(&c.HTTPWrite, 60*time.Second)},
+		{"http-idle-timeout", "IM_HTTP_IDLE_TIMEOUT", "how long an idle HTTP keep-alive connection stays open", dur(&c.HTTPIdle, 60*time.Second)},
 	}
 }
 
@@ -179,6 +190,17 @@ func (c config) validate() error {
 	}
 	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
 		errs = append(errs, errors.New("-metrics-token must be at least 16 characters (openssl rand -hex 16)"))
+	}
+	if c.MaxConnsPerIP == 0 {
+		errs = append(errs, errors.New("-max-conns-per-ip must be positive, or negative for no limit"))
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{{"-http-read-timeout", c.HTTPRead}, {"-http-write-timeout", c.HTTPWrite}, {"-http-idle-timeout", c.HTTPIdle}} {
+		if d.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, not %v", d.name, d.v))
+		}
 	}
 	if c.HTTPAddr == "" && c.WSAddr == "" && c.TCPAddr == "" {
 		errs = append(errs, errors.New("every listener is disabled"))

@@ -146,6 +146,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 			AllowedOrigins: c.corsOrigins(),
 		})
 		hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(h, slog.LevelWarn)}
+		c.setTimeouts(hs)
 		httpSrv = append(httpSrv, hs)
 		serve("http", func() error { return hs.Serve(l) })
 	}
@@ -157,8 +158,11 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		}
 		addrs.WS = l.Addr()
 		mux := http.NewServeMux()
-		mux.Handle("/ws", websocket.NewHandler(srv, websocket.Options{OriginPatterns: c.origins(), Logger: log}))
+		mux.Handle("/ws", websocket.NewHandler(srv, websocket.Options{OriginPatterns: c.origins(), Logger: log, MaxConnsPerIP: c.MaxConnsPerIP}))
 		hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(h, slog.LevelWarn)}
+		// net/http clears the deadlines of a hijacked connection, so these
+		// bound the upgrade request only, never a WebSocket's life.
+		c.setTimeouts(hs)
 		httpSrv = append(httpSrv, hs)
 		serve("websocket", func() error { return hs.Serve(l) })
 	}
@@ -169,7 +173,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 			return err
 		}
 		addrs.TCP = l.Addr()
-		tcpSrv := tcp.NewServer(srv, tcp.Options{TLSConfig: tlsConfig, Logger: log})
+		tcpSrv := tcp.NewServer(srv, tcp.Options{TLSConfig: tlsConfig, Logger: log, MaxConnsPerIP: c.MaxConnsPerIP})
 		serve("tcp", func() error { return tcpSrv.Serve(l) })
 	}
 	if c.DebugAddr != "" {
@@ -351,4 +355,15 @@ func openStore(ctx context.Context, c config, log *slog.Logger) (backend, func()
 		return nil, nil, fmt.Errorf("%s store: %w", c.Store, err)
 	}
 	return s, db.Close, nil
+}
+
+// setTimeouts bounds how long a client may take to send a request (a body
+// trickled a byte at a time would otherwise hold its connection and
+// goroutine forever), how long an answer may take, and how long an idle
+// keep-alive connection stays open.
+func (c config) setTimeouts(hs *http.Server) {
+	hs.ReadTimeout = c.HTTPRead
+	hs.ReadHeaderTimeout = min(hs.ReadHeaderTimeout, c.HTTPRead)
+	hs.WriteTimeout = c.HTTPWrite
+	hs.IdleTimeout = c.HTTPIdle
 }

@@ -55,6 +55,9 @@ type conn struct {
 	// cancel ends the context the connection's session runs under; set by
 	// the Server before the connection is shared.
 	cancel context.CancelFunc
+	// release frees the connection's slot in its address's count (see
+	// Options.MaxConnsPerIP) once its goroutine is done.
+	release func()
 
 	// watched is the ctx ReadFrame last saw; stopWatch undoes the hook that
 	// closes the connection when it ends. The core passes the same ctx to

@@ -34,11 +34,16 @@ func tokens(_ context.Context, token string) (im.Identity, error) {
 // 127.0.0.1:0. Cleanup shuts both down in the documented order.
 func startStack(t *testing.T) (*im.Server, string) {
 	t.Helper()
+	return startStackWith(t, tcp.Options{})
+}
+
+func startStackWith(t *testing.T, opts tcp.Options) (*im.Server, string) {
+	t.Helper()
 	st, err := bolt.Open(filepath.Join(t.TempDir(), "im.db"), bolt.Options{})
 	require.NoError(t, err)
 	core, err := im.NewServer(im.Config{Store: st, Authenticator: im.AuthenticatorFunc(tokens)})
 	require.NoError(t, err)
-	ts := tcp.NewServer(core, tcp.Options{})
+	ts := tcp.NewServer(core, opts)
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
 	served := make(chan error, 1)

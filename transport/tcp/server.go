@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/transport/internal/iplimit"
 )
 
 // defaultAddr is the address ListenAndServe uses for an empty addr: the port
@@ -34,6 +35,11 @@ type Options struct {
 	// frame closes the connection. Zero means, and larger values are
 	// lowered to, im.MaxFrameSize.
 	MaxFrameSize int
+	// MaxConnsPerIP bounds the connections one remote IP address may hold
+	// open at once; a connection over it is closed as soon as it is
+	// accepted. Zero means 64; a negative value, no limit. Loopback is
+	// counted like any other address.
+	MaxConnsPerIP int
 	// Logger receives connection-level logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -48,6 +54,7 @@ type Server struct {
 	maxBody int
 	log     *slog.Logger
 	bufs    sync.Pool // write buffers, *[]byte
+	perIP   *iplimit.Limiter
 
 	mu        sync.Mutex
 	closed    bool          // Shutdown or Close was called
@@ -78,6 +85,7 @@ func newServer(serve serveFunc, opts Options) *Server {
 		done:      make(chan struct{}),
 		listeners: make(map[*net.Listener]struct{}),
 		conns:     make(map[*conn]struct{}),
+		perIP:     iplimit.New(opts.MaxConnsPerIP),
 	}
 	if opts.TLSConfig != nil {
 		s.tls = opts.TLSConfig.Clone()
@@ -149,7 +157,14 @@ func (s *Server) Serve(l net.Listener) error {
 // startConn runs nc's session on a tracked goroutine, or closes nc if the
 // server is closing.
 func (s *Server) startConn(nc net.Conn) {
+	release, ok := s.perIP.Acquire(nc.RemoteAddr().String())
+	if !ok {
+		s.log.Debug("tcp: too many connections from one address; closed", "addr", nc.RemoteAddr().String())
+		_ = nc.Close()
+		return
+	}
 	c := newConn(nc, s.maxBody, &s.bufs)
+	c.release = release
 	ctx, cancel := context.WithCancel(context.Background())
 	c.cancel = cancel
 	s.mu.Lock()
@@ -157,6 +172,7 @@ func (s *Server) startConn(nc net.Conn) {
 		s.mu.Unlock()
 		cancel()
 		_ = c.hardClose()
+		release()
 		return
 	}
 	s.conns[c] = struct{}{}
@@ -166,6 +182,7 @@ func (s *Server) startConn(nc net.Conn) {
 
 func (s *Server) serveConn(ctx context.Context, c *conn) {
 	defer s.untrackConn(c)
+	defer c.release()
 	defer c.finish()
 	defer c.cancel()
 	addr := c.nc.RemoteAddr().String()

@@ -236,6 +236,22 @@ func (c *conn) Close() error {
 	return nil
 }
 
+// CloseWithReason closes the connection as Close does, with
+// StatusPolicyViolation (1008) when the core ends it for breaking the
+// protocol's rules: no authentication in time (im.ErrAuthTimeout), or
+// requests no correct client sends (im.ErrProtocolAbuse).
+func (c *conn) CloseWithReason(reason error) error {
+	switch {
+	case errors.Is(reason, im.ErrAuthTimeout):
+		c.closeWith(cws.StatusPolicyViolation, "no authentication in time")
+	case errors.Is(reason, im.ErrProtocolAbuse):
+		c.closeWith(cws.StatusPolicyViolation, "protocol abuse")
+	default:
+		c.closeWith(cws.StatusNormalClosure, "")
+	}
+	return nil
+}
+
 // closeWith starts the close handshake with code and reason, the first time
 // it or Close is called.
 func (c *conn) closeWith(code cws.StatusCode, reason string) {

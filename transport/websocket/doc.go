@@ -61,7 +61,9 @@
 // ServeHTTP upgrades the request and returns; the session, im.Server's
 // ServeConn, runs on a goroutine of its own, so that net/http's goroutine for
 // the connection does not stay behind for the life of an idle WebSocket. A
-// connection the core closes gets StatusNormalClosure, and the goroutine
+// connection the core closes gets StatusNormalClosure, or
+// StatusPolicyViolation when it did not authenticate in time or sent
+// requests no correct client sends (im.ErrProtocolAbuse), and the goroutine
 // returns once the close handshake is over; an unresponsive client can hold
 // the handshake for the few seconds coder/websocket allows it.
 //

@@ -13,6 +13,7 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/wire"
+	"github.com/imserver/imserver/transport/internal/iplimit"
 )
 
 // SubprotocolJSON is the WebSocket subprotocol a client offers
@@ -34,6 +35,12 @@ type Options struct {
 	// StatusMessageTooBig. Zero means, and larger values are lowered to,
 	// im.MaxFrameSize.
 	MaxFrameSize int
+	// MaxConnsPerIP bounds the WebSockets one remote IP address
+	// (http.Request.RemoteAddr: behind a reverse proxy, the proxy's) may
+	// hold open at once; an upgrade request over it is answered 429 Too
+	// Many Requests without upgrading. Zero means 64; a negative value, no
+	// limit. Loopback is counted like any other address.
+	MaxConnsPerIP int
 	// Logger receives connection-level logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -52,6 +59,7 @@ type Handler struct {
 	origins []string
 	maxBody int
 	log     *slog.Logger
+	perIP   *iplimit.Limiter
 
 	mu      sync.Mutex
 	closed  bool          // Shutdown or Close was called: no new connections
@@ -83,6 +91,7 @@ func newHandler(serve serveFunc, auth authFunc, opts Options) *Handler {
 		maxBody: opts.MaxFrameSize,
 		log:     opts.Logger,
 		conns:   make(map[*conn]bool),
+		perIP:   iplimit.New(opts.MaxConnsPerIP),
 	}
 	if h.maxBody <= 0 || h.maxBody > im.MaxFrameSize {
 		h.maxBody = im.MaxFrameSize
@@ -98,6 +107,21 @@ func newHandler(serve serveFunc, auth authFunc, opts Options) *Handler {
 // goroutine for the connection, whose stack is large and never shrinks,
 // does not stay behind for the life of an idle WebSocket.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Counted before the token is checked, so that the cost of refusing
+	// is all one address can make the server pay.
+	release, ok := h.perIP.Acquire(r.RemoteAddr)
+	if !ok {
+		h.log.Debug("websocket: too many connections from one address; refused", "addr", r.RemoteAddr)
+		w.Header().Set("Retry-After", "10")
+		http.Error(w, "too many connections from this address", http.StatusTooManyRequests)
+		return
+	}
+	running := false
+	defer func() {
+		if !running {
+			release()
+		}
+	}()
 	q := r.URL.Query()
 	var id im.Identity
 	if token := q.Get("token"); token != "" {
@@ -157,12 +181,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// r.Context() ends when ServeHTTP returns; its values stay useful.
-	go h.run(context.WithoutCancel(r.Context()), c, info)
+	running = true
+	go h.run(context.WithoutCancel(r.Context()), c, info, release)
 }
 
 // run runs c's session and then waits for the close handshake, so that a
 // connection's goroutines are all done when run returns.
-func (h *Handler) run(ctx context.Context, c *conn, info im.ConnInfo) {
+func (h *Handler) run(ctx context.Context, c *conn, info im.ConnInfo, release func()) {
+	defer release()
 	defer h.untrack(c)
 	addr := info.RemoteAddr
 	err := h.serve(ctx, c, info)
