@@ -192,43 +192,52 @@ func (s *Server) handleSyncRange(sess *session, f Frame) {
 		s.respondError(sess, f, errMalformed(err))
 		return
 	}
-	if ok, err := s.isMember(sess.ctx, req.ConversationId, sess.user); err != nil || !ok {
-		if err == nil {
-			err = errorf(CodePermissionDenied, ErrPermissionDenied, "not a member of this conversation")
-		}
-		s.respondError(sess, f, err)
+	// A group's membership is a store read: made once, after the messages
+	// are read, so that a removal before or during the read leaves nothing
+	// past it readable. The other kinds are checked from the id alone.
+	group := ConversationTypeOf(req.ConversationId) == GroupConversation
+	if !group && !s.allowRead(sess, f, req.ConversationId) {
 		return
 	}
 	start := max(req.StartSeq, 1)
 	if req.EndSeq > 0 && req.EndSeq < start {
+		if group && !s.allowRead(sess, f, req.ConversationId) {
+			return
+		}
 		s.respondError(sess, f, errorf(CodeInvalidArgument, ErrInvalidArgument, "end_seq is before start_seq"))
 		return
 	}
 	rsp := &imv1.SyncRangeResponse{RequestId: req.RequestId, ConversationId: req.ConversationId}
 	msgs, end, err := s.readRange(sess.ctx, req.ConversationId, start, req.EndSeq, clampCount(req.Count))
+	if group && !s.allowRead(sess, f, req.ConversationId) {
+		return
+	}
 	if err != nil {
 		s.respondError(sess, f, err)
 		return
 	}
 	if start <= end {
 		rsp.Messages, _ = appendWithin(nil, msgs, syncByteBudget, true)
-		if ConversationTypeOf(req.ConversationId) == GroupConversation {
-			// Again after the read, so that a removal between the first
-			// check and the read leaves nothing readable past it.
-			if ok, err := s.isMember(sess.ctx, req.ConversationId, sess.user); err != nil || !ok {
-				if err == nil {
-					err = errorf(CodePermissionDenied, ErrPermissionDenied, "not a member of this conversation")
-				}
-				s.respondError(sess, f, err)
-				return
-			}
-		}
 	}
 	if n := len(rsp.Messages); n > 0 {
 		rsp.StartSeq, rsp.EndSeq = rsp.Messages[0].Seq, rsp.Messages[n-1].Seq
 		rsp.HasMore = rsp.EndSeq < end
 	}
 	sess.respond(imv1.CommandType_CMD_SYNC_RANGE_RSP, f.Sequence, rsp)
+}
+
+// allowRead reports whether sess's user may read conversation conv, and
+// answers request f with the refusal when not.
+func (s *Server) allowRead(sess *session, f Frame, conv string) bool {
+	ok, err := s.isMember(sess.ctx, conv, sess.user)
+	if err == nil && !ok {
+		err = errorf(CodePermissionDenied, ErrPermissionDenied, "not a member of this conversation")
+	}
+	if err != nil {
+		s.respondError(sess, f, err)
+		return false
+	}
+	return true
 }
 
 // readRange reads the messages of conv from seq start to end (the
