@@ -339,12 +339,16 @@ func (s *session) close(reason error) {
 	s.signals = nil
 	s.wakeReader()
 	s.mu.Unlock()
-	s.cancel()
+	// The connection is closed before the context is cancelled: the
+	// cancellation wakes the reader, whose return lets the transport close
+	// the connection its own way, and the first close is the one the
+	// client sees (a WebSocket's status code).
 	if rc, ok := s.conn.(ReasonCloser); ok {
 		_ = rc.CloseWithReason(reason)
-		return
+	} else {
+		_ = s.conn.Close()
 	}
-	_ = s.conn.Close()
+	s.cancel()
 }
 
 func (s *session) reason() error {
