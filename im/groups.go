@@ -119,7 +119,10 @@ func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec
 // group that is open to joining (JoinOpen), but only its members one that
 // is not. To anyone else such a group does not exist: the error is the
 // same (ErrNotFound, "group does not exist") as for an id that names no
-// group, so that asking does not tell whether it does.
+// group, so that asking does not tell whether it does. Every other call
+// on a group by id (GroupMembers, JoinGroup, LeaveGroup, InviteToGroup,
+// KickFromGroup, SetGroupRole, UpdateGroup, DismissGroup) answers a
+// non-member of an invite-only group the same way.
 func (s *Server) Group(ctx context.Context, id, userID string) (_ Group, err error) {
 	if !validID(id) {
 		return Group{}, errNoGroup()
@@ -147,14 +150,15 @@ func (s *Server) Group(ctx context.Context, id, userID string) (_ Group, err err
 }
 
 // GroupMembers returns the members of group id, for userID, who must be one
-// of them.
+// of them. To a non-member an invite-only group does not exist (as for
+// Group).
 func (s *Server) GroupMembers(ctx context.Context, id, userID string) ([]GroupMember, error) {
-	_, members, err := s.groupState(ctx, id)
+	g, members, err := s.groupState(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if roleOf(members, userID) == 0 {
-		return nil, errNotGroupMember()
+		return nil, errOutsider(g)
 	}
 	return members, nil
 }
@@ -182,6 +186,8 @@ func (s *Server) UserGroups(ctx context.Context, userID string) (_ []Group, err 
 
 // JoinGroup adds userID to group id, which must be open to joining, and
 // returns the group. Joining a group one belongs to already does nothing.
+// An invite-only group answers as a missing one: asking to join does not
+// tell a non-member that it exists.
 func (s *Server) JoinGroup(ctx context.Context, id, userID string) (Group, error) {
 	if !validID(userID) {
 		return Group{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "user id is not valid")
@@ -191,7 +197,7 @@ func (s *Server) JoinGroup(ctx context.Context, id, userID string) (Group, error
 			return nil, nil
 		}
 		if g.JoinPolicy != JoinOpen {
-			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "this group takes members by invitation only")
+			return nil, errNoGroup()
 		}
 		if len(members)+1 > s.cfg.MaxGroupMembers {
 			return nil, errGroupFull(s.cfg.MaxGroupMembers)
@@ -207,10 +213,10 @@ func (s *Server) JoinGroup(ctx context.Context, id, userID string) (Group, error
 // the group to another member first (SetGroupRole with RoleOwner), or
 // dismisses it.
 func (s *Server) LeaveGroup(ctx context.Context, id, userID string) error {
-	_, err := s.changeGroup(ctx, id, func(_ Group, members []GroupMember) (*groupEdit, error) {
+	_, err := s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
 		switch roleOf(members, userID) {
 		case 0:
-			return nil, errNotGroupMember()
+			return nil, errOutsider(g)
 		case RoleOwner:
 			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "the owner cannot leave the group; hand it to another member first, or dismiss it")
 		}
@@ -230,7 +236,7 @@ func (s *Server) InviteToGroup(ctx context.Context, id, actorID string, userIDs 
 	_, err := s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
 		role := roleOf(members, actorID)
 		if role == 0 {
-			return nil, errNotGroupMember()
+			return nil, errOutsider(g)
 		}
 		if g.JoinPolicy == JoinInviteOnly && role < RoleAdmin {
 			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only admins invite to this group")
@@ -259,7 +265,10 @@ func (s *Server) InviteToGroup(ctx context.Context, id, actorID string, userIDs 
 // must outrank each of them: the owner removes admins and members, an admin
 // removes members. Users who are not members are skipped.
 func (s *Server) KickFromGroup(ctx context.Context, id, actorID string, userIDs []string) error {
-	_, err := s.changeGroup(ctx, id, func(_ Group, members []GroupMember) (*groupEdit, error) {
+	_, err := s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
+		if hidden(g, members, actorID) {
+			return nil, errNoGroup()
+		}
 		role := roleOf(members, actorID)
 		if role < RoleAdmin {
 			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only admins remove members")
@@ -301,7 +310,10 @@ func (s *Server) SetGroupRole(ctx context.Context, id, actorID, userID string, r
 	if !validID(userID) {
 		return errorf(CodeInvalidArgument, ErrInvalidArgument, "user id is not valid")
 	}
-	_, err := s.changeGroup(ctx, id, func(_ Group, members []GroupMember) (*groupEdit, error) {
+	_, err := s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
+		if hidden(g, members, actorID) {
+			return nil, errNoGroup()
+		}
 		if roleOf(members, actorID) != RoleOwner {
 			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only the owner sets roles")
 		}
@@ -335,6 +347,9 @@ func (s *Server) SetGroupRole(ctx context.Context, id, actorID, userID string, r
 // nothing and tells nobody.
 func (s *Server) UpdateGroup(ctx context.Context, id, actorID string, u GroupUpdate) (Group, error) {
 	return s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
+		if hidden(g, members, actorID) {
+			return nil, errNoGroup()
+		}
 		if roleOf(members, actorID) < RoleAdmin {
 			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only admins edit the group")
 		}
@@ -370,7 +385,10 @@ func (s *Server) UpdateGroup(ctx context.Context, id, actorID string, u GroupUpd
 // messages stay in the store, but nobody can read or send to them any
 // more. Every former member is told.
 func (s *Server) DismissGroup(ctx context.Context, id, actorID string) error {
-	_, err := s.changeGroup(ctx, id, func(_ Group, members []GroupMember) (*groupEdit, error) {
+	_, err := s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
+		if hidden(g, members, actorID) {
+			return nil, errNoGroup()
+		}
 		if roleOf(members, actorID) != RoleOwner {
 			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only the owner dismisses the group")
 		}
@@ -569,6 +587,23 @@ func groupOf(conv string) (string, bool) {
 
 func errNoGroup() *Error {
 	return errorf(CodeNotFound, ErrNotFound, "group does not exist")
+}
+
+// hidden reports whether group g must look missing to user: a group that
+// is not open to joining exists only for its members, so that no call
+// tells anyone else it does (Group, and every call on a group by id).
+func hidden(g Group, members []GroupMember, user string) bool {
+	return g.JoinPolicy != JoinOpen && roleOf(members, user) == 0
+}
+
+// errOutsider is the refusal of a call only members make, to a user who
+// is not one of group g: "not a member" where anyone may see the group,
+// and the answer for a missing group where only its members may.
+func errOutsider(g Group) *Error {
+	if g.JoinPolicy != JoinOpen {
+		return errNoGroup()
+	}
+	return errNotGroupMember()
 }
 
 func errNotGroupMember() *Error {

@@ -219,14 +219,14 @@ func TestGroupPermissions(t *testing.T) {
 		do   func() error
 		want error
 	}{
-		{"join an invite-only group", func() error { _, err := srv.JoinGroup(ctx, g.ID, dave); return err }, im.ErrPermissionDenied},
+		{"join an invite-only group", func() error { _, err := srv.JoinGroup(ctx, g.ID, dave); return err }, im.ErrNotFound}, // an invite-only group hides from non-members,
 		{"a member invites to an invite-only group", func() error { return srv.InviteToGroup(ctx, g.ID, carol, []string{dave}) }, im.ErrPermissionDenied},
-		{"a non-member invites", func() error { return srv.InviteToGroup(ctx, g.ID, dave, []string{"erin"}) }, im.ErrPermissionDenied},
+		{"a non-member invites", func() error { return srv.InviteToGroup(ctx, g.ID, dave, []string{"erin"}) }, im.ErrNotFound}, // an invite-only group hides from non-members,
 		{"a member kicks", func() error { return srv.KickFromGroup(ctx, g.ID, carol, []string{bob}) }, im.ErrPermissionDenied},
 		{"an admin kicks the owner", func() error { return srv.KickFromGroup(ctx, g.ID, bob, []string{alice}) }, im.ErrPermissionDenied},
 		{"kick oneself", func() error { return srv.KickFromGroup(ctx, g.ID, bob, []string{bob}) }, im.ErrInvalidArgument},
 		{"the owner leaves", func() error { return srv.LeaveGroup(ctx, g.ID, alice) }, im.ErrPermissionDenied},
-		{"a non-member leaves", func() error { return srv.LeaveGroup(ctx, g.ID, dave) }, im.ErrPermissionDenied},
+		{"a non-member leaves", func() error { return srv.LeaveGroup(ctx, g.ID, dave) }, im.ErrNotFound}, // an invite-only group hides from non-members,
 		{"an admin dismisses", func() error { return srv.DismissGroup(ctx, g.ID, bob) }, im.ErrPermissionDenied},
 		{"an admin sets roles", func() error { return srv.SetGroupRole(ctx, g.ID, bob, carol, im.RoleAdmin) }, im.ErrPermissionDenied},
 		{"the owner demotes itself", func() error { return srv.SetGroupRole(ctx, g.ID, alice, alice, im.RoleAdmin) }, im.ErrInvalidArgument},
@@ -244,7 +244,7 @@ func TestGroupPermissions(t *testing.T) {
 		{"an invalid member id", func() error { return srv.InviteToGroup(ctx, g.ID, bob, []string{"bad\x00id"}) }, im.ErrInvalidArgument},
 		{"kick an invalid id", func() error { return srv.KickFromGroup(ctx, g.ID, alice, []string{carol, ""}) }, im.ErrInvalidArgument},
 		{"a role for an invalid id", func() error { return srv.SetGroupRole(ctx, g.ID, alice, "", im.RoleAdmin) }, im.ErrInvalidArgument},
-		{"members of another group", func() error { _, err := srv.GroupMembers(ctx, g.ID, dave); return err }, im.ErrPermissionDenied},
+		{"members of another group", func() error { _, err := srv.GroupMembers(ctx, g.ID, dave); return err }, im.ErrNotFound}, // an invite-only group hides from non-members,
 		{"a group that does not exist", func() error { _, err := srv.JoinGroup(ctx, "nosuch", dave); return err }, im.ErrNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -343,7 +343,7 @@ func TestGroupExtensions(t *testing.T) {
 	require.Equal(t, "x", g.Extra)
 	require.Equal(t, 1, g.JoinPolicy)
 	require.Equal(t, 1, g.MemberCount)
-	failed(t, e.call(t, bob, http.MethodPost, "/api/group/"+g.GroupID+"/join", ""), 102, "invitation only")
+	failed(t, e.call(t, bob, http.MethodPost, "/api/group/"+g.GroupID+"/join", ""), 202, "group does not exist")
 
 	// null leaves a field as it is, "" clears it.
 	r := ok(t, e.call(t, alice, http.MethodPost, "/api/group/update", `{"groupID":"`+g.GroupID+`","groupName":null,"extra":"","joinPolicy":0}`))
@@ -452,7 +452,6 @@ func TestGroupPermissions(t *testing.T) {
 		{"non-member invites", dave, http.MethodPost, "/api/group/" + open.GroupID + "/invite", `{"userIDs":["erin"]}`, "not a member"},
 		{"owner leaves", alice, http.MethodPost, "/api/group/" + open.GroupID + "/leave", "", "owner cannot leave"},
 		{"non-member leaves", dave, http.MethodPost, "/api/group/" + open.GroupID + "/leave", "", "not a member"},
-		{"self-join invite-only", dave, http.MethodPost, "/api/group/" + closed.GroupID + "/join", "", "invitation only"},
 		{"member updates", carol, http.MethodPost, "/api/group/update", `{"groupID":"` + open.GroupID + `","groupName":"mine"}`, "only admins edit"},
 		{"admin sets role", bob, http.MethodPost, "/api/group/" + open.GroupID + "/role", `{"userID":"carol","role":"admin"}`, "only the owner"},
 		{"non-member lists members", dave, http.MethodGet, "/api/group/" + open.GroupID + "/members", "", "not a member"},
@@ -462,6 +461,8 @@ func TestGroupPermissions(t *testing.T) {
 			failed(t, e.call(t, tt.user, tt.method, tt.path, tt.body), 102, tt.inMsg)
 		})
 	}
+	// An invite-only group does not exist for a non-member.
+	failed(t, e.call(t, dave, http.MethodPost, "/api/group/"+closed.GroupID+"/join", ""), 202, "group does not exist")
 
 	// Nothing changed.
 	for _, g := range []sdkGroup{open, closed} {
