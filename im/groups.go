@@ -21,6 +21,10 @@ type GroupSpec struct {
 	// JoinInviteOnly for a private group. (The HTTP API's create call
 	// makes invite-only groups unless the request asks for an open one.)
 	JoinPolicy JoinPolicy
+	// History's zero value is HistoryFromJoin: a member reads the
+	// group's messages from her joining on. HistoryFull shows every
+	// member the whole history.
+	History HistoryVisibility
 }
 
 // GroupUpdate changes some fields of a group; nil fields stay as they are.
@@ -31,6 +35,10 @@ type GroupUpdate struct {
 	Notification *string
 	Extra        *string
 	JoinPolicy   *JoinPolicy
+	// History changes what members who joined before read from now on:
+	// switching to HistoryFromJoin hides from them again what preceded
+	// their joining.
+	History *HistoryVisibility
 }
 
 // GroupNotice is the content (JSON) of the NotificationMessage the server
@@ -68,7 +76,8 @@ const (
 // its group_created notice are stored in one commit. The group's id is 128
 // random bits (32 hex characters), which nobody can guess or derive from
 // other ids. spec.JoinPolicy's zero value is JoinOpen: give JoinInviteOnly
-// for a group that only its admins add members to.
+// for a group that only its admins add members to. spec.History's zero
+// value is HistoryFromJoin.
 func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec, memberIDs []string) (Group, error) {
 	if !validID(ownerID) {
 		return Group{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "owner id is not a valid user id")
@@ -91,6 +100,7 @@ func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec
 		Extra:        spec.Extra,
 		OwnerID:      ownerID,
 		JoinPolicy:   spec.JoinPolicy,
+		History:      spec.History,
 		CreatedAt:    now,
 		UpdatedAt:    now,
 	}
@@ -366,6 +376,9 @@ func (s *Server) UpdateGroup(ctx context.Context, id, actorID string, u GroupUpd
 		set(&g.Extra, u.Extra)
 		if u.JoinPolicy != nil {
 			g.JoinPolicy = *u.JoinPolicy
+		}
+		if u.History != nil {
+			g.History = *u.History
 		}
 		if g == before {
 			return nil, nil
