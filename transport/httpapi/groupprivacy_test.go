@@ -75,6 +75,7 @@ func TestInviteOnlyGroupLooksMissingToOutsiders(t *testing.T) {
 		{"take ownership", http.MethodPost, "/api/group/{id}/role", `{"userID":"dave","role":"owner"}`},
 		{"update", http.MethodPost, "/api/group/update", `{"groupID":"{id}","groupName":"mine"}`},
 		{"update nothing", http.MethodPost, "/api/group/update", `{"groupID":"{id}"}`},
+		{"update the history", http.MethodPost, "/api/group/update", `{"groupID":"{id}","history":1}`},
 	}
 	for _, p := range probes {
 		for _, u := range []string{dave, carol} {
