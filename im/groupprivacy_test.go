@@ -1,6 +1,7 @@
 package im_test
 
 import (
+	"context"
 	"regexp"
 	"slices"
 	"testing"
@@ -158,4 +159,43 @@ func TestInviteOnlyGroupHiddenFromEveryCall(t *testing.T) {
 	_, err = srv.GroupMembers(ctx, open.ID, dave)
 	require.ErrorIs(t, err, im.ErrPermissionDenied)
 	require.ErrorIs(t, srv.KickFromGroup(ctx, open.ID, dave, []string{bob}), im.ErrPermissionDenied)
+}
+
+// Sending into an invite-only group's conversation as a non-member, over
+// the socket and through the Go API, answers as for a group that does not
+// exist; into an open group's, "not a member".
+func TestSendToInviteOnlyGroupAsOutsiderLooksMissing(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{})
+	ctx := testCtx(t)
+	private, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "private", JoinPolicy: im.JoinInviteOnly}, []string{bob, carol})
+	require.NoError(t, err)
+	require.NoError(t, srv.LeaveGroup(ctx, private.ID, carol))
+	open, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "open"}, []string{bob})
+	require.NoError(t, err)
+	const missing = "0123456789abcdef0123456789abcdef"
+
+	for _, u := range []string{dave, carol} {
+		c := srv.Dial(t, "tcp", u)
+		want, err1 := sendToGroup(t, c, missing, "hi")
+		got, err2 := sendToGroup(t, c, private.ID, "hi")
+		require.Nil(t, want)
+		require.Nil(t, got)
+		require.Error(t, err1)
+		require.Equal(t, err1.Error(), err2.Error(), "%s: the same answer as for no group", u)
+		_, err = sendToGroup(t, c, open.ID, "hi")
+		require.ErrorIs(t, err, im.ErrPermissionDenied)
+
+		goWant := goSend(ctx, srv, u, missing)
+		goGot := goSend(ctx, srv, u, private.ID)
+		require.ErrorIs(t, goGot, im.ErrNotFound)
+		require.Equal(t, goWant.Error(), goGot.Error())
+	}
+	// Members still send.
+	_, err = sendToGroup(t, srv.Dial(t, "tcp", bob), private.ID, "hi")
+	require.NoError(t, err)
+}
+
+func goSend(ctx context.Context, srv *imtest.Server, from, gid string) error {
+	_, err := srv.SendMessage(ctx, im.SendRequest{SenderID: from, ConversationID: im.GroupConversationID(gid), Type: im.TextMessage, Content: []byte("hi")})
+	return err
 }
