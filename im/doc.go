@@ -33,20 +33,29 @@
 // A group (CreateGroup, JoinGroup, InviteToGroup, …) has an owner, admins
 // and members, and a conversation GroupConversationID(id). A group message
 // is stored once, whatever the group's size, and pushed to every session of
-// every member; members read the whole history by sync, and a user who
-// leaves reads none of it. Every change to a group is also a message in its
+// every member; members read its history by sync from their first
+// readable seq on (see below), and a user who leaves reads none of it. Every change to a group is also a message in its
 // conversation (a NotificationMessage whose content is a GroupNotice), so
 // clients learn of it by push and by sync like any message.
 //
 // A group's id is 128 random bits from crypto/rand (32 hex characters), not
 // a time-ordered id like a message's, so knowing the ids one sees does not
 // lead to a group's. Who may join is the group's JoinPolicy: JoinOpen (the
-// zero value of GroupSpec.JoinPolicy) lets anyone with the id join and read
-// the history, JoinInviteOnly only the admins and the owner add members;
-// the HTTP API (transport/httpapi) creates invite-only groups unless asked
-// for an open one. Group(ctx, id, userID) answers an invite-only group to
-// its members only, and to anyone else the same ErrNotFound as for an id
-// that names no group; GroupMembers answers members only.
+// zero value of GroupSpec.JoinPolicy) lets anyone with the id join,
+// JoinInviteOnly only the admins and the owner add members; the HTTP API
+// (transport/httpapi) creates invite-only groups unless asked for an open
+// one. Group(ctx, id, userID) answers an invite-only group to its members
+// only, and to anyone else the same ErrNotFound as for an id that names no
+// group, and so does every other call on such a group by id (GroupMembers,
+// JoinGroup, LeaveGroup, InviteToGroup, KickFromGroup, SetGroupRole,
+// UpdateGroup, DismissGroup).
+//
+// How much of the past a new member reads is the group's History:
+// HistoryFromJoin (the zero value, so the default everywhere) shows her
+// the messages from the notice of her own joining on, HistoryFull all of
+// them. The Store records with each membership the seq it began at
+// (GroupMember.JoinSeq); FirstReadableSeq is the rule, and BATCH_SYNC and
+// SYNC_RANGE return nothing below it.
 //
 // The group rules hold across Servers sharing one Store (several processes
 // on one database), because the Store, not the Server, enforces them:
@@ -84,8 +93,10 @@
 //     conversation instead.
 //   - SyncStore: SyncConversations and MessageRanges, the reads of a
 //     BATCH_SYNC (and the max_seq of an AuthResponse) in one round trip
-//     each. Without it the Server reads once per group of the user and
-//     once per conversation that moved.
+//     each, SyncConversations with each group's first readable seq
+//     (Conversation.ReadFrom). Without it the Server reads once per group
+//     of the user and once per conversation that moved, and the
+//     membership of each group with news before and after its read.
 //
 // A new area (read receipts and per-conversation state, recall, friends,
 // files, …) follows the same pattern: an interface named for the area,

@@ -66,6 +66,35 @@ const (
 	JoinInviteOnly JoinPolicy = 1
 )
 
+// HistoryVisibility decides which of a group's messages a new member
+// reads: those from her joining on, or all of them.
+type HistoryVisibility int32
+
+// The values are stored as numbers by the stores, so they never change.
+// The zero value is HistoryFromJoin, the private one: a group shows its
+// past to newcomers only when asked to, and a Store or a caller that
+// knows nothing of this setting gets the safe behaviour.
+const (
+	// HistoryFromJoin lets a member read the group's messages from the
+	// notice of her own joining on (GroupMember.JoinSeq), nothing older.
+	HistoryFromJoin HistoryVisibility = 0
+	// HistoryFull lets every member read the whole history, whenever
+	// she joined.
+	HistoryFull HistoryVisibility = 1
+)
+
+// FirstReadableSeq returns the first seq of group g's conversation that
+// member m may read: 1 when g shows its full history or m's membership
+// predates JoinSeq (JoinSeq 0), otherwise m.JoinSeq. Messages below it are
+// never returned to m. Stores that answer SyncStore.SyncConversations
+// apply the same rule.
+func FirstReadableSeq(g Group, m GroupMember) int64 {
+	if g.History == HistoryFull || m.JoinSeq < 1 {
+		return 1
+	}
+	return m.JoinSeq
+}
+
 // Group is a group chat. Its messages live in the conversation
 // GroupConversationID(ID), stored once however many members it has (read
 // diffusion).
@@ -78,6 +107,9 @@ type Group struct {
 	Extra        string // opaque to the server
 	OwnerID      string
 	JoinPolicy   JoinPolicy
+	// History decides how much of the group's past a new member reads;
+	// its zero value is HistoryFromJoin.
+	History HistoryVisibility
 	// MemberCount is kept by the Store: it ignores the value it is given
 	// and returns the current count.
 	MemberCount int
@@ -95,6 +127,15 @@ type GroupMember struct {
 	UserID   string
 	Role     GroupRole
 	JoinedAt time.Time
+	// JoinSeq is kept by the Store, like Group.Version: when CreateGroup
+	// or ChangeGroup makes a user a member who was not one, the Store
+	// records the seq that change's notice takes in the group's
+	// conversation (the conversation's MaxSeq+1 when the change has no
+	// notice), in the same commit. A Put for a member keeps it; leaving
+	// and joining again gives a new one. It ignores the value it is
+	// given. 0 is a membership stored before JoinSeq existed, which reads
+	// the whole history (FirstReadableSeq).
+	JoinSeq int64
 }
 
 // GroupChange is one change to a group, stored by GroupStore.ChangeGroup in
@@ -111,8 +152,8 @@ type GroupChange struct {
 	// equals it. 0 applies the change whatever the version (for tools; a
 	// Server always gives one).
 	Version int64
-	// Update, if not nil, replaces every field of the group but ID,
-	// OwnerID, MemberCount, Version and CreatedAt. Its ID must be the
+	// Update, if not nil, replaces every field of the group (History
+	// too) but ID, OwnerID, MemberCount, Version and CreatedAt. Its ID must be the
 	// group's.
 	Update *Group
 	// Remove are users to remove; those who are not members are ignored.
@@ -120,7 +161,8 @@ type GroupChange struct {
 	// over first.
 	Remove []string
 	// Put adds members; for a user who is a member already it sets Role
-	// and keeps the stored JoinedAt. A member given RoleOwner becomes the
+	// and keeps the stored JoinedAt and JoinSeq. A new member's JoinSeq
+	// is the seq of Notice (see GroupMember.JoinSeq). A member given RoleOwner becomes the
 	// group's owner: the group's OwnerID is set to that user and the
 	// previous owner, unless Put gives it a role too, becomes an admin, so
 	// that a group has exactly one owner.
@@ -153,8 +195,9 @@ type GroupChange struct {
 // rules under concurrent calls from several servers sharing it: the Server
 // relies on the Store, not on locks of its own, for every group invariant.
 type GroupStore interface {
-	// CreateGroup stores g (with Version 1) and its first members and
-	// appends notice, unless its Message.ConversationID is empty, to
+	// CreateGroup stores g (with Version 1) and its first members (each
+	// with JoinSeq the notice's seq, see GroupMember.JoinSeq) and appends
+	// notice, unless its Message.ConversationID is empty, to
 	// GroupConversationID(g.ID), in one commit, and returns notice's
 	// result (with GroupVersion 1). ErrConflict if a group with g.ID exists
 	// or notice's dedup key is taken; ErrInvalidArgument unless the input
@@ -179,9 +222,9 @@ type GroupStore interface {
 	// the returned Version. ErrNotFound if there is no such group.
 	GroupMembers(ctx context.Context, id string) (Group, []GroupMember, error)
 
-	// GroupMember returns userID's membership of group id, read from the
-	// stored state (the authoritative check before a read of the group's
-	// history). ErrNotFound if there is no such group or userID is not a
+	// GroupMember returns userID's membership of group id, with its
+	// JoinSeq, read from the stored state (the authoritative check before
+	// a read of the group's history). ErrNotFound if there is no such group or userID is not a
 	// member.
 	GroupMember(ctx context.Context, id, userID string) (GroupMember, error)
 
@@ -283,7 +326,8 @@ const (
 // MaxGroupURLLen bytes of printable UTF-8 without the characters ValidateID
 // refuses, the other texts at most MaxGroupTextLen bytes of UTF-8
 // whose only control characters are tab, line feed and carriage return (no
-// NUL, which PostgreSQL's text cannot hold), and JoinPolicy is a known one.
+// NUL, which PostgreSQL's text cannot hold), and JoinPolicy and History are
+// known ones.
 func ValidateGroup(g Group) error {
 	if err := ValidateID("group id", g.ID); err != nil {
 		return err
@@ -307,6 +351,9 @@ func ValidateGroup(g Group) error {
 	}
 	if g.JoinPolicy != JoinOpen && g.JoinPolicy != JoinInviteOnly {
 		return errorf(CodeInvalidArgument, ErrInvalidArgument, "unknown join policy %d", g.JoinPolicy)
+	}
+	if g.History != HistoryFromJoin && g.History != HistoryFull {
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "unknown history visibility %d", g.History)
 	}
 	return nil
 }

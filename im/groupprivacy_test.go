@@ -1,6 +1,7 @@
 package im_test
 
 import (
+	"context"
 	"regexp"
 	"slices"
 	"testing"
@@ -83,7 +84,7 @@ func TestGroupInfoOnlyForMembersUnlessOpen(t *testing.T) {
 	}
 	// Nor its members.
 	_, err = srv.GroupMembers(ctx, private.ID, carol)
-	require.ErrorIs(t, err, im.ErrPermissionDenied)
+	require.ErrorIs(t, err, im.ErrNotFound)
 
 	// An open group is for anyone to find and join.
 	g, err := srv.Group(ctx, public.ID, carol)
@@ -94,4 +95,107 @@ func TestGroupInfoOnlyForMembersUnlessOpen(t *testing.T) {
 	require.NoError(t, srv.LeaveGroup(ctx, private.ID, bob))
 	_, err = srv.Group(ctx, private.ID, bob)
 	require.ErrorIs(t, err, im.ErrNotFound)
+}
+
+// Every call on a group by id answers a non-member of an invite-only group
+// exactly as it answers for an id that names no group: the same error, code
+// and message. A prober holding a real id learns nothing from any of them,
+// nor does a member who left. Nothing is changed by the attempts.
+func TestInviteOnlyGroupHiddenFromEveryCall(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{})
+	ctx := testCtx(t)
+	private, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "private", JoinPolicy: im.JoinInviteOnly}, []string{bob, carol})
+	require.NoError(t, err)
+	require.NoError(t, srv.LeaveGroup(ctx, private.ID, carol))
+	missing := "0123456789abcdef0123456789abcdef"
+	name := "mine now"
+
+	calls := []struct {
+		name string
+		do   func(id, user string) error
+	}{
+		{"Group", func(id, u string) error { _, err := srv.Group(ctx, id, u); return err }},
+		{"GroupMembers", func(id, u string) error { _, err := srv.GroupMembers(ctx, id, u); return err }},
+		{"JoinGroup", func(id, u string) error { _, err := srv.JoinGroup(ctx, id, u); return err }},
+		{"LeaveGroup", func(id, u string) error { return srv.LeaveGroup(ctx, id, u) }},
+		{"InviteToGroup", func(id, u string) error { return srv.InviteToGroup(ctx, id, u, []string{dave}) }},
+		{"KickFromGroup", func(id, u string) error { return srv.KickFromGroup(ctx, id, u, []string{bob}) }},
+		{"KickFromGroupOwner", func(id, u string) error { return srv.KickFromGroup(ctx, id, u, []string{alice}) }},
+		{"SetGroupRole", func(id, u string) error { return srv.SetGroupRole(ctx, id, u, bob, im.RoleAdmin) }},
+		{"SetGroupRoleOwner", func(id, u string) error { return srv.SetGroupRole(ctx, id, u, u, im.RoleOwner) }},
+		{"UpdateGroup", func(id, u string) error {
+			_, err := srv.UpdateGroup(ctx, id, u, im.GroupUpdate{Name: &name})
+			return err
+		}},
+		{"UpdateGroupNothing", func(id, u string) error { _, err := srv.UpdateGroup(ctx, id, u, im.GroupUpdate{}); return err }},
+		{"DismissGroup", func(id, u string) error { return srv.DismissGroup(ctx, id, u) }},
+	}
+	for _, c := range calls {
+		for _, u := range []string{dave, carol} {
+			t.Run(c.name+"/"+u, func(t *testing.T) {
+				want := c.do(missing, u)
+				got := c.do(private.ID, u)
+				require.ErrorIs(t, want, im.ErrNotFound)
+				require.ErrorIs(t, got, im.ErrNotFound)
+				require.Equal(t, want.Error(), got.Error(), "the same answer as for no group")
+				var we, ge *im.Error
+				require.ErrorAs(t, want, &we)
+				require.ErrorAs(t, got, &ge)
+				require.Equal(t, we.Code, ge.Code)
+			})
+		}
+	}
+	g, err := srv.Group(ctx, private.ID, alice)
+	require.NoError(t, err)
+	require.Equal(t, "private", g.Name, "nothing changed")
+	require.Equal(t, private.Version+1, g.Version, "nothing changed since carol left")
+	members, err := srv.GroupMembers(ctx, private.ID, alice)
+	require.NoError(t, err)
+	require.Len(t, members, 2)
+
+	// An open group is no secret: a non-member is told what she may not do.
+	open, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "open", JoinPolicy: im.JoinOpen}, []string{bob})
+	require.NoError(t, err)
+	_, err = srv.GroupMembers(ctx, open.ID, dave)
+	require.ErrorIs(t, err, im.ErrPermissionDenied)
+	require.ErrorIs(t, srv.KickFromGroup(ctx, open.ID, dave, []string{bob}), im.ErrPermissionDenied)
+}
+
+// Sending into an invite-only group's conversation as a non-member, over
+// the socket and through the Go API, answers as for a group that does not
+// exist; into an open group's, "not a member".
+func TestSendToInviteOnlyGroupAsOutsiderLooksMissing(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{})
+	ctx := testCtx(t)
+	private, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "private", JoinPolicy: im.JoinInviteOnly}, []string{bob, carol})
+	require.NoError(t, err)
+	require.NoError(t, srv.LeaveGroup(ctx, private.ID, carol))
+	open, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "open"}, []string{bob})
+	require.NoError(t, err)
+	const missing = "0123456789abcdef0123456789abcdef"
+
+	for _, u := range []string{dave, carol} {
+		c := srv.Dial(t, "tcp", u)
+		want, err1 := sendToGroup(t, c, missing, "hi")
+		got, err2 := sendToGroup(t, c, private.ID, "hi")
+		require.Nil(t, want)
+		require.Nil(t, got)
+		require.Error(t, err1)
+		require.Equal(t, err1.Error(), err2.Error(), "%s: the same answer as for no group", u)
+		_, err = sendToGroup(t, c, open.ID, "hi")
+		require.ErrorIs(t, err, im.ErrPermissionDenied)
+
+		goWant := goSend(ctx, srv, u, missing)
+		goGot := goSend(ctx, srv, u, private.ID)
+		require.ErrorIs(t, goGot, im.ErrNotFound)
+		require.Equal(t, goWant.Error(), goGot.Error())
+	}
+	// Members still send.
+	_, err = sendToGroup(t, srv.Dial(t, "tcp", bob), private.ID, "hi")
+	require.NoError(t, err)
+}
+
+func goSend(ctx context.Context, srv *imtest.Server, from, gid string) error {
+	_, err := srv.SendMessage(ctx, im.SendRequest{SenderID: from, ConversationID: im.GroupConversationID(gid), Type: im.TextMessage, Content: []byte("hi")})
+	return err
 }

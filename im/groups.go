@@ -21,6 +21,10 @@ type GroupSpec struct {
 	// JoinInviteOnly for a private group. (The HTTP API's create call
 	// makes invite-only groups unless the request asks for an open one.)
 	JoinPolicy JoinPolicy
+	// History's zero value is HistoryFromJoin: a member reads the
+	// group's messages from her joining on. HistoryFull shows every
+	// member the whole history.
+	History HistoryVisibility
 }
 
 // GroupUpdate changes some fields of a group; nil fields stay as they are.
@@ -31,6 +35,10 @@ type GroupUpdate struct {
 	Notification *string
 	Extra        *string
 	JoinPolicy   *JoinPolicy
+	// History changes what members who joined before read from now on:
+	// switching to HistoryFromJoin hides from them again what preceded
+	// their joining.
+	History *HistoryVisibility
 }
 
 // GroupNotice is the content (JSON) of the NotificationMessage the server
@@ -68,7 +76,8 @@ const (
 // its group_created notice are stored in one commit. The group's id is 128
 // random bits (32 hex characters), which nobody can guess or derive from
 // other ids. spec.JoinPolicy's zero value is JoinOpen: give JoinInviteOnly
-// for a group that only its admins add members to.
+// for a group that only its admins add members to. spec.History's zero
+// value is HistoryFromJoin.
 func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec, memberIDs []string) (Group, error) {
 	if !validID(ownerID) {
 		return Group{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "owner id is not a valid user id")
@@ -91,6 +100,7 @@ func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec
 		Extra:        spec.Extra,
 		OwnerID:      ownerID,
 		JoinPolicy:   spec.JoinPolicy,
+		History:      spec.History,
 		CreatedAt:    now,
 		UpdatedAt:    now,
 	}
@@ -119,7 +129,10 @@ func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec
 // group that is open to joining (JoinOpen), but only its members one that
 // is not. To anyone else such a group does not exist: the error is the
 // same (ErrNotFound, "group does not exist") as for an id that names no
-// group, so that asking does not tell whether it does.
+// group, so that asking does not tell whether it does. Every other call
+// on a group by id (GroupMembers, JoinGroup, LeaveGroup, InviteToGroup,
+// KickFromGroup, SetGroupRole, UpdateGroup, DismissGroup) answers a
+// non-member of an invite-only group the same way.
 func (s *Server) Group(ctx context.Context, id, userID string) (_ Group, err error) {
 	if !validID(id) {
 		return Group{}, errNoGroup()
@@ -147,14 +160,15 @@ func (s *Server) Group(ctx context.Context, id, userID string) (_ Group, err err
 }
 
 // GroupMembers returns the members of group id, for userID, who must be one
-// of them.
+// of them. To a non-member an invite-only group does not exist (as for
+// Group).
 func (s *Server) GroupMembers(ctx context.Context, id, userID string) ([]GroupMember, error) {
-	_, members, err := s.groupState(ctx, id)
+	g, members, err := s.groupState(ctx, id)
 	if err != nil {
 		return nil, err
 	}
 	if roleOf(members, userID) == 0 {
-		return nil, errNotGroupMember()
+		return nil, errOutsider(g)
 	}
 	return members, nil
 }
@@ -182,6 +196,8 @@ func (s *Server) UserGroups(ctx context.Context, userID string) (_ []Group, err 
 
 // JoinGroup adds userID to group id, which must be open to joining, and
 // returns the group. Joining a group one belongs to already does nothing.
+// An invite-only group answers as a missing one: asking to join does not
+// tell a non-member that it exists.
 func (s *Server) JoinGroup(ctx context.Context, id, userID string) (Group, error) {
 	if !validID(userID) {
 		return Group{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "user id is not valid")
@@ -191,7 +207,7 @@ func (s *Server) JoinGroup(ctx context.Context, id, userID string) (Group, error
 			return nil, nil
 		}
 		if g.JoinPolicy != JoinOpen {
-			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "this group takes members by invitation only")
+			return nil, errNoGroup()
 		}
 		if len(members)+1 > s.cfg.MaxGroupMembers {
 			return nil, errGroupFull(s.cfg.MaxGroupMembers)
@@ -207,10 +223,10 @@ func (s *Server) JoinGroup(ctx context.Context, id, userID string) (Group, error
 // the group to another member first (SetGroupRole with RoleOwner), or
 // dismisses it.
 func (s *Server) LeaveGroup(ctx context.Context, id, userID string) error {
-	_, err := s.changeGroup(ctx, id, func(_ Group, members []GroupMember) (*groupEdit, error) {
+	_, err := s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
 		switch roleOf(members, userID) {
 		case 0:
-			return nil, errNotGroupMember()
+			return nil, errOutsider(g)
 		case RoleOwner:
 			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "the owner cannot leave the group; hand it to another member first, or dismiss it")
 		}
@@ -230,7 +246,7 @@ func (s *Server) InviteToGroup(ctx context.Context, id, actorID string, userIDs 
 	_, err := s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
 		role := roleOf(members, actorID)
 		if role == 0 {
-			return nil, errNotGroupMember()
+			return nil, errOutsider(g)
 		}
 		if g.JoinPolicy == JoinInviteOnly && role < RoleAdmin {
 			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only admins invite to this group")
@@ -259,7 +275,10 @@ func (s *Server) InviteToGroup(ctx context.Context, id, actorID string, userIDs 
 // must outrank each of them: the owner removes admins and members, an admin
 // removes members. Users who are not members are skipped.
 func (s *Server) KickFromGroup(ctx context.Context, id, actorID string, userIDs []string) error {
-	_, err := s.changeGroup(ctx, id, func(_ Group, members []GroupMember) (*groupEdit, error) {
+	_, err := s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
+		if hidden(g, members, actorID) {
+			return nil, errNoGroup()
+		}
 		role := roleOf(members, actorID)
 		if role < RoleAdmin {
 			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only admins remove members")
@@ -301,7 +320,10 @@ func (s *Server) SetGroupRole(ctx context.Context, id, actorID, userID string, r
 	if !validID(userID) {
 		return errorf(CodeInvalidArgument, ErrInvalidArgument, "user id is not valid")
 	}
-	_, err := s.changeGroup(ctx, id, func(_ Group, members []GroupMember) (*groupEdit, error) {
+	_, err := s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
+		if hidden(g, members, actorID) {
+			return nil, errNoGroup()
+		}
 		if roleOf(members, actorID) != RoleOwner {
 			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only the owner sets roles")
 		}
@@ -335,6 +357,9 @@ func (s *Server) SetGroupRole(ctx context.Context, id, actorID, userID string, r
 // nothing and tells nobody.
 func (s *Server) UpdateGroup(ctx context.Context, id, actorID string, u GroupUpdate) (Group, error) {
 	return s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
+		if hidden(g, members, actorID) {
+			return nil, errNoGroup()
+		}
 		if roleOf(members, actorID) < RoleAdmin {
 			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only admins edit the group")
 		}
@@ -351,6 +376,9 @@ func (s *Server) UpdateGroup(ctx context.Context, id, actorID string, u GroupUpd
 		set(&g.Extra, u.Extra)
 		if u.JoinPolicy != nil {
 			g.JoinPolicy = *u.JoinPolicy
+		}
+		if u.History != nil {
+			g.History = *u.History
 		}
 		if g == before {
 			return nil, nil
@@ -370,7 +398,10 @@ func (s *Server) UpdateGroup(ctx context.Context, id, actorID string, u GroupUpd
 // messages stay in the store, but nobody can read or send to them any
 // more. Every former member is told.
 func (s *Server) DismissGroup(ctx context.Context, id, actorID string) error {
-	_, err := s.changeGroup(ctx, id, func(_ Group, members []GroupMember) (*groupEdit, error) {
+	_, err := s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
+		if hidden(g, members, actorID) {
+			return nil, errNoGroup()
+		}
 		if roleOf(members, actorID) != RoleOwner {
 			return nil, errorf(CodePermissionDenied, ErrPermissionDenied, "only the owner dismisses the group")
 		}
@@ -569,6 +600,23 @@ func groupOf(conv string) (string, bool) {
 
 func errNoGroup() *Error {
 	return errorf(CodeNotFound, ErrNotFound, "group does not exist")
+}
+
+// hidden reports whether group g must look missing to user: a group that
+// is not open to joining exists only for its members, so that no call
+// tells anyone else it does (Group, and every call on a group by id).
+func hidden(g Group, members []GroupMember, user string) bool {
+	return g.JoinPolicy != JoinOpen && roleOf(members, user) == 0
+}
+
+// errOutsider is the refusal of a call only members make, to a user who
+// is not one of group g: "not a member" where anyone may see the group,
+// and the answer for a missing group where only its members may.
+func errOutsider(g Group) *Error {
+	if g.JoinPolicy != JoinOpen {
+		return errNoGroup()
+	}
+	return errNotGroupMember()
 }
 
 func errNotGroupMember() *Error {

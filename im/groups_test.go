@@ -112,8 +112,8 @@ func TestGroupMembershipChangesDecideWhoReceives(t *testing.T) {
 	}
 
 	// carol joins by herself (the group is open); everyone, her included,
-	// hears of it. (Her client, seeing the group first at seq 2, also
-	// pulls seq 1: a member reads the whole history.)
+	// hears of it. (Her client, seeing the group first at seq 2, asks for
+	// seq 1 and gets nothing: she reads from her joining on.)
 	joined, err := srv.JoinGroup(ctx, g.ID, carol)
 	require.NoError(t, err)
 	require.Equal(t, 3, joined.MemberCount)
@@ -135,10 +135,11 @@ func TestGroupMembershipChangesDecideWhoReceives(t *testing.T) {
 		require.Equal(t, bob, n.Operator)
 	}
 
-	// A member reads the history from before they came in.
+	// A new member reads the history from her joining on (the group
+	// keeps the default, HistoryFromJoin).
 	history, err := d.SyncRange(ctx, im.GroupConversationID(g.ID), 1, 0, 10)
 	require.NoError(t, err)
-	require.Equal(t, []int64{1, 2, 3}, seqs(history.Messages))
+	require.Equal(t, []int64{3}, seqs(history.Messages))
 
 	// dave's first message reaches the three others.
 	_, err = sendToGroup(t, d, g.ID, "thanks")
@@ -219,14 +220,14 @@ func TestGroupPermissions(t *testing.T) {
 		do   func() error
 		want error
 	}{
-		{"join an invite-only group", func() error { _, err := srv.JoinGroup(ctx, g.ID, dave); return err }, im.ErrPermissionDenied},
+		{"join an invite-only group", func() error { _, err := srv.JoinGroup(ctx, g.ID, dave); return err }, im.ErrNotFound}, // an invite-only group hides from non-members,
 		{"a member invites to an invite-only group", func() error { return srv.InviteToGroup(ctx, g.ID, carol, []string{dave}) }, im.ErrPermissionDenied},
-		{"a non-member invites", func() error { return srv.InviteToGroup(ctx, g.ID, dave, []string{"erin"}) }, im.ErrPermissionDenied},
+		{"a non-member invites", func() error { return srv.InviteToGroup(ctx, g.ID, dave, []string{"erin"}) }, im.ErrNotFound}, // an invite-only group hides from non-members,
 		{"a member kicks", func() error { return srv.KickFromGroup(ctx, g.ID, carol, []string{bob}) }, im.ErrPermissionDenied},
 		{"an admin kicks the owner", func() error { return srv.KickFromGroup(ctx, g.ID, bob, []string{alice}) }, im.ErrPermissionDenied},
 		{"kick oneself", func() error { return srv.KickFromGroup(ctx, g.ID, bob, []string{bob}) }, im.ErrInvalidArgument},
 		{"the owner leaves", func() error { return srv.LeaveGroup(ctx, g.ID, alice) }, im.ErrPermissionDenied},
-		{"a non-member leaves", func() error { return srv.LeaveGroup(ctx, g.ID, dave) }, im.ErrPermissionDenied},
+		{"a non-member leaves", func() error { return srv.LeaveGroup(ctx, g.ID, dave) }, im.ErrNotFound}, // an invite-only group hides from non-members,
 		{"an admin dismisses", func() error { return srv.DismissGroup(ctx, g.ID, bob) }, im.ErrPermissionDenied},
 		{"an admin sets roles", func() error { return srv.SetGroupRole(ctx, g.ID, bob, carol, im.RoleAdmin) }, im.ErrPermissionDenied},
 		{"the owner demotes itself", func() error { return srv.SetGroupRole(ctx, g.ID, alice, alice, im.RoleAdmin) }, im.ErrInvalidArgument},
@@ -244,7 +245,7 @@ func TestGroupPermissions(t *testing.T) {
 		{"an invalid member id", func() error { return srv.InviteToGroup(ctx, g.ID, bob, []string{"bad\x00id"}) }, im.ErrInvalidArgument},
 		{"kick an invalid id", func() error { return srv.KickFromGroup(ctx, g.ID, alice, []string{carol, ""}) }, im.ErrInvalidArgument},
 		{"a role for an invalid id", func() error { return srv.SetGroupRole(ctx, g.ID, alice, "", im.RoleAdmin) }, im.ErrInvalidArgument},
-		{"members of another group", func() error { _, err := srv.GroupMembers(ctx, g.ID, dave); return err }, im.ErrPermissionDenied},
+		{"members of another group", func() error { _, err := srv.GroupMembers(ctx, g.ID, dave); return err }, im.ErrNotFound}, // an invite-only group hides from non-members,
 		{"a group that does not exist", func() error { _, err := srv.JoinGroup(ctx, "nosuch", dave); return err }, im.ErrNotFound},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

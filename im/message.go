@@ -26,6 +26,13 @@ type Message struct {
 type Conversation struct {
 	ID     string
 	MaxSeq int64 // seq of the newest message; 0 when there is none
+	// ReadFrom is set by SyncStore.SyncConversations on a group's
+	// conversation only: the first seq the user it lists conversations
+	// for may read (FirstReadableSeq of the group and her membership,
+	// read in the same snapshot as MaxSeq), at least 1. 0 means not
+	// given; the Server then reads it itself (and it is always 0 from
+	// Conversation and UserConversations).
+	ReadFrom int64
 }
 
 // Limits on identifiers, enforced by the Server and by conforming Stores.

@@ -162,7 +162,7 @@ func (s *Server) resolveConversation(ctx context.Context, d draft) (target, erro
 		if set.roles[d.sender] == 0 {
 			err := s.checkGroupMember(ctx, gid, d.sender)
 			if errors.Is(err, ErrNotFound) {
-				return target{}, errNotGroupMember()
+				return target{}, s.outsider(ctx, gid)
 			}
 			if err != nil {
 				return target{}, err
@@ -181,6 +181,22 @@ func (s *Server) resolveConversation(ctx context.Context, d draft) (target, erro
 
 // handleSend stores a client's message; the acknowledgement goes out when the
 // commit is durable.
+// outsider returns the refusal of a send to group gid by a user who is not
+// a member: "not a member" for an open group, and for an invite-only one
+// the answer an id that names no group gets, so that trying does not tell
+// her it exists (see Server.Group).
+func (s *Server) outsider(ctx context.Context, gid string) (err error) {
+	defer s.recoverStore("Group", &err)
+	g, err := s.store.Group(ctx, gid)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return errNoGroup()
+	case err != nil:
+		return err
+	}
+	return errOutsider(g)
+}
+
 // checkGroupMember asks the store whether user is a member of group gid:
 // nil if so, an error wrapping ErrNotFound if not.
 func (s *Server) checkGroupMember(ctx context.Context, gid, user string) (err error) {

@@ -115,7 +115,11 @@ type SyncStore interface {
 	// snapshot (one transaction or one statement): a group's conversation
 	// is listed only with a MaxSeq it had while userID was a member, so the
 	// Server reads its messages up to that seq without checking the
-	// membership again.
+	// membership again. Each group's conversation carries ReadFrom, the
+	// first seq userID may read (FirstReadableSeq of the group and her
+	// membership in that snapshot), so that the Server reads nothing
+	// older without a read per group; the Server reads ReadFrom itself,
+	// one group at a time, for a group's conversation listed with 0.
 	SyncConversations(ctx context.Context, userID string) ([]Conversation, error)
 
 	// MessageRanges returns, for each range, what Messages(ctx,

@@ -63,10 +63,41 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 	// conversation among the user's own too.
 	convs = slices.CompactFunc(convs, func(a, b Conversation) bool { return a.ID == b.ID })
 	var changed []MessageRange
+	// recheck holds the group conversations whose first readable seq the
+	// Server read itself, apart from the list: their membership is read
+	// again after their messages.
+	var recheck map[string]bool
 	for _, c := range convs {
-		if last := max(known[c.ID], 0); c.MaxSeq > last {
-			changed = append(changed, MessageRange{ConversationID: c.ID, From: last + 1, To: c.MaxSeq})
+		last := max(known[c.ID], 0)
+		if c.MaxSeq <= last {
+			continue
 		}
+		r := MessageRange{ConversationID: c.ID, From: last + 1, To: c.MaxSeq}
+		if ConversationTypeOf(c.ID) == GroupConversation {
+			// Nothing before the user's first readable seq, whatever
+			// cursor the client sends.
+			from := c.ReadFrom
+			if from < 1 {
+				var ok bool
+				from, ok, err = s.readableFrom(sess.ctx, c.ID, sess.user, r.From)
+				if err != nil {
+					s.respondError(sess, f, err)
+					return
+				}
+				if !ok {
+					continue
+				}
+				if recheck == nil {
+					recheck = make(map[string]bool)
+				}
+				recheck[c.ID] = true
+			}
+			r.From = max(r.From, from)
+			if r.From > r.To {
+				continue
+			}
+		}
+		changed = append(changed, r)
 	}
 	rsp := &imv1.BatchSyncResponse{}
 	budget := syncByteBudget
@@ -82,20 +113,24 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 			}
 		}
 		for i, r := range part {
-			if s.sync == nil && pages != nil && len(pages[i]) > 0 && ConversationTypeOf(r.ConversationID) == GroupConversation {
-				// Without a SyncStore the user's groups and their max
-				// seqs come from separate reads, so a user removed in
-				// between could be given what followed her removal.
-				// Checked after the read: a user removed before it reads
-				// nothing, one removed after it read what was hers.
-				// (SyncConversations lists in one snapshot.)
-				ok, err := s.isMember(sess.ctx, r.ConversationID, sess.user)
+			if recheck[r.ConversationID] && pages != nil && len(pages[i]) > 0 {
+				// Without a SyncStore (or ReadFrom from it) the user's
+				// groups, their max seqs and what she may read come from
+				// separate reads, so a user removed in between could be
+				// given what followed her removal. Checked after the
+				// read: a user removed before it reads nothing, one
+				// removed after it read what was hers. (SyncConversations
+				// lists in one snapshot.)
+				from, ok, err := s.readableFrom(sess.ctx, r.ConversationID, sess.user, r.From)
 				if err != nil {
 					s.respondError(sess, f, err)
 					return
 				}
 				if !ok {
 					continue
+				}
+				if from > r.From {
+					pages[i] = slices.DeleteFunc(pages[i], func(m Message) bool { return m.Seq < from })
 				}
 			}
 			cm := &imv1.ConversationMessages{ConversationId: r.ConversationID, SyncedSeq: r.From - 1}
@@ -208,9 +243,36 @@ func (s *Server) handleSyncRange(sess *session, f Frame) {
 		return
 	}
 	rsp := &imv1.SyncRangeResponse{RequestId: req.RequestId, ConversationId: req.ConversationId}
-	msgs, end, err := s.readRange(sess.ctx, req.ConversationId, start, req.EndSeq, clampCount(req.Count))
-	if group && !s.allowRead(sess, f, req.ConversationId) {
-		return
+	var (
+		msgs []Message
+		end  int64
+		err  error
+	)
+	for pass := 1; ; pass++ {
+		msgs, end, err = s.readRange(sess.ctx, req.ConversationId, start, req.EndSeq, clampCount(req.Count))
+		if !group {
+			break
+		}
+		from, ok, cerr := s.readableFrom(sess.ctx, req.ConversationId, sess.user, start)
+		if cerr == nil && !ok {
+			cerr = errorf(CodePermissionDenied, ErrPermissionDenied, "not a member of this conversation")
+		}
+		if cerr != nil {
+			s.respondError(sess, f, cerr)
+			return
+		}
+		if from <= start || err != nil {
+			break
+		}
+		// What was read began before the user's first readable seq: it
+		// is thrown away and read again from there, so that the page is
+		// not spent on messages she may not have. Should that seq move
+		// again meanwhile, what lies below it is dropped.
+		start = from
+		if pass > 1 {
+			msgs = slices.DeleteFunc(msgs, func(m Message) bool { return m.Seq < from })
+			break
+		}
 	}
 	if err != nil {
 		s.respondError(sess, f, err)
@@ -258,6 +320,42 @@ func (s *Server) readRange(ctx context.Context, conv string, start, end int64, c
 	}
 	msgs, err = s.store.Messages(ctx, conv, start, last, count)
 	return msgs, last, err
+}
+
+// readableFrom reports whether user may read conversation conv now, as the
+// store says, and the first seq she may read (FirstReadableSeq for a
+// group's conversation, 1 for the others). When the user's membership
+// began at start or before, everything from start is hers whatever the
+// group's setting, and the group itself is not read: the seq returned is
+// then at most start.
+func (s *Server) readableFrom(ctx context.Context, conv, user string, start int64) (from int64, ok bool, err error) {
+	if ConversationTypeOf(conv) != GroupConversation {
+		ok, err := s.isMember(ctx, conv, user)
+		return 1, ok, err
+	}
+	gid, _ := groupOf(conv)
+	if !validID(gid) || !validID(user) {
+		return 0, false, nil
+	}
+	defer s.recoverStore("GroupMember", &err)
+	m, err := s.store.GroupMember(ctx, gid, user)
+	if errors.Is(err, ErrNotFound) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	if m.JoinSeq <= max(start, 1) {
+		return max(m.JoinSeq, 1), true, nil
+	}
+	g, err := s.store.Group(ctx, gid)
+	if errors.Is(err, ErrNotFound) {
+		return 0, false, nil // dismissed meanwhile
+	}
+	if err != nil {
+		return 0, false, err
+	}
+	return FirstReadableSeq(g, m), true, nil
 }
 
 // isMember reports whether user belongs to conversation conv. For a group

@@ -223,9 +223,13 @@ func decodeAccount(userID string, v []byte) (auth.Account, error) {
 //	version 2 only: uvarint Version (a version 1 record is at Version 1)
 //	CreatedAt, then UpdatedAt: varint Unix seconds, uvarint nanoseconds
 //	the six strings' bytes, back to back
+//	varint History, if present (records written before it read as
+//	HistoryFromJoin)
 //
 // Version 2 came with group versions; records written before read as
-// Version 1 and are rewritten as version 2 by their next change.
+// Version 1 and are rewritten as version 2 by their next change. History
+// was appended at the end, without a new version, so that a record
+// without it still decodes.
 
 // groupRecordV2 is the first byte of a group record that holds Version.
 const groupRecordV2 = 2
@@ -243,7 +247,7 @@ func appendGroup(b []byte, g *im.Group) []byte {
 	for _, s := range [...]string{g.Name, g.FaceURL, g.Introduction, g.Notification, g.Extra, g.OwnerID} {
 		b = append(b, s...)
 	}
-	return b
+	return binary.AppendVarint(b, int64(g.History))
 }
 
 func decodeGroup(id string, v []byte) (im.Group, error) {
@@ -266,7 +270,12 @@ func decodeGroup(id string, v []byte) (im.Group, error) {
 	}
 	created, updated := d.time(), d.time()
 	strs := d.bytes(total)
-	if d.err || len(d.b) != 0 || policy < math.MinInt32 || policy > math.MaxInt32 || count > math.MaxInt || version > math.MaxInt64 {
+	var history int64
+	if !d.err && len(d.b) > 0 {
+		history = d.varint()
+	}
+	if d.err || len(d.b) != 0 || policy < math.MinInt32 || policy > math.MaxInt32 || count > math.MaxInt || version > math.MaxInt64 ||
+		history < math.MinInt32 || history > math.MaxInt32 {
 		return im.Group{}, errCorrupt
 	}
 	str := string(strs)
@@ -284,6 +293,7 @@ func decodeGroup(id string, v []byte) (im.Group, error) {
 		Extra:        next(lens[4]),
 		OwnerID:      next(lens[5]),
 		JoinPolicy:   im.JoinPolicy(policy),
+		History:      im.HistoryVisibility(history),
 		MemberCount:  int(count),
 		Version:      int64(version),
 		CreatedAt:    created,
@@ -296,11 +306,13 @@ func decodeGroup(id string, v []byte) (im.Group, error) {
 //	version byte
 //	varint Role
 //	JoinedAt: varint Unix seconds, uvarint nanoseconds
+//	uvarint JoinSeq, if present (records written before it read as 0)
 
 func appendGroupMember(b []byte, m *im.GroupMember) []byte {
 	b = append(b, recordV1)
 	b = binary.AppendVarint(b, int64(m.Role))
-	return appendTime(b, m.JoinedAt)
+	b = appendTime(b, m.JoinedAt)
+	return binary.AppendUvarint(b, uint64(m.JoinSeq))
 }
 
 func decodeGroupMember(userID string, v []byte) (im.GroupMember, error) {
@@ -310,10 +322,14 @@ func decodeGroupMember(userID string, v []byte) (im.GroupMember, error) {
 	}
 	role := d.varint()
 	joined := d.time()
-	if d.err || len(d.b) != 0 || role < math.MinInt32 || role > math.MaxInt32 {
+	var joinSeq uint64
+	if !d.err && len(d.b) > 0 {
+		joinSeq = d.uvarint()
+	}
+	if d.err || len(d.b) != 0 || role < math.MinInt32 || role > math.MaxInt32 || joinSeq > math.MaxInt64 {
 		return im.GroupMember{}, errCorrupt
 	}
-	return im.GroupMember{UserID: userID, Role: im.GroupRole(role), JoinedAt: joined}, nil
+	return im.GroupMember{UserID: userID, Role: im.GroupRole(role), JoinedAt: joined, JoinSeq: int64(joinSeq)}, nil
 }
 
 // appendTime stores t to the nanosecond, whatever its year; its location is

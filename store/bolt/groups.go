@@ -30,7 +30,7 @@ func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupM
 	if err := im.ValidateCreateGroup(g, members, notice); err != nil {
 		return im.AppendResult{}, err
 	}
-	r, err := s.commitGroup(ctx, notice, func(b *groupBuckets) (int64, error) {
+	r, err := s.commitGroup(ctx, g.ID, notice, func(b *groupBuckets) (int64, error) {
 		if b.groups.Get([]byte(g.ID)) != nil {
 			return 0, fmt.Errorf("group id taken: %w", im.ErrConflict)
 		}
@@ -40,6 +40,7 @@ func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupM
 			return 0, err
 		}
 		for i := range members {
+			members[i].JoinSeq = b.joinSeq
 			if err := b.putMember(g.ID, &members[i]); err != nil {
 				return 0, err
 			}
@@ -83,7 +84,7 @@ func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (
 	if err := im.ValidateGroupChange(id, ch); err != nil {
 		return im.AppendResult{}, err
 	}
-	r, err := s.commitGroup(ctx, ch.Notice, func(b *groupBuckets) (int64, error) {
+	r, err := s.commitGroup(ctx, id, ch.Notice, func(b *groupBuckets) (int64, error) {
 		g, err := readGroup(b.groups, id)
 		if err != nil {
 			return 0, err
@@ -145,8 +146,9 @@ func (b *groupBuckets) change(g *im.Group, ch im.GroupChange) error {
 			if old.Role == m.Role {
 				continue
 			}
-			m.JoinedAt = old.JoinedAt
+			m.JoinedAt, m.JoinSeq = old.JoinedAt, old.JoinSeq
 		} else {
+			m.JoinSeq = b.joinSeq
 			g.MemberCount++
 		}
 		if err := b.putMember(id, &m); err != nil {
@@ -198,11 +200,13 @@ func (b *groupBuckets) deleteGroup(id string) error {
 	return b.groups.Delete([]byte(id))
 }
 
-// commitGroup runs change, which writes to the groups' buckets and returns
-// the group's version after it, and logs notice (unless it is empty), in
-// one write transaction under appendMu, as AppendMessages does. A notice
-// stored before is ErrConflict, and nothing is written.
-func (s *Store) commitGroup(ctx context.Context, notice im.AppendRequest, change func(b *groupBuckets) (int64, error)) (im.AppendResult, error) {
+// commitGroup runs change, which writes to the buckets of group id and
+// returns the group's version after it, and logs notice (unless it is
+// empty), in one write transaction under appendMu, as AppendMessages does.
+// A notice stored before is ErrConflict, and nothing is written. change
+// finds in b.joinSeq the seq the notice takes (the next one of the group's
+// conversation), which new members join at.
+func (s *Store) commitGroup(ctx context.Context, id string, notice im.AppendRequest, change func(b *groupBuckets) (int64, error)) (im.AppendResult, error) {
 	hasNotice := notice.Message.ConversationID != ""
 	batch := []im.AppendRequest{notice}
 	results := make([]im.AppendResult, 1)
@@ -235,6 +239,9 @@ func (s *Store) commitGroup(ctx context.Context, notice im.AppendRequest, change
 	err := s.write(ctx, func(tx *bbolt.Tx) error {
 		b, err := openGroupBuckets(tx)
 		if err != nil {
+			return err
+		}
+		if b.joinSeq, err = nextSeq(tx, im.GroupConversationID(id)); err != nil {
 			return err
 		}
 		if version, err = change(&b); err != nil || !hasNotice {
@@ -383,6 +390,28 @@ type groupBuckets struct {
 	groups  *bbolt.Bucket // bucketGroups
 	members *bbolt.Bucket // bucketGroupMembers
 	users   *bbolt.Bucket // bucketUserGroups
+	// joinSeq is the JoinSeq of the members a change adds: the seq its
+	// notice takes. Set by commitGroup only.
+	joinSeq int64
+}
+
+// nextSeq returns the seq the next message of conversation conv takes in
+// tx: one past the max seq the conversations bucket records, which every
+// append commits with its messages.
+func nextSeq(tx *bbolt.Tx, conv string) (int64, error) {
+	convs, err := bucket(tx, bucketConvs)
+	if err != nil {
+		return 0, err
+	}
+	v := convs.Get([]byte(conv))
+	if v == nil {
+		return 1, nil
+	}
+	seq, err := decodeSeq(v)
+	if err != nil {
+		return 0, corrupt("conversation %q", conv)
+	}
+	return seq + 1, nil
 }
 
 func openGroupBuckets(tx *bbolt.Tx) (b groupBuckets, err error) {

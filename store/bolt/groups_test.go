@@ -84,6 +84,7 @@ func sampleGroup() im.Group {
 		Extra:        `{"k":1}`,
 		OwnerID:      "alice",
 		JoinPolicy:   im.JoinInviteOnly,
+		History:      im.HistoryFull,
 		MemberCount:  3,
 		Version:      12,
 		CreatedAt:    time.Date(2025, 1, 2, 3, 4, 5, 678_901_234, time.UTC),
@@ -111,7 +112,7 @@ func TestGroupRecordRoundTrip(t *testing.T) {
 		})
 	}
 	for _, m := range []im.GroupMember{
-		{UserID: "u", Role: im.RoleAdmin, JoinedAt: time.Unix(1_700_000_000, 123).UTC()},
+		{UserID: "u", Role: im.RoleAdmin, JoinedAt: time.Unix(1_700_000_000, 123).UTC(), JoinSeq: 1 << 40},
 		{UserID: "v", Role: im.RoleMember},
 	} {
 		got, err := decodeGroupMember(m.UserID, appendGroupMember(nil, &m))
@@ -138,6 +139,28 @@ func TestDecodeGroupRecordV1(t *testing.T) {
 	require.Equal(t, g.MemberCount, got.MemberCount)
 }
 
+// Group and member records written before History and JoinSeq were
+// appended to them read as HistoryFromJoin and JoinSeq 0 (a membership that
+// reads the whole history).
+func TestDecodeRecordsWithoutHistoryOrJoinSeq(t *testing.T) {
+	g := sampleGroup()
+	rec := appendGroup(nil, &g)
+	old := rec[:len(rec)-1] // History 1 is one byte
+	got, err := decodeGroup(g.ID, old)
+	require.NoError(t, err)
+	require.Equal(t, im.HistoryFromJoin, got.History)
+	got.History = g.History
+	require.Equal(t, g, got)
+
+	m := im.GroupMember{UserID: "u", Role: im.RoleAdmin, JoinedAt: time.Unix(1_700_000_000, 0).UTC(), JoinSeq: 7}
+	mrec := appendGroupMember(nil, &m)
+	gotM, err := decodeGroupMember("u", mrec[:len(mrec)-1]) // JoinSeq 7 is one byte
+	require.NoError(t, err)
+	require.Zero(t, gotM.JoinSeq)
+	gotM.JoinSeq = m.JoinSeq
+	require.Equal(t, m, gotM)
+}
+
 func TestDecodeGroupCorrupt(t *testing.T) {
 	g := sampleGroup()
 	good := appendGroup(nil, &g)
@@ -145,8 +168,10 @@ func TestDecodeGroupCorrupt(t *testing.T) {
 		nil,
 		{recordV1},
 		append([]byte{3}, good[1:]...),
-		good[:len(good)-1],
+		good[:len(good)-2], // into the strings: the last byte alone is History
 		append(good[:len(good):len(good)], 0),
+		append(good[:len(good)-1:len(good)-1], 0x80),               // History cut short
+		binary.AppendVarint(good[:len(good)-1:len(good)-1], 1<<40), // History out of range
 		append([]byte{recordV1}, binary.AppendUvarint(nil, 1<<62)...),
 		func() []byte { // JoinPolicy out of range
 			b := []byte{recordV1, 0, 0, 0, 0, 0, 0}
@@ -164,8 +189,9 @@ func TestDecodeGroupCorrupt(t *testing.T) {
 		nil,
 		{recordV1},
 		append([]byte{2}, goodMember[1:]...),
-		goodMember[:len(goodMember)-1],
+		goodMember[:len(goodMember)-2], // into JoinedAt: the last byte alone is JoinSeq
 		append(goodMember[:len(goodMember):len(goodMember)], 0),
+		append(goodMember[:len(goodMember)-1:len(goodMember)-1], 0x80),        // JoinSeq cut short
 		appendTime(binary.AppendVarint([]byte{recordV1}, 1<<40), time.Time{}), // Role out of range
 	} {
 		_, err := decodeGroupMember("u", rec)

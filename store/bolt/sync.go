@@ -11,8 +11,9 @@ import (
 )
 
 // SyncConversations implements im.SyncStore: the user's conversations and
-// its groups' in one read transaction, two prefix scans and one lookup per
-// group.
+// its groups' in one read transaction, two prefix scans and three lookups
+// per group (its conversation, the group and the membership, for
+// ReadFrom).
 func (s *Store) SyncConversations(ctx context.Context, userID string) ([]im.Conversation, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: sync conversations: %w", err)
@@ -33,10 +34,11 @@ func (s *Store) SyncConversations(ctx context.Context, userID string) ([]im.Conv
 		if err != nil {
 			return err
 		}
-		users, err := bucket(tx, bucketUserGroups)
+		b, err := openGroupBuckets(tx)
 		if err != nil {
 			return err
 		}
+		users := b.users
 		prefix := append([]byte(userID), 0)
 		c := users.Cursor()
 		var conv []byte
@@ -50,8 +52,21 @@ func (s *Store) SyncConversations(ctx context.Context, userID string) ([]im.Conv
 			if err != nil {
 				return corrupt("conversation %q", conv)
 			}
+			gid := string(k[len(prefix):])
+			g, err := readGroup(b.groups, gid)
+			if err != nil {
+				return fmt.Errorf("group %q: %w", gid, err)
+			}
+			mv := b.members.Get(idKey(gid, userID))
+			if mv == nil {
+				return corrupt("group %q: %q listed as a member without a membership", gid, userID)
+			}
+			m, err := decodeGroupMember(userID, mv)
+			if err != nil {
+				return fmt.Errorf("member %q of %q: %w", userID, gid, err)
+			}
 			seen[string(conv)] = true
-			out = append(out, im.Conversation{ID: string(conv), MaxSeq: seq})
+			out = append(out, im.Conversation{ID: string(conv), MaxSeq: seq, ReadFrom: im.FirstReadableSeq(g, m)})
 		}
 		return nil
 	})

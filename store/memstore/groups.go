@@ -38,12 +38,16 @@ func (s *Store) userGroupIDs(userID string) []string {
 	return out
 }
 
-// putMembers adds members to g, keeping the JoinedAt of existing ones. The
+// putMembers adds members to g, keeping the JoinedAt and JoinSeq of
+// existing ones; new ones join at the seq the change's notice takes. The
 // caller holds s.mu and has validated members.
 func (s *Store) putMembers(g *group, members []im.GroupMember) {
+	joinSeq := s.nextSeq(im.GroupConversationID(g.info.ID))
 	for _, m := range members {
 		if old, ok := g.members[m.UserID]; ok {
-			m.JoinedAt = old.JoinedAt
+			m.JoinedAt, m.JoinSeq = old.JoinedAt, old.JoinSeq
+		} else {
+			m.JoinSeq = joinSeq
 		}
 		g.members[m.UserID] = m
 		if s.groups.ofUser[m.UserID] == nil {
@@ -51,6 +55,13 @@ func (s *Store) putMembers(g *group, members []im.GroupMember) {
 		}
 		s.groups.ofUser[m.UserID][g.info.ID] = true
 	}
+}
+
+// nextSeq returns the seq the next message of conversation conv takes.
+// The caller holds s.mu.
+func (s *Store) nextSeq(conv string) int64 {
+	c, _ := s.conversation(conv)
+	return c.MaxSeq + 1
 }
 
 func groupNotFound(id string) error { return fmt.Errorf("memstore: group %q: %w", id, im.ErrNotFound) }

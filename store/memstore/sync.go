@@ -23,6 +23,8 @@ func (s *Store) SyncConversations(ctx context.Context, userID string) ([]im.Conv
 		id := im.GroupConversationID(g)
 		if c, ok := s.conversation(id); ok && !seen[id] {
 			seen[id] = true
+			grp := s.groups.byID[g]
+			c.ReadFrom = im.FirstReadableSeq(grp.info, grp.members[userID])
 			out = append(out, c)
 		}
 	}

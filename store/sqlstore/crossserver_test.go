@@ -41,6 +41,51 @@ func testGroupsAcrossServers(t *testing.T, b backend) {
 	defer cancel()
 	srvA, srvB := twoServers(t, b)
 
+	t.Run("JoinedThroughAnotherReadsFromJoin", func(t *testing.T) {
+		// Invited through A, carol syncs through B: B reads her join seq
+		// and the group's setting from the database, as A's commit
+		// wrote them, and gives her nothing older; turned to full history
+		// through B, A shows her everything.
+		g, err := srvA.CreateGroup(ctx, "owner", im.GroupSpec{Name: "H"}, []string{"bob"})
+		require.NoError(t, err)
+		conv := im.GroupConversationID(g.ID)
+		for i := range 4 {
+			_, err := srvB.SendMessage(ctx, im.SendRequest{SenderID: "bob", ConversationID: conv, Type: im.TextMessage, Content: fmt.Appendf(nil, "m%d", i)})
+			require.NoError(t, err)
+		}
+		require.NoError(t, srvA.InviteToGroup(ctx, g.ID, "owner", []string{"carol"})) // seq 6
+		seqsOf := func(msgs []*imv1.MessageInfo) []int64 {
+			out := []int64{}
+			for _, m := range msgs {
+				out = append(out, m.Seq)
+			}
+			return out
+		}
+		read := func(srv *imtest.Server) (batch, all []int64) {
+			c := srv.Dial(t, "tcp", "carol")
+			rsp, err := c.BatchSync(ctx, nil, 100)
+			require.NoError(t, err)
+			batch = []int64{}
+			for _, cm := range rsp.ConversationMessages {
+				if cm.ConversationId == conv {
+					batch = seqsOf(cm.Messages)
+				}
+			}
+			r, err := c.SyncRange(ctx, conv, 1, 0, 100)
+			require.NoError(t, err)
+			return batch, seqsOf(r.Messages)
+		}
+		batch, all := read(srvB)
+		require.Equal(t, []int64{6}, batch, "BATCH_SYNC through B")
+		require.Equal(t, []int64{6}, all, "SYNC_RANGE through B")
+		full := im.HistoryFull
+		_, err = srvB.UpdateGroup(ctx, g.ID, "owner", im.GroupUpdate{History: &full}) // seq 7
+		require.NoError(t, err)
+		batch, all = read(srvA)
+		require.Equal(t, []int64{1, 2, 3, 4, 5, 6, 7}, batch, "BATCH_SYNC through A")
+		require.Equal(t, batch, all, "SYNC_RANGE through A")
+	})
+
 	t.Run("KickedThroughAnother", func(t *testing.T) {
 		g, err := srvA.CreateGroup(ctx, "owner", im.GroupSpec{Name: "G"}, []string{"alice", "bob"})
 		require.NoError(t, err)

@@ -39,18 +39,22 @@ func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupM
 	err := s.write(ctx, true, func(q querier) error {
 		_, err := q.ExecContext(ctx, s.q.createGroup, g.ID, blob(g.Name), blob(g.FaceURL), blob(g.Introduction),
 			blob(g.Notification), blob(g.Extra), g.OwnerID, int64(g.JoinPolicy), int64(len(members)),
-			g.CreatedAt.UnixMicro(), g.UpdatedAt.UnixMicro(), int64(1))
+			g.CreatedAt.UnixMicro(), g.UpdatedAt.UnixMicro(), int64(1), int64(g.History))
 		if err != nil {
 			if s.isUnique(err) {
 				return fmt.Errorf("group %q exists: %w", g.ID, errGroupExists)
 			}
 			return err
 		}
-		if err := s.insertGroupMembers(ctx, q, g.ID, members); err != nil {
+		// The notice first: its seq is the members' JoinSeq.
+		if r, err = s.appendNotice(ctx, q, notice, 1); err != nil {
 			return err
 		}
-		r, err = s.appendNotice(ctx, q, notice, 1)
-		return err
+		joinSeq, err := s.joinSeq(ctx, q, g.ID, r)
+		if err != nil {
+			return err
+		}
+		return s.insertGroupMembers(ctx, q, g.ID, members, joinSeq)
 	})
 	if errors.Is(err, errGroupExists) {
 		err = fmt.Errorf("%w: %w", err, im.ErrConflict)
@@ -81,6 +85,21 @@ func (s *Store) appendNotice(ctx context.Context, q querier, n im.AppendRequest,
 	}
 	results[0].GroupVersion = version
 	return results[0], nil
+}
+
+// joinSeq returns the JoinSeq of the members a change to group id adds, in
+// q's transaction: the seq its notice took (r), or without a notice the
+// seq the group's conversation gives next.
+func (s *Store) joinSeq(ctx context.Context, q querier, id string, r im.AppendResult) (int64, error) {
+	if r.Message.Seq > 0 {
+		return r.Message.Seq, nil
+	}
+	var maxSeq int64
+	err := q.QueryRowContext(ctx, s.q.conversation, im.GroupConversationID(id)).Scan(&maxSeq)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, err
+	}
+	return maxSeq + 1, nil
 }
 
 // Group implements im.GroupStore. An id that no group can have is not
@@ -114,16 +133,21 @@ func scanGroup(row interface{ Scan(...any) error }, dest ...any) (im.Group, erro
 		g                    im.Group
 		policy, count        int64
 		createdAt, updatedAt int64
+		history              int64
 	)
 	cols := append([]any{&g.ID, &g.Name, &g.FaceURL, &g.Introduction, &g.Notification, &g.Extra, &g.OwnerID,
-		&policy, &count, &createdAt, &updatedAt, &g.Version}, dest...)
+		&policy, &count, &createdAt, &updatedAt, &g.Version, &history}, dest...)
 	if err := row.Scan(cols...); err != nil {
 		return im.Group{}, err
 	}
 	if policy < math.MinInt32 || policy > math.MaxInt32 {
 		return im.Group{}, fmt.Errorf("group %q: join policy %d out of range", g.ID, policy)
 	}
+	if history < math.MinInt32 || history > math.MaxInt32 {
+		return im.Group{}, fmt.Errorf("group %q: history %d out of range", g.ID, history)
+	}
 	g.JoinPolicy = im.JoinPolicy(policy)
+	g.History = im.HistoryVisibility(history)
 	g.MemberCount = int(count)
 	g.CreatedAt = time.UnixMicro(createdAt).UTC()
 	g.UpdatedAt = time.UnixMicro(updatedAt).UTC()
@@ -131,9 +155,9 @@ func scanGroup(row interface{ Scan(...any) error }, dest ...any) (im.Group, erro
 }
 
 // ChangeGroup implements im.GroupStore: one transaction that locks the
-// group's row, checks its version, applies the change, checks the member
-// count against ch.MaxMembers, stores the count, owner and next version,
-// and appends the notice.
+// group's row, checks its version, appends the notice (whose seq new
+// members join at), applies the change, checks the member count against
+// ch.MaxMembers, and stores the count, owner and next version.
 func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (im.AppendResult, error) {
 	const op = "change group"
 	if err := ctx.Err(); err != nil {
@@ -168,7 +192,16 @@ func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (
 			r, err = s.appendNotice(ctx, q, ch.Notice, 0)
 			return err
 		}
-		if count, owner, err = s.changeMembers(ctx, q, id, ch, count, owner); err != nil {
+		// The notice first, so that new members join at its seq; an
+		// error later rolls it back with the rest.
+		if r, err = s.appendNotice(ctx, q, ch.Notice, version+1); err != nil {
+			return err
+		}
+		joinSeq, err := s.joinSeq(ctx, q, id, r)
+		if err != nil {
+			return err
+		}
+		if count, owner, err = s.changeMembers(ctx, q, id, ch, count, owner, joinSeq); err != nil {
 			return err
 		}
 		if ch.MaxMembers > 0 && count > int64(ch.MaxMembers) {
@@ -176,14 +209,11 @@ func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (
 		}
 		if u := ch.Update; u != nil {
 			if _, err := q.ExecContext(ctx, s.q.updateGroup, blob(u.Name), blob(u.FaceURL), blob(u.Introduction),
-				blob(u.Notification), blob(u.Extra), int64(u.JoinPolicy), u.UpdatedAt.UnixMicro(), id); err != nil {
+				blob(u.Notification), blob(u.Extra), int64(u.JoinPolicy), int64(u.History), u.UpdatedAt.UnixMicro(), id); err != nil {
 				return err
 			}
 		}
-		if _, err := q.ExecContext(ctx, s.q.storeGroupCount, count, owner, id); err != nil {
-			return err
-		}
-		r, err = s.appendNotice(ctx, q, ch.Notice, version+1)
+		_, err = q.ExecContext(ctx, s.q.storeGroupCount, count, owner, id)
 		return err
 	})
 	if err != nil {
@@ -195,10 +225,11 @@ func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (
 // changeMembers applies ch's Remove and Put to group id, whose row q has
 // locked, with count members and owner owner, and returns the count and
 // owner after them. It reads which of the users are members already,
-// inserts the others and sets the role of those whose role changes,
-// keeping their joined_at; it deletes only the rows that exist, which
-// keeps MySQL from locking the gaps where the others would be.
-func (s *Store) changeMembers(ctx context.Context, q querier, id string, ch im.GroupChange, count int64, owner string) (int64, string, error) {
+// inserts the others (at joinSeq) and sets the role of those whose role
+// changes, keeping their joined_at and join_seq; it deletes only the rows
+// that exist, which keeps MySQL from locking the gaps where the others
+// would be.
+func (s *Store) changeMembers(ctx context.Context, q querier, id string, ch im.GroupChange, count int64, owner string, joinSeq int64) (int64, string, error) {
 	newOwner := owner
 	for _, m := range ch.Put {
 		if m.Role == im.RoleOwner { // at most one, by validation
@@ -247,7 +278,7 @@ func (s *Store) changeMembers(ctx context.Context, q querier, id string, ch im.G
 			changed[im.RoleAdmin] = append(changed[im.RoleAdmin], owner)
 		}
 	}
-	if err := s.insertGroupMembers(ctx, q, id, fresh); err != nil {
+	if err := s.insertGroupMembers(ctx, q, id, fresh, joinSeq); err != nil {
 		return 0, "", err
 	}
 	for _, role := range []im.GroupRole{im.RoleMember, im.RoleAdmin, im.RoleOwner} {
@@ -283,10 +314,10 @@ func (s *Store) GroupMembers(ctx context.Context, id string) (im.Group, []im.Gro
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				user           sql.NullString
-				role, joinedAt sql.NullInt64
+				user                    sql.NullString
+				role, joinedAt, joinSeq sql.NullInt64
 			)
-			if g, err = scanGroup(rows, &user, &role, &joinedAt); err != nil {
+			if g, err = scanGroup(rows, &user, &role, &joinedAt, &joinSeq); err != nil {
 				return err
 			}
 			found = true
@@ -300,6 +331,7 @@ func (s *Store) GroupMembers(ctx context.Context, id string) (im.Group, []im.Gro
 				UserID:   user.String,
 				Role:     im.GroupRole(role.Int64),
 				JoinedAt: time.UnixMicro(joinedAt.Int64).UTC(),
+				JoinSeq:  joinSeq.Int64,
 			})
 		}
 		return rows.Err()
@@ -327,7 +359,7 @@ func (s *Store) GroupMember(ctx context.Context, id, userID string) (im.GroupMem
 	m := im.GroupMember{UserID: userID}
 	err := s.read(ctx, func() error {
 		var role, joinedAt int64
-		if err := s.db.QueryRowContext(ctx, s.q.groupMember, id, userID).Scan(&role, &joinedAt); err != nil {
+		if err := s.db.QueryRowContext(ctx, s.q.groupMember, id, userID).Scan(&role, &joinedAt, &m.JoinSeq); err != nil {
 			return err
 		}
 		if role < math.MinInt32 || role > math.MaxInt32 {
@@ -517,8 +549,8 @@ func (s *Store) groupMembersIn(ctx context.Context, q querier, id string, users 
 }
 
 // insertGroupMembers adds members, none of whom is a member yet, to group
-// id.
-func (s *Store) insertGroupMembers(ctx context.Context, q querier, id string, members []im.GroupMember) error {
+// id, joining at joinSeq.
+func (s *Store) insertGroupMembers(ctx context.Context, q querier, id string, members []im.GroupMember, joinSeq int64) error {
 	if len(members) == 0 {
 		return nil
 	}
@@ -528,13 +560,13 @@ func (s *Store) insertGroupMembers(ctx context.Context, q querier, id string, me
 		for i, m := range members {
 			users[i], roles[i], joined[i] = m.UserID, int32(m.Role), m.JoinedAt.UnixMicro()
 		}
-		_, err := q.ExecContext(ctx, s.q.pgInsertMembersOf, id, users, roles, joined)
+		_, err := q.ExecContext(ctx, s.q.pgInsertMembersOf, id, users, roles, joined, joinSeq)
 		return err
 	}
 	for chunk := range slices.Chunk(members, maxRowsPerInsert) {
-		args := make([]any, 0, 4*len(chunk))
+		args := make([]any, 0, 5*len(chunk))
 		for _, m := range chunk {
-			args = append(args, id, m.UserID, int64(m.Role), m.JoinedAt.UnixMicro())
+			args = append(args, id, m.UserID, int64(m.Role), m.JoinedAt.UnixMicro(), joinSeq)
 		}
 		if _, err := q.ExecContext(ctx, s.q.insertMembersOf(len(chunk)), args...); err != nil {
 			return err

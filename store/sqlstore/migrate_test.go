@@ -198,3 +198,50 @@ func TestSQLiteTablePrefix(t *testing.T) {
 		require.Equal(t, int64(i+1), c.MaxSeq, "store %d", i)
 	}
 }
+
+func TestSQLiteUpgradeGroupsToHistory(t *testing.T)   { testUpgradeGroupsToHistory(t, sqliteBackend) }
+func TestPostgresUpgradeGroupsToHistory(t *testing.T) { testUpgradeGroupsToHistory(t, postgresBackend) }
+func TestMySQLUpgradeGroupsToHistory(t *testing.T)    { testUpgradeGroupsToHistory(t, mysqlBackend) }
+
+// testUpgradeGroupsToHistory: a group and a membership stored before
+// migrations 0004 and 0005 read as HistoryFromJoin and JoinSeq 0, so the
+// member of then still reads every message; one who joins after the
+// upgrade joins at her notice's seq.
+func testUpgradeGroupsToHistory(t *testing.T, b backend) {
+	ctx := t.Context()
+	dsn := b.fresh(t)
+	db := openDB(t, b.driver, dsn)
+	require.NoError(t, sqlstore.MigrateTo(ctx, db, b.dialect, 3))
+	ph := "?, ?, ?, ?, ?"
+	if b.dialect == sqlstore.Postgres {
+		ph = "$1, $2, $3, $4, $5"
+	}
+	_, err := db.ExecContext(ctx, "INSERT INTO chat_groups (id, name, face_url, introduction, notification, extra, owner_id, join_policy, member_count, created_at, updated_at, version)"+
+		" VALUES ('old', "+ph+", 'alice', 1, 1, 0, 0, 4)", []byte("Old"), []byte{}, []byte{}, []byte{}, []byte{})
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, "INSERT INTO group_members (group_id, user_id, role, joined_at) VALUES ('old', 'alice', 3, 0)")
+	require.NoError(t, err)
+	_, err = db.ExecContext(ctx, "INSERT INTO conversations (id, max_seq) VALUES ('group_old', 9)")
+	require.NoError(t, err)
+
+	s := b.newStore(t, db)
+	got, err := s.Group(ctx, "old")
+	require.NoError(t, err)
+	require.Equal(t, im.HistoryFromJoin, got.History)
+	m, err := s.GroupMember(ctx, "old", "alice")
+	require.NoError(t, err)
+	require.Zero(t, m.JoinSeq)
+	require.Equal(t, int64(1), im.FirstReadableSeq(got, m), "a member of before reads everything")
+
+	_, err = s.ChangeGroup(ctx, "old", im.GroupChange{Version: 4, Put: []im.GroupMember{{UserID: "bob", Role: im.RoleMember}}})
+	require.NoError(t, err)
+	m, err = s.GroupMember(ctx, "old", "bob")
+	require.NoError(t, err)
+	require.Equal(t, int64(10), m.JoinSeq)
+	cs, err := s.SyncConversations(ctx, "bob")
+	require.NoError(t, err)
+	require.Equal(t, []im.Conversation{{ID: "group_old", MaxSeq: 9, ReadFrom: 10}}, cs)
+	cs, err = s.SyncConversations(ctx, "alice")
+	require.NoError(t, err)
+	require.Equal(t, []im.Conversation{{ID: "group_old", MaxSeq: 9, ReadFrom: 1}}, cs)
+}

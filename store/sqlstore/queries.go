@@ -12,7 +12,7 @@ const (
 	// rangeCols leaves out conversation_id, which a range read knows.
 	rangeCols   = "seq, server_id, sender_id, receiver_id, client_msg_id, type, content, extra, attached_info, send_time, created_at"
 	accountCols = "user_id, username, nickname, password_hash, disabled, created_at"
-	groupCols   = "id, name, face_url, introduction, notification, extra, owner_id, join_policy, member_count, created_at, updated_at, version"
+	groupCols   = "id, name, face_url, introduction, notification, extra, owner_id, join_policy, member_count, created_at, updated_at, version, history"
 )
 
 // Rows per statement for the dialects that list rows as VALUES, which keeps
@@ -43,15 +43,15 @@ type queries struct {
 	createGroup      string // groupCols
 	group            string // id → groupCols
 	lockGroup        string // id → (version, owner_id, member_count), the row locked until the commit
-	updateGroup      string // name, face_url, introduction, notification, extra, join_policy, updated_at, id
+	updateGroup      string // name, face_url, introduction, notification, extra, join_policy, history, updated_at, id
 	storeGroupCount  string // member_count, owner_id, id; adds one to version
-	groupMember      string // group id, user id → (role, joined_at)
-	groupAndMembers  string // id → groupCols, then (user_id, role, joined_at) or NULLs, per member
+	groupMember      string // group id, user id → (role, joined_at, join_seq)
+	groupAndMembers  string // id → groupCols, then (user_id, role, joined_at, join_seq) or NULLs, per member
 	deleteGroup      string // id
 	deleteAllMembers string // group id
 	userGroups       string // user id → group id…
 
-	syncConversations string // user id, user id → (id, max_seq)…: own and groups'
+	syncConversations string // user id, user id → (id, max_seq, read_from)…: own (read_from 0) and groups'
 	pgMessageRanges   string // indexes[], conversations[], froms[], tos[] → index, messageCols…
 
 	// Postgres passes batches as arrays, so its batch statements are fixed.
@@ -60,7 +60,7 @@ type queries struct {
 	pgInsertMembers   string // users[], conversations[]
 	pgInsertMessages  string // one array per column
 	pgMembersIn       string // group id, users[] → (user_id, role)…
-	pgInsertMembersOf string // group id, users[], roles[], joined_ats[]
+	pgInsertMembersOf string // group id, users[], roles[], joined_ats[], join seq
 	pgSetRole         string // role, group id, users[]
 	pgRemoveMembers   string // group id, users[]
 	pgShareGroups     string // ids[] → (id, version), the rows share-locked
@@ -91,22 +91,22 @@ func newQueries(d Dialect, prefix string) queries {
 	q.accountByID = "SELECT " + accountCols + " FROM " + q.accounts + " WHERE user_id = " + p(1)[0]
 	q.accountByUsername = "SELECT " + accountCols + " FROM " + q.accounts + " WHERE username = " + p(1)[0]
 
-	q.createGroup = "INSERT INTO " + q.groups + " (" + groupCols + ") VALUES (" + strings.Join(p(12), ", ") + ")"
+	q.createGroup = "INSERT INTO " + q.groups + " (" + groupCols + ") VALUES (" + strings.Join(p(13), ", ") + ")"
 	q.group = "SELECT " + groupCols + " FROM " + q.groups + " WHERE id = " + p(1)[0]
 	q.lockGroup = "SELECT version, owner_id, member_count FROM " + q.groups + " WHERE id = " + p(1)[0]
 	if d != SQLite { // SQLite's writer holds the whole database already
 		q.lockGroup += " FOR UPDATE"
 	}
-	ph = p(8)
+	ph = p(9)
 	q.updateGroup = "UPDATE " + q.groups + " SET name = " + ph[0] + ", face_url = " + ph[1] + ", introduction = " + ph[2] +
-		", notification = " + ph[3] + ", extra = " + ph[4] + ", join_policy = " + ph[5] +
-		", updated_at = " + ph[6] + " WHERE id = " + ph[7]
+		", notification = " + ph[3] + ", extra = " + ph[4] + ", join_policy = " + ph[5] + ", history = " + ph[6] +
+		", updated_at = " + ph[7] + " WHERE id = " + ph[8]
 	ph = p(3)
 	q.storeGroupCount = "UPDATE " + q.groups + " SET member_count = " + ph[0] + ", owner_id = " + ph[1] +
 		", version = version + 1 WHERE id = " + ph[2]
 	ph = p(2)
-	q.groupMember = "SELECT role, joined_at FROM " + q.groupMembers + " WHERE group_id = " + ph[0] + " AND user_id = " + ph[1]
-	q.groupAndMembers = "SELECT " + prefixed("g.", groupCols) + ", m.user_id, m.role, m.joined_at FROM " + q.groups +
+	q.groupMember = "SELECT role, joined_at, join_seq FROM " + q.groupMembers + " WHERE group_id = " + ph[0] + " AND user_id = " + ph[1]
+	q.groupAndMembers = "SELECT " + prefixed("g.", groupCols) + ", m.user_id, m.role, m.joined_at, m.join_seq FROM " + q.groups +
 		" g LEFT JOIN " + q.groupMembers + " m ON m.group_id = g.id WHERE g.id = " + p(1)[0]
 	q.deleteGroup = "DELETE FROM " + q.groups + " WHERE id = " + p(1)[0]
 	q.deleteAllMembers = "DELETE FROM " + q.groupMembers + " WHERE group_id = " + p(1)[0]
@@ -117,11 +117,13 @@ func newQueries(d Dialect, prefix string) queries {
 	}
 	ph = p(2)
 	// UNION drops a conversation found both ways. The second half looks up
-	// each group's conversation by its primary key.
-	q.syncConversations = "SELECT c.id, c.max_seq FROM " + q.members + " m JOIN " + q.conversations +
+	// each group's conversation and the group by their primary keys, and
+	// computes the first readable seq as im.FirstReadableSeq does.
+	q.syncConversations = "SELECT c.id, c.max_seq, 0 FROM " + q.members + " m JOIN " + q.conversations +
 		" c ON c.id = m.conversation_id WHERE m.user_id = " + ph[0] +
-		" UNION SELECT c.id, c.max_seq FROM " + q.groupMembers + " g JOIN " + q.conversations +
-		" c ON c.id = " + groupConv + " WHERE g.user_id = " + ph[1]
+		" UNION SELECT c.id, c.max_seq, CASE WHEN gr.history = 1 OR g.join_seq < 1 THEN 1 ELSE g.join_seq END FROM " + // history 1 is im.HistoryFull
+		q.groupMembers + " g JOIN " + q.conversations +
+		" c ON c.id = " + groupConv + " JOIN " + q.groups + " gr ON gr.id = g.group_id WHERE g.user_id = " + ph[1]
 
 	if d == Postgres {
 		q.pgLookup = "SELECT " + prefixed("m.", messageCols) + " FROM " + q.messages +
@@ -137,8 +139,8 @@ func newQueries(d Dialect, prefix string) queries {
 			"$1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::bytea[], $6::text[], $7::integer[], " +
 			"$8::bytea[], $9::bytea[], $10::bytea[], $11::bigint[], $12::bigint[])"
 		q.pgMembersIn = "SELECT user_id, role FROM " + q.groupMembers + " WHERE group_id = $1 AND user_id = ANY($2::text[])"
-		q.pgInsertMembersOf = "INSERT INTO " + q.groupMembers + " (group_id, user_id, role, joined_at)" +
-			" SELECT $1::text, * FROM unnest($2::text[], $3::integer[], $4::bigint[])"
+		q.pgInsertMembersOf = "INSERT INTO " + q.groupMembers + " (group_id, user_id, role, joined_at, join_seq)" +
+			" SELECT $1::text, k.*, $5::bigint FROM unnest($2::text[], $3::integer[], $4::bigint[]) AS k"
 		q.pgSetRole = "UPDATE " + q.groupMembers + " SET role = $1 WHERE group_id = $2 AND user_id = ANY($3::text[])"
 		q.pgRemoveMembers = "DELETE FROM " + q.groupMembers + " WHERE group_id = $1 AND user_id = ANY($2::text[])"
 		q.pgShareGroups = "SELECT id, version FROM " + q.groups + " WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE"
@@ -340,8 +342,8 @@ func (q *queries) insertMembersOf(n int) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO ")
 	b.WriteString(q.groupMembers)
-	b.WriteString(" (group_id, user_id, role, joined_at) VALUES ")
-	values(&b, n, 4)
+	b.WriteString(" (group_id, user_id, role, joined_at, join_seq) VALUES ")
+	values(&b, n, 5)
 	return b.String()
 }
 

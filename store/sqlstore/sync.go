@@ -15,9 +15,37 @@ import (
 const maxRangesPerStatement = 300
 
 // SyncConversations implements im.SyncStore with one query: the user's own
-// conversations and its groups', joined on the conversations' primary key.
+// conversations and its groups', joined on the conversations' and the
+// groups' primary keys, each group's with the user's first readable seq.
 func (s *Store) SyncConversations(ctx context.Context, userID string) ([]im.Conversation, error) {
-	return s.conversationsOf(ctx, "sync conversations", userID, s.q.syncConversations, userID, userID)
+	const op = "sync conversations"
+	if err := ctx.Err(); err != nil {
+		return nil, wrapErr(ctx, op, err)
+	}
+	if im.ValidateID("user id", userID) != nil {
+		return []im.Conversation{}, nil
+	}
+	var out []im.Conversation
+	err := s.read(ctx, func() error {
+		out = []im.Conversation{}
+		rows, err := s.db.QueryContext(ctx, s.q.syncConversations, userID, userID)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c im.Conversation
+			if err := rows.Scan(&c.ID, &c.MaxSeq, &c.ReadFrom); err != nil {
+				return err
+			}
+			out = append(out, c)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, wrapErr(ctx, op, err)
+	}
+	return out, nil
 }
 
 // span is one range of MessageRanges, as read: its index and [from, to].

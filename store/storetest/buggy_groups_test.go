@@ -63,6 +63,26 @@ func (b *buggyStore) ChangeGroup(ctx context.Context, id string, ch im.GroupChan
 	switch b.bug {
 	case "group-no-cas":
 		ch.Version = 0
+	case "group-joinseq-racy":
+		// The join seq read before the change's transaction, as a store
+		// that looks up the conversation first might: a concurrent
+		// change takes that seq.
+		c, _ := b.Store.Conversation(ctx, im.GroupConversationID(id))
+		time.Sleep(100 * time.Microsecond)
+		r, err := b.Store.ChangeGroup(ctx, id, ch)
+		if err == nil {
+			b.mu.Lock()
+			for _, m := range ch.Put {
+				if b.joinSeq[id] == nil {
+					b.joinSeq[id] = make(map[string]int64)
+				}
+				if _, ok := b.joinSeq[id][m.UserID]; !ok {
+					b.joinSeq[id][m.UserID] = c.MaxSeq + 1
+				}
+			}
+			b.mu.Unlock()
+		}
+		return r, err
 	case "group-no-limit":
 		ch.MaxMembers = 0
 	case "group-limit-racy":
@@ -189,6 +209,9 @@ func (b *buggyStore) group(g im.Group) im.Group {
 	if o, ok := b.owner[g.ID]; ok {
 		g.OwnerID = o
 	}
+	if b.bug == "group-forgets-history" {
+		g.History = im.HistoryFromJoin
+	}
 	return g
 }
 
@@ -198,6 +221,14 @@ func (b *buggyStore) member(id string, m im.GroupMember) im.GroupMember {
 	defer b.mu.Unlock()
 	if b.twoOwners[id] == m.UserID {
 		m.Role = im.RoleOwner
+	}
+	switch b.bug {
+	case "group-forgets-joinseq":
+		m.JoinSeq = 0
+	case "group-joinseq-racy":
+		if seq, ok := b.joinSeq[id][m.UserID]; ok {
+			m.JoinSeq = seq
+		}
 	}
 	return m
 }

@@ -31,6 +31,8 @@ type buggyStore struct {
 	owner   map[string]string          // group-owner-not-set: group → the owner reads report
 	// group-two-owners: group → the previous owner, who reads as an owner still
 	twoOwners map[string]string
+	// group-joinseq-racy: group → user → the JoinSeq reads report
+	joinSeq map[string]map[string]int64
 }
 
 var (
@@ -50,6 +52,7 @@ func newBuggyStore(bug string) *buggyStore {
 		owner:   make(map[string]string),
 
 		twoOwners: make(map[string]string),
+		joinSeq:   make(map[string]map[string]int64),
 	}
 }
 
@@ -229,6 +232,18 @@ func (b *buggyStore) SyncConversations(ctx context.Context, userID string) ([]im
 	case "sync-groups-only":
 		// Forgets the user's own conversations.
 		cs = slices.DeleteFunc(cs, func(c im.Conversation) bool { return !strings.HasPrefix(c.ID, "group_") })
+	case "sync-no-readfrom":
+		// Leaves the first readable seq to the Server.
+		for i := range cs {
+			cs[i].ReadFrom = 0
+		}
+	case "sync-readfrom-full":
+		// Lets every member read the whole history.
+		for i := range cs {
+			if cs[i].ReadFrom > 0 {
+				cs[i].ReadFrom = 1
+			}
+		}
 	case "sync-twice":
 		// Lists a conversation found both ways twice.
 		if len(cs) > 0 {

@@ -28,6 +28,8 @@ func testGroupChanges(t *testing.T, h Harness) {
 		{"NoticeDuplicate", testGroupNoticeDuplicate},
 		{"OwnerHandover", testGroupOwnerHandover},
 		{"GroupMember", testGroupMember},
+		{"JoinSeq", testGroupJoinSeq},
+		{"History", testGroupHistory},
 		{"MemberOf", testGroupMemberOf},
 		{"Invalid", testGroupChangeInvalid},
 	}

@@ -52,6 +52,7 @@ func newGroup(id, owner string) im.Group {
 		Extra:        `{"k":"` + id + `"}`,
 		OwnerID:      owner,
 		JoinPolicy:   im.JoinInviteOnly,
+		History:      im.HistoryFull, // not the zero value, so that a store that drops it is seen
 		CreatedAt:    baseTime(),
 		UpdatedAt:    at(1),
 	}
@@ -99,6 +100,9 @@ func groupDiff(got, want im.Group) string {
 	}
 	if got.JoinPolicy != want.JoinPolicy {
 		field("JoinPolicy", got.JoinPolicy, want.JoinPolicy)
+	}
+	if got.History != want.History {
+		field("History", got.History, want.History)
 	}
 	if got.MemberCount != want.MemberCount {
 		field("MemberCount", got.MemberCount, want.MemberCount)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/imserver/imserver/im"
@@ -41,7 +42,9 @@ func testSync(t *testing.T, h Harness) {
 // syncFixture fills s with what a sync sees: alice's one-to-one and system
 // conversations; a group with messages (g1), one without (g2), one
 // dismissed after its messages (g3), one she never joined (g4), one she
-// was removed from (g5); dave in g1 only; carol in nothing.
+// was removed from (g5); dave in g1 only; carol in nothing. g6, which
+// shows new members only what follows their joining, has 3 messages before
+// erin joins at seq 4.
 func syncFixture(t *testing.T, s im.Store) {
 	t.Helper()
 	ab := im.SingleConversationID("alice", "bob")
@@ -67,6 +70,38 @@ func syncFixture(t *testing.T, s im.Store) {
 		t.Fatalf("DeleteGroup(g3): %v", err)
 	}
 	removeMembers(t, s, "g5", "alice")
+	g6 := newGroup("g6", "bob")
+	g6.History = im.HistoryFromJoin
+	createGroup(t, s, g6, owner)
+	for i := range 3 {
+		appendNew(t, s, []im.AppendRequest{{Message: newMessage(im.GroupConversationID("g6"), "bob", fmt.Sprintf("g6-%d", i))}})
+	}
+	change(t, s, "g6", im.GroupChange{Put: []im.GroupMember{member("erin", im.RoleMember, at(3))}, Notice: notice("g6", "erin", "g6-erin")})
+}
+
+// readFroms is the first readable seq of each group conversation a Server
+// without SyncStore computes: FirstReadableSeq of the group and the
+// membership, 0 for other conversations.
+func readFroms(t *testing.T, s im.Store, userID string, convs map[string]int64) map[string]int64 {
+	t.Helper()
+	out := make(map[string]int64, len(convs))
+	for conv := range convs {
+		gid, ok := strings.CutPrefix(conv, im.GroupConversationID(""))
+		if !ok {
+			out[conv] = 0
+			continue
+		}
+		g, err := s.Group(t.Context(), gid)
+		if err != nil {
+			t.Fatalf("Group(%q): %v", gid, err)
+		}
+		m, err := s.GroupMember(t.Context(), gid, userID)
+		if err != nil {
+			t.Fatalf("GroupMember(%q, %q): %v", gid, userID, err)
+		}
+		out[conv] = im.FirstReadableSeq(g, m)
+	}
+	return out
 }
 
 // unbatchedConversations is what a Server without SyncStore computes.
@@ -100,18 +135,36 @@ func testSyncConversations(t *testing.T, s im.Store, ss im.SyncStore) {
 		},
 		"dave":  {im.GroupConversationID("g1"): 5},
 		"carol": {},
+		"erin":  {im.GroupConversationID("g6"): 4},
 	}
-	for _, user := range []string{"alice", "bob", "carol", "dave"} {
+	// Who may read what: g1 shows its whole history; erin reads g6 from
+	// her joining on.
+	wantFrom := map[string]map[string]int64{
+		"dave": {im.GroupConversationID("g1"): 1},
+		"erin": {im.GroupConversationID("g6"): 4},
+		"bob":  {im.GroupConversationID("g6"): 1},
+	}
+	for _, user := range []string{"alice", "bob", "carol", "dave", "erin"} {
 		cs, err := ss.SyncConversations(t.Context(), user)
 		if err != nil {
 			t.Fatalf("SyncConversations(%q): %v", user, err)
 		}
 		got := make(map[string]int64, len(cs))
+		from := make(map[string]int64, len(cs))
 		for _, c := range cs {
 			if _, dup := got[c.ID]; dup {
 				t.Errorf("SyncConversations(%q) lists %q twice", user, c.ID)
 			}
 			got[c.ID] = c.MaxSeq
+			from[c.ID] = c.ReadFrom
+		}
+		if w := readFroms(t, s, user, got); !maps.Equal(from, w) {
+			t.Errorf("SyncConversations(%q): ReadFrom %v, but the groups and memberships give %v", user, from, w)
+		}
+		for conv, w := range wantFrom[user] {
+			if from[conv] != w {
+				t.Errorf("SyncConversations(%q): %s ReadFrom %d, want %d", user, conv, from[conv], w)
+			}
 		}
 		if unbatched := unbatchedConversations(t, s, user); !maps.Equal(got, unbatched) {
 			t.Errorf("SyncConversations(%q) = %v, but UserConversations and UserGroups give %v", user, got, unbatched)

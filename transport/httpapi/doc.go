@@ -111,16 +111,20 @@
 //
 // and create and update also take "notification" (create), "extra" and
 // "joinPolicy" (0 open: anyone joins, any member invites; 1 invite-only:
-// admins and the owner add members). create without "joinPolicy" (or
-// with null), as the SDK sends it, makes an invite-only group; an open
-// one only when asked with "joinPolicy":0. In update, a field left out or
-// null stays as it is. Group ids are 32 hex characters, 128 random bits.
-// To a user who is not a member, an invite-only group does not exist:
-// its info answers 202 as an unknown id does. A group is IM-iOS-SDK's IMGroup plus joinPolicy:
+// admins and the owner add members) and "history" (0, the default when
+// left out or null: a new member reads the group's messages from her
+// joining on; 1: every member reads the whole history). create without
+// "joinPolicy" (or with null), as the SDK sends it, makes an invite-only
+// group; an open one only when asked with "joinPolicy":0. In update, a
+// field left out or null stays as it is. Group ids are 32 hex characters,
+// 128 random bits. To a user who is not a member, an invite-only group
+// does not exist: its info, and every other call on it (members, join,
+// leave, invite, kick, role, update, dismiss), answers 202 as an unknown
+// id does. A group is IM-iOS-SDK's IMGroup plus joinPolicy and history:
 //
 //	{"groupID","groupName","faceURL","ownerUserID","memberCount",
 //	 "introduction","notification","extra","createTime","updateTime",
-//	 "status","joinPolicy"}
+//	 "status","joinPolicy","history"}
 //
 // with createTime, updateTime and joinTime in Unix milliseconds, status
 // always 0 (a dismissed group answers 202), and role one of "owner",

@@ -63,7 +63,7 @@ func bearerToken(r *http.Request) (string, bool) {
 }
 
 // groupJSON is a group as IM-iOS-SDK's IMGroup decodes it
-// (Core/Models/IMModels.swift), plus joinPolicy.
+// (Core/Models/IMModels.swift), plus joinPolicy and history.
 type groupJSON struct {
 	GroupID      string `json:"groupID"`
 	GroupName    string `json:"groupName"`
@@ -80,6 +80,9 @@ type groupJSON struct {
 	Status int `json:"status"`
 	// JoinPolicy is ours: 0 open, 1 invite-only (im.JoinPolicy).
 	JoinPolicy im.JoinPolicy `json:"joinPolicy"`
+	// History is ours: 0 a new member reads from her joining on, 1 the
+	// whole history (im.HistoryVisibility).
+	History im.HistoryVisibility `json:"history"`
 }
 
 func newGroupJSON(g im.Group) groupJSON {
@@ -95,6 +98,7 @@ func newGroupJSON(g im.Group) groupJSON {
 		CreateTime:   g.CreatedAt.UnixMilli(),
 		UpdateTime:   g.UpdatedAt.UnixMilli(),
 		JoinPolicy:   g.JoinPolicy,
+		History:      g.History,
 	}
 }
 
@@ -120,6 +124,9 @@ type createGroupRequest struct {
 	// not make groups that anyone with the id can join and read. 0 asks
 	// for an open group.
 	JoinPolicy *im.JoinPolicy `json:"joinPolicy"`
+	// History left out (or null) is 0: new members read from their
+	// joining on. 1 shows them the whole history.
+	History *im.HistoryVisibility `json:"history"`
 }
 
 func (a *api) serveCreateGroup(w http.ResponseWriter, r *http.Request, user string) {
@@ -139,6 +146,9 @@ func (a *api) serveCreateGroup(w http.ResponseWriter, r *http.Request, user stri
 	if req.JoinPolicy != nil {
 		spec.JoinPolicy = *req.JoinPolicy
 	}
+	if req.History != nil {
+		spec.History = *req.History
+	}
 	g, err := a.server.CreateGroup(r.Context(), user, spec, req.MemberUserIDs)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -155,8 +165,9 @@ type updateGroupRequest struct {
 	Introduction *string `json:"introduction"`
 	Notification *string `json:"notification"`
 	// Ours.
-	Extra      *string        `json:"extra"`
-	JoinPolicy *im.JoinPolicy `json:"joinPolicy"`
+	Extra      *string               `json:"extra"`
+	JoinPolicy *im.JoinPolicy        `json:"joinPolicy"`
+	History    *im.HistoryVisibility `json:"history"`
 }
 
 func (a *api) serveUpdateGroup(w http.ResponseWriter, r *http.Request, user string) {
@@ -176,6 +187,7 @@ func (a *api) serveUpdateGroup(w http.ResponseWriter, r *http.Request, user stri
 		Notification: req.Notification,
 		Extra:        req.Extra,
 		JoinPolicy:   req.JoinPolicy,
+		History:      req.History,
 	})
 	if err != nil {
 		a.writeError(w, r, err)

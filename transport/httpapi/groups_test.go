@@ -140,11 +140,12 @@ type sdkGroup struct {
 	UpdateTime   int64  `json:"updateTime"`
 	Status       int    `json:"status"`
 	JoinPolicy   int    `json:"joinPolicy"`
+	History      int    `json:"history"`
 }
 
 var sdkGroupKeys = []string{
 	"groupID", "groupName", "faceURL", "ownerUserID", "memberCount", "introduction",
-	"notification", "extra", "createTime", "updateTime", "status", "joinPolicy",
+	"notification", "extra", "createTime", "updateTime", "status", "joinPolicy", "history",
 }
 
 // decodeGroup decodes an IMGroup, checking that it has every key the SDK
@@ -343,7 +344,7 @@ func TestGroupExtensions(t *testing.T) {
 	require.Equal(t, "x", g.Extra)
 	require.Equal(t, 1, g.JoinPolicy)
 	require.Equal(t, 1, g.MemberCount)
-	failed(t, e.call(t, bob, http.MethodPost, "/api/group/"+g.GroupID+"/join", ""), 102, "invitation only")
+	failed(t, e.call(t, bob, http.MethodPost, "/api/group/"+g.GroupID+"/join", ""), 202, "group does not exist")
 
 	// null leaves a field as it is, "" clears it.
 	r := ok(t, e.call(t, alice, http.MethodPost, "/api/group/update", `{"groupID":"`+g.GroupID+`","groupName":null,"extra":"","joinPolicy":0}`))
@@ -452,7 +453,6 @@ func TestGroupPermissions(t *testing.T) {
 		{"non-member invites", dave, http.MethodPost, "/api/group/" + open.GroupID + "/invite", `{"userIDs":["erin"]}`, "not a member"},
 		{"owner leaves", alice, http.MethodPost, "/api/group/" + open.GroupID + "/leave", "", "owner cannot leave"},
 		{"non-member leaves", dave, http.MethodPost, "/api/group/" + open.GroupID + "/leave", "", "not a member"},
-		{"self-join invite-only", dave, http.MethodPost, "/api/group/" + closed.GroupID + "/join", "", "invitation only"},
 		{"member updates", carol, http.MethodPost, "/api/group/update", `{"groupID":"` + open.GroupID + `","groupName":"mine"}`, "only admins edit"},
 		{"admin sets role", bob, http.MethodPost, "/api/group/" + open.GroupID + "/role", `{"userID":"carol","role":"admin"}`, "only the owner"},
 		{"non-member lists members", dave, http.MethodGet, "/api/group/" + open.GroupID + "/members", "", "not a member"},
@@ -462,6 +462,8 @@ func TestGroupPermissions(t *testing.T) {
 			failed(t, e.call(t, tt.user, tt.method, tt.path, tt.body), 102, tt.inMsg)
 		})
 	}
+	// An invite-only group does not exist for a non-member.
+	failed(t, e.call(t, dave, http.MethodPost, "/api/group/"+closed.GroupID+"/join", ""), 202, "group does not exist")
 
 	// Nothing changed.
 	for _, g := range []sdkGroup{open, closed} {
@@ -686,4 +688,35 @@ func TestGroupCreatedOverHTTPReachesSockets(t *testing.T) {
 	require.Equal(t, g.GroupID, m.GroupId)
 	require.Equal(t, ids["bobby"], m.SenderId)
 	require.Equal(t, int64(2), m.Seq)
+}
+
+// The history setting: left out, as the SDK does, new members read from
+// their joining on (0); 1 shows them everything. Update changes it; a
+// value that is no setting changes nothing.
+func TestGroupHistorySetting(t *testing.T) {
+	e := setupGroups(t, nil, nil)
+	sdk := decodeGroup(t, ok(t, e.call(t, alice, http.MethodPost, "/api/group/create", `{"groupName":"team","memberUserIDs":["bob"]}`)).data)
+	require.Zero(t, sdk.History)
+	null := decodeGroup(t, ok(t, e.call(t, alice, http.MethodPost, "/api/group/create", `{"groupName":"x","history":null}`)).data)
+	require.Zero(t, null.History)
+	full := e.createGroup(t, alice, map[string]any{"groupName": "open book", "history": 1})
+	require.Equal(t, 1, full.History)
+	require.Equal(t, full, decodeGroup(t, ok(t, e.call(t, alice, http.MethodGet, "/api/group/"+full.GroupID, "")).data))
+
+	u := decodeGroup(t, ok(t, e.call(t, alice, http.MethodPost, "/api/group/update", `{"groupID":"`+sdk.GroupID+`","history":1}`)).data)
+	require.Equal(t, 1, u.History)
+	require.Equal(t, 1, decodeGroup(t, ok(t, e.call(t, bob, http.MethodGet, "/api/group/"+sdk.GroupID, "")).data).History)
+	u = decodeGroup(t, ok(t, e.call(t, alice, http.MethodPost, "/api/group/update", `{"groupID":"`+sdk.GroupID+`","groupName":"renamed"}`)).data)
+	require.Equal(t, 1, u.History, "left out, it stays")
+	failed(t, e.call(t, bob, http.MethodPost, "/api/group/update", `{"groupID":"`+sdk.GroupID+`","history":0}`), 102, "only admins edit")
+
+	for _, body := range []string{`{"groupID":"` + sdk.GroupID + `","history":2}`, `{"groupID":"` + sdk.GroupID + `","history":"full"}`, `{"groupID":"` + sdk.GroupID + `","history":-1}`} {
+		r := e.call(t, alice, http.MethodPost, "/api/group/update", body)
+		require.Equal(t, 2, r.code, "%s: %s", body, r.raw)
+		require.Nil(t, r.data)
+	}
+	failed(t, e.call(t, alice, http.MethodPost, "/api/group/create", `{"groupName":"x","history":7}`), 2, "history")
+	now := decodeGroup(t, ok(t, e.call(t, alice, http.MethodGet, "/api/group/"+sdk.GroupID, "")).data)
+	require.Equal(t, 1, now.History, "nothing changed")
+	require.Equal(t, u.UpdateTime, now.UpdateTime, "nothing changed")
 }
