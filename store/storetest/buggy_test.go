@@ -31,6 +31,7 @@ type buggyStore struct {
 	owner   map[string]string          // group-owner-not-set: group → the owner reads report
 	// group-two-owners: group → the previous owner, who reads as an owner still
 	twoOwners map[string]string
+	versions  map[string]int64 // bump-racy, bump-no-validation: user → token version
 }
 
 var (
@@ -50,6 +51,7 @@ func newBuggyStore(bug string) *buggyStore {
 		owner:   make(map[string]string),
 
 		twoOwners: make(map[string]string),
+		versions:  make(map[string]int64),
 	}
 }
 
