@@ -97,7 +97,7 @@ func settings(c *config) []setting {
 		{"tls-cert", "IM_TLS_CERT", "certificate file: serve TCP (tcps://) and WebSocket (wss://) over TLS", str(&c.TLSCert, "")},
 		{"tls-key", "IM_TLS_KEY", "key file for -tls-cert", str(&c.TLSKey, "")},
 		{"shutdown-grace", "IM_SHUTDOWN_GRACE", "how long a graceful shutdown may take", dur(&c.ShutdownGrace, 15*time.Second)},
-		{"check-recipients", "IM_CHECK_RECIPIENTS", "refuse messages to user ids that have no account (false: any valid id, for users that live elsewhere)", func(fs *flag.FlagSet, n, u string) {
+		{"check-recipients", "IM_CHECK_RECIPIENTS", "refuse messages to user ids that have no account, and tokens of users without an enabled account (false: any valid id, for users whose accounts and tokens live elsewhere)", func(fs *flag.FlagSet, n, u string) {
 			fs.BoolVar(&c.CheckRecip, n, true, u)
 		}},
 		{"bcrypt-cost", "IM_BCRYPT_COST", "bcrypt cost of new passwords (at least 10)", num(&c.BcryptCost, auth.DefaultBcryptCost)},

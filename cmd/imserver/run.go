@@ -37,6 +37,9 @@ import (
 // listeners are the addresses run actually listens on, for tests and logs.
 type listeners struct {
 	HTTP, WS, TCP, Debug net.Addr
+	// Revoker revokes tokens and disables accounts, kicking the sessions
+	// this process holds. No route calls it yet; tests drive it.
+	Revoker *auth.Revoker
 }
 
 // run serves until ctx is cancelled, then shuts down gracefully. ready, if
@@ -72,12 +75,21 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	}
 	policy, _ := c.policy()
 	var users im.UserDirectory
+	// With built-in accounts a token is valid only for an account that
+	// exists and is not disabled; with -check-recipients=false users live
+	// elsewhere and only the token version is checked.
+	guardCfg := auth.GuardConfig{Tokens: tokens, Versions: store}
 	if c.CheckRecip {
 		users = accounts
+		guardCfg.Accounts = store
+	}
+	guard, err := auth.NewGuard(guardCfg)
+	if err != nil {
+		return err
 	}
 	srv, err := im.NewServer(im.Config{
 		Store:              store,
-		Authenticator:      tokens,
+		Authenticator:      guard,
 		Users:              users,
 		Logger:             log,
 		MaxContentSize:     c.MaxContent,
@@ -90,6 +102,10 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		return err
 	}
 	defer srv.Close()
+	revoker, err := auth.NewRevoker(auth.RevokerConfig{Versions: store, Accounts: store, Kick: srv.Kick})
+	if err != nil {
+		return err
+	}
 
 	var tlsConfig *tls.Config
 	if c.TLSCert != "" {
@@ -103,7 +119,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	var (
 		wg      sync.WaitGroup
 		errs    = make(chan error, 4)
-		addrs   listeners
+		addrs   = listeners{Revoker: revoker}
 		httpSrv []*http.Server
 	)
 	serve := func(name string, f func() error) {
@@ -314,11 +330,13 @@ func parseLevel(s string) (slog.Level, error) {
 	return l, nil
 }
 
-// backend is what the binary needs of a store: the Server's part and the
-// built-in accounts.
+// backend is what the binary needs of a store: the Server's part, the
+// built-in accounts and the token versions.
 type backend interface {
 	im.Store
 	auth.AccountStore
+	auth.AccountUpdater
+	auth.TokenVersions
 }
 
 // openStore opens the store c names; the returned func closes it.

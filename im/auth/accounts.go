@@ -83,9 +83,13 @@ type AccountsConfig struct {
 type Accounts struct {
 	store  AccountStore
 	tokens *JWT
-	cost   int
-	now    func() time.Time
-	limit  *limiter // failures per (username, client address)
+	// versions is store's TokenVersions, if it has them: Login issues
+	// tokens at the user's current version, so that a Guard accepts them
+	// after a revocation.
+	versions TokenVersions
+	cost     int
+	now      func() time.Time
+	limit    *limiter // failures per (username, client address)
 	// client and subnet count attempts per client address and subnet;
 	// userFails counts failures per username from all addresses.
 	client, subnet, userFails *limiter
@@ -156,8 +160,10 @@ func NewAccounts(cfg AccountsConfig) (*Accounts, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	versions, _ := cfg.Store.(TokenVersions)
 	return &Accounts{
 		store:     cfg.Store,
+		versions:  versions,
 		tokens:    cfg.Tokens,
 		cost:      cfg.BcryptCost,
 		now:       cfg.Now,
@@ -278,7 +284,9 @@ func (a *Accounts) Register(ctx context.Context, username, password, nickname st
 	return acc, nil
 }
 
-// Login checks username and password and returns a token for the account.
+// Login checks username and password and returns a token for the account,
+// at the user's current token version when the store keeps them
+// (TokenVersions).
 //
 // A wrong password, an unknown username and a disabled account all give the
 // same error, wrapping im.ErrUnauthenticated, after the same bcrypt work.
@@ -354,7 +362,13 @@ func (a *Accounts) Login(ctx context.Context, username, password string) (LoginR
 		return LoginResult{}, badCredentials()
 	}
 	a.limit.reset(key)
-	token, expires, err := a.tokens.Issue(acc.UserID)
+	var version int64
+	if a.versions != nil {
+		if version, err = a.versions.TokenVersion(ctx, acc.UserID); err != nil {
+			return LoginResult{}, fmt.Errorf("auth: read token version: %w", err)
+		}
+	}
+	token, expires, err := a.tokens.IssueVersion(acc.UserID, version)
 	if err != nil {
 		return LoginResult{}, err
 	}

@@ -13,9 +13,43 @@
 //
 // The standalone binary composes the two halves: Accounts.Register and
 // Accounts.Login answer the HTTP API (see transport/httpapi); the token Login
-// returns is what clients present when they connect, checked by
-// JWT.Authenticate; Accounts.UserExists serves as the Server's
+// returns is what clients present when they connect, checked by a Guard
+// around the JWT; Accounts.UserExists serves as the Server's
 // im.UserDirectory.
+//
+// # Optional store parts
+//
+// Beside AccountStore, found by type assertion: AccountUpdater (change an
+// account: disable, enable, and later password and nickname changes) and
+// TokenVersions (each user's token version). store/bolt, store/sqlstore
+// and store/memstore implement both; storetest.RunAccounts and
+// RunTokenVersions check them.
+//
+// # Revocation
+//
+// Tokens live long (DefaultLifetime, 30 days), so they can be revoked.
+// Each user id has a token version in TokenVersions, 0 until first
+// revoked; a token carries the version it was issued at in its "tv" claim
+// (absent: 0), and Login issues at the current one. Guard is the
+// im.Authenticator that enforces it: it wraps a Verifier (*JWT, or a
+// host's own token format), refuses a token whose version is below its
+// user's (ErrTokenRevoked, message "token revoked") and, with
+// GuardConfig.Accounts set, the token of a user without an account
+// (ErrNoAccount) or with a disabled one (ErrAccountDisabled). It reads the
+// store once per check (twice with Accounts), and nothing per message:
+// a session is checked when it authenticates. Leave Accounts nil when
+// another backend mints tokens for users without a built-in account.
+//
+// Revoker changes things: RevokeTokens raises a user's version (the
+// building block of logout everywhere, password changes, disabling and
+// deleting), DisableAccount disables and revokes, EnableAccount enables.
+// Each kicks the user's sessions through RevokerConfig.Kick, the
+// im.Server's Kick, so that open sessions end at once rather than when
+// they reconnect. im/auth does not import the Server's transports or
+// reach for the Server itself: the host passes the function. Kick reaches
+// the sessions of one process; processes sharing a store refuse the
+// revoked tokens at once but keep their open sessions until they
+// reconnect, as there is no bus between them.
 //
 // # Security
 //
@@ -71,16 +105,19 @@
 //
 // # Concurrency
 //
-// JWT and Accounts are safe for concurrent use. The login limits live in
-// their Accounts value; two Accounts do not share it, nor do two processes.
+// JWT, Accounts, Guard and Revoker are safe for concurrent use. The login
+// limits live in their Accounts value; two Accounts do not share it, nor do
+// two processes. Token versions live in the store, which every process
+// sharing it reads.
 //
 // # Errors
 //
 // Errors match the im sentinels through errors.Is: ErrInvalidArgument for
 // input that breaks the rules above, ErrConflict for a username that is
 // taken, ErrUnauthenticated for refused credentials or tokens (ErrTokenExpired
-// for a token that is only expired), ErrRateLimited when the login limit is
-// reached. Refusals are *im.Error values whose Msg is safe to show a client
+// for a token that is only expired; ErrTokenRevoked, ErrAccountDisabled and
+// ErrNoAccount, which wrap ErrUnauthenticated, for a Guard's refusals),
+// ErrRateLimited when the login limit is reached. Refusals are *im.Error values whose Msg is safe to show a client
 // and whose Code (im.CodeUnauthenticated, …) the server turns into the
 // protocol's error code; errors from the store are wrapped and mean the
 // request could not be served.

@@ -43,7 +43,9 @@ type JWTConfig struct {
 }
 
 // JWT issues and verifies the tokens of built-in accounts. It implements
-// im.Authenticator. It is safe for concurrent use.
+// im.Authenticator, which checks the signature and claims only, and
+// Verifier, which Guard wraps to refuse revoked tokens and the tokens of
+// missing or disabled accounts. It is safe for concurrent use.
 type JWT struct {
 	secret   []byte
 	issuer   string
@@ -131,22 +133,39 @@ func ValidateSecret(secret []byte) error {
 	return nil
 }
 
-// Issue returns a token for userID and when it expires. userID must be a
-// valid id (im.ValidateID); otherwise the error wraps im.ErrInvalidArgument.
+// Issue returns a token for userID at token version 0 and when it expires.
+// userID must be a valid id (im.ValidateID); otherwise the error wraps
+// im.ErrInvalidArgument. A user whose tokens were ever revoked needs
+// IssueVersion instead.
 func (j *JWT) Issue(userID string) (token string, expires time.Time, err error) {
+	return j.IssueVersion(userID, 0)
+}
+
+// IssueVersion is Issue for a token at version, the user's current token
+// version (TokenVersions.TokenVersion), written as the "tv" claim (left out
+// when 0). A Guard refuses the token once the user's version has moved past
+// it. A negative version is refused with an error wrapping
+// im.ErrInvalidArgument.
+func (j *JWT) IssueVersion(userID string, version int64) (token string, expires time.Time, err error) {
 	if err := im.ValidateID("user id", userID); err != nil {
 		return "", time.Time{}, err
+	}
+	if version < 0 {
+		return "", time.Time{}, invalid("token version must not be negative")
 	}
 	now := j.now()
 	// Truncated because the token carries whole seconds; the caller is
 	// told the expiry the token really has.
 	expires = now.Add(j.lifetime).Truncate(time.Second)
-	claims := jwt.RegisteredClaims{
-		Issuer:    j.issuer,
-		Subject:   userID,
-		Audience:  jwt.ClaimStrings{j.audience},
-		ExpiresAt: jwt.NewNumericDate(expires),
-		IssuedAt:  jwt.NewNumericDate(now),
+	claims := tokenClaims{
+		RegisteredClaims: jwt.RegisteredClaims{
+			Issuer:    j.issuer,
+			Subject:   userID,
+			Audience:  jwt.ClaimStrings{j.audience},
+			ExpiresAt: jwt.NewNumericDate(expires),
+			IssuedAt:  jwt.NewNumericDate(now),
+		},
+		Version: version,
 	}
 	token, err = jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString(j.secret)
 	if err != nil {
@@ -155,27 +174,70 @@ func (j *JWT) Issue(userID string) (token string, expires time.Time, err error) 
 	return token, expires, nil
 }
 
-// Authenticate verifies token and returns the user it was issued to. A token
-// that is only expired gives an error wrapping im.ErrTokenExpired; any other
-// refusal (bad signature, another algorithm, wrong issuer or audience,
-// missing claims, malformed) wraps im.ErrUnauthenticated.
-func (j *JWT) Authenticate(ctx context.Context, token string) (im.Identity, error) {
+// tokenClaims are the claims of a token: the registered ones and the token
+// version, "tv", absent (0) in tokens made before versions existed.
+type tokenClaims struct {
+	jwt.RegisteredClaims
+	Version int64 `json:"tv,omitempty"`
+}
+
+// Claims are what a verified token says.
+type Claims struct {
+	UserID  string
+	Expires time.Time
+	// Version is the token version the token was issued at; 0 for a
+	// token without one.
+	Version int64
+}
+
+// Verifier verifies a token and tells what it says. *JWT is one; a host
+// whose tokens have another format implements it to use Guard.
+//
+// Verify returns an error wrapping im.ErrUnauthenticated (or
+// im.ErrTokenExpired) for a token it refuses, and Claims with a valid
+// UserID otherwise. It is called concurrently.
+type Verifier interface {
+	Verify(ctx context.Context, token string) (Claims, error)
+}
+
+var _ Verifier = (*JWT)(nil)
+
+// Verify checks token and returns its claims. A token that is only expired
+// gives an error wrapping im.ErrTokenExpired; any other refusal (bad
+// signature, another algorithm, wrong issuer or audience, missing claims,
+// a negative version, malformed) wraps im.ErrUnauthenticated. It reads no
+// store: revocation is Guard's.
+func (j *JWT) Verify(ctx context.Context, token string) (Claims, error) {
 	if len(token) > maxTokenLength {
-		return im.Identity{}, refused("token too long")
+		return Claims{}, refused("token too long")
 	}
-	var claims jwt.RegisteredClaims
+	var claims tokenClaims
 	if _, err := j.parser.ParseWithClaims(token, &claims, j.key); err != nil {
-		return im.Identity{}, classify(err)
+		return Claims{}, classify(err)
 	}
 	if claims.Subject == "" {
-		return im.Identity{}, refused("no subject")
+		return Claims{}, refused("no subject")
 	}
 	if !validSubject(claims.Subject) {
-		return im.Identity{}, refused("subject is not a valid user id")
+		return Claims{}, refused("subject is not a valid user id")
+	}
+	if claims.Version < 0 {
+		return Claims{}, refused("negative token version")
 	}
 	// WithExpirationRequired guarantees ExpiresAt is set once parsing
 	// succeeded.
-	return im.Identity{UserID: claims.Subject, Expires: claims.ExpiresAt.Time}, nil
+	return Claims{UserID: claims.Subject, Expires: claims.ExpiresAt.Time, Version: claims.Version}, nil
+}
+
+// Authenticate verifies token and returns the user it was issued to, with
+// the refusals of Verify. It checks neither accounts nor revocation: a
+// deployment that revokes tokens authenticates through a Guard.
+func (j *JWT) Authenticate(ctx context.Context, token string) (im.Identity, error) {
+	c, err := j.Verify(ctx, token)
+	if err != nil {
+		return im.Identity{}, err
+	}
+	return im.Identity{UserID: c.UserID, Expires: c.Expires}, nil
 }
 
 func (j *JWT) key(*jwt.Token) (any, error) { return j.secret, nil }

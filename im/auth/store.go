@@ -58,3 +58,67 @@ func ValidateAccount(a Account) error {
 	}
 	return im.ValidateName("nickname", a.Nickname)
 }
+
+// AccountUpdate is a change to an account: each field that is set replaces
+// the account's, and a field left nil stays as it is. UserID, Username and
+// CreatedAt never change.
+type AccountUpdate struct {
+	// Nickname, if not nil, must pass im.ValidateName.
+	Nickname *string
+	// PasswordHash, if not nil, replaces the hash; it must not be empty.
+	PasswordHash []byte
+	// Disabled, if not nil, disables or enables the account.
+	Disabled *bool
+}
+
+// AccountUpdater changes accounts. It is an optional part of an
+// AccountStore, found by type assertion; store/bolt, store/sqlstore and
+// store/memstore implement it, and storetest.RunAccounts checks it when a
+// store has it.
+//
+// UpdateAccount applies u to the account with userID atomically (another
+// update of the same account is wholly before or after it) and returns the
+// account as it now is. It gives im.ErrNotFound if there is no such
+// account, and an error wrapping im.ErrInvalidArgument for a u that breaks
+// the rules of AccountUpdate; nothing is written then. An empty u changes
+// nothing and returns the account. It is safe for concurrent use and
+// honours ctx cancellation.
+type AccountUpdater interface {
+	UpdateAccount(ctx context.Context, userID string, u AccountUpdate) (Account, error)
+}
+
+// ValidateAccountUpdate returns an error wrapping im.ErrInvalidArgument
+// unless u can be applied; every AccountUpdater checks it before writing.
+func ValidateAccountUpdate(u AccountUpdate) error {
+	if u.Nickname != nil {
+		if err := im.ValidateName("nickname", *u.Nickname); err != nil {
+			return err
+		}
+	}
+	if u.PasswordHash != nil && len(u.PasswordHash) == 0 {
+		return invalid("password hash must not be empty")
+	}
+	return nil
+}
+
+// TokenVersions keeps each user's token version: a counter that revoking a
+// user's tokens raises, so that every token issued before (at a lower
+// version) is refused by Guard. It is an optional interface, found by type
+// assertion, beside AccountStore; store/bolt, store/sqlstore and
+// store/memstore implement it, and storetest.RunTokenVersions checks an
+// implementation. It is kept per user id, account or not, so that users
+// whose tokens another backend mints can be revoked too.
+//
+// Both methods refuse an invalid user id (im.ValidateID) with an error
+// wrapping im.ErrInvalidArgument, are safe for concurrent use, honour ctx
+// cancellation, and wrap backend errors with %w.
+type TokenVersions interface {
+	// TokenVersion returns userID's token version: 0 for a user never
+	// bumped, never an error for an unknown user.
+	TokenVersion(ctx context.Context, userID string) (int64, error)
+	// BumpTokenVersion adds one to userID's token version atomically and
+	// durably, and returns the new version: n concurrent bumps, from one
+	// process or several sharing the database, raise it by n and each
+	// returns a different version.
+	BumpTokenVersion(ctx context.Context, userID string) (int64, error)
+}

@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -110,6 +111,46 @@ func readAccount(accounts *bbolt.Bucket, userID string) (auth.Account, error) {
 	a, err := decodeAccount(userID, v)
 	if err != nil {
 		return auth.Account{}, fmt.Errorf("account %q: %w", userID, err)
+	}
+	return a, nil
+}
+
+var _ auth.AccountUpdater = (*Store)(nil)
+
+// UpdateAccount implements auth.AccountUpdater: the account is read and
+// rewritten in one write transaction.
+func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.AccountUpdate) (auth.Account, error) {
+	if err := ctx.Err(); err != nil {
+		return auth.Account{}, fmt.Errorf("bolt: update account: %w", err)
+	}
+	if err := auth.ValidateAccountUpdate(u); err != nil {
+		return auth.Account{}, err
+	}
+	var a auth.Account
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		accounts, err := bucket(tx, bucketAccounts)
+		if err != nil {
+			return err
+		}
+		if a, err = readAccount(accounts, userID); err != nil {
+			return err
+		}
+		if u.Nickname != nil {
+			a.Nickname = *u.Nickname
+		}
+		if u.PasswordHash != nil {
+			a.PasswordHash = bytes.Clone(u.PasswordHash)
+		}
+		if u.Disabled != nil {
+			a.Disabled = *u.Disabled
+		}
+		return accounts.Put([]byte(userID), appendAccount(nil, &a))
+	})
+	if err != nil {
+		return auth.Account{}, fmt.Errorf("bolt: update account: %w", err)
 	}
 	return a, nil
 }

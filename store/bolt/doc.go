@@ -129,11 +129,14 @@
 // encoding that starts with a version byte, and the file carries a schema
 // version that Open checks. The groups' buckets came later without a new
 // schema version: Open creates them in a file that lacks them, and older
-// versions of this package ignore them.
+// versions of this package ignore them. The token versions' bucket (user
+// id → 8-byte big-endian version) is made by the first revocation, and is
+// ignored the same way.
 //
 // # Optional interfaces
 //
-// Store implements auth.AccountStore, for im/auth's built-in accounts, and
+// Store implements auth.AccountStore, auth.AccountUpdater and
+// auth.TokenVersions, for im/auth's built-in accounts and revocation, and
 // im.SyncStore: a BATCH_SYNC lists the user's conversations and its
 // groups' in one read transaction (two prefix scans and a lookup per
 // group), and reads the messages of all its conversations in another.

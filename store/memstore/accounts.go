@@ -13,11 +13,21 @@ import (
 type accountState struct {
 	byID       map[string]auth.Account
 	byUsername map[string]string // username → user id
+	versions   map[string]int64  // user id → token version, if above 0
 }
 
 func newAccountState() accountState {
-	return accountState{byID: make(map[string]auth.Account), byUsername: make(map[string]string)}
+	return accountState{
+		byID:       make(map[string]auth.Account),
+		byUsername: make(map[string]string),
+		versions:   make(map[string]int64),
+	}
 }
+
+var (
+	_ auth.AccountUpdater = (*Store)(nil)
+	_ auth.TokenVersions  = (*Store)(nil)
+)
 
 // CreateAccount implements auth.AccountStore.
 func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
@@ -73,4 +83,58 @@ func (s *Store) account(userID string) (auth.Account, error) {
 	}
 	a.PasswordHash = bytes.Clone(a.PasswordHash)
 	return a, nil
+}
+
+// UpdateAccount implements auth.AccountUpdater.
+func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.AccountUpdate) (auth.Account, error) {
+	if err := ctx.Err(); err != nil {
+		return auth.Account{}, fmt.Errorf("memstore: update account: %w", err)
+	}
+	if err := auth.ValidateAccountUpdate(u); err != nil {
+		return auth.Account{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.accounts.byID[userID]
+	if !ok {
+		return auth.Account{}, fmt.Errorf("memstore: update account %q: %w", userID, im.ErrNotFound)
+	}
+	if u.Nickname != nil {
+		a.Nickname = *u.Nickname
+	}
+	if u.PasswordHash != nil {
+		a.PasswordHash = bytes.Clone(u.PasswordHash)
+	}
+	if u.Disabled != nil {
+		a.Disabled = *u.Disabled
+	}
+	s.accounts.byID[userID] = a
+	return s.account(userID)
+}
+
+// TokenVersion implements auth.TokenVersions.
+func (s *Store) TokenVersion(ctx context.Context, userID string) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("memstore: token version: %w", err)
+	}
+	if err := im.ValidateID("user id", userID); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.accounts.versions[userID], nil
+}
+
+// BumpTokenVersion implements auth.TokenVersions.
+func (s *Store) BumpTokenVersion(ctx context.Context, userID string) (int64, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("memstore: bump token version: %w", err)
+	}
+	if err := im.ValidateID("user id", userID); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.accounts.versions[userID]++
+	return s.accounts.versions[userID], nil
 }

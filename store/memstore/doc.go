@@ -5,7 +5,8 @@
 //
 // It implements every rule storetest checks, so a test that runs on it
 // behaves as it would on store/bolt or store/sqlstore, only faster. Beside
-// im.Store it implements auth.AccountStore, for the built-in accounts, and
+// im.Store it implements auth.AccountStore, auth.AccountUpdater and
+// auth.TokenVersions, for the built-in accounts and revocation, and
 // im.SyncStore, so that it answers a BATCH_SYNC in one read as the real
 // stores do.
 //

@@ -39,7 +39,7 @@
 // # Schema and migrations
 //
 // The tables (conversations, messages, members, accounts, chat_groups,
-// group_members) and their indexes are created by versioned migrations
+// group_members, token_versions) and their indexes are created by versioned migrations
 // embedded in the package, recorded in a schema_migrations table. New
 // applies those the database has not seen, under a lock that makes
 // processes starting at once take turns: a PostgreSQL advisory lock, a
@@ -111,7 +111,8 @@
 // # Optional interfaces
 //
 // Store implements im.Pinger, with the pool's PingContext;
-// auth.AccountStore, for im/auth's built-in accounts; and im.SyncStore: a
+// auth.AccountStore, auth.AccountUpdater and auth.TokenVersions, for
+// im/auth's built-in accounts and revocation; and im.SyncStore: a
 // BATCH_SYNC lists the user's conversations and its groups' in one query
 // (a UNION joined on the conversations' key), and reads the messages of
 // many conversations in one query (PostgreSQL passes the ranges as arrays;

@@ -30,7 +30,7 @@ type queries struct {
 	dialect Dialect
 	// Table names with the prefix.
 	conversations, messages, members, accounts, migrations string
-	groups, groupMembers                                   string
+	groups, groupMembers, tokenVersions                    string
 
 	conversation      string // id → max_seq
 	userConversations string // user → (id, max_seq)…
@@ -39,6 +39,8 @@ type queries struct {
 	createAccount     string
 	accountByID       string
 	accountByUsername string
+	tokenVersion      string // user id → version
+	bumpTokenVersion  string // user id; inserts at 1 or adds one (RETURNING version but on MySQL)
 
 	createGroup      string // groupCols
 	group            string // id → groupCols
@@ -77,6 +79,7 @@ func newQueries(d Dialect, prefix string) queries {
 		migrations:    prefix + "schema_migrations",
 		groups:        prefix + "chat_groups",
 		groupMembers:  prefix + "group_members",
+		tokenVersions: prefix + "token_versions",
 	}
 	p := q.placeholders
 	q.conversation = "SELECT max_seq FROM " + q.conversations + " WHERE id = " + p(1)[0]
@@ -90,6 +93,17 @@ func newQueries(d Dialect, prefix string) queries {
 	q.createAccount = "INSERT INTO " + q.accounts + " (" + accountCols + ") VALUES (" + strings.Join(p(6), ", ") + ")"
 	q.accountByID = "SELECT " + accountCols + " FROM " + q.accounts + " WHERE user_id = " + p(1)[0]
 	q.accountByUsername = "SELECT " + accountCols + " FROM " + q.accounts + " WHERE username = " + p(1)[0]
+	q.tokenVersion = "SELECT version FROM " + q.tokenVersions + " WHERE user_id = " + p(1)[0]
+	// One statement that creates or raises the row, holding its lock to
+	// the commit: concurrent bumps, from any process, queue on it.
+	if d == MySQL {
+		// MySQL has no RETURNING; the bump reads its row back in the
+		// same transaction.
+		q.bumpTokenVersion = "INSERT INTO " + q.tokenVersions + " (user_id, version) VALUES (?, 1) ON DUPLICATE KEY UPDATE version = version + 1"
+	} else {
+		q.bumpTokenVersion = "INSERT INTO " + q.tokenVersions + " AS t (user_id, version) VALUES (" + p(1)[0] +
+			", 1) ON CONFLICT (user_id) DO UPDATE SET version = t.version + 1 RETURNING version"
+	}
 
 	q.createGroup = "INSERT INTO " + q.groups + " (" + groupCols + ") VALUES (" + strings.Join(p(13), ", ") + ")"
 	q.group = "SELECT " + groupCols + " FROM " + q.groups + " WHERE id = " + p(1)[0]

@@ -202,9 +202,10 @@ func (h AccountsHarness) open(t *testing.T) auth.AccountStore {
 
 // RunAccounts checks the auth.AccountStore that h opens against every rule
 // of its documentation, each in its own subtest: CreateAndRead,
-// Invalid, Cancelled and Durability. Run calls it for a Store that
-// implements auth.AccountStore; a store that keeps only accounts runs it
-// on its own.
+// Invalid, Cancelled and Durability; and its optional parts when it has
+// them: Update (auth.AccountUpdater) and TokenVersions (RunTokenVersions).
+// Run calls it for a Store that implements auth.AccountStore; a store that
+// keeps only accounts runs it on its own.
 func RunAccounts(t *testing.T, h AccountsHarness) {
 	t.Helper()
 	if h.Open == nil {
@@ -214,6 +215,8 @@ func RunAccounts(t *testing.T, h AccountsHarness) {
 	t.Run("Invalid", func(t *testing.T) { testInvalidAccounts(t, h) })
 	t.Run("Cancelled", func(t *testing.T) { testAccountsCancelled(t, h) })
 	t.Run("Durability", func(t *testing.T) { testAccountsDurability(t, h) })
+	t.Run("Update", func(t *testing.T) { testUpdateAccount(t, h) })
+	t.Run("TokenVersions", func(t *testing.T) { testStoreTokenVersions(t, h) })
 }
 
 // testStoreAccounts runs RunAccounts on the stores h opens when they

@@ -32,7 +32,8 @@ type buggyStore struct {
 	// group-two-owners: group → the previous owner, who reads as an owner still
 	twoOwners map[string]string
 	// group-joinseq-racy: group → user → the JoinSeq reads report
-	joinSeq map[string]map[string]int64
+	joinSeq  map[string]map[string]int64
+	versions map[string]int64 // bump-racy, bump-no-validation: user → token version
 }
 
 var (
@@ -53,6 +54,7 @@ func newBuggyStore(bug string) *buggyStore {
 
 		twoOwners: make(map[string]string),
 		joinSeq:   make(map[string]map[string]int64),
+		versions:  make(map[string]int64),
 	}
 }
 

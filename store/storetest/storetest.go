@@ -91,7 +91,10 @@
 // # Optional parts
 //
 // A Store that implements auth.AccountStore is checked against its rules
-// too, in the Accounts subtest; a store of accounts alone runs RunAccounts.
+// too, in the Accounts subtest, with auth.AccountUpdater in Accounts/Update
+// and auth.TokenVersions in Accounts/TokenVersions when it has them; a
+// store of accounts alone runs RunAccounts, one of token versions alone
+// RunTokenVersions.
 // A Store that implements im.SyncStore is checked in the Sync subtest:
 // its answers must equal what the required methods answer.
 //

@@ -29,6 +29,9 @@
 //	      password, unknown user, disabled account
 //	      (deliberately one answer for all); a
 //	      missing, malformed or refused bearer token
+//	      (message "token revoked", "account
+//	      disabled" or "unknown account" when
+//	      im/auth's Guard refused it)
 //	100   no or wrong metrics token (GET /metrics)   401
 //	101   token expired (routes taking a token)      200
 //	102   permission denied: not a member of the     200

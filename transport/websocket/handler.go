@@ -290,7 +290,13 @@ func (h *Handler) refuse(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, im.ErrTokenExpired):
 		http.Error(w, "token expired", http.StatusUnauthorized)
 	case errors.Is(err, im.ErrUnauthenticated), errors.Is(err, im.ErrInvalidArgument):
-		http.Error(w, "authentication failed", http.StatusUnauthorized)
+		// An *im.Error's Msg is safe to show, and tells the client what
+		// TCP's AUTH_RSP would ("token revoked", "account disabled").
+		msg := "authentication failed"
+		if e := (*im.Error)(nil); errors.As(err, &e) && e.Code == im.CodeUnauthenticated && e.Msg != "" {
+			msg = e.Msg
+		}
+		http.Error(w, msg, http.StatusUnauthorized)
 	case errors.Is(err, im.ErrServerClosed):
 		http.Error(w, "server shutting down", http.StatusServiceUnavailable)
 	default:

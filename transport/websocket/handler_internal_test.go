@@ -366,6 +366,8 @@ func TestTokenRefused(t *testing.T) {
 	}{
 		{"bad token", fmt.Errorf("signature: %w", im.ErrUnauthenticated), http.StatusUnauthorized, "authentication failed"},
 		{"expired token", im.ErrTokenExpired, http.StatusUnauthorized, "token expired"},
+		{"revoked token", &im.Error{Code: im.CodeUnauthenticated, Msg: "token revoked", Err: im.ErrUnauthenticated}, http.StatusUnauthorized, "token revoked"},
+		{"refusal with another code", &im.Error{Code: im.CodeInvalidArgument, Msg: "internal detail", Err: im.ErrInvalidArgument}, http.StatusUnauthorized, "authentication failed"},
 		{"malformed token", fmt.Errorf("segments: %w", im.ErrInvalidArgument), http.StatusUnauthorized, "authentication failed"},
 		{"server closed", im.ErrServerClosed, http.StatusServiceUnavailable, "server shutting down"},
 		{"backend down", errors.New("connection refused"), http.StatusServiceUnavailable, "authentication unavailable"},

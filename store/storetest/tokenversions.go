@@ -1,0 +1,299 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth"
+)
+
+// TokenVersionsHarness opens stores of token versions for RunTokenVersions.
+type TokenVersionsHarness struct {
+	// Open returns a fresh, empty store. It arranges the store's release
+	// itself. Required.
+	Open func(t *testing.T) auth.TokenVersions
+	// Reopen, if set, closes s and opens the same data again; without it
+	// the Durability subtest is skipped.
+	Reopen func(t *testing.T, s auth.TokenVersions) auth.TokenVersions
+}
+
+func (h TokenVersionsHarness) open(t *testing.T) auth.TokenVersions {
+	t.Helper()
+	s := h.Open(t)
+	if s == nil {
+		t.Fatal("storetest: TokenVersionsHarness.Open returned nil")
+	}
+	return s
+}
+
+// RunTokenVersions checks the auth.TokenVersions that h opens, each rule in
+// its own subtest: Unknown, Bump, Concurrent, Invalid, Cancelled and
+// Durability. RunAccounts calls it for an account store that implements
+// auth.TokenVersions; a store of token versions alone runs it on its own.
+func RunTokenVersions(t *testing.T, h TokenVersionsHarness) {
+	t.Helper()
+	if h.Open == nil {
+		t.Fatal("storetest: TokenVersionsHarness.Open is nil")
+	}
+	t.Run("Unknown", func(t *testing.T) {
+		s := h.open(t)
+		checkVersion(t, s, "never", 0)
+	})
+	t.Run("Bump", func(t *testing.T) { testBump(t, h) })
+	t.Run("Concurrent", func(t *testing.T) { testBumpConcurrent(t, h) })
+	t.Run("Invalid", func(t *testing.T) { testBumpInvalid(t, h) })
+	t.Run("Cancelled", func(t *testing.T) { testBumpCancelled(t, h) })
+	t.Run("Durability", func(t *testing.T) { testBumpDurability(t, h) })
+}
+
+func checkVersion(t *testing.T, s auth.TokenVersions, userID string, want int64) {
+	t.Helper()
+	got, err := s.TokenVersion(t.Context(), userID)
+	if err != nil {
+		t.Errorf("TokenVersion(%q): %v", userID, err)
+	} else if got != want {
+		t.Errorf("TokenVersion(%q) = %d, want %d", userID, got, want)
+	}
+}
+
+func bump(t *testing.T, s auth.TokenVersions, userID string, want int64) {
+	t.Helper()
+	got, err := s.BumpTokenVersion(t.Context(), userID)
+	if err != nil {
+		t.Fatalf("BumpTokenVersion(%q): %v", userID, err)
+	}
+	if got != want {
+		t.Errorf("BumpTokenVersion(%q) = %d, want %d", userID, got, want)
+	}
+}
+
+// testBump: each bump adds one and returns the new version; versions are
+// per user, with ids compared exactly.
+func testBump(t *testing.T, h TokenVersionsHarness) {
+	s := h.open(t)
+	for want := int64(1); want <= 3; want++ {
+		bump(t, s, "u1", want)
+		checkVersion(t, s, "u1", want)
+	}
+	bump(t, s, "u10", 1)
+	checkVersion(t, s, "u1", 3)
+	for _, other := range []string{"u", "U1", "u10", "u100", "u1 "} {
+		want := int64(0)
+		if other == "u10" {
+			want = 1
+		}
+		checkVersion(t, s, other, want)
+	}
+	long := strings.Repeat("v", im.MaxIDLength)
+	bump(t, s, long, 1)
+	checkVersion(t, s, long, 1)
+}
+
+// testBumpConcurrent: concurrent bumps of one user, its first one
+// included, each raise the version by one and return different versions;
+// none is lost.
+func testBumpConcurrent(t *testing.T, h TokenVersionsHarness) {
+	s := h.open(t)
+	const n = 24
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		got  []int64
+		errs []error
+	)
+	for range n {
+		wg.Go(func() {
+			v, err := s.BumpTokenVersion(t.Context(), "alice")
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+				return
+			}
+			got = append(got, v)
+		})
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("%d of %d concurrent bumps failed, first: %v", len(errs), n, errs[0])
+	}
+	slices.Sort(got)
+	for i, v := range got {
+		if v != int64(i+1) {
+			t.Fatalf("concurrent bumps returned %v, want 1 to %d once each", got, n)
+		}
+	}
+	checkVersion(t, s, "alice", n)
+}
+
+// testBumpInvalid: an id im.ValidateID refuses gives ErrInvalidArgument
+// from both methods, and the bump writes nothing.
+func testBumpInvalid(t *testing.T, h TokenVersionsHarness) {
+	s := h.open(t)
+	for _, id := range []string{"", strings.Repeat("x", im.MaxIDLength+1), "u\xff", "u\x00"} {
+		if v, err := s.BumpTokenVersion(t.Context(), id); !isInvalid(err) {
+			t.Errorf("BumpTokenVersion(%q) = %d, %v; want ErrInvalidArgument", id, v, err)
+		}
+		if v, err := s.TokenVersion(t.Context(), id); !isInvalid(err) {
+			t.Errorf("TokenVersion(%q) = %d, %v; want ErrInvalidArgument", id, v, err)
+		}
+	}
+	// "u" is a prefix of the refused ids; it was not bumped.
+	checkVersion(t, s, "u", 0)
+}
+
+// testBumpCancelled: a cancelled ctx fails both methods with an error
+// wrapping context.Canceled, and the bump writes nothing.
+func testBumpCancelled(t *testing.T, h TokenVersionsHarness) {
+	s := h.open(t)
+	bump(t, s, "u1", 1)
+	ctx := cancelled(t)
+	if _, err := s.BumpTokenVersion(ctx, "u1"); !errors.Is(err, context.Canceled) {
+		t.Errorf("BumpTokenVersion with a cancelled ctx: %v, want context.Canceled", err)
+	}
+	if _, err := s.TokenVersion(ctx, "u1"); !errors.Is(err, context.Canceled) {
+		t.Errorf("TokenVersion with a cancelled ctx: %v, want context.Canceled", err)
+	}
+	checkVersion(t, s, "u1", 1)
+}
+
+// testBumpDurability: versions survive closing and reopening the store.
+func testBumpDurability(t *testing.T, h TokenVersionsHarness) {
+	if h.Reopen == nil {
+		t.Skip("storetest: the harness cannot reopen a store")
+	}
+	s := h.open(t)
+	bump(t, s, "u1", 1)
+	bump(t, s, "u1", 2)
+	bump(t, s, "u2", 1)
+	s = h.Reopen(t, s)
+	if s == nil {
+		t.Fatal("storetest: Reopen returned nil")
+	}
+	checkVersion(t, s, "u1", 2)
+	checkVersion(t, s, "u2", 1)
+	bump(t, s, "u1", 3)
+}
+
+// testUpdateAccount checks auth.AccountUpdater; RunAccounts runs it when
+// the store has it.
+func testUpdateAccount(t *testing.T, h AccountsHarness) {
+	if _, ok := h.open(t).(auth.AccountUpdater); !ok {
+		t.Skip("storetest: the store does not implement auth.AccountUpdater")
+	}
+	setup := func(t *testing.T) (auth.AccountUpdater, auth.AccountStore, auth.Account, auth.Account) {
+		s := h.open(t)
+		alice, bob := newAccount("u1", "alice"), newAccount("u2", "bob")
+		for _, a := range []auth.Account{alice, bob} {
+			if err := s.CreateAccount(t.Context(), a); err != nil {
+				t.Fatalf("CreateAccount(%s): %v", a.Username, err)
+			}
+		}
+		return s.(auth.AccountUpdater), s, alice, bob
+	}
+	update := func(t *testing.T, u auth.AccountUpdater, s auth.AccountStore, userID string, upd auth.AccountUpdate, want auth.Account) {
+		t.Helper()
+		got, err := u.UpdateAccount(t.Context(), userID, upd)
+		if err != nil {
+			t.Fatalf("UpdateAccount(%q): %v", userID, err)
+		}
+		if d := accountDiff(got, want); d != "" {
+			t.Errorf("UpdateAccount(%q) returned: %s", userID, d)
+		}
+		checkAccount(t, s, want)
+	}
+	yes, no := true, false
+	t.Run("Fields", func(t *testing.T) {
+		u, s, alice, bob := setup(t)
+		alice.Disabled = true
+		update(t, u, s, "u1", auth.AccountUpdate{Disabled: &yes}, alice)
+		nick := "Alice ✓✓"
+		alice.Nickname = nick
+		update(t, u, s, "u1", auth.AccountUpdate{Nickname: &nick}, alice)
+		alice.PasswordHash = []byte("$2a$10$" + strings.Repeat("n", 53))
+		update(t, u, s, "u1", auth.AccountUpdate{PasswordHash: alice.PasswordHash}, alice)
+		alice.Disabled = false
+		update(t, u, s, "u1", auth.AccountUpdate{Disabled: &no}, alice)
+		update(t, u, s, "u1", auth.AccountUpdate{}, alice)
+		empty := ""
+		alice.Nickname, alice.Disabled = "", true
+		update(t, u, s, "u1", auth.AccountUpdate{Nickname: &empty, Disabled: &yes}, alice)
+		checkAccount(t, s, bob)
+	})
+	t.Run("NotFound", func(t *testing.T) {
+		u, s, alice, _ := setup(t)
+		for _, id := range []string{"u9", "u", "alice", ""} {
+			if a, err := u.UpdateAccount(t.Context(), id, auth.AccountUpdate{Disabled: &yes}); !errors.Is(err, im.ErrNotFound) && !isInvalid(err) {
+				t.Errorf("UpdateAccount(%q) = %+v, %v; want ErrNotFound", id, a, err)
+			}
+		}
+		checkNoAccount(t, s, "u9", "")
+		checkAccount(t, s, alice)
+	})
+	t.Run("Invalid", func(t *testing.T) {
+		u, s, alice, _ := setup(t)
+		bidi := "evil\u202e"
+		for name, upd := range map[string]auth.AccountUpdate{
+			"BidiNickname": {Nickname: &bidi, Disabled: &yes},
+			"EmptyHash":    {PasswordHash: []byte{}, Disabled: &yes},
+		} {
+			if _, err := u.UpdateAccount(t.Context(), "u1", upd); !isInvalid(err) {
+				t.Errorf("%s: UpdateAccount: %v, want ErrInvalidArgument", name, err)
+			}
+		}
+		checkAccount(t, s, alice)
+	})
+	t.Run("Cancelled", func(t *testing.T) {
+		u, s, alice, _ := setup(t)
+		if _, err := u.UpdateAccount(cancelled(t), "u1", auth.AccountUpdate{Disabled: &yes}); !errors.Is(err, context.Canceled) {
+			t.Errorf("UpdateAccount with a cancelled ctx: %v, want context.Canceled", err)
+		}
+		checkAccount(t, s, alice)
+	})
+	t.Run("Durability", func(t *testing.T) {
+		if h.Reopen == nil {
+			t.Skip("storetest: the harness cannot reopen a store")
+		}
+		u, s, alice, _ := setup(t)
+		alice.Disabled = true
+		update(t, u, s, "u1", auth.AccountUpdate{Disabled: &yes}, alice)
+		s = h.Reopen(t, s)
+		checkAccount(t, s, alice)
+	})
+}
+
+// testStoreTokenVersions runs RunTokenVersions on the account stores h
+// opens when they implement auth.TokenVersions.
+func testStoreTokenVersions(t *testing.T, h AccountsHarness) {
+	if _, ok := h.open(t).(auth.TokenVersions); !ok {
+		t.Skip("storetest: the store does not implement auth.TokenVersions")
+	}
+	th := TokenVersionsHarness{
+		Open: func(t *testing.T) auth.TokenVersions {
+			s, ok := h.open(t).(auth.TokenVersions)
+			if !ok {
+				t.Fatal("storetest: AccountsHarness.Open returned stores of different types")
+			}
+			return s
+		},
+	}
+	if h.Reopen != nil {
+		th.Reopen = func(t *testing.T, s auth.TokenVersions) auth.TokenVersions {
+			as, ok := s.(auth.AccountStore)
+			if !ok {
+				t.Fatal("storetest: the token version store is no longer an auth.AccountStore")
+			}
+			r, ok := h.Reopen(t, as).(auth.TokenVersions)
+			if !ok {
+				t.Fatal("storetest: Reopen returned a store without auth.TokenVersions")
+			}
+			return r
+		}
+	}
+	RunTokenVersions(t, th)
+}
