@@ -116,7 +116,10 @@
 // one only when asked with "joinPolicy":0. In update, a field left out or
 // null stays as it is. Group ids are 32 hex characters, 128 random bits.
 // To a user who is not a member, an invite-only group does not exist:
-// its info answers 202 as an unknown id does. A group is IM-iOS-SDK's IMGroup plus joinPolicy:
+// its info answers 202 as an unknown id does. Adding others (create's
+// members, invite) follows im.Config.GroupAddPolicy and
+// GroupAddsPerMinute: a refused user answers 102, too many a minute 201,
+// and either adds nobody. A group is IM-iOS-SDK's IMGroup plus joinPolicy:
 //
 //	{"groupID","groupName","faceURL","ownerUserID","memberCount",
 //	 "introduction","notification","extra","createTime","updateTime",
