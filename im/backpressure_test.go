@@ -34,6 +34,8 @@ func TestConfigQueueBoundsAreChecked(t *testing.T) {
 		{"SendQueue negative", im.Config{SendQueue: -1}, "SendQueue"},
 		{"SignalRate NaN", im.Config{SignalRate: math.NaN()}, "SignalRate"},
 		{"SignalRate infinite", im.Config{SignalRate: math.Inf(1)}, "SignalRate"},
+		{"SendRate NaN", im.Config{SendRate: math.NaN()}, "SendRate"},
+		{"SendRate infinite", im.Config{SendRate: math.Inf(1)}, "SendRate"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.cfg.Store, tc.cfg.Authenticator = st, authn

@@ -73,9 +73,13 @@ type Config struct {
 	// commit at once; further frames from that connection are not read
 	// until one completes. Default 256.
 	MaxInflight int
-	// SendRate limits messages per second per connection (burst twice that);
-	// beyond it a send fails with SEND_TOO_FAST. Default 200; negative
-	// means unlimited.
+	// SendRate limits the messages one user sends per second, across all
+	// of that user's connections on this server: opening more connections
+	// or reconnecting buys no more. Bursts of twice that (at least one)
+	// are allowed. Beyond it a send fails with SEND_TOO_FAST and the
+	// connection stays open. Messages the host sends through the Go API
+	// (Server.SendMessage, SendSystemMessage) are not limited. Default 200;
+	// negative means unlimited.
 	SendRate float64
 	// SignalRate limits the signals one user causes to be relayed to
 	// others (typing indicators), per second, across all of that user's
@@ -97,6 +101,15 @@ type Config struct {
 
 	// MaxGroupMembers bounds the members of one group. Default 2000.
 	MaxGroupMembers int
+	// GroupAddsPerMinute limits how many users one user adds to groups
+	// per minute (the members of a group they create, and those they
+	// invite), across the Server; bursts of that many at once are
+	// allowed. A call that would exceed it adds nobody and fails with
+	// ErrRateLimited (CodeRateLimited). Users the call names count even if
+	// GroupAddPolicy then refuses them. Default 60; negative means
+	// unlimited, which a host that creates groups for its users through
+	// the Go API may want.
+	GroupAddsPerMinute int
 
 	// SystemSender is the sender id of messages the server sends itself
 	// (Server.SendSystemMessage). Default "system".
@@ -155,6 +168,22 @@ type Config struct {
 	// run with the Server's own context. It must not return nil. A WebSocket ?token= is verified before
 	// the upgrade with the request's context, before ConnContext runs.
 	ConnContext func(ctx context.Context, info ConnInfo) context.Context
+
+	// GroupAddPolicy, if set, decides whether actorID may add userID to a
+	// group: as a member of a group actorID creates (CreateGroup) or by
+	// invitation (InviteToGroup). Users who join a group themselves are
+	// not asked about (see JoinPolicy). It is called for each user to be
+	// added before anything is stored, and one refusal adds nobody.
+	// Return an *Error to choose the code; otherwise the refusal is
+	// PERMISSION_DENIED, naming userID.
+	//
+	// Without it, a user may add only those with whom they have a
+	// one-to-one conversation holding at least one message, so that
+	// nobody can be put into groups by strangers. For the behaviour of
+	// earlier versions, where anyone could add anyone, set it to
+	//
+	//	func(context.Context, string, string) error { return nil }
+	GroupAddPolicy func(ctx context.Context, actorID, userID string) error
 }
 
 // Default values of Config fields.
@@ -171,6 +200,7 @@ const (
 	DefaultMaxSessionsPerUser = 10
 	DefaultSystemSender       = "system"
 	DefaultMaxGroupMembers    = 2000
+	DefaultGroupAddsPerMinute = 60
 	DefaultAfterSendQueue     = 4096
 )
 
@@ -198,6 +228,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MaxSessionsPerUser, DefaultMaxSessionsPerUser)
 	setDefault(&c.SystemSender, DefaultSystemSender)
 	setDefault(&c.MaxGroupMembers, DefaultMaxGroupMembers)
+	setDefault(&c.GroupAddsPerMinute, DefaultGroupAddsPerMinute)
 	setDefault(&c.AfterSendQueue, DefaultAfterSendQueue)
 	if c.MaxContentSize > MaxFrameSize/2 {
 		return c, errors.New("im: Config.MaxContentSize must be at most half of MaxFrameSize")
@@ -210,6 +241,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.SendQueueBytes < MaxFrameSize {
 		return c, fmt.Errorf("im: Config.SendQueueBytes is %d; it must be at least MaxFrameSize (%d), so that any frame fits", c.SendQueueBytes, MaxFrameSize)
+	}
+	if math.IsNaN(c.SendRate) || math.IsInf(c.SendRate, 0) {
+		return c, errors.New("im: Config.SendRate must be a finite number (negative for unlimited)")
 	}
 	if math.IsNaN(c.SignalRate) || math.IsInf(c.SignalRate, 0) {
 		return c, errors.New("im: Config.SignalRate must be a finite number (negative for unlimited)")

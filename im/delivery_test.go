@@ -183,7 +183,7 @@ func TestOrderPerConversationUnderConcurrentSends(t *testing.T) {
 		groups  = 8
 		perConv = 150 // messages each sender sends into each of its conversations
 	)
-	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{SendRate: -1}})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{SendRate: -1, GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	user := func(i int) string { return fmt.Sprint("user", i) }
 

@@ -148,6 +148,13 @@ func ExampleServer_CreateGroup() {
 	defer srv.Close()
 
 	ctx := context.Background()
+	// A user adds to groups only those they have exchanged a message with
+	// (the default Config.GroupAddPolicy): alice has talked to both.
+	for _, to := range []string{"bob", "carol"} {
+		if _, err := srv.SendMessage(ctx, im.SendRequest{SenderID: "alice", ReceiverID: to, Type: im.TextMessage, Content: []byte("release today?")}); err != nil {
+			log.Fatal(err)
+		}
+	}
 	g, err := srv.CreateGroup(ctx, "alice", im.GroupSpec{Name: "Release crew", JoinPolicy: im.JoinInviteOnly}, []string{"bob", "carol"})
 	if err != nil {
 		log.Fatal(err)

@@ -24,7 +24,7 @@ func commonPrefix(a, b string) int {
 // Group ids are 128 random bits: a user who sees message ids in her own
 // send acks cannot work out the id of a group created just after.
 func TestGroupIDsAreRandom(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	a := srv.Dial(t, "tcp", alice)
 	hex32 := regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -59,7 +59,7 @@ func TestGroupIDsAreRandom(t *testing.T) {
 // Only members see an invite-only group; to anyone else it does not exist,
 // with the very error an id that names no group gets.
 func TestGroupInfoOnlyForMembersUnlessOpen(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	private, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "private", JoinPolicy: im.JoinInviteOnly}, []string{bob})
 	require.NoError(t, err)

@@ -72,7 +72,10 @@ const (
 
 // CreateGroup creates a group owned by ownerID with memberIDs as its first
 // members (the owner need not be listed) and returns it. With Config.Users
-// set, every member must exist (USER_NOT_EXIST otherwise). The group and
+// set, every member must exist (USER_NOT_EXIST otherwise).
+// Config.GroupAddPolicy must allow each member but the owner, and they count
+// against the owner's Config.GroupAddsPerMinute; otherwise no group is
+// created. The group and
 // its group_created notice are stored in one commit. The group's id is 128
 // random bits (32 hex characters), which nobody can guess or derive from
 // other ids. spec.JoinPolicy's zero value is JoinOpen: give JoinInviteOnly
@@ -89,6 +92,9 @@ func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec
 	others = slices.DeleteFunc(others, func(u string) bool { return u == ownerID })
 	if len(others)+1 > s.cfg.MaxGroupMembers {
 		return Group{}, errGroupFull(s.cfg.MaxGroupMembers)
+	}
+	if err := s.checkGroupAdds(ctx, ownerID, others, 0); err != nil {
+		return Group{}, err
 	}
 	now := time.Now().Truncate(time.Microsecond)
 	g := Group{
@@ -241,8 +247,11 @@ func (s *Server) LeaveGroup(ctx context.Context, id, userID string) error {
 
 // InviteToGroup adds userIDs to group id on behalf of actorID, a member (an
 // admin or the owner when the group is invite-only). Users who are members
-// already are skipped.
+// already are skipped. Config.GroupAddPolicy must allow each of the others,
+// and they count against actorID's Config.GroupAddsPerMinute; otherwise
+// nobody is added.
 func (s *Server) InviteToGroup(ctx context.Context, id, actorID string, userIDs []string) error {
+	paid := 0 // users charged to actorID's rate, should a conflict make decide run again
 	_, err := s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
 		role := roleOf(members, actorID)
 		if role == 0 {
@@ -258,6 +267,10 @@ func (s *Server) InviteToGroup(ctx context.Context, id, actorID string, userIDs 
 		if len(members)+len(added) > s.cfg.MaxGroupMembers {
 			return nil, errGroupFull(s.cfg.MaxGroupMembers)
 		}
+		if err := s.checkGroupAdds(ctx, actorID, added, paid); err != nil {
+			return nil, err
+		}
+		paid = max(paid, len(added))
 		now := time.Now().Truncate(time.Microsecond)
 		put := make([]GroupMember, len(added))
 		for i, u := range added {

@@ -35,7 +35,7 @@ func sendToGroup(t *testing.T, c *client.Client, gid, text string) (*imv1.SendMe
 }
 
 func TestGroupMessageReachesEveryMemberDeviceButTheSendingOne(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	a1 := srv.Dial(t, "tcp", alice)
 	a2 := srv.Dial(t, "websocket", alice)
 	b1 := srv.Dial(t, "websocket", bob)
@@ -74,7 +74,7 @@ func TestGroupMessageReachesEveryMemberDeviceButTheSendingOne(t *testing.T) {
 }
 
 func TestGroupSendRefusals(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	g, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "team"}, []string{bob})
 	require.NoError(t, err)
@@ -98,7 +98,7 @@ func TestGroupSendRefusals(t *testing.T) {
 }
 
 func TestGroupMembershipChangesDecideWhoReceives(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	a := srv.Dial(t, "tcp", alice)
 	b := srv.Dial(t, "tcp", bob)
@@ -206,7 +206,7 @@ func messageAt(t *testing.T, c *client.Client, seq int64) *imv1.MessageInfo {
 }
 
 func TestGroupPermissions(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{MaxGroupMembers: 4}})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds, MaxGroupMembers: 4}})
 	ctx := testCtx(t)
 	closed := im.JoinInviteOnly
 	g, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "club", JoinPolicy: closed}, []string{bob, carol})
@@ -288,7 +288,7 @@ func TestGroupPermissions(t *testing.T) {
 }
 
 func TestGroupDismiss(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	a := srv.Dial(t, "tcp", alice)
 	b := srv.Dial(t, "websocket", bob)
@@ -317,7 +317,7 @@ func TestGroupDismiss(t *testing.T) {
 }
 
 func TestGroupHistorySyncsForOfflineMembers(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	g, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "team"}, []string{bob})
 	require.NoError(t, err)
@@ -356,7 +356,7 @@ func TestGroupHistorySyncsForOfflineMembers(t *testing.T) {
 }
 
 func TestGroupConcurrentSendersGetGapFreeOrderedDelivery(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	const members, each = 6, 40
 	var ids []string
@@ -416,7 +416,7 @@ func TestGroupConcurrentSendersGetGapFreeOrderedDelivery(t *testing.T) {
 }
 
 func TestGroupInputIsChecked(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{CheckRecipients: true})
+	srv := imtest.NewServer(t, imtest.Options{CheckRecipients: true, Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	_, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "x"}, []string{"nobody"})
 	require.ErrorIs(t, err, im.ErrNotFound, "members must exist when Config.Users is set")
@@ -430,7 +430,7 @@ func TestGroupInputIsChecked(t *testing.T) {
 }
 
 func TestGroupOwnershipTransfer(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	a := srv.Dial(t, "tcp", alice)
 	b := srv.Dial(t, "websocket", bob)
@@ -470,7 +470,7 @@ func TestGroupOwnershipTransfer(t *testing.T) {
 // Changes to one group are decided on its stored state one at a time, so
 // concurrent joins cannot take it past its member limit.
 func TestGroupConcurrentJoinsStopAtTheLimit(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{MaxGroupMembers: 5}})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds, MaxGroupMembers: 5}})
 	ctx := testCtx(t)
 	g, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "small"}, nil)
 	require.NoError(t, err)

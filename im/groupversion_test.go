@@ -48,6 +48,7 @@ func newElsewhereServer(t *testing.T, cfg im.Config) (*imtest.Server, *elsewhere
 	t.Cleanup(func() { st.Close() })
 	es := &elsewhereStore{Store: st}
 	cfg.Store = es
+	cfg.GroupAddPolicy = anyoneAdds
 	return imtest.NewServer(t, imtest.Options{Config: cfg}), es
 }
 

@@ -36,6 +36,12 @@ func (s *Server) guardHooks() {
 			f(m)
 		}
 	}
+	if f := c.GroupAddPolicy; f != nil {
+		c.GroupAddPolicy = func(ctx context.Context, actorID, userID string) (err error) {
+			defer s.recoverHook("GroupAddPolicy", &err)
+			return f(ctx, actorID, userID)
+		}
+	}
 	if f := c.ConnContext; f != nil {
 		// A panic leaves the result nil, which refuses the connection.
 		c.ConnContext = func(ctx context.Context, info ConnInfo) (out context.Context) {

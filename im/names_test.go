@@ -29,7 +29,7 @@ var hiddenChars = []struct {
 // Display names keep the joiners that emoji sequences and scripts such as
 // Persian need; ids refuse them.
 func TestGroupNamesKeepJoiners(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	for _, name := range []string{"dev \U0001F469\u200d\U0001F4BB", "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"} {
 		g, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: name}, []string{bob})
@@ -42,7 +42,7 @@ func TestGroupNamesKeepJoiners(t *testing.T) {
 }
 
 func TestGroupNamesRefuseHiddenCharacters(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	g, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "team"}, []string{bob})
 	require.NoError(t, err)
@@ -74,7 +74,7 @@ func TestGroupNamesRefuseHiddenCharacters(t *testing.T) {
 }
 
 func TestIDsRefuseHiddenCharacters(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	for _, tt := range hiddenChars {
 		t.Run(tt.name, func(t *testing.T) {

@@ -216,7 +216,9 @@ func (s *Server) handleSend(sess *session, f Frame) {
 		s.respondError(sess, f, errorf(CodeInvalidArgument, ErrInvalidArgument, "message is missing"))
 		return
 	}
-	if !sess.allowSend(time.Now()) {
+	// The user's bucket, not the connection's: more connections or a
+	// reconnect buy no more sends (Config.SendRate).
+	if !s.sends.allow(sess.user, time.Now()) {
 		s.respondError(sess, f, errorf(CodeRateLimited, ErrRateLimited, "sending too fast"))
 		return
 	}

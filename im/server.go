@@ -50,8 +50,10 @@ type Server struct {
 	// reads them.
 	writeFailure  atomic.Pointer[error]
 	writeFailures atomic.Int64
-	// signals limits the relayed signals each user causes.
-	signals *signalLimiter
+	// signals limits the relayed signals each user causes, sends the
+	// messages each user sends from its connections, and groupAdds the
+	// users each user adds to groups.
+	signals, sends, groupAdds *userLimiter
 
 	mu        sync.Mutex
 	closing   bool
@@ -84,15 +86,20 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		store:    cfg.Store,
-		ids:      newIDGen(),
-		sessions: make(map[*session]struct{}),
-		stopBG:   make(chan struct{}),
-		signals:  newSignalLimiter(cfg.SignalRate),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		store:     cfg.Store,
+		ids:       newIDGen(),
+		sessions:  make(map[*session]struct{}),
+		stopBG:    make(chan struct{}),
+		signals:   newUserLimiter(cfg.SignalRate, 2*cfg.SignalRate),
+		sends:     newUserLimiter(cfg.SendRate, 2*cfg.SendRate),
+		groupAdds: newUserLimiter(float64(cfg.GroupAddsPerMinute)/60, float64(cfg.GroupAddsPerMinute)),
 	}
 	s.guardHooks()
+	if s.cfg.GroupAddPolicy == nil {
+		s.cfg.GroupAddPolicy = s.sharesMessages
+	}
 	s.sync, _ = cfg.Store.(SyncStore)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.groups = newGroupCache(s.base, cfg.Store)

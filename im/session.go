@@ -59,8 +59,6 @@ type session struct {
 	draining    atomic.Bool // the server is shutting down: take no new requests
 
 	inflight chan struct{} // semaphore bounding sends awaiting commit
-	tokens   float64       // rate limiter, used by the reader goroutine only
-	tokensAt time.Time
 
 	paused atomic.Bool // the reader waits for the queue to drain (waitForRoom)
 	// over mirrors full(), set under mu wherever the backlog changes, so
@@ -393,26 +391,6 @@ func (s *session) setReason(err error) {
 		s.closeErr = err
 	}
 	s.mu.Unlock()
-}
-
-// allowSend is a token bucket: SendRate per second, bursts of twice that.
-func (s *session) allowSend(now time.Time) bool {
-	rate := s.srv.cfg.SendRate
-	if rate < 0 {
-		return true
-	}
-	burst := 2 * rate
-	if s.tokensAt.IsZero() {
-		s.tokens = burst
-	} else {
-		s.tokens = min(burst, s.tokens+now.Sub(s.tokensAt).Seconds()*rate)
-	}
-	s.tokensAt = now
-	if s.tokens < 1 {
-		return false
-	}
-	s.tokens--
-	return true
 }
 
 func (s *session) logger() *slog.Logger {

@@ -76,7 +76,7 @@ func TestSignalsQueuedForABlockedWriter(t *testing.T) {
 // The limiter holds one bucket per user who signalled lately, forgets
 // refilled ones, and holds no more than its cap however many users signal.
 func TestSignalLimiterIsPerUserAndBounded(t *testing.T) {
-	l := newSignalLimiter(5)
+	l := newUserLimiter(5, 10)
 	t0 := time.Now()
 	for i := range 10 {
 		require.True(t, l.allow("a", t0), "burst %d", i)
@@ -89,17 +89,17 @@ func TestSignalLimiterIsPerUserAndBounded(t *testing.T) {
 	// Far more users than the cap, all at once: bounded, and newcomers
 	// refused once it is full.
 	refused := 0
-	for i := range 64 * signalLimiterShardCap * 2 {
+	for i := range 64 * userLimiterShardCap * 2 {
 		if !l.allow(fmt.Sprint("u", i), t0) {
 			refused++
 		}
 	}
-	require.LessOrEqual(t, l.size(), 64*signalLimiterShardCap)
+	require.LessOrEqual(t, l.size(), 64*userLimiterShardCap)
 	require.Positive(t, refused)
 	// Once the buckets have refilled, there is room again.
 	later := t0.Add(l.refill())
 	require.True(t, l.allow("newcomer", later))
-	require.Less(t, l.size(), 64*signalLimiterShardCap)
+	require.Less(t, l.size(), 64*userLimiterShardCap)
 
-	require.True(t, newSignalLimiter(-1).allow("a", t0), "negative: unlimited")
+	require.True(t, newUserLimiter(-1, 0).allow("a", t0), "negative: unlimited")
 }

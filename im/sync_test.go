@@ -181,7 +181,7 @@ func TestBatchSyncBatchedEqualsFallback(t *testing.T) {
 func TestBatchSyncManyGroups(t *testing.T) {
 	mem := memstore.New()
 	store := &batchedStore{plainStore: &plainStore{Store: mem}, sync: mem}
-	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{Store: store}})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{Store: store, GroupAddPolicy: anyoneAdds, GroupAddsPerMinute: -1}})
 	ctx := testCtx(t)
 	const groups = 300
 	want := map[string][]int64{}

@@ -24,7 +24,7 @@ type testServer = imtest.Server
 func startServer(t *testing.T) *testServer {
 	t.Helper()
 	return imtest.NewServer(t, imtest.Options{
-		Config:          im.Config{SendRate: -1, Logger: slog.New(slog.DiscardHandler)},
+		Config:          im.Config{SendRate: -1, GroupAddsPerMinute: -1, GroupAddPolicy: anyoneAdds, Logger: slog.New(slog.DiscardHandler)},
 		CheckRecipients: true,
 	})
 }
@@ -153,7 +153,7 @@ func TestSyntheticUsers(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := imtest.NewServer(t, imtest.Options{
-				Config:          im.Config{SendRate: -1, Logger: slog.New(slog.DiscardHandler)},
+				Config:          im.Config{SendRate: -1, GroupAddsPerMinute: -1, GroupAddPolicy: anyoneAdds, Logger: slog.New(slog.DiscardHandler)},
 				CheckRecipients: tt.checkRecipients,
 			})
 			args := append(serverArgs(srv, "tcp"), "-scenario", "direct", "-conns", "2", "-warmup", "0s", "-duration", "300ms", "-synthetic-users", "-jwt-secret", string(srv.Secret), "-quiet")
@@ -289,3 +289,7 @@ func TestTableShowsRatio(t *testing.T) {
 	require.Contains(t, s, "PASS")
 	require.InDelta(t, 0.25, *rep.Ratio, 1e-12)
 }
+
+// anyoneAdds lets bench users, strangers to one another, make groups, as
+// imserver's -group-add-anyone does.
+func anyoneAdds(context.Context, string, string) error { return nil }

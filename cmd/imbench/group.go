@@ -138,7 +138,10 @@ func (s *userSource) createGroup(ctx context.Context, name string, members []ben
 	}
 	err := s.call(ctx, "/api/group/create", members[0].Token, map[string]any{"groupName": name, "memberUserIDs": ids}, &created)
 	if err != nil {
-		return "", err
+		// By default imserver lets a user add to groups only those it has
+		// exchanged a message with, and 60 a minute; bench users are
+		// strangers who make many groups.
+		return "", fmt.Errorf("%w (start imserver with -group-add-anyone -group-adds-per-minute -1 to let bench users make groups)", err)
 	}
 	if created.GroupID == "" {
 		return "", fmt.Errorf("the answer has no groupID")

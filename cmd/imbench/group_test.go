@@ -74,7 +74,7 @@ func TestGroupAgainstImserver(t *testing.T) {
 }
 
 func TestGroupSyntheticUsers(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{SendRate: -1, Logger: slog.New(slog.DiscardHandler)}})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{SendRate: -1, GroupAddsPerMinute: -1, GroupAddPolicy: anyoneAdds, Logger: slog.New(slog.DiscardHandler)}})
 	args := append(serverArgs(srv, "tcp"), groupArgs("-warmup", "0s", "-duration", "300ms", "-synthetic-users", "-jwt-secret", string(srv.Secret), "-quiet")...)
 	code, rep, stderr := bench(t, args...)
 	requireVerified(t, code, rep, stderr)

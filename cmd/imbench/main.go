@@ -5,7 +5,7 @@
 //
 // Start a server, then load it:
 //
-//	go run ./cmd/imserver -data /tmp/imdata -http 127.0.0.1:8080 -ws 127.0.0.1:8081 -tcp 127.0.0.1:8082 -send-rate -1 -max-conns-per-ip -1 &
+//	go run ./cmd/imserver -data /tmp/imdata -http 127.0.0.1:8080 -ws 127.0.0.1:8081 -tcp 127.0.0.1:8082 -send-rate -1 -group-add-anyone -group-adds-per-minute -1 -max-conns-per-ip -1 &
 //	go run ./cmd/imbench -scenario direct -conns 100 -window 8 -duration 10s -compare-raw -server-pid $!
 //	go run ./cmd/imbench -scenario direct -transport websocket -conns 1000 -rate 20000 -users-file /tmp/imbench-users
 //	go run ./cmd/imbench -scenario group -groups 1 -members 1000 -senders 10 -duration 10s -compare-raw -users-file /tmp/imbench-users

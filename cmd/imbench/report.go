@@ -301,7 +301,7 @@ func writeTable(w io.Writer, r *Report) error {
 		}
 		fmt.Fprintf(w, "%s errors: %s\n", rep.Target, strings.Join(parts, ", "))
 		if rep.ErrorKinds["ERR_SEND_TOO_FAST"] > 0 {
-			fmt.Fprintln(w, "  (SEND_TOO_FAST: the server's per-connection rate limit; run imserver with -send-rate -1 to measure it unthrottled)")
+			fmt.Fprintln(w, "  (SEND_TOO_FAST: the server's per-user send rate limit; run imserver with -send-rate -1 to measure it unthrottled)")
 		}
 		if rep.ErrorKinds["ERR_USER_NOT_EXIST"] > 0 {
 			fmt.Fprintln(w, "  (USER_NOT_EXIST: the server only delivers to registered users; -synthetic-users needs one that does not check)")

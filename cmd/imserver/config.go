@@ -37,6 +37,8 @@ type config struct {
 	DevicePolicy  string
 	MaxSessions   int
 	SendRate      float64
+	GroupAdds     int  // users one user may add to groups a minute
+	GroupAddAny   bool // anyone may add anyone to groups
 	WSOrigins     string
 	CORSOrigins   string
 	MetricsToken  string
@@ -89,8 +91,12 @@ func settings(c *config) []setting {
 		{"max-group-members", "IM_MAX_GROUP_MEMBERS", "most members of one group", num(&c.MaxGroup, im.DefaultMaxGroupMembers)},
 		{"device-policy", "IM_DEVICE_POLICY", "what a new login does to older sessions: all, platform or one", str(&c.DevicePolicy, "all")},
 		{"max-sessions", "IM_MAX_SESSIONS", "sessions per user under device-policy all", num(&c.MaxSessions, im.DefaultMaxSessionsPerUser)},
-		{"send-rate", "IM_SEND_RATE", "messages per second per connection (negative: unlimited)", func(fs *flag.FlagSet, n, u string) {
+		{"send-rate", "IM_SEND_RATE", "messages per second one user may send, across all of the user's connections; bursts of twice that (negative: unlimited)", func(fs *flag.FlagSet, n, u string) {
 			fs.Float64Var(&c.SendRate, n, im.DefaultSendRate, u)
+		}},
+		{"group-adds-per-minute", "IM_GROUP_ADDS_PER_MINUTE", "users one user may add to groups (create with members, invite) a minute (negative: unlimited)", num(&c.GroupAdds, im.DefaultGroupAddsPerMinute)},
+		{"group-add-anyone", "IM_GROUP_ADD_ANYONE", "let any user add any user to groups (false: only users the two have exchanged a one-to-one message with)", func(fs *flag.FlagSet, n, u string) {
+			fs.BoolVar(&c.GroupAddAny, n, false, u)
 		}},
 		{"ws-origins", "IM_WS_ORIGINS", "comma-separated extra Origin host patterns allowed on WebSocket", str(&c.WSOrigins, "")},
 		{"cors-origins", "IM_CORS_ORIGINS", "comma-separated web origins (https://app.example.com) whose pages may call the HTTP API from a browser; empty allows none", str(&c.CORSOrigins, "")},

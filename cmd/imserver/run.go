@@ -97,6 +97,8 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		DevicePolicy:       policy,
 		MaxSessionsPerUser: c.MaxSessions,
 		SendRate:           c.SendRate,
+		GroupAddsPerMinute: c.GroupAdds,
+		GroupAddPolicy:     groupAddPolicy(c.GroupAddAny),
 	})
 	if err != nil {
 		return err
@@ -384,4 +386,13 @@ func (c config) setTimeouts(hs *http.Server) {
 	hs.ReadHeaderTimeout = min(hs.ReadHeaderTimeout, c.HTTPRead)
 	hs.WriteTimeout = c.HTTPWrite
 	hs.IdleTimeout = c.HTTPIdle
+}
+
+// groupAddPolicy is im.Config.GroupAddPolicy for -group-add-anyone: nil
+// keeps the Server's default.
+func groupAddPolicy(anyone bool) func(context.Context, string, string) error {
+	if !anyone {
+		return nil
+	}
+	return func(context.Context, string, string) error { return nil }
 }

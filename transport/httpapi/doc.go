@@ -123,7 +123,10 @@
 // 128 random bits. To a user who is not a member, an invite-only group
 // does not exist: its info, and every other call on it (members, join,
 // leave, invite, kick, role, update, dismiss), answers 202 as an unknown
-// id does. A group is IM-iOS-SDK's IMGroup plus joinPolicy and history:
+// id does. Adding others (create's members, invite) follows
+// im.Config.GroupAddPolicy and GroupAddsPerMinute: a refused user answers
+// 102, too many a minute 201, and either adds nobody. A group is
+// IM-iOS-SDK's IMGroup plus joinPolicy and history:
 //
 //	{"groupID","groupName","faceURL","ownerUserID","memberCount",
 //	 "introduction","notification","extra","createTime","updateTime",

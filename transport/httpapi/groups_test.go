@@ -42,7 +42,9 @@ type groupEnv struct {
 }
 
 // setupGroups starts the API with Options.Server set. cfg, if not nil,
-// adjusts the im.Config; opts the Options.
+// adjusts the im.Config; opts the Options. Its users may add anyone to
+// groups (Config.GroupAddPolicy): the tests that use it are about the
+// routes, and groupadd_test.go about whom one may add.
 func setupGroups(t *testing.T, cfg func(*im.Config, *auth.Accounts), opts func(*httpapi.Options)) *groupEnv {
 	t.Helper()
 	store := newBoltStore(t)
@@ -52,7 +54,7 @@ func setupGroups(t *testing.T, cfg func(*im.Config, *auth.Accounts), opts func(*
 	require.NoError(t, err)
 	logs := &syncBuffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	c := im.Config{Store: store, Authenticator: tokens, Logger: log}
+	c := im.Config{Store: store, Authenticator: tokens, Logger: log, GroupAddPolicy: anyoneAdds}
 	if cfg != nil {
 		cfg(&c, accounts)
 	}
@@ -653,6 +655,13 @@ func TestGroupCreatedOverHTTPReachesSockets(t *testing.T) {
 	}
 	b := srv.Dial(t, client.TransportTCP, ids["bobby"])
 	c := srv.Dial(t, client.TransportWebSocket, ids["carol"])
+	// Alice may add them because they have written to her.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, cl := range []*client.Client{b, c} {
+		_, err := cl.Send(ctx, client.Outgoing{ReceiverID: ids["alice"], Type: im.TextMessage, Content: []byte("hi alice")})
+		require.NoError(t, err)
+	}
 
 	r := ok(t, callAPI(t, hc, base, "Bearer "+aliceToken, http.MethodPost, "/api/group/create",
 		jsonBody(t, map[string]any{"groupName": "team", "faceURL": "", "introduction": "", "memberUserIDs": []string{ids["bobby"], ids["carol"]}})))
@@ -676,8 +685,6 @@ func TestGroupCreatedOverHTTPReachesSockets(t *testing.T) {
 		require.ElementsMatch(t, []string{ids["bobby"], ids["carol"]}, n.UserIDs)
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
 	ack, err := b.Send(ctx, client.Outgoing{ConversationID: conv, Type: im.TextMessage, Content: []byte("hello team")})
 	require.NoError(t, err)
 	require.Equal(t, int64(2), ack.Seq)
@@ -720,3 +727,6 @@ func TestGroupHistorySetting(t *testing.T) {
 	require.Equal(t, 1, now.History, "nothing changed")
 	require.Equal(t, u.UpdateTime, now.UpdateTime, "nothing changed")
 }
+
+// anyoneAdds is a Config.GroupAddPolicy that lets anyone add anyone.
+func anyoneAdds(context.Context, string, string) error { return nil }
