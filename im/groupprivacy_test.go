@@ -102,7 +102,7 @@ func TestGroupInfoOnlyForMembersUnlessOpen(t *testing.T) {
 // and message. A prober holding a real id learns nothing from any of them,
 // nor does a member who left. Nothing is changed by the attempts.
 func TestInviteOnlyGroupHiddenFromEveryCall(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	private, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "private", JoinPolicy: im.JoinInviteOnly}, []string{bob, carol})
 	require.NoError(t, err)
@@ -165,7 +165,7 @@ func TestInviteOnlyGroupHiddenFromEveryCall(t *testing.T) {
 // the socket and through the Go API, answers as for a group that does not
 // exist; into an open group's, "not a member".
 func TestSendToInviteOnlyGroupAsOutsiderLooksMissing(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	private, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "private", JoinPolicy: im.JoinInviteOnly}, []string{bob, carol})
 	require.NoError(t, err)

@@ -111,7 +111,7 @@ func sendN(t *testing.T, c *client.Client, gid string, n int) int64 {
 func TestNewMemberReadsFromJoin(t *testing.T) {
 	for _, st := range historyStores {
 		t.Run(st.name, func(t *testing.T) {
-			srv := imtest.NewServer(t, imtest.Options{Config: im.Config{Store: st.store()}})
+			srv := imtest.NewServer(t, imtest.Options{Config: im.Config{Store: st.store(), GroupAddPolicy: anyoneAdds}})
 			ctx := testCtx(t)
 			b := srv.Dial(t, "tcp", bob)
 			c := srv.Dial(t, "tcp", carol)
@@ -160,7 +160,7 @@ func TestNewMemberReadsFromJoin(t *testing.T) {
 func TestRejoinedMemberReadsFromNewJoin(t *testing.T) {
 	for _, st := range historyStores {
 		t.Run(st.name, func(t *testing.T) {
-			srv := imtest.NewServer(t, imtest.Options{Config: im.Config{Store: st.store()}})
+			srv := imtest.NewServer(t, imtest.Options{Config: im.Config{Store: st.store(), GroupAddPolicy: anyoneAdds}})
 			ctx := testCtx(t)
 			b := srv.Dial(t, "tcp", bob)
 			c := srv.Dial(t, "tcp", carol)
@@ -187,7 +187,7 @@ func TestRejoinedMemberReadsFromNewJoin(t *testing.T) {
 func TestHistorySettingSwitchesBothWays(t *testing.T) {
 	for _, st := range historyStores {
 		t.Run(st.name, func(t *testing.T) {
-			srv := imtest.NewServer(t, imtest.Options{Config: im.Config{Store: st.store()}})
+			srv := imtest.NewServer(t, imtest.Options{Config: im.Config{Store: st.store(), GroupAddPolicy: anyoneAdds}})
 			ctx := testCtx(t)
 			b := srv.Dial(t, "tcp", bob)
 			c := srv.Dial(t, "tcp", carol)
@@ -226,7 +226,7 @@ func TestHistorySettingSwitchesBothWays(t *testing.T) {
 // A bbolt-backed server restarted keeps each member's join and the
 // group's setting.
 func TestHistoryVisibilitySurvivesRestart(t *testing.T) {
-	srv := imtest.NewServer(t, imtest.Options{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{GroupAddPolicy: anyoneAdds}})
 	ctx := testCtx(t)
 	b := srv.Dial(t, "tcp", bob)
 	g, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "g", JoinPolicy: im.JoinInviteOnly}, []string{bob})

@@ -67,7 +67,8 @@ func startProcess(t *testing.T, bin, store, dsn string) process {
 	logs := new(syncBuffer)
 	cmd := exec.Command(bin, "-store", store, "-dsn", dsn, "-data", t.TempDir(),
 		"-http", p.http, "-ws", "", "-tcp", p.tcp, "-jwt-secret", processSecret,
-		"-check-recipients=false", "-max-group-members", fmt.Sprint(processMaxSize), "-send-rate", "-1")
+		"-check-recipients=false", "-max-group-members", fmt.Sprint(processMaxSize), "-send-rate", "-1",
+		"-group-add-anyone", "-group-adds-per-minute", "-1")
 	cmd.Stdout, cmd.Stderr = logs, logs
 	require.NoError(t, cmd.Start())
 	exited := make(chan struct{})
