@@ -30,6 +30,10 @@ type Identity struct {
 	// Expires, if not zero, is when the token stops being valid. Sessions
 	// stay open past it; a reconnect needs a fresh token.
 	Expires time.Time
+
+	// kicks is the Server's kick count when Server.Authenticate began
+	// verifying the token, plus one (0: verified elsewhere).
+	kicks uint64
 }
 
 // UserDirectory tells whether a user exists. With Config.Users set, a send

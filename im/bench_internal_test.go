@@ -53,7 +53,7 @@ func BenchmarkDeliver(b *testing.B) {
 				sess := &session{srv: s, conn: discardConn{}, user: "bob", id: fmt.Sprint(i), inflight: make(chan struct{}, 1)}
 				sess.ctx, sess.cancel = context.WithCancel(context.Background())
 				sess.authed.Store(true)
-				s.hub.add(sess, AllowAllDevices, n+1)
+				s.hub.add(sess, AllowAllDevices, n+1, 0)
 				b.Cleanup(func() { sess.close(nil); sess.writer.Wait() })
 			}
 			m := Message{ConversationID: SingleConversationID("alice", "bob"), SenderID: "alice", ReceiverID: "bob",
@@ -84,7 +84,7 @@ func BenchmarkDeliverGroup(b *testing.B) {
 				sess := &session{srv: s, conn: discardConn{}, user: members[i].UserID, id: fmt.Sprint(i), inflight: make(chan struct{}, 1)}
 				sess.ctx, sess.cancel = context.WithCancel(context.Background())
 				sess.authed.Store(true)
-				s.hub.add(sess, AllowAllDevices, 1)
+				s.hub.add(sess, AllowAllDevices, 1, 0)
 				b.Cleanup(func() { sess.close(nil); sess.writer.Wait() })
 			}
 			set := newMemberSet(1, members)
@@ -142,7 +142,7 @@ func BenchmarkCommitDeliver(b *testing.B) {
 					sess := &session{srv: s, conn: discardConn{}, user: members[i].UserID, id: members[i].UserID, inflight: make(chan struct{}, 1)}
 					sess.ctx, sess.cancel = context.WithCancel(context.Background())
 					sess.authed.Store(true)
-					s.hub.add(sess, AllowAllDevices, 1)
+					s.hub.add(sess, AllowAllDevices, 1, 0)
 					b.Cleanup(func() { sess.close(nil); sess.writer.Wait() })
 				}
 				sets[g] = newMemberSet(1, members)

@@ -1,6 +1,9 @@
 package im
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // hub is the routing table: user id → that user's live, authenticated
 // sessions on this server. It is sharded so that pushes to different users
@@ -12,6 +15,35 @@ type hub struct {
 type hubShard struct {
 	mu    sync.RWMutex
 	users map[string][]*session
+	// kicks remembers the users Kick was called for lately, so that a
+	// session whose token was verified before the kick but which
+	// registers after it is kicked too (see Server.Kick).
+	kicks map[string]kickNote
+}
+
+// kickNote is a recent Server.Kick of one user.
+type kickNote struct {
+	serial uint64 // the server's kick count after this kick
+	at     time.Time
+	reason string
+}
+
+// noteKick records a kick of user, forgetting notes older than keep. The
+// caller lists the user's sessions after it, so that any authentication
+// racing with the kick either registers before that list or finds the note.
+func (h *hub) noteKick(user string, n kickNote, keep time.Duration) {
+	sh := h.shard(user)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.kicks == nil {
+		sh.kicks = make(map[string]kickNote)
+	}
+	for u, old := range sh.kicks {
+		if n.at.Sub(old.at) > keep {
+			delete(sh.kicks, u)
+		}
+	}
+	sh.kicks[user] = n
 }
 
 func (h *hub) shard(user string) *hubShard {
@@ -29,12 +61,17 @@ func fnv32(s string) uint32 {
 	return x
 }
 
-// add registers s and returns the sessions that policy displaces.
-func (h *hub) add(s *session, policy DevicePolicy, max int) (displaced []*session) {
+// add registers s and returns the sessions that policy displaces, and the
+// reason of a kick of s's user made after its verification began (serial
+// is the server's kick count then; 0 means unknown), if there was one.
+func (h *hub) add(s *session, policy DevicePolicy, max int, serial uint64) (displaced []*session, kicked string, wasKicked bool) {
 	sh := h.shard(s.user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	return sh.addLocked(s, policy, max)
+	if n, ok := sh.kicks[s.user]; ok && serial > 0 && n.serial > serial {
+		kicked, wasKicked = n.reason, true
+	}
+	return sh.addLocked(s, policy, max), kicked, wasKicked
 }
 
 // setPlatform records the platform of a registered session that had none

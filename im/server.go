@@ -25,6 +25,8 @@ type Server struct {
 	store Store
 	ids   *idGen
 	hub   hub
+	// kicks counts calls of Kick (see Identity.kicks).
+	kicks atomic.Uint64
 	// groups caches the members of groups in use.
 	groups *groupCache
 	// sync is store's SyncStore side, nil when it has none.
@@ -241,6 +243,7 @@ func (s *Server) Authenticate(ctx context.Context, token string) (id Identity, e
 	// (JWT parsing), and one more frame on the way pushed the goroutines of
 	// many connections past their first stack size, for good.
 	defer s.recoverHook("Authenticator", &err)
+	kicks := s.kicks.Load() + 1
 	id, err = s.cfg.Authenticator.Authenticate(ctx, token)
 	if err != nil {
 		// Passed on as it is: an error that is not ErrUnauthenticated
@@ -251,6 +254,7 @@ func (s *Server) Authenticate(ctx context.Context, token string) (id Identity, e
 	if !validID(id.UserID) {
 		return Identity{}, errorf(CodeUnauthenticated, ErrUnauthenticated, "authenticator returned an invalid user id")
 	}
+	id.kicks = kicks
 	return id, nil
 }
 
@@ -290,8 +294,14 @@ func (s *Server) bind(sess *session, id Identity, userID, platform string) error
 	}
 	sess.authed.Store(true)
 	s.stats.sessions.Add(1)
-	for _, old := range s.hub.add(sess, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser) {
+	displaced, reason, kicked := s.hub.add(sess, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser, id.kicks)
+	for _, old := range displaced {
 		old.kick(kickLoggedInElsewhere, "logged in on another device", ErrLoggedInElsewhere)
+	}
+	if kicked {
+		// Kick was called while this token was being verified (its
+		// tokens revoked, say): the session is one of those it meant.
+		sess.kick(kickAccountProblem, reason, fmt.Errorf("%w: %s", ErrKicked, reason))
 	}
 	s.log.Debug("session authenticated", "user", sess.user, "device", sess.id, "transport", sess.transport)
 	if s.cfg.OnConnect != nil {
@@ -349,8 +359,15 @@ func (s *Server) watchdog() {
 
 // Kick disconnects every session of userID after telling each, with a
 // KICK_OUT frame, the reason given. It returns how many sessions it kicked.
-// Clients built on IM-iOS-SDK do not reconnect after a kick.
+// Clients built on IM-iOS-SDK do not reconnect after a kick. A connection
+// of userID whose token Server.Authenticate was verifying when Kick was
+// called is kicked as soon as it authenticates, so that revoking a user's
+// tokens and then kicking the user leaves no session behind.
 func (s *Server) Kick(userID, reason string) int {
+	// Kept for twice the auth timeout: verification is bounded by it (the
+	// Authenticator gets a context that ends then), with room for a slow
+	// one that ignores its context.
+	s.hub.noteKick(userID, kickNote{serial: s.kicks.Add(1) + 1, at: time.Now(), reason: reason}, 2*s.cfg.AuthTimeout)
 	list := s.hub.list(userID)
 	for _, sess := range list {
 		sess.kick(kickAccountProblem, reason, fmt.Errorf("%w: %s", ErrKicked, reason))

@@ -427,3 +427,53 @@ func TestAuthenticatorOutageIsNotABadToken(t *testing.T) {
 	r = dialRaw(t, srv.TCPAddr)
 	require.Equal(t, imv1.ErrorCode_ERR_AUTH_FAILED, r.auth(alice, "bad").ErrorCode)
 }
+
+// A Kick reaches a connection whose token was being verified when it was
+// called: revoking a user's tokens and kicking the user leaves no session
+// that slipped in between.
+func TestKickReachesSessionsStillAuthenticating(t *testing.T) {
+	for _, tr := range []string{"tcp", "websocket"} {
+		t.Run(tr, func(t *testing.T) {
+			entered, release := make(chan struct{}, 1), make(chan struct{})
+			srv := imtest.NewServer(t, imtest.Options{Config: im.Config{
+				Authenticator: im.AuthenticatorFunc(func(ctx context.Context, token string) (im.Identity, error) {
+					if token == "slow" {
+						entered <- struct{}{}
+						<-release
+					}
+					return im.Identity{UserID: alice}, nil
+				}),
+			}})
+			type dialed struct {
+				c   *client.Client
+				err error
+			}
+			done := make(chan dialed, 1)
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				defer cancel()
+				c, err := client.Dial(ctx, client.Options{Transport: tr, Addr: srv.Addr(tr), UserID: alice, Token: "slow"})
+				done <- dialed{c, err}
+			}()
+			<-entered
+			require.Zero(t, srv.Kick(alice, "tokens revoked"), "nothing is registered yet")
+			close(release)
+			d := <-done
+			if d.err == nil {
+				t.Cleanup(func() { _ = d.c.Close() })
+				select {
+				case <-d.c.Done():
+				case <-time.After(10 * time.Second):
+					t.Fatal("a session authenticated during the kick is still connected")
+				}
+				require.ErrorIs(t, d.c.Err(), client.ErrKicked)
+			}
+			eventually(t, func() bool { return len(srv.Sessions(alice)) == 0 }, "the session is still registered")
+
+			// A later connection is not affected by the old kick.
+			c := srv.DialWith(t, client.Options{Transport: tr, UserID: alice, Token: "fresh"})
+			require.NoError(t, c.Request(testCtx(t), imv1.CommandType_CMD_HEARTBEAT_REQ, &imv1.HeartbeatRequest{}, new(imv1.HeartbeatResponse)))
+			require.Len(t, srv.Sessions(alice), 1)
+		})
+	}
+}
