@@ -12,14 +12,15 @@ import (
 )
 
 // CreateAccount implements auth.AccountStore.
-func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
+func (s *Store) CreateAccount(ctx context.Context, a auth.Account) (err error) {
+	defer guard(&err)()
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: create account: %w", err)
 	}
 	if err := auth.ValidateAccount(a); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.db.Update(func(tx *bbolt.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -38,10 +39,10 @@ func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
 		if usernames.Get(name) != nil {
 			return fmt.Errorf("username taken: %w", im.ErrConflict)
 		}
-		if err := accounts.Put(id, appendAccount(nil, &a)); err != nil {
+		if err := accounts.Put(id, seal(nil, []byte(bucketAccounts), id, func(b []byte) []byte { return appendAccount(b, &a) })); err != nil {
 			return err
 		}
-		return usernames.Put(name, id)
+		return usernames.Put(name, sealIn(bucketUsernames, name, id))
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: create account: %w", err)
@@ -50,17 +51,18 @@ func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
 }
 
 // Account implements auth.AccountStore.
-func (s *Store) Account(ctx context.Context, userID string) (auth.Account, error) {
+func (s *Store) Account(ctx context.Context, userID string) (_ auth.Account, err error) {
+	defer guard(&err)()
 	if err := ctx.Err(); err != nil {
 		return auth.Account{}, fmt.Errorf("bolt: account: %w", err)
 	}
 	var a auth.Account
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		accounts, err := bucket(tx, bucketAccounts)
 		if err != nil {
 			return err
 		}
-		a, err = readAccount(accounts, userID)
+		a, err = readAccount(accounts, userID, s.strict)
 		return err
 	})
 	if err != nil {
@@ -70,12 +72,13 @@ func (s *Store) Account(ctx context.Context, userID string) (auth.Account, error
 }
 
 // AccountByUsername implements auth.AccountStore.
-func (s *Store) AccountByUsername(ctx context.Context, username string) (auth.Account, error) {
+func (s *Store) AccountByUsername(ctx context.Context, username string) (_ auth.Account, err error) {
+	defer guard(&err)()
 	if err := ctx.Err(); err != nil {
 		return auth.Account{}, fmt.Errorf("bolt: account by username: %w", err)
 	}
 	var a auth.Account
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		usernames, err := bucket(tx, bucketUsernames)
 		if err != nil {
 			return err
@@ -84,11 +87,15 @@ func (s *Store) AccountByUsername(ctx context.Context, username string) (auth.Ac
 		if err != nil {
 			return err
 		}
-		id := usernames.Get([]byte(username))
-		if id == nil {
+		v := usernames.Get([]byte(username))
+		if v == nil {
 			return im.ErrNotFound
 		}
-		a, err = readAccount(accounts, string(id))
+		id, err := unsealIn(bucketUsernames, []byte(username), v, s.strict)
+		if err != nil {
+			return fmt.Errorf("username %q: %w", username, err)
+		}
+		a, err = readAccount(accounts, string(id), s.strict)
 		if errors.Is(err, im.ErrNotFound) {
 			return corrupt("username index names missing account %q", id)
 		}
@@ -102,12 +109,16 @@ func (s *Store) AccountByUsername(ctx context.Context, username string) (auth.Ac
 
 // readAccount returns im.ErrNotFound itself, unwrapped, when there is no
 // such account.
-func readAccount(accounts *bbolt.Bucket, userID string) (auth.Account, error) {
+func readAccount(accounts *bbolt.Bucket, userID string, strict bool) (auth.Account, error) {
 	v := accounts.Get([]byte(userID))
 	if v == nil {
 		return auth.Account{}, im.ErrNotFound
 	}
-	a, err := decodeAccount(userID, v)
+	rec, err := unsealIn(bucketAccounts, []byte(userID), v, strict)
+	a := auth.Account{}
+	if err == nil {
+		a, err = decodeAccount(userID, rec)
+	}
 	if err != nil {
 		return auth.Account{}, fmt.Errorf("account %q: %w", userID, err)
 	}
