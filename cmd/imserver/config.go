@@ -122,7 +122,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		s.bind(fs, s.name, s.usage+" (env "+s.env+")")
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: imserver [flags]\n\nRuns an IM server with zero configuration. Each flag can also be set by the environment variable named after it.\n\n")
+		fmt.Fprintf(out, "Usage: imserver [flags]\n       imserver check [-data dir]\n\nRuns an IM server with zero configuration. Each flag can also be set by the environment variable named after it. imserver check verifies a data dir offline (imserver check -h).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
