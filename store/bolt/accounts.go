@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 
 	"go.etcd.io/bbolt"
 
@@ -13,7 +14,7 @@ import (
 
 // CreateAccount implements auth.AccountStore.
 func (s *Store) CreateAccount(ctx context.Context, a auth.Account) (err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: create account: %w", err)
 	}
@@ -39,7 +40,7 @@ func (s *Store) CreateAccount(ctx context.Context, a auth.Account) (err error) {
 		if usernames.Get(name) != nil {
 			return fmt.Errorf("username taken: %w", im.ErrConflict)
 		}
-		if err := accounts.Put(id, seal(nil, []byte(bucketAccounts), id, func(b []byte) []byte { return appendAccount(b, &a) })); err != nil {
+		if err := accounts.Put(id, seal(nil, bucketAccounts, id, func(b []byte) []byte { return appendAccount(b, &a) })); err != nil {
 			return err
 		}
 		return usernames.Put(name, sealIn(bucketUsernames, name, id))
@@ -52,7 +53,7 @@ func (s *Store) CreateAccount(ctx context.Context, a auth.Account) (err error) {
 
 // Account implements auth.AccountStore.
 func (s *Store) Account(ctx context.Context, userID string) (_ auth.Account, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return auth.Account{}, fmt.Errorf("bolt: account: %w", err)
 	}
@@ -73,7 +74,7 @@ func (s *Store) Account(ctx context.Context, userID string) (_ auth.Account, err
 
 // AccountByUsername implements auth.AccountStore.
 func (s *Store) AccountByUsername(ctx context.Context, username string) (_ auth.Account, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return auth.Account{}, fmt.Errorf("bolt: account by username: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime/debug"
 
 	"go.etcd.io/bbolt"
 
@@ -51,7 +52,7 @@ type checkCounts struct {
 }
 
 func (s *Store) check(ctx context.Context) (n checkCounts, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return n, fmt.Errorf("bolt: check: %w", err)
 	}

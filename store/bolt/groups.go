@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime/debug"
 	"slices"
 
 	"go.etcd.io/bbolt"
@@ -24,7 +25,7 @@ import (
 
 // CreateGroup implements im.GroupStore.
 func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupMember, notice im.AppendRequest) (_ im.AppendResult, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return im.AppendResult{}, fmt.Errorf("bolt: create group: %w", err)
 	}
@@ -55,7 +56,7 @@ func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupM
 
 // Group implements im.GroupStore.
 func (s *Store) Group(ctx context.Context, id string) (_ im.Group, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return im.Group{}, fmt.Errorf("bolt: group: %w", err)
 	}
@@ -79,7 +80,7 @@ func (s *Store) Group(ctx context.Context, id string) (_ im.Group, err error) {
 
 // ChangeGroup implements im.GroupStore.
 func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (_ im.AppendResult, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return im.AppendResult{}, fmt.Errorf("bolt: change group: %w", err)
 	}
@@ -294,7 +295,7 @@ func checkMemberOf(tx *bbolt.Tx, r *im.AppendRequest, res *im.AppendResult, stri
 // GroupMembers implements im.GroupStore. The members come in the order of
 // their ids.
 func (s *Store) GroupMembers(ctx context.Context, id string) (_ im.Group, _ []im.GroupMember, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return im.Group{}, nil, fmt.Errorf("bolt: group members: %w", err)
 	}
@@ -331,7 +332,7 @@ func (s *Store) GroupMembers(ctx context.Context, id string) (_ im.Group, _ []im
 
 // GroupMember implements im.GroupStore.
 func (s *Store) GroupMember(ctx context.Context, id, userID string) (_ im.GroupMember, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return im.GroupMember{}, fmt.Errorf("bolt: group member: %w", err)
 	}
@@ -361,7 +362,7 @@ func (s *Store) GroupMember(ctx context.Context, id, userID string) (_ im.GroupM
 // UserGroups implements im.GroupStore. The groups come in the order of
 // their ids.
 func (s *Store) UserGroups(ctx context.Context, userID string) (_ []string, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: user groups: %w", err)
 	}
@@ -413,17 +414,17 @@ func openGroupBuckets(tx *bbolt.Tx, strict bool) (b groupBuckets, err error) {
 // putMember writes m's membership of group id, under both keys.
 func (b *groupBuckets) putMember(id string, m *im.GroupMember) error {
 	k := idKey(id, m.UserID)
-	if err := b.members.Put(k, seal(nil, []byte(bucketGroupMembers), k, func(b []byte) []byte { return appendGroupMember(b, m) })); err != nil {
+	if err := b.members.Put(k, seal(nil, bucketGroupMembers, k, func(b []byte) []byte { return appendGroupMember(b, m) })); err != nil {
 		return err
 	}
 	k = idKey(m.UserID, id)
-	return b.users.Put(k, seal(nil, []byte(bucketUserGroups), k, nil))
+	return b.users.Put(k, seal(nil, bucketUserGroups, k, nil))
 }
 
 // putGroup writes g's record.
 func (b *groupBuckets) putGroup(g *im.Group) error {
 	k := []byte(g.ID)
-	return b.groups.Put(k, seal(nil, []byte(bucketGroups), k, func(b []byte) []byte { return appendGroup(b, g) }))
+	return b.groups.Put(k, seal(nil, bucketGroups, k, func(b []byte) []byte { return appendGroup(b, g) }))
 }
 
 func (b *groupBuckets) readGroup(id string) (im.Group, error) {

@@ -65,7 +65,7 @@ func (s *Store) load() error {
 					return corrupt("log record %d: %v", n, err)
 				}
 				var sk [8]byte
-				mv, err := readMessage([]byte(conv), seqKey(&sk, seq), int64(seq), rec, s.strict)
+				mv, err := readMessage(conv, seqKey(&sk, seq), int64(seq), rec, s.strict)
 				if err != nil {
 					return fmt.Errorf("log record %d: %w", n, err)
 				}
@@ -201,7 +201,7 @@ func (s *Store) flush() error {
 func appendLogRecord(b []byte, n uint64, m *im.Message) (out []byte, rec int) {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], n)
-	out = seal(b, []byte(bucketLog), k[:], func(b []byte) []byte {
+	out = seal(b, bucketLog, k[:], func(b []byte) []byte {
 		b = binary.AppendUvarint(b, uint64(len(m.ConversationID)))
 		b = append(b, m.ConversationID...)
 		b = binary.AppendUvarint(b, uint64(m.Seq))
@@ -222,7 +222,7 @@ func logHeaderSize(conv string, seq uint64) int {
 // conversation, seq and message record (sealed, unless written before
 // sealing).
 func decodeLogRecord(k, v []byte, strict bool) (conv string, seq uint64, rec []byte, err error) {
-	v, err = unseal(v, []byte(bucketLog), k, strict)
+	v, err = unseal(v, bucketLog, k, strict)
 	if err != nil {
 		return "", 0, nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime/debug"
 
 	"go.etcd.io/bbolt"
 
@@ -16,7 +17,7 @@ import (
 // write transaction, so one fsync, however many messages and conversations
 // it holds; concurrent calls run one at a time.
 func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) (_ []im.AppendResult, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: append messages: %w", err)
 	}
@@ -315,7 +316,7 @@ func (a *appender) conversation(r *im.AppendRequest) (*openConv, error) {
 		for _, u := range r.Members {
 			a.memberKey = append(append(append(a.memberKey[:0], u...), 0), id...)
 			if err := a.members.Put(a.memberKey, a.put(func(b []byte) []byte {
-				return seal(b, []byte(bucketMembers), a.memberKey, nil)
+				return seal(b, bucketMembers, a.memberKey, nil)
 			})); err != nil {
 				return nil, err
 			}
@@ -336,7 +337,7 @@ func (a *appender) conversation(r *im.AppendRequest) (*openConv, error) {
 // conversations that have enough pending and of those waiting too long.
 func (a *appender) finish() error {
 	for id, oc := range a.touched {
-		val := a.put(func(b []byte) []byte { return appendSeqRecord(b, []byte(bucketConvs), []byte(id), oc.seq) })
+		val := a.put(func(b []byte) []byte { return appendSeqRecord(b, bucketConvs, []byte(id), oc.seq) })
 		if err := a.convs.Put([]byte(id), val); err != nil {
 			return err
 		}
@@ -422,7 +423,7 @@ func (a *appender) original(ref dedupRef, key []byte) (im.Message, error) {
 		}
 		return im.Message{}, corrupt("dedup record names missing message %q/%d", ref.conv, ref.seq)
 	}
-	mv, err := readMessage([]byte(ref.conv), a.seqKey[:], int64(ref.seq), rec, a.strict)
+	mv, err := readMessage(ref.conv, a.seqKey[:], int64(ref.seq), rec, a.strict)
 	if err != nil {
 		return im.Message{}, err
 	}
@@ -434,7 +435,7 @@ func (a *appender) original(ref dedupRef, key []byte) (im.Message, error) {
 
 // Messages implements im.MessageStore. limit must be positive.
 func (s *Store) Messages(ctx context.Context, conv string, from, to int64, limit int) (_ []im.Message, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: messages: %w", err)
 	}
@@ -454,7 +455,7 @@ func (s *Store) Messages(ctx context.Context, conv string, from, to int64, limit
 
 // MessagesBefore implements im.MessageStore. limit must be positive.
 func (s *Store) MessagesBefore(ctx context.Context, conv string, before int64, limit int) (_ []im.Message, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: messages before: %w", err)
 	}
@@ -539,7 +540,6 @@ func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64
 		want := min(n, min(stored, last)-from+1)
 		views := make([]messageView, 0, want)
 		var kb [8]byte
-		convB := []byte(conv)
 		for k, v := c.Seek(seqKey(&kb, uint64(from))); int64(len(views)) < want; k, v = c.Next() {
 			next := from + int64(len(views))
 			if k == nil {
@@ -549,7 +549,7 @@ func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64
 			if err != nil || seq != next {
 				return nil, &im.CorruptError{Conversation: conv, Seq: next, Err: corrupt("message key %x where seq %d should be", k, next)}
 			}
-			mv, err := readMessage(convB, k, seq, v, strict)
+			mv, err := readMessage(conv, k, seq, v, strict)
 			if err != nil {
 				return nil, err
 			}
@@ -578,7 +578,7 @@ func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64
 
 // Conversation implements im.ConversationStore.
 func (s *Store) Conversation(ctx context.Context, id string) (_ im.Conversation, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return im.Conversation{}, fmt.Errorf("bolt: conversation: %w", err)
 	}
@@ -612,7 +612,7 @@ func (s *Store) Conversation(ctx context.Context, id string) (_ im.Conversation,
 // UserConversations implements im.ConversationStore. The conversations
 // come in the order of their ids.
 func (s *Store) UserConversations(ctx context.Context, userID string) (_ []im.Conversation, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: user conversations: %w", err)
 	}

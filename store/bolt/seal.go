@@ -56,6 +56,7 @@ const (
 	checksumsSince = 2
 )
 
+// castagnoli is CRC-32C's table, read only.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 var (
@@ -63,9 +64,12 @@ var (
 	errUnsealed = fmt.Errorf("record without a checksum in a store that checksums every record: %w", errCorrupt)
 )
 
+// name is a bucket's name, as a string or as bbolt hands it out.
+type name interface{ ~string | ~[]byte }
+
 // seal appends to b the sealed record of key in bucket whose record enc
 // appends.
-func seal(b []byte, bucket, key []byte, enc func([]byte) []byte) []byte {
+func seal[B name](b []byte, bucket B, key []byte, enc func([]byte) []byte) []byte {
 	start := len(b)
 	b = append(b, recordSealed)
 	if enc != nil {
@@ -75,27 +79,44 @@ func seal(b []byte, bucket, key []byte, enc func([]byte) []byte) []byte {
 }
 
 // sealBytes is seal of a record that is rec as it is.
-func sealBytes(b []byte, bucket, key, rec []byte) []byte {
+func sealBytes[B name](b []byte, bucket B, key, rec []byte) []byte {
 	start := len(b)
 	b = append(append(b, recordSealed), rec...)
 	return binary.BigEndian.AppendUint32(b, sealSum(bucket, key, b[start:]))
 }
 
-func sealSum(bucket, key, body []byte) uint32 {
-	var n [2 * binary.MaxVarintLen64]byte
-	l := binary.PutUvarint(n[:], uint64(len(bucket)))
-	l += binary.PutUvarint(n[l:], uint64(len(key)))
-	c := crc32.Update(0, castagnoli, n[:l])
-	c = crc32.Update(c, castagnoli, bucket)
-	c = crc32.Update(c, castagnoli, key)
-	return crc32.Update(c, castagnoli, body)
+func sealSum[B name](bucket B, key, body []byte) uint32 {
+	// The lengths, the bucket's name and the key, all short, a byte at a
+	// time: a buffer for them, or a string made into a slice, would be
+	// passed to crc32.Update, where it escapes, and cost an allocation
+	// per record. The body goes through crc32.Update, which uses the
+	// CPU's CRC-32C instruction where there is one.
+	c := ^uint32(0)
+	c = crcUvarint(c, uint64(len(bucket)))
+	c = crcUvarint(c, uint64(len(key)))
+	for i := 0; i < len(bucket); i++ {
+		c = castagnoli[byte(c)^bucket[i]] ^ c>>8
+	}
+	for _, x := range key {
+		c = castagnoli[byte(c)^x] ^ c>>8
+	}
+	return crc32.Update(^c, castagnoli, body)
+}
+
+// crcUvarint updates the (unconditioned) CRC c with n as a uvarint.
+func crcUvarint(c uint32, n uint64) uint32 {
+	for n >= 0x80 {
+		c = castagnoli[byte(c)^(byte(n)|0x80)] ^ c>>8
+		n >>= 7
+	}
+	return castagnoli[byte(c)^byte(n)] ^ c>>8
 }
 
 // unseal returns the record inside v, the value of key in bucket, once its
 // checksum is verified; strict refuses a record that is not sealed, which
 // otherwise is returned as it is (written before sealing). The result
 // points into v.
-func unseal(v, bucket, key []byte, strict bool) ([]byte, error) {
+func unseal[B name](v []byte, bucket B, key []byte, strict bool) ([]byte, error) {
 	if len(v) == 0 || v[0] != recordSealed {
 		if strict {
 			return nil, errUnsealed
@@ -114,13 +135,13 @@ func unseal(v, bucket, key []byte, strict bool) ([]byte, error) {
 
 // appendSeqRecord appends the sealed record of an 8-byte big-endian
 // number: a conversation's max seq or a counter.
-func appendSeqRecord(b []byte, bucket, key []byte, n uint64) []byte {
+func appendSeqRecord[B name](b []byte, bucket B, key []byte, n uint64) []byte {
 	return seal(b, bucket, key, func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, n) })
 }
 
 // decodeSeqRecord reads what appendSeqRecord wrote, or, unless strict, an
 // unsealed 8-byte number as written before sealing.
-func decodeSeqRecord(v, bucket, key []byte, strict bool) (uint64, error) {
+func decodeSeqRecord[B name](v []byte, bucket B, key []byte, strict bool) (uint64, error) {
 	if len(v) == 8 && !strict {
 		return binary.BigEndian.Uint64(v), nil
 	}
@@ -136,7 +157,7 @@ func decodeSeqRecord(v, bucket, key []byte, strict bool) (uint64, error) {
 
 // decodeMaxSeq reads conversation conv's max seq record.
 func decodeMaxSeq(v, conv []byte, strict bool) (int64, error) {
-	n, err := decodeSeqRecord(v, []byte(bucketConvs), conv, strict)
+	n, err := decodeSeqRecord(v, bucketConvs, conv, strict)
 	if err != nil {
 		return 0, err
 	}
@@ -152,7 +173,7 @@ func metaCounter(meta *bbolt.Bucket, key string, strict bool) (uint64, error) {
 	if v == nil {
 		return 0, nil
 	}
-	n, err := decodeSeqRecord(v, []byte(bucketMeta), []byte(key), strict)
+	n, err := decodeSeqRecord(v, bucketMeta, []byte(key), strict)
 	if err != nil {
 		return 0, corrupt("meta %q: %v", key, err)
 	}
@@ -160,22 +181,22 @@ func metaCounter(meta *bbolt.Bucket, key string, strict bool) (uint64, error) {
 }
 
 func putMetaCounter(meta *bbolt.Bucket, key string, n uint64) error {
-	return meta.Put([]byte(key), appendSeqRecord(nil, []byte(bucketMeta), []byte(key), n))
+	return meta.Put([]byte(key), appendSeqRecord(nil, bucketMeta, []byte(key), n))
 }
 
 // unsealIn is unseal for a record of a top-level bucket.
 func unsealIn(bucket string, key, v []byte, strict bool) ([]byte, error) {
-	return unseal(v, []byte(bucket), key, strict)
+	return unseal(v, bucket, key, strict)
 }
 
 // sealIn is sealBytes for a record of a top-level bucket.
 func sealIn(bucket string, key, rec []byte) []byte {
-	return sealBytes(nil, []byte(bucket), key, rec)
+	return sealBytes(nil, bucket, key, rec)
 }
 
 // readMessage opens and parses the record v of message seq (key k) of
 // conversation conv.
-func readMessage(conv, k []byte, seq int64, v []byte, strict bool) (messageView, error) {
+func readMessage[B name](conv B, k []byte, seq int64, v []byte, strict bool) (messageView, error) {
 	rec, err := unseal(v, conv, k, strict)
 	if err == nil {
 		var mv messageView
@@ -190,5 +211,5 @@ func readMessage(conv, k []byte, seq int64, v []byte, strict bool) (messageView,
 // bucket and seq are its place).
 func sealedMessage(b []byte, m *im.Message) []byte {
 	var k [8]byte
-	return seal(b, []byte(m.ConversationID), seqKey(&k, uint64(m.Seq)), func(b []byte) []byte { return appendMessage(b, m) })
+	return seal(b, m.ConversationID, seqKey(&k, uint64(m.Seq)), func(b []byte) []byte { return appendMessage(b, m) })
 }

@@ -409,17 +409,15 @@ func bucket(tx *bbolt.Tx, name string) (*bbolt.Bucket, error) {
 	return b, nil
 }
 
-// guard, deferred as "defer guard(&err)()" by each method that reads the
-// file, turns a panic of bbolt's, which trusts its pages and panics on
-// some damage, or a fault reading the mapped file, into an error wrapping
-// im.ErrCorrupt. The transaction the method was in is rolled back by its
+// guard, deferred as "defer guard(&err, debug.SetPanicOnFault(true))" by
+// each method that reads the file, turns a panic of bbolt's, which trusts
+// its pages and panics on some damage, or a fault reading the mapped file,
+// into an error wrapping im.ErrCorrupt, and restores the goroutine's
+// setting, old. The transaction the method was in is rolled back by its
 // own deferred call.
-func guard(errp *error) func() {
-	old := debug.SetPanicOnFault(true)
-	return func() {
-		debug.SetPanicOnFault(old)
-		if v := recover(); v != nil {
-			*errp = fmt.Errorf("bolt: the file is damaged (%v): %w", v, im.ErrCorrupt)
-		}
+func guard(errp *error, old bool) {
+	debug.SetPanicOnFault(old)
+	if v := recover(); v != nil {
+		*errp = fmt.Errorf("bolt: the file is damaged (%v): %w", v, im.ErrCorrupt)
 	}
 }

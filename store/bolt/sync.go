@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime/debug"
 
 	"go.etcd.io/bbolt"
 
@@ -14,7 +15,7 @@ import (
 // its groups' in one read transaction, two prefix scans and one lookup per
 // group.
 func (s *Store) SyncConversations(ctx context.Context, userID string) (_ []im.Conversation, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: sync conversations: %w", err)
 	}
@@ -68,7 +69,7 @@ func (s *Store) SyncConversations(ctx context.Context, userID string) (_ []im.Co
 // MessageRanges implements im.SyncStore: every range is read in one read
 // transaction.
 func (s *Store) MessageRanges(ctx context.Context, ranges []im.MessageRange, limit int) (_ [][]im.Message, err error) {
-	defer guard(&err)()
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: message ranges: %w", err)
 	}
