@@ -313,3 +313,35 @@ func TestCheckCommand(t *testing.T) {
 	require.Contains(t, out, "stop it first")
 	stop()
 }
+
+func TestSQLiteStoreIdentity(t *testing.T) {
+	// The manifest ties a SQL store's data dir to its database: another
+	// database behind -dsn is refused.
+	dir := t.TempDir()
+	dsn := filepath.Join(t.TempDir(), "a.sqlite")
+	startSQLite := func(dsn string) error {
+		args := []string{"-store", "sqlite", "-dsn", dsn, "-data", dir, "-http", "127.0.0.1:0", "-ws", "", "-tcp", "127.0.0.1:0"}
+		cfg, err := parseConfig(args, func(string) string { return "" }, new(syncBuffer))
+		require.NoError(t, err)
+		ctx, cancel := context.WithCancel(context.Background())
+		ready := make(chan struct{})
+		done := make(chan error, 1)
+		go func() { done <- run(ctx, cfg, new(syncBuffer), func(listeners) { close(ready) }) }()
+		select {
+		case <-ready:
+			cancel()
+			return <-done
+		case err := <-done:
+			cancel()
+			return err
+		}
+	}
+	require.NoError(t, startSQLite(dsn))
+	m, err := readManifest(dir)
+	require.NoError(t, err)
+	require.Equal(t, "sqlite", m.Store)
+	require.NoError(t, startSQLite(dsn), "the same database again")
+	err = startSQLite(filepath.Join(t.TempDir(), "b.sqlite"))
+	require.ErrorContains(t, err, "is not the one this data dir was initialised with")
+	require.ErrorContains(t, err, "-dsn names another database")
+}

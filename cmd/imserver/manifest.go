@@ -122,8 +122,12 @@ func bindManifest(dir, store, id string, m *manifest, log *slog.Logger) error {
 		return fmt.Errorf("%s says this data dir holds a %s store, not %s: run with -store %s, or use another -data dir", manifestPath, m.Store, store, m.Store)
 	}
 	if m.StoreID != id {
-		return fmt.Errorf("the %s store is not the one this data dir was initialised with (its id is %s, %s says %s): it was replaced, or restored from another server. Put the right one back; if this one is meant to be used, remove %s to adopt it",
-			store, id, manifestPath, m.StoreID, manifestPath)
+		what := "it was replaced, or restored from another server. Put the right one back"
+		if store != "bolt" {
+			what = "-dsn names another database, or it was recreated or restored from another server. Point -dsn at the right one"
+		}
+		return fmt.Errorf("the %s store is not the one this data dir was initialised with (its id is %s, %s says %s): %s; if this one is meant to be used, remove %s to adopt it",
+			store, id, manifestPath, m.StoreID, what, manifestPath)
 	}
 	return nil
 }

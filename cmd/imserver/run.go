@@ -340,6 +340,10 @@ func openStore(ctx context.Context, c config, log *slog.Logger) (backend, func()
 	case "mysql":
 		driver, dialect = "mysql", sqlstore.MySQL
 	}
+	m, err := readManifest(c.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		return nil, nil, err
@@ -351,6 +355,14 @@ func openStore(ctx context.Context, c config, log *slog.Logger) (backend, func()
 	if err != nil {
 		db.Close()
 		return nil, nil, fmt.Errorf("%s store: %w", c.Store, err)
+	}
+	// The data dir does not hold a SQL store's data, but its manifest
+	// still tells the database this server was set up with from another
+	// one: an empty database behind a changed DSN would otherwise be a
+	// fresh start.
+	if err := bindManifest(c.DataDir, c.Store, s.ID(), m, log); err != nil {
+		db.Close()
+		return nil, nil, err
 	}
 	return s, db.Close, nil
 }
