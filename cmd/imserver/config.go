@@ -75,7 +75,7 @@ func settings(c *config) []setting {
 	return []setting{
 		{"store", "IM_STORE", "where messages are kept: bolt (a file in the data dir), sqlite, postgres or mysql", str(&c.Store, "bolt")},
 		{"dsn", "IM_DSN", "data source name for -store postgres or mysql (and sqlite; default a file in the data dir)", str(&c.DSN, "")},
-		{"data", "IM_DATA_DIR", "directory for the database and the generated JWT secret", str(&c.DataDir, "./data")},
+		{"data", "IM_DATA_DIR", "directory for the database, the generated JWT secret and imserver.json, which says which store the dir was set up with (the server refuses a missing, empty or other database)", str(&c.DataDir, "./data")},
 		{"http", "IM_HTTP_ADDR", "HTTP API listen address (empty disables)", str(&c.HTTPAddr, ":8080")},
 		{"ws", "IM_WS_ADDR", "WebSocket listen address, path /ws (empty disables)", str(&c.WSAddr, ":8081")},
 		{"tcp", "IM_TCP_ADDR", "TCP listen address (empty disables)", str(&c.TCPAddr, ":8082")},
