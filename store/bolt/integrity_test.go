@@ -250,3 +250,30 @@ func BenchmarkSeal(b *testing.B) {
 		}
 	})
 }
+
+func TestLostLastMessages(t *testing.T) {
+	// A bucket that lost its last keys (a page's element count damaged,
+	// say) reads as an error, not as a shorter conversation.
+	path := filepath.Join(t.TempDir(), "im.db")
+	s, err := Open(path, Options{})
+	require.NoError(t, err)
+	for _, b := range fixtureMessages(0, 40) {
+		_, err := s.AppendMessages(t.Context(), b)
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.Close())
+	db, err := bbolt.Open(path, 0o600, nil)
+	require.NoError(t, err)
+	require.NoError(t, db.Update(func(tx *bbolt.Tx) error {
+		var k [8]byte
+		return tx.Bucket([]byte(bucketMsgs)).Bucket([]byte("si_u1_u2")).Delete(seqKey(&k, 40))
+	}))
+	require.NoError(t, db.Close())
+	s, err = Open(path, Options{})
+	require.NoError(t, err)
+	defer s.Close()
+	_, err = s.Messages(t.Context(), "si_u1_u2", 30, 0, 100)
+	require.ErrorIs(t, err, im.ErrCorrupt)
+	_, err = s.MessagesBefore(t.Context(), "si_u1_u2", 0, 5)
+	require.ErrorIs(t, err, im.ErrCorrupt)
+}

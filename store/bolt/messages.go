@@ -522,6 +522,19 @@ func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64
 		}
 		last = pending[n-1].Seq
 	}
+	// The conversation's max seq is committed with its last message, so
+	// the two agree; a bucket that ends early lost its last keys.
+	convs, err := bucket(tx, bucketConvs)
+	if err != nil {
+		return nil, err
+	}
+	maxSeq, err := decodeMaxSeq(convs.Get([]byte(conv)), []byte(conv), strict)
+	if err != nil {
+		return nil, &im.CorruptError{Conversation: conv, Err: fmt.Errorf("max seq: %w", err)}
+	}
+	if maxSeq != last {
+		return nil, &im.CorruptError{Conversation: conv, Seq: last + 1, Err: corrupt("max seq %d, but messages up to %d", maxSeq, last)}
+	}
 	if to >= 0 {
 		last = min(last, to)
 	}
