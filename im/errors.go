@@ -55,6 +55,39 @@ var (
 	ErrStorageReadOnly = &storageError{"im: storage read-only"}
 )
 
+// ErrCorrupt: stored data failed its integrity check (a checksum, or a
+// record that cannot be decoded). A Store returns it, wrapped, instead of
+// the data, and the Server answers the request with an internal error
+// whose message says so, logs it and counts it (Stats.CorruptReads).
+// It is not a kind of ErrStorageUnavailable: the store still takes
+// writes, and other data still reads.
+var ErrCorrupt = errors.New("im: stored data failed its integrity check")
+
+// CorruptError names the stored record that failed its integrity check,
+// as far as the Store knows it: a message's Conversation and Seq, or only
+// the Conversation, or neither (an account's record). errors.Is(err,
+// ErrCorrupt) holds for it. Stores may return ErrCorrupt without one.
+type CorruptError struct {
+	Conversation string
+	Seq          int64
+	Err          error // what was wrong
+}
+
+func (e *CorruptError) Error() string {
+	switch {
+	case e.Seq != 0:
+		return fmt.Sprintf("message %q/%d: %v", e.Conversation, e.Seq, e.Err)
+	case e.Conversation != "":
+		return fmt.Sprintf("conversation %q: %v", e.Conversation, e.Err)
+	}
+	return e.Err.Error()
+}
+
+func (e *CorruptError) Unwrap() error { return e.Err }
+
+// Is makes every CorruptError match ErrCorrupt.
+func (e *CorruptError) Is(target error) bool { return target == ErrCorrupt }
+
 // storageError is a kind of ErrStorageUnavailable.
 type storageError struct{ msg string }
 
@@ -195,6 +228,8 @@ func codeOf(err error) (Code, string) {
 		return CodeUnknown, "storage read-only"
 	case errors.Is(err, ErrStorageUnavailable):
 		return CodeUnknown, "storage unavailable"
+	case errors.Is(err, ErrCorrupt):
+		return CodeUnknown, msgCorrupt
 	}
 	return CodeUnknown, msgInternal
 }
@@ -202,3 +237,6 @@ func codeOf(err error) (Code, string) {
 // msgInternal is what a client is told of an error the Server has no
 // better word for.
 const msgInternal = "internal error"
+
+// msgCorrupt is what a client is told of ErrCorrupt: nothing of the data.
+const msgCorrupt = "stored data failed its integrity check"

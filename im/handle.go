@@ -3,6 +3,7 @@ package im
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/imserver/imserver/im/imv1"
@@ -134,7 +135,10 @@ func (s *Server) respondError(sess *session, f Frame, err error) {
 		s.stats.refused.Add(1)
 	}
 	var e *Error
-	if !errors.As(err, &e) && code == imv1.ErrorCode_ERR_UNKNOWN {
+	switch {
+	case errors.Is(err, ErrCorrupt):
+		s.corrupt(sess.logger(), f.Command.String(), err)
+	case !errors.As(err, &e) && code == imv1.ErrorCode_ERR_UNKNOWN:
 		sess.logger().Error("request failed", "cmd", f.Command, "err", err)
 	}
 	var rsp proto.Message
@@ -179,6 +183,19 @@ func (s *Server) respondError(sess *session, f Frame, err error) {
 	if errors.Is(err, errBadRequest) && sess.badRequests.Add(1) > maxBadRequests {
 		s.abuse(sess, "unknown commands or malformed bodies")
 	}
+}
+
+// corrupt logs and counts a Store call that found stored data damaged
+// (ErrCorrupt): the operator must act, since the data is lost to the
+// clients until restored from a backup.
+func (s *Server) corrupt(log *slog.Logger, what string, err error) {
+	s.stats.corruptReads.Add(1)
+	var ce *CorruptError
+	conv, seq := "", int64(0)
+	if errors.As(err, &ce) {
+		conv, seq = ce.Conversation, ce.Seq
+	}
+	log.Error("stored data failed its integrity check; restore the data dir from a backup, and run imserver check on it", "cmd", what, "conv", conv, "seq", seq, "err", err)
 }
 
 // wireError is the protocol error code and message a client is shown for

@@ -264,6 +264,9 @@ func (s *Server) ack(sess *session, seq uint32, sent Message, r AppendResult, er
 	rsp := &imv1.SendMessageResponse{ClientMsgId: sent.ClientMsgID}
 	if err != nil {
 		s.stats.refused.Add(1)
+		if errors.Is(err, ErrCorrupt) {
+			s.corrupt(sess.logger(), "send", err)
+		}
 		rsp.ErrorCode, rsp.ErrorMsg = wireError(err)
 	} else {
 		rsp.ServerMsgId = r.Message.ServerID

@@ -29,6 +29,9 @@ type Stats struct {
 	// StorePanics counts Store calls that panicked. Each failed the one
 	// request or commit it was for, with an internal error.
 	StorePanics uint64
+	// CorruptReads counts requests and sends that failed because stored
+	// data failed its integrity check (ErrCorrupt); each is logged.
+	CorruptReads uint64
 	// SignalsLimited counts signals (typing) refused because their
 	// sender was over Config.SignalRate.
 	SignalsLimited uint64
@@ -47,6 +50,7 @@ type counters struct {
 	stored, duplicates, refused         atomic.Uint64
 	commits, commitNanos, slowConsumers atomic.Uint64
 	afterSendDropped, storePanics       atomic.Uint64
+	corruptReads                        atomic.Uint64
 	signalsLimited, signalsDropped      atomic.Uint64
 }
 
@@ -67,6 +71,7 @@ func (s *Server) Stats() Stats {
 
 		AfterSendDropped: c.afterSendDropped.Load(),
 		StorePanics:      c.storePanics.Load(),
+		CorruptReads:     c.corruptReads.Load(),
 		SignalsLimited:   c.signalsLimited.Load(),
 		SignalsDropped:   c.signalsDropped.Load(),
 	}

@@ -12,8 +12,10 @@ import "context"
 //
 // All methods are safe for concurrent use. They honour ctx cancellation where
 // they block. Errors for missing data satisfy errors.Is(err, ErrNotFound),
-// duplicates ErrConflict, malformed input ErrInvalidArgument; backend errors
-// are wrapped with %w. The Server never closes the Store it was given.
+// duplicates ErrConflict, malformed input ErrInvalidArgument, stored data
+// found damaged ErrCorrupt (a *CorruptError where the message is known:
+// never the damaged data itself); backend errors are wrapped with %w. The
+// Server never closes the Store it was given.
 //
 // Input rules every Store enforces, so that nothing is stored half-way: each
 // AppendRequest passes ValidateAppend; a limit below 1 is

@@ -77,7 +77,7 @@ func settings(c *config) []setting {
 	return []setting{
 		{"store", "IM_STORE", "where messages are kept: bolt (a file in the data dir), sqlite, postgres or mysql", str(&c.Store, "bolt")},
 		{"dsn", "IM_DSN", "data source name for -store postgres or mysql (and sqlite; default a file in the data dir)", str(&c.DSN, "")},
-		{"data", "IM_DATA_DIR", "directory for the database and the generated JWT secret", str(&c.DataDir, "./data")},
+		{"data", "IM_DATA_DIR", "directory for the database, the generated JWT secret and imserver.json, which says which store the dir was set up with (the server refuses a missing, empty or other database)", str(&c.DataDir, "./data")},
 		{"http", "IM_HTTP_ADDR", "HTTP API listen address (empty disables)", str(&c.HTTPAddr, ":8080")},
 		{"ws", "IM_WS_ADDR", "WebSocket listen address, path /ws (empty disables)", str(&c.WSAddr, ":8081")},
 		{"tcp", "IM_TCP_ADDR", "TCP listen address (empty disables)", str(&c.TCPAddr, ":8082")},
@@ -128,7 +128,7 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		s.bind(fs, s.name, s.usage+" (env "+s.env+")")
 	}
 	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: imserver [flags]\n\nRuns an IM server with zero configuration. Each flag can also be set by the environment variable named after it.\n\n")
+		fmt.Fprintf(out, "Usage: imserver [flags]\n       imserver check [-data dir]\n\nRuns an IM server with zero configuration. Each flag can also be set by the environment variable named after it. imserver check verifies a data dir offline (imserver check -h).\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

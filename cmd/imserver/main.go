@@ -4,7 +4,7 @@
 // the defaults IM-iOS-SDK expects.
 //
 // Every setting is a flag and an environment variable; `imserver -h` lists
-// them. It only composes the packages of this module; see package im for the
+// them. `imserver check` verifies a data dir offline (`imserver check -h`). It only composes the packages of this module; see package im for the
 // server itself.
 package main
 
@@ -18,6 +18,9 @@ import (
 )
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		os.Exit(checkMain(context.Background(), os.Args[2:], os.Getenv, os.Stdout))
+	}
 	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, errHelp) {
 		os.Exit(0)

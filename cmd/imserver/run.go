@@ -55,15 +55,17 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return err
 	}
-	secret, source, err := jwtSecret(c, log)
-	if err != nil {
-		return err
-	}
+	// The store first: a data dir whose store is refused is left as it
+	// was found.
 	store, closeStore, err := openStore(ctx, c, log)
 	if err != nil {
 		return err
 	}
 	defer closeStore()
+	secret, source, err := jwtSecret(c, log)
+	if err != nil {
+		return err
+	}
 
 	tokens, err := auth.NewJWT(auth.JWTConfig{Secret: secret, Issuer: c.JWTIssuer, Audience: c.JWTAudience, Lifetime: c.TokenLifetime})
 	if err != nil {
@@ -344,11 +346,7 @@ type backend interface {
 // openStore opens the store c names; the returned func closes it.
 func openStore(ctx context.Context, c config, log *slog.Logger) (backend, func() error, error) {
 	if c.Store == "bolt" {
-		s, err := bolt.Open(filepath.Join(c.DataDir, "imserver.db"), bolt.Options{})
-		if err != nil {
-			return nil, nil, err
-		}
-		return s, s.Close, nil
+		return openBolt(c.DataDir, log)
 	}
 	driver, dialect, dsn := "", sqlstore.Dialect(0), c.DSN
 	switch c.Store {
@@ -362,6 +360,10 @@ func openStore(ctx context.Context, c config, log *slog.Logger) (backend, func()
 	case "mysql":
 		driver, dialect = "mysql", sqlstore.MySQL
 	}
+	m, err := readManifest(c.DataDir)
+	if err != nil {
+		return nil, nil, err
+	}
 	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		return nil, nil, err
@@ -374,7 +376,39 @@ func openStore(ctx context.Context, c config, log *slog.Logger) (backend, func()
 		db.Close()
 		return nil, nil, fmt.Errorf("%s store: %w", c.Store, err)
 	}
+	// The data dir does not hold a SQL store's data, but its manifest
+	// still tells the database this server was set up with from another
+	// one: an empty database behind a changed DSN would otherwise be a
+	// fresh start.
+	if err := bindManifest(c.DataDir, c.Store, s.ID(), m, log); err != nil {
+		db.Close()
+		return nil, nil, err
+	}
 	return s, db.Close, nil
+}
+
+// openBolt opens the bolt store of data dir dir, checked against the
+// dir's manifest (see manifest.go).
+func openBolt(dir string, log *slog.Logger) (backend, func() error, error) {
+	m, err := readManifest(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkBoltFile(dir, m); err != nil {
+		return nil, nil, err
+	}
+	s, err := bolt.Open(filepath.Join(dir, boltFile), bolt.Options{})
+	if errors.Is(err, im.ErrCorrupt) {
+		return nil, nil, fmt.Errorf("%w\nThe database is damaged: restore the data dir from a backup; imserver check -data %s lists what is wrong", err, dir)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := bindManifest(dir, "bolt", s.ID(), m, log); err != nil {
+		s.Close()
+		return nil, nil, err
+	}
+	return s, s.Close, nil
 }
 
 // setTimeouts bounds how long a client may take to send a request (a body

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/debug"
 
 	"go.etcd.io/bbolt"
 
@@ -13,14 +14,15 @@ import (
 )
 
 // CreateAccount implements auth.AccountStore.
-func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
+func (s *Store) CreateAccount(ctx context.Context, a auth.Account) (err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: create account: %w", err)
 	}
 	if err := auth.ValidateAccount(a); err != nil {
 		return err
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.db.Update(func(tx *bbolt.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -39,10 +41,10 @@ func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
 		if usernames.Get(name) != nil {
 			return fmt.Errorf("username taken: %w", im.ErrConflict)
 		}
-		if err := accounts.Put(id, appendAccount(nil, &a)); err != nil {
+		if err := accounts.Put(id, seal(nil, bucketAccounts, id, func(b []byte) []byte { return appendAccount(b, &a) })); err != nil {
 			return err
 		}
-		return usernames.Put(name, id)
+		return usernames.Put(name, sealIn(bucketUsernames, name, id))
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: create account: %w", err)
@@ -51,17 +53,18 @@ func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
 }
 
 // Account implements auth.AccountStore.
-func (s *Store) Account(ctx context.Context, userID string) (auth.Account, error) {
+func (s *Store) Account(ctx context.Context, userID string) (_ auth.Account, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return auth.Account{}, fmt.Errorf("bolt: account: %w", err)
 	}
 	var a auth.Account
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		accounts, err := bucket(tx, bucketAccounts)
 		if err != nil {
 			return err
 		}
-		a, err = readAccount(accounts, userID)
+		a, err = readAccount(accounts, userID, s.strict)
 		return err
 	})
 	if err != nil {
@@ -71,12 +74,13 @@ func (s *Store) Account(ctx context.Context, userID string) (auth.Account, error
 }
 
 // AccountByUsername implements auth.AccountStore.
-func (s *Store) AccountByUsername(ctx context.Context, username string) (auth.Account, error) {
+func (s *Store) AccountByUsername(ctx context.Context, username string) (_ auth.Account, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return auth.Account{}, fmt.Errorf("bolt: account by username: %w", err)
 	}
 	var a auth.Account
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		usernames, err := bucket(tx, bucketUsernames)
 		if err != nil {
 			return err
@@ -85,11 +89,15 @@ func (s *Store) AccountByUsername(ctx context.Context, username string) (auth.Ac
 		if err != nil {
 			return err
 		}
-		id := usernames.Get([]byte(username))
-		if id == nil {
+		v := usernames.Get([]byte(username))
+		if v == nil {
 			return im.ErrNotFound
 		}
-		a, err = readAccount(accounts, string(id))
+		id, err := unsealIn(bucketUsernames, []byte(username), v, s.strict)
+		if err != nil {
+			return fmt.Errorf("username %q: %w", username, err)
+		}
+		a, err = readAccount(accounts, string(id), s.strict)
 		if errors.Is(err, im.ErrNotFound) {
 			return corrupt("username index names missing account %q", id)
 		}
@@ -103,12 +111,16 @@ func (s *Store) AccountByUsername(ctx context.Context, username string) (auth.Ac
 
 // readAccount returns im.ErrNotFound itself, unwrapped, when there is no
 // such account.
-func readAccount(accounts *bbolt.Bucket, userID string) (auth.Account, error) {
+func readAccount(accounts *bbolt.Bucket, userID string, strict bool) (auth.Account, error) {
 	v := accounts.Get([]byte(userID))
 	if v == nil {
 		return auth.Account{}, im.ErrNotFound
 	}
-	a, err := decodeAccount(userID, v)
+	rec, err := unsealIn(bucketAccounts, []byte(userID), v, strict)
+	a := auth.Account{}
+	if err == nil {
+		a, err = decodeAccount(userID, rec)
+	}
 	if err != nil {
 		return auth.Account{}, fmt.Errorf("account %q: %w", userID, err)
 	}
@@ -119,7 +131,8 @@ var _ auth.AccountUpdater = (*Store)(nil)
 
 // UpdateAccount implements auth.AccountUpdater: the account is read and
 // rewritten in one write transaction.
-func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.AccountUpdate) (auth.Account, error) {
+func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.AccountUpdate) (_ auth.Account, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return auth.Account{}, fmt.Errorf("bolt: update account: %w", err)
 	}
@@ -127,7 +140,7 @@ func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.Account
 		return auth.Account{}, err
 	}
 	var a auth.Account
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.db.Update(func(tx *bbolt.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -135,7 +148,7 @@ func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.Account
 		if err != nil {
 			return err
 		}
-		if a, err = readAccount(accounts, userID); err != nil {
+		if a, err = readAccount(accounts, userID, s.strict); err != nil {
 			return err
 		}
 		if u.Nickname != nil {
@@ -147,7 +160,8 @@ func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.Account
 		if u.Disabled != nil {
 			a.Disabled = *u.Disabled
 		}
-		return accounts.Put([]byte(userID), appendAccount(nil, &a))
+		id := []byte(userID)
+		return accounts.Put(id, seal(nil, bucketAccounts, id, func(b []byte) []byte { return appendAccount(b, &a) }))
 	})
 	if err != nil {
 		return auth.Account{}, fmt.Errorf("bolt: update account: %w", err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"runtime/debug"
 
 	"go.etcd.io/bbolt"
 
@@ -40,28 +41,40 @@ const maxProblems = 20
 // index, so on a large store it takes a while: operators run it at a
 // quiet time, tests after every crash. Problems wrap an error whose text says the record is
 // corrupt; the first twenty are reported.
-func (s *Store) Check(ctx context.Context) error {
+func (s *Store) Check(ctx context.Context) (err error) {
+	_, err = s.check(ctx)
+	return err
+}
+
+// checkCounts is what Check went through.
+type checkCounts struct {
+	conversations, messages, accounts, groups int
+}
+
+func (s *Store) check(ctx context.Context) (n checkCounts, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("bolt: check: %w", err)
+		return n, fmt.Errorf("bolt: check: %w", err)
 	}
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
 	c, err := s.checkSnapshot()
 	if err != nil {
-		return fmt.Errorf("bolt: check: %w", err)
+		return n, fmt.Errorf("bolt: check: %w", err)
 	}
 	defer c.close()
 	if err := c.run(ctx); err != nil {
-		return fmt.Errorf("bolt: check: %w", err)
+		return n, fmt.Errorf("bolt: check: %w", err)
 	}
+	n = c.counts
 	if len(c.problems) > 0 {
 		err := errors.Join(c.problems...)
 		if c.more > 0 {
 			err = fmt.Errorf("%w\n(and %d more)", err, c.more)
 		}
-		return fmt.Errorf("bolt: check: %w", err)
+		return n, fmt.Errorf("bolt: check: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // checker holds what Check looks at: a read transaction on each file and
@@ -71,6 +84,8 @@ type checker struct {
 	pending map[string][]im.Message // conversation → its pending messages
 	recent  map[string]dedupRef     // the keys waiting for the merger
 	nextLog uint64                  // Store.nextLog
+	strict  bool                    // Store.strict
+	counts  checkCounts
 
 	problems []error
 	more     int
@@ -85,7 +100,7 @@ type checker struct {
 // merger, which can only have moved keys from memory to that file
 // between the copy of memory and the transaction.
 func (s *Store) checkSnapshot() (*checker, error) {
-	c := &checker{pending: make(map[string][]im.Message), nextLog: s.nextLog}
+	c := &checker{pending: make(map[string][]im.Message), nextLog: s.nextLog, strict: s.strict}
 	tx, err := s.db.Begin(true)
 	if err != nil {
 		return nil, err
@@ -162,7 +177,19 @@ func (c *checker) run(ctx context.Context) error {
 	if len(c.problems) > 0 {
 		return nil
 	}
-	nextLog, trimmed := counter(meta, keyNextLog), counter(meta, keyTrimmed)
+	if strict, _, err := readChecksums(meta); err != nil {
+		c.problem("main file: %v", err)
+	} else if strict != c.strict {
+		c.problem("main file: checksums of every record is %v in the file, %v in memory", strict, c.strict)
+	}
+	nextLog, err := metaCounter(meta, keyNextLog, c.strict)
+	if err != nil {
+		c.problem("main file: %v", err)
+	}
+	trimmed, err := metaCounter(meta, keyTrimmed, c.strict)
+	if err != nil {
+		c.problem("main file: %v", err)
+	}
 	if id := meta.Get([]byte(keyPairID)); id == nil || !bytes.Equal(id, imeta.Get([]byte(keyPairID))) {
 		c.problem("the index file's pair id %x is not the main file's %x", imeta.Get([]byte(keyPairID)), id)
 	}
@@ -184,7 +211,7 @@ func (c *checker) run(ctx context.Context) error {
 		return err
 	}
 	c.checkMembers()
-	return nil
+	return c.checkRecords(ctx)
 }
 
 // convState is a conversation as checkConversations found it.
@@ -201,9 +228,9 @@ func (c *checker) checkConversations(ctx context.Context) (map[string]convState,
 			return err
 		}
 		conv := string(k)
-		maxSeq, err := decodeSeq(v)
+		maxSeq, err := decodeMaxSeq(v, k, c.strict)
 		if err != nil {
-			c.problem("conversation %q: max seq %x", conv, v)
+			c.problem("conversation %q: max seq: %v", conv, err)
 			return nil
 		}
 		cb := msgs.Bucket(k)
@@ -212,14 +239,15 @@ func (c *checker) checkConversations(ctx context.Context) (map[string]convState,
 			return nil
 		}
 		want := int64(1)
+		convB := k
 		err = cb.ForEach(func(k, v []byte) error {
 			seq, err := decodeSeq(k)
 			if err != nil || seq != want {
 				c.problem("conversation %q: message key %x where seq %d should be", conv, k, want)
 				return errStop
 			}
-			if _, err := parseMessage(seq, v); err != nil {
-				c.problem("conversation %q: message %d: %v", conv, seq, err)
+			if _, err := readMessage(convB, k, seq, v, c.strict); err != nil {
+				c.problem("%v", err)
 			}
 			want++
 			return nil
@@ -227,6 +255,8 @@ func (c *checker) checkConversations(ctx context.Context) (map[string]convState,
 		if err != nil && !errors.Is(err, errStop) {
 			return err
 		}
+		c.counts.conversations++
+		c.counts.messages += int(maxSeq)
 		st := convState{maxSeq: maxSeq, stored: want - 1}
 		for _, m := range c.pending[conv] {
 			if m.Seq != want {
@@ -287,7 +317,7 @@ func (c *checker) checkLog(ctx context.Context, convs map[string]convState, trim
 			if n/logGeneration != g || n <= trimmed || n >= nextLog {
 				c.problem("log key %d in generation %d, with keys %d to %d trimmed or to come", n, g, trimmed, nextLog)
 			}
-			conv, seq, rec, err := decodeLogRecord(v)
+			conv, seq, rec, err := decodeLogRecord(k, v, c.strict)
 			if err != nil {
 				c.problem("log record %d: %v", n, err)
 				return nil
@@ -305,7 +335,10 @@ func (c *checker) checkLog(ctx context.Context, convs map[string]convState, trim
 				if !ok {
 					break // reported by checkConversations
 				}
-				if !bytes.Equal(appendMessage(nil, &m), rec) {
+				inner, err := unseal(rec, []byte(conv), seqKey(&kb, seq), c.strict)
+				if err != nil {
+					c.problem("log record %d: %q/%d: %v", n, conv, seq, err)
+				} else if !bytes.Equal(appendMessage(nil, &m), inner) {
 					c.problem("log record %d: %q/%d differs from its pending copy", n, conv, seq)
 				}
 				logged[dedupRef{conv, seq}] = true
@@ -364,7 +397,7 @@ func (c *checker) checkDedup(ctx context.Context, convs map[string]convState) er
 			if err != nil {
 				return nil // reported by checkConversations
 			}
-			mv, err := parseMessage(seq, v)
+			mv, err := readMessage(convKey, k, seq, v, c.strict)
 			if err != nil {
 				return nil
 			}
@@ -401,7 +434,8 @@ func (c *checker) checkDedup(ctx context.Context, convs map[string]convState) er
 		}
 		var got []byte
 		if seq <= st.stored {
-			mv, err := parseMessage(seq, msgs.Bucket(convB).Get(seqKey(&kb, uint64(seq))))
+			sk := seqKey(&kb, uint64(seq))
+			mv, err := readMessage(convB, sk, seq, msgs.Bucket(convB).Get(sk), c.strict)
 			if err != nil {
 				return nil // reported by checkConversations
 			}
@@ -423,11 +457,58 @@ func (c *checker) checkDedup(ctx context.Context, convs map[string]convState) er
 // checkMembers checks that each membership names a conversation.
 func (c *checker) checkMembers() {
 	convs := c.tx.Bucket([]byte(bucketConvs))
-	_ = c.tx.Bucket([]byte(bucketMembers)).ForEach(func(k, _ []byte) error {
+	_ = c.tx.Bucket([]byte(bucketMembers)).ForEach(func(k, v []byte) error {
 		i := bytes.IndexByte(k, 0)
 		if i <= 0 || convs.Get(k[i+1:]) == nil {
 			c.problem("membership %q names no conversation", k)
 		}
+		if _, err := unsealIn(bucketMembers, k, v, c.strict); err != nil {
+			c.problem("membership %q: %v", k, err)
+		}
 		return nil
 	})
+}
+
+// checkRecords checks the checksum of every record of the accounts' and
+// groups' buckets, and that it decodes.
+func (c *checker) checkRecords(ctx context.Context) error {
+	for _, area := range []struct {
+		bucket string
+		decode func(k, rec []byte) error
+	}{
+		{bucketAccounts, func(k, rec []byte) error { _, err := decodeAccount(string(k), rec); return err }},
+		{bucketUsernames, func(k, rec []byte) error {
+			if c.tx.Bucket([]byte(bucketAccounts)).Get(rec) == nil {
+				return fmt.Errorf("names missing account %q", rec)
+			}
+			return nil
+		}},
+		{bucketGroups, func(k, rec []byte) error { _, err := decodeGroup(string(k), rec); return err }},
+		{bucketGroupMembers, func(k, rec []byte) error { _, err := decodeGroupMember("", rec); return err }},
+		{bucketUserGroups, func(k, rec []byte) error { return nil }},
+	} {
+		err := c.tx.Bucket([]byte(area.bucket)).ForEach(func(k, v []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			rec, err := unsealIn(area.bucket, k, v, c.strict)
+			if err == nil {
+				err = area.decode(k, rec)
+			}
+			if err != nil {
+				c.problem("%s %q: %v", area.bucket, k, err)
+			}
+			switch area.bucket {
+			case bucketAccounts:
+				c.counts.accounts++
+			case bucketGroups:
+				c.counts.groups++
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

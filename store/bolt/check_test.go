@@ -46,7 +46,7 @@ func TestCheck(t *testing.T) {
 		}, `conversation "group_a": message key 0000000000000008 where seq 7 should be`},
 		{"MaxSeq", func(t *testing.T, s *Store) error {
 			return update(s, func(tx *bbolt.Tx) error {
-				return putCounter(tx.Bucket([]byte(bucketConvs)), "group_b", 99)
+				return tx.Bucket([]byte(bucketConvs)).Put([]byte("group_b"), appendSeqRecord(nil, []byte(bucketConvs), []byte("group_b"), 99))
 			})
 		}, `conversation "group_b": max seq 99, but messages 1 to 85`},
 		{"PendingLost", func(t *testing.T, s *Store) error {

@@ -3,7 +3,6 @@ package bolt
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -15,7 +14,7 @@ import (
 
 // errCorrupt marks a record that cannot be decoded: the file was damaged or
 // written by something else.
-var errCorrupt = errors.New("bolt: corrupt record")
+var errCorrupt = fmt.Errorf("bolt: corrupt record: %w", im.ErrCorrupt)
 
 // recordV1 is the first byte of every message, account, group and group
 // member record, so the encoding can change without a migration of old

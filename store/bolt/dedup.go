@@ -182,7 +182,7 @@ func pairID(tx *bbolt.Tx) ([]byte, error) {
 // empties the index and refills it from every stored message, in
 // transactions of maxMerge keys, and records the id last, so that a
 // rebuild cut short is started over.
-func syncIndex(main, index *bbolt.DB, maxMerge int, fail failpoint) error {
+func syncIndex(main, index *bbolt.DB, maxMerge int, strict bool, fail failpoint) error {
 	var (
 		id               []byte
 		nextLog, trimmed uint64
@@ -192,8 +192,11 @@ func syncIndex(main, index *bbolt.DB, maxMerge int, fail failpoint) error {
 			return err
 		}
 		meta := tx.Bucket([]byte(bucketMeta))
-		nextLog, trimmed = counter(meta, keyNextLog), counter(meta, keyTrimmed)
-		return nil
+		if nextLog, err = metaCounter(meta, keyNextLog, strict); err != nil {
+			return err
+		}
+		trimmed, err = metaCounter(meta, keyTrimmed, strict)
+		return err
 	}); err != nil {
 		return err
 	}
@@ -248,9 +251,9 @@ func syncIndex(main, index *bbolt.DB, maxMerge int, fail failpoint) error {
 				if err != nil {
 					return corrupt("message key %x of conversation %q", k, conv)
 				}
-				mv, err := parseMessage(seq, v)
+				mv, err := readMessage(conv, k, seq, v, strict)
 				if err != nil {
-					return fmt.Errorf("message %q/%d: %w", conv, seq, err)
+					return err
 				}
 				pending = append(pending, waitingKey{
 					key: string(mv.dedupKey(nil)),

@@ -98,8 +98,53 @@
 // the test does not simulate.
 //
 // Check reads both files through, runs bbolt's page checks on each and
-// verifies the invariants between them and memory; operators can run it
-// on a live store, at a quiet time, as writes wait for it.
+// verifies the invariants between them and memory and every record's
+// checksum; operators can run it on a live store, at a quiet time, as
+// writes wait for it. CheckFile does the same for a store no process has
+// open, on a copy, so that it changes nothing (imserver check runs it).
+//
+// # Integrity
+//
+// bbolt checks its meta pages but not the data: a bit flipped on disk, in
+// memory on its way there, or in a copy would be decoded and served as a
+// different message. So every value the main file stores is sealed (see
+// seal.go): the record as its codec encodes it, behind a byte 0x00 and
+// followed by a CRC-32C of the bucket's name, the key and the record. A
+// message, its log record, a conversation's max seq, a membership, an
+// account, a username, a group and a group membership, and the log's
+// counters, are all checked on every read, and a failed check is an error
+// wrapping im.ErrCorrupt (an *im.CorruptError naming the conversation and
+// seq of a message), never the data. Because the checksum covers the key
+// and the bucket's name, a record that was moved (to another seq, another
+// conversation) fails it too; reads also require a conversation's seqs
+// from the first one asked for to be there without a gap, and a
+// conversation's max seq and messages to come together, so that a damaged
+// key does not quietly shorten a conversation. The dedup index file holds
+// nothing the messages do not: a send the index names as a duplicate is
+// answered only if the message it names carries the same (sender,
+// client_msg_id).
+//
+// A file created by this version records that every record is sealed, and
+// then refuses a record that is not, so that a damaged first byte cannot
+// pass a record off as one written before sealing. A file written by an
+// earlier version (schema version 3 or older) is upgraded in place at
+// Open: its old records are read as they are, unchecked, and everything
+// written from then on is sealed. Older versions of this package refuse
+// an upgraded file (its schema version is 4).
+//
+// bbolt trusts its pages, and some damage makes it panic, or read past the
+// end of the file, in a goroutine of its own where neither can be
+// recovered; Open therefore first walks the file's pages itself (every
+// page reached within the file and reached once, every element, key and
+// value within its page, keys in order), and recovers a panic or fault of
+// bbolt's, so that a damaged file is an error wrapping im.ErrCorrupt,
+// never a crash. The walk reads every page of the B+trees once, as bbolt's
+// rebuild of the freelist at Open does. Each method recovers the same way
+// from damage met while running. A file of 0 bytes is refused rather than
+// made into a new store.
+//
+// Each file carries a random identity (Store.ID), which a data dir can
+// keep beside it to tell its own file from another one.
 //
 // # Errors
 //
@@ -109,8 +154,9 @@
 // error; ctx is checked before a call starts and again once a write holds
 // the writer lock, but a running bbolt transaction cannot be interrupted.
 // bbolt's own errors (a locked file, a closed store, a full disk) are
-// wrapped with %w. A record that cannot be decoded yields an error, never a
-// panic.
+// wrapped with %w. A record that fails its checksum or cannot be decoded,
+// and a damaged page, yield an error wrapping im.ErrCorrupt, never a
+// panic and never the data.
 //
 // # File layout
 //
@@ -126,8 +172,8 @@
 // are each one prefix scan. The index file maps (sender, client_msg_id) to
 // (conversation, seq). Both files carry the same random id, which is how
 // Open tells that they belong together. Records are a compact binary
-// encoding that starts with a version byte, and the file carries a schema
-// version that Open checks. The groups' buckets came later without a new
+// encoding that starts with a version byte, sealed with a checksum (see
+// Integrity), and the file carries a schema version that Open checks. The groups' buckets came later without a new
 // schema version: Open creates them in a file that lacks them, and older
 // versions of this package ignore them. The token versions' bucket (user
 // id → 8-byte big-endian version) is made by the first revocation, and is

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime/debug"
 	"slices"
 
 	"go.etcd.io/bbolt"
@@ -23,7 +24,8 @@ import (
 // group change can interleave with.
 
 // CreateGroup implements im.GroupStore.
-func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupMember, notice im.AppendRequest) (im.AppendResult, error) {
+func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupMember, notice im.AppendRequest) (_ im.AppendResult, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return im.AppendResult{}, fmt.Errorf("bolt: create group: %w", err)
 	}
@@ -36,7 +38,7 @@ func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupM
 		}
 		g.MemberCount = len(members)
 		g.Version = 1
-		if err := b.groups.Put([]byte(g.ID), appendGroup(nil, &g)); err != nil {
+		if err := b.putGroup(&g); err != nil {
 			return 0, err
 		}
 		for i := range members {
@@ -54,7 +56,8 @@ func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupM
 }
 
 // Group implements im.GroupStore.
-func (s *Store) Group(ctx context.Context, id string) (im.Group, error) {
+func (s *Store) Group(ctx context.Context, id string) (_ im.Group, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return im.Group{}, fmt.Errorf("bolt: group: %w", err)
 	}
@@ -62,12 +65,12 @@ func (s *Store) Group(ctx context.Context, id string) (im.Group, error) {
 		return im.Group{}, err
 	}
 	var g im.Group
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		groups, err := bucket(tx, bucketGroups)
 		if err != nil {
 			return err
 		}
-		g, err = readGroup(groups, id)
+		g, err = readGroup(groups, id, s.strict)
 		return err
 	})
 	if err != nil {
@@ -77,7 +80,8 @@ func (s *Store) Group(ctx context.Context, id string) (im.Group, error) {
 }
 
 // ChangeGroup implements im.GroupStore.
-func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (im.AppendResult, error) {
+func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (_ im.AppendResult, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return im.AppendResult{}, fmt.Errorf("bolt: change group: %w", err)
 	}
@@ -85,7 +89,7 @@ func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (
 		return im.AppendResult{}, err
 	}
 	r, err := s.commitGroup(ctx, id, ch.Notice, func(b *groupBuckets) (int64, error) {
-		g, err := readGroup(b.groups, id)
+		g, err := b.readGroup(id)
 		if err != nil {
 			return 0, err
 		}
@@ -128,7 +132,9 @@ func (b *groupBuckets) change(g *im.Group, ch im.GroupChange) error {
 	}
 	for _, u := range ch.Remove {
 		// A user listed twice is not a member the second time.
-		if b.members.Get(idKey(id, u)) == nil {
+		if _, ok, err := b.member(id, u); err != nil {
+			return err
+		} else if !ok {
 			continue
 		}
 		if err := b.deleteMember(id, u); err != nil {
@@ -138,11 +144,9 @@ func (b *groupBuckets) change(g *im.Group, ch im.GroupChange) error {
 	}
 	for i := range ch.Put {
 		m := ch.Put[i]
-		if v := b.members.Get(idKey(id, m.UserID)); v != nil {
-			old, err := decodeGroupMember(m.UserID, v)
-			if err != nil {
-				return fmt.Errorf("member %q: %w", m.UserID, err)
-			}
+		if old, ok, err := b.member(id, m.UserID); err != nil {
+			return err
+		} else if ok {
 			if old.Role == m.Role {
 				continue
 			}
@@ -158,11 +162,11 @@ func (b *groupBuckets) change(g *im.Group, ch im.GroupChange) error {
 	if owner != g.OwnerID {
 		// Exactly one owner: the previous one, unless the change gave it
 		// a role, is an admin now.
-		if v := b.members.Get(idKey(id, g.OwnerID)); v != nil && !slices.ContainsFunc(ch.Put, func(m im.GroupMember) bool { return m.UserID == g.OwnerID }) {
-			old, err := decodeGroupMember(g.OwnerID, v)
-			if err != nil {
-				return fmt.Errorf("member %q: %w", g.OwnerID, err)
-			}
+		old, ok, err := b.member(id, g.OwnerID)
+		if err != nil {
+			return err
+		}
+		if ok && !slices.ContainsFunc(ch.Put, func(m im.GroupMember) bool { return m.UserID == g.OwnerID }) {
 			if old.Role == im.RoleOwner {
 				old.Role = im.RoleAdmin
 				if err := b.putMember(id, &old); err != nil {
@@ -179,7 +183,7 @@ func (b *groupBuckets) change(g *im.Group, ch im.GroupChange) error {
 		return fmt.Errorf("%d members, the limit is %d: %w", g.MemberCount, ch.MaxMembers, im.ErrLimitExceeded)
 	}
 	g.Version++
-	return b.groups.Put([]byte(id), appendGroup(nil, g))
+	return b.putGroup(g)
 }
 
 // deleteGroup removes group id and its memberships.
@@ -224,8 +228,8 @@ func (s *Store) commitGroup(ctx context.Context, id string, notice im.AppendRequ
 	if hasNotice {
 		m := &notice.Message
 		a = appender{
-			d: s.dedup, pend: s.pend, maxLag: s.maxLag, startLog: s.nextLog, startTrimmed: s.trimmed,
-			arena:   make([]byte, 0, len(m.SenderID)+1+len(m.ClientMsgID)+logHeaderSize(m.ConversationID, math.MaxInt64)+messageSize(m)+8),
+			d: s.dedup, pend: s.pend, maxLag: s.maxLag, startLog: s.nextLog, startTrimmed: s.trimmed, strict: s.strict,
+			arena:   make([]byte, 0, len(m.SenderID)+1+len(m.ClientMsgID)+logHeaderSize(m.ConversationID, math.MaxInt64)+messageSize(m)+8+sealOverhead),
 			content: make([]byte, 0, len(m.Content)),
 		}
 		if err := a.lookup(batch, results); err != nil {
@@ -237,11 +241,11 @@ func (s *Store) commitGroup(ctx context.Context, id string, notice im.AppendRequ
 	}
 	var version int64
 	err := s.write(ctx, func(tx *bbolt.Tx) error {
-		b, err := openGroupBuckets(tx)
+		b, err := openGroupBuckets(tx, s.strict)
 		if err != nil {
 			return err
 		}
-		if b.joinSeq, err = nextSeq(tx, im.GroupConversationID(id)); err != nil {
+		if b.joinSeq, err = nextSeq(tx, im.GroupConversationID(id), s.strict); err != nil {
 			return err
 		}
 		if version, err = change(&b); err != nil || !hasNotice {
@@ -273,12 +277,12 @@ func (s *Store) commitGroup(ctx context.Context, id string, notice im.AppendRequ
 // checkMemberOf sets res.Err, wrapping im.ErrPermissionDenied, unless r's
 // sender is a member of group r.MemberOf as tx sees it, and res's
 // GroupVersion to the group's version.
-func checkMemberOf(tx *bbolt.Tx, r *im.AppendRequest, res *im.AppendResult) error {
-	b, err := openGroupBuckets(tx)
+func checkMemberOf(tx *bbolt.Tx, r *im.AppendRequest, res *im.AppendResult, strict bool) error {
+	b, err := openGroupBuckets(tx, strict)
 	if err != nil {
 		return err
 	}
-	g, err := readGroup(b.groups, r.MemberOf)
+	g, err := b.readGroup(r.MemberOf)
 	switch {
 	case errors.Is(err, im.ErrNotFound):
 		res.Err = fmt.Errorf("bolt: group %q does not exist: %w", r.MemberOf, im.ErrPermissionDenied)
@@ -287,7 +291,9 @@ func checkMemberOf(tx *bbolt.Tx, r *im.AppendRequest, res *im.AppendResult) erro
 		return fmt.Errorf("group %q: %w", r.MemberOf, err)
 	}
 	res.GroupVersion = g.Version
-	if b.members.Get(idKey(r.MemberOf, r.Message.SenderID)) == nil {
+	if _, ok, err := b.member(r.MemberOf, r.Message.SenderID); err != nil {
+		return err
+	} else if !ok {
 		res.Err = fmt.Errorf("bolt: %q is not a member of group %q: %w", r.Message.SenderID, r.MemberOf, im.ErrPermissionDenied)
 	}
 	return nil
@@ -295,7 +301,8 @@ func checkMemberOf(tx *bbolt.Tx, r *im.AppendRequest, res *im.AppendResult) erro
 
 // GroupMembers implements im.GroupStore. The members come in the order of
 // their ids.
-func (s *Store) GroupMembers(ctx context.Context, id string) (im.Group, []im.GroupMember, error) {
+func (s *Store) GroupMembers(ctx context.Context, id string) (_ im.Group, _ []im.GroupMember, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return im.Group{}, nil, fmt.Errorf("bolt: group members: %w", err)
 	}
@@ -304,21 +311,21 @@ func (s *Store) GroupMembers(ctx context.Context, id string) (im.Group, []im.Gro
 	}
 	out := []im.GroupMember{}
 	var g im.Group
-	err := s.db.View(func(tx *bbolt.Tx) error {
-		b, err := openGroupBuckets(tx)
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		b, err := openGroupBuckets(tx, s.strict)
 		if err != nil {
 			return err
 		}
-		if g, err = readGroup(b.groups, id); err != nil {
+		if g, err = b.readGroup(id); err != nil {
 			return err
 		}
 		prefix := idKey(id, "")
 		c := b.members.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			u := string(k[len(prefix):])
-			m, err := decodeGroupMember(u, v)
+			m, err := decodeMember(k, u, v, s.strict)
 			if err != nil {
-				return fmt.Errorf("member %q: %w", u, err)
+				return err
 			}
 			out = append(out, m)
 		}
@@ -331,7 +338,8 @@ func (s *Store) GroupMembers(ctx context.Context, id string) (im.Group, []im.Gro
 }
 
 // GroupMember implements im.GroupStore.
-func (s *Store) GroupMember(ctx context.Context, id, userID string) (im.GroupMember, error) {
+func (s *Store) GroupMember(ctx context.Context, id, userID string) (_ im.GroupMember, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return im.GroupMember{}, fmt.Errorf("bolt: group member: %w", err)
 	}
@@ -339,16 +347,17 @@ func (s *Store) GroupMember(ctx context.Context, id, userID string) (im.GroupMem
 		return im.GroupMember{}, fmt.Errorf("bolt: group member %q of %q: %w", userID, id, im.ErrNotFound)
 	}
 	var m im.GroupMember
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		members, err := bucket(tx, bucketGroupMembers)
 		if err != nil {
 			return err
 		}
-		v := members.Get(idKey(id, userID))
+		k := idKey(id, userID)
+		v := members.Get(k)
 		if v == nil {
 			return im.ErrNotFound
 		}
-		m, err = decodeGroupMember(userID, v)
+		m, err = decodeMember(k, userID, v, s.strict)
 		return err
 	})
 	if err != nil {
@@ -359,7 +368,8 @@ func (s *Store) GroupMember(ctx context.Context, id, userID string) (im.GroupMem
 
 // UserGroups implements im.GroupStore. The groups come in the order of
 // their ids.
-func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error) {
+func (s *Store) UserGroups(ctx context.Context, userID string) (_ []string, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: user groups: %w", err)
 	}
@@ -367,14 +377,17 @@ func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error)
 		return nil, err
 	}
 	out := []string{}
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		users, err := bucket(tx, bucketUserGroups)
 		if err != nil {
 			return err
 		}
 		prefix := idKey(userID, "")
 		c := users.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if _, err := unsealIn(bucketUserGroups, k, v, s.strict); err != nil {
+				return fmt.Errorf("membership of group %q: %w", k[len(prefix):], err)
+			}
 			out = append(out, string(k[len(prefix):]))
 		}
 		return nil
@@ -390,6 +403,7 @@ type groupBuckets struct {
 	groups  *bbolt.Bucket // bucketGroups
 	members *bbolt.Bucket // bucketGroupMembers
 	users   *bbolt.Bucket // bucketUserGroups
+	strict  bool          // Store.strict
 	// joinSeq is the JoinSeq of the members a change adds: the seq its
 	// notice takes. Set by commitGroup only.
 	joinSeq int64
@@ -398,7 +412,7 @@ type groupBuckets struct {
 // nextSeq returns the seq the next message of conversation conv takes in
 // tx: one past the max seq the conversations bucket records, which every
 // append commits with its messages.
-func nextSeq(tx *bbolt.Tx, conv string) (int64, error) {
+func nextSeq(tx *bbolt.Tx, conv string, strict bool) (int64, error) {
 	convs, err := bucket(tx, bucketConvs)
 	if err != nil {
 		return 0, err
@@ -407,14 +421,15 @@ func nextSeq(tx *bbolt.Tx, conv string) (int64, error) {
 	if v == nil {
 		return 1, nil
 	}
-	seq, err := decodeSeq(v)
+	seq, err := decodeMaxSeq(v, []byte(conv), strict)
 	if err != nil {
-		return 0, corrupt("conversation %q", conv)
+		return 0, &im.CorruptError{Conversation: conv, Err: fmt.Errorf("max seq: %w", err)}
 	}
 	return seq + 1, nil
 }
 
-func openGroupBuckets(tx *bbolt.Tx) (b groupBuckets, err error) {
+func openGroupBuckets(tx *bbolt.Tx, strict bool) (b groupBuckets, err error) {
+	b.strict = strict
 	if b.groups, err = bucket(tx, bucketGroups); err != nil {
 		return b, err
 	}
@@ -427,10 +442,46 @@ func openGroupBuckets(tx *bbolt.Tx) (b groupBuckets, err error) {
 
 // putMember writes m's membership of group id, under both keys.
 func (b *groupBuckets) putMember(id string, m *im.GroupMember) error {
-	if err := b.members.Put(idKey(id, m.UserID), appendGroupMember(nil, m)); err != nil {
+	k := idKey(id, m.UserID)
+	if err := b.members.Put(k, seal(nil, bucketGroupMembers, k, func(b []byte) []byte { return appendGroupMember(b, m) })); err != nil {
 		return err
 	}
-	return b.users.Put(idKey(m.UserID, id), []byte{})
+	k = idKey(m.UserID, id)
+	return b.users.Put(k, seal(nil, bucketUserGroups, k, nil))
+}
+
+// putGroup writes g's record.
+func (b *groupBuckets) putGroup(g *im.Group) error {
+	k := []byte(g.ID)
+	return b.groups.Put(k, seal(nil, bucketGroups, k, func(b []byte) []byte { return appendGroup(b, g) }))
+}
+
+func (b *groupBuckets) readGroup(id string) (im.Group, error) {
+	return readGroup(b.groups, id, b.strict)
+}
+
+// member reads userID's membership of group id, if there is one.
+func (b *groupBuckets) member(id, userID string) (im.GroupMember, bool, error) {
+	k := idKey(id, userID)
+	v := b.members.Get(k)
+	if v == nil {
+		return im.GroupMember{}, false, nil
+	}
+	m, err := decodeMember(k, userID, v, b.strict)
+	return m, err == nil, err
+}
+
+// decodeMember opens and decodes the member record v under key k.
+func decodeMember(k []byte, userID string, v []byte, strict bool) (im.GroupMember, error) {
+	rec, err := unsealIn(bucketGroupMembers, k, v, strict)
+	m := im.GroupMember{}
+	if err == nil {
+		m, err = decodeGroupMember(userID, rec)
+	}
+	if err != nil {
+		return im.GroupMember{}, fmt.Errorf("member %q: %w", userID, err)
+	}
+	return m, nil
 }
 
 // deleteMember removes userID's membership of group id, under both keys.
@@ -443,12 +494,16 @@ func (b *groupBuckets) deleteMember(id, userID string) error {
 
 // readGroup returns im.ErrNotFound itself, unwrapped, when there is no
 // such group. Its callers' errors name the group.
-func readGroup(groups *bbolt.Bucket, id string) (im.Group, error) {
+func readGroup(groups *bbolt.Bucket, id string, strict bool) (im.Group, error) {
 	v := groups.Get([]byte(id))
 	if v == nil {
 		return im.Group{}, im.ErrNotFound
 	}
-	g, err := decodeGroup(id, v)
+	rec, err := unsealIn(bucketGroups, []byte(id), v, strict)
+	g := im.Group{}
+	if err == nil {
+		g, err = decodeGroup(id, rec)
+	}
 	if err != nil {
 		return im.Group{}, fmt.Errorf("group record: %w", err)
 	}

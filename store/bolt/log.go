@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"fmt"
 	"math"
 
 	"go.etcd.io/bbolt"
@@ -39,7 +40,11 @@ func (s *Store) load() error {
 		if err != nil {
 			return err
 		}
-		s.nextLog = max(counter(meta, keyNextLog), 1)
+		next, err := metaCounter(meta, keyNextLog, s.strict)
+		if err != nil {
+			return err
+		}
+		s.nextLog = max(next, 1)
 		log, err := bucket(tx, bucketLog)
 		if err != nil {
 			return err
@@ -55,13 +60,14 @@ func (s *Store) load() error {
 					return corrupt("log key %x", k)
 				}
 				n := binary.BigEndian.Uint64(k)
-				conv, seq, rec, err := decodeLogRecord(v)
+				conv, seq, rec, err := decodeLogRecord(k, v, s.strict)
 				if err != nil {
-					return corrupt("log record %d", n)
+					return corrupt("log record %d: %v", n, err)
 				}
-				mv, err := parseMessage(int64(seq), rec)
+				var sk [8]byte
+				mv, err := readMessage(conv, seqKey(&sk, seq), int64(seq), rec, s.strict)
 				if err != nil {
-					return corrupt("log record %d", n)
+					return fmt.Errorf("log record %d: %w", n, err)
 				}
 				d.add(waitingKey{key: string(mv.dedupKey(nil)), ref: dedupRef{conv: conv, seq: seq}, logKey: n})
 				s.nextLog = max(s.nextLog, n+1)
@@ -153,7 +159,7 @@ func trimLog(tx *bbolt.Tx, to uint64, maxGens int) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	return done, putCounter(meta, keyTrimmed, deleted)
+	return done, putMetaCounter(meta, keyTrimmed, deleted)
 }
 
 // flush, on Close, stops the dedup merger, merges its waiting keys, moves
@@ -186,20 +192,40 @@ func (s *Store) flush() error {
 // A log record is the conversation id's length as a uvarint, the
 // conversation id, the seq as a uvarint, then the message record.
 
-func appendLogRecord(b []byte, conv string, seq uint64, m *im.Message) []byte {
-	b = binary.AppendUvarint(b, uint64(len(conv)))
-	b = append(b, conv...)
-	b = binary.AppendUvarint(b, seq)
-	return appendMessage(b, m)
+// The message record is sealed, as it is in its conversation's bucket, and
+// the log record is sealed too, under its log key (see seal.go).
+
+// appendLogRecord appends the sealed log record of message m, whose seq is
+// m.Seq, under log key n; it returns the result and where, in it, the
+// sealed message record is.
+func appendLogRecord(b []byte, n uint64, m *im.Message) (out []byte, rec int) {
+	var k [8]byte
+	binary.BigEndian.PutUint64(k[:], n)
+	out = seal(b, bucketLog, k[:], func(b []byte) []byte {
+		b = binary.AppendUvarint(b, uint64(len(m.ConversationID)))
+		b = append(b, m.ConversationID...)
+		b = binary.AppendUvarint(b, uint64(m.Seq))
+		rec = len(b)
+		return sealedMessage(b, m)
+	})
+	return out, rec
 }
 
-// logHeaderSize is the size of a log record before its message record.
+// logHeaderSize bounds the size of a log record besides its message
+// record.
 func logHeaderSize(conv string, seq uint64) int {
 	var b [2 * binary.MaxVarintLen64]byte
-	return binary.PutUvarint(b[:], uint64(len(conv))) + len(conv) + binary.PutUvarint(b[:], seq)
+	return binary.PutUvarint(b[:], uint64(len(conv))) + len(conv) + binary.PutUvarint(b[:], seq) + 2*sealOverhead
 }
 
-func decodeLogRecord(v []byte) (conv string, seq uint64, rec []byte, err error) {
+// decodeLogRecord opens the log record v of log key k and returns its
+// conversation, seq and message record (sealed, unless written before
+// sealing).
+func decodeLogRecord(k, v []byte, strict bool) (conv string, seq uint64, rec []byte, err error) {
+	v, err = unseal(v, bucketLog, k, strict)
+	if err != nil {
+		return "", 0, nil, err
+	}
 	n, w := binary.Uvarint(v)
 	if w <= 0 || n == 0 || n > uint64(len(v)-w) {
 		return "", 0, nil, errCorrupt

@@ -3,10 +3,10 @@ package bolt
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
+	"runtime/debug"
 
 	"go.etcd.io/bbolt"
 
@@ -16,7 +16,8 @@ import (
 // AppendMessages implements im.MessageStore. The whole batch is one bbolt
 // write transaction, so one fsync, however many messages and conversations
 // it holds; concurrent calls run one at a time.
-func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([]im.AppendResult, error) {
+func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) (_ []im.AppendResult, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: append messages: %w", err)
 	}
@@ -30,7 +31,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 		valid++
 		m := &batch[i].Message
 		// The dedup key, the log record and the max seq record.
-		size += len(m.SenderID) + 1 + len(m.ClientMsgID) + logHeaderSize(m.ConversationID, math.MaxInt64) + messageSize(m) + 8
+		size += len(m.SenderID) + 1 + len(m.ClientMsgID) + logHeaderSize(m.ConversationID, math.MaxInt64) + messageSize(m) + 8 + sealOverhead
 		content += len(m.Content)
 	}
 	if valid == 0 {
@@ -46,7 +47,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 	s.appendMu.Lock()
 	defer s.appendMu.Unlock()
 	a := appender{
-		d: s.dedup, pend: s.pend, maxLag: s.maxLag, startLog: s.nextLog, startTrimmed: s.trimmed,
+		d: s.dedup, pend: s.pend, maxLag: s.maxLag, startLog: s.nextLog, startTrimmed: s.trimmed, strict: s.strict,
 		arena: make([]byte, 0, size), content: make([]byte, 0, content),
 	}
 	if err := a.lookup(batch, results); err != nil {
@@ -63,7 +64,7 @@ func (s *Store) AppendMessages(ctx context.Context, batch []im.AppendRequest) ([
 			if batch[i].MemberOf != "" {
 				// Against the groups as this transaction sees them:
 				// every group change is a write transaction too.
-				if err := checkMemberOf(tx, &batch[i], &results[i]); err != nil {
+				if err := checkMemberOf(tx, &batch[i], &results[i], s.strict); err != nil {
 					return err
 				}
 				if results[i].Err != nil {
@@ -93,17 +94,18 @@ func (s *Store) write(ctx context.Context, fn func(*bbolt.Tx) error, then func()
 	if err != nil {
 		return err
 	}
+	// Rolled back whatever happens, a panic of bbolt's on a damaged page
+	// included (see guard), so that the writer lock is released; after a
+	// commit, this does nothing.
+	defer func() { _ = tx.Rollback() }()
 	// The wait for the writer lock may have outlasted the caller.
 	if err := ctx.Err(); err != nil {
-		_ = tx.Rollback()
 		return err
 	}
 	if err := fn(tx); err != nil {
-		_ = tx.Rollback()
 		return err
 	}
 	if err := s.fail.at(failCommit); err != nil {
-		_ = tx.Rollback()
 		return err
 	}
 	s.memMu.Lock()
@@ -142,6 +144,7 @@ type appender struct {
 	d                         *dedupIndex
 	pend                      *pendingMsgs
 	maxLag                    uint64
+	strict                    bool // Store.strict
 	tx                        *bbolt.Tx
 	msgs, convs, log, members *bbolt.Bucket
 	// Keys are built in these buffers and reused: bbolt copies keys.
@@ -255,7 +258,7 @@ func (a *appender) append(i int, r *im.AppendRequest, res *im.AppendResult) erro
 		return nil
 	}
 	if ref := a.found[i]; ref.seq != 0 {
-		orig, err := a.original(ref)
+		orig, err := a.original(ref, key)
 		if err != nil {
 			return err
 		}
@@ -271,10 +274,14 @@ func (a *appender) append(i int, r *im.AppendRequest, res *im.AppendResult) erro
 	stored := ownMessage(*m, &a.content)
 	stored.Seq = int64(oc.seq)
 
-	// The log record ends in the message record, which a merge in this
-	// batch puts in the conversation's bucket as it is.
-	val := a.put(func(b []byte) []byte { return appendLogRecord(b, stored.ConversationID, oc.seq, &stored) })
-	rec := val[logHeaderSize(stored.ConversationID, oc.seq):]
+	// The log record holds the sealed message record, which a merge in
+	// this batch puts in the conversation's bucket as it is.
+	start := len(a.arena)
+	var at int
+	a.arena, at = appendLogRecord(a.arena, a.nextLog, &stored)
+	end := len(a.arena)
+	val := a.arena[start:end:end]
+	rec := a.arena[at : end-4 : end-4]
 	if err := logPut(a.log, &a.logGen, a.nextLog, val); err != nil {
 		return err
 	}
@@ -308,14 +315,16 @@ func (a *appender) conversation(r *im.AppendRequest) (*openConv, error) {
 		}
 		for _, u := range r.Members {
 			a.memberKey = append(append(append(a.memberKey[:0], u...), 0), id...)
-			if err := a.members.Put(a.memberKey, []byte{}); err != nil {
+			if err := a.members.Put(a.memberKey, a.put(func(b []byte) []byte {
+				return seal(b, bucketMembers, a.memberKey, nil)
+			})); err != nil {
 				return nil, err
 			}
 		}
 	} else {
-		prev, err := decodeSeq(v)
+		prev, err := decodeMaxSeq(v, a.convKey, a.strict)
 		if err != nil {
-			return nil, corrupt("conversation %q", id)
+			return nil, &im.CorruptError{Conversation: id, Err: fmt.Errorf("max seq: %w", err)}
 		}
 		oc.seq = uint64(prev)
 	}
@@ -328,7 +337,7 @@ func (a *appender) conversation(r *im.AppendRequest) (*openConv, error) {
 // conversations that have enough pending and of those waiting too long.
 func (a *appender) finish() error {
 	for id, oc := range a.touched {
-		val := a.put(func(b []byte) []byte { return binary.BigEndian.AppendUint64(b, oc.seq) })
+		val := a.put(func(b []byte) []byte { return appendSeqRecord(b, bucketConvs, []byte(id), oc.seq) })
 		if err := a.convs.Put([]byte(id), val); err != nil {
 			return err
 		}
@@ -360,7 +369,7 @@ func (a *appender) finish() error {
 	if err != nil {
 		return err
 	}
-	return putCounter(meta, keyNextLog, a.nextLog)
+	return putMetaCounter(meta, keyNextLog, a.nextLog)
 }
 
 // merge writes conversation id's pending messages and this batch's new
@@ -400,8 +409,9 @@ func (a *appender) apply() {
 }
 
 // original reads the message ref names: from its conversation's bucket, or
-// from the pending messages.
-func (a *appender) original(ref dedupRef) (im.Message, error) {
+// from the pending messages. Its dedup key must be key: a damaged index
+// must not answer a send with another message.
+func (a *appender) original(ref dedupRef, key []byte) (im.Message, error) {
 	cb := a.msgs.Bucket([]byte(ref.conv))
 	if cb == nil {
 		return im.Message{}, corrupt("dedup record names missing conversation %q", ref.conv)
@@ -413,15 +423,19 @@ func (a *appender) original(ref dedupRef) (im.Message, error) {
 		}
 		return im.Message{}, corrupt("dedup record names missing message %q/%d", ref.conv, ref.seq)
 	}
-	m, err := decodeMessage(ref.conv, int64(ref.seq), rec)
+	mv, err := readMessage(ref.conv, a.seqKey[:], int64(ref.seq), rec, a.strict)
 	if err != nil {
-		return im.Message{}, fmt.Errorf("message %q/%d: %w", ref.conv, ref.seq, err)
+		return im.Message{}, err
 	}
-	return m, nil
+	if !bytes.Equal(mv.dedupKey(nil), key) {
+		return im.Message{}, &im.CorruptError{Conversation: ref.conv, Seq: int64(ref.seq), Err: corrupt("the dedup index names this message for another key")}
+	}
+	return mv.message(ref.conv, string(mv.strs), bytes.Clone(mv.content)), nil
 }
 
 // Messages implements im.MessageStore. limit must be positive.
-func (s *Store) Messages(ctx context.Context, conv string, from, to int64, limit int) ([]im.Message, error) {
+func (s *Store) Messages(ctx context.Context, conv string, from, to int64, limit int) (_ []im.Message, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: messages: %w", err)
 	}
@@ -440,7 +454,8 @@ func (s *Store) Messages(ctx context.Context, conv string, from, to int64, limit
 }
 
 // MessagesBefore implements im.MessageStore. limit must be positive.
-func (s *Store) MessagesBefore(ctx context.Context, conv string, before int64, limit int) ([]im.Message, error) {
+func (s *Store) MessagesBefore(ctx context.Context, conv string, before int64, limit int) (_ []im.Message, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: messages before: %w", err)
 	}
@@ -472,19 +487,26 @@ func (s *Store) readRange(conv string, from, to int64, limit int) ([]im.Message,
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	return readRangeTx(tx, conv, pending, from, to, limit)
+	return readRangeTx(tx, conv, pending, from, to, limit, s.strict)
 }
 
 // readRangeTx is readRange within tx, with the pending messages of conv as
 // they were when tx began.
-func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64, limit int) ([]im.Message, error) {
+func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64, limit int, strict bool) ([]im.Message, error) {
 	msgs, err := bucket(tx, bucketMsgs)
 	if err != nil {
 		return nil, err
 	}
 	cb := msgs.Bucket([]byte(conv))
 	if cb == nil {
-		return []im.Message{}, nil // no such conversation: no messages
+		// No such conversation, so no messages; unless it has a max seq,
+		// and the bucket's name was damaged.
+		if convs, err := bucket(tx, bucketConvs); err != nil {
+			return nil, err
+		} else if convs.Get([]byte(conv)) != nil {
+			return nil, &im.CorruptError{Conversation: conv, Err: corrupt("a max seq but no messages bucket")}
+		}
+		return []im.Message{}, nil
 	}
 	c := cb.Cursor()
 	var stored int64 // the bucket's last seq
@@ -500,6 +522,19 @@ func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64
 		}
 		last = pending[n-1].Seq
 	}
+	// The conversation's max seq is committed with its last message, so
+	// the two agree; a bucket that ends early lost its last keys.
+	convs, err := bucket(tx, bucketConvs)
+	if err != nil {
+		return nil, err
+	}
+	maxSeq, err := decodeMaxSeq(convs.Get([]byte(conv)), []byte(conv), strict)
+	if err != nil {
+		return nil, &im.CorruptError{Conversation: conv, Err: fmt.Errorf("max seq: %w", err)}
+	}
+	if maxSeq != last {
+		return nil, &im.CorruptError{Conversation: conv, Seq: last + 1, Err: corrupt("max seq %d, but messages up to %d", maxSeq, last)}
+	}
 	if to >= 0 {
 		last = min(last, to)
 	}
@@ -513,19 +548,23 @@ func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64
 
 	var out []im.Message
 	if from <= stored {
-		views := make([]messageView, 0, min(n, stored-from+1))
+		// Seqs are gap-free: from on, the bucket must hold every one up
+		// to min(stored, last), and a key missing is damage, not the end.
+		want := min(n, min(stored, last)-from+1)
+		views := make([]messageView, 0, want)
 		var kb [8]byte
-		for k, v := c.Seek(seqKey(&kb, uint64(from))); k != nil && int64(len(views)) < n; k, v = c.Next() {
+		for k, v := c.Seek(seqKey(&kb, uint64(from))); int64(len(views)) < want; k, v = c.Next() {
+			next := from + int64(len(views))
+			if k == nil {
+				return nil, &im.CorruptError{Conversation: conv, Seq: next, Err: corrupt("message missing")}
+			}
 			seq, err := decodeSeq(k)
-			if err != nil {
-				return nil, corrupt("message key %x of conversation %q", k, conv)
+			if err != nil || seq != next {
+				return nil, &im.CorruptError{Conversation: conv, Seq: next, Err: corrupt("message key %x where seq %d should be", k, next)}
 			}
-			if seq > last {
-				break
-			}
-			mv, err := parseMessage(seq, v)
+			mv, err := readMessage(conv, k, seq, v, strict)
 			if err != nil {
-				return nil, fmt.Errorf("message %q/%d: %w", conv, seq, err)
+				return nil, err
 			}
 			views = append(views, mv)
 		}
@@ -551,22 +590,29 @@ func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64
 }
 
 // Conversation implements im.ConversationStore.
-func (s *Store) Conversation(ctx context.Context, id string) (im.Conversation, error) {
+func (s *Store) Conversation(ctx context.Context, id string) (_ im.Conversation, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return im.Conversation{}, fmt.Errorf("bolt: conversation: %w", err)
 	}
 	c := im.Conversation{ID: id}
-	err := s.view(func(tx *bbolt.Tx) error {
+	err = s.view(func(tx *bbolt.Tx) error {
 		convs, err := bucket(tx, bucketConvs)
 		if err != nil {
 			return err
 		}
 		v := convs.Get([]byte(id))
 		if v == nil {
+			// Unless the key of its max seq was damaged.
+			if msgs, err := bucket(tx, bucketMsgs); err != nil {
+				return err
+			} else if msgs.Bucket([]byte(id)) != nil {
+				return &im.CorruptError{Conversation: id, Err: corrupt("messages but no max seq")}
+			}
 			return im.ErrNotFound
 		}
-		if c.MaxSeq, err = decodeSeq(v); err != nil {
-			return corrupt("conversation %q", id)
+		if c.MaxSeq, err = decodeMaxSeq(v, []byte(id), s.strict); err != nil {
+			return &im.CorruptError{Conversation: id, Err: fmt.Errorf("max seq: %w", err)}
 		}
 		return nil
 	})
@@ -578,13 +624,14 @@ func (s *Store) Conversation(ctx context.Context, id string) (im.Conversation, e
 
 // UserConversations implements im.ConversationStore. The conversations
 // come in the order of their ids.
-func (s *Store) UserConversations(ctx context.Context, userID string) ([]im.Conversation, error) {
+func (s *Store) UserConversations(ctx context.Context, userID string) (_ []im.Conversation, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: user conversations: %w", err)
 	}
 	out := []im.Conversation{}
-	err := s.view(func(tx *bbolt.Tx) error {
-		return eachUserConversation(tx, userID, func(conv []byte, seq int64) {
+	err = s.view(func(tx *bbolt.Tx) error {
+		return eachUserConversation(tx, userID, s.strict, func(conv []byte, seq int64) {
 			out = append(out, im.Conversation{ID: string(conv), MaxSeq: seq})
 		})
 	})
@@ -597,7 +644,7 @@ func (s *Store) UserConversations(ctx context.Context, userID string) ([]im.Conv
 // eachUserConversation calls fn with each conversation userID is recorded a
 // member of, in the order of their ids, and its max seq. conv is valid only
 // during the call.
-func eachUserConversation(tx *bbolt.Tx, userID string, fn func(conv []byte, seq int64)) error {
+func eachUserConversation(tx *bbolt.Tx, userID string, strict bool, fn func(conv []byte, seq int64)) error {
 	members, err := bucket(tx, bucketMembers)
 	if err != nil {
 		return err
@@ -608,15 +655,18 @@ func eachUserConversation(tx *bbolt.Tx, userID string, fn func(conv []byte, seq 
 	}
 	prefix := append([]byte(userID), 0)
 	c := members.Cursor()
-	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+	for k, mv := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, mv = c.Next() {
 		conv := k[len(prefix):]
+		if _, err := unsealIn(bucketMembers, k, mv, strict); err != nil {
+			return &im.CorruptError{Conversation: string(conv), Err: fmt.Errorf("membership of %q: %w", userID, err)}
+		}
 		v := convs.Get(conv)
 		if v == nil {
 			return corrupt("membership in missing conversation %q", conv)
 		}
-		seq, err := decodeSeq(v)
+		seq, err := decodeMaxSeq(v, conv, strict)
 		if err != nil {
-			return corrupt("conversation %q", conv)
+			return &im.CorruptError{Conversation: string(conv), Err: fmt.Errorf("max seq: %w", err)}
 		}
 		fn(conv, seq)
 	}

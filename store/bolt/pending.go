@@ -141,8 +141,9 @@ func (p *pendingMsgs) overdue(before uint64, limit int) []string {
 }
 
 // mergeInto writes msgs (consecutive seqs) into conversation bucket cb,
-// with records[i] as msgs[i]'s record, or, if records is nil, encoding
-// them into arena, which it sizes for all of them at once.
+// with records[i] as msgs[i]'s sealed record, or, if records is nil,
+// encoding and sealing them into arena, which it sizes for all of them at
+// once.
 func mergeInto(cb *bbolt.Bucket, msgs []im.Message, records [][]byte, arena *[]byte) error {
 	// Messages only ever go at the end of a conversation's bucket: packing
 	// its pages full (bbolt splits at half a page by default) halves the
@@ -151,7 +152,7 @@ func mergeInto(cb *bbolt.Bucket, msgs []im.Message, records [][]byte, arena *[]b
 	if records == nil {
 		n := 0
 		for i := range msgs {
-			n += messageSize(&msgs[i])
+			n += messageSize(&msgs[i]) + sealOverhead
 		}
 		if cap(*arena)-len(*arena) < n {
 			// A new array: bbolt still holds the old one's records.
@@ -165,7 +166,7 @@ func mergeInto(cb *bbolt.Bucket, msgs []im.Message, records [][]byte, arena *[]b
 			rec = records[i]
 		} else {
 			start := len(*arena)
-			*arena = appendMessage(*arena, &msgs[i])
+			*arena = sealedMessage(*arena, &msgs[i])
 			rec = (*arena)[start:len(*arena):len(*arena)]
 		}
 		if err := cb.Put(seqKey(&k, uint64(msgs[i].Seq)), rec); err != nil {

@@ -1,10 +1,13 @@
 package bolt
 
 import (
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -53,6 +56,10 @@ type Store struct {
 	nextLog, trimmed uint64
 	// fail is Options.hook: nil outside tests.
 	fail failpoint
+	// strict: every record of the main file is sealed, so an unsealed one
+	// is damage (see seal.go). id is the store's identity.
+	strict bool
+	id     string
 }
 
 var (
@@ -63,7 +70,9 @@ var (
 
 // Layout of the file: one top-level bucket per area.
 const (
-	// meta: "version" → schemaVersion as 8 bytes big-endian.
+	// meta: "version" → schemaVersion as 8 bytes big-endian (never
+	// sealed, so that every version of this package can read it), and
+	// keyChecksums, keyStoreID and the log's counters, sealed.
 	bucketMeta = "meta"
 	// msgs: one nested bucket per conversation id; in it, 8-byte
 	// big-endian seq → message record.
@@ -96,11 +105,11 @@ const (
 	bucketUserGroups = "userGroups"
 
 	keyVersion    = "version"
-	schemaVersion = 3
+	schemaVersion = 4
 )
 
 // allBuckets lists the top-level buckets besides meta that every file of
-// schema version 3 has.
+// schema version 3 or later has.
 func allBuckets() [6]string {
 	return [...]string{bucketMsgs, bucketConvs, bucketLog, bucketMembers, bucketAccounts, bucketUsernames}
 }
@@ -119,6 +128,12 @@ func addedBuckets() [3]string {
 // rebuilds it from the stored messages. The files stay locked until Close;
 // a second Open of them, from this process or another, fails after
 // opts.Timeout with an error wrapping bbolt's errors.ErrTimeout.
+//
+// A damaged file is an error wrapping im.ErrCorrupt, never a panic: bbolt
+// trusts its pages and panics, or faults reading past its mapping, on some
+// damage, which Open recovers from. A file of 0 bytes is refused rather
+// than made into a new store: it is what a lost file looks like after some
+// crashes and copies, and starting over would forget every message.
 func Open(path string, opts Options) (*Store, error) {
 	timeout := opts.Timeout
 	switch {
@@ -131,6 +146,9 @@ func Open(path string, opts Options) (*Store, error) {
 	if mode == 0 {
 		mode = 0o600
 	}
+	if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && fi.Size() == 0 {
+		return nil, fmt.Errorf("bolt: open %s: the file is empty (0 bytes), not a store: %w", path, im.ErrCorrupt)
+	}
 	// NoSync stays off: a commit returns once it is on disk.
 	bopts := &bbolt.Options{Timeout: timeout, FreelistType: bbolt.FreelistMapType, NoFreelistSync: true}
 	if strconv.IntSize == 64 {
@@ -140,39 +158,110 @@ func Open(path string, opts Options) (*Store, error) {
 		// the start spares the first fifteen of those.
 		bopts.InitialMmapSize = 1 << 30
 	}
-	db, err := bbolt.Open(path, mode, bopts)
+	s, err := openGuarded(path, mode, bopts, opts)
 	if err != nil {
-		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
-	}
-	s, err := open(db, path+IndexSuffix, mode, bopts, opts)
-	if err != nil {
-		db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
 	return s, nil
 }
 
+// openGuarded opens the files, turning a panic of bbolt's, or a memory
+// fault reading the mapped file, into an error.
+func openGuarded(path string, mode os.FileMode, bopts *bbolt.Options, opts Options) (s *Store, err error) {
+	if _, err := os.Stat(path); err == nil {
+		if err := walkFile(path, bopts.Timeout); err != nil {
+			return nil, err
+		}
+	}
+	var db *bbolt.DB
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if v := recover(); v != nil {
+			if db != nil {
+				closeAfterPanic(db)
+			}
+			s, err = nil, fmt.Errorf("the file is damaged (%v): %w", v, im.ErrCorrupt)
+		}
+	}()
+	db, err = bbolt.Open(path, mode, bopts)
+	if err != nil {
+		return nil, err
+	}
+	s, err = open(db, path+IndexSuffix, mode, bopts, opts)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// walkFile checks the pages of the file at path with walkPages, before
+// bbolt.Open walks them in a goroutine where damage would end the process.
+// It first opens the file read-only, which takes a shared lock and so
+// waits, up to timeout, for a process that has it open, as bbolt.Open
+// does.
+func walkFile(path string, timeout time.Duration) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if v := recover(); v != nil {
+			err = fmt.Errorf("the file is damaged (%v): %w", v, im.ErrCorrupt)
+		}
+	}()
+	db, err := bbolt.Open(path, 0, &bbolt.Options{ReadOnly: true, Timeout: timeout})
+	if err != nil {
+		if errors.Is(err, berrors.ErrInvalid) || errors.Is(err, berrors.ErrVersionMismatch) || errors.Is(err, berrors.ErrChecksum) {
+			err = fmt.Errorf("%w: %w", err, im.ErrCorrupt)
+		}
+		return err
+	}
+	defer closeAfterPanic(db)
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return walkPages(f)
+}
+
+// closeAfterPanic closes db after bbolt panicked, which may have left it
+// in a state where closing panics too.
+func closeAfterPanic(db *bbolt.DB) {
+	defer func() { _ = recover() }()
+	_ = db.Close()
+}
+
 func open(db *bbolt.DB, indexPath string, mode os.FileMode, bopts *bbolt.Options, opts Options) (*Store, error) {
-	if err := db.Update(initSchema); err != nil {
+	var strict bool
+	var id string
+	if err := db.Update(func(tx *bbolt.Tx) (err error) {
+		strict, id, err = initSchema(tx)
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	idb, err := bbolt.Open(indexPath, mode, bopts)
 	if err != nil {
 		return nil, err
 	}
+	// On an error or a panic (see openGuarded), the index file is closed.
+	ok := false
+	defer func() {
+		if !ok {
+			idb.Close()
+		}
+	}()
 	d := newDedupIndex(idb, opts)
-	if err := syncIndex(db, idb, d.maxMerge, opts.hook); err != nil {
-		idb.Close()
+	if err := syncIndex(db, idb, d.maxMerge, strict, opts.hook); err != nil {
 		return nil, err
 	}
-	s := &Store{db: db, dedup: d, pend: newPendingMsgs(), maxLag: defaultMaxLag, fail: opts.hook}
+	s := &Store{db: db, dedup: d, pend: newPendingMsgs(), maxLag: defaultMaxLag, fail: opts.hook, strict: strict, id: id}
 	if opts.maxLag > 0 {
 		s.maxLag = uint64(opts.maxLag)
 	}
 	if err := s.load(); err != nil {
-		idb.Close()
 		return nil, err
 	}
+	ok = true
 	go d.run()
 	if len(d.waiting) > 0 {
 		d.poke()
@@ -182,39 +271,74 @@ func open(db *bbolt.DB, indexPath string, mode os.FileMode, bopts *bbolt.Options
 
 // initSchema creates the buckets of a new file, and those of addedBuckets
 // that an older file lacks, and refuses a file written by something else
-// or by a newer version of this package.
-func initSchema(tx *bbolt.Tx) error {
+// or by a newer version of this package. It reports whether every record
+// of the file is sealed, and the store's identity; a file of schema
+// version 3 or older gets one, and seals what is written from then on.
+func initSchema(tx *bbolt.Tx) (strict bool, id string, err error) {
 	meta := tx.Bucket([]byte(bucketMeta))
 	if meta == nil {
 		if k, _ := tx.Cursor().First(); k != nil {
-			return errors.New("not an imserver database")
+			return false, "", errors.New("not an imserver database")
 		}
 		return createSchema(tx)
 	}
 	v := meta.Get([]byte(keyVersion))
 	if len(v) != 8 {
-		return corrupt("schema version")
+		return false, "", corrupt("schema version")
 	}
 	switch got := binary.BigEndian.Uint64(v); got {
 	case schemaVersion:
-	case 1, 2:
-		if err := upgrade(tx, meta); err != nil {
-			return fmt.Errorf("upgrade from schema version %d: %w", got, err)
+	case 1, 2, 3:
+		if got < 3 {
+			if err := upgrade(tx, meta); err != nil {
+				return false, "", fmt.Errorf("upgrade from schema version %d: %w", got, err)
+			}
+		}
+		if err := startChecksums(meta, checksumsSince); err != nil {
+			return false, "", fmt.Errorf("upgrade from schema version %d: %w", got, err)
 		}
 	default:
-		return fmt.Errorf("schema version %d, this package reads %d", got, schemaVersion)
+		return false, "", fmt.Errorf("schema version %d, this package reads %d", got, schemaVersion)
 	}
 	for _, name := range allBuckets() {
 		if _, err := bucket(tx, name); err != nil {
-			return err
+			return false, "", err
 		}
 	}
 	for _, name := range addedBuckets() {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
-			return err
+			return false, "", err
 		}
 	}
-	return nil
+	return readChecksums(meta)
+}
+
+// startChecksums records, in a new file or one being upgraded, which of
+// its records are sealed, and gives it an identity.
+func startChecksums(meta *bbolt.Bucket, mode byte) error {
+	if err := meta.Put([]byte(keyChecksums), sealIn(bucketMeta, []byte(keyChecksums), []byte{mode})); err != nil {
+		return err
+	}
+	id := make([]byte, 16)
+	_, _ = rand.Read(id) // never fails
+	if err := meta.Put([]byte(keyStoreID), sealIn(bucketMeta, []byte(keyStoreID), id)); err != nil {
+		return err
+	}
+	return meta.Put([]byte(keyVersion), binary.BigEndian.AppendUint64(nil, schemaVersion))
+}
+
+// readChecksums reads what startChecksums wrote. Both records must be
+// there and intact: without them, the file's records cannot be trusted.
+func readChecksums(meta *bbolt.Bucket) (strict bool, id string, err error) {
+	mode, err := unsealIn(bucketMeta, []byte(keyChecksums), meta.Get([]byte(keyChecksums)), true)
+	if err != nil || len(mode) != 1 || (mode[0] != checksumsAll && mode[0] != checksumsSince) {
+		return false, "", corrupt("meta %q", keyChecksums)
+	}
+	raw, err := unsealIn(bucketMeta, []byte(keyStoreID), meta.Get([]byte(keyStoreID)), true)
+	if err != nil || len(raw) != 16 {
+		return false, "", corrupt("meta %q", keyStoreID)
+	}
+	return mode[0] == checksumsAll, hex.EncodeToString(raw), nil
 }
 
 // upgrade drops the dedup index of version 1, which lived in this file, or
@@ -238,22 +362,27 @@ func upgrade(tx *bbolt.Tx, meta *bbolt.Bucket) error {
 	return meta.Put([]byte(keyVersion), binary.BigEndian.AppendUint64(nil, schemaVersion))
 }
 
-func createSchema(tx *bbolt.Tx) error {
+func createSchema(tx *bbolt.Tx) (strict bool, id string, err error) {
 	meta, err := tx.CreateBucket([]byte(bucketMeta))
 	if err != nil {
-		return err
+		return false, "", err
 	}
-	if err := meta.Put([]byte(keyVersion), binary.BigEndian.AppendUint64(nil, schemaVersion)); err != nil {
-		return err
+	if err := startChecksums(meta, checksumsAll); err != nil {
+		return false, "", err
 	}
 	all, added := allBuckets(), addedBuckets()
 	for _, name := range append(all[:], added[:]...) {
 		if _, err := tx.CreateBucket([]byte(name)); err != nil {
-			return err
+			return false, "", err
 		}
 	}
-	return nil
+	return readChecksums(meta)
 }
+
+// ID returns the store's identity: random, made when the file was created
+// (or first opened by a version of this package that seals records), and
+// kept in it, so that a data dir can tell its own file from another one.
+func (s *Store) ID() string { return s.id }
 
 // Close releases the files. It waits for calls in progress and for the
 // dedup merger, and is safe to call more than once; calls made after it
@@ -278,4 +407,17 @@ func bucket(tx *bbolt.Tx, name string) (*bbolt.Bucket, error) {
 		return nil, corrupt("missing bucket %q", name)
 	}
 	return b, nil
+}
+
+// guard, deferred as "defer guard(&err, debug.SetPanicOnFault(true))" by
+// each method that reads the file, turns a panic of bbolt's, which trusts
+// its pages and panics on some damage, or a fault reading the mapped file,
+// into an error wrapping im.ErrCorrupt, and restores the goroutine's
+// setting, old. The transaction the method was in is rolled back by its
+// own deferred call.
+func guard(errp *error, old bool) {
+	debug.SetPanicOnFault(old)
+	if v := recover(); v != nil {
+		*errp = fmt.Errorf("bolt: the file is damaged (%v): %w", v, im.ErrCorrupt)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"runtime/debug"
 
 	"go.etcd.io/bbolt"
 
@@ -14,7 +15,8 @@ import (
 // its groups' in one read transaction, two prefix scans and three lookups
 // per group (its conversation, the group and the membership, for
 // ReadFrom).
-func (s *Store) SyncConversations(ctx context.Context, userID string) ([]im.Conversation, error) {
+func (s *Store) SyncConversations(ctx context.Context, userID string) (_ []im.Conversation, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: sync conversations: %w", err)
 	}
@@ -22,9 +24,9 @@ func (s *Store) SyncConversations(ctx context.Context, userID string) ([]im.Conv
 		return nil, err // as UserGroups does
 	}
 	out := []im.Conversation{}
-	err := s.view(func(tx *bbolt.Tx) error {
+	err = s.view(func(tx *bbolt.Tx) error {
 		seen := make(map[string]bool)
-		if err := eachUserConversation(tx, userID, func(conv []byte, seq int64) {
+		if err := eachUserConversation(tx, userID, s.strict, func(conv []byte, seq int64) {
 			seen[string(conv)] = true
 			out = append(out, im.Conversation{ID: string(conv), MaxSeq: seq})
 		}); err != nil {
@@ -34,7 +36,7 @@ func (s *Store) SyncConversations(ctx context.Context, userID string) ([]im.Conv
 		if err != nil {
 			return err
 		}
-		b, err := openGroupBuckets(tx)
+		b, err := openGroupBuckets(tx, s.strict)
 		if err != nil {
 			return err
 		}
@@ -42,28 +44,30 @@ func (s *Store) SyncConversations(ctx context.Context, userID string) ([]im.Conv
 		prefix := append([]byte(userID), 0)
 		c := users.Cursor()
 		var conv []byte
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		for k, uv := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, uv = c.Next() {
 			conv = append(append(conv[:0], im.GroupConversationID("")...), k[len(prefix):]...)
+			if _, err := unsealIn(bucketUserGroups, k, uv, s.strict); err != nil {
+				return &im.CorruptError{Conversation: string(conv), Err: fmt.Errorf("membership of %q: %w", userID, err)}
+			}
 			v := convs.Get(conv)
 			if v == nil || seen[string(conv)] {
 				continue
 			}
-			seq, err := decodeSeq(v)
+			seq, err := decodeMaxSeq(v, conv, s.strict)
 			if err != nil {
-				return corrupt("conversation %q", conv)
+				return &im.CorruptError{Conversation: string(conv), Err: fmt.Errorf("max seq: %w", err)}
 			}
 			gid := string(k[len(prefix):])
-			g, err := readGroup(b.groups, gid)
+			g, err := b.readGroup(gid)
 			if err != nil {
 				return fmt.Errorf("group %q: %w", gid, err)
 			}
-			mv := b.members.Get(idKey(gid, userID))
-			if mv == nil {
-				return corrupt("group %q: %q listed as a member without a membership", gid, userID)
-			}
-			m, err := decodeGroupMember(userID, mv)
+			m, ok, err := b.member(gid, userID)
 			if err != nil {
-				return fmt.Errorf("member %q of %q: %w", userID, gid, err)
+				return fmt.Errorf("group %q: %w", gid, err)
+			}
+			if !ok {
+				return corrupt("group %q: %q listed as a member without a membership", gid, userID)
 			}
 			seen[string(conv)] = true
 			out = append(out, im.Conversation{ID: string(conv), MaxSeq: seq, ReadFrom: im.FirstReadableSeq(g, m)})
@@ -78,7 +82,8 @@ func (s *Store) SyncConversations(ctx context.Context, userID string) ([]im.Conv
 
 // MessageRanges implements im.SyncStore: every range is read in one read
 // transaction.
-func (s *Store) MessageRanges(ctx context.Context, ranges []im.MessageRange, limit int) ([][]im.Message, error) {
+func (s *Store) MessageRanges(ctx context.Context, ranges []im.MessageRange, limit int) (_ [][]im.Message, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: message ranges: %w", err)
 	}
@@ -106,7 +111,7 @@ func (s *Store) MessageRanges(ctx context.Context, ranges []im.MessageRange, lim
 		if to <= 0 {
 			to = -1 // no upper bound; see readRange
 		}
-		if out[i], err = readRangeTx(tx, r.ConversationID, pending[i], max(r.From, 1), to, limit); err != nil {
+		if out[i], err = readRangeTx(tx, r.ConversationID, pending[i], max(r.From, 1), to, limit, s.strict); err != nil {
 			return nil, fmt.Errorf("bolt: message ranges: %w", err)
 		}
 	}

@@ -2,8 +2,10 @@ package bolt
 
 import (
 	"context"
-	"encoding/binary"
+	"errors"
 	"fmt"
+	"math"
+	"runtime/debug"
 
 	"go.etcd.io/bbolt"
 
@@ -11,7 +13,8 @@ import (
 	"github.com/imserver/imserver/im/auth"
 )
 
-// bucketTokenVersions: UserID → token version, 8 bytes big-endian, for
+// bucketTokenVersions: UserID → token version (a sealed 8-byte big-endian
+// number, as max seqs are), for
 // users whose version was ever bumped. It is made by the first bump, so
 // that files written before it existed open as they are, and older
 // versions of this package, which ignore it, still open files that have it.
@@ -20,7 +23,8 @@ const bucketTokenVersions = "tokenVersions"
 var _ auth.TokenVersions = (*Store)(nil)
 
 // TokenVersion implements auth.TokenVersions.
-func (s *Store) TokenVersion(ctx context.Context, userID string) (int64, error) {
+func (s *Store) TokenVersion(ctx context.Context, userID string) (_ int64, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("bolt: token version: %w", err)
 	}
@@ -28,13 +32,13 @@ func (s *Store) TokenVersion(ctx context.Context, userID string) (int64, error) 
 		return 0, err
 	}
 	var v int64
-	err := s.db.View(func(tx *bbolt.Tx) error {
+	err = s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket([]byte(bucketTokenVersions))
 		if b == nil {
 			return nil
 		}
 		var err error
-		v, err = decodeTokenVersion(b.Get([]byte(userID)))
+		v, err = decodeTokenVersion(b.Get([]byte(userID)), userID)
 		return err
 	})
 	if err != nil {
@@ -45,7 +49,8 @@ func (s *Store) TokenVersion(ctx context.Context, userID string) (int64, error) 
 
 // BumpTokenVersion implements auth.TokenVersions: bbolt's single writer
 // makes the read and the write one step.
-func (s *Store) BumpTokenVersion(ctx context.Context, userID string) (int64, error) {
+func (s *Store) BumpTokenVersion(ctx context.Context, userID string) (_ int64, err error) {
+	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("bolt: bump token version: %w", err)
 	}
@@ -53,7 +58,7 @@ func (s *Store) BumpTokenVersion(ctx context.Context, userID string) (int64, err
 		return 0, err
 	}
 	var v int64
-	err := s.db.Update(func(tx *bbolt.Tx) error {
+	err = s.db.Update(func(tx *bbolt.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
@@ -61,11 +66,12 @@ func (s *Store) BumpTokenVersion(ctx context.Context, userID string) (int64, err
 		if err != nil {
 			return err
 		}
-		if v, err = decodeTokenVersion(b.Get([]byte(userID))); err != nil {
+		if v, err = decodeTokenVersion(b.Get([]byte(userID)), userID); err != nil {
 			return err
 		}
 		v++
-		return b.Put([]byte(userID), binary.BigEndian.AppendUint64(nil, uint64(v)))
+		k := []byte(userID)
+		return b.Put(k, appendSeqRecord(nil, bucketTokenVersions, k, uint64(v)))
 	})
 	if err != nil {
 		return 0, fmt.Errorf("bolt: bump token version of %q: %w", userID, err)
@@ -73,13 +79,15 @@ func (s *Store) BumpTokenVersion(ctx context.Context, userID string) (int64, err
 	return v, nil
 }
 
-// decodeTokenVersion reads a stored version; nil (never bumped) is 0.
-func decodeTokenVersion(b []byte) (int64, error) {
+// decodeTokenVersion reads userID's stored version; nil (never bumped) is
+// 0. The bucket is younger than sealing, so every record in it is sealed.
+func decodeTokenVersion(b []byte, userID string) (int64, error) {
 	if b == nil {
 		return 0, nil
 	}
-	if len(b) != 8 || b[0]&0x80 != 0 {
-		return 0, corrupt("token version record of %d bytes", len(b))
+	n, err := decodeSeqRecord(b, bucketTokenVersions, []byte(userID), true)
+	if err != nil || n > math.MaxInt64 {
+		return 0, fmt.Errorf("token version of %q: %w", userID, errors.Join(err, errCorrupt))
 	}
-	return int64(binary.BigEndian.Uint64(b)), nil
+	return int64(n), nil
 }

@@ -46,6 +46,12 @@
 // MySQL named lock, SQLite's write lock. It refuses a database migrated by
 // a newer version of this package. Options.TablePrefix puts a prefix
 // before every table name, so that several stores can share one database.
+// A store_meta table holds the store's identity (Store.ID), random, made
+// once by the migration that added the table, the same for every Store on
+// those tables: imserver keeps it in its data dir to tell the database it
+// was set up with from another one. The SQL stores keep no checksums of
+// their own; the databases check their pages themselves (PostgreSQL with
+// data checksums enabled, InnoDB, SQLite's integrity_check).
 //
 // Ids are stored so that they compare byte by byte (PostgreSQL's "C"
 // collation, MySQL's VARBINARY, SQLite's BINARY); the strings the server

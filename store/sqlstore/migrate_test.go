@@ -92,6 +92,14 @@ func testConcurrentMigrations(t *testing.T, b backend) {
 	again := b.newStore(t, dbs[1])
 	require.Equal(t, want, recordedVersions(t, dbs[0], ""))
 
+	// They share the one identity, made once.
+	for _, s := range append(stores[:], again) {
+		require.Len(t, s.ID(), 32)
+		require.Equal(t, stores[0].ID(), s.ID())
+	}
+	other := b.newStore(t, openDB(t, b.driver, b.fresh(t)))
+	require.NotEqual(t, stores[0].ID(), other.ID(), "another database, another identity")
+
 	// And every store works on the one schema.
 	for i, s := range append(stores[:], again) {
 		res, err := s.AppendMessages(t.Context(), []im.AppendRequest{{Message: im.Message{
@@ -116,6 +124,7 @@ func testUpgradeFromV1(t *testing.T, b backend) {
 
 	s := b.newStore(t, db)
 	require.Equal(t, migrationVersions(t, b), recordedVersions(t, db, ""))
+	require.Len(t, s.ID(), 32, "an upgraded database gets an identity")
 	c, err := s.Conversation(ctx, "group_old")
 	require.NoError(t, err)
 	require.Equal(t, int64(7), c.MaxSeq)

@@ -62,6 +62,8 @@ type Store struct {
 	// which has one writer per database anyway: waiting here, in order and
 	// honouring ctx, beats polling SQLite's lock. Nil on other dialects.
 	writer chan struct{}
+	// id is the store's identity, read once by New.
+	id string
 }
 
 var (
@@ -104,8 +106,19 @@ func New(ctx context.Context, db *sql.DB, opts Options) (*Store, error) {
 	if err := s.migrate(ctx, opts.TablePrefix); err != nil {
 		return nil, fmt.Errorf("sqlstore: new: %w", err)
 	}
+	// The prefix is checked above: it can go into the text.
+	err := db.QueryRowContext(ctx, "SELECT meta_value FROM "+opts.TablePrefix+"store_meta WHERE meta_key = 'store_id'").Scan(&s.id)
+	if err != nil {
+		return nil, fmt.Errorf("sqlstore: new: the store's id: %w", err)
+	}
 	return s, nil
 }
+
+// ID returns the store's identity: random, made when the schema was first
+// created (or brought up to the version that added it), and kept in the
+// database, so that a server can tell its own database from another one.
+// Every Store on the same tables returns the same one.
+func (s *Store) ID() string { return s.id }
 
 // validPrefix reports whether p can go into SQL text unquoted: it is
 // pasted into table names, which cannot be parameters.

@@ -413,7 +413,7 @@ func getMetrics(t *testing.T, url, authorization string) (int, string) {
 }
 
 func TestMetrics(t *testing.T) {
-	stats := im.Stats{Connections: 3, Sessions: 2, FramesIn: 10, MessagesStored: 7, CommitTime: 1500 * time.Millisecond, SlowConsumers: 1, StorePanics: 2, SignalsLimited: 4, SignalsDropped: 5}
+	stats := im.Stats{Connections: 3, Sessions: 2, FramesIn: 10, MessagesStored: 7, CommitTime: 1500 * time.Millisecond, SlowConsumers: 1, StorePanics: 2, CorruptReads: 6, SignalsLimited: 4, SignalsDropped: 5}
 	statsFn := func() im.Stats { return stats }
 	check := func(t *testing.T, body string) {
 		t.Helper()
@@ -426,6 +426,7 @@ func TestMetrics(t *testing.T) {
 			"imserver_store_commit_seconds_total 1.5",
 			"imserver_slow_consumers_total 1",
 			"imserver_store_panics_total 2",
+			"imserver_store_corrupt_reads_total 6",
 			"imserver_signals_limited_total 4",
 			"imserver_signals_dropped_total 5",
 		} {

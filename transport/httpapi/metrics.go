@@ -57,6 +57,7 @@ func (a *api) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	metric("store_commit_seconds_total", "counter", "Time spent in store commits.", st.CommitTime.Seconds())
 	metric("slow_consumers_total", "counter", "Connections closed because their queue was full.", st.SlowConsumers)
 	metric("store_panics_total", "counter", "Store calls that panicked, each failing its request or commit.", st.StorePanics)
+	metric("store_corrupt_reads_total", "counter", "Requests failed because stored data failed its integrity check.", st.CorruptReads)
 	metric("signals_limited_total", "counter", "Signals (typing) refused by their sender's rate limit.", st.SignalsLimited)
 	metric("signals_dropped_total", "counter", "Signal pushes replaced by a newer one or dropped at a full queue.", st.SignalsDropped)
 }
