@@ -10,8 +10,8 @@ import (
 )
 
 // TestREADMESettings checks that the README's settings table lists every
-// flag with its environment variable and default, and nothing else, so the
-// table cannot drift from the binary. The descriptions are the README's own.
+// flag with its environment variable, default and help text, and nothing
+// else, so the table cannot drift from the binary.
 func TestREADMESettings(t *testing.T) {
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
@@ -23,7 +23,7 @@ func TestREADMESettings(t *testing.T) {
 	if i < 0 || j < i {
 		t.Fatalf("README.md has no settings table between %q and %q", begin, end)
 	}
-	type row struct{ env, def string }
+	type row struct{ env, def, usage string }
 	documented := map[string]row{}
 	for _, line := range strings.Split(text[i+len(begin):j], "\n") {
 		cells := strings.Split(line, "|")
@@ -34,7 +34,11 @@ func TestREADMESettings(t *testing.T) {
 		if _, dup := documented[name]; dup {
 			t.Errorf("README.md lists -%s twice", name)
 		}
-		documented[name] = row{strings.Trim(strings.TrimSpace(cells[2]), "`"), strings.Trim(strings.TrimSpace(cells[3]), "`")}
+		documented[name] = row{
+			env:   strings.Trim(strings.TrimSpace(cells[2]), "`"),
+			def:   strings.Trim(strings.TrimSpace(cells[3]), "`"),
+			usage: strings.TrimSpace(strings.Join(cells[4:len(cells)-1], "|")),
+		}
 	}
 
 	var c config
@@ -52,8 +56,8 @@ func TestREADMESettings(t *testing.T) {
 		switch {
 		case !ok:
 			t.Errorf("README.md does not list -%s", s.name)
-		case got != row{s.env, def}:
-			t.Errorf("README.md lists -%s with env %q and default %q; the binary has %q and %q", s.name, got.env, got.def, s.env, def)
+		case got != row{s.env, def, s.usage}:
+			t.Errorf("README.md lists -%s as %+v; the binary has %+v", s.name, got, row{s.env, def, s.usage})
 		}
 		delete(documented, s.name)
 	}
