@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imserver/imserver/im/imv1"
 	"google.golang.org/protobuf/proto"
@@ -55,6 +56,12 @@ func (s *Server) prepare(ctx context.Context, d draft) (*commitOp, error) {
 	if len(d.extra)+len(d.attached) > maxMetadata {
 		return nil, errorf(CodeInvalidArgument, ErrInvalidArgument, "extra and attached_info together exceed %d bytes", maxMetadata)
 	}
+	// The protocol carries them as protobuf strings, which must be UTF-8:
+	// a message stored with anything else could only be served repaired.
+	// Frames are checked by protobuf already; this is for the Go API.
+	if !utf8.ValidString(d.extra) || !utf8.ValidString(d.attached) {
+		return nil, errorf(CodeInvalidArgument, ErrInvalidArgument, "extra and attached_info must be valid UTF-8")
+	}
 	to, err := s.resolveConversation(ctx, d)
 	if err != nil {
 		return nil, err
@@ -85,6 +92,9 @@ func (s *Server) prepare(ctx context.Context, d draft) (*commitOp, error) {
 		}
 		if len(m.Content) == 0 || len(m.Content) > s.cfg.MaxContentSize {
 			return nil, errorf(CodeTooLarge, ErrTooLarge, "message rewritten by BeforeSend is empty or too large")
+		}
+		if !utf8.ValidString(m.Extra) || !utf8.ValidString(m.AttachedInfo) {
+			return nil, errorf(CodeInvalidArgument, ErrInvalidArgument, "message rewritten by BeforeSend has extra or attached_info that is not valid UTF-8")
 		}
 	}
 	return &commitOp{req: AppendRequest{Message: m, Members: to.members, MemberOf: to.memberOf}, members: to.group}, nil
