@@ -365,3 +365,35 @@ func TestPresenceNoPushUnlessSubscribed(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPresenceQuery measures an ONLINE_STATUS_REQ naming 500 users,
+// a tenth of them online, a fifth sharing a conversation with the viewer
+// and 80 sharing one of its 20 groups, over TCP to a bbolt store, one request at a time.
+func BenchmarkPresenceQuery(b *testing.B) {
+	srv := imtest.NewServer(b, imtest.Options{Config: im.Config{PresenceQueryRate: -1, GroupAddsPerMinute: -1, GroupAddPolicy: anyoneAdds}})
+	ctx := context.Background()
+	users := make([]string, im.MaxPresenceQueryIDs)
+	for i := range users {
+		users[i] = fmt.Sprintf("u%03d", i)
+		if i%10 == 5 {
+			srv.Dial(b, client.TransportTCP, users[i])
+		}
+		if i%5 == 0 {
+			if _, err := srv.SendMessage(ctx, im.SendRequest{SenderID: alice, ReceiverID: users[i], Type: im.TextMessage, Content: []byte("hi")}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for g := range 20 {
+		if _, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "g"}, users[g*20+1:g*20+5]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	a := srv.Dial(b, client.TransportTCP, alice)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := a.Presence(ctx, users, imv1.PresenceSubscribe_PRESENCE_QUERY); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
