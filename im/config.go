@@ -93,6 +93,22 @@ type Config struct {
 	// those waiting when a message needs the room.
 	SignalRate float64
 
+	// PresenceOfflineDelay is how long a user whose last session ended
+	// still reads as online (with the devices it had), so that a
+	// reconnect within it shows subscribers no offline and online flap.
+	// Default 5 s; negative means none.
+	PresenceOfflineDelay time.Duration
+	// MaxPresenceSubscriptions bounds the users one connection may
+	// subscribe to the presence of. A request that would pass it is
+	// refused with INVALID_PARAM and changes nothing. Default 1000.
+	MaxPresenceSubscriptions int
+	// PresenceQueryRate limits the presence requests (ONLINE_STATUS_REQ)
+	// one user makes per second, across all of that user's connections
+	// on this server; bursts of twice that (at least one) are allowed.
+	// Beyond it a request fails with SEND_TOO_FAST. Default 10; negative
+	// means unlimited.
+	PresenceQueryRate float64
+
 	// DevicePolicy decides what a new login does to older sessions.
 	DevicePolicy DevicePolicy
 	// MaxSessionsPerUser bounds a user's concurrent sessions under
@@ -184,6 +200,20 @@ type Config struct {
 	//
 	//	func(context.Context, string, string) error { return nil }
 	GroupAddPolicy func(ctx context.Context, actorID, userID string) error
+
+	// PresenceVisible, if set, decides whether viewerID may see the
+	// presence of userID, for ONLINE_STATUS_REQ and Server.Presence. It
+	// is asked once per user a request names (users always see
+	// themselves, without asking). A user viewerID may not see reads as
+	// offline with no devices and no last-seen time, exactly as a user
+	// who was never seen; an error reads the same, and is logged.
+	// Subscriptions keep the answer given when the subscriber last asked
+	// about the user.
+	//
+	// Without it, a user sees those with whom it has a one-to-one
+	// conversation holding at least one message, and the members of the
+	// groups it is in.
+	PresenceVisible func(ctx context.Context, viewerID, userID string) (bool, error)
 }
 
 // Default values of Config fields.
@@ -202,6 +232,10 @@ const (
 	DefaultMaxGroupMembers    = 2000
 	DefaultGroupAddsPerMinute = 60
 	DefaultAfterSendQueue     = 4096
+
+	DefaultPresenceOfflineDelay     = 5 * time.Second
+	DefaultMaxPresenceSubscriptions = 1000
+	DefaultPresenceQueryRate        = 10
 )
 
 // withDefaults returns c with every zero field set to its default, or an
@@ -230,6 +264,9 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MaxGroupMembers, DefaultMaxGroupMembers)
 	setDefault(&c.GroupAddsPerMinute, DefaultGroupAddsPerMinute)
 	setDefault(&c.AfterSendQueue, DefaultAfterSendQueue)
+	setDefault(&c.PresenceOfflineDelay, DefaultPresenceOfflineDelay)
+	setDefault(&c.MaxPresenceSubscriptions, DefaultMaxPresenceSubscriptions)
+	setDefault(&c.PresenceQueryRate, DefaultPresenceQueryRate)
 	if c.MaxContentSize > MaxFrameSize/2 {
 		return c, errors.New("im: Config.MaxContentSize must be at most half of MaxFrameSize")
 	}
@@ -247,6 +284,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if math.IsNaN(c.SignalRate) || math.IsInf(c.SignalRate, 0) {
 		return c, errors.New("im: Config.SignalRate must be a finite number (negative for unlimited)")
+	}
+	if math.IsNaN(c.PresenceQueryRate) || math.IsInf(c.PresenceQueryRate, 0) {
+		return c, errors.New("im: Config.PresenceQueryRate must be a finite number (negative for unlimited)")
+	}
+	if c.MaxPresenceSubscriptions < 1 {
+		return c, errors.New("im: Config.MaxPresenceSubscriptions must be positive")
 	}
 	if c.MaxGroupMembers < 1 {
 		return c, errors.New("im: Config.MaxGroupMembers must be positive")

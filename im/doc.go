@@ -79,6 +79,24 @@
 // reports a newer Version than the cached one (another Server changed the
 // group), the members are read again before the message is pushed.
 //
+// # Presence
+//
+// The Server knows which users have sessions on it, with each session's
+// platform and transport, and when each user's last session ended. A
+// client asks with ONLINE_STATUS_REQ (at most MaxPresenceQueryIDs users)
+// and may subscribe to changes, which are pushed to it as
+// STATUS_CHANGE_PUSH; the host asks with Server.Presence. A user whose
+// last session ends reads as online for Config.PresenceOfflineDelay, so
+// that a quick reconnect changes nothing subscribers see. Who may see whom
+// is Config.PresenceVisible (by default, users who share a one-to-one
+// conversation with a message in it, or a group); a user one may not see
+// reads as offline, exactly like a user never seen. Subscriptions are
+// bounded per connection (Config.MaxPresenceSubscriptions), requests per
+// user (Config.PresenceQueryRate), and end with their connection;
+// Stats.PresenceSubscriptions counts those held. Presence is kept in memory
+// and is per Server: a restart forgets last-seen times, and users connected
+// to other processes on the same Store read as offline.
+//
 // # Optional Store capabilities
 //
 // Store holds only what every Server calls. Each further area a Store may

@@ -40,6 +40,8 @@ func (s *Server) handle(sess *session, f Frame) {
 		s.handleBatchSync(sess, f)
 	case imv1.CommandType_CMD_SYNC_RANGE_REQ:
 		s.handleSyncRange(sess, f)
+	case imv1.CommandType_CMD_ONLINE_STATUS_REQ:
+		s.handleOnlineStatus(sess, f)
 	case imv1.CommandType_CMD_CONNECT_REQ:
 		var req imv1.ConnectRequest
 		if err := proto.Unmarshal(f.Body, &req); err != nil {
@@ -168,7 +170,9 @@ func (s *Server) respondError(sess *session, f Frame, err error) {
 		rsp = r
 	case imv1.CommandType_CMD_READ_RECEIPT_REQ:
 		rsp = &imv1.ReadReceiptResponse{ErrorCode: code, ErrorMsg: msg}
-	case imv1.CommandType_CMD_DISCONNECT_REQ, imv1.CommandType_CMD_REAUTH_REQ, imv1.CommandType_CMD_ONLINE_STATUS_REQ:
+	case imv1.CommandType_CMD_ONLINE_STATUS_REQ:
+		rsp = &imv1.OnlineStatusResponse{ErrorCode: code, ErrorMsg: msg, ServerTime: time.Now().UnixMilli()}
+	case imv1.CommandType_CMD_DISCONNECT_REQ, imv1.CommandType_CMD_REAUTH_REQ:
 		// Requests the SDK knows, whose response command it knows too:
 		// answer there, because its TCP decoder refuses command values it
 		// does not know (such as CMD_ERROR_RSP). ErrorResponse shares

@@ -42,6 +42,12 @@ func (s *Server) guardHooks() {
 			return f(ctx, actorID, userID)
 		}
 	}
+	if f := c.PresenceVisible; f != nil {
+		c.PresenceVisible = func(ctx context.Context, viewerID, userID string) (ok bool, err error) {
+			defer s.recoverHook("PresenceVisible", &err)
+			return f(ctx, viewerID, userID)
+		}
+	}
 	if f := c.ConnContext; f != nil {
 		// A panic leaves the result nil, which refuses the connection.
 		c.ConnContext = func(ctx context.Context, info ConnInfo) (out context.Context) {

@@ -56,6 +56,12 @@ type Server struct {
 	// messages each user sends from its connections, and groupAdds the
 	// users each user adds to groups.
 	signals, sends, groupAdds *userLimiter
+	// presence knows who is online; watchers are the connections
+	// subscribed to changes; presenceQueries limits each user's
+	// ONLINE_STATUS_REQs.
+	presence        presenceTracker
+	watchers        presenceWatchers
+	presenceQueries *userLimiter
 
 	mu        sync.Mutex
 	closing   bool
@@ -97,7 +103,10 @@ func NewServer(cfg Config) (*Server, error) {
 		signals:   newUserLimiter(cfg.SignalRate, 2*cfg.SignalRate),
 		sends:     newUserLimiter(cfg.SendRate, 2*cfg.SendRate),
 		groupAdds: newUserLimiter(float64(cfg.GroupAddsPerMinute)/60, float64(cfg.GroupAddsPerMinute)),
+
+		presenceQueries: newUserLimiter(cfg.PresenceQueryRate, 2*cfg.PresenceQueryRate),
 	}
+	s.presence = newLocalPresence(max(0, cfg.PresenceOfflineDelay), s.presenceChanged)
 	s.guardHooks()
 	if s.cfg.GroupAddPolicy == nil {
 		s.cfg.GroupAddPolicy = s.sharesMessages
@@ -209,6 +218,7 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 	if sess.authed.Load() {
 		s.stats.sessions.Add(-1)
 		s.hub.remove(sess)
+		s.sessionOffline(sess)
 		s.log.Debug("session ended", "user", sess.user, "device", sess.id, "err", reason)
 		if s.cfg.OnDisconnect != nil {
 			s.cfg.OnDisconnect(sess.info(), reason)
@@ -286,6 +296,7 @@ func (s *Server) bind(sess *session, id Identity, userID, platform string) error
 		for _, old := range s.hub.setPlatform(sess, platform, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser) {
 			old.kick(kickLoggedInElsewhere, "logged in on another device", ErrLoggedInElsewhere)
 		}
+		s.sessionOnline(sess)
 		return nil
 	}
 	sess.user = id.UserID
@@ -295,6 +306,7 @@ func (s *Server) bind(sess *session, id Identity, userID, platform string) error
 	sess.authed.Store(true)
 	s.stats.sessions.Add(1)
 	displaced, reason, kicked := s.hub.add(sess, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser, id.kicks)
+	s.sessionOnline(sess)
 	for _, old := range displaced {
 		old.kick(kickLoggedInElsewhere, "logged in on another device", ErrLoggedInElsewhere)
 	}
@@ -543,6 +555,7 @@ func (s *Server) Close() error {
 			_ = t.Close()
 		}
 		s.sessWG.Wait()
+		s.presence.close()
 		close(s.stopBG)
 		s.bgWG.Wait()
 	})

@@ -60,6 +60,10 @@ type session struct {
 
 	inflight chan struct{} // semaphore bounding sends awaiting commit
 
+	// watching is the users this connection subscribed to the presence
+	// of; only the reader goroutine touches it.
+	watching map[string]struct{}
+
 	paused atomic.Bool // the reader waits for the queue to drain (waitForRoom)
 	// over mirrors full(), set under mu wherever the backlog changes, so
 	// that the reader checks it per frame without taking mu.

@@ -161,7 +161,7 @@ func TestBadInputIsRefusedAndNothingIsStored(t *testing.T) {
 		require.Equal(t, imv1.CommandType(999), er.Command)
 		// A command the SDK knows is answered in its own response command.
 		st := new(imv1.ErrorResponse)
-		require.Equal(t, imv1.CommandType_CMD_ONLINE_STATUS_RSP, r.response(r.write(imv1.CommandType_CMD_ONLINE_STATUS_REQ, nil), st))
+		require.Equal(t, imv1.CommandType_CMD_REAUTH_RSP, r.response(r.write(imv1.CommandType_CMD_REAUTH_REQ, nil), st))
 		require.Equal(t, imv1.ErrorCode_ERR_UNKNOWN, st.ErrorCode)
 		// A push command sent by a client is not a request.
 		require.Equal(t, imv1.CommandType_CMD_ERROR_RSP, r.response(r.write(imv1.CommandType_CMD_PUSH_MSG, nil), er))

@@ -5,7 +5,7 @@ import (
 )
 
 // Signals are pushes that say something about now and nothing that has to
-// last: typing today, read receipts and presence as they come. Nothing is
+// last: typing and presence today, read receipts as they come. Nothing is
 // stored for them and a lost one is repaired by the next, so the server
 // limits how many a user may cause (a userLimiter, Config.SignalRate), and
 // a recipient's queue drops or replaces them rather than let someone

@@ -40,6 +40,15 @@ type Stats struct {
 	// conversation while still queued, dropped because the connection's
 	// queue was full, or given up to make room for a message.
 	SignalsDropped uint64
+
+	// PresenceOnline is how many users read as online now (those within
+	// Config.PresenceOfflineDelay of their last session included).
+	PresenceOnline int64
+	// PresenceSubscriptions is how many presence subscriptions the open
+	// connections hold, and PresenceWatched how many users they are
+	// about. Both fall back as connections close.
+	PresenceSubscriptions int64
+	PresenceWatched       int64
 }
 
 // counters are the Server's live Stats. Atomics, so the hot path takes no
@@ -57,7 +66,12 @@ type counters struct {
 // Stats returns the server's counters and gauges.
 func (s *Server) Stats() Stats {
 	c := &s.stats
+	subs, watched := s.watchers.size()
 	return Stats{
+		PresenceOnline:        int64(s.presence.online()),
+		PresenceSubscriptions: int64(subs),
+		PresenceWatched:       int64(watched),
+
 		Connections:    c.connections.Load(),
 		Sessions:       c.sessions.Load(),
 		FramesIn:       c.framesIn.Load(),

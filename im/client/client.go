@@ -104,7 +104,8 @@ type Push struct {
 	// Message is the decoded body: *imv1.PushMessage for CMD_PUSH_MSG (a
 	// BATCH_MSG is delivered as one Push per message),
 	// *imv1.KickOutNotification, *imv1.RevokeMessagePush,
-	// *imv1.ReadReceiptPush, *imv1.TypingStatusPush, …; nil for a command
+	// *imv1.ReadReceiptPush, *imv1.TypingStatusPush,
+	// *imv1.StatusChangePush (see Client.Presence), …; nil for a command
 	// whose body type imv1.NewBody does not know.
 	Message proto.Message
 }

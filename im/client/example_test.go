@@ -76,3 +76,36 @@ func ExampleError() {
 	// client: server error ERR_TOKEN_EXPIRED: token expired
 	// true true
 }
+
+// Watching contacts come and go: one request answers their status now and
+// subscribes to their changes, which arrive as pushes. It needs a running
+// server, so it is compiled but not run.
+func ExampleClient_Presence() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, client.Options{Addr: "127.0.0.1:8082", UserID: "alice", Token: "<token>"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	// A push may overtake the response: keep the highest version per user.
+	latest := make(map[string]*imv1.UserStatus)
+	keep := func(st *imv1.UserStatus) {
+		if old := latest[st.UserId]; old == nil || st.Version > old.Version {
+			latest[st.UserId] = st
+			log.Printf("%s online=%v devices=%d", st.UserId, st.Online, len(st.Devices))
+		}
+	}
+	rsp, err := c.Presence(ctx, []string{"bob", "carol"}, imv1.PresenceSubscribe_PRESENCE_SUBSCRIBE)
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, st := range rsp.Statuses {
+		keep(st)
+	}
+	for p := range c.Pushes() {
+		if sc, ok := p.Message.(*imv1.StatusChangePush); ok {
+			keep(sc.Status)
+		}
+	}
+}

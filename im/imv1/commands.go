@@ -55,6 +55,12 @@ func NewBody(cmd CommandType) proto.Message {
 		return new(TypingStatusRequest)
 	case CommandType_CMD_TYPING_STATUS_PUSH:
 		return new(TypingStatusPush)
+	case CommandType_CMD_ONLINE_STATUS_REQ:
+		return new(OnlineStatusRequest)
+	case CommandType_CMD_ONLINE_STATUS_RSP:
+		return new(OnlineStatusResponse)
+	case CommandType_CMD_STATUS_CHANGE_PUSH:
+		return new(StatusChangePush)
 	case CommandType_CMD_ERROR_RSP:
 		return new(ErrorResponse)
 	}

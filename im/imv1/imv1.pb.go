@@ -248,6 +248,57 @@ func (ErrorCode) EnumDescriptor() ([]byte, []int) {
 	return file_imv1_proto_rawDescGZIP(), []int{1}
 }
 
+// Extension: what an OnlineStatusRequest does to the connection's
+// subscriptions besides answering.
+type PresenceSubscribe int32
+
+const (
+	PresenceSubscribe_PRESENCE_QUERY       PresenceSubscribe = 0 // answer only; subscriptions unchanged
+	PresenceSubscribe_PRESENCE_SUBSCRIBE   PresenceSubscribe = 1 // also push changes of these users
+	PresenceSubscribe_PRESENCE_UNSUBSCRIBE PresenceSubscribe = 2 // also stop pushing changes of these users
+)
+
+// Enum value maps for PresenceSubscribe.
+var (
+	PresenceSubscribe_name = map[int32]string{
+		0: "PRESENCE_QUERY",
+		1: "PRESENCE_SUBSCRIBE",
+		2: "PRESENCE_UNSUBSCRIBE",
+	}
+	PresenceSubscribe_value = map[string]int32{
+		"PRESENCE_QUERY":       0,
+		"PRESENCE_SUBSCRIBE":   1,
+		"PRESENCE_UNSUBSCRIBE": 2,
+	}
+)
+
+func (x PresenceSubscribe) Enum() *PresenceSubscribe {
+	p := new(PresenceSubscribe)
+	*p = x
+	return p
+}
+
+func (x PresenceSubscribe) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (PresenceSubscribe) Descriptor() protoreflect.EnumDescriptor {
+	return file_imv1_proto_enumTypes[2].Descriptor()
+}
+
+func (PresenceSubscribe) Type() protoreflect.EnumType {
+	return &file_imv1_proto_enumTypes[2]
+}
+
+func (x PresenceSubscribe) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use PresenceSubscribe.Descriptor instead.
+func (PresenceSubscribe) EnumDescriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{2}
+}
+
 // WebSocketMessage is the envelope of every binary WebSocket message.
 type WebSocketMessage struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2108,6 +2159,323 @@ func (x *TypingStatusPush) GetStatus() int32 {
 	return 0
 }
 
+// Extension (CMD_ONLINE_STATUS_REQ): asks for the status of users and, with
+// subscribe, starts or stops STATUS_CHANGE_PUSH frames about them on this
+// connection. At most 500 user ids, each at most once (duplicates are
+// ignored); a connection holds at most 1,000 subscriptions by default.
+type OnlineStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UserIds       []string               `protobuf:"bytes,1,rep,name=user_ids,json=userIds,proto3" json:"user_ids,omitempty"`
+	Subscribe     PresenceSubscribe      `protobuf:"varint,2,opt,name=subscribe,proto3,enum=imserver.v1.PresenceSubscribe" json:"subscribe,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OnlineStatusRequest) Reset() {
+	*x = OnlineStatusRequest{}
+	mi := &file_imv1_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OnlineStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OnlineStatusRequest) ProtoMessage() {}
+
+func (x *OnlineStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OnlineStatusRequest.ProtoReflect.Descriptor instead.
+func (*OnlineStatusRequest) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *OnlineStatusRequest) GetUserIds() []string {
+	if x != nil {
+		return x.UserIds
+	}
+	return nil
+}
+
+func (x *OnlineStatusRequest) GetSubscribe() PresenceSubscribe {
+	if x != nil {
+		return x.Subscribe
+	}
+	return PresenceSubscribe_PRESENCE_QUERY
+}
+
+// Extension (CMD_ONLINE_STATUS_RSP).
+type OnlineStatusResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ErrorCode ErrorCode              `protobuf:"varint,1,opt,name=error_code,json=errorCode,proto3,enum=imserver.v1.ErrorCode" json:"error_code,omitempty"`
+	ErrorMsg  string                 `protobuf:"bytes,2,opt,name=error_msg,json=errorMsg,proto3" json:"error_msg,omitempty"`
+	// One per distinct requested user id, in the order first asked.
+	Statuses []*UserStatus `protobuf:"bytes,3,rep,name=statuses,proto3" json:"statuses,omitempty"`
+	// How many users this connection is subscribed to after the request.
+	Subscriptions int32 `protobuf:"varint,4,opt,name=subscriptions,proto3" json:"subscriptions,omitempty"`
+	ServerTime    int64 `protobuf:"varint,5,opt,name=server_time,json=serverTime,proto3" json:"server_time,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OnlineStatusResponse) Reset() {
+	*x = OnlineStatusResponse{}
+	mi := &file_imv1_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OnlineStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OnlineStatusResponse) ProtoMessage() {}
+
+func (x *OnlineStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OnlineStatusResponse.ProtoReflect.Descriptor instead.
+func (*OnlineStatusResponse) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *OnlineStatusResponse) GetErrorCode() ErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ErrorCode_ERR_SUCCESS
+}
+
+func (x *OnlineStatusResponse) GetErrorMsg() string {
+	if x != nil {
+		return x.ErrorMsg
+	}
+	return ""
+}
+
+func (x *OnlineStatusResponse) GetStatuses() []*UserStatus {
+	if x != nil {
+		return x.Statuses
+	}
+	return nil
+}
+
+func (x *OnlineStatusResponse) GetSubscriptions() int32 {
+	if x != nil {
+		return x.Subscriptions
+	}
+	return 0
+}
+
+func (x *OnlineStatusResponse) GetServerTime() int64 {
+	if x != nil {
+		return x.ServerTime
+	}
+	return 0
+}
+
+// Extension: a user's status as the asking user may see it. A user the
+// asker may not see reads as offline, with no devices and no last_seen.
+type UserStatus struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	UserId  string                 `protobuf:"bytes,1,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Online  bool                   `protobuf:"varint,2,opt,name=online,proto3" json:"online,omitempty"`
+	Devices []*DeviceStatus        `protobuf:"bytes,3,rep,name=devices,proto3" json:"devices,omitempty"` // empty when offline
+	// Milliseconds since the Unix epoch when the user last went offline; 0
+	// when online or not known (see docs/PROTOCOL.md: kept in memory).
+	LastSeen int64 `protobuf:"varint,4,opt,name=last_seen,json=lastSeen,proto3" json:"last_seen,omitempty"`
+	// Orders the statuses of one user on one connection: a client keeps the
+	// one with the highest version, since a push may overtake the response
+	// to the request that subscribed.
+	Version       uint64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UserStatus) Reset() {
+	*x = UserStatus{}
+	mi := &file_imv1_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UserStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UserStatus) ProtoMessage() {}
+
+func (x *UserStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UserStatus.ProtoReflect.Descriptor instead.
+func (*UserStatus) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *UserStatus) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *UserStatus) GetOnline() bool {
+	if x != nil {
+		return x.Online
+	}
+	return false
+}
+
+func (x *UserStatus) GetDevices() []*DeviceStatus {
+	if x != nil {
+		return x.Devices
+	}
+	return nil
+}
+
+func (x *UserStatus) GetLastSeen() int64 {
+	if x != nil {
+		return x.LastSeen
+	}
+	return 0
+}
+
+func (x *UserStatus) GetVersion() uint64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// Extension: one connected device of a user.
+type DeviceStatus struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Platform      string                 `protobuf:"bytes,1,opt,name=platform,proto3" json:"platform,omitempty"`   // as the device reported it ("iOS", "Android", …)
+	Transport     string                 `protobuf:"bytes,2,opt,name=transport,proto3" json:"transport,omitempty"` // "tcp" or "websocket"
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeviceStatus) Reset() {
+	*x = DeviceStatus{}
+	mi := &file_imv1_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeviceStatus) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeviceStatus) ProtoMessage() {}
+
+func (x *DeviceStatus) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeviceStatus.ProtoReflect.Descriptor instead.
+func (*DeviceStatus) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *DeviceStatus) GetPlatform() string {
+	if x != nil {
+		return x.Platform
+	}
+	return ""
+}
+
+func (x *DeviceStatus) GetTransport() string {
+	if x != nil {
+		return x.Transport
+	}
+	return ""
+}
+
+// Extension (CMD_STATUS_CHANGE_PUSH): sent only to connections subscribed to
+// the user.
+type StatusChangePush struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Status        *UserStatus            `protobuf:"bytes,1,opt,name=status,proto3" json:"status,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusChangePush) Reset() {
+	*x = StatusChangePush{}
+	mi := &file_imv1_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusChangePush) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusChangePush) ProtoMessage() {}
+
+func (x *StatusChangePush) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusChangePush.ProtoReflect.Descriptor instead.
+func (*StatusChangePush) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *StatusChangePush) GetStatus() *UserStatus {
+	if x != nil {
+		return x.Status
+	}
+	return nil
+}
+
 // Extension (CMD_ERROR_RSP).
 type ErrorResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2120,7 +2488,7 @@ type ErrorResponse struct {
 
 func (x *ErrorResponse) Reset() {
 	*x = ErrorResponse{}
-	mi := &file_imv1_proto_msgTypes[28]
+	mi := &file_imv1_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2132,7 +2500,7 @@ func (x *ErrorResponse) String() string {
 func (*ErrorResponse) ProtoMessage() {}
 
 func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_imv1_proto_msgTypes[28]
+	mi := &file_imv1_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2145,7 +2513,7 @@ func (x *ErrorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ErrorResponse.ProtoReflect.Descriptor instead.
 func (*ErrorResponse) Descriptor() ([]byte, []int) {
-	return file_imv1_proto_rawDescGZIP(), []int{28}
+	return file_imv1_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ErrorResponse) GetErrorCode() ErrorCode {
@@ -2341,7 +2709,30 @@ const file_imv1_proto_rawDesc = "" +
 	"\x10TypingStatusPush\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x16\n" +
-	"\x06status\x18\x03 \x01(\x05R\x06status\"\x97\x01\n" +
+	"\x06status\x18\x03 \x01(\x05R\x06status\"n\n" +
+	"\x13OnlineStatusRequest\x12\x19\n" +
+	"\buser_ids\x18\x01 \x03(\tR\auserIds\x12<\n" +
+	"\tsubscribe\x18\x02 \x01(\x0e2\x1e.imserver.v1.PresenceSubscribeR\tsubscribe\"\xe6\x01\n" +
+	"\x14OnlineStatusResponse\x125\n" +
+	"\n" +
+	"error_code\x18\x01 \x01(\x0e2\x16.imserver.v1.ErrorCodeR\terrorCode\x12\x1b\n" +
+	"\terror_msg\x18\x02 \x01(\tR\berrorMsg\x123\n" +
+	"\bstatuses\x18\x03 \x03(\v2\x17.imserver.v1.UserStatusR\bstatuses\x12$\n" +
+	"\rsubscriptions\x18\x04 \x01(\x05R\rsubscriptions\x12\x1f\n" +
+	"\vserver_time\x18\x05 \x01(\x03R\n" +
+	"serverTime\"\xa9\x01\n" +
+	"\n" +
+	"UserStatus\x12\x17\n" +
+	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x16\n" +
+	"\x06online\x18\x02 \x01(\bR\x06online\x123\n" +
+	"\adevices\x18\x03 \x03(\v2\x19.imserver.v1.DeviceStatusR\adevices\x12\x1b\n" +
+	"\tlast_seen\x18\x04 \x01(\x03R\blastSeen\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x04R\aversion\"H\n" +
+	"\fDeviceStatus\x12\x1a\n" +
+	"\bplatform\x18\x01 \x01(\tR\bplatform\x12\x1c\n" +
+	"\ttransport\x18\x02 \x01(\tR\ttransport\"C\n" +
+	"\x10StatusChangePush\x12/\n" +
+	"\x06status\x18\x01 \x01(\v2\x17.imserver.v1.UserStatusR\x06status\"\x97\x01\n" +
 	"\rErrorResponse\x125\n" +
 	"\n" +
 	"error_code\x18\x01 \x01(\x0e2\x16.imserver.v1.ErrorCodeR\terrorCode\x12\x1b\n" +
@@ -2392,7 +2783,11 @@ const file_imv1_proto_rawDesc = "" +
 	"\x12ERR_USER_NOT_EXIST\x10g\x12\x1a\n" +
 	"\x15ERR_MESSAGE_TOO_LARGE\x10\xc8\x01\x12\x16\n" +
 	"\x11ERR_SEND_TOO_FAST\x10\xc9\x01\x12\x1f\n" +
-	"\x1aERR_CONVERSATION_NOT_EXIST\x10\xca\x01B&Z$github.com/imserver/imserver/im/imv1b\x06proto3"
+	"\x1aERR_CONVERSATION_NOT_EXIST\x10\xca\x01*Y\n" +
+	"\x11PresenceSubscribe\x12\x12\n" +
+	"\x0ePRESENCE_QUERY\x10\x00\x12\x16\n" +
+	"\x12PRESENCE_SUBSCRIBE\x10\x01\x12\x18\n" +
+	"\x14PRESENCE_UNSUBSCRIBE\x10\x02B&Z$github.com/imserver/imserver/im/imv1b\x06proto3"
 
 var (
 	file_imv1_proto_rawDescOnce sync.Once
@@ -2406,66 +2801,77 @@ func file_imv1_proto_rawDescGZIP() []byte {
 	return file_imv1_proto_rawDescData
 }
 
-var file_imv1_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_imv1_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_imv1_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
+var file_imv1_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_imv1_proto_goTypes = []any{
 	(CommandType)(0),              // 0: imserver.v1.CommandType
 	(ErrorCode)(0),                // 1: imserver.v1.ErrorCode
-	(*WebSocketMessage)(nil),      // 2: imserver.v1.WebSocketMessage
-	(*ConnectRequest)(nil),        // 3: imserver.v1.ConnectRequest
-	(*ConnectResponse)(nil),       // 4: imserver.v1.ConnectResponse
-	(*HeartbeatRequest)(nil),      // 5: imserver.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 6: imserver.v1.HeartbeatResponse
-	(*AuthRequest)(nil),           // 7: imserver.v1.AuthRequest
-	(*AuthResponse)(nil),          // 8: imserver.v1.AuthResponse
-	(*KickOutNotification)(nil),   // 9: imserver.v1.KickOutNotification
-	(*MessageInfo)(nil),           // 10: imserver.v1.MessageInfo
-	(*SendMessageRequest)(nil),    // 11: imserver.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),   // 12: imserver.v1.SendMessageResponse
-	(*PushMessage)(nil),           // 13: imserver.v1.PushMessage
-	(*MessageAck)(nil),            // 14: imserver.v1.MessageAck
-	(*BatchMessages)(nil),         // 15: imserver.v1.BatchMessages
-	(*RevokeMessageRequest)(nil),  // 16: imserver.v1.RevokeMessageRequest
-	(*RevokeMessageResponse)(nil), // 17: imserver.v1.RevokeMessageResponse
-	(*RevokeMessagePush)(nil),     // 18: imserver.v1.RevokeMessagePush
-	(*ConversationSyncState)(nil), // 19: imserver.v1.ConversationSyncState
-	(*BatchSyncRequest)(nil),      // 20: imserver.v1.BatchSyncRequest
-	(*ConversationMessages)(nil),  // 21: imserver.v1.ConversationMessages
-	(*BatchSyncResponse)(nil),     // 22: imserver.v1.BatchSyncResponse
-	(*SyncRangeRequest)(nil),      // 23: imserver.v1.SyncRangeRequest
-	(*SyncRangeResponse)(nil),     // 24: imserver.v1.SyncRangeResponse
-	(*ReadReceiptRequest)(nil),    // 25: imserver.v1.ReadReceiptRequest
-	(*ReadReceiptResponse)(nil),   // 26: imserver.v1.ReadReceiptResponse
-	(*ReadReceiptPush)(nil),       // 27: imserver.v1.ReadReceiptPush
-	(*TypingStatusRequest)(nil),   // 28: imserver.v1.TypingStatusRequest
-	(*TypingStatusPush)(nil),      // 29: imserver.v1.TypingStatusPush
-	(*ErrorResponse)(nil),         // 30: imserver.v1.ErrorResponse
-	nil,                           // 31: imserver.v1.ConnectRequest.ExtraEntry
+	(PresenceSubscribe)(0),        // 2: imserver.v1.PresenceSubscribe
+	(*WebSocketMessage)(nil),      // 3: imserver.v1.WebSocketMessage
+	(*ConnectRequest)(nil),        // 4: imserver.v1.ConnectRequest
+	(*ConnectResponse)(nil),       // 5: imserver.v1.ConnectResponse
+	(*HeartbeatRequest)(nil),      // 6: imserver.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),     // 7: imserver.v1.HeartbeatResponse
+	(*AuthRequest)(nil),           // 8: imserver.v1.AuthRequest
+	(*AuthResponse)(nil),          // 9: imserver.v1.AuthResponse
+	(*KickOutNotification)(nil),   // 10: imserver.v1.KickOutNotification
+	(*MessageInfo)(nil),           // 11: imserver.v1.MessageInfo
+	(*SendMessageRequest)(nil),    // 12: imserver.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),   // 13: imserver.v1.SendMessageResponse
+	(*PushMessage)(nil),           // 14: imserver.v1.PushMessage
+	(*MessageAck)(nil),            // 15: imserver.v1.MessageAck
+	(*BatchMessages)(nil),         // 16: imserver.v1.BatchMessages
+	(*RevokeMessageRequest)(nil),  // 17: imserver.v1.RevokeMessageRequest
+	(*RevokeMessageResponse)(nil), // 18: imserver.v1.RevokeMessageResponse
+	(*RevokeMessagePush)(nil),     // 19: imserver.v1.RevokeMessagePush
+	(*ConversationSyncState)(nil), // 20: imserver.v1.ConversationSyncState
+	(*BatchSyncRequest)(nil),      // 21: imserver.v1.BatchSyncRequest
+	(*ConversationMessages)(nil),  // 22: imserver.v1.ConversationMessages
+	(*BatchSyncResponse)(nil),     // 23: imserver.v1.BatchSyncResponse
+	(*SyncRangeRequest)(nil),      // 24: imserver.v1.SyncRangeRequest
+	(*SyncRangeResponse)(nil),     // 25: imserver.v1.SyncRangeResponse
+	(*ReadReceiptRequest)(nil),    // 26: imserver.v1.ReadReceiptRequest
+	(*ReadReceiptResponse)(nil),   // 27: imserver.v1.ReadReceiptResponse
+	(*ReadReceiptPush)(nil),       // 28: imserver.v1.ReadReceiptPush
+	(*TypingStatusRequest)(nil),   // 29: imserver.v1.TypingStatusRequest
+	(*TypingStatusPush)(nil),      // 30: imserver.v1.TypingStatusPush
+	(*OnlineStatusRequest)(nil),   // 31: imserver.v1.OnlineStatusRequest
+	(*OnlineStatusResponse)(nil),  // 32: imserver.v1.OnlineStatusResponse
+	(*UserStatus)(nil),            // 33: imserver.v1.UserStatus
+	(*DeviceStatus)(nil),          // 34: imserver.v1.DeviceStatus
+	(*StatusChangePush)(nil),      // 35: imserver.v1.StatusChangePush
+	(*ErrorResponse)(nil),         // 36: imserver.v1.ErrorResponse
+	nil,                           // 37: imserver.v1.ConnectRequest.ExtraEntry
 }
 var file_imv1_proto_depIdxs = []int32{
 	0,  // 0: imserver.v1.WebSocketMessage.command:type_name -> imserver.v1.CommandType
-	31, // 1: imserver.v1.ConnectRequest.extra:type_name -> imserver.v1.ConnectRequest.ExtraEntry
+	37, // 1: imserver.v1.ConnectRequest.extra:type_name -> imserver.v1.ConnectRequest.ExtraEntry
 	1,  // 2: imserver.v1.ConnectResponse.error_code:type_name -> imserver.v1.ErrorCode
 	1,  // 3: imserver.v1.AuthResponse.error_code:type_name -> imserver.v1.ErrorCode
-	10, // 4: imserver.v1.SendMessageRequest.message:type_name -> imserver.v1.MessageInfo
+	11, // 4: imserver.v1.SendMessageRequest.message:type_name -> imserver.v1.MessageInfo
 	1,  // 5: imserver.v1.SendMessageResponse.error_code:type_name -> imserver.v1.ErrorCode
-	10, // 6: imserver.v1.PushMessage.message:type_name -> imserver.v1.MessageInfo
-	13, // 7: imserver.v1.BatchMessages.messages:type_name -> imserver.v1.PushMessage
+	11, // 6: imserver.v1.PushMessage.message:type_name -> imserver.v1.MessageInfo
+	14, // 7: imserver.v1.BatchMessages.messages:type_name -> imserver.v1.PushMessage
 	1,  // 8: imserver.v1.RevokeMessageResponse.error_code:type_name -> imserver.v1.ErrorCode
-	19, // 9: imserver.v1.BatchSyncRequest.conversation_states:type_name -> imserver.v1.ConversationSyncState
-	10, // 10: imserver.v1.ConversationMessages.messages:type_name -> imserver.v1.MessageInfo
+	20, // 9: imserver.v1.BatchSyncRequest.conversation_states:type_name -> imserver.v1.ConversationSyncState
+	11, // 10: imserver.v1.ConversationMessages.messages:type_name -> imserver.v1.MessageInfo
 	1,  // 11: imserver.v1.BatchSyncResponse.error_code:type_name -> imserver.v1.ErrorCode
-	21, // 12: imserver.v1.BatchSyncResponse.conversation_messages:type_name -> imserver.v1.ConversationMessages
+	22, // 12: imserver.v1.BatchSyncResponse.conversation_messages:type_name -> imserver.v1.ConversationMessages
 	1,  // 13: imserver.v1.SyncRangeResponse.error_code:type_name -> imserver.v1.ErrorCode
-	10, // 14: imserver.v1.SyncRangeResponse.messages:type_name -> imserver.v1.MessageInfo
+	11, // 14: imserver.v1.SyncRangeResponse.messages:type_name -> imserver.v1.MessageInfo
 	1,  // 15: imserver.v1.ReadReceiptResponse.error_code:type_name -> imserver.v1.ErrorCode
-	1,  // 16: imserver.v1.ErrorResponse.error_code:type_name -> imserver.v1.ErrorCode
-	0,  // 17: imserver.v1.ErrorResponse.command:type_name -> imserver.v1.CommandType
-	18, // [18:18] is the sub-list for method output_type
-	18, // [18:18] is the sub-list for method input_type
-	18, // [18:18] is the sub-list for extension type_name
-	18, // [18:18] is the sub-list for extension extendee
-	0,  // [0:18] is the sub-list for field type_name
+	2,  // 16: imserver.v1.OnlineStatusRequest.subscribe:type_name -> imserver.v1.PresenceSubscribe
+	1,  // 17: imserver.v1.OnlineStatusResponse.error_code:type_name -> imserver.v1.ErrorCode
+	33, // 18: imserver.v1.OnlineStatusResponse.statuses:type_name -> imserver.v1.UserStatus
+	34, // 19: imserver.v1.UserStatus.devices:type_name -> imserver.v1.DeviceStatus
+	33, // 20: imserver.v1.StatusChangePush.status:type_name -> imserver.v1.UserStatus
+	1,  // 21: imserver.v1.ErrorResponse.error_code:type_name -> imserver.v1.ErrorCode
+	0,  // 22: imserver.v1.ErrorResponse.command:type_name -> imserver.v1.CommandType
+	23, // [23:23] is the sub-list for method output_type
+	23, // [23:23] is the sub-list for method input_type
+	23, // [23:23] is the sub-list for extension type_name
+	23, // [23:23] is the sub-list for extension extendee
+	0,  // [0:23] is the sub-list for field type_name
 }
 
 func init() { file_imv1_proto_init() }
@@ -2478,8 +2884,8 @@ func file_imv1_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_imv1_proto_rawDesc), len(file_imv1_proto_rawDesc)),
-			NumEnums:      2,
-			NumMessages:   30,
+			NumEnums:      3,
+			NumMessages:   35,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -413,7 +413,7 @@ func getMetrics(t *testing.T, url, authorization string) (int, string) {
 }
 
 func TestMetrics(t *testing.T) {
-	stats := im.Stats{Connections: 3, Sessions: 2, FramesIn: 10, MessagesStored: 7, CommitTime: 1500 * time.Millisecond, SlowConsumers: 1, StorePanics: 2, CorruptReads: 6, SignalsLimited: 4, SignalsDropped: 5}
+	stats := im.Stats{Connections: 3, Sessions: 2, FramesIn: 10, MessagesStored: 7, CommitTime: 1500 * time.Millisecond, SlowConsumers: 1, StorePanics: 2, CorruptReads: 6, SignalsLimited: 4, SignalsDropped: 5, PresenceOnline: 8, PresenceSubscriptions: 9, PresenceWatched: 11}
 	statsFn := func() im.Stats { return stats }
 	check := func(t *testing.T, body string) {
 		t.Helper()
@@ -429,6 +429,10 @@ func TestMetrics(t *testing.T) {
 			"imserver_store_corrupt_reads_total 6",
 			"imserver_signals_limited_total 4",
 			"imserver_signals_dropped_total 5",
+			"# TYPE imserver_presence_online gauge",
+			"imserver_presence_online 8",
+			"imserver_presence_subscriptions 9",
+			"imserver_presence_watched_users 11",
 		} {
 			require.Contains(t, body, line+"\n")
 		}

@@ -60,4 +60,7 @@ func (a *api) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	metric("store_corrupt_reads_total", "counter", "Requests failed because stored data failed its integrity check.", st.CorruptReads)
 	metric("signals_limited_total", "counter", "Signals (typing) refused by their sender's rate limit.", st.SignalsLimited)
 	metric("signals_dropped_total", "counter", "Signal pushes replaced by a newer one or dropped at a full queue.", st.SignalsDropped)
+	metric("presence_online", "gauge", "Users reading as online, those within the offline delay included.", st.PresenceOnline)
+	metric("presence_subscriptions", "gauge", "Presence subscriptions held by open connections.", st.PresenceSubscriptions)
+	metric("presence_watched_users", "gauge", "Users with at least one presence subscriber.", st.PresenceWatched)
 }
