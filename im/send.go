@@ -56,12 +56,6 @@ func (s *Server) prepare(ctx context.Context, d draft) (*commitOp, error) {
 	if len(d.extra)+len(d.attached) > maxMetadata {
 		return nil, errorf(CodeInvalidArgument, ErrInvalidArgument, "extra and attached_info together exceed %d bytes", maxMetadata)
 	}
-	// The protocol carries them as protobuf strings, which must be UTF-8:
-	// a message stored with anything else could only be served repaired.
-	// Frames are checked by protobuf already; this is for the Go API.
-	if !utf8.ValidString(d.extra) || !utf8.ValidString(d.attached) {
-		return nil, errorf(CodeInvalidArgument, ErrInvalidArgument, "extra and attached_info must be valid UTF-8")
-	}
 	to, err := s.resolveConversation(ctx, d)
 	if err != nil {
 		return nil, err
@@ -316,6 +310,13 @@ func (s *Server) SendMessage(ctx context.Context, req SendRequest) (Message, err
 	}
 	if req.ClientMsgID == "" {
 		req.ClientMsgID = s.ids.next(time.Now())
+	}
+	// The protocol carries Extra as a protobuf string, which must be
+	// UTF-8: a message stored with anything else could only be served
+	// repaired. Frames are checked by protobuf when they are decoded, so
+	// only the Go API checks it here, off the path of every frame.
+	if !utf8.ValidString(req.Extra) {
+		return Message{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "extra and attached_info must be valid UTF-8")
 	}
 	return s.sendAPI(ctx, draft{
 		sender:      req.SenderID,
