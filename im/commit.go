@@ -405,6 +405,11 @@ func toWire(m Message) *imv1.MessageInfo {
 	if gid, ok := groupOf(w.ConversationId); ok {
 		w.GroupId = gid // the SDK files a message as group chat by it
 	}
+	if m.Revoked() {
+		w.IsRevoked = true
+		w.RevokedBy = validUTF8(m.RevokedBy)
+		w.RevokedTime = m.RevokedAt.UnixMilli()
+	}
 	return w
 }
 

@@ -20,7 +20,15 @@ type Message struct {
 	AttachedInfo   string // opaque to the server
 	SendTime       int64  // milliseconds, as the sending client reported it
 	CreatedAt      time.Time
+	// RevokedBy is set on a recalled message (a tombstone): the user who
+	// recalled it, the sender or a group's owner or admin. Content, Extra
+	// and AttachedInfo of a tombstone are empty. See RecallStore.
+	RevokedBy string
+	RevokedAt time.Time // when it was recalled; zero unless RevokedBy is set
 }
+
+// Revoked reports whether m is a recalled message's tombstone.
+func (m *Message) Revoked() bool { return m.RevokedBy != "" }
 
 // Conversation is the summary of one conversation.
 type Conversation struct {
