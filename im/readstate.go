@@ -69,3 +69,20 @@ func Unread(maxSeq, read, readFrom int64) int64 {
 	}
 	return maxSeq - from
 }
+
+// ValidateReadState returns an error wrapping ErrInvalidArgument unless st
+// can be passed to UpdateReadStates: a valid user id and conversation id,
+// and positions not below 0. Stores check every state of a batch with it
+// before writing anything.
+func ValidateReadState(st ReadState) error {
+	if err := ValidateID("user id", st.UserID); err != nil {
+		return err
+	}
+	if err := ValidateConversationID(st.ConversationID); err != nil {
+		return err
+	}
+	if st.Read < 0 || st.Delivered < 0 {
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "read state of %q in %q: negative position (read %d, delivered %d)", st.UserID, st.ConversationID, st.Read, st.Delivered)
+	}
+	return nil
+}

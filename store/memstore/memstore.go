@@ -19,6 +19,10 @@ type Store struct {
 	members  map[string]map[string]bool // user → conversations it is a member of
 	accounts accountState
 	groups   groupState
+	// positions are the stored read and delivered positions; readers
+	// lists, per conversation, the users who have any.
+	positions map[positionKey]positions
+	readers   map[string]map[string]bool
 }
 
 type dedupKey struct{ sender, clientMsgID string }

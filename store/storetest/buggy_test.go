@@ -34,6 +34,8 @@ type buggyStore struct {
 	// group-joinseq-racy: group → user → the JoinSeq reads report
 	joinSeq  map[string]map[string]int64
 	versions map[string]int64 // bump-racy, bump-no-validation: user → token version
+	// the read state of the bugs readStateBug names
+	positions buggyPositions
 }
 
 var (

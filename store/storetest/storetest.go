@@ -155,6 +155,7 @@ func Run(t *testing.T, h Harness) {
 		{"Durability", testDurability},
 		{"Accounts", testStoreAccounts},
 		{"Sync", testSync},
+		{"ReadState", testReadState},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })

@@ -114,6 +114,15 @@ func TestSuiteDetectsBugs(t *testing.T) {
 		{"ignore-ctx", "Sync/Invalid"},
 		{"no-validation", "Groups/Change/Invalid/DeleteAndPut"},
 		{"no-validation", "Groups/Change/Invalid/NoticeWithoutSender"},
+		{"read-backward", "ReadState/ForwardOnly"},
+		{"read-unclamped", "ReadState/Clamped"},
+		{"read-batch-partial", "ReadState/Batch"},
+		{"read-ignores-sender", "ReadState/SendingReads"},
+		{"read-ignores-sender", "ReadState/ManySenders"},
+		{"read-ignores-sender", "ReadState/Durability"},
+		{"read-no-validation", "ReadState/Invalid"},
+		{"read-not-listed", "ReadState/ConversationReadStates"},
+		{"ignore-ctx", "ReadState/Cancelled"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.bug+"/"+tt.failing, func(t *testing.T) {
