@@ -346,9 +346,15 @@ func (s *Server) deliver(m Message, op *commitOp) {
 	}
 	// One marshal, shared by every connection it goes to.
 	f := Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: body}
+	// Where delivery acks are stored, each session remembers the push to
+	// map the client's MSG_ACK back to it.
+	var ref *pushRef
+	if s.reads != nil {
+		ref = &pushRef{serverID: m.ServerID, conv: m.ConversationID, seq: m.Seq}
+	}
 	push := func(sess *session) {
 		if sess != origin {
-			sess.enqueue(f)
+			sess.enqueueMessage(f, ref)
 		}
 	}
 	if gid, ok := groupOf(m.ConversationID); ok {

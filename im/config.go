@@ -109,6 +109,18 @@ type Config struct {
 	// means unlimited.
 	PresenceQueryRate float64
 
+	// ReadReceiptRate limits the read receipts and read-state requests
+	// (READ_RECEIPT_REQ and the read-state extensions) one user makes per
+	// second, across all of that user's connections on this server;
+	// bursts of twice that (at least one) are allowed. Beyond it a request
+	// fails with SEND_TOO_FAST and changes nothing. Default 20; negative
+	// means unlimited.
+	ReadReceiptRate float64
+	// ReadByMaxMembers is the largest group whose readers of a message
+	// Server.ReadBy lists by name; larger groups get the counts only.
+	// Default 500.
+	ReadByMaxMembers int
+
 	// DevicePolicy decides what a new login does to older sessions.
 	DevicePolicy DevicePolicy
 	// MaxSessionsPerUser bounds a user's concurrent sessions under
@@ -236,6 +248,9 @@ const (
 	DefaultPresenceOfflineDelay     = 5 * time.Second
 	DefaultMaxPresenceSubscriptions = 1000
 	DefaultPresenceQueryRate        = 10
+
+	DefaultReadReceiptRate  = 20
+	DefaultReadByMaxMembers = 500
 )
 
 // withDefaults returns c with every zero field set to its default, or an
@@ -267,6 +282,8 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.PresenceOfflineDelay, DefaultPresenceOfflineDelay)
 	setDefault(&c.MaxPresenceSubscriptions, DefaultMaxPresenceSubscriptions)
 	setDefault(&c.PresenceQueryRate, DefaultPresenceQueryRate)
+	setDefault(&c.ReadReceiptRate, DefaultReadReceiptRate)
+	setDefault(&c.ReadByMaxMembers, DefaultReadByMaxMembers)
 	if c.MaxContentSize > MaxFrameSize/2 {
 		return c, errors.New("im: Config.MaxContentSize must be at most half of MaxFrameSize")
 	}
@@ -287,6 +304,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if math.IsNaN(c.PresenceQueryRate) || math.IsInf(c.PresenceQueryRate, 0) {
 		return c, errors.New("im: Config.PresenceQueryRate must be a finite number (negative for unlimited)")
+	}
+	if math.IsNaN(c.ReadReceiptRate) || math.IsInf(c.ReadReceiptRate, 0) {
+		return c, errors.New("im: Config.ReadReceiptRate must be a finite number (negative for unlimited)")
+	}
+	if c.ReadByMaxMembers < 1 {
+		return c, errors.New("im: Config.ReadByMaxMembers must be positive")
 	}
 	if c.MaxPresenceSubscriptions < 1 {
 		return c, errors.New("im: Config.MaxPresenceSubscriptions must be positive")

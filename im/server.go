@@ -31,6 +31,12 @@ type Server struct {
 	groups *groupCache
 	// sync is store's SyncStore side, nil when it has none.
 	sync SyncStore
+	// reads is store's ReadStateStore side, nil when it has none (read
+	// receipts are then off); receipts limits each user's receipts;
+	// delivered gathers delivery acks between flushes.
+	reads     ReadStateStore
+	receipts  *userLimiter
+	delivered deliveredAcks
 
 	// base is cancelled by Close; session contexts and store calls derive
 	// from it. (A Server is a long-lived owner, like http.Server's
@@ -112,6 +118,8 @@ func NewServer(cfg Config) (*Server, error) {
 		s.cfg.GroupAddPolicy = s.sharesMessages
 	}
 	s.sync, _ = cfg.Store.(SyncStore)
+	s.reads, _ = cfg.Store.(ReadStateStore)
+	s.receipts = newUserLimiter(cfg.ReadReceiptRate, 2*cfg.ReadReceiptRate)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.groups = newGroupCache(s.base, cfg.Store)
 	s.groups.panicked = s.storePanicked
@@ -125,6 +133,9 @@ func NewServer(cfg Config) (*Server, error) {
 	}
 	s.goBG(s.commits.run)
 	s.goBG(s.watchdog)
+	if s.reads != nil {
+		s.goBG(s.runAcks)
+	}
 	return s, nil
 }
 
@@ -523,6 +534,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := errors.Join(terrs...); err != nil {
 		_ = s.Close()
 		return err
+	}
+	// Delivery acks the clients sent before closing are stored.
+	if s.reads != nil {
+		s.flushAcks(ctx)
 	}
 	// The messages already queued for AfterSend are handed to it.
 	select {

@@ -35,6 +35,9 @@ type Stats struct {
 	// SignalsLimited counts signals (typing) refused because their
 	// sender was over Config.SignalRate.
 	SignalsLimited uint64
+	// ReceiptsLimited counts read receipts and read-state requests
+	// refused by their user's rate limit (Config.ReadReceiptRate).
+	ReceiptsLimited uint64
 	// SignalsDropped counts signal pushes not delivered to a connection:
 	// replaced by a newer one from the same sender about the same
 	// conversation while still queued, dropped because the connection's
@@ -61,6 +64,7 @@ type counters struct {
 	afterSendDropped, storePanics       atomic.Uint64
 	corruptReads                        atomic.Uint64
 	signalsLimited, signalsDropped      atomic.Uint64
+	receiptsLimited                     atomic.Uint64
 }
 
 // Stats returns the server's counters and gauges.
@@ -88,5 +92,6 @@ func (s *Server) Stats() Stats {
 		CorruptReads:     c.corruptReads.Load(),
 		SignalsLimited:   c.signalsLimited.Load(),
 		SignalsDropped:   c.signalsDropped.Load(),
+		ReceiptsLimited:  c.receiptsLimited.Load(),
 	}
 }

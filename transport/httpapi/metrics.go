@@ -59,6 +59,7 @@ func (a *api) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	metric("store_panics_total", "counter", "Store calls that panicked, each failing its request or commit.", st.StorePanics)
 	metric("store_corrupt_reads_total", "counter", "Requests failed because stored data failed its integrity check.", st.CorruptReads)
 	metric("signals_limited_total", "counter", "Signals (typing) refused by their sender's rate limit.", st.SignalsLimited)
+	metric("receipts_limited_total", "counter", "Read receipts and read-state requests refused by their user's rate limit.", st.ReceiptsLimited)
 	metric("signals_dropped_total", "counter", "Signal pushes replaced by a newer one or dropped at a full queue.", st.SignalsDropped)
 	metric("presence_online", "gauge", "Users reading as online, those within the offline delay included.", st.PresenceOnline)
 	metric("presence_subscriptions", "gauge", "Presence subscriptions held by open connections.", st.PresenceSubscriptions)
