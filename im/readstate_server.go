@@ -581,6 +581,7 @@ func (s *Server) ReadBy(ctx context.Context, userID, conv, serverMsgID string) (
 	}
 	// Who may read it, the sender aside.
 	var members []string
+	size := 2
 	if peer, ok := peerOf(conv, userID); ok {
 		if peer != userID {
 			members = []string{peer}
@@ -590,6 +591,7 @@ func (s *Server) ReadBy(ctx context.Context, userID, conv, serverMsgID string) (
 		if err != nil {
 			return ReadReceipt{}, err
 		}
+		size = len(ms)
 		for _, gm := range ms {
 			if gm.UserID != userID && FirstReadableSeq(g, gm) <= m.Seq {
 				members = append(members, gm.UserID)
@@ -607,7 +609,7 @@ func (s *Server) ReadBy(ctx context.Context, userID, conv, serverMsgID string) (
 			read[st.UserID] = true
 		}
 	}
-	r := ReadReceipt{Seq: m.Seq, Listed: len(members) <= s.cfg.ReadByMaxMembers}
+	r := ReadReceipt{Seq: m.Seq, Listed: size <= s.cfg.ReadByMaxMembers}
 	slices.Sort(members)
 	for _, u := range members {
 		if read[u] {
