@@ -15,6 +15,9 @@ type ReadState struct {
 	// is concerned: it keeps the two apart, and the Server reports
 	// max(Read, Delivered) where it means "delivered".
 	Delivered int64
+	// Mentioned is the seq of the newest message that mentions the user
+	// (by name or as everyone); she is mentioned while it is above Read.
+	Mentioned int64
 }
 
 // ReadStateStore is an optional Store capability: read and delivered
@@ -31,7 +34,7 @@ type ReadState struct {
 // matters is that a send costs no separate commit.
 type ReadStateStore interface {
 	// UpdateReadStates moves positions forward, all in one atomic, durable
-	// commit: for each state, UserID's Read and Delivered in
+	// commit: for each state, UserID's Read, Delivered and Mentioned in
 	// ConversationID become the greater of the stored value and the given
 	// one (0 leaves it), each clamped to the conversation's MaxSeq as of
 	// the commit, so that no position is ever stored past the newest
@@ -50,7 +53,7 @@ type ReadStateStore interface {
 	ReadStates(ctx context.Context, userID string, convs []string) ([]ReadState, error)
 
 	// ConversationReadStates returns the state of every user who has a
-	// nonzero Read or Delivered in conv (by receipts or by her own
+	// nonzero Read, Delivered or Mentioned in conv (by receipts or by her own
 	// messages), each once, in no particular order. The Server asks it of
 	// groups up to a size it bounds, to tell who has read a message.
 	ConversationReadStates(ctx context.Context, conv string) ([]ReadState, error)
@@ -81,8 +84,8 @@ func ValidateReadState(st ReadState) error {
 	if err := ValidateConversationID(st.ConversationID); err != nil {
 		return err
 	}
-	if st.Read < 0 || st.Delivered < 0 {
-		return errorf(CodeInvalidArgument, ErrInvalidArgument, "read state of %q in %q: negative position (read %d, delivered %d)", st.UserID, st.ConversationID, st.Read, st.Delivered)
+	if st.Read < 0 || st.Delivered < 0 || st.Mentioned < 0 {
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "read state of %q in %q: negative position (read %d, delivered %d, mentioned %d)", st.UserID, st.ConversationID, st.Read, st.Delivered, st.Mentioned)
 	}
 	return nil
 }

@@ -17,7 +17,7 @@ type positionKey struct{ user, conv string }
 // but derived from the messages when read (sentUpTo), which is what a
 // Store without transactions over both would have to do as well.
 type positions struct {
-	read, delivered int64
+	read, delivered, mentioned int64
 }
 
 // UpdateReadStates implements im.ReadStateStore.
@@ -45,6 +45,7 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) ([]
 		p := s.positions[k]
 		p.read = max(p.read, min(st.Read, maxSeq))
 		p.delivered = max(p.delivered, min(st.Delivered, maxSeq))
+		p.mentioned = max(p.mentioned, min(st.Mentioned, maxSeq))
 		if p == (positions{}) {
 			continue
 		}
@@ -104,6 +105,7 @@ func (s *Store) readState(user, conv string) im.ReadState {
 		ConversationID: conv,
 		Read:           max(p.read, s.sentUpTo(user, conv)),
 		Delivered:      p.delivered,
+		Mentioned:      p.mentioned,
 	}
 }
 

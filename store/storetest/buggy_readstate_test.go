@@ -2,6 +2,7 @@ package storetest_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/imserver/imserver/im"
@@ -27,6 +28,12 @@ func readStateBug(bug string) bool {
 }
 
 func (b *buggyStore) UpdateReadStates(ctx context.Context, states []im.ReadState) ([]im.ReadState, error) {
+	if b.bug == "mention-dropped" {
+		states = slices.Clone(states)
+		for i := range states {
+			states[i].Mentioned = 0
+		}
+	}
 	if !readStateBug(b.bug) {
 		out, err := b.Store.UpdateReadStates(b.ctx(ctx), states)
 		return out, b.accept(err)

@@ -32,6 +32,7 @@ func testReadState(t *testing.T, h Harness) {
 		{"Concurrent", testReadStateConcurrent},
 		{"ManyConversations", testReadStateManyConversations},
 		{"Cancelled", testReadStateCancelled},
+		{"Mentioned", testReadStateMentioned},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -453,7 +454,7 @@ func testReadStateDurability(t *testing.T, h Harness) {
 		im.ReadState{UserID: "bob", ConversationID: conv, Delivered: 9},
 		im.ReadState{UserID: "carol", ConversationID: "group_d", Read: 1})
 	sendN(t, s, "group_d", "dave", 1, "carol", "dave")
-	update(t, rs, im.ReadState{UserID: "carol", ConversationID: "group_d", Read: 1, Delivered: 1})
+	update(t, rs, im.ReadState{UserID: "carol", ConversationID: "group_d", Read: 1, Delivered: 1, Mentioned: 1})
 
 	s = h.Reopen(t, s)
 	if s == nil {
@@ -465,10 +466,58 @@ func testReadStateDurability(t *testing.T, h Harness) {
 	}
 	wantStates(t, rs, "alice", []string{conv}, [2]int64{a, 0})
 	wantStates(t, rs, "bob", []string{conv}, [2]int64{10, 9})
-	wantStates(t, rs, "carol", []string{"group_d"}, [2]int64{1, 1})
+	got0, err := rs.ReadStates(t.Context(), "carol", []string{"group_d"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := (im.ReadState{UserID: "carol", ConversationID: "group_d", Read: 1, Delivered: 1, Mentioned: 1}); got0[0] != w {
+		t.Errorf("after reopen ReadStates(carol) = %+v, want %+v", got0[0], w)
+	}
 	got, err := rs.ConversationReadStates(t.Context(), conv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	checkConversationStates(t, got, conv, map[string]int64{"alice": a, "bob": 10}, map[string]int64{"bob": 9})
+}
+
+// Mentioned moves like Delivered: forward, clamped, on its own.
+func testReadStateMentioned(t *testing.T, s im.Store, rs im.ReadStateStore) {
+	const conv = "group_mention"
+	sendN(t, s, conv, "bob", 6, "alice", "bob")
+	out := update(t, rs, im.ReadState{UserID: "alice", ConversationID: conv, Mentioned: 4})
+	want := im.ReadState{UserID: "alice", ConversationID: conv, Mentioned: 4}
+	if out[0] != want {
+		t.Errorf("UpdateReadStates(Mentioned 4) returned %+v, want %+v", out[0], want)
+	}
+	update(t, rs, im.ReadState{UserID: "alice", ConversationID: conv, Mentioned: 2, Read: 3})
+	update(t, rs, im.ReadState{UserID: "alice", ConversationID: conv, Mentioned: 99})
+	got, err := rs.ReadStates(t.Context(), "alice", []string{conv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = im.ReadState{UserID: "alice", ConversationID: conv, Read: 3, Mentioned: 6}
+	if got[0] != want {
+		t.Errorf("ReadStates = %+v, want %+v", got[0], want)
+	}
+	if _, err := rs.UpdateReadStates(t.Context(), []im.ReadState{{UserID: "carol", ConversationID: conv, Mentioned: -1}}); !errors.Is(err, im.ErrInvalidArgument) {
+		t.Errorf("UpdateReadStates with a negative Mentioned = %v, want ErrInvalidArgument", err)
+	}
+	// A mention alone lists the user.
+	update(t, rs, im.ReadState{UserID: "dave", ConversationID: conv, Mentioned: 5})
+	all, err := rs.ConversationReadStates(t.Context(), conv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, st := range all {
+		if st.UserID == "dave" {
+			found = st == im.ReadState{UserID: "dave", ConversationID: conv, Mentioned: 5}
+		}
+		if st.UserID == "carol" {
+			t.Errorf("ConversationReadStates lists carol, whose update was refused: %+v", st)
+		}
+	}
+	if !found {
+		t.Errorf("ConversationReadStates(%q) = %+v, want dave with Mentioned 5", conv, all)
+	}
 }

@@ -123,6 +123,8 @@ func TestSuiteDetectsBugs(t *testing.T) {
 		{"read-no-validation", "ReadState/Invalid"},
 		{"read-not-listed", "ReadState/ConversationReadStates"},
 		{"ignore-ctx", "ReadState/Cancelled"},
+		{"mention-dropped", "ReadState/Mentioned"},
+		{"mention-dropped", "ReadState/Durability"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.bug+"/"+tt.failing, func(t *testing.T) {
