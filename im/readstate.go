@@ -1,6 +1,9 @@
 package im
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ReadState is where one user stands in one conversation.
 type ReadState struct {
@@ -18,6 +21,11 @@ type ReadState struct {
 	// Mentioned is the seq of the newest message that mentions the user
 	// (by name or as everyone); she is mentioned while it is above Read.
 	Mentioned int64
+	// UpdatedAt is when UpdateReadStates last moved one of the positions
+	// above: the UpdatedAt of the input state that moved it (the Server's
+	// clock, microsecond precision), zero if none ever has. A message of
+	// the user's own does not set it; its time is the message's.
+	UpdatedAt time.Time
 }
 
 // ReadStateStore is an optional Store capability: read and delivered
@@ -38,7 +46,9 @@ type ReadStateStore interface {
 	// ConversationID become the greater of the stored value and the given
 	// one (0 leaves it), each clamped to the conversation's MaxSeq as of
 	// the commit, so that no position is ever stored past the newest
-	// message (a conversation without messages keeps 0). It returns the
+	// message (a conversation without messages keeps 0). If any position
+	// of a state moved, the state's UpdatedAt is stored with it (the
+	// latest, for several states of one pair in a batch). It returns the
 	// states after the commit, one per input, in order. Several states for
 	// the same user and conversation in one batch are allowed and combine.
 	// It does not check membership; the Server does. An invalid id, or a

@@ -163,7 +163,7 @@ func (s *Server) markRead(ctx context.Context, user, conv string, ids []string, 
 	if target <= before.Read {
 		return before, nil
 	}
-	out, err := s.reads.UpdateReadStates(ctx, []ReadState{{UserID: user, ConversationID: conv, Read: target}})
+	out, err := s.reads.UpdateReadStates(ctx, []ReadState{{UserID: user, ConversationID: conv, Read: target, UpdatedAt: time.Now()}})
 	if err != nil {
 		return ReadState{}, err
 	}
@@ -315,8 +315,9 @@ func (s *Server) flushAcks(ctx context.Context) {
 		return
 	}
 	states := make([]ReadState, 0, len(p))
+	now := time.Now()
 	for k, seq := range p {
-		states = append(states, ReadState{UserID: k[0], ConversationID: k[1], Delivered: seq})
+		states = append(states, ReadState{UserID: k[0], ConversationID: k[1], Delivered: seq, UpdatedAt: now})
 	}
 	out, err := s.updateReadStates(ctx, states)
 	if err != nil {

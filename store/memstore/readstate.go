@@ -3,6 +3,7 @@ package memstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/imserver/imserver/im"
 )
@@ -18,6 +19,7 @@ type positionKey struct{ user, conv string }
 // Store without transactions over both would have to do as well.
 type positions struct {
 	read, delivered, mentioned int64
+	updated                    time.Time
 }
 
 // UpdateReadStates implements im.ReadStateStore.
@@ -42,13 +44,15 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) ([]
 			maxSeq = c.MaxSeq
 		}
 		k := positionKey{st.UserID, st.ConversationID}
-		p := s.positions[k]
+		old := s.positions[k]
+		p := old
 		p.read = max(p.read, min(st.Read, maxSeq))
 		p.delivered = max(p.delivered, min(st.Delivered, maxSeq))
 		p.mentioned = max(p.mentioned, min(st.Mentioned, maxSeq))
-		if p == (positions{}) {
+		if p == old {
 			continue
 		}
+		p.updated = st.UpdatedAt
 		s.positions[k] = p
 		if s.readers[st.ConversationID] == nil {
 			s.readers[st.ConversationID] = make(map[string]bool)
@@ -106,6 +110,7 @@ func (s *Store) readState(user, conv string) im.ReadState {
 		Read:           max(p.read, s.sentUpTo(user, conv)),
 		Delivered:      p.delivered,
 		Mentioned:      p.mentioned,
+		UpdatedAt:      p.updated,
 	}
 }
 

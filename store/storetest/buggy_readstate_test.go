@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/imserver/imserver/im"
 )
@@ -28,6 +29,12 @@ func readStateBug(bug string) bool {
 }
 
 func (b *buggyStore) UpdateReadStates(ctx context.Context, states []im.ReadState) ([]im.ReadState, error) {
+	if b.bug == "updatedat-dropped" {
+		states = slices.Clone(states)
+		for i := range states {
+			states[i].UpdatedAt = time.Time{}
+		}
+	}
 	if b.bug == "mention-dropped" {
 		states = slices.Clone(states)
 		for i := range states {

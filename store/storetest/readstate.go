@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/imserver/imserver/im"
 )
@@ -33,6 +34,7 @@ func testReadState(t *testing.T, h Harness) {
 		{"ManyConversations", testReadStateManyConversations},
 		{"Cancelled", testReadStateCancelled},
 		{"Mentioned", testReadStateMentioned},
+		{"UpdatedAt", testReadStateUpdatedAt},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -520,4 +522,37 @@ func testReadStateMentioned(t *testing.T, s im.Store, rs im.ReadStateStore) {
 	if !found {
 		t.Errorf("ConversationReadStates(%q) = %+v, want dave with Mentioned 5", conv, all)
 	}
+}
+
+// UpdatedAt is kept, to the microsecond, from the update that last moved
+// a position.
+func testReadStateUpdatedAt(t *testing.T, s im.Store, rs im.ReadStateStore) {
+	const conv = "single_alice_bob"
+	sendN(t, s, conv, "bob", 5, "alice", "bob")
+	t1 := baseTime()
+	t2 := t1.Add(time.Second + 7*time.Microsecond)
+	t3 := t2.Add(time.Minute)
+	check := func(want time.Time) {
+		t.Helper()
+		got, err := rs.ReadStates(t.Context(), "alice", []string{conv})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got[0].UpdatedAt.Equal(want) {
+			t.Errorf("UpdatedAt = %v, want %v", got[0].UpdatedAt, want)
+		}
+	}
+	check(time.Time{})
+	out := update(t, rs, im.ReadState{UserID: "alice", ConversationID: conv, Read: 2, UpdatedAt: t1})
+	if !out[0].UpdatedAt.Equal(t1) {
+		t.Errorf("UpdateReadStates returned UpdatedAt %v, want %v", out[0].UpdatedAt, t1)
+	}
+	// Nothing moves: the time stays.
+	update(t, rs, im.ReadState{UserID: "alice", ConversationID: conv, Read: 1, UpdatedAt: t3})
+	check(t1)
+	update(t, rs, im.ReadState{UserID: "alice", ConversationID: conv, Delivered: 4, UpdatedAt: t2})
+	check(t2)
+	// A message of her own moves Read without a time.
+	sendN(t, s, conv, "alice", 1)
+	check(t2)
 }

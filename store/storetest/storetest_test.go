@@ -125,6 +125,7 @@ func TestSuiteDetectsBugs(t *testing.T) {
 		{"ignore-ctx", "ReadState/Cancelled"},
 		{"mention-dropped", "ReadState/Mentioned"},
 		{"mention-dropped", "ReadState/Durability"},
+		{"updatedat-dropped", "ReadState/UpdatedAt"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.bug+"/"+tt.failing, func(t *testing.T) {
