@@ -23,6 +23,8 @@ type Store struct {
 	// lists, per conversation, the users who have any.
 	positions map[positionKey]positions
 	readers   map[string]map[string]bool
+	// settings are each user's settings of her conversations.
+	settings map[positionKey]im.ConversationSettings
 }
 
 type dedupKey struct{ sender, clientMsgID string }
