@@ -370,6 +370,7 @@ func (s *Server) deliver(m Message, op *commitOp) {
 				s.hub.each(u, push)
 			}
 		}
+		s.noteMentions(m, set)
 		for _, u := range op.also {
 			if set == nil || set.roles[u] == 0 {
 				s.hub.each(u, push)

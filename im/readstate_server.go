@@ -2,8 +2,10 @@ package im
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -49,6 +51,8 @@ type ConversationReadState struct {
 	Read, Delivered int64
 	// Unread counts the messages by others after Read that she may read.
 	Unread int64
+	// Mentioned is set while a message after Read mentions her.
+	Mentioned bool
 	// PeerRead and PeerDelivered are, in a one-to-one conversation named
 	// in the call, the other member's positions: how far the user's own
 	// messages have been read and delivered.
@@ -265,24 +269,43 @@ func (s *Server) handleMsgAck(sess *session, f Frame) {
 	}
 }
 
-// deliveredAcks gathers delivery acks between flushes: the highest seq per
-// user and conversation.
+// deliveredAcks gathers, between flushes, delivery acks and mentions: the
+// highest seq of each per user and conversation.
 type deliveredAcks struct {
 	mu      sync.Mutex
-	pending map[[2]string]int64
+	pending map[[2]string]ackedSeqs
 }
+
+type ackedSeqs struct{ delivered, mentioned int64 }
 
 func (d *deliveredAcks) add(user, conv string, seq int64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.pending == nil {
-		d.pending = make(map[[2]string]int64)
+		d.pending = make(map[[2]string]ackedSeqs)
 	}
 	k := [2]string{user, conv}
-	d.pending[k] = max(d.pending[k], seq)
+	p := d.pending[k]
+	p.delivered = max(p.delivered, seq)
+	d.pending[k] = p
 }
 
-func (d *deliveredAcks) take() map[[2]string]int64 {
+// mention records that message seq of conv mentions users.
+func (d *deliveredAcks) mention(conv string, seq int64, users []string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.pending == nil {
+		d.pending = make(map[[2]string]ackedSeqs)
+	}
+	for _, u := range users {
+		k := [2]string{u, conv}
+		p := d.pending[k]
+		p.mentioned = max(p.mentioned, seq)
+		d.pending[k] = p
+	}
+}
+
+func (d *deliveredAcks) take() map[[2]string]ackedSeqs {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	p := d.pending
@@ -305,10 +328,11 @@ func (s *Server) runAcks() {
 	}
 }
 
-// flushAcks stores the delivery acks gathered since the last flush, in one
-// commit, and tells the peers of one-to-one conversations that subscribed.
-// A failure loses them: delivery positions are advisory, and the next ack
-// moves them again.
+// flushAcks stores the delivery acks and mentions gathered since the last
+// flush, in one commit, and tells the peers of one-to-one conversations
+// that subscribed. A failure loses them (logged): delivery positions are
+// advisory, and the next ack moves them again; a mention lost so is a
+// flag not shown.
 func (s *Server) flushAcks(ctx context.Context) {
 	p := s.delivered.take()
 	if len(p) == 0 {
@@ -316,15 +340,18 @@ func (s *Server) flushAcks(ctx context.Context) {
 	}
 	states := make([]ReadState, 0, len(p))
 	now := time.Now()
-	for k, seq := range p {
-		states = append(states, ReadState{UserID: k[0], ConversationID: k[1], Delivered: seq, UpdatedAt: now})
+	for k, v := range p {
+		states = append(states, ReadState{UserID: k[0], ConversationID: k[1], Delivered: v.delivered, Mentioned: v.mentioned, UpdatedAt: now})
 	}
 	out, err := s.updateReadStates(ctx, states)
 	if err != nil {
 		s.log.Warn("store delivery acks", "n", len(states), "err", err)
 		return
 	}
-	for _, st := range out {
+	for i, st := range out {
+		if states[i].Delivered == 0 {
+			continue
+		}
 		if peer, ok := peerOf(st.ConversationID, st.UserID); ok {
 			s.pushDelivery(peer, st)
 		}
@@ -376,6 +403,7 @@ func (s *Server) handleReadState(sess *session, f Frame) {
 			Unread:           st.Unread,
 			PeerReadSeq:      st.PeerRead,
 			PeerDeliveredSeq: st.PeerDelivered,
+			Mentioned:        st.Mentioned,
 		}
 		rsp.TotalUnread += st.Unread
 	}
@@ -456,6 +484,7 @@ func (s *Server) ReadStates(ctx context.Context, userID string, convs []string) 
 			Read:           st.Read,
 			Delivered:      max(st.Delivered, st.Read),
 			Unread:         Unread(c.MaxSeq, st.Read, from),
+			Mentioned:      st.Mentioned > st.Read && st.Mentioned >= from,
 		}
 		if peer, ok := peerOf(c.ID, userID); ok && named && peer != userID {
 			ps, err := s.readStatesOf(ctx, peer, []string{c.ID})
@@ -652,4 +681,44 @@ func (s *Server) findMessage(ctx context.Context, conv, serverID string) (_ Mess
 		}
 	}
 	return Message{}, errorf(CodeNotFound, ErrNotFound, "no such message in this conversation")
+}
+
+// A group message mentions members through its extra, a JSON object (see
+// docs/PROTOCOL.md): "mentionUserIDs", a list of user ids, and
+// "mentionAll", true to mention every member, which only the group's
+// owner and admins may do (from others it is ignored). A mentioned member
+// is flagged in her read state until she reads past the message.
+type mentionExtra struct {
+	UserIDs []string `json:"mentionUserIDs"`
+	All     bool     `json:"mentionAll"`
+}
+
+// maxMentions bounds the users one message mentions by id.
+const maxMentions = 100
+
+// noteMentions records the mentions of m, a group message just stored,
+// among set's members, for the next flush. Messages that say nothing of
+// mentions cost a substring search of their extra.
+func (s *Server) noteMentions(m Message, set *memberSet) {
+	if s.reads == nil || set == nil || !strings.Contains(m.Extra, `"mention`) {
+		return
+	}
+	var x mentionExtra
+	if json.Unmarshal([]byte(m.Extra), &x) != nil {
+		return
+	}
+	var users []string
+	if x.All && set.roles[m.SenderID] >= RoleAdmin {
+		users = set.ids
+	} else {
+		for _, u := range x.UserIDs[:min(len(x.UserIDs), maxMentions)] {
+			if set.roles[u] != 0 {
+				users = append(users, u)
+			}
+		}
+	}
+	users = slices.DeleteFunc(slices.Clone(users), func(u string) bool { return u == m.SenderID })
+	if len(users) > 0 {
+		s.delivered.mention(m.ConversationID, m.Seq, users)
+	}
 }

@@ -450,3 +450,53 @@ func testUnreadProperty(t *testing.T, memory bool, seed uint64) {
 		}
 	}
 }
+
+func TestMentions(t *testing.T) {
+	srv := readStateServer(t, true, im.Config{})
+	ctx := testCtx(t)
+	g, err := srv.CreateGroup(ctx, alice, im.GroupSpec{Name: "g"}, []string{bob, carol})
+	require.NoError(t, err)
+	conv := im.GroupConversationID(g.ID)
+	send := func(from, extra string) im.Message {
+		t.Helper()
+		m, err := srv.SendMessage(ctx, im.SendRequest{SenderID: from, ConversationID: conv, Type: im.TextMessage, Content: []byte("hey"), Extra: extra})
+		require.NoError(t, err)
+		return m
+	}
+	mentioned := func(user string) bool {
+		t.Helper()
+		st, err := srv.ReadStates(ctx, user, []string{conv})
+		require.NoError(t, err)
+		return st[0].Mentioned
+	}
+	// A mention of carol and of a stranger; bob, the sender, is never
+	// flagged by his own message.
+	send(bob, `{"mentionUserIDs":["carol","zed","bob"]}`)
+	eventually(t, func() bool { return mentioned(carol) }, "carol not flagged")
+	require.False(t, mentioned(bob))
+	require.False(t, mentioned(alice))
+
+	// Reading clears it; over the wire the flag is in the read state.
+	c := srv.Dial(t, client.TransportTCP, carol)
+	require.True(t, readState(t, c, conv).Mentioned)
+	require.Equal(t, imv1.ErrorCode_ERR_SUCCESS, readReceipt(t, c, conv).ErrorCode)
+	require.False(t, readState(t, c, conv).Mentioned)
+
+	// Everyone: only from the owner or an admin.
+	send(bob, `{"mentionAll":true}`)
+	m := send(alice, `{"mentionAll":true}`)
+	eventually(t, func() bool { return mentioned(bob) && mentioned(carol) }, "mention of all not flagged")
+	require.False(t, mentioned(alice), "bob may not mention everyone") // stored no later than alice's
+	// A later message without a mention keeps the flag until read.
+	send(bob, `{"other":1}`)
+	_, err = srv.MarkRead(ctx, carol, conv, []string{m.ServerID})
+	require.NoError(t, err)
+	require.False(t, mentioned(carol))
+
+	// Malformed extra mentions no one.
+	send(carol, `{"mentionUserIDs": 5}`)
+	send(carol, `not json "mention`)
+	st, err := srv.ReadStates(ctx, alice, []string{conv})
+	require.NoError(t, err)
+	require.False(t, st[0].Mentioned)
+}

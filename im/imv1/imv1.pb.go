@@ -2758,8 +2758,10 @@ type ConversationReadState struct {
 	// sender learns "delivered" and "read" for her own messages.
 	PeerReadSeq      int64 `protobuf:"varint,6,opt,name=peer_read_seq,json=peerReadSeq,proto3" json:"peer_read_seq,omitempty"`
 	PeerDeliveredSeq int64 `protobuf:"varint,7,opt,name=peer_delivered_seq,json=peerDeliveredSeq,proto3" json:"peer_delivered_seq,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// A message after read_seq mentions her (docs/PROTOCOL.md, mentions).
+	Mentioned     bool `protobuf:"varint,8,opt,name=mentioned,proto3" json:"mentioned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ConversationReadState) Reset() {
@@ -2839,6 +2841,13 @@ func (x *ConversationReadState) GetPeerDeliveredSeq() int64 {
 		return x.PeerDeliveredSeq
 	}
 	return 0
+}
+
+func (x *ConversationReadState) GetMentioned() bool {
+	if x != nil {
+		return x.Mentioned
+	}
+	return false
 }
 
 // Extension (CMD_DELIVERY_RECEIPT_PUSH): the peer of a one-to-one
@@ -3280,7 +3289,7 @@ const file_imv1_proto_rawDesc = "" +
 	"\terror_msg\x18\x02 \x01(\tR\berrorMsg\x12:\n" +
 	"\x06states\x18\x03 \x03(\v2\".imserver.v1.ConversationReadStateR\x06states\x12!\n" +
 	"\ftotal_unread\x18\x04 \x01(\x03R\vtotalUnread\x12\x1a\n" +
-	"\breceipts\x18\x05 \x01(\bR\breceipts\"\x83\x02\n" +
+	"\breceipts\x18\x05 \x01(\bR\breceipts\"\xa1\x02\n" +
 	"\x15ConversationReadState\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
 	"\amax_seq\x18\x02 \x01(\x03R\x06maxSeq\x12\x19\n" +
@@ -3288,7 +3297,8 @@ const file_imv1_proto_rawDesc = "" +
 	"\rdelivered_seq\x18\x04 \x01(\x03R\fdeliveredSeq\x12\x16\n" +
 	"\x06unread\x18\x05 \x01(\x03R\x06unread\x12\"\n" +
 	"\rpeer_read_seq\x18\x06 \x01(\x03R\vpeerReadSeq\x12,\n" +
-	"\x12peer_delivered_seq\x18\a \x01(\x03R\x10peerDeliveredSeq\"\x97\x01\n" +
+	"\x12peer_delivered_seq\x18\a \x01(\x03R\x10peerDeliveredSeq\x12\x1c\n" +
+	"\tmentioned\x18\b \x01(\bR\tmentioned\"\x97\x01\n" +
 	"\x13DeliveryReceiptPush\x12'\n" +
 	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
 	"\auser_id\x18\x02 \x01(\tR\x06userId\x12#\n" +
