@@ -500,3 +500,55 @@ func TestMentions(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, st[0].Mentioned)
 }
+
+// The Go client's read-state calls, against a real server.
+func TestClientReadState(t *testing.T) {
+	srv := readStateServer(t, true, im.Config{})
+	ctx := testCtx(t)
+	a := srv.Dial(t, client.TransportWebSocket, alice)
+	b := srv.Dial(t, client.TransportTCP, bob)
+	sub, err := b.ReadState(ctx, imv1.ReceiptSubscribe_RECEIPTS_SUBSCRIBE)
+	require.NoError(t, err)
+	require.True(t, sub.Receipts)
+	require.Zero(t, sub.TotalUnread)
+
+	sent := sendText(t, b, alice, "hello")
+	m := nextMessage(t, a)
+	require.NoError(t, a.Ack(ctx, m.ServerMsgId))
+	var d *imv1.DeliveryReceiptPush
+	for d == nil {
+		d, _ = nextPush(t, b).Message.(*imv1.DeliveryReceiptPush)
+	}
+	require.Equal(t, sent.Seq, d.DeliveredSeq)
+
+	rsp, err := a.ReadState(ctx, imv1.ReceiptSubscribe_RECEIPTS_UNCHANGED)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), rsp.TotalUnread)
+	require.False(t, rsp.Receipts)
+	require.NoError(t, a.MarkRead(ctx, aliceBob, m.ServerMsgId))
+	rsp, err = a.ReadState(ctx, imv1.ReceiptSubscribe_RECEIPTS_UNCHANGED, aliceBob)
+	require.NoError(t, err)
+	require.Zero(t, rsp.TotalUnread)
+	require.Equal(t, sent.Seq, rsp.States[0].ReadSeq)
+
+	by, err := b.ReadBy(ctx, aliceBob, sent.ServerMsgId)
+	require.NoError(t, err)
+	require.Equal(t, []string{alice}, by.ReadUserIds)
+	require.True(t, by.Listed)
+
+	// Refusals come back as errors with the server's code.
+	var e *client.Error
+	_, err = a.ReadBy(ctx, aliceBob, sent.ServerMsgId)
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, imv1.ErrorCode_ERR_PERMISSION_DENIED, e.Code)
+	err = a.MarkRead(ctx, im.SingleConversationID(bob, carol))
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, imv1.ErrorCode_ERR_PERMISSION_DENIED, e.Code)
+	tooMany := make([]string, 101)
+	for i := range tooMany {
+		tooMany[i] = fmt.Sprintf("single_alice_u%d", i)
+	}
+	_, err = a.ReadState(ctx, imv1.ReceiptSubscribe_RECEIPTS_UNCHANGED, tooMany...)
+	require.ErrorAs(t, err, &e)
+	require.Equal(t, imv1.ErrorCode_ERR_INVALID_PARAM, e.Code)
+}

@@ -109,3 +109,32 @@ func ExampleClient_Presence() {
 		}
 	}
 }
+
+// Read ticks for the messages a user sent: her connection subscribes to
+// delivery receipts, which tell how far each peer has received and read.
+// It needs a running server, so it is compiled but not run.
+func ExampleClient_ReadState() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, client.Options{Addr: "127.0.0.1:8082", UserID: "alice", Token: "<token>"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	rsp, err := c.ReadState(ctx, imv1.ReceiptSubscribe_RECEIPTS_SUBSCRIBE)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("%d unread in %d conversations", rsp.TotalUnread, len(rsp.States))
+	for p := range c.Pushes() {
+		switch m := p.Message.(type) {
+		case *imv1.PushMessage:
+			// Delivered: the sender's tick turns double.
+			if err := c.Ack(ctx, m.Message.ServerMsgId); err != nil {
+				log.Print(err)
+			}
+		case *imv1.DeliveryReceiptPush:
+			log.Printf("%s has received up to %d and read up to %d in %s", m.UserId, m.DeliveredSeq, m.ReadSeq, m.ConversationId)
+		}
+	}
+}
