@@ -32,6 +32,7 @@ type dedupKey struct{ sender, clientMsgID string }
 var (
 	_ im.Store          = (*Store)(nil)
 	_ im.SyncStore      = (*Store)(nil)
+	_ im.RecallStore    = (*Store)(nil)
 	_ auth.AccountStore = (*Store)(nil)
 )
 

@@ -126,6 +126,21 @@ func TestSuiteDetectsBugs(t *testing.T) {
 		{"mention-dropped", "ReadState/Mentioned"},
 		{"mention-dropped", "ReadState/Durability"},
 		{"updatedat-dropped", "ReadState/UpdatedAt"},
+		{"recall-keeps-content", "Recall/Tombstone"},
+		{"recall-keeps-content", "Recall/Dedup"},
+		{"recall-ranges-original", "Recall/Tombstone"},
+		{"recall-dedup-original", "Recall/Dedup"},
+		{"recall-dedup-original", "Recall/Durability"},
+		{"recall-truncate-ms", "Recall/Tombstone"},
+		{"recall-overwrites", "Recall/Idempotent"},
+		{"recall-overwrites", "Recall/Concurrent"},
+		{"recall-missing-ok", "Recall/NotFound"},
+		{"byid-newest-only", "Recall/ByServerID"},
+		{"byid-any-conversation", "Recall/ByServerID"},
+		{"no-validation", "Recall/Invalid/EmptyBy"},
+		{"no-validation", "Recall/Invalid/ZeroTime"},
+		{"ignore-ctx", "Recall/Cancelled"},
+		{"lose-on-reopen", "Recall/Durability"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.bug+"/"+tt.failing, func(t *testing.T) {
