@@ -109,6 +109,14 @@ type Config struct {
 	// means unlimited.
 	PresenceQueryRate float64
 
+	// RecallWindow is how long after sending users may recall their own
+	// messages (REVOKE_MSG_REQ, Server.RecallMessage), judged on the
+	// message's CreatedAt against the server's clock. A group's owner and
+	// admins may recall any message of the group, whenever it was sent.
+	// Default 2 minutes, what IM-iOS-SDK's users expect; negative means
+	// no limit. Recall needs a Store that implements RecallStore.
+	RecallWindow time.Duration
+
 	// DevicePolicy decides what a new login does to older sessions.
 	DevicePolicy DevicePolicy
 	// MaxSessionsPerUser bounds a user's concurrent sessions under
@@ -236,6 +244,8 @@ const (
 	DefaultPresenceOfflineDelay     = 5 * time.Second
 	DefaultMaxPresenceSubscriptions = 1000
 	DefaultPresenceQueryRate        = 10
+
+	DefaultRecallWindow = 2 * time.Minute
 )
 
 // withDefaults returns c with every zero field set to its default, or an
@@ -267,6 +277,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.PresenceOfflineDelay, DefaultPresenceOfflineDelay)
 	setDefault(&c.MaxPresenceSubscriptions, DefaultMaxPresenceSubscriptions)
 	setDefault(&c.PresenceQueryRate, DefaultPresenceQueryRate)
+	setDefault(&c.RecallWindow, DefaultRecallWindow)
 	if c.MaxContentSize > MaxFrameSize/2 {
 		return c, errors.New("im: Config.MaxContentSize must be at most half of MaxFrameSize")
 	}
