@@ -138,8 +138,8 @@
 //     message into a tombstone. Without it recall is off: REVOKE_MSG_REQ
 //     answers ERR_UNKNOWN and Server.RecallMessage ErrUnsupported.
 //
-// A new area (read receipts and per-conversation state, recall, friends,
-// files, …) follows the same pattern: an interface named for the area,
+// A new area (read receipts and per-conversation state, friends, files,
+// …) follows the same pattern: an interface named for the area,
 // with ctx first in every method and each method's not-found, atomicity and
 // concurrency rules in its doc; listed here with what the Server does
 // without it; checked by a storetest subtest that skips stores without it;
