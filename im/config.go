@@ -120,6 +120,13 @@ type Config struct {
 	// Server.ReadBy lists by name; larger groups get the counts only.
 	// Default 500.
 	ReadByMaxMembers int
+	// RecallWindow is how long after sending users may recall their own
+	// messages (REVOKE_MSG_REQ, Server.RecallMessage), judged on the
+	// message's CreatedAt against the server's clock. A group's owner and
+	// admins may recall any message of the group, whenever it was sent.
+	// Default 2 minutes, what IM-iOS-SDK's users expect; negative means
+	// no limit. Recall needs a Store that implements RecallStore.
+	RecallWindow time.Duration
 
 	// DevicePolicy decides what a new login does to older sessions.
 	DevicePolicy DevicePolicy
@@ -251,6 +258,7 @@ const (
 
 	DefaultReadReceiptRate  = 20
 	DefaultReadByMaxMembers = 500
+	DefaultRecallWindow     = 2 * time.Minute
 )
 
 // withDefaults returns c with every zero field set to its default, or an
@@ -284,6 +292,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.PresenceQueryRate, DefaultPresenceQueryRate)
 	setDefault(&c.ReadReceiptRate, DefaultReadReceiptRate)
 	setDefault(&c.ReadByMaxMembers, DefaultReadByMaxMembers)
+	setDefault(&c.RecallWindow, DefaultRecallWindow)
 	if c.MaxContentSize > MaxFrameSize/2 {
 		return c, errors.New("im: Config.MaxContentSize must be at most half of MaxFrameSize")
 	}

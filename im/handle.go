@@ -51,6 +51,8 @@ func (s *Server) handle(sess *session, f Frame) {
 		s.handleReadState(sess, f)
 	case imv1.CommandType_CMD_READ_BY_REQ:
 		s.handleReadBy(sess, f)
+	case imv1.CommandType_CMD_REVOKE_MSG_REQ:
+		s.handleRecall(sess, f)
 	case imv1.CommandType_CMD_CONNECT_REQ:
 		var req imv1.ConnectRequest
 		if err := proto.Unmarshal(f.Body, &req); err != nil {

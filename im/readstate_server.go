@@ -666,9 +666,9 @@ func (s *Server) groupMembers(ctx context.Context, gid string) (_ Group, _ []Gro
 // findMessage returns the message of conv with serverID: by the Store's
 // index when it has one (RecallStore), otherwise among the newest readScan.
 func (s *Server) findMessage(ctx context.Context, conv, serverID string) (_ Message, err error) {
-	if rs, ok := s.store.(RecallStore); ok {
+	if s.recall != nil {
 		defer s.recoverStore("MessageByServerID", &err)
-		return rs.MessageByServerID(ctx, conv, serverID)
+		return s.recall.MessageByServerID(ctx, conv, serverID)
 	}
 	defer s.recoverStore("MessagesBefore", &err)
 	msgs, err := s.store.MessagesBefore(ctx, conv, 0, readScan)

@@ -68,6 +68,10 @@ type Server struct {
 	presence        presenceTracker
 	watchers        presenceWatchers
 	presenceQueries *userLimiter
+	// recall is store's RecallStore side, nil when it has none; recalls
+	// limits each user's REVOKE_MSG_REQs.
+	recall  RecallStore
+	recalls *userLimiter
 
 	mu        sync.Mutex
 	closing   bool
@@ -111,6 +115,7 @@ func NewServer(cfg Config) (*Server, error) {
 		groupAdds: newUserLimiter(float64(cfg.GroupAddsPerMinute)/60, float64(cfg.GroupAddsPerMinute)),
 
 		presenceQueries: newUserLimiter(cfg.PresenceQueryRate, 2*cfg.PresenceQueryRate),
+		recalls:         newUserLimiter(recallRate, recallBurst),
 	}
 	s.presence = newLocalPresence(max(0, cfg.PresenceOfflineDelay), s.presenceChanged)
 	s.guardHooks()
@@ -120,6 +125,7 @@ func NewServer(cfg Config) (*Server, error) {
 	s.sync, _ = cfg.Store.(SyncStore)
 	s.reads, _ = cfg.Store.(ReadStateStore)
 	s.receipts = newUserLimiter(cfg.ReadReceiptRate, 2*cfg.ReadReceiptRate)
+	s.recall, _ = cfg.Store.(RecallStore)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.groups = newGroupCache(s.base, cfg.Store)
 	s.groups.panicked = s.storePanicked

@@ -39,6 +39,7 @@ type config struct {
 	SendRate      float64
 	GroupAdds     int  // users one user may add to groups a minute
 	GroupAddAny   bool // anyone may add anyone to groups
+	RecallWindow  time.Duration
 	WSOrigins     string
 	CORSOrigins   string
 	MetricsToken  string
@@ -98,6 +99,7 @@ func settings(c *config) []setting {
 		{"group-add-anyone", "IM_GROUP_ADD_ANYONE", "let any user add any user to groups (false: only users the two have exchanged a one-to-one message with)", func(fs *flag.FlagSet, n, u string) {
 			fs.BoolVar(&c.GroupAddAny, n, false, u)
 		}},
+		{"recall-window", "IM_RECALL_WINDOW", "how long after sending users may recall their own messages; a group's owner and admins may recall any of its messages (negative: no limit)", dur(&c.RecallWindow, im.DefaultRecallWindow)},
 		{"ws-origins", "IM_WS_ORIGINS", "comma-separated extra Origin host patterns allowed on WebSocket", str(&c.WSOrigins, "")},
 		{"cors-origins", "IM_CORS_ORIGINS", "comma-separated web origins (https://app.example.com) whose pages may call the HTTP API from a browser; empty allows none", str(&c.CORSOrigins, "")},
 		{"tls-cert", "IM_TLS_CERT", "certificate file: serve TCP (tcps://) and WebSocket (wss://) over TLS", str(&c.TLSCert, "")},
@@ -196,6 +198,9 @@ func (c config) validate() error {
 	}
 	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
 		errs = append(errs, errors.New("-metrics-token must be at least 16 characters (openssl rand -hex 16)"))
+	}
+	if c.RecallWindow == 0 {
+		errs = append(errs, errors.New("-recall-window must be positive, or negative for no limit"))
 	}
 	if c.MaxConnsPerIP == 0 {
 		errs = append(errs, errors.New("-max-conns-per-ip must be positive, or negative for no limit"))

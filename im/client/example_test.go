@@ -138,3 +138,33 @@ func ExampleClient_ReadState() {
 		}
 	}
 }
+
+// Taking a message back: the sender recalls it, and every device of the
+// conversation's members, this one too, is told by a push, which is what
+// a client acts on (it replaces the message shown by "message recalled").
+// It needs a running server, so it is compiled but not run.
+func ExampleClient_Recall() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, client.Options{Addr: "127.0.0.1:8082", UserID: "alice", Token: "<token>"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	ack, err := c.Send(ctx, client.Outgoing{ReceiverID: "bob", Type: wire.TextMessage, Content: []byte("wrong chat")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	conv := wire.SingleConversationID("alice", "bob")
+	switch err := c.Recall(ctx, conv, ack.ServerMsgId); {
+	case errors.Is(err, wire.ErrPermissionDenied):
+		log.Print("too late to recall it: ", err)
+	case err != nil:
+		log.Fatal(err)
+	}
+	for p := range c.Pushes() {
+		if r, ok := p.Message.(*imv1.RevokeMessagePush); ok {
+			log.Printf("%s recalled message %s of %s", r.RevokedBy, r.ServerMsgId, r.ConversationId)
+		}
+	}
+}
