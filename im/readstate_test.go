@@ -344,7 +344,7 @@ func TestGroupReadBy(t *testing.T) {
 }
 
 // TestUnreadProperty checks unread counts against a model after random
-// interleavings of sends, receipts (by id and "everything"), acks and
+// interleavings of sends, receipts (by id and "everything"), recalls and
 // restarts, with two devices per user and a group among them.
 func TestUnreadProperty(t *testing.T) {
 	for _, st := range readStateStores {
@@ -394,13 +394,26 @@ func testUnreadProperty(t *testing.T, memory bool, seed uint64) {
 		return devs
 	}
 	devs := dial()
-	cmid := 0
+	cmid, recalls := 0, 0
 	for step := range 120 {
 		conv := convIDs[rng.IntN(len(convIDs))]
 		members := convs[conv]
 		u := members[rng.IntN(len(members))]
 		dev := devs[u][rng.IntN(2)]
-		switch op := rng.IntN(10); {
+		switch op := rng.IntN(11); {
+		case op == 10: // recall one of her messages: it stays, unread or not
+			var mine []string
+			for _, m := range msgs[conv] {
+				if m.sender == u && m.id != "" {
+					mine = append(mine, m.id)
+				}
+			}
+			if len(mine) == 0 {
+				continue
+			}
+			_, err := srv.RecallMessage(ctx, u, conv, mine[rng.IntN(len(mine))])
+			require.NoError(t, err)
+			recalls++
 		case op < 5: // send
 			cmid++
 			var m im.Message
@@ -449,6 +462,7 @@ func testUnreadProperty(t *testing.T, memory bool, seed uint64) {
 			require.Equal(t, total, n)
 		}
 	}
+	require.Positive(t, recalls, "no recall among the steps")
 }
 
 func TestMentions(t *testing.T) {
