@@ -97,6 +97,17 @@
 // and is per Server: a restart forgets last-seen times, and users connected
 // to other processes on the same Store read as offline.
 //
+// # Offline push
+//
+// A host that sends pushes through APNs or FCM sets Config.Notifier. It is
+// told of each new message once for every recipient with no open session
+// on this Server (the sender excepted), with her unread count for the
+// badge, whether she muted the conversation, and the content only if
+// Config.NotifyPreview allows; a recall gives a Notification with Recalled
+// set, to withdraw what was shown. It is called by a few goroutines of its
+// own, from a bounded queue that drops when full (Stats.NotificationsDropped),
+// so that a slow push service never holds up delivery.
+//
 // # Optional Store capabilities
 //
 // Store holds only what every Server calls. Each further area a Store may
