@@ -101,6 +101,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		SendRate:           c.SendRate,
 		GroupAddsPerMinute: c.GroupAdds,
 		GroupAddPolicy:     groupAddPolicy(c.GroupAddAny),
+		Notifier:           notificationLogger(c.LogNotifications, log),
 	})
 	if err != nil {
 		return err
