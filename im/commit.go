@@ -336,7 +336,8 @@ func (s *Server) groupCommitted(op *commitOp, r AppendResult) {
 }
 
 // deliver pushes a newly stored message to every live session of its
-// recipients except the one that sent it, and hands it to AfterSend.
+// recipients except the one that sent it, and hands it to AfterSend and
+// the Notifier.
 func (s *Server) deliver(m Message, op *commitOp) {
 	origin := op.origin
 	body, err := proto.Marshal(&imv1.PushMessage{Message: toWire(m)})
@@ -384,6 +385,9 @@ func (s *Server) deliver(m Message, op *commitOp) {
 	}
 	if s.after != nil {
 		s.queueAfterSend(m)
+	}
+	if s.notify != nil {
+		s.notifyMessage(m, op)
 	}
 }
 

@@ -180,6 +180,35 @@ type Config struct {
 	// AfterSendQueue is how many messages may wait for AfterSend.
 	// Default 4096.
 	AfterSendQueue int
+
+	// Notifier, if set, is told of each new message for each of its
+	// recipients (the members of its conversation but the sender) who has
+	// no open session on this Server when it is delivered, and of each
+	// recall for those who have none then, so that the host can send an
+	// offline push (APNs, FCM). Presence's offline delay plays no part: a
+	// user whose last session just ended is offline here. The sender is
+	// never notified: her other sessions got the message, or sync it.
+	// Nothing waits for it: messages wait for the Notifier in
+	// NotifyWorkers queues of NotifyQueue in all, and while a queue is
+	// full the notifications of new messages are dropped
+	// (Stats.NotificationsDropped) and a warning is logged at most every
+	// 10 s. The badge and mute setting of each recipient are read from
+	// the Store by the workers, never on the delivery path. Shutdown
+	// waits for the queued notifications (within its ctx); Close skips
+	// them. See Notifier and Notification.
+	Notifier Notifier
+	// NotifyQueue is how many messages (and recalls) may wait for the
+	// Notifier, whatever the number of their recipients, split evenly
+	// among the workers. Default 4096.
+	NotifyQueue int
+	// NotifyWorkers is how many goroutines call the Notifier, each for
+	// the conversations that hash to it, at most 256. Default 4.
+	NotifyWorkers int
+	// NotifyPreview lets notifications carry the content of messages
+	// (Notification.Preview), except in muted conversations and for
+	// recalls. Off by default, so that message contents go to a push
+	// service only when the host asks for it.
+	NotifyPreview bool
 	// OnConnect and OnDisconnect, if set, are called when a session
 	// authenticates and when an authenticated session ends, once each per
 	// session, on the session's goroutine. err says why it ended; match it
@@ -251,6 +280,8 @@ const (
 	DefaultMaxGroupMembers    = 2000
 	DefaultGroupAddsPerMinute = 60
 	DefaultAfterSendQueue     = 4096
+	DefaultNotifyQueue        = 4096
+	DefaultNotifyWorkers      = 4
 
 	DefaultPresenceOfflineDelay     = 5 * time.Second
 	DefaultMaxPresenceSubscriptions = 1000
@@ -287,6 +318,8 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MaxGroupMembers, DefaultMaxGroupMembers)
 	setDefault(&c.GroupAddsPerMinute, DefaultGroupAddsPerMinute)
 	setDefault(&c.AfterSendQueue, DefaultAfterSendQueue)
+	setDefault(&c.NotifyQueue, DefaultNotifyQueue)
+	setDefault(&c.NotifyWorkers, DefaultNotifyWorkers)
 	setDefault(&c.PresenceOfflineDelay, DefaultPresenceOfflineDelay)
 	setDefault(&c.MaxPresenceSubscriptions, DefaultMaxPresenceSubscriptions)
 	setDefault(&c.PresenceQueryRate, DefaultPresenceQueryRate)
@@ -298,6 +331,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.AfterSendQueue < 1 {
 		return c, errors.New("im: Config.AfterSendQueue must be positive")
+	}
+	if c.NotifyQueue < 1 {
+		return c, errors.New("im: Config.NotifyQueue must be positive")
+	}
+	if c.NotifyWorkers < 1 || c.NotifyWorkers > maxNotifyWorkers {
+		return c, fmt.Errorf("im: Config.NotifyWorkers is %d; it must be 1 to %d", c.NotifyWorkers, maxNotifyWorkers)
 	}
 	if c.SendQueue < 1 {
 		return c, errors.New("im: Config.SendQueue must be positive")

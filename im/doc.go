@@ -116,6 +116,17 @@
 // and sync returns the tombstone only to a device that asks for its seq,
 // which one holding the message does not.
 //
+// # Offline push
+//
+// A host that sends pushes through APNs or FCM sets Config.Notifier. It is
+// told of each new message once for every recipient with no open session
+// on this Server (the sender excepted), with her unread count for the
+// badge, whether she muted the conversation, and the content only if
+// Config.NotifyPreview allows; a recall gives a Notification with Recalled
+// set, to withdraw what was shown. It is called by a few goroutines of its
+// own, from a bounded queue that drops when full (Stats.NotificationsDropped),
+// so that a slow push service never holds up delivery.
+//
 // # Optional Store capabilities
 //
 // Store holds only what every Server calls. Each further area a Store may

@@ -131,6 +131,7 @@ func (s *Server) recallMessage(ctx context.Context, user, conv, serverID string)
 	if t.RevokedBy == user && t.RevokedAt.Equal(at) {
 		s.log.Debug("message recalled", "user", user, "conv", conv, "seq", t.Seq)
 		s.pushRecall(ctx, t)
+		s.notifyRecalled(t)
 	}
 	// Otherwise another recall came first, and told the members itself.
 	return t, nil

@@ -84,6 +84,9 @@ type Server struct {
 
 	// transports are stopped by Shutdown and Close; guarded by mu.
 	transports []Transport
+
+	// notify runs Config.Notifier; nil without one.
+	notify *notifier
 }
 
 // SessionInfo describes one live session.
@@ -137,6 +140,7 @@ func NewServer(cfg Config) (*Server, error) {
 	} else {
 		close(s.afterDone)
 	}
+	s.startNotifier()
 	s.goBG(s.commits.run)
 	s.goBG(s.watchdog)
 	if s.reads != nil {
@@ -469,8 +473,9 @@ func (s *Server) RegisterTransport(t Transport) {
 // answers new upgrades with 503); it takes no new requests, lets every send
 // already accepted commit and be acknowledged, flushes what is queued to
 // each client and closes the connections; it waits for the transports'
-// connection goroutines (WebSocket close handshakes included), hands the
-// messages queued for AfterSend to it, and stops its own goroutines. If
+// connection goroutines (WebSocket close handshakes included), hands
+// AfterSend and the Notifier what is queued for them, and stops its own
+// goroutines. If
 // ctx ends first it closes everything at once (as Close) and returns
 // ctx.Err().
 //
@@ -552,13 +557,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.Close()
 		return ctx.Err()
 	}
+	// And the notifications already queued to the Notifier.
+	if err := s.flushNotifications(ctx); err != nil {
+		_ = s.Close()
+		return err
+	}
 	return s.Close()
 }
 
 // Close stops the server immediately: its transports stop taking
 // connections, connections are closed without flushing, sends not yet
-// committed fail, and messages still queued for AfterSend are not handed to
-// it (a call in progress is waited for). It waits for the server's
+// committed fail, and messages still queued for AfterSend, and
+// notifications for the Notifier, are not handed to them (a call in
+// progress is waited for; the Notifier's ctx ends). It waits for the server's
 // goroutines, including every ServeConn and the transports' connection
 // goroutines, to return. Close and Shutdown may be called more than once.
 func (s *Server) Close() error {

@@ -26,6 +26,15 @@ type Stats struct {
 	// because its queue was full.
 	AfterSendDropped uint64
 
+	// Notifications counts calls of Config.Notifier, NotificationErrors
+	// those that returned an error or panicked, and NotificationsDropped
+	// the messages and recalls whose notifications were not made because
+	// the Notifier's queue was full (each may have been for many
+	// recipients).
+	Notifications        uint64
+	NotificationErrors   uint64
+	NotificationsDropped uint64
+
 	// StorePanics counts Store calls that panicked. Each failed the one
 	// request or commit it was for, with an internal error.
 	StorePanics uint64
@@ -65,6 +74,8 @@ type counters struct {
 	corruptReads                        atomic.Uint64
 	signalsLimited, signalsDropped      atomic.Uint64
 	receiptsLimited                     atomic.Uint64
+
+	notifications, notifyErrors, notifyDropped atomic.Uint64
 }
 
 // Stats returns the server's counters and gauges.
@@ -93,5 +104,9 @@ func (s *Server) Stats() Stats {
 		SignalsLimited:   c.signalsLimited.Load(),
 		SignalsDropped:   c.signalsDropped.Load(),
 		ReceiptsLimited:  c.receiptsLimited.Load(),
+
+		Notifications:        c.notifications.Load(),
+		NotificationErrors:   c.notifyErrors.Load(),
+		NotificationsDropped: c.notifyDropped.Load(),
 	}
 }

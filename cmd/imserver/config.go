@@ -57,6 +57,9 @@ type config struct {
 	HTTPRead       time.Duration
 	HTTPWrite      time.Duration
 	HTTPIdle       time.Duration
+	// LogNotifications logs the offline-push notifications the server
+	// would send.
+	LogNotifications bool
 }
 
 // setting is one flag with its environment variable.
@@ -117,6 +120,9 @@ func settings(c *config) []setting {
 		{"http-read-timeout", "IM_HTTP_READ_TIMEOUT", "time an HTTP client has to send a whole request, body included", dur(&c.HTTPRead, 30*time.Second)},
 		{"http-write-timeout", "IM_HTTP_WRITE_TIMEOUT", "time to answer an HTTP API request, from the end of its headers", dur(&c.HTTPWrite, 60*time.Second)},
 		{"http-idle-timeout", "IM_HTTP_IDLE_TIMEOUT", "how long an idle HTTP keep-alive connection stays open", dur(&c.HTTPIdle, 60*time.Second)},
+		{"log-notifications", "IM_LOG_NOTIFICATIONS", "log each offline-push notification at info level (recipient, conversation, seq, badge, muted; never the content), to see what a push service would be sent", func(fs *flag.FlagSet, n, u string) {
+			fs.BoolVar(&c.LogNotifications, n, false, u)
+		}},
 	}
 }
 

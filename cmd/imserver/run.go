@@ -102,6 +102,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		GroupAddsPerMinute: c.GroupAdds,
 		GroupAddPolicy:     groupAddPolicy(c.GroupAddAny),
 		RecallWindow:       c.RecallWindow,
+		Notifier:           notificationLogger(c.LogNotifications, log),
 	})
 	if err != nil {
 		return err
