@@ -36,6 +36,8 @@ type buggyStore struct {
 	versions map[string]int64 // bump-racy, bump-no-validation: user → token version
 	// the read state of the bugs readStateBug names
 	positions buggyPositions
+	// the conversation settings of the bugs settingsBug names
+	settings buggySettings
 }
 
 var (

@@ -96,7 +96,9 @@
 // store of accounts alone runs RunAccounts, one of token versions alone
 // RunTokenVersions.
 // A Store that implements im.SyncStore is checked in the Sync subtest:
-// its answers must equal what the required methods answer.
+// its answers must equal what the required methods answer. One that
+// implements im.ConversationSettingsStore is checked in the Settings
+// subtest, which assumes UpdatedAt keeps microseconds, as above.
 //
 // # Dependencies
 //
@@ -156,6 +158,7 @@ func Run(t *testing.T, h Harness) {
 		{"Accounts", testStoreAccounts},
 		{"Sync", testSync},
 		{"ReadState", testReadState},
+		{"Settings", testSettings},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
