@@ -97,6 +97,20 @@
 // and is per Server: a restart forgets last-seen times, and users connected
 // to other processes on the same Store read as offline.
 //
+// # Conversation list
+//
+// Server.Conversations pages through a user's conversations as a chat
+// app lists them (CONVERSATION_LIST_REQ): pinned first, then the most
+// recently updated, each with its last message, her unread count and
+// mention, and her own settings of it, which
+// Server.UpdateConversationSettings changes (CONVERSATION_SETTINGS_REQ):
+// pin, mute, hide until the next message, clear her history. Nothing is
+// kept for the list: each request derives it from the conversations sync
+// reads, their newest messages, her read states and her settings, in a
+// few batched Store reads. A history she cleared is cleared for her
+// everywhere: the list, unread counts, BATCH_SYNC and SYNC_RANGE. Her
+// connections that asked are pushed each change she makes elsewhere.
+//
 // # Optional Store capabilities
 //
 // Store holds only what every Server calls. Each further area a Store may
@@ -115,6 +129,10 @@
 //     (Conversation.ReadFrom). Without it the Server reads once per group
 //     of the user and once per conversation that moved, and the
 //     membership of each group with news before and after its read.
+//   - ConversationSettingsStore: each user's settings of her
+//     conversations. Without it settings changes answer ErrUnsupported,
+//     and every conversation reads as unpinned, unmuted, shown and
+//     uncleared.
 //
 // A new area (read receipts and per-conversation state, recall, friends,
 // files, …) follows the same pattern: an interface named for the area,
