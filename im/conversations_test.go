@@ -401,6 +401,15 @@ func testConversationSettingsPushed(t *testing.T, transport string) {
 	require.False(t, a1.nextChange(t).Muted)
 	require.False(t, a2.nextChange(t).Muted)
 
+	// A cleared history moves the cursors of the device that cleared and
+	// of the devices told, so that none asks for what it will not get.
+	require.Zero(t, a2.Cursor(conv))
+	updateConv(t, a1.Client, conv, client.ConversationChange{ClearUpTo: 1})
+	require.Equal(t, int64(1), a2.nextChange(t).ClearedUpTo)
+	require.Equal(t, int64(1), a2.Cursor(conv))
+	require.Equal(t, int64(1), a1.Cursor(conv))
+	require.Zero(t, a3.Cursor(conv), "not subscribed, not told")
+
 	// Unsubscribing stops them.
 	rsp := listConvs(t, a2.Client, client.ConversationQuery{Changes: imv1.ConversationChanges_CONVERSATION_CHANGES_UNSUBSCRIBE})
 	require.False(t, rsp.Changes)
