@@ -241,7 +241,7 @@ func (s *Server) conversationEntries(ctx context.Context, user string, convs []C
 		}
 	}
 	out := make([]ConversationEntry, 0, len(convs))
-	var last []MessageRange
+	last := make([]MessageRange, 0, len(convs))
 	for i, c := range convs {
 		e := ConversationEntry{ID: c.ID, Type: ConversationTypeOf(c.ID), MaxSeq: c.MaxSeq}
 		var st ReadState
@@ -294,8 +294,8 @@ func (s *Server) conversationEntries(ctx context.Context, user string, convs []C
 				j++
 			}
 			if len(pages[k]) == 1 && pages[k][0].Seq == r.To {
-				m := pages[k][0]
-				out[j].LastMessage = &m
+				m := &pages[k][0]
+				out[j].LastMessage = m
 				out[j].UpdatedAt = latest(out[j].UpdatedAt, m.CreatedAt)
 			}
 		}
@@ -324,7 +324,7 @@ func (s *Server) settingsOf(ctx context.Context, user string, convs []string) (_
 		return nil, nil
 	}
 	defer s.recoverStore("ConversationSettings", &err)
-	out := make([]ConversationSettings, 0, len(convs))
+	var out []ConversationSettings
 	for len(convs) > 0 {
 		n := min(len(convs), listStateChunk)
 		part, err := s.settings.ConversationSettings(ctx, user, convs[:n])
@@ -334,8 +334,14 @@ func (s *Server) settingsOf(ctx context.Context, user string, convs []string) (_
 		if len(part) != n {
 			return nil, errorf(CodeUnknown, ErrCorrupt, "store returned %d conversation settings for %d conversations", len(part), n)
 		}
+		if out == nil && n == len(convs) {
+			return part, nil // one call: no copy
+		}
 		out = append(out, part...)
 		convs = convs[n:]
+	}
+	if out == nil {
+		out = []ConversationSettings{}
 	}
 	return out, nil
 }
