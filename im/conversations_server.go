@@ -158,7 +158,7 @@ func (s *Server) conversations(ctx context.Context, user string, q ConversationQ
 		if err != nil {
 			return ConversationPage{}, nil, err
 		}
-		if !since.IsZero() && !since.Equal(c.sinceT) {
+		if !since.IsZero() && since.UnixMicro() != c.since {
 			return ConversationPage{}, nil, errorf(CodeInvalidArgument, ErrInvalidArgument, "since differs from the listing the cursor belongs to")
 		}
 		since, version, cur = c.sinceT, c.versionT, &c

@@ -874,3 +874,38 @@ func TestConversationListWithoutCapabilities(t *testing.T) {
 }
 
 func newPtr[T any](v T) *T { return &v }
+
+// The Go API pages as the protocol does; a Since of any precision goes
+// with the cursors made for it.
+func TestConversationsGoAPI(t *testing.T) {
+	srv := convServer(t, im.Config{})
+	ctx := testCtx(t)
+	for i := range 5 {
+		seedSingle(t, srv.Store, peerN(i), alice, 1, longAgo.Add(time.Duration(i)*time.Minute))
+	}
+	since := longAgo.Add(-time.Minute + 123*time.Nanosecond)
+	var got []string
+	q := im.ConversationQuery{Limit: 2, Since: since}
+	for {
+		p, err := srv.Conversations(ctx, alice, q)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(p.Conversations), 2)
+		for _, e := range p.Conversations {
+			got = append(got, e.ID)
+			require.Equal(t, im.SingleConversation, e.Type)
+			require.Equal(t, int64(1), e.Unread)
+			require.NotNil(t, e.LastMessage)
+		}
+		if p.Next == "" {
+			break
+		}
+		_, err = srv.Conversations(ctx, alice, im.ConversationQuery{Cursor: p.Next, Since: since.Add(time.Second)})
+		require.ErrorIs(t, err, im.ErrInvalidArgument, "another since")
+		q.Cursor = p.Next
+	}
+	want := make([]string, 5)
+	for i := range want {
+		want[i] = im.SingleConversationID(peerN(4-i), alice)
+	}
+	require.Equal(t, want, got)
+}
