@@ -255,7 +255,8 @@ func TestConversationRoutesRefuse(t *testing.T) {
 // On a Store without the settings capability (bolt, for now) the list
 // works with defaults and settings answer code 1, saying why.
 func TestConversationRoutesWithoutSettingsStore(t *testing.T) {
-	e := setupGroups(t, nil, nil)
+	// Only the required methods: the optional ones are hidden.
+	e := setupGroups(t, func(c *im.Config, _ *auth.Accounts) { c.Store = struct{ im.Store }{c.Store} }, nil)
 	e.send(t, bob, alice)
 	l := e.conversations(t, alice, `{}`)
 	require.Equal(t, []string{im.SingleConversationID(alice, bob)}, convIDsOf(l))
