@@ -90,6 +90,9 @@ func parseMessage(seq int64, v []byte) (messageView, error) {
 	return mv, nil
 }
 
+// senderID returns the message's SenderID, pointing into the record.
+func (mv *messageView) senderID() []byte { return mv.strs[mv.lens[0] : mv.lens[0]+mv.lens[1]] }
+
 // message builds the message of conversation conv from mv, taking its
 // strings from strs (a copy of mv.strs) and content as its Content.
 func (mv *messageView) message(conv, strs string, content []byte) im.Message {
@@ -329,6 +332,33 @@ func decodeGroupMember(userID string, v []byte) (im.GroupMember, error) {
 		return im.GroupMember{}, errCorrupt
 	}
 	return im.GroupMember{UserID: userID, Role: im.GroupRole(role), JoinedAt: joined, JoinSeq: int64(joinSeq)}, nil
+}
+
+// A read state record (the value under conversation id 0x00 UserID in
+// the readStates bucket, version 1):
+//
+//	version byte
+//	uvarint Read, Delivered
+//
+// A field to come is appended at the end, as History was to the group
+// record: a record without it still decodes.
+
+func appendReadState(b []byte, read, delivered int64) []byte {
+	b = append(b, recordV1)
+	b = binary.AppendUvarint(b, uint64(read))
+	return binary.AppendUvarint(b, uint64(delivered))
+}
+
+func decodeReadState(v []byte) (read, delivered int64, err error) {
+	d := decoder{b: v}
+	if d.byte() != recordV1 {
+		return 0, 0, d.fail()
+	}
+	r, dl := d.uvarint(), d.uvarint()
+	if d.err || len(d.b) != 0 || r > math.MaxInt64 || dl > math.MaxInt64 {
+		return 0, 0, errCorrupt
+	}
+	return int64(r), int64(dl), nil
 }
 
 // appendTime stores t to the nanosecond, whatever its year; its location is

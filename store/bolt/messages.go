@@ -179,6 +179,9 @@ type appender struct {
 	// moved to their buckets; aged how many aging entries it went through.
 	mergedConvs []string
 	aged        int
+	// senders and sentKey are putSentPositions' buffers.
+	senders []string
+	sentKey []byte
 }
 
 type openConv struct {
@@ -385,6 +388,9 @@ func (a *appender) merge(id string, oc *openConv) error {
 		return err
 	}
 	if err := mergeInto(oc.bucket, oc.msgs, oc.records, &a.arena); err != nil {
+		return err
+	}
+	if err := a.putSentPositions(id, old, oc.msgs); err != nil {
 		return err
 	}
 	oc.merged = true

@@ -65,6 +65,7 @@ type Store struct {
 var (
 	_ im.Store          = (*Store)(nil)
 	_ im.SyncStore      = (*Store)(nil)
+	_ im.ReadStateStore = (*Store)(nil)
 	_ auth.AccountStore = (*Store)(nil)
 )
 
@@ -75,7 +76,10 @@ const (
 	// keyChecksums, keyStoreID and the log's counters, sealed.
 	bucketMeta = "meta"
 	// msgs: one nested bucket per conversation id; in it, 8-byte
-	// big-endian seq → message record.
+	// big-endian seq → message record. Beside each conversation's
+	// bucket, conversation id 0x00 UserID → the seq of the user's newest
+	// message in the bucket, 8 bytes big-endian (see sentPosition): a
+	// plain key, which ForEachBucket skips.
 	bucketMsgs = "msgs"
 	// convs: conversation id → max seq, 8 bytes big-endian.
 	bucketConvs = "convs"
@@ -103,6 +107,10 @@ const (
 	// userGroups: UserID 0x00 group id → empty, so that a user's groups
 	// are one prefix scan.
 	bucketUserGroups = "userGroups"
+	// readStates: conversation id 0x00 UserID → read state record (the
+	// receipts: Read and Delivered), so that a conversation's states are
+	// one prefix scan.
+	bucketReadStates = "readStates"
 
 	keyVersion    = "version"
 	schemaVersion = 4
@@ -118,8 +126,8 @@ func allBuckets() [6]string {
 // version, which Open creates when missing. A new area that only adds
 // buckets goes here: older versions of this package ignore them, so they
 // can still open the file.
-func addedBuckets() [3]string {
-	return [...]string{bucketGroups, bucketGroupMembers, bucketUserGroups}
+func addedBuckets() [4]string {
+	return [...]string{bucketGroups, bucketGroupMembers, bucketUserGroups, bucketReadStates}
 }
 
 // Open opens the store in the file at path and its dedup index in the file
