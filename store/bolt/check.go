@@ -88,6 +88,7 @@ type checker struct {
 	recent  map[string]dedupRef     // the keys waiting for the merger
 	nextLog uint64                  // Store.nextLog
 	strict  bool                    // Store.strict
+	version uint64                  // the main file's schema version
 	counts  checkCounts
 
 	problems []error
@@ -164,8 +165,10 @@ func (c *checker) run(ctx context.Context) error {
 		c.problem("main file: no meta bucket")
 		return nil
 	}
-	if v := counter(meta, keyVersion); v != schemaVersion {
-		c.problem("main file: schema version %d, want %d", v, schemaVersion)
+	switch c.version = counter(meta, keyVersion); c.version {
+	case schemaVersion, schemaTombstones:
+	default:
+		c.problem("main file: schema version %d, want %d or %d", c.version, schemaVersion, schemaTombstones)
 	}
 	all, added := allBuckets(), addedBuckets()
 	for _, name := range append(all[:], added[:]...) {
@@ -257,6 +260,9 @@ func (c *checker) checkConversations(ctx context.Context) (map[string]convState,
 				c.problem("%v", err)
 			} else {
 				newest[string(mv.senderID())] = seq
+				if mv.lens[6] > 0 && c.version < schemaTombstones {
+					c.problem("conversation %q: message %d is a tombstone in a file of schema version %d", conv, seq, c.version)
+				}
 			}
 			want++
 			return nil

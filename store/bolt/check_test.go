@@ -141,6 +141,14 @@ func TestCheck(t *testing.T) {
 				return tx.Bucket([]byte(bucketReadStates)).Put(k, appendReadState(nil, 1, 0))
 			})
 		}, `read state of "u5": record without a checksum`},
+		{"TombstoneInVersion4", func(t *testing.T, s *Store) error {
+			if _, err := s.RecallMessage(t.Context(), "group_a", 4, "u1", time.Now()); err != nil {
+				return err
+			}
+			return update(s, func(tx *bbolt.Tx) error {
+				return putCounter(tx.Bucket([]byte(bucketMeta)), keyVersion, schemaVersion)
+			})
+		}, `conversation "group_a": message 4 is a tombstone in a file of schema version 4`},
 		{"Membership", func(t *testing.T, s *Store) error {
 			return update(s, func(tx *bbolt.Tx) error {
 				return tx.Bucket([]byte(bucketMembers)).Put([]byte("u0\x00group_z"), nil)

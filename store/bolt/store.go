@@ -66,6 +66,7 @@ var (
 	_ im.Store          = (*Store)(nil)
 	_ im.SyncStore      = (*Store)(nil)
 	_ im.ReadStateStore = (*Store)(nil)
+	_ im.RecallStore    = (*Store)(nil)
 	_ auth.AccountStore = (*Store)(nil)
 )
 
@@ -114,6 +115,12 @@ const (
 
 	keyVersion    = "version"
 	schemaVersion = 4
+	// schemaTombstones is the schema version of a file that holds a
+	// tombstone (a message record of version 2, see recall.go), which
+	// older versions of this package would take for damage. A file stays
+	// at schemaVersion, which they open, until its first recall raises
+	// it, so that they refuse it from then on.
+	schemaTombstones = 5
 )
 
 // allBuckets lists the top-level buckets besides meta that every file of
@@ -295,7 +302,7 @@ func initSchema(tx *bbolt.Tx) (strict bool, id string, err error) {
 		return false, "", corrupt("schema version")
 	}
 	switch got := binary.BigEndian.Uint64(v); got {
-	case schemaVersion:
+	case schemaVersion, schemaTombstones:
 	case 1, 2, 3:
 		if got < 3 {
 			if err := upgrade(tx, meta); err != nil {
@@ -306,7 +313,7 @@ func initSchema(tx *bbolt.Tx) (strict bool, id string, err error) {
 			return false, "", fmt.Errorf("upgrade from schema version %d: %w", got, err)
 		}
 	default:
-		return false, "", fmt.Errorf("schema version %d, this package reads %d", got, schemaVersion)
+		return false, "", fmt.Errorf("schema version %d, this package reads up to %d", got, schemaTombstones)
 	}
 	for _, name := range allBuckets() {
 		if _, err := bucket(tx, name); err != nil {
