@@ -352,7 +352,7 @@ func (c *checker) checkReadStates(ctx context.Context, convs map[string]convStat
 			c.problem("read state key %q", k)
 			return nil
 		}
-		read, delivered, err := decodeReceipt(k, v)
+		r, err := decodeReceipt(k, v)
 		if err != nil {
 			c.problem("%v", err)
 			return nil
@@ -361,10 +361,10 @@ func (c *checker) checkReadStates(ctx context.Context, convs map[string]convStat
 		switch {
 		case !ok:
 			c.problem("read state of %q in %q, a conversation without a max seq", user, conv)
-		case read > st.maxSeq || delivered > st.maxSeq:
-			c.problem("read state of %q in %q: read %d, delivered %d, past max seq %d", user, conv, read, delivered, st.maxSeq)
-		case read == 0 && delivered == 0:
-			c.problem("read state of %q in %q: both positions 0", user, conv)
+		case max(r.read, r.delivered, r.mentioned) > st.maxSeq:
+			c.problem("read state of %q in %q: read %d, delivered %d, mentioned %d, past max seq %d", user, conv, r.read, r.delivered, r.mentioned, st.maxSeq)
+		case r.read == 0 && r.delivered == 0 && r.mentioned == 0:
+			c.problem("read state of %q in %q: every position 0", user, conv)
 		}
 		return nil
 	})

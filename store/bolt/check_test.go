@@ -126,19 +126,19 @@ func TestCheck(t *testing.T) {
 		{"ReadStatePastMaxSeq", func(t *testing.T, s *Store) error {
 			return update(s, func(tx *bbolt.Tx) error {
 				k := convUserKey(nil, "group_a", "u5")
-				return tx.Bucket([]byte(bucketReadStates)).Put(k, seal(nil, bucketReadStates, k, func(b []byte) []byte { return appendReadState(b, 86, 3) }))
+				return tx.Bucket([]byte(bucketReadStates)).Put(k, seal(nil, bucketReadStates, k, func(b []byte) []byte { return appendReceipt(b, &receiptRecord{read: 86, delivered: 3}) }))
 			})
-		}, `read state of "u5" in "group_a": read 86, delivered 3, past max seq 85`},
+		}, `read state of "u5" in "group_a": read 86, delivered 3, mentioned 0, past max seq 85`},
 		{"ReadStateWithoutConversation", func(t *testing.T, s *Store) error {
 			return update(s, func(tx *bbolt.Tx) error {
 				k := convUserKey(nil, "group_z", "u5")
-				return tx.Bucket([]byte(bucketReadStates)).Put(k, seal(nil, bucketReadStates, k, func(b []byte) []byte { return appendReadState(b, 1, 0) }))
+				return tx.Bucket([]byte(bucketReadStates)).Put(k, seal(nil, bucketReadStates, k, func(b []byte) []byte { return appendReceipt(b, &receiptRecord{read: 1}) }))
 			})
 		}, `read state of "u5" in "group_z", a conversation without a max seq`},
 		{"ReadStateDamaged", func(t *testing.T, s *Store) error {
 			return update(s, func(tx *bbolt.Tx) error {
 				k := convUserKey(nil, "group_a", "u5")
-				return tx.Bucket([]byte(bucketReadStates)).Put(k, appendReadState(nil, 1, 0))
+				return tx.Bucket([]byte(bucketReadStates)).Put(k, appendReceipt(nil, &receiptRecord{read: 1}))
 			})
 		}, `read state of "u5": record without a checksum`},
 		{"TombstoneInVersion4", func(t *testing.T, s *Store) error {

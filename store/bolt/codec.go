@@ -392,27 +392,38 @@ func decodeGroupMember(userID string, v []byte) (im.GroupMember, error) {
 // the readStates bucket, version 1):
 //
 //	version byte
-//	uvarint Read, Delivered
+//	uvarint Read, Delivered, Mentioned
+//	UpdatedAt: varint Unix seconds, uvarint nanoseconds (the zero time
+//	as it is)
 //
 // A field to come is appended at the end, as History was to the group
-// record: a record without it still decodes.
+// record, and a record without it decodes as before.
 
-func appendReadState(b []byte, read, delivered int64) []byte {
-	b = append(b, recordV1)
-	b = binary.AppendUvarint(b, uint64(read))
-	return binary.AppendUvarint(b, uint64(delivered))
+// receiptRecord is a read state record: the positions receipts stored.
+type receiptRecord struct {
+	read, delivered, mentioned int64
+	updated                    time.Time
 }
 
-func decodeReadState(v []byte) (read, delivered int64, err error) {
+func appendReceipt(b []byte, r *receiptRecord) []byte {
+	b = append(b, recordV1)
+	b = binary.AppendUvarint(b, uint64(r.read))
+	b = binary.AppendUvarint(b, uint64(r.delivered))
+	b = binary.AppendUvarint(b, uint64(r.mentioned))
+	return appendTime(b, r.updated)
+}
+
+func decodeReceiptRecord(v []byte) (receiptRecord, error) {
 	d := decoder{b: v}
 	if d.byte() != recordV1 {
-		return 0, 0, d.fail()
+		return receiptRecord{}, d.fail()
 	}
-	r, dl := d.uvarint(), d.uvarint()
-	if d.err || len(d.b) != 0 || r > math.MaxInt64 || dl > math.MaxInt64 {
-		return 0, 0, errCorrupt
+	read, delivered, mentioned := d.uvarint(), d.uvarint(), d.uvarint()
+	updated := d.time()
+	if d.err || len(d.b) != 0 || read > math.MaxInt64 || delivered > math.MaxInt64 || mentioned > math.MaxInt64 {
+		return receiptRecord{}, errCorrupt
 	}
-	return int64(r), int64(dl), nil
+	return receiptRecord{read: int64(read), delivered: int64(delivered), mentioned: int64(mentioned), updated: updated}, nil
 }
 
 // appendTime stores t to the nanosecond, whatever its year; its location is
@@ -420,6 +431,12 @@ func decodeReadState(v []byte) (read, delivered int64, err error) {
 func appendTime(b []byte, t time.Time) []byte {
 	b = binary.AppendVarint(b, t.Unix())
 	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
+}
+
+// storedTime returns t as a record gives it back: without its location
+// and monotonic reading (appendTime keeps neither), the zero time as it is.
+func storedTime(t time.Time) time.Time {
+	return time.Unix(t.Unix(), int64(t.Nanosecond())).UTC()
 }
 
 // decoder reads a record front to back. The first malformed read sets err

@@ -77,7 +77,7 @@ func TestCrashReadStatesAndRecall(t *testing.T) {
 		sent:     make(map[rsMsg]string),
 		recalled: make(map[rsMsg]bool),
 		asked:    make(map[rsMsg]bool),
-		receipts: make(map[[2]string][2]int64),
+		receipts: make(map[[2]string][3]int64),
 	}
 	start := time.Now()
 	cycles, acks := 0, 0
@@ -107,7 +107,7 @@ type rsState struct {
 	sent     map[rsMsg]string       // acknowledged message → sender
 	recalled map[rsMsg]bool         // acknowledged recalls
 	asked    map[rsMsg]bool         // recalls asked for, acknowledged or not
-	receipts map[[2]string][2]int64 // (user, conv) → the greatest acknowledged (Read, Delivered)
+	receipts map[[2]string][3]int64 // (user, conv) → the greatest acknowledged (Read, Delivered, Mentioned)
 }
 
 // The child's report, a line each, on file descriptor 3:
@@ -115,7 +115,7 @@ type rsState struct {
 //	a <conv> <seq> <sender>                   a message acknowledged (new)
 //	i <conv> <seq>                            a recall about to be asked for
 //	r <conv> <seq>                            the recall acknowledged
-//	s <user> <conv> <read> <delivered>        a receipt's state acknowledged
+//	s <user> <conv> <read> <delivered> <mentioned>  a receipt's state acknowledged
 
 func (st *rsState) record(t *testing.T, lines []string) {
 	for _, l := range lines {
@@ -132,10 +132,10 @@ func (st *rsState) record(t *testing.T, lines []string) {
 			st.asked[rsMsg{f[1], num(2)}] = true
 		case len(f) == 3 && f[0] == "r":
 			st.recalled[rsMsg{f[1], num(2)}] = true
-		case len(f) == 5 && f[0] == "s":
+		case len(f) == 6 && f[0] == "s":
 			k := [2]string{f[1], f[2]}
 			p := st.receipts[k]
-			st.receipts[k] = [2]int64{max(p[0], num(3)), max(p[1], num(4))}
+			st.receipts[k] = [3]int64{max(p[0], num(3)), max(p[1], num(4)), max(p[2], num(5))}
 		default:
 			t.Fatalf("child report %q", l)
 		}
@@ -181,6 +181,7 @@ func (st *rsState) verify(t *testing.T, dir string) {
 		require.NoError(t, err)
 		require.GreaterOrEqual(t, rs[0].Read, p[0], "%s's acknowledged read in %s is lost", k[0], k[1])
 		require.GreaterOrEqual(t, rs[0].Delivered, p[1], "%s's acknowledged delivery in %s is lost", k[0], k[1])
+		require.GreaterOrEqual(t, rs[0].Mentioned, p[2], "%s's acknowledged mention in %s is lost", k[0], k[1])
 	}
 }
 
@@ -319,14 +320,14 @@ func runRSChild(t *testing.T, dir string, seed uint64) {
 					states := make([]im.ReadState, 1+rng.IntN(3))
 					for i := range states {
 						states[i] = im.ReadState{UserID: rsReaders[rng.IntN(len(rsReaders))], ConversationID: rsConvs[rng.IntN(len(rsConvs))],
-							Read: rng.Int64N(60), Delivered: rng.Int64N(60)}
+							Read: rng.Int64N(60), Delivered: rng.Int64N(60), Mentioned: rng.Int64N(60), UpdatedAt: time.Now()}
 					}
 					got, err := s.UpdateReadStates(ctx, states)
 					if err != nil {
 						continue
 					}
 					for _, g := range got {
-						write("s %s %s %d %d\n", g.UserID, g.ConversationID, g.Read, g.Delivered)
+						write("s %s %s %d %d %d\n", g.UserID, g.ConversationID, g.Read, g.Delivered, g.Mentioned)
 					}
 				}
 			}

@@ -67,9 +67,10 @@
 // pending message (in memory, fewer than 32 a conversation) and her sent
 // position, which a merge records beside the conversation's bucket, on
 // the page the merge rewrites anyway, as it moves the messages there; so
-// it is exactly as durable as they are. Receipts (UpdateReadStates) are a
-// bucket keyed by conversation and user, one commit per call; a call that
-// moves nothing forward commits nothing. See readstate.go.
+// it is exactly as durable as they are. Receipts (UpdateReadStates: Read,
+// Delivered, Mentioned and the time one last moved) are a bucket keyed by
+// conversation and user, one commit per call; a call that moves nothing
+// forward commits nothing. See readstate.go.
 //
 // im.RecallStore: RecallMessage rewrites the message as a tombstone, its
 // content, extra and attached info erased, wherever the store holds it:

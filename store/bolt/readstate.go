@@ -18,10 +18,11 @@ import (
 // A user's read state in a conversation (im.ReadStateStore) comes from
 // two places, kept apart:
 //
-//   - her receipts: the Read and Delivered that UpdateReadStates was
-//     given, in the readStates bucket under conversation id 0x00 UserID,
-//     written by UpdateReadStates' own commits (the server batches
-//     receipts, so that is one commit for many);
+//   - her receipts: the Read, Delivered and Mentioned that
+//     UpdateReadStates was given, and when one last moved, in the
+//     readStates bucket under conversation id 0x00 UserID, written by
+//     UpdateReadStates' own commits (the server batches receipts, so that
+//     is one commit for many);
 //   - her own messages, since sending a message reads everything before
 //     it: the seq of her newest one, which is never written by the commit
 //     that stores the message, but derived from what is written anyway.
@@ -146,24 +147,36 @@ func pendingSent(pending []im.Message, user string) int64 {
 
 // receipt reads the receipt under key (conversation id 0x00 UserID) of
 // bucket rs: zeros if there is none.
-func receipt(rs *bbolt.Bucket, key []byte) (read, delivered int64, err error) {
+func receipt(rs *bbolt.Bucket, key []byte) (receiptRecord, error) {
 	v := rs.Get(key)
 	if v == nil {
-		return 0, 0, nil
+		return receiptRecord{}, nil
 	}
 	return decodeReceipt(key, v)
 }
 
-func decodeReceipt(key, v []byte) (read, delivered int64, err error) {
+func decodeReceipt(key, v []byte) (receiptRecord, error) {
 	rec, err := unsealIn(bucketReadStates, key, v, true)
+	var r receiptRecord
 	if err == nil {
-		read, delivered, err = decodeReadState(rec)
+		r, err = decodeReceiptRecord(rec)
 	}
 	if err != nil {
 		conv, user, _ := bytes.Cut(key, []byte{0})
-		return 0, 0, &im.CorruptError{Conversation: string(conv), Err: fmt.Errorf("read state of %q: %w", user, err)}
+		return receiptRecord{}, &im.CorruptError{Conversation: string(conv), Err: fmt.Errorf("read state of %q: %w", user, err)}
 	}
-	return read, delivered, nil
+	return r, nil
+}
+
+// state returns the read state of user in conv whose receipt is r, whose
+// newest message in the conversation's bucket is sent and whose pending
+// messages are pending.
+func (r *receiptRecord) state(user, conv string, sent int64, pending []im.Message) im.ReadState {
+	return im.ReadState{
+		UserID: user, ConversationID: conv,
+		Read:      max(r.read, sent, pendingSent(pending, user)),
+		Delivered: r.delivered, Mentioned: r.mentioned, UpdatedAt: r.updated,
+	}
 }
 
 // UpdateReadStates implements im.ReadStateStore, in one write transaction.
@@ -175,7 +188,7 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) (_ 
 		return nil, fmt.Errorf("bolt: update read states: %w", err)
 	}
 	for i, st := range states {
-		if err := validReadState(st); err != nil {
+		if err := im.ValidateReadState(st); err != nil {
 			return nil, fmt.Errorf("bolt: update read states: state %d: %w", i, err)
 		}
 	}
@@ -184,11 +197,11 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) (_ 
 		return out, nil
 	}
 	type entry struct {
-		key             []byte
-		conv, user      string
-		read, delivered int64 // the receipt
-		changed         bool
-		outRead         int64 // the state's Read after the commit
+		key        []byte
+		conv, user string
+		rec        receiptRecord
+		changed    bool
+		out        im.ReadState // the state after the commit
 	}
 	err = s.write(ctx, func(tx *bbolt.Tx) error {
 		rs, err := bucket(tx, bucketReadStates)
@@ -212,7 +225,7 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) (_ 
 			e := entries[string(key)]
 			if e == nil {
 				e = &entry{key: key, conv: st.ConversationID, user: st.UserID}
-				if e.read, e.delivered, err = receipt(rs, key); err != nil {
+				if e.rec, err = receipt(rs, key); err != nil {
 					return err
 				}
 				entries[string(key)] = e
@@ -229,11 +242,22 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) (_ 
 				}
 				maxSeqs[st.ConversationID] = maxSeq
 			}
-			if r := min(st.Read, maxSeq); r > e.read {
-				e.read, e.changed = r, true
+			moved := false
+			for _, p := range [...]struct {
+				stored *int64
+				given  int64
+			}{
+				{&e.rec.read, st.Read}, {&e.rec.delivered, st.Delivered}, {&e.rec.mentioned, st.Mentioned},
+			} {
+				if v := min(p.given, maxSeq); v > *p.stored {
+					*p.stored, moved = v, true
+				}
 			}
-			if d := min(st.Delivered, maxSeq); d > e.delivered {
-				e.delivered, e.changed = d, true
+			if moved {
+				// The time of the state that moved it last, as the batch
+				// runs in order.
+				e.rec.updated = storedTime(st.UpdatedAt)
+				e.changed = true
 			}
 		}
 		changed := false
@@ -242,7 +266,7 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) (_ 
 				continue
 			}
 			changed = true
-			val := seal(nil, bucketReadStates, e.key, func(b []byte) []byte { return appendReadState(b, e.read, e.delivered) })
+			val := seal(nil, bucketReadStates, e.key, func(b []byte) []byte { return appendReceipt(b, &e.rec) })
 			if err := rs.Put(e.key, val); err != nil {
 				return err
 			}
@@ -261,10 +285,10 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) (_ 
 			if err != nil {
 				return err
 			}
-			e.outRead = max(e.read, sent, pendingSent(pending[i], e.user))
+			e.out = e.rec.state(e.user, e.conv, sent, pending[i])
 		}
-		for i, st := range states {
-			out[i] = im.ReadState{UserID: st.UserID, ConversationID: st.ConversationID, Read: of[i].outRead, Delivered: of[i].delivered}
+		for i := range states {
+			out[i] = of[i].out
 		}
 		if !changed {
 			return errUnchanged
@@ -275,21 +299,6 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) (_ 
 		return nil, fmt.Errorf("bolt: update read states: %w", err)
 	}
 	return out, nil
-}
-
-// validReadState refuses an id that cannot be stored and a negative
-// position.
-func validReadState(st im.ReadState) error {
-	if err := im.ValidateID("user id", st.UserID); err != nil {
-		return err
-	}
-	if err := im.ValidateConversationID(st.ConversationID); err != nil {
-		return err
-	}
-	if st.Read < 0 || st.Delivered < 0 {
-		return fmt.Errorf("negative position (read %d, delivered %d) for %q in %q: %w", st.Read, st.Delivered, st.UserID, st.ConversationID, im.ErrInvalidArgument)
-	}
-	return nil
 }
 
 // ReadStates implements im.ReadStateStore, in one read transaction: two
@@ -338,7 +347,7 @@ func (s *Store) ReadStates(ctx context.Context, userID string, convs []string) (
 				}
 			}
 			key = convUserKey(key, conv, userID)
-			read, delivered, err := receipt(rs, key)
+			r, err := receipt(rs, key)
 			if err != nil {
 				return err
 			}
@@ -346,7 +355,7 @@ func (s *Store) ReadStates(ctx context.Context, userID string, convs []string) (
 			if err != nil {
 				return err
 			}
-			out[i] = im.ReadState{UserID: userID, ConversationID: conv, Read: max(read, sent, pendingSent(pending[i], userID)), Delivered: delivered}
+			out[i] = r.state(userID, conv, sent, pending[i])
 		}
 		return nil
 	}()
@@ -395,12 +404,12 @@ func (s *Store) ConversationReadStates(ctx context.Context, conv string) (_ []im
 		prefix := append([]byte(conv), 0)
 		c := rs.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
-			read, delivered, err := decodeReceipt(k, v)
+			r, err := decodeReceipt(k, v)
 			if err != nil {
 				return err
 			}
 			st := state(string(k[len(prefix):]))
-			st.Read, st.Delivered = max(st.Read, read), delivered
+			st.Read, st.Delivered, st.Mentioned, st.UpdatedAt = max(st.Read, r.read), r.delivered, r.mentioned, r.updated
 		}
 		c = msgs.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -425,7 +434,7 @@ func (s *Store) ConversationReadStates(ctx context.Context, conv string) (_ []im
 	}
 	out := make([]im.ReadState, 0, len(byUser))
 	for _, st := range byUser {
-		if st.Read > 0 || st.Delivered > 0 {
+		if st.Read > 0 || st.Delivered > 0 || st.Mentioned > 0 {
 			out = append(out, *st)
 		}
 	}

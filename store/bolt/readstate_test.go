@@ -246,6 +246,34 @@ func TestUpdateReadStates(t *testing.T) {
 		// u0 sent everything: a receipt from her reports her messages.
 		require.Equal(t, []im.ReadState{st("u0", conv, 12, 3)}, update(st("u0", conv, 3, 3)))
 	})
+	t.Run("MentionedAndUpdatedAt", func(t *testing.T) {
+		// Mentioned moves like the others; the time is that of the last
+		// state of the batch that moved a position, and a state that
+		// moves nothing leaves it.
+		t1, t2, t3 := recallTime, recallTime.Add(time.Second), recallTime.Add(time.Minute)
+		got := update(
+			im.ReadState{UserID: "u4", ConversationID: conv, Mentioned: 5, UpdatedAt: t1},
+			im.ReadState{UserID: "u4", ConversationID: conv, Read: 2, UpdatedAt: t2},
+			im.ReadState{UserID: "u4", ConversationID: conv, Mentioned: 4, Read: 1, UpdatedAt: t3},
+			im.ReadState{UserID: "u4", ConversationID: conv, Mentioned: 99},
+		)
+		want := im.ReadState{UserID: "u4", ConversationID: conv, Read: 2, Mentioned: 12}
+		require.Equal(t, []im.ReadState{want, want, want, want}, got, "the last mover had no time")
+		got = update(im.ReadState{UserID: "u4", ConversationID: conv, Delivered: 3, UpdatedAt: t2.In(time.FixedZone("X", -3600))})
+		want.Delivered, want.UpdatedAt = 3, t2
+		require.Equal(t, []im.ReadState{want}, got)
+		got = update(im.ReadState{UserID: "u4", ConversationID: conv, Delivered: 1, Mentioned: 3, UpdatedAt: t3})
+		require.Equal(t, []im.ReadState{want}, got, "nothing moved: the time stays")
+		// Her own message moves Read, not the time.
+		appendAll(t, s, sentMsgs(conv, "own", []string{"u4"}))
+		want.Read = 13
+		require.Equal(t, want, stateOf(t, s, "u4", conv))
+		// A receipt below it still moves the receipt's own Read, and so
+		// the time (as memstore does).
+		update(im.ReadState{UserID: "u4", ConversationID: conv, Read: 11, UpdatedAt: t1})
+		want.UpdatedAt = t1
+		require.Equal(t, want, stateOf(t, s, "u4", conv))
+	})
 	t.Run("Empty", func(t *testing.T) {
 		before := lastTx(t, s)
 		got, err := s.UpdateReadStates(ctx, nil)
@@ -254,7 +282,8 @@ func TestUpdateReadStates(t *testing.T) {
 		require.Equal(t, before, lastTx(t, s))
 	})
 
-	want := []im.ReadState{st("u0", conv, 12, 3), st("u1", conv, 11, 12), st("u2", conv, 6, 7), st("u3", conv, 0, 2)}
+	want := []im.ReadState{st("u0", conv, 12, 3), st("u1", conv, 11, 12), st("u2", conv, 6, 7), st("u3", conv, 0, 2),
+		{UserID: "u4", ConversationID: conv, Read: 13, Delivered: 3, Mentioned: 12, UpdatedAt: recallTime}}
 	requireStates(t, s, conv, want...)
 	got, err := s.ReadStates(ctx, "u2", []string{conv, "group_none", "single_u1_u2", conv})
 	require.NoError(t, err)
@@ -330,15 +359,20 @@ func TestReadStatesCancelled(t *testing.T) {
 }
 
 func TestReadStateRecord(t *testing.T) {
-	for _, c := range [][2]int64{{0, 0}, {1, 0}, {0, 7}, {1 << 40, 1<<62 + 3}} {
-		read, delivered, err := decodeReadState(appendReadState(nil, c[0], c[1]))
+	for _, r := range []receiptRecord{
+		{},
+		{read: 1},
+		{delivered: 7, updated: recallTime},
+		{read: 1 << 40, delivered: 1<<62 + 3, mentioned: 5, updated: time.Date(1969, 1, 1, 0, 0, 0, 1, time.UTC)},
+	} {
+		got, err := decodeReceiptRecord(appendReceipt(nil, &r))
 		require.NoError(t, err)
-		require.Equal(t, c, [2]int64{read, delivered})
+		require.Equal(t, r, got) // == for the zero time too
 	}
-	good := appendReadState(nil, 5, 6)
+	good := appendReceipt(nil, &receiptRecord{read: 5, delivered: 6, mentioned: 2, updated: recallTime})
 	for _, rec := range [][]byte{nil, {recordV1}, good[:len(good)-1], append(good, 0), append([]byte{2}, good[1:]...),
-		append([]byte{recordV1}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0)} {
-		_, _, err := decodeReadState(rec)
+		append([]byte{recordV1}, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0, 0, 0, 0)} {
+		_, err := decodeReceiptRecord(rec)
 		require.ErrorIs(t, err, errCorrupt, "%x", rec)
 	}
 }

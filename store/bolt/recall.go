@@ -177,7 +177,7 @@ func (s *Store) RecallMessage(ctx context.Context, conv string, seq int64, by st
 		t := m
 		t.Content, t.Extra, t.AttachedInfo = nil, "", ""
 		t.RevokedBy = by
-		t.RevokedAt = time.Unix(at.Unix(), int64(at.Nanosecond())).UTC() // as it reads back
+		t.RevokedAt = storedTime(at) // as it reads back
 		if err := markTombstones(tx); err != nil {
 			return err
 		}
