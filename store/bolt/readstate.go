@@ -48,7 +48,12 @@ import (
 //
 // The cost lands on groups where many members write: each writer has a
 // key beside the conversation's bucket, and a merge rewrites the pages of
-// those who wrote in it (a page holds about sixty keys). A file written
+// those who wrote in it (a page holds a few dozen keys). Counted in pages
+// written per commit, before and after: 64 messages to one of 64
+// conversations, 15 and 16 (19 and 19 in a store holding 20,000 more);
+// 100 messages over 500 one-to-one conversations, 34 and 34 (35 and 36);
+// 50 to one group from 10 writers, 13 and 13 (18 and 19); from 300
+// writers, 13 and 18 (18 and 23). A file written
 // before positions existed has none for the messages it merged then: their
 // senders read 0 from them until they send again, as the sender of a
 // message written before read states existed did not read it either.
