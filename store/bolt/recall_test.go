@@ -3,9 +3,11 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -441,4 +443,46 @@ func TestTombstoneRecord(t *testing.T) {
 	require.ErrorIs(t, err, errCorrupt)
 	_, err = decodeMessage(m.ConversationID, m.Seq, rec[:20])
 	require.ErrorIs(t, err, errCorrupt)
+}
+
+func TestRecallAndReceiptFailedCommit(t *testing.T) {
+	// A commit that fails (a write or fsync error) leaves the message as
+	// it was, in memory and in the file, and stores no receipt.
+	dir := t.TempDir()
+	var armed atomic.Bool // the merger calls the hook too
+	errWrite := errors.New("injected write failure")
+	s, err := Open(filepath.Join(dir, "im.db"), Options{mergeAfter: 1 << 20, mergeInterval: time.Hour, hook: func(point string) error {
+		if armed.Load() && point == failCommit {
+			return errWrite
+		}
+		return nil
+	}})
+	require.NoError(t, err)
+	defer s.Close()
+	ctx := t.Context()
+	const conv = "group_f"
+	appendAll(t, s, secretMsgs(conv, 40, "f"))
+	pending, merged := messageAt(t, s, conv, 38), messageAt(t, s, conv, 4)
+	armed.Store(true)
+	for _, seq := range []int64{38, 4} {
+		_, err := s.RecallMessage(ctx, conv, seq, "u1", recallTime)
+		require.ErrorIs(t, err, errWrite)
+	}
+	_, err = s.UpdateReadStates(ctx, []im.ReadState{{UserID: "u3", ConversationID: conv, Read: 5}})
+	require.ErrorIs(t, err, errWrite)
+	armed.Store(false)
+	requireMessage(t, s, pending)
+	requireMessage(t, s, merged)
+	require.Zero(t, stateOf(t, s, "u3", conv).Read)
+	require.NoError(t, s.Check(ctx))
+	crashed := openCrashed(t, s, filepath.Join(dir, "crash.db"))
+	requireMessage(t, crashed, pending)
+	requireMessage(t, crashed, merged)
+	require.Zero(t, stateOf(t, crashed, "u3", conv).Read)
+
+	// And once writes work again, the recall does.
+	got, err := s.RecallMessage(ctx, conv, 38, "u1", recallTime)
+	require.NoError(t, err)
+	require.Equal(t, tombstoneOf(pending, "u1"), got)
+	require.NoError(t, s.Check(ctx))
 }
