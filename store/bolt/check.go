@@ -37,7 +37,8 @@ const maxProblems = 20
 //     an existing conversation;
 //   - every sent position names its user's newest message in the
 //     conversation's bucket, and every read state record an existing
-//     conversation, with positions up to its max seq.
+//     conversation, with positions up to its max seq;
+//   - every conversation's settings are sealed and within its max seq.
 //
 // Writes, and the dedup merger, wait while Check runs; reads go on. It
 // reads every page, as a backup does, and looks each message up in the
@@ -220,7 +221,10 @@ func (c *checker) run(ctx context.Context) error {
 		return err
 	}
 	c.checkMembers()
-	return c.checkRecords(ctx)
+	if err := c.checkRecords(ctx); err != nil {
+		return err
+	}
+	return c.checkSettings(ctx)
 }
 
 // convState is a conversation as checkConversations found it.

@@ -62,9 +62,10 @@ import (
 // the plain keys of the msgs bucket, since they walk it with
 // ForEachBucket, so the file needs no new schema version.
 
-// errUnchanged makes a write transaction that has nothing to commit roll
-// back: UpdateReadStates with positions already reached.
-var errUnchanged = errors.New("nothing to commit")
+// errNoChange makes a write transaction that has nothing to commit roll
+// back, so that it costs no fsync: UpdateReadStates with positions
+// already reached, RecallMessage of a tombstone.
+var errNoChange = errors.New("nothing to commit")
 
 // convUserKey returns b[:0] with conversation id 0x00 UserID: the key of
 // a receipt in the readStates bucket and of a sent position in the msgs
@@ -296,11 +297,11 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) (_ 
 			out[i] = of[i].out
 		}
 		if !changed {
-			return errUnchanged
+			return errNoChange
 		}
 		return nil
 	}, func() {})
-	if err != nil && !errors.Is(err, errUnchanged) {
+	if err != nil && !errors.Is(err, errNoChange) {
 		return nil, fmt.Errorf("bolt: update read states: %w", err)
 	}
 	return out, nil

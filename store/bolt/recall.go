@@ -172,7 +172,7 @@ func (s *Store) RecallMessage(ctx context.Context, conv string, seq int64, by st
 		}
 		if m.Revoked() {
 			out = cloneMessage(m)
-			return errUnchanged
+			return errNoChange
 		}
 		t := m
 		t.Content, t.Extra, t.AttachedInfo = nil, "", ""
@@ -200,7 +200,7 @@ func (s *Store) RecallMessage(ctx context.Context, conv string, seq int64, by st
 			s.pend.replace(*tomb)
 		}
 	})
-	if err != nil && !errors.Is(err, errUnchanged) {
+	if err != nil && !errors.Is(err, errNoChange) {
 		return im.Message{}, fmt.Errorf("bolt: recall message %d of %q: %w", seq, conv, err)
 	}
 	return out, nil

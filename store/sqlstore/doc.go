@@ -39,7 +39,7 @@
 // # Schema and migrations
 //
 // The tables (conversations, messages, members, accounts, chat_groups,
-// group_members, token_versions) and their indexes are created by versioned migrations
+// group_members, token_versions, conversation_settings) and their indexes are created by versioned migrations
 // embedded in the package, recorded in a schema_migrations table. New
 // applies those the database has not seen, under a lock that makes
 // processes starting at once take turns: a PostgreSQL advisory lock, a
@@ -123,4 +123,10 @@
 // (a UNION joined on the conversations' key), and reads the messages of
 // many conversations in one query (PostgreSQL passes the ranges as arrays;
 // MySQL and SQLite an OR of index ranges, 300 to a statement).
+// It implements im.ConversationSettingsStore too: a change is one
+// transaction that locks the (user, conversation) row (SELECT … FOR
+// UPDATE; on SQLite the write lock), so that changes of different fields
+// from any process lose none of each other; the first change of a pair
+// may lose the race to insert the row, or on MySQL deadlock on the gap,
+// and is then run again.
 package sqlstore

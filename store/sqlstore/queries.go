@@ -67,6 +67,8 @@ type queries struct {
 	pgRemoveMembers   string // group id, users[]
 	pgShareGroups     string // ids[] → (id, version), the rows share-locked
 	pgMembersOf       string // group ids[], users[] → (group_id, user_id) of those pairs that are members
+
+	settings settingsQueries // see settings.go
 }
 
 func newQueries(d Dialect, prefix string) queries {
@@ -166,6 +168,7 @@ func newQueries(d Dialect, prefix string) queries {
 			" FROM unnest($1::integer[], $2::text[], $3::bigint[], $4::bigint[]) AS r(i, c, f, t) JOIN " + q.messages +
 			" m ON m.conversation_id = r.c AND m.seq >= r.f AND m.seq <= r.t ORDER BY r.i, m.seq"
 	}
+	q.settings = newSettingsQueries(&q, prefix)
 	return q
 }
 
