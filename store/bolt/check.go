@@ -35,6 +35,9 @@ const maxProblems = 20
 //   - the index file belongs to the main file (the same pair id) and has
 //     merged at least what the main file trimmed; every membership names
 //     an existing conversation;
+//   - every sent position names its user's newest message in the
+//     conversation's bucket, and every read state record an existing
+//     conversation, with positions up to its max seq;
 //   - every conversation's settings are sealed and within its max seq.
 //
 // Writes, and the dedup merger, wait while Check runs; reads go on. It
@@ -86,6 +89,7 @@ type checker struct {
 	recent  map[string]dedupRef     // the keys waiting for the merger
 	nextLog uint64                  // Store.nextLog
 	strict  bool                    // Store.strict
+	version uint64                  // the main file's schema version
 	counts  checkCounts
 
 	problems []error
@@ -162,8 +166,10 @@ func (c *checker) run(ctx context.Context) error {
 		c.problem("main file: no meta bucket")
 		return nil
 	}
-	if v := counter(meta, keyVersion); v != schemaVersion {
-		c.problem("main file: schema version %d, want %d", v, schemaVersion)
+	switch c.version = counter(meta, keyVersion); c.version {
+	case schemaVersion, schemaTombstones:
+	default:
+		c.problem("main file: schema version %d, want %d or %d", c.version, schemaVersion, schemaTombstones)
 	}
 	all, added := allBuckets(), addedBuckets()
 	for _, name := range append(all[:], added[:]...) {
@@ -211,6 +217,9 @@ func (c *checker) run(ctx context.Context) error {
 	if err := c.checkDedup(ctx, stored); err != nil {
 		return err
 	}
+	if err := c.checkReadStates(ctx, stored); err != nil {
+		return err
+	}
 	c.checkMembers()
 	if err := c.checkRecords(ctx); err != nil {
 		return err
@@ -244,14 +253,20 @@ func (c *checker) checkConversations(ctx context.Context) (map[string]convState,
 		}
 		want := int64(1)
 		convB := k
+		newest := make(map[string]int64) // each sender's newest message in the bucket
 		err = cb.ForEach(func(k, v []byte) error {
 			seq, err := decodeSeq(k)
 			if err != nil || seq != want {
 				c.problem("conversation %q: message key %x where seq %d should be", conv, k, want)
 				return errStop
 			}
-			if _, err := readMessage(convB, k, seq, v, c.strict); err != nil {
+			if mv, err := readMessage(convB, k, seq, v, c.strict); err != nil {
 				c.problem("%v", err)
+			} else {
+				newest[string(mv.senderID())] = seq
+				if mv.lens[6] > 0 && c.version < schemaTombstones {
+					c.problem("conversation %q: message %d is a tombstone in a file of schema version %d", conv, seq, c.version)
+				}
 			}
 			want++
 			return nil
@@ -259,6 +274,7 @@ func (c *checker) checkConversations(ctx context.Context) (map[string]convState,
 		if err != nil && !errors.Is(err, errStop) {
 			return err
 		}
+		c.checkSentPositions(msgs, conv, newest)
 		c.counts.conversations++
 		c.counts.messages += int(maxSeq)
 		st := convState{maxSeq: maxSeq, stored: want - 1}
@@ -283,13 +299,79 @@ func (c *checker) checkConversations(ctx context.Context) (map[string]convState,
 			c.problem("conversation %q has pending messages but no max seq", conv)
 		}
 	}
-	err = msgs.ForEachBucket(func(k []byte) error {
+	err = msgs.ForEach(func(k, v []byte) error {
+		if v != nil {
+			// A sent position: checkSentPositions has checked those of
+			// the conversations that exist.
+			if conv, _, ok := bytes.Cut(k, []byte{0}); !ok {
+				c.problem("the messages bucket holds a record %q that is no sent position", k)
+			} else if _, ok := out[string(conv)]; !ok {
+				c.problem("sent position %q in a conversation without a max seq", k)
+			}
+			return nil
+		}
 		if _, ok := out[string(k)]; !ok {
 			c.problem("conversation %q has a messages bucket but no max seq", k)
 		}
 		return nil
 	})
 	return out, err
+}
+
+// checkSentPositions checks the sent positions beside conversation conv's
+// bucket, whose senders' newest messages are newest: each must name its
+// user's newest message there. A sender without one is fine: her
+// messages were moved to the bucket before positions were recorded.
+func (c *checker) checkSentPositions(msgs *bbolt.Bucket, conv string, newest map[string]int64) {
+	prefix := append([]byte(conv), 0)
+	cur := msgs.Cursor()
+	for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+		user := string(k[len(prefix):])
+		if v == nil {
+			c.problem("conversation %q: a bucket %q beside it", conv, k)
+			continue
+		}
+		seq, err := decodeSentPosition(k, v)
+		if err != nil {
+			c.problem("%v", err)
+			continue
+		}
+		if want, ok := newest[user]; !ok {
+			c.problem("conversation %q: sent position %d of %q, who has no message in its bucket", conv, seq, user)
+		} else if seq != want {
+			c.problem("conversation %q: sent position %d of %q, whose newest message in its bucket is %d", conv, seq, user, want)
+		}
+	}
+}
+
+// checkReadStates checks each receipt: a sound record, of a conversation
+// that exists, with positions up to its max seq.
+func (c *checker) checkReadStates(ctx context.Context, convs map[string]convState) error {
+	return c.tx.Bucket([]byte(bucketReadStates)).ForEach(func(k, v []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		conv, user, ok := bytes.Cut(k, []byte{0})
+		if !ok || len(conv) == 0 || len(user) == 0 {
+			c.problem("read state key %q", k)
+			return nil
+		}
+		r, err := decodeReceipt(k, v)
+		if err != nil {
+			c.problem("%v", err)
+			return nil
+		}
+		st, ok := convs[string(conv)]
+		switch {
+		case !ok:
+			c.problem("read state of %q in %q, a conversation without a max seq", user, conv)
+		case max(r.read, r.delivered, r.mentioned) > st.maxSeq:
+			c.problem("read state of %q in %q: read %d, delivered %d, mentioned %d, past max seq %d", user, conv, r.read, r.delivered, r.mentioned, st.maxSeq)
+		case r.read == 0 && r.delivered == 0 && r.mentioned == 0:
+			c.problem("read state of %q in %q: every position 0", user, conv)
+		}
+		return nil
+	})
 }
 
 // errStop ends a ForEach early.

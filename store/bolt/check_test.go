@@ -97,6 +97,58 @@ func TestCheck(t *testing.T) {
 			s.nextLog++
 			return nil
 		}, "the next log key is 172 in memory, 171 in the file"},
+		{"SentPositionNotNewest", func(t *testing.T, s *Store) error {
+			return update(s, func(tx *bbolt.Tx) error {
+				k := convUserKey(nil, "group_a", "u0")
+				return tx.Bucket([]byte(bucketMsgs)).Put(k, appendSeqRecord(nil, []byte(bucketMsgs), k, 2))
+			})
+		}, `conversation "group_a": sent position 2 of "u0", whose newest message in its bucket is 66`},
+		{"SentPositionOfNoSender", func(t *testing.T, s *Store) error {
+			return update(s, func(tx *bbolt.Tx) error {
+				k := convUserKey(nil, "group_a", "u9")
+				return tx.Bucket([]byte(bucketMsgs)).Put(k, appendSeqRecord(nil, []byte(bucketMsgs), k, 2))
+			})
+		}, `conversation "group_a": sent position 2 of "u9", who has no message in its bucket`},
+		{"SentPositionWithoutConversation", func(t *testing.T, s *Store) error {
+			return update(s, func(tx *bbolt.Tx) error {
+				k := convUserKey(nil, "group_z", "u0")
+				return tx.Bucket([]byte(bucketMsgs)).Put(k, appendSeqRecord(nil, []byte(bucketMsgs), k, 2))
+			})
+		}, `sent position "group_z\x00u0" in a conversation without a max seq`},
+		{"SentPositionDamaged", func(t *testing.T, s *Store) error {
+			return update(s, func(tx *bbolt.Tx) error {
+				k := convUserKey(nil, "group_a", "u0")
+				v := appendSeqRecord(nil, []byte(bucketMsgs), k, 66)
+				v[3] ^= 1
+				return tx.Bucket([]byte(bucketMsgs)).Put(k, v)
+			})
+		}, `sent position of "u0": stored data failed its integrity check`},
+		{"ReadStatePastMaxSeq", func(t *testing.T, s *Store) error {
+			return update(s, func(tx *bbolt.Tx) error {
+				k := convUserKey(nil, "group_a", "u5")
+				return tx.Bucket([]byte(bucketReadStates)).Put(k, seal(nil, bucketReadStates, k, func(b []byte) []byte { return appendReceipt(b, &receiptRecord{read: 86, delivered: 3}) }))
+			})
+		}, `read state of "u5" in "group_a": read 86, delivered 3, mentioned 0, past max seq 85`},
+		{"ReadStateWithoutConversation", func(t *testing.T, s *Store) error {
+			return update(s, func(tx *bbolt.Tx) error {
+				k := convUserKey(nil, "group_z", "u5")
+				return tx.Bucket([]byte(bucketReadStates)).Put(k, seal(nil, bucketReadStates, k, func(b []byte) []byte { return appendReceipt(b, &receiptRecord{read: 1}) }))
+			})
+		}, `read state of "u5" in "group_z", a conversation without a max seq`},
+		{"ReadStateDamaged", func(t *testing.T, s *Store) error {
+			return update(s, func(tx *bbolt.Tx) error {
+				k := convUserKey(nil, "group_a", "u5")
+				return tx.Bucket([]byte(bucketReadStates)).Put(k, appendReceipt(nil, &receiptRecord{read: 1}))
+			})
+		}, `read state of "u5": record without a checksum`},
+		{"TombstoneInVersion4", func(t *testing.T, s *Store) error {
+			if _, err := s.RecallMessage(t.Context(), "group_a", 4, "u1", time.Now()); err != nil {
+				return err
+			}
+			return update(s, func(tx *bbolt.Tx) error {
+				return putCounter(tx.Bucket([]byte(bucketMeta)), keyVersion, schemaVersion)
+			})
+		}, `conversation "group_a": message 4 is a tombstone in a file of schema version 4`},
 		{"Membership", func(t *testing.T, s *Store) error {
 			return update(s, func(tx *bbolt.Tx) error {
 				return tx.Bucket([]byte(bucketMembers)).Put([]byte("u0\x00group_z"), nil)

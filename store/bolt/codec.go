@@ -29,28 +29,63 @@ const recordV1 = 1
 //	the six strings' bytes, back to back
 //	Content: the rest of the record
 //
+// A recalled message's tombstone (see recall.go) is a version 2 record:
+//
+//	version byte 2
+//	uvarint lengths of the six strings and of RevokedBy
+//	varint Type, SendTime, CreatedAt Unix seconds; uvarint CreatedAt nanoseconds
+//	varint RevokedAt Unix seconds; uvarint RevokedAt nanoseconds
+//	the seven strings' bytes, back to back
+//	Content: the rest of the record (empty in a tombstone)
+//
+// Content taking the rest of the record, the tombstone's fields could not
+// be appended to version 1: a record of version 1 is a message that was
+// never recalled, and every message is written as one until it is.
+//
 // ConversationID and Seq are the record's bucket and key. The strings come
 // first and together, so that decoding copies them out of the mmap with one
 // allocation, and Content with a second.
 
+// messageRecordV2 is the first byte of a tombstone's record.
+const messageRecordV2 = 2
+
 // messageSize bounds the encoded size of m.
 func messageSize(m *im.Message) int {
-	return 1 + 6*binary.MaxVarintLen64 + 4*binary.MaxVarintLen64 +
+	n := 1 + 6*binary.MaxVarintLen64 + 4*binary.MaxVarintLen64 +
 		len(m.ServerID) + len(m.SenderID) + len(m.ReceiverID) + len(m.ClientMsgID) +
 		len(m.Extra) + len(m.AttachedInfo) + len(m.Content)
+	if m.RevokedBy != "" {
+		n += 3*binary.MaxVarintLen64 + len(m.RevokedBy)
+	}
+	return n
 }
 
-// appendMessage appends the record of m to b.
+// appendMessage appends the record of m to b: version 2 if m is a
+// tombstone, else version 1.
 func appendMessage(b []byte, m *im.Message) []byte {
-	b = append(b, recordV1)
+	revoked := m.RevokedBy != ""
+	if revoked {
+		b = append(b, messageRecordV2)
+	} else {
+		b = append(b, recordV1)
+	}
 	for _, s := range [...]string{m.ServerID, m.SenderID, m.ReceiverID, m.ClientMsgID, m.Extra, m.AttachedInfo} {
 		b = binary.AppendUvarint(b, uint64(len(s)))
+	}
+	if revoked {
+		b = binary.AppendUvarint(b, uint64(len(m.RevokedBy)))
 	}
 	b = binary.AppendVarint(b, int64(m.Type))
 	b = binary.AppendVarint(b, m.SendTime)
 	b = appendTime(b, m.CreatedAt)
+	if revoked {
+		b = appendTime(b, m.RevokedAt)
+	}
 	for _, s := range [...]string{m.ServerID, m.SenderID, m.ReceiverID, m.ClientMsgID, m.Extra, m.AttachedInfo} {
 		b = append(b, s...)
+	}
+	if revoked {
+		b = append(b, m.RevokedBy...)
 	}
 	return append(b, m.Content...)
 }
@@ -58,37 +93,54 @@ func appendMessage(b []byte, m *im.Message) []byte {
 // messageView is a parsed message record whose strings and content still
 // point into the record.
 type messageView struct {
-	seq      int64
-	lens     [6]int // of ServerID, SenderID, ReceiverID, ClientMsgID, Extra, AttachedInfo
-	typ      im.MessageType
-	sendTime int64
-	created  time.Time
-	strs     []byte // the six strings, back to back
-	content  []byte
+	seq int64
+	// of ServerID, SenderID, ReceiverID, ClientMsgID, Extra, AttachedInfo
+	// and RevokedBy (0 in a version 1 record)
+	lens      [7]int
+	typ       im.MessageType
+	sendTime  int64
+	created   time.Time
+	revokedAt time.Time
+	strs      []byte // the strings, back to back
+	content   []byte
 }
 
 func parseMessage(seq int64, v []byte) (messageView, error) {
 	d := decoder{b: v}
-	if d.byte() != recordV1 {
+	n := 6
+	switch d.byte() {
+	case recordV1:
+	case messageRecordV2:
+		n = 7
+	default:
 		return messageView{}, d.fail()
 	}
 	mv := messageView{seq: seq}
 	total := 0
-	for i := range mv.lens {
+	for i := range n {
 		mv.lens[i] = d.length()
 		total += mv.lens[i]
 	}
 	typ := d.varint()
 	mv.sendTime = d.varint()
 	mv.created = d.time()
+	if n == 7 {
+		mv.revokedAt = d.time()
+	}
 	mv.strs = d.bytes(total)
-	if d.err || typ < math.MinInt32 || typ > math.MaxInt32 {
+	if d.err || typ < math.MinInt32 || typ > math.MaxInt32 || (n == 7 && mv.lens[6] == 0) {
 		return messageView{}, errCorrupt
 	}
 	mv.typ = im.MessageType(typ)
 	mv.content = d.b
 	return mv, nil
 }
+
+// serverID returns the message's ServerID, pointing into the record.
+func (mv *messageView) serverID() []byte { return mv.strs[:mv.lens[0]] }
+
+// senderID returns the message's SenderID, pointing into the record.
+func (mv *messageView) senderID() []byte { return mv.strs[mv.lens[0] : mv.lens[0]+mv.lens[1]] }
 
 // message builds the message of conversation conv from mv, taking its
 // strings from strs (a copy of mv.strs) and content as its Content.
@@ -98,7 +150,7 @@ func (mv *messageView) message(conv, strs string, content []byte) im.Message {
 		strs = strs[n:]
 		return s
 	}
-	return im.Message{
+	m := im.Message{
 		ConversationID: conv,
 		Seq:            mv.seq,
 		ServerID:       next(mv.lens[0]),
@@ -112,6 +164,11 @@ func (mv *messageView) message(conv, strs string, content []byte) im.Message {
 		CreatedAt:      mv.created,
 		Content:        content,
 	}
+	if mv.lens[6] > 0 {
+		m.RevokedBy = next(mv.lens[6])
+		m.RevokedAt = mv.revokedAt
+	}
+	return m
 }
 
 // decodeMessage decodes the record v of message seq of conversation conv.
@@ -331,11 +388,55 @@ func decodeGroupMember(userID string, v []byte) (im.GroupMember, error) {
 	return im.GroupMember{UserID: userID, Role: im.GroupRole(role), JoinedAt: joined, JoinSeq: int64(joinSeq)}, nil
 }
 
+// A read state record (the value under conversation id 0x00 UserID in
+// the readStates bucket, version 1):
+//
+//	version byte
+//	uvarint Read, Delivered, Mentioned
+//	UpdatedAt: varint Unix seconds, uvarint nanoseconds (the zero time
+//	as it is)
+//
+// A field to come is appended at the end, as History was to the group
+// record, and a record without it decodes as before.
+
+// receiptRecord is a read state record: the positions receipts stored.
+type receiptRecord struct {
+	read, delivered, mentioned int64
+	updated                    time.Time
+}
+
+func appendReceipt(b []byte, r *receiptRecord) []byte {
+	b = append(b, recordV1)
+	b = binary.AppendUvarint(b, uint64(r.read))
+	b = binary.AppendUvarint(b, uint64(r.delivered))
+	b = binary.AppendUvarint(b, uint64(r.mentioned))
+	return appendTime(b, r.updated)
+}
+
+func decodeReceiptRecord(v []byte) (receiptRecord, error) {
+	d := decoder{b: v}
+	if d.byte() != recordV1 {
+		return receiptRecord{}, d.fail()
+	}
+	read, delivered, mentioned := d.uvarint(), d.uvarint(), d.uvarint()
+	updated := d.time()
+	if d.err || len(d.b) != 0 || read > math.MaxInt64 || delivered > math.MaxInt64 || mentioned > math.MaxInt64 {
+		return receiptRecord{}, errCorrupt
+	}
+	return receiptRecord{read: int64(read), delivered: int64(delivered), mentioned: int64(mentioned), updated: updated}, nil
+}
+
 // appendTime stores t to the nanosecond, whatever its year; its location is
 // not kept (decoded times are UTC).
 func appendTime(b []byte, t time.Time) []byte {
 	b = binary.AppendVarint(b, t.Unix())
 	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
+}
+
+// storedTime returns t as a record gives it back: without its location
+// and monotonic reading (appendTime keeps neither), the zero time as it is.
+func storedTime(t time.Time) time.Time {
+	return time.Unix(t.Unix(), int64(t.Nanosecond())).UTC()
 }
 
 // decoder reads a record front to back. The first malformed read sets err

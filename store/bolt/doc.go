@@ -57,6 +57,30 @@
 // groups' buckets inside the append's own transaction, which no change can
 // interleave with, since bbolt runs one writer at a time.
 //
+// # Read states and recall
+//
+// Store implements im.ReadStateStore without adding anything to the
+// commits of AppendMessages, which a put per message or per sender and
+// conversation in a bucket of its own would slow down (it rewrites a page
+// per conversation per commit). A sender's own messages count as read
+// (Read): ReadStates takes the greatest of her receipt, her newest
+// pending message (in memory, fewer than 32 a conversation) and her sent
+// position, which a merge records beside the conversation's bucket, on
+// the page the merge rewrites anyway, as it moves the messages there; so
+// it is exactly as durable as they are. Receipts (UpdateReadStates: Read,
+// Delivered, Mentioned and the time one last moved) are a bucket keyed by
+// conversation and user, one commit per call; a call that moves nothing
+// forward commits nothing. See readstate.go.
+//
+// im.RecallStore: RecallMessage rewrites the message as a tombstone, its
+// content, extra and attached info erased, wherever the store holds it:
+// its bucket or its pending copy, and its log record while the log keeps
+// it. bbolt does not overwrite the pages it frees, so the old bytes stay
+// in the file until a later commit reuses their page. MessageByServerID
+// has no index to use: it reads the conversation from its newest message
+// back, which is quick for recent messages and reads all of it for an id
+// it does not hold. See recall.go.
+//
 // # Concurrency
 //
 // All methods are safe for concurrent use. Reads run in parallel with each
@@ -92,6 +116,11 @@
 //
 //	STORETEST_CRASH_DURATION=10m go test -run '^TestCrash$' ./store/bolt
 //
+// TestCrashReadStatesAndRecall does the same to a process that also
+// recalls messages and sends receipts, and requires every sender to have
+// read her acknowledged messages, every acknowledged recall to have left
+// a tombstone, and every acknowledged receipt to be kept.
+//
 // A kill leaves what the process wrote in the operating system's page
 // cache: this proves safety against a crash of the process, while safety
 // against power loss rests on bbolt's order of writes and fsyncs, which
@@ -114,7 +143,8 @@
 // account, a username, a group and a group membership, and the log's
 // counters, are all checked on every read, and a failed check is an error
 // wrapping im.ErrCorrupt (an *im.CorruptError naming the conversation and
-// seq of a message), never the data. Because the checksum covers the key
+// seq of a message), never the data; tombstones, sent positions and
+// receipts are sealed the same way. Because the checksum covers the key
 // and the bucket's name, a record that was moved (to another seq, another
 // conversation) fails it too; reads also require a conversation's seqs
 // from the first one asked for to be there without a gap, and a
@@ -150,7 +180,8 @@
 //
 // Missing data wraps im.ErrNotFound, a taken account id, username or group
 // id im.ErrConflict, malformed input im.ErrInvalidArgument (Messages and
-// MessagesBefore also refuse a limit below 1), and a cancelled ctx the ctx's
+// MessagesBefore also refuse a limit below 1, and the read state and
+// recall methods ids that cannot be stored), and a cancelled ctx the ctx's
 // error; ctx is checked before a call starts and again once a write holds
 // the writer lock, but a running bbolt transaction cannot be interrupted.
 // bbolt's own errors (a locked file, a closed store, a full disk) are
@@ -161,7 +192,8 @@
 // # File layout
 //
 // One top-level bucket per area: messages in a nested bucket per
-// conversation keyed by big-endian seq, each conversation's max seq, the
+// conversation keyed by big-endian seq (and beside it, under conversation
+// 0x00 user, each sender's position), each conversation's max seq, the
 // log (in generations of 4,096 messages, each a nested bucket, so that it
 // is trimmed a bucket at a time), the membership index (user,
 // conversation), accounts by id and a username index, groups by id (each
@@ -177,17 +209,26 @@
 // schema version: Open creates them in a file that lacks them, and older
 // versions of this package ignore them. The token versions' bucket (user
 // id → 8-byte big-endian version) is made by the first revocation, and is
-// ignored the same way.
+// ignored the same way, as are the receipts' bucket (conversation 0x00
+// user → read state) and the sent positions, plain keys where older
+// versions look for buckets only. A tombstone is a message record of
+// version 2 (the tombstone's fields could not be appended to version 1,
+// whose content runs to its end), which older versions would take for
+// damage: a file's first recall raises its schema version to 5, which
+// they refuse, and until then they still open it. Files written before
+// read states have no sent positions for the messages merged then, whose
+// senders read 0 from them.
 //
 // # Optional interfaces
 //
 // Store implements auth.AccountStore, auth.AccountUpdater and
-// auth.TokenVersions, for im/auth's built-in accounts and revocation, and
+// auth.TokenVersions, for im/auth's built-in accounts and revocation;
 // im.SyncStore: a BATCH_SYNC lists the user's conversations and its
 // groups' in one read transaction (two prefix scans and a lookup per
-// group), and reads the messages of all its conversations in another.
-// It implements im.ConversationSettingsStore too: each user's settings of
-// a conversation are one sealed record keyed (user, conversation), in a
+// group), and reads the messages of all its conversations in another;
+// im.ReadStateStore and im.RecallStore (see Read states and recall). It
+// implements im.ConversationSettingsStore too: each user's settings of a
+// conversation are one sealed record keyed (user, conversation), in a
 // bucket Open adds to older files, so that her changed settings are one
 // prefix scan; a change is one write transaction, and one that changes
 // nothing is rolled back rather than committed.

@@ -12,7 +12,9 @@ import (
 // records were sealed (schema version 3), by a program that did what
 // v3Fixture lists: the account, the group, then fixtureMessages(0, 40),
 // Close, Open, fixtureMessages(40, 45) and an exit without Close, so that
-// the last five are in the log only.
+// the last five are in the log only. testdata/v4.db was written the same
+// way by the version before read states and recall (schema version 4,
+// every record sealed), and exited with Abandon.
 
 var fixtureTime = time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
 

@@ -18,7 +18,14 @@ import (
 // returns its path.
 func oldStore(t *testing.T) string {
 	t.Helper()
-	f, err := os.Open("testdata/v3.db.gz")
+	return fixtureStore(t, "testdata/v3.db.gz")
+}
+
+// fixtureStore copies the gzipped store at name into a new dir and returns
+// its path.
+func fixtureStore(t *testing.T, name string) string {
+	t.Helper()
+	f, err := os.Open(name)
 	require.NoError(t, err)
 	defer f.Close()
 	zr, err := gzip.NewReader(f)
@@ -42,6 +49,13 @@ func requireFixture(t *testing.T, s *Store, n int) {
 	gotG, gotMembers, err := s.GroupMembers(ctx, "g1")
 	require.NoError(t, err)
 	g.MemberCount, g.Version = 2, 1
+	if s.strict {
+		// v4.db was written with join seqs: the members joined at the
+		// notice, seq 1. v3.db, before them, reads 0.
+		for i := range members {
+			members[i].JoinSeq = 1
+		}
+	}
 	require.Equal(t, g, gotG)
 	require.Equal(t, members, gotMembers)
 	ns, err := s.Messages(ctx, notice.Message.ConversationID, 1, 0, 10)
@@ -276,4 +290,85 @@ func TestLostLastMessages(t *testing.T) {
 	require.ErrorIs(t, err, im.ErrCorrupt)
 	_, err = s.MessagesBefore(t.Context(), "si_u1_u2", 0, 5)
 	require.ErrorIs(t, err, im.ErrCorrupt)
+}
+
+func TestOldFormatReadStatesAndRecall(t *testing.T) {
+	// A store written before read states and recall existed reads no
+	// sent positions for the messages it merged, only those its log still
+	// holds (the last five, from u1 and u2 in turn), no receipts and no
+	// tombstones; it takes all three from then on, across a reopen.
+	for _, name := range []string{"v3", "v4"} {
+		t.Run(name, func(t *testing.T) {
+			path := fixtureStore(t, "testdata/"+name+".db.gz")
+			s, err := Open(path, Options{})
+			require.NoError(t, err)
+			defer func() { require.NoError(t, s.Close()) }()
+			require.Equal(t, name == "v4", s.strict)
+			ctx := t.Context()
+			requireFixture(t, s, 45)
+			msgs, err := s.Messages(ctx, "si_u1_u2", 1, 0, 100)
+			require.NoError(t, err)
+			for _, m := range msgs {
+				require.False(t, m.Revoked())
+				require.Zero(t, m.RevokedAt)
+			}
+			_, _, notice := fixtureGroup()
+			group := notice.Message.ConversationID
+			for _, u := range []string{"u1", "u2"} {
+				for _, conv := range []string{"si_u1_u2", group} {
+					require.Zero(t, storedSent(t, s, conv, u), "%s in %s", u, conv)
+				}
+			}
+			// The group's notice, from u1, was merged before: no position.
+			requireStates(t, s, group)
+			pending := []im.ReadState{
+				{UserID: "u1", ConversationID: "si_u1_u2", Read: 45},
+				{UserID: "u2", ConversationID: "si_u1_u2", Read: 44},
+			}
+			requireStates(t, s, "si_u1_u2", pending...)
+			require.NoError(t, s.Check(ctx))
+
+			// Old records are recalled like new ones, in the bucket and in
+			// the log; the first recall raises the schema version, so that
+			// older versions refuse a file they would find damaged.
+			require.Equal(t, uint64(schemaVersion), fileVersion(t, s))
+			for _, seq := range []int64{3, 43} {
+				m := messageAt(t, s, "si_u1_u2", seq)
+				got, err := s.RecallMessage(ctx, "si_u1_u2", seq, "u1", recallTime)
+				require.NoError(t, err)
+				require.Equal(t, tombstoneOf(m, "u1"), got)
+				requireMessage(t, s, got)
+			}
+			require.Equal(t, uint64(schemaTombstones), fileVersion(t, s))
+			states, err := s.UpdateReadStates(ctx, []im.ReadState{{UserID: "u2", ConversationID: group, Read: 1, Delivered: 1}})
+			require.NoError(t, err)
+			require.Equal(t, []im.ReadState{{UserID: "u2", ConversationID: group, Read: 1, Delivered: 1}}, states)
+			require.NoError(t, s.Check(ctx))
+			want3, want43 := messageAt(t, s, "si_u1_u2", 3), messageAt(t, s, "si_u1_u2", 43)
+
+			// Close moves the last five to their bucket, and their senders'
+			// positions with them.
+			require.NoError(t, s.Close())
+			s, err = Open(path, Options{})
+			require.NoError(t, err)
+			require.Equal(t, int64(45), storedSent(t, s, "si_u1_u2", "u1"))
+			require.Equal(t, int64(44), storedSent(t, s, "si_u1_u2", "u2"))
+			requireStates(t, s, "si_u1_u2", pending...)
+			requireStates(t, s, group, im.ReadState{UserID: "u2", ConversationID: group, Read: 1, Delivered: 1})
+			requireMessage(t, s, want3)
+			requireMessage(t, s, want43)
+			require.NoError(t, s.Check(ctx))
+		})
+	}
+}
+
+// fileVersion returns the schema version of s's main file.
+func fileVersion(t *testing.T, s *Store) uint64 {
+	t.Helper()
+	var v uint64
+	require.NoError(t, s.db.View(func(tx *bbolt.Tx) error {
+		v = counter(tx.Bucket([]byte(bucketMeta)), keyVersion)
+		return nil
+	}))
+	return v
 }

@@ -86,7 +86,7 @@ func (s *Store) load() error {
 					stored[conv] = last
 				}
 				if int64(seq) > last {
-					m := mv.message(conv, string(mv.strs), bytes.Clone(mv.content))
+					m := mv.message(conv, string(mv.strs), ownContent(mv.content))
 					if pending := s.pend.snapshot(conv); (len(pending) == 0 && m.Seq != last+1) ||
 						(len(pending) > 0 && m.Seq != pending[len(pending)-1].Seq+1) {
 						return corrupt("log record %d: message %q/%d out of order", n, conv, seq)
@@ -222,19 +222,26 @@ func logHeaderSize(conv string, seq uint64) int {
 // conversation, seq and message record (sealed, unless written before
 // sealing).
 func decodeLogRecord(k, v []byte, strict bool) (conv string, seq uint64, rec []byte, err error) {
+	c, seq, rec, err := parseLogRecord(k, v, strict)
+	return string(c), seq, rec, err
+}
+
+// parseLogRecord is decodeLogRecord with the conversation id pointing
+// into v.
+func parseLogRecord(k, v []byte, strict bool) (conv []byte, seq uint64, rec []byte, err error) {
 	v, err = unseal(v, bucketLog, k, strict)
 	if err != nil {
-		return "", 0, nil, err
+		return nil, 0, nil, err
 	}
 	n, w := binary.Uvarint(v)
 	if w <= 0 || n == 0 || n > uint64(len(v)-w) {
-		return "", 0, nil, errCorrupt
+		return nil, 0, nil, errCorrupt
 	}
-	conv = string(v[w : w+int(n)])
+	conv = v[w : w+int(n)]
 	v = v[w+int(n):]
 	seq, w = binary.Uvarint(v)
 	if w <= 0 || seq == 0 || seq > math.MaxInt64 {
-		return "", 0, nil, errCorrupt
+		return nil, 0, nil, errCorrupt
 	}
 	return conv, seq, v[w:], nil
 }

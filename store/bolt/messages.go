@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -179,6 +180,9 @@ type appender struct {
 	// moved to their buckets; aged how many aging entries it went through.
 	mergedConvs []string
 	aged        int
+	// senders and sentKey are putSentPositions' buffers.
+	senders []string
+	sentKey []byte
 }
 
 type openConv struct {
@@ -296,6 +300,7 @@ func (a *appender) append(i int, r *im.AppendRequest, res *im.AppendResult) erro
 	// not shared with anyone.
 	res.Message = *m
 	res.Message.Seq = stored.Seq
+	res.Message.RevokedBy, res.Message.RevokedAt = "", time.Time{}
 	return nil
 }
 
@@ -387,6 +392,9 @@ func (a *appender) merge(id string, oc *openConv) error {
 	if err := mergeInto(oc.bucket, oc.msgs, oc.records, &a.arena); err != nil {
 		return err
 	}
+	if err := a.putSentPositions(id, old, oc.msgs); err != nil {
+		return err
+	}
 	oc.merged = true
 	a.mergedConvs = append(a.mergedConvs, id)
 	return nil
@@ -430,7 +438,7 @@ func (a *appender) original(ref dedupRef, key []byte) (im.Message, error) {
 	if !bytes.Equal(mv.dedupKey(nil), key) {
 		return im.Message{}, &im.CorruptError{Conversation: ref.conv, Seq: int64(ref.seq), Err: corrupt("the dedup index names this message for another key")}
 	}
-	return mv.message(ref.conv, string(mv.strs), bytes.Clone(mv.content)), nil
+	return mv.message(ref.conv, string(mv.strs), ownContent(mv.content)), nil
 }
 
 // Messages implements im.MessageStore. limit must be positive.

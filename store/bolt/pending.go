@@ -3,6 +3,8 @@ package bolt
 import (
 	"bytes"
 	"math"
+	"slices"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -44,7 +46,8 @@ type pendingMsgs struct {
 type pendingConv struct {
 	// msgs have consecutive seqs; logKeys[i] is where msgs[i] is logged.
 	// Readers keep copies of the slice headers: msgs is only ever appended
-	// to or re-sliced, never written in place.
+	// to or re-sliced, never written in place (a recall replaces it with
+	// a copy, see replace).
 	msgs    []im.Message
 	logKeys []uint64
 }
@@ -77,6 +80,29 @@ func (p *pendingMsgs) get(conv string, seq uint64) (im.Message, bool) {
 		return im.Message{}, false
 	}
 	return pc.msgs[i], true
+}
+
+// logKey returns where pending message seq of conv is logged.
+func (p *pendingMsgs) logKey(conv string, seq int64) (uint64, bool) {
+	pc := p.convs[conv]
+	if pc == nil || len(pc.msgs) == 0 {
+		return 0, false
+	}
+	i := seq - pc.msgs[0].Seq
+	if i < 0 || i >= int64(len(pc.msgs)) {
+		return 0, false
+	}
+	return pc.logKeys[i], true
+}
+
+// replace puts m in place of the pending message of its conversation
+// with its seq, which must be there, in a copy of the conversation's
+// messages: readers may hold the old slice.
+func (p *pendingMsgs) replace(m im.Message) {
+	pc := p.convs[m.ConversationID]
+	msgs := slices.Clone(pc.msgs)
+	msgs[m.Seq-msgs[0].Seq] = m
+	pc.msgs = msgs
 }
 
 // add records a message logged at logKey that stays pending.
@@ -177,14 +203,27 @@ func mergeInto(cb *bbolt.Bucket, msgs []im.Message, records [][]byte, arena *[]b
 }
 
 // ownMessage returns m with its Content copied into buf (grown as needed):
-// pending messages must not share memory with the caller's.
+// pending messages must not share memory with the caller's. A message is
+// stored as it was sent: only RecallMessage makes a tombstone, so the
+// tombstone's fields are dropped.
 func ownMessage(m im.Message, buf *[]byte) im.Message {
+	m.RevokedBy, m.RevokedAt = "", time.Time{}
 	if len(m.Content) > 0 {
 		start := len(*buf)
 		*buf = append(*buf, m.Content...)
 		m.Content = (*buf)[start:len(*buf):len(*buf)]
 	}
 	return m
+}
+
+// ownContent returns a copy of content, read from a record, or nil if it
+// is empty, as Content is everywhere a message has none: a tombstone
+// read back from the log must equal the one read from its bucket.
+func ownContent(content []byte) []byte {
+	if len(content) == 0 {
+		return nil
+	}
+	return bytes.Clone(content)
 }
 
 // cloneMessage returns m with its own copy of Content, for callers.

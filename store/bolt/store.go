@@ -65,6 +65,8 @@ type Store struct {
 var (
 	_ im.Store          = (*Store)(nil)
 	_ im.SyncStore      = (*Store)(nil)
+	_ im.ReadStateStore = (*Store)(nil)
+	_ im.RecallStore    = (*Store)(nil)
 	_ auth.AccountStore = (*Store)(nil)
 )
 
@@ -75,7 +77,10 @@ const (
 	// keyChecksums, keyStoreID and the log's counters, sealed.
 	bucketMeta = "meta"
 	// msgs: one nested bucket per conversation id; in it, 8-byte
-	// big-endian seq → message record.
+	// big-endian seq → message record. Beside each conversation's
+	// bucket, conversation id 0x00 UserID → the seq of the user's newest
+	// message in the bucket, 8 bytes big-endian (see sentPosition): a
+	// plain key, which ForEachBucket skips.
 	bucketMsgs = "msgs"
 	// convs: conversation id → max seq, 8 bytes big-endian.
 	bucketConvs = "convs"
@@ -103,9 +108,19 @@ const (
 	// userGroups: UserID 0x00 group id → empty, so that a user's groups
 	// are one prefix scan.
 	bucketUserGroups = "userGroups"
+	// readStates: conversation id 0x00 UserID → read state record (the
+	// receipts: Read and Delivered), so that a conversation's states are
+	// one prefix scan.
+	bucketReadStates = "readStates"
 
 	keyVersion    = "version"
 	schemaVersion = 4
+	// schemaTombstones is the schema version of a file that holds a
+	// tombstone (a message record of version 2, see recall.go), which
+	// older versions of this package would take for damage. A file stays
+	// at schemaVersion, which they open, until its first recall raises
+	// it, so that they refuse it from then on.
+	schemaTombstones = 5
 )
 
 // allBuckets lists the top-level buckets besides meta that every file of
@@ -118,8 +133,8 @@ func allBuckets() [6]string {
 // version, which Open creates when missing. A new area that only adds
 // buckets goes here: older versions of this package ignore them, so they
 // can still open the file.
-func addedBuckets() [4]string {
-	return [...]string{bucketGroups, bucketGroupMembers, bucketUserGroups, bucketSettings}
+func addedBuckets() [5]string {
+	return [...]string{bucketGroups, bucketGroupMembers, bucketUserGroups, bucketReadStates, bucketSettings}
 }
 
 // Open opens the store in the file at path and its dedup index in the file
@@ -287,7 +302,7 @@ func initSchema(tx *bbolt.Tx) (strict bool, id string, err error) {
 		return false, "", corrupt("schema version")
 	}
 	switch got := binary.BigEndian.Uint64(v); got {
-	case schemaVersion:
+	case schemaVersion, schemaTombstones:
 	case 1, 2, 3:
 		if got < 3 {
 			if err := upgrade(tx, meta); err != nil {
@@ -298,7 +313,7 @@ func initSchema(tx *bbolt.Tx) (strict bool, id string, err error) {
 			return false, "", fmt.Errorf("upgrade from schema version %d: %w", got, err)
 		}
 	default:
-		return false, "", fmt.Errorf("schema version %d, this package reads %d", got, schemaVersion)
+		return false, "", fmt.Errorf("schema version %d, this package reads up to %d", got, schemaTombstones)
 	}
 	for _, name := range allBuckets() {
 		if _, err := bucket(tx, name); err != nil {
