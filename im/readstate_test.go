@@ -20,6 +20,7 @@ var readStateStores = []struct {
 	memory bool
 }{
 	{"memstore", true},
+	{"bolt", false},
 }
 
 func readStateServer(t *testing.T, memory bool, cfg im.Config) *imtest.Server {

@@ -238,7 +238,7 @@ func recallServer(t *testing.T, cfg im.Config) *imtest.Server {
 	if cfg.GroupAddPolicy == nil {
 		cfg.GroupAddPolicy = anyoneAdds
 	}
-	return imtest.NewServer(t, imtest.Options{Memory: true, Config: cfg})
+	return imtest.NewServer(t, imtest.Options{Config: cfg})
 }
 
 // storeAged stores a message sent age ago directly in srv's Store, as the
