@@ -336,7 +336,8 @@ func (s *Server) groupCommitted(op *commitOp, r AppendResult) {
 }
 
 // deliver pushes a newly stored message to every live session of its
-// recipients except the one that sent it, and hands it to AfterSend.
+// recipients except the one that sent it, and hands it to AfterSend and
+// the Notifier.
 func (s *Server) deliver(m Message, op *commitOp) {
 	origin := op.origin
 	body, err := proto.Marshal(&imv1.PushMessage{Message: toWire(m)})
@@ -346,9 +347,15 @@ func (s *Server) deliver(m Message, op *commitOp) {
 	}
 	// One marshal, shared by every connection it goes to.
 	f := Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: body}
+	// Where delivery acks are stored, each session remembers the push to
+	// map the client's MSG_ACK back to it.
+	var ref *pushRef
+	if s.reads != nil {
+		ref = &pushRef{serverID: m.ServerID, conv: m.ConversationID, seq: m.Seq}
+	}
 	push := func(sess *session) {
 		if sess != origin {
-			sess.enqueue(f)
+			sess.enqueueMessage(f, ref)
 		}
 	}
 	if gid, ok := groupOf(m.ConversationID); ok {
@@ -364,6 +371,7 @@ func (s *Server) deliver(m Message, op *commitOp) {
 				s.hub.each(u, push)
 			}
 		}
+		s.noteMentions(m, set)
 		for _, u := range op.also {
 			if set == nil || set.roles[u] == 0 {
 				s.hub.each(u, push)
@@ -377,6 +385,9 @@ func (s *Server) deliver(m Message, op *commitOp) {
 	}
 	if s.after != nil {
 		s.queueAfterSend(m)
+	}
+	if s.notify != nil {
+		s.notifyMessage(m, op)
 	}
 }
 

@@ -109,6 +109,25 @@ type Config struct {
 	// means unlimited.
 	PresenceQueryRate float64
 
+	// ReadReceiptRate limits the read receipts and read-state requests
+	// (READ_RECEIPT_REQ and the read-state extensions) one user makes per
+	// second, across all of that user's connections on this server;
+	// bursts of twice that (at least one) are allowed. Beyond it a request
+	// fails with SEND_TOO_FAST and changes nothing. Default 20; negative
+	// means unlimited.
+	ReadReceiptRate float64
+	// ReadByMaxMembers is the largest group whose readers of a message
+	// Server.ReadBy lists by name; larger groups get the counts only.
+	// Default 500.
+	ReadByMaxMembers int
+	// RecallWindow is how long after sending users may recall their own
+	// messages (REVOKE_MSG_REQ, Server.RecallMessage), judged on the
+	// message's CreatedAt against the server's clock. A group's owner and
+	// admins may recall any message of the group, whenever it was sent.
+	// Default 2 minutes, what IM-iOS-SDK's users expect; negative means
+	// no limit. Recall needs a Store that implements RecallStore.
+	RecallWindow time.Duration
+
 	// DevicePolicy decides what a new login does to older sessions.
 	DevicePolicy DevicePolicy
 	// MaxSessionsPerUser bounds a user's concurrent sessions under
@@ -161,6 +180,35 @@ type Config struct {
 	// AfterSendQueue is how many messages may wait for AfterSend.
 	// Default 4096.
 	AfterSendQueue int
+
+	// Notifier, if set, is told of each new message for each of its
+	// recipients (the members of its conversation but the sender) who has
+	// no open session on this Server when it is delivered, and of each
+	// recall for those who have none then, so that the host can send an
+	// offline push (APNs, FCM). Presence's offline delay plays no part: a
+	// user whose last session just ended is offline here. The sender is
+	// never notified: her other sessions got the message, or sync it.
+	// Nothing waits for it: messages wait for the Notifier in
+	// NotifyWorkers queues of NotifyQueue in all, and while a queue is
+	// full the notifications of new messages are dropped
+	// (Stats.NotificationsDropped) and a warning is logged at most every
+	// 10 s. The badge and mute setting of each recipient are read from
+	// the Store by the workers, never on the delivery path. Shutdown
+	// waits for the queued notifications (within its ctx); Close skips
+	// them. See Notifier and Notification.
+	Notifier Notifier
+	// NotifyQueue is how many messages (and recalls) may wait for the
+	// Notifier, whatever the number of their recipients, split evenly
+	// among the workers. Default 4096.
+	NotifyQueue int
+	// NotifyWorkers is how many goroutines call the Notifier, each for
+	// the conversations that hash to it, at most 256. Default 4.
+	NotifyWorkers int
+	// NotifyPreview lets notifications carry the content of messages
+	// (Notification.Preview), except in muted conversations and for
+	// recalls. Off by default, so that message contents go to a push
+	// service only when the host asks for it.
+	NotifyPreview bool
 	// OnConnect and OnDisconnect, if set, are called when a session
 	// authenticates and when an authenticated session ends, once each per
 	// session, on the session's goroutine. err says why it ended; match it
@@ -232,10 +280,16 @@ const (
 	DefaultMaxGroupMembers    = 2000
 	DefaultGroupAddsPerMinute = 60
 	DefaultAfterSendQueue     = 4096
+	DefaultNotifyQueue        = 4096
+	DefaultNotifyWorkers      = 4
 
 	DefaultPresenceOfflineDelay     = 5 * time.Second
 	DefaultMaxPresenceSubscriptions = 1000
 	DefaultPresenceQueryRate        = 10
+
+	DefaultReadReceiptRate  = 20
+	DefaultReadByMaxMembers = 500
+	DefaultRecallWindow     = 2 * time.Minute
 )
 
 // withDefaults returns c with every zero field set to its default, or an
@@ -264,14 +318,25 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MaxGroupMembers, DefaultMaxGroupMembers)
 	setDefault(&c.GroupAddsPerMinute, DefaultGroupAddsPerMinute)
 	setDefault(&c.AfterSendQueue, DefaultAfterSendQueue)
+	setDefault(&c.NotifyQueue, DefaultNotifyQueue)
+	setDefault(&c.NotifyWorkers, DefaultNotifyWorkers)
 	setDefault(&c.PresenceOfflineDelay, DefaultPresenceOfflineDelay)
 	setDefault(&c.MaxPresenceSubscriptions, DefaultMaxPresenceSubscriptions)
 	setDefault(&c.PresenceQueryRate, DefaultPresenceQueryRate)
+	setDefault(&c.ReadReceiptRate, DefaultReadReceiptRate)
+	setDefault(&c.ReadByMaxMembers, DefaultReadByMaxMembers)
+	setDefault(&c.RecallWindow, DefaultRecallWindow)
 	if c.MaxContentSize > MaxFrameSize/2 {
 		return c, errors.New("im: Config.MaxContentSize must be at most half of MaxFrameSize")
 	}
 	if c.AfterSendQueue < 1 {
 		return c, errors.New("im: Config.AfterSendQueue must be positive")
+	}
+	if c.NotifyQueue < 1 {
+		return c, errors.New("im: Config.NotifyQueue must be positive")
+	}
+	if c.NotifyWorkers < 1 || c.NotifyWorkers > maxNotifyWorkers {
+		return c, fmt.Errorf("im: Config.NotifyWorkers is %d; it must be 1 to %d", c.NotifyWorkers, maxNotifyWorkers)
 	}
 	if c.SendQueue < 1 {
 		return c, errors.New("im: Config.SendQueue must be positive")
@@ -287,6 +352,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if math.IsNaN(c.PresenceQueryRate) || math.IsInf(c.PresenceQueryRate, 0) {
 		return c, errors.New("im: Config.PresenceQueryRate must be a finite number (negative for unlimited)")
+	}
+	if math.IsNaN(c.ReadReceiptRate) || math.IsInf(c.ReadReceiptRate, 0) {
+		return c, errors.New("im: Config.ReadReceiptRate must be a finite number (negative for unlimited)")
+	}
+	if c.ReadByMaxMembers < 1 {
+		return c, errors.New("im: Config.ReadByMaxMembers must be positive")
 	}
 	if c.MaxPresenceSubscriptions < 1 {
 		return c, errors.New("im: Config.MaxPresenceSubscriptions must be positive")

@@ -97,6 +97,36 @@
 // and is per Server: a restart forgets last-seen times, and users connected
 // to other processes on the same Store read as offline.
 //
+// # Recall
+//
+// A user may recall (revoke) her own message for Config.RecallWindow
+// after sending it (2 minutes by default), and a group's owner and admins
+// any message of the group, whenever it was sent; nobody recalls a
+// group's notices, nor messages of system conversations. The requester
+// must belong to the conversation, and an invite-only group answers a
+// non-member as a group that does not exist. A recalled message stays in
+// its conversation as a tombstone, with its seq, ids, sender, type and
+// times, its content erased from the Store (RecallStore), so seqs stay
+// gap-free and sync returns it with RevokedBy and RevokedAt; a resend of
+// its client_msg_id is answered with the original acknowledgement and
+// stores nothing. Every session of every member, the requester's own
+// included, gets REVOKE_MSG_PUSH. Recalling a tombstone again succeeds
+// and changes and pushes nothing. A device that held the message and was
+// offline when it was recalled is not told: the push is the only news,
+// and sync returns the tombstone only to a device that asks for its seq,
+// which one holding the message does not.
+//
+// # Offline push
+//
+// A host that sends pushes through APNs or FCM sets Config.Notifier. It is
+// told of each new message once for every recipient with no open session
+// on this Server (the sender excepted), with her unread count for the
+// badge, whether she muted the conversation, and the content only if
+// Config.NotifyPreview allows; a recall gives a Notification with Recalled
+// set, to withdraw what was shown. It is called by a few goroutines of its
+// own, from a bounded queue that drops when full (Stats.NotificationsDropped),
+// so that a slow push service never holds up delivery.
+//
 // # Optional Store capabilities
 //
 // Store holds only what every Server calls. Each further area a Store may
@@ -115,9 +145,12 @@
 //     (Conversation.ReadFrom). Without it the Server reads once per group
 //     of the user and once per conversation that moved, and the
 //     membership of each group with news before and after its read.
+//   - RecallStore: MessageByServerID and RecallMessage, which turn a
+//     message into a tombstone. Without it recall is off: REVOKE_MSG_REQ
+//     answers ERR_UNKNOWN and Server.RecallMessage ErrUnsupported.
 //
-// A new area (read receipts and per-conversation state, recall, friends,
-// files, …) follows the same pattern: an interface named for the area,
+// A new area (read receipts and per-conversation state, friends, files,
+// …) follows the same pattern: an interface named for the area,
 // with ctx first in every method and each method's not-found, atomicity and
 // concurrency rules in its doc; listed here with what the Server does
 // without it; checked by a storetest subtest that skips stores without it;

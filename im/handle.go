@@ -21,10 +21,13 @@ func (s *Server) handle(sess *session, f Frame) {
 		return
 	case imv1.CommandType_CMD_MSG_ACK, imv1.CommandType_CMD_TYPING_STATUS_REQ:
 		// No response is defined for these, not even an error.
-		if !sess.authed.Load() {
+		switch {
+		case !sess.authed.Load():
 			s.countUnauthed(sess)
-		} else if f.Command == imv1.CommandType_CMD_TYPING_STATUS_REQ {
+		case f.Command == imv1.CommandType_CMD_TYPING_STATUS_REQ:
 			s.handleTyping(sess, f)
+		default:
+			s.handleMsgAck(sess, f)
 		}
 		return
 	}
@@ -42,6 +45,14 @@ func (s *Server) handle(sess *session, f Frame) {
 		s.handleSyncRange(sess, f)
 	case imv1.CommandType_CMD_ONLINE_STATUS_REQ:
 		s.handleOnlineStatus(sess, f)
+	case imv1.CommandType_CMD_READ_RECEIPT_REQ:
+		s.handleReadReceipt(sess, f)
+	case imv1.CommandType_CMD_READ_STATE_REQ:
+		s.handleReadState(sess, f)
+	case imv1.CommandType_CMD_READ_BY_REQ:
+		s.handleReadBy(sess, f)
+	case imv1.CommandType_CMD_REVOKE_MSG_REQ:
+		s.handleRecall(sess, f)
 	case imv1.CommandType_CMD_CONNECT_REQ:
 		var req imv1.ConnectRequest
 		if err := proto.Unmarshal(f.Body, &req); err != nil {
@@ -172,6 +183,10 @@ func (s *Server) respondError(sess *session, f Frame, err error) {
 		rsp = &imv1.ReadReceiptResponse{ErrorCode: code, ErrorMsg: msg}
 	case imv1.CommandType_CMD_ONLINE_STATUS_REQ:
 		rsp = &imv1.OnlineStatusResponse{ErrorCode: code, ErrorMsg: msg, ServerTime: time.Now().UnixMilli()}
+	case imv1.CommandType_CMD_READ_STATE_REQ:
+		rsp = &imv1.ReadStateResponse{ErrorCode: code, ErrorMsg: msg}
+	case imv1.CommandType_CMD_READ_BY_REQ:
+		rsp = &imv1.ReadByResponse{ErrorCode: code, ErrorMsg: msg}
 	case imv1.CommandType_CMD_DISCONNECT_REQ, imv1.CommandType_CMD_REAUTH_REQ:
 		// Requests the SDK knows, whose response command it knows too:
 		// answer there, because its TCP decoder refuses command values it

@@ -172,3 +172,18 @@ func (h *hub) list(user string) []*session {
 	}
 	return out
 }
+
+// online reports whether user has a session on this server that is still
+// open. Unlike list it allocates nothing: it runs for every recipient of a
+// message when offline notifications are on.
+func (h *hub) online(user string) bool {
+	sh := h.shard(user)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	for _, s := range sh.users[user] {
+		if !s.isClosed() {
+			return true
+		}
+	}
+	return false
+}

@@ -9,8 +9,9 @@ import (
 // connections on this server, so that opening more connections (or
 // reconnecting) buys no more of what it limits. The Server keeps one for
 // the messages users send (Config.SendRate), one for the signals they
-// cause (Config.SignalRate) and one for the users they add to groups
-// (Config.GroupAddsPerMinute).
+// cause (Config.SignalRate), one for the users they add to groups
+// (Config.GroupAddsPerMinute), one for presence requests
+// (Config.PresenceQueryRate) and one for recalls.
 //
 // It holds an entry only for a user who spent a token within the last
 // burst/rate seconds: an older bucket is full again, the same as none, so

@@ -1,6 +1,9 @@
 package im
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ReadState is where one user stands in one conversation.
 type ReadState struct {
@@ -15,6 +18,14 @@ type ReadState struct {
 	// is concerned: it keeps the two apart, and the Server reports
 	// max(Read, Delivered) where it means "delivered".
 	Delivered int64
+	// Mentioned is the seq of the newest message that mentions the user
+	// (by name or as everyone); she is mentioned while it is above Read.
+	Mentioned int64
+	// UpdatedAt is when UpdateReadStates last moved one of the positions
+	// above: the UpdatedAt of the input state that moved it (the Server's
+	// clock, microsecond precision), zero if none ever has. A message of
+	// the user's own does not set it; its time is the message's.
+	UpdatedAt time.Time
 }
 
 // ReadStateStore is an optional Store capability: read and delivered
@@ -31,11 +42,13 @@ type ReadState struct {
 // matters is that a send costs no separate commit.
 type ReadStateStore interface {
 	// UpdateReadStates moves positions forward, all in one atomic, durable
-	// commit: for each state, UserID's Read and Delivered in
+	// commit: for each state, UserID's Read, Delivered and Mentioned in
 	// ConversationID become the greater of the stored value and the given
 	// one (0 leaves it), each clamped to the conversation's MaxSeq as of
 	// the commit, so that no position is ever stored past the newest
-	// message (a conversation without messages keeps 0). It returns the
+	// message (a conversation without messages keeps 0). If any position
+	// of a state moved, the state's UpdatedAt is stored with it (the
+	// latest, for several states of one pair in a batch). It returns the
 	// states after the commit, one per input, in order. Several states for
 	// the same user and conversation in one batch are allowed and combine.
 	// It does not check membership; the Server does. An invalid id, or a
@@ -50,7 +63,7 @@ type ReadStateStore interface {
 	ReadStates(ctx context.Context, userID string, convs []string) ([]ReadState, error)
 
 	// ConversationReadStates returns the state of every user who has a
-	// nonzero Read or Delivered in conv (by receipts or by her own
+	// nonzero Read, Delivered or Mentioned in conv (by receipts or by her own
 	// messages), each once, in no particular order. The Server asks it of
 	// groups up to a size it bounds, to tell who has read a message.
 	ConversationReadStates(ctx context.Context, conv string) ([]ReadState, error)
@@ -68,4 +81,21 @@ func Unread(maxSeq, read, readFrom int64) int64 {
 		return 0
 	}
 	return maxSeq - from
+}
+
+// ValidateReadState returns an error wrapping ErrInvalidArgument unless st
+// can be passed to UpdateReadStates: a valid user id and conversation id,
+// and positions not below 0. Stores check every state of a batch with it
+// before writing anything.
+func ValidateReadState(st ReadState) error {
+	if err := ValidateID("user id", st.UserID); err != nil {
+		return err
+	}
+	if err := ValidateConversationID(st.ConversationID); err != nil {
+		return err
+	}
+	if st.Read < 0 || st.Delivered < 0 || st.Mentioned < 0 {
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "read state of %q in %q: negative position (read %d, delivered %d, mentioned %d)", st.UserID, st.ConversationID, st.Read, st.Delivered, st.Mentioned)
+	}
+	return nil
 }

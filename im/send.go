@@ -292,7 +292,12 @@ func sendOutcome(sent Message, r AppendResult) error {
 	}
 	if r.Duplicate {
 		o := r.Message
-		if o.ConversationID != sent.ConversationID || o.Type != sent.Type || !bytes.Equal(o.Content, sent.Content) || o.Extra != sent.Extra || o.AttachedInfo != sent.AttachedInfo {
+		// A recalled message keeps no content to compare with: a resend
+		// of it (the SDK resends after reconnecting) gets the original
+		// acknowledgement, and its content is not stored again.
+		same := o.ConversationID == sent.ConversationID && o.Type == sent.Type &&
+			(o.Revoked() || bytes.Equal(o.Content, sent.Content) && o.Extra == sent.Extra && o.AttachedInfo == sent.AttachedInfo)
+		if !same {
 			return errorf(CodeInvalidArgument, ErrConflict, "client_msg_id was already used for a different message")
 		}
 	}

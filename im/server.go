@@ -31,6 +31,12 @@ type Server struct {
 	groups *groupCache
 	// sync is store's SyncStore side, nil when it has none.
 	sync SyncStore
+	// reads is store's ReadStateStore side, nil when it has none (read
+	// receipts are then off); receipts limits each user's receipts;
+	// delivered gathers delivery acks between flushes.
+	reads     ReadStateStore
+	receipts  *userLimiter
+	delivered deliveredAcks
 
 	// base is cancelled by Close; session contexts and store calls derive
 	// from it. (A Server is a long-lived owner, like http.Server's
@@ -62,6 +68,10 @@ type Server struct {
 	presence        presenceTracker
 	watchers        presenceWatchers
 	presenceQueries *userLimiter
+	// recall is store's RecallStore side, nil when it has none; recalls
+	// limits each user's REVOKE_MSG_REQs.
+	recall  RecallStore
+	recalls *userLimiter
 
 	mu        sync.Mutex
 	closing   bool
@@ -74,6 +84,9 @@ type Server struct {
 
 	// transports are stopped by Shutdown and Close; guarded by mu.
 	transports []Transport
+
+	// notify runs Config.Notifier; nil without one.
+	notify *notifier
 }
 
 // SessionInfo describes one live session.
@@ -105,6 +118,7 @@ func NewServer(cfg Config) (*Server, error) {
 		groupAdds: newUserLimiter(float64(cfg.GroupAddsPerMinute)/60, float64(cfg.GroupAddsPerMinute)),
 
 		presenceQueries: newUserLimiter(cfg.PresenceQueryRate, 2*cfg.PresenceQueryRate),
+		recalls:         newUserLimiter(recallRate, recallBurst),
 	}
 	s.presence = newLocalPresence(max(0, cfg.PresenceOfflineDelay), s.presenceChanged)
 	s.guardHooks()
@@ -112,6 +126,9 @@ func NewServer(cfg Config) (*Server, error) {
 		s.cfg.GroupAddPolicy = s.sharesMessages
 	}
 	s.sync, _ = cfg.Store.(SyncStore)
+	s.reads, _ = cfg.Store.(ReadStateStore)
+	s.receipts = newUserLimiter(cfg.ReadReceiptRate, 2*cfg.ReadReceiptRate)
+	s.recall, _ = cfg.Store.(RecallStore)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.groups = newGroupCache(s.base, cfg.Store)
 	s.groups.panicked = s.storePanicked
@@ -123,8 +140,12 @@ func NewServer(cfg Config) (*Server, error) {
 	} else {
 		close(s.afterDone)
 	}
+	s.startNotifier()
 	s.goBG(s.commits.run)
 	s.goBG(s.watchdog)
+	if s.reads != nil {
+		s.goBG(s.runAcks)
+	}
 	return s, nil
 }
 
@@ -452,8 +473,9 @@ func (s *Server) RegisterTransport(t Transport) {
 // answers new upgrades with 503); it takes no new requests, lets every send
 // already accepted commit and be acknowledged, flushes what is queued to
 // each client and closes the connections; it waits for the transports'
-// connection goroutines (WebSocket close handshakes included), hands the
-// messages queued for AfterSend to it, and stops its own goroutines. If
+// connection goroutines (WebSocket close handshakes included), hands
+// AfterSend and the Notifier what is queued for them, and stops its own
+// goroutines. If
 // ctx ends first it closes everything at once (as Close) and returns
 // ctx.Err().
 //
@@ -524,6 +546,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.Close()
 		return err
 	}
+	// Delivery acks the clients sent before closing are stored.
+	if s.reads != nil {
+		s.flushAcks(ctx)
+	}
 	// The messages already queued for AfterSend are handed to it.
 	select {
 	case <-s.afterDone:
@@ -531,13 +557,19 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		_ = s.Close()
 		return ctx.Err()
 	}
+	// And the notifications already queued to the Notifier.
+	if err := s.flushNotifications(ctx); err != nil {
+		_ = s.Close()
+		return err
+	}
 	return s.Close()
 }
 
 // Close stops the server immediately: its transports stop taking
 // connections, connections are closed without flushing, sends not yet
-// committed fail, and messages still queued for AfterSend are not handed to
-// it (a call in progress is waited for). It waits for the server's
+// committed fail, and messages still queued for AfterSend, and
+// notifications for the Notifier, are not handed to them (a call in
+// progress is waited for; the Notifier's ctx ends). It waits for the server's
 // goroutines, including every ServeConn and the transports' connection
 // goroutines, to return. Close and Shutdown may be called more than once.
 func (s *Server) Close() error {

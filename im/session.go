@@ -60,6 +60,10 @@ type session struct {
 
 	inflight chan struct{} // semaphore bounding sends awaiting commit
 
+	// receipts is set while the connection is subscribed to delivery
+	// receipts (DELIVERY_RECEIPT_PUSH).
+	receipts atomic.Bool
+
 	// watching is the users this connection subscribed to the presence
 	// of; only the reader goroutine touches it.
 	watching map[string]struct{}
@@ -77,6 +81,10 @@ type session struct {
 	// signals maps each droppable push waiting in queue (not yet in the
 	// writer's batch) to its index there; see enqueueSignal.
 	signals map[signalKey]int
+	// acks are the last ackRing messages pushed, to map a MSG_ACK to its
+	// conversation and seq; ackNext is where the next one goes.
+	acks    [ackRing]pushRef
+	ackNext int
 	// room, when not nil, is closed once the backlog is back under the
 	// reader's watermark or the session closes.
 	room     chan struct{}
@@ -136,12 +144,18 @@ func (b *backlog) sub(o backlog) {
 // (enqueueSignal) are dropped first. It reports whether the frame was
 // queued.
 func (s *session) enqueue(f Frame) bool {
-	return s.put(f, true)
+	return s.put(f, true, nil)
+}
+
+// enqueueMessage is enqueue for the push of a new message, which the
+// session remembers for the client's MSG_ACK.
+func (s *session) enqueueMessage(f Frame, ref *pushRef) bool {
+	return s.put(f, true, ref)
 }
 
 // put queues f, a push or a response, and starts the writer if it is not
 // running.
-func (s *session) put(f Frame, push bool) bool {
+func (s *session) put(f Frame, push bool, ref *pushRef) bool {
 	s.mu.Lock()
 	if s.closed || s.drain {
 		s.mu.Unlock()
@@ -156,6 +170,10 @@ func (s *session) put(f Frame, push bool) bool {
 		return false
 	}
 	s.appendLocked(f, push)
+	if ref != nil {
+		s.acks[s.ackNext] = *ref
+		s.ackNext = (s.ackNext + 1) % ackRing
+	}
 	s.mu.Unlock()
 	return true
 }
@@ -375,7 +393,7 @@ func (s *session) respond(cmd imv1.CommandType, seq uint32, m proto.Message) {
 			return
 		}
 	}
-	s.put(Frame{Command: cmd, Sequence: seq, Body: body}, false)
+	s.put(Frame{Command: cmd, Sequence: seq, Body: body}, false, nil)
 }
 
 // kick tells the client why it is being disconnected, then disconnects it

@@ -26,6 +26,15 @@ type Stats struct {
 	// because its queue was full.
 	AfterSendDropped uint64
 
+	// Notifications counts calls of Config.Notifier, NotificationErrors
+	// those that returned an error or panicked, and NotificationsDropped
+	// the messages and recalls whose notifications were not made because
+	// the Notifier's queue was full (each may have been for many
+	// recipients).
+	Notifications        uint64
+	NotificationErrors   uint64
+	NotificationsDropped uint64
+
 	// StorePanics counts Store calls that panicked. Each failed the one
 	// request or commit it was for, with an internal error.
 	StorePanics uint64
@@ -35,6 +44,9 @@ type Stats struct {
 	// SignalsLimited counts signals (typing) refused because their
 	// sender was over Config.SignalRate.
 	SignalsLimited uint64
+	// ReceiptsLimited counts read receipts and read-state requests
+	// refused by their user's rate limit (Config.ReadReceiptRate).
+	ReceiptsLimited uint64
 	// SignalsDropped counts signal pushes not delivered to a connection:
 	// replaced by a newer one from the same sender about the same
 	// conversation while still queued, dropped because the connection's
@@ -61,6 +73,9 @@ type counters struct {
 	afterSendDropped, storePanics       atomic.Uint64
 	corruptReads                        atomic.Uint64
 	signalsLimited, signalsDropped      atomic.Uint64
+	receiptsLimited                     atomic.Uint64
+
+	notifications, notifyErrors, notifyDropped atomic.Uint64
 }
 
 // Stats returns the server's counters and gauges.
@@ -88,5 +103,10 @@ func (s *Server) Stats() Stats {
 		CorruptReads:     c.corruptReads.Load(),
 		SignalsLimited:   c.signalsLimited.Load(),
 		SignalsDropped:   c.signalsDropped.Load(),
+		ReceiptsLimited:  c.receiptsLimited.Load(),
+
+		Notifications:        c.notifications.Load(),
+		NotificationErrors:   c.notifyErrors.Load(),
+		NotificationsDropped: c.notifyDropped.Load(),
 	}
 }

@@ -39,6 +39,7 @@ type config struct {
 	SendRate      float64
 	GroupAdds     int  // users one user may add to groups a minute
 	GroupAddAny   bool // anyone may add anyone to groups
+	RecallWindow  time.Duration
 	WSOrigins     string
 	CORSOrigins   string
 	MetricsToken  string
@@ -56,6 +57,9 @@ type config struct {
 	HTTPRead       time.Duration
 	HTTPWrite      time.Duration
 	HTTPIdle       time.Duration
+	// LogNotifications logs the offline-push notifications the server
+	// would send.
+	LogNotifications bool
 }
 
 // setting is one flag with its environment variable.
@@ -98,6 +102,7 @@ func settings(c *config) []setting {
 		{"group-add-anyone", "IM_GROUP_ADD_ANYONE", "let any user add any user to groups (false: only users the two have exchanged a one-to-one message with)", func(fs *flag.FlagSet, n, u string) {
 			fs.BoolVar(&c.GroupAddAny, n, false, u)
 		}},
+		{"recall-window", "IM_RECALL_WINDOW", "how long after sending users may recall their own messages; a group's owner and admins may recall any of its messages (negative: no limit)", dur(&c.RecallWindow, im.DefaultRecallWindow)},
 		{"ws-origins", "IM_WS_ORIGINS", "comma-separated extra Origin host patterns allowed on WebSocket", str(&c.WSOrigins, "")},
 		{"cors-origins", "IM_CORS_ORIGINS", "comma-separated web origins (https://app.example.com) whose pages may call the HTTP API from a browser; empty allows none", str(&c.CORSOrigins, "")},
 		{"tls-cert", "IM_TLS_CERT", "certificate file: serve TCP (tcps://) and WebSocket (wss://) over TLS", str(&c.TLSCert, "")},
@@ -115,6 +120,9 @@ func settings(c *config) []setting {
 		{"http-read-timeout", "IM_HTTP_READ_TIMEOUT", "time an HTTP client has to send a whole request, body included", dur(&c.HTTPRead, 30*time.Second)},
 		{"http-write-timeout", "IM_HTTP_WRITE_TIMEOUT", "time to answer an HTTP API request, from the end of its headers", dur(&c.HTTPWrite, 60*time.Second)},
 		{"http-idle-timeout", "IM_HTTP_IDLE_TIMEOUT", "how long an idle HTTP keep-alive connection stays open", dur(&c.HTTPIdle, 60*time.Second)},
+		{"log-notifications", "IM_LOG_NOTIFICATIONS", "log each offline-push notification at info level (recipient, conversation, seq, badge, muted; never the content), to see what a push service would be sent", func(fs *flag.FlagSet, n, u string) {
+			fs.BoolVar(&c.LogNotifications, n, false, u)
+		}},
 	}
 }
 
@@ -196,6 +204,9 @@ func (c config) validate() error {
 	}
 	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
 		errs = append(errs, errors.New("-metrics-token must be at least 16 characters (openssl rand -hex 16)"))
+	}
+	if c.RecallWindow == 0 {
+		errs = append(errs, errors.New("-recall-window must be positive, or negative for no limit"))
 	}
 	if c.MaxConnsPerIP == 0 {
 		errs = append(errs, errors.New("-max-conns-per-ip must be positive, or negative for no limit"))

@@ -233,6 +233,8 @@ func TestConfig(t *testing.T) {
 		{"-bcrypt-cost", "4"},
 		{"-login-client-rate", "0"},
 		{"-login-subnet-rate", "-1"},
+		{"-recall-window", "0s"},
+		{"-recall-window", "soon"},
 		{"-store", "oracle"},
 		{"-store", "postgres"},
 		{"-dsn", "file.db"},
@@ -250,6 +252,22 @@ func TestConfig(t *testing.T) {
 		return ""
 	}, new(bytes.Buffer))
 	require.ErrorContains(t, err, "IM_MAX_CONTENT")
+
+	// The recall window: 2 minutes unless told, negative for no limit.
+	require.Equal(t, im.DefaultRecallWindow, c.RecallWindow)
+	c, err = parseConfig([]string{"-recall-window", "-1s"}, func(string) string { return "" }, new(bytes.Buffer))
+	require.NoError(t, err)
+	require.Negative(t, c.RecallWindow)
+	c, err = parseConfig(nil, func(k string) string {
+		if k == "IM_RECALL_WINDOW" {
+			return "30s"
+		}
+		return ""
+	}, new(bytes.Buffer))
+	require.NoError(t, err)
+	require.Equal(t, 30*time.Second, c.RecallWindow)
+	_, err = parseConfig([]string{"-recall-window", "0"}, func(string) string { return "" }, new(bytes.Buffer))
+	require.ErrorContains(t, err, "-recall-window")
 }
 
 func TestDebugEndpoint(t *testing.T) {

@@ -101,6 +101,8 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		SendRate:           c.SendRate,
 		GroupAddsPerMinute: c.GroupAdds,
 		GroupAddPolicy:     groupAddPolicy(c.GroupAddAny),
+		RecallWindow:       c.RecallWindow,
+		Notifier:           notificationLogger(c.LogNotifications, log),
 	})
 	if err != nil {
 		return err

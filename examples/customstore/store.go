@@ -15,8 +15,9 @@ import (
 // keeps proving the whole against store/storetest.
 //
 // Embedding also brings memstore's optional capabilities along: once
-// messages live in your database, implement im.SyncStore's methods here
-// too (or hide them), or BATCH_SYNC keeps reading memstore's copy.
+// messages live in your database, implement im.SyncStore's and
+// im.RecallStore's methods here too (or hide them), or BATCH_SYNC keeps
+// reading memstore's copy and recalls change it instead of yours.
 //
 // store/memstore's source is the reference to copy from: a correct Store
 // in a few hundred lines, one mutex where your database has transactions.
@@ -32,6 +33,7 @@ var (
 	_ im.Store          = (*Store)(nil)
 	_ im.Pinger         = (*Store)(nil) // Server.Health asks it
 	_ im.SyncStore      = (*Store)(nil) // BATCH_SYNC in one read (embedded)
+	_ im.RecallStore    = (*Store)(nil) // recalling messages (embedded)
 	_ auth.AccountStore = (*Store)(nil) // built-in accounts (embedded)
 )
 

@@ -47,11 +47,15 @@ func TestServerOnStore(t *testing.T) {
 	alice, err := client.Dial(dctx, client.Options{Addr: addr, UserID: "alice", Token: "token-alice"})
 	require.NoError(t, err)
 	defer alice.Close()
+	var last string
 	for i := 1; i <= 3; i++ {
 		rsp, err := alice.Send(dctx, client.Outgoing{ReceiverID: "bob", Type: im.TextMessage, Content: []byte("hi")})
 		require.NoError(t, err)
 		require.Equal(t, int64(i), rsp.Seq)
+		last = rsp.ServerMsgId
 	}
+	// The store recalls too: the last message stays, as a tombstone.
+	require.NoError(t, alice.Recall(dctx, im.SingleConversationID("alice", "bob"), last))
 	bob, err := client.Dial(dctx, client.Options{Addr: addr, UserID: "bob", Token: "token-bob"})
 	require.NoError(t, err)
 	defer bob.Close()
@@ -61,5 +65,7 @@ func TestServerOnStore(t *testing.T) {
 	for i, m := range got {
 		require.Equal(t, int64(i+1), m.Seq)
 		require.Equal(t, "alice", m.SenderId)
+		require.Equal(t, i == 2, m.IsRevoked)
 	}
+	require.Empty(t, got[2].Content)
 }

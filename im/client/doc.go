@@ -3,9 +3,11 @@
 // it.
 //
 // Dial connects and authenticates. Send sends a message and returns its
-// acknowledgement; Request does any other request/response pair; SendFrame
-// sends a frame that has no response (MSG_ACK, typing). Pushes arrive on the
-// Pushes channel or through Options.OnPush.
+// acknowledgement; Recall recalls one; Request does any other
+// request/response pair; SendFrame sends a frame that has no response
+// (MSG_ACK, typing). Pushes arrive on the Pushes channel or through
+// Options.OnPush: new messages, and recalls (CMD_REVOKE_MSG_PUSH), presence
+// changes and the like, each with its decoded body.
 //
 // # Delivery and cursors
 //

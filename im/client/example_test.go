@@ -109,3 +109,62 @@ func ExampleClient_Presence() {
 		}
 	}
 }
+
+// Read ticks for the messages a user sent: her connection subscribes to
+// delivery receipts, which tell how far each peer has received and read.
+// It needs a running server, so it is compiled but not run.
+func ExampleClient_ReadState() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, client.Options{Addr: "127.0.0.1:8082", UserID: "alice", Token: "<token>"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	rsp, err := c.ReadState(ctx, imv1.ReceiptSubscribe_RECEIPTS_SUBSCRIBE)
+	if err != nil {
+		log.Fatal(err)
+	}
+	log.Printf("%d unread in %d conversations", rsp.TotalUnread, len(rsp.States))
+	for p := range c.Pushes() {
+		switch m := p.Message.(type) {
+		case *imv1.PushMessage:
+			// Delivered: the sender's tick turns double.
+			if err := c.Ack(ctx, m.Message.ServerMsgId); err != nil {
+				log.Print(err)
+			}
+		case *imv1.DeliveryReceiptPush:
+			log.Printf("%s has received up to %d and read up to %d in %s", m.UserId, m.DeliveredSeq, m.ReadSeq, m.ConversationId)
+		}
+	}
+}
+
+// Taking a message back: the sender recalls it, and every device of the
+// conversation's members, this one too, is told by a push, which is what
+// a client acts on (it replaces the message shown by "message recalled").
+// It needs a running server, so it is compiled but not run.
+func ExampleClient_Recall() {
+	ctx := context.Background()
+	c, err := client.Dial(ctx, client.Options{Addr: "127.0.0.1:8082", UserID: "alice", Token: "<token>"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+
+	ack, err := c.Send(ctx, client.Outgoing{ReceiverID: "bob", Type: wire.TextMessage, Content: []byte("wrong chat")})
+	if err != nil {
+		log.Fatal(err)
+	}
+	conv := wire.SingleConversationID("alice", "bob")
+	switch err := c.Recall(ctx, conv, ack.ServerMsgId); {
+	case errors.Is(err, wire.ErrPermissionDenied):
+		log.Print("too late to recall it: ", err)
+	case err != nil:
+		log.Fatal(err)
+	}
+	for p := range c.Pushes() {
+		if r, ok := p.Message.(*imv1.RevokeMessagePush); ok {
+			log.Printf("%s recalled message %s of %s", r.RevokedBy, r.ServerMsgId, r.ConversationId)
+		}
+	}
+}

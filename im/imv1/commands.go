@@ -61,6 +61,16 @@ func NewBody(cmd CommandType) proto.Message {
 		return new(OnlineStatusResponse)
 	case CommandType_CMD_STATUS_CHANGE_PUSH:
 		return new(StatusChangePush)
+	case CommandType_CMD_READ_STATE_REQ:
+		return new(ReadStateRequest)
+	case CommandType_CMD_READ_STATE_RSP:
+		return new(ReadStateResponse)
+	case CommandType_CMD_DELIVERY_RECEIPT_PUSH:
+		return new(DeliveryReceiptPush)
+	case CommandType_CMD_READ_BY_REQ:
+		return new(ReadByRequest)
+	case CommandType_CMD_READ_BY_RSP:
+		return new(ReadByResponse)
 	case CommandType_CMD_ERROR_RSP:
 		return new(ErrorResponse)
 	}

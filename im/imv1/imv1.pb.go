@@ -69,6 +69,17 @@ const (
 	CommandType_CMD_READ_RECEIPT_PUSH  CommandType = 502
 	CommandType_CMD_TYPING_STATUS_REQ  CommandType = 600
 	CommandType_CMD_TYPING_STATUS_PUSH CommandType = 601
+	// Extension: read and delivery state (docs/PROTOCOL.md, section 18).
+	// Body ReadStateRequest; answered by CMD_READ_STATE_RSP.
+	CommandType_CMD_READ_STATE_REQ CommandType = 510
+	CommandType_CMD_READ_STATE_RSP CommandType = 511
+	// Extension: sent only to a connection that subscribed with a
+	// ReadStateRequest. Body: DeliveryReceiptPush.
+	CommandType_CMD_DELIVERY_RECEIPT_PUSH CommandType = 512
+	// Extension: who has read a message. Body ReadByRequest; answered by
+	// CMD_READ_BY_RSP.
+	CommandType_CMD_READ_BY_REQ CommandType = 513
+	CommandType_CMD_READ_BY_RSP CommandType = 514
 	// Extension: the answer to a request that cannot be answered in its own
 	// response type (an unknown or unsupported command, an undecodable body).
 	// Its sequence echoes the request's. Body: ErrorResponse.
@@ -111,43 +122,53 @@ var (
 		502: "CMD_READ_RECEIPT_PUSH",
 		600: "CMD_TYPING_STATUS_REQ",
 		601: "CMD_TYPING_STATUS_PUSH",
+		510: "CMD_READ_STATE_REQ",
+		511: "CMD_READ_STATE_RSP",
+		512: "CMD_DELIVERY_RECEIPT_PUSH",
+		513: "CMD_READ_BY_REQ",
+		514: "CMD_READ_BY_RSP",
 		900: "CMD_ERROR_RSP",
 	}
 	CommandType_value = map[string]int32{
-		"CMD_UNKNOWN":            0,
-		"CMD_CONNECT_REQ":        1,
-		"CMD_CONNECT_RSP":        2,
-		"CMD_DISCONNECT_REQ":     3,
-		"CMD_DISCONNECT_RSP":     4,
-		"CMD_HEARTBEAT_REQ":      5,
-		"CMD_HEARTBEAT_RSP":      6,
-		"CMD_AUTH_REQ":           100,
-		"CMD_AUTH_RSP":           101,
-		"CMD_REAUTH_REQ":         102,
-		"CMD_REAUTH_RSP":         103,
-		"CMD_KICK_OUT":           104,
-		"CMD_SEND_MSG_REQ":       200,
-		"CMD_SEND_MSG_RSP":       201,
-		"CMD_PUSH_MSG":           202,
-		"CMD_MSG_ACK":            203,
-		"CMD_BATCH_MSG":          204,
-		"CMD_REVOKE_MSG_REQ":     205,
-		"CMD_REVOKE_MSG_RSP":     206,
-		"CMD_REVOKE_MSG_PUSH":    207,
-		"CMD_BATCH_SYNC_REQ":     300,
-		"CMD_BATCH_SYNC_RSP":     301,
-		"CMD_SYNC_FINISHED":      302,
-		"CMD_SYNC_RANGE_REQ":     303,
-		"CMD_SYNC_RANGE_RSP":     304,
-		"CMD_ONLINE_STATUS_REQ":  400,
-		"CMD_ONLINE_STATUS_RSP":  401,
-		"CMD_STATUS_CHANGE_PUSH": 402,
-		"CMD_READ_RECEIPT_REQ":   500,
-		"CMD_READ_RECEIPT_RSP":   501,
-		"CMD_READ_RECEIPT_PUSH":  502,
-		"CMD_TYPING_STATUS_REQ":  600,
-		"CMD_TYPING_STATUS_PUSH": 601,
-		"CMD_ERROR_RSP":          900,
+		"CMD_UNKNOWN":               0,
+		"CMD_CONNECT_REQ":           1,
+		"CMD_CONNECT_RSP":           2,
+		"CMD_DISCONNECT_REQ":        3,
+		"CMD_DISCONNECT_RSP":        4,
+		"CMD_HEARTBEAT_REQ":         5,
+		"CMD_HEARTBEAT_RSP":         6,
+		"CMD_AUTH_REQ":              100,
+		"CMD_AUTH_RSP":              101,
+		"CMD_REAUTH_REQ":            102,
+		"CMD_REAUTH_RSP":            103,
+		"CMD_KICK_OUT":              104,
+		"CMD_SEND_MSG_REQ":          200,
+		"CMD_SEND_MSG_RSP":          201,
+		"CMD_PUSH_MSG":              202,
+		"CMD_MSG_ACK":               203,
+		"CMD_BATCH_MSG":             204,
+		"CMD_REVOKE_MSG_REQ":        205,
+		"CMD_REVOKE_MSG_RSP":        206,
+		"CMD_REVOKE_MSG_PUSH":       207,
+		"CMD_BATCH_SYNC_REQ":        300,
+		"CMD_BATCH_SYNC_RSP":        301,
+		"CMD_SYNC_FINISHED":         302,
+		"CMD_SYNC_RANGE_REQ":        303,
+		"CMD_SYNC_RANGE_RSP":        304,
+		"CMD_ONLINE_STATUS_REQ":     400,
+		"CMD_ONLINE_STATUS_RSP":     401,
+		"CMD_STATUS_CHANGE_PUSH":    402,
+		"CMD_READ_RECEIPT_REQ":      500,
+		"CMD_READ_RECEIPT_RSP":      501,
+		"CMD_READ_RECEIPT_PUSH":     502,
+		"CMD_TYPING_STATUS_REQ":     600,
+		"CMD_TYPING_STATUS_PUSH":    601,
+		"CMD_READ_STATE_REQ":        510,
+		"CMD_READ_STATE_RSP":        511,
+		"CMD_DELIVERY_RECEIPT_PUSH": 512,
+		"CMD_READ_BY_REQ":           513,
+		"CMD_READ_BY_RSP":           514,
+		"CMD_ERROR_RSP":             900,
 	}
 )
 
@@ -297,6 +318,57 @@ func (x PresenceSubscribe) Number() protoreflect.EnumNumber {
 // Deprecated: Use PresenceSubscribe.Descriptor instead.
 func (PresenceSubscribe) EnumDescriptor() ([]byte, []int) {
 	return file_imv1_proto_rawDescGZIP(), []int{2}
+}
+
+// Extension: what a ReadStateRequest does to the connection's subscription
+// to delivery receipts besides answering.
+type ReceiptSubscribe int32
+
+const (
+	ReceiptSubscribe_RECEIPTS_UNCHANGED   ReceiptSubscribe = 0
+	ReceiptSubscribe_RECEIPTS_SUBSCRIBE   ReceiptSubscribe = 1
+	ReceiptSubscribe_RECEIPTS_UNSUBSCRIBE ReceiptSubscribe = 2
+)
+
+// Enum value maps for ReceiptSubscribe.
+var (
+	ReceiptSubscribe_name = map[int32]string{
+		0: "RECEIPTS_UNCHANGED",
+		1: "RECEIPTS_SUBSCRIBE",
+		2: "RECEIPTS_UNSUBSCRIBE",
+	}
+	ReceiptSubscribe_value = map[string]int32{
+		"RECEIPTS_UNCHANGED":   0,
+		"RECEIPTS_SUBSCRIBE":   1,
+		"RECEIPTS_UNSUBSCRIBE": 2,
+	}
+)
+
+func (x ReceiptSubscribe) Enum() *ReceiptSubscribe {
+	p := new(ReceiptSubscribe)
+	*p = x
+	return p
+}
+
+func (x ReceiptSubscribe) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ReceiptSubscribe) Descriptor() protoreflect.EnumDescriptor {
+	return file_imv1_proto_enumTypes[3].Descriptor()
+}
+
+func (ReceiptSubscribe) Type() protoreflect.EnumType {
+	return &file_imv1_proto_enumTypes[3]
+}
+
+func (x ReceiptSubscribe) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ReceiptSubscribe.Descriptor instead.
+func (ReceiptSubscribe) EnumDescriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{3}
 }
 
 // WebSocketMessage is the envelope of every binary WebSocket message.
@@ -2537,6 +2609,476 @@ func (x *ErrorResponse) GetCommand() CommandType {
 	return CommandType_CMD_UNKNOWN
 }
 
+// Extension (CMD_READ_STATE_REQ): the asking user's read state in her
+// conversations, and, with receipts, a subscription of this connection to
+// DELIVERY_RECEIPT_PUSH.
+type ReadStateRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The conversations to report, at most 1,000; empty means every
+	// conversation of the user.
+	ConversationIds []string         `protobuf:"bytes,1,rep,name=conversation_ids,json=conversationIds,proto3" json:"conversation_ids,omitempty"`
+	Receipts        ReceiptSubscribe `protobuf:"varint,2,opt,name=receipts,proto3,enum=imserver.v1.ReceiptSubscribe" json:"receipts,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *ReadStateRequest) Reset() {
+	*x = ReadStateRequest{}
+	mi := &file_imv1_proto_msgTypes[34]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadStateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadStateRequest) ProtoMessage() {}
+
+func (x *ReadStateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[34]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadStateRequest.ProtoReflect.Descriptor instead.
+func (*ReadStateRequest) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{34}
+}
+
+func (x *ReadStateRequest) GetConversationIds() []string {
+	if x != nil {
+		return x.ConversationIds
+	}
+	return nil
+}
+
+func (x *ReadStateRequest) GetReceipts() ReceiptSubscribe {
+	if x != nil {
+		return x.Receipts
+	}
+	return ReceiptSubscribe_RECEIPTS_UNCHANGED
+}
+
+// Extension (CMD_READ_STATE_RSP).
+type ReadStateResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ErrorCode ErrorCode              `protobuf:"varint,1,opt,name=error_code,json=errorCode,proto3,enum=imserver.v1.ErrorCode" json:"error_code,omitempty"`
+	ErrorMsg  string                 `protobuf:"bytes,2,opt,name=error_msg,json=errorMsg,proto3" json:"error_msg,omitempty"`
+	// One per conversation: in the order asked, or, for all of them, the
+	// most recently active first.
+	States []*ConversationReadState `protobuf:"bytes,3,rep,name=states,proto3" json:"states,omitempty"`
+	// Unread messages over the conversations reported.
+	TotalUnread   int64 `protobuf:"varint,4,opt,name=total_unread,json=totalUnread,proto3" json:"total_unread,omitempty"`
+	Receipts      bool  `protobuf:"varint,5,opt,name=receipts,proto3" json:"receipts,omitempty"` // whether this connection is subscribed after the request
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadStateResponse) Reset() {
+	*x = ReadStateResponse{}
+	mi := &file_imv1_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadStateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadStateResponse) ProtoMessage() {}
+
+func (x *ReadStateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadStateResponse.ProtoReflect.Descriptor instead.
+func (*ReadStateResponse) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *ReadStateResponse) GetErrorCode() ErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ErrorCode_ERR_SUCCESS
+}
+
+func (x *ReadStateResponse) GetErrorMsg() string {
+	if x != nil {
+		return x.ErrorMsg
+	}
+	return ""
+}
+
+func (x *ReadStateResponse) GetStates() []*ConversationReadState {
+	if x != nil {
+		return x.States
+	}
+	return nil
+}
+
+func (x *ReadStateResponse) GetTotalUnread() int64 {
+	if x != nil {
+		return x.TotalUnread
+	}
+	return 0
+}
+
+func (x *ReadStateResponse) GetReceipts() bool {
+	if x != nil {
+		return x.Receipts
+	}
+	return false
+}
+
+// Extension: the asking user's read state in one conversation.
+type ConversationReadState struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	MaxSeq         int64                  `protobuf:"varint,2,opt,name=max_seq,json=maxSeq,proto3" json:"max_seq,omitempty"`
+	ReadSeq        int64                  `protobuf:"varint,3,opt,name=read_seq,json=readSeq,proto3" json:"read_seq,omitempty"`                // everything up to here is read
+	DeliveredSeq   int64                  `protobuf:"varint,4,opt,name=delivered_seq,json=deliveredSeq,proto3" json:"delivered_seq,omitempty"` // reached one of her devices (at least read_seq)
+	Unread         int64                  `protobuf:"varint,5,opt,name=unread,proto3" json:"unread,omitempty"`                                 // messages by others after read_seq that she may read
+	// One-to-one conversations only: the peer's positions, from which the
+	// sender learns "delivered" and "read" for her own messages.
+	PeerReadSeq      int64 `protobuf:"varint,6,opt,name=peer_read_seq,json=peerReadSeq,proto3" json:"peer_read_seq,omitempty"`
+	PeerDeliveredSeq int64 `protobuf:"varint,7,opt,name=peer_delivered_seq,json=peerDeliveredSeq,proto3" json:"peer_delivered_seq,omitempty"`
+	// A message after read_seq mentions her (docs/PROTOCOL.md, mentions).
+	Mentioned     bool `protobuf:"varint,8,opt,name=mentioned,proto3" json:"mentioned,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConversationReadState) Reset() {
+	*x = ConversationReadState{}
+	mi := &file_imv1_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationReadState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationReadState) ProtoMessage() {}
+
+func (x *ConversationReadState) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationReadState.ProtoReflect.Descriptor instead.
+func (*ConversationReadState) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *ConversationReadState) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ConversationReadState) GetMaxSeq() int64 {
+	if x != nil {
+		return x.MaxSeq
+	}
+	return 0
+}
+
+func (x *ConversationReadState) GetReadSeq() int64 {
+	if x != nil {
+		return x.ReadSeq
+	}
+	return 0
+}
+
+func (x *ConversationReadState) GetDeliveredSeq() int64 {
+	if x != nil {
+		return x.DeliveredSeq
+	}
+	return 0
+}
+
+func (x *ConversationReadState) GetUnread() int64 {
+	if x != nil {
+		return x.Unread
+	}
+	return 0
+}
+
+func (x *ConversationReadState) GetPeerReadSeq() int64 {
+	if x != nil {
+		return x.PeerReadSeq
+	}
+	return 0
+}
+
+func (x *ConversationReadState) GetPeerDeliveredSeq() int64 {
+	if x != nil {
+		return x.PeerDeliveredSeq
+	}
+	return 0
+}
+
+func (x *ConversationReadState) GetMentioned() bool {
+	if x != nil {
+		return x.Mentioned
+	}
+	return false
+}
+
+// Extension (CMD_DELIVERY_RECEIPT_PUSH): the peer of a one-to-one
+// conversation has received (delivered_seq) or read (read_seq) its messages
+// up to these seqs. Positions only move forward; a client keeps the highest.
+type DeliveryReceiptPush struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	UserId         string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"` // the peer
+	DeliveredSeq   int64                  `protobuf:"varint,3,opt,name=delivered_seq,json=deliveredSeq,proto3" json:"delivered_seq,omitempty"`
+	ReadSeq        int64                  `protobuf:"varint,4,opt,name=read_seq,json=readSeq,proto3" json:"read_seq,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *DeliveryReceiptPush) Reset() {
+	*x = DeliveryReceiptPush{}
+	mi := &file_imv1_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeliveryReceiptPush) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeliveryReceiptPush) ProtoMessage() {}
+
+func (x *DeliveryReceiptPush) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeliveryReceiptPush.ProtoReflect.Descriptor instead.
+func (*DeliveryReceiptPush) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{37}
+}
+
+func (x *DeliveryReceiptPush) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *DeliveryReceiptPush) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *DeliveryReceiptPush) GetDeliveredSeq() int64 {
+	if x != nil {
+		return x.DeliveredSeq
+	}
+	return 0
+}
+
+func (x *DeliveryReceiptPush) GetReadSeq() int64 {
+	if x != nil {
+		return x.ReadSeq
+	}
+	return 0
+}
+
+// Extension (CMD_READ_BY_REQ): who has read a message of a conversation the
+// asker is in.
+type ReadByRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	ServerMsgId    string                 `protobuf:"bytes,2,opt,name=server_msg_id,json=serverMsgId,proto3" json:"server_msg_id,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ReadByRequest) Reset() {
+	*x = ReadByRequest{}
+	mi := &file_imv1_proto_msgTypes[38]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadByRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadByRequest) ProtoMessage() {}
+
+func (x *ReadByRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[38]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadByRequest.ProtoReflect.Descriptor instead.
+func (*ReadByRequest) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{38}
+}
+
+func (x *ReadByRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ReadByRequest) GetServerMsgId() string {
+	if x != nil {
+		return x.ServerMsgId
+	}
+	return ""
+}
+
+// Extension (CMD_READ_BY_RSP). Members are those of the conversation now,
+// the message's sender excluded, who may read the message (in a group
+// showing history from joining, those who joined before it).
+type ReadByResponse struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	ErrorCode   ErrorCode              `protobuf:"varint,1,opt,name=error_code,json=errorCode,proto3,enum=imserver.v1.ErrorCode" json:"error_code,omitempty"`
+	ErrorMsg    string                 `protobuf:"bytes,2,opt,name=error_msg,json=errorMsg,proto3" json:"error_msg,omitempty"`
+	Seq         int64                  `protobuf:"varint,3,opt,name=seq,proto3" json:"seq,omitempty"`
+	ReadCount   int32                  `protobuf:"varint,4,opt,name=read_count,json=readCount,proto3" json:"read_count,omitempty"`
+	UnreadCount int32                  `protobuf:"varint,5,opt,name=unread_count,json=unreadCount,proto3" json:"unread_count,omitempty"`
+	// Set only when listed is: groups up to the server's ReadByMaxMembers.
+	ReadUserIds   []string `protobuf:"bytes,6,rep,name=read_user_ids,json=readUserIds,proto3" json:"read_user_ids,omitempty"`
+	UnreadUserIds []string `protobuf:"bytes,7,rep,name=unread_user_ids,json=unreadUserIds,proto3" json:"unread_user_ids,omitempty"`
+	Listed        bool     `protobuf:"varint,8,opt,name=listed,proto3" json:"listed,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReadByResponse) Reset() {
+	*x = ReadByResponse{}
+	mi := &file_imv1_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReadByResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReadByResponse) ProtoMessage() {}
+
+func (x *ReadByResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReadByResponse.ProtoReflect.Descriptor instead.
+func (*ReadByResponse) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *ReadByResponse) GetErrorCode() ErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ErrorCode_ERR_SUCCESS
+}
+
+func (x *ReadByResponse) GetErrorMsg() string {
+	if x != nil {
+		return x.ErrorMsg
+	}
+	return ""
+}
+
+func (x *ReadByResponse) GetSeq() int64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ReadByResponse) GetReadCount() int32 {
+	if x != nil {
+		return x.ReadCount
+	}
+	return 0
+}
+
+func (x *ReadByResponse) GetUnreadCount() int32 {
+	if x != nil {
+		return x.UnreadCount
+	}
+	return 0
+}
+
+func (x *ReadByResponse) GetReadUserIds() []string {
+	if x != nil {
+		return x.ReadUserIds
+	}
+	return nil
+}
+
+func (x *ReadByResponse) GetUnreadUserIds() []string {
+	if x != nil {
+		return x.UnreadUserIds
+	}
+	return nil
+}
+
+func (x *ReadByResponse) GetListed() bool {
+	if x != nil {
+		return x.Listed
+	}
+	return false
+}
+
 var File_imv1_proto protoreflect.FileDescriptor
 
 const file_imv1_proto_rawDesc = "" +
@@ -2737,7 +3279,45 @@ const file_imv1_proto_rawDesc = "" +
 	"\n" +
 	"error_code\x18\x01 \x01(\x0e2\x16.imserver.v1.ErrorCodeR\terrorCode\x12\x1b\n" +
 	"\terror_msg\x18\x02 \x01(\tR\berrorMsg\x122\n" +
-	"\acommand\x18\x03 \x01(\x0e2\x18.imserver.v1.CommandTypeR\acommand*\xa7\x06\n" +
+	"\acommand\x18\x03 \x01(\x0e2\x18.imserver.v1.CommandTypeR\acommand\"x\n" +
+	"\x10ReadStateRequest\x12)\n" +
+	"\x10conversation_ids\x18\x01 \x03(\tR\x0fconversationIds\x129\n" +
+	"\breceipts\x18\x02 \x01(\x0e2\x1d.imserver.v1.ReceiptSubscribeR\breceipts\"\xe2\x01\n" +
+	"\x11ReadStateResponse\x125\n" +
+	"\n" +
+	"error_code\x18\x01 \x01(\x0e2\x16.imserver.v1.ErrorCodeR\terrorCode\x12\x1b\n" +
+	"\terror_msg\x18\x02 \x01(\tR\berrorMsg\x12:\n" +
+	"\x06states\x18\x03 \x03(\v2\".imserver.v1.ConversationReadStateR\x06states\x12!\n" +
+	"\ftotal_unread\x18\x04 \x01(\x03R\vtotalUnread\x12\x1a\n" +
+	"\breceipts\x18\x05 \x01(\bR\breceipts\"\xa1\x02\n" +
+	"\x15ConversationReadState\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
+	"\amax_seq\x18\x02 \x01(\x03R\x06maxSeq\x12\x19\n" +
+	"\bread_seq\x18\x03 \x01(\x03R\areadSeq\x12#\n" +
+	"\rdelivered_seq\x18\x04 \x01(\x03R\fdeliveredSeq\x12\x16\n" +
+	"\x06unread\x18\x05 \x01(\x03R\x06unread\x12\"\n" +
+	"\rpeer_read_seq\x18\x06 \x01(\x03R\vpeerReadSeq\x12,\n" +
+	"\x12peer_delivered_seq\x18\a \x01(\x03R\x10peerDeliveredSeq\x12\x1c\n" +
+	"\tmentioned\x18\b \x01(\bR\tmentioned\"\x97\x01\n" +
+	"\x13DeliveryReceiptPush\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12#\n" +
+	"\rdelivered_seq\x18\x03 \x01(\x03R\fdeliveredSeq\x12\x19\n" +
+	"\bread_seq\x18\x04 \x01(\x03R\areadSeq\"\\\n" +
+	"\rReadByRequest\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\"\n" +
+	"\rserver_msg_id\x18\x02 \x01(\tR\vserverMsgId\"\x9c\x02\n" +
+	"\x0eReadByResponse\x125\n" +
+	"\n" +
+	"error_code\x18\x01 \x01(\x0e2\x16.imserver.v1.ErrorCodeR\terrorCode\x12\x1b\n" +
+	"\terror_msg\x18\x02 \x01(\tR\berrorMsg\x12\x10\n" +
+	"\x03seq\x18\x03 \x01(\x03R\x03seq\x12\x1d\n" +
+	"\n" +
+	"read_count\x18\x04 \x01(\x05R\treadCount\x12!\n" +
+	"\funread_count\x18\x05 \x01(\x05R\vunreadCount\x12\"\n" +
+	"\rread_user_ids\x18\x06 \x03(\tR\vreadUserIds\x12&\n" +
+	"\x0funread_user_ids\x18\a \x03(\tR\runreadUserIds\x12\x16\n" +
+	"\x06listed\x18\b \x01(\bR\x06listed*\xa5\a\n" +
 	"\vCommandType\x12\x0f\n" +
 	"\vCMD_UNKNOWN\x10\x00\x12\x13\n" +
 	"\x0fCMD_CONNECT_REQ\x10\x01\x12\x13\n" +
@@ -2771,7 +3351,12 @@ const file_imv1_proto_rawDesc = "" +
 	"\x14CMD_READ_RECEIPT_RSP\x10\xf5\x03\x12\x1a\n" +
 	"\x15CMD_READ_RECEIPT_PUSH\x10\xf6\x03\x12\x1a\n" +
 	"\x15CMD_TYPING_STATUS_REQ\x10\xd8\x04\x12\x1b\n" +
-	"\x16CMD_TYPING_STATUS_PUSH\x10\xd9\x04\x12\x12\n" +
+	"\x16CMD_TYPING_STATUS_PUSH\x10\xd9\x04\x12\x17\n" +
+	"\x12CMD_READ_STATE_REQ\x10\xfe\x03\x12\x17\n" +
+	"\x12CMD_READ_STATE_RSP\x10\xff\x03\x12\x1e\n" +
+	"\x19CMD_DELIVERY_RECEIPT_PUSH\x10\x80\x04\x12\x14\n" +
+	"\x0fCMD_READ_BY_REQ\x10\x81\x04\x12\x14\n" +
+	"\x0fCMD_READ_BY_RSP\x10\x82\x04\x12\x12\n" +
 	"\rCMD_ERROR_RSP\x10\x84\a*\xf8\x01\n" +
 	"\tErrorCode\x12\x0f\n" +
 	"\vERR_SUCCESS\x10\x00\x12\x0f\n" +
@@ -2787,7 +3372,11 @@ const file_imv1_proto_rawDesc = "" +
 	"\x11PresenceSubscribe\x12\x12\n" +
 	"\x0ePRESENCE_QUERY\x10\x00\x12\x16\n" +
 	"\x12PRESENCE_SUBSCRIBE\x10\x01\x12\x18\n" +
-	"\x14PRESENCE_UNSUBSCRIBE\x10\x02B&Z$github.com/imserver/imserver/im/imv1b\x06proto3"
+	"\x14PRESENCE_UNSUBSCRIBE\x10\x02*\\\n" +
+	"\x10ReceiptSubscribe\x12\x16\n" +
+	"\x12RECEIPTS_UNCHANGED\x10\x00\x12\x16\n" +
+	"\x12RECEIPTS_SUBSCRIBE\x10\x01\x12\x18\n" +
+	"\x14RECEIPTS_UNSUBSCRIBE\x10\x02B&Z$github.com/imserver/imserver/im/imv1b\x06proto3"
 
 var (
 	file_imv1_proto_rawDescOnce sync.Once
@@ -2801,77 +3390,88 @@ func file_imv1_proto_rawDescGZIP() []byte {
 	return file_imv1_proto_rawDescData
 }
 
-var file_imv1_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_imv1_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_imv1_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
+var file_imv1_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
 var file_imv1_proto_goTypes = []any{
 	(CommandType)(0),              // 0: imserver.v1.CommandType
 	(ErrorCode)(0),                // 1: imserver.v1.ErrorCode
 	(PresenceSubscribe)(0),        // 2: imserver.v1.PresenceSubscribe
-	(*WebSocketMessage)(nil),      // 3: imserver.v1.WebSocketMessage
-	(*ConnectRequest)(nil),        // 4: imserver.v1.ConnectRequest
-	(*ConnectResponse)(nil),       // 5: imserver.v1.ConnectResponse
-	(*HeartbeatRequest)(nil),      // 6: imserver.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 7: imserver.v1.HeartbeatResponse
-	(*AuthRequest)(nil),           // 8: imserver.v1.AuthRequest
-	(*AuthResponse)(nil),          // 9: imserver.v1.AuthResponse
-	(*KickOutNotification)(nil),   // 10: imserver.v1.KickOutNotification
-	(*MessageInfo)(nil),           // 11: imserver.v1.MessageInfo
-	(*SendMessageRequest)(nil),    // 12: imserver.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),   // 13: imserver.v1.SendMessageResponse
-	(*PushMessage)(nil),           // 14: imserver.v1.PushMessage
-	(*MessageAck)(nil),            // 15: imserver.v1.MessageAck
-	(*BatchMessages)(nil),         // 16: imserver.v1.BatchMessages
-	(*RevokeMessageRequest)(nil),  // 17: imserver.v1.RevokeMessageRequest
-	(*RevokeMessageResponse)(nil), // 18: imserver.v1.RevokeMessageResponse
-	(*RevokeMessagePush)(nil),     // 19: imserver.v1.RevokeMessagePush
-	(*ConversationSyncState)(nil), // 20: imserver.v1.ConversationSyncState
-	(*BatchSyncRequest)(nil),      // 21: imserver.v1.BatchSyncRequest
-	(*ConversationMessages)(nil),  // 22: imserver.v1.ConversationMessages
-	(*BatchSyncResponse)(nil),     // 23: imserver.v1.BatchSyncResponse
-	(*SyncRangeRequest)(nil),      // 24: imserver.v1.SyncRangeRequest
-	(*SyncRangeResponse)(nil),     // 25: imserver.v1.SyncRangeResponse
-	(*ReadReceiptRequest)(nil),    // 26: imserver.v1.ReadReceiptRequest
-	(*ReadReceiptResponse)(nil),   // 27: imserver.v1.ReadReceiptResponse
-	(*ReadReceiptPush)(nil),       // 28: imserver.v1.ReadReceiptPush
-	(*TypingStatusRequest)(nil),   // 29: imserver.v1.TypingStatusRequest
-	(*TypingStatusPush)(nil),      // 30: imserver.v1.TypingStatusPush
-	(*OnlineStatusRequest)(nil),   // 31: imserver.v1.OnlineStatusRequest
-	(*OnlineStatusResponse)(nil),  // 32: imserver.v1.OnlineStatusResponse
-	(*UserStatus)(nil),            // 33: imserver.v1.UserStatus
-	(*DeviceStatus)(nil),          // 34: imserver.v1.DeviceStatus
-	(*StatusChangePush)(nil),      // 35: imserver.v1.StatusChangePush
-	(*ErrorResponse)(nil),         // 36: imserver.v1.ErrorResponse
-	nil,                           // 37: imserver.v1.ConnectRequest.ExtraEntry
+	(ReceiptSubscribe)(0),         // 3: imserver.v1.ReceiptSubscribe
+	(*WebSocketMessage)(nil),      // 4: imserver.v1.WebSocketMessage
+	(*ConnectRequest)(nil),        // 5: imserver.v1.ConnectRequest
+	(*ConnectResponse)(nil),       // 6: imserver.v1.ConnectResponse
+	(*HeartbeatRequest)(nil),      // 7: imserver.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),     // 8: imserver.v1.HeartbeatResponse
+	(*AuthRequest)(nil),           // 9: imserver.v1.AuthRequest
+	(*AuthResponse)(nil),          // 10: imserver.v1.AuthResponse
+	(*KickOutNotification)(nil),   // 11: imserver.v1.KickOutNotification
+	(*MessageInfo)(nil),           // 12: imserver.v1.MessageInfo
+	(*SendMessageRequest)(nil),    // 13: imserver.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),   // 14: imserver.v1.SendMessageResponse
+	(*PushMessage)(nil),           // 15: imserver.v1.PushMessage
+	(*MessageAck)(nil),            // 16: imserver.v1.MessageAck
+	(*BatchMessages)(nil),         // 17: imserver.v1.BatchMessages
+	(*RevokeMessageRequest)(nil),  // 18: imserver.v1.RevokeMessageRequest
+	(*RevokeMessageResponse)(nil), // 19: imserver.v1.RevokeMessageResponse
+	(*RevokeMessagePush)(nil),     // 20: imserver.v1.RevokeMessagePush
+	(*ConversationSyncState)(nil), // 21: imserver.v1.ConversationSyncState
+	(*BatchSyncRequest)(nil),      // 22: imserver.v1.BatchSyncRequest
+	(*ConversationMessages)(nil),  // 23: imserver.v1.ConversationMessages
+	(*BatchSyncResponse)(nil),     // 24: imserver.v1.BatchSyncResponse
+	(*SyncRangeRequest)(nil),      // 25: imserver.v1.SyncRangeRequest
+	(*SyncRangeResponse)(nil),     // 26: imserver.v1.SyncRangeResponse
+	(*ReadReceiptRequest)(nil),    // 27: imserver.v1.ReadReceiptRequest
+	(*ReadReceiptResponse)(nil),   // 28: imserver.v1.ReadReceiptResponse
+	(*ReadReceiptPush)(nil),       // 29: imserver.v1.ReadReceiptPush
+	(*TypingStatusRequest)(nil),   // 30: imserver.v1.TypingStatusRequest
+	(*TypingStatusPush)(nil),      // 31: imserver.v1.TypingStatusPush
+	(*OnlineStatusRequest)(nil),   // 32: imserver.v1.OnlineStatusRequest
+	(*OnlineStatusResponse)(nil),  // 33: imserver.v1.OnlineStatusResponse
+	(*UserStatus)(nil),            // 34: imserver.v1.UserStatus
+	(*DeviceStatus)(nil),          // 35: imserver.v1.DeviceStatus
+	(*StatusChangePush)(nil),      // 36: imserver.v1.StatusChangePush
+	(*ErrorResponse)(nil),         // 37: imserver.v1.ErrorResponse
+	(*ReadStateRequest)(nil),      // 38: imserver.v1.ReadStateRequest
+	(*ReadStateResponse)(nil),     // 39: imserver.v1.ReadStateResponse
+	(*ConversationReadState)(nil), // 40: imserver.v1.ConversationReadState
+	(*DeliveryReceiptPush)(nil),   // 41: imserver.v1.DeliveryReceiptPush
+	(*ReadByRequest)(nil),         // 42: imserver.v1.ReadByRequest
+	(*ReadByResponse)(nil),        // 43: imserver.v1.ReadByResponse
+	nil,                           // 44: imserver.v1.ConnectRequest.ExtraEntry
 }
 var file_imv1_proto_depIdxs = []int32{
 	0,  // 0: imserver.v1.WebSocketMessage.command:type_name -> imserver.v1.CommandType
-	37, // 1: imserver.v1.ConnectRequest.extra:type_name -> imserver.v1.ConnectRequest.ExtraEntry
+	44, // 1: imserver.v1.ConnectRequest.extra:type_name -> imserver.v1.ConnectRequest.ExtraEntry
 	1,  // 2: imserver.v1.ConnectResponse.error_code:type_name -> imserver.v1.ErrorCode
 	1,  // 3: imserver.v1.AuthResponse.error_code:type_name -> imserver.v1.ErrorCode
-	11, // 4: imserver.v1.SendMessageRequest.message:type_name -> imserver.v1.MessageInfo
+	12, // 4: imserver.v1.SendMessageRequest.message:type_name -> imserver.v1.MessageInfo
 	1,  // 5: imserver.v1.SendMessageResponse.error_code:type_name -> imserver.v1.ErrorCode
-	11, // 6: imserver.v1.PushMessage.message:type_name -> imserver.v1.MessageInfo
-	14, // 7: imserver.v1.BatchMessages.messages:type_name -> imserver.v1.PushMessage
+	12, // 6: imserver.v1.PushMessage.message:type_name -> imserver.v1.MessageInfo
+	15, // 7: imserver.v1.BatchMessages.messages:type_name -> imserver.v1.PushMessage
 	1,  // 8: imserver.v1.RevokeMessageResponse.error_code:type_name -> imserver.v1.ErrorCode
-	20, // 9: imserver.v1.BatchSyncRequest.conversation_states:type_name -> imserver.v1.ConversationSyncState
-	11, // 10: imserver.v1.ConversationMessages.messages:type_name -> imserver.v1.MessageInfo
+	21, // 9: imserver.v1.BatchSyncRequest.conversation_states:type_name -> imserver.v1.ConversationSyncState
+	12, // 10: imserver.v1.ConversationMessages.messages:type_name -> imserver.v1.MessageInfo
 	1,  // 11: imserver.v1.BatchSyncResponse.error_code:type_name -> imserver.v1.ErrorCode
-	22, // 12: imserver.v1.BatchSyncResponse.conversation_messages:type_name -> imserver.v1.ConversationMessages
+	23, // 12: imserver.v1.BatchSyncResponse.conversation_messages:type_name -> imserver.v1.ConversationMessages
 	1,  // 13: imserver.v1.SyncRangeResponse.error_code:type_name -> imserver.v1.ErrorCode
-	11, // 14: imserver.v1.SyncRangeResponse.messages:type_name -> imserver.v1.MessageInfo
+	12, // 14: imserver.v1.SyncRangeResponse.messages:type_name -> imserver.v1.MessageInfo
 	1,  // 15: imserver.v1.ReadReceiptResponse.error_code:type_name -> imserver.v1.ErrorCode
 	2,  // 16: imserver.v1.OnlineStatusRequest.subscribe:type_name -> imserver.v1.PresenceSubscribe
 	1,  // 17: imserver.v1.OnlineStatusResponse.error_code:type_name -> imserver.v1.ErrorCode
-	33, // 18: imserver.v1.OnlineStatusResponse.statuses:type_name -> imserver.v1.UserStatus
-	34, // 19: imserver.v1.UserStatus.devices:type_name -> imserver.v1.DeviceStatus
-	33, // 20: imserver.v1.StatusChangePush.status:type_name -> imserver.v1.UserStatus
+	34, // 18: imserver.v1.OnlineStatusResponse.statuses:type_name -> imserver.v1.UserStatus
+	35, // 19: imserver.v1.UserStatus.devices:type_name -> imserver.v1.DeviceStatus
+	34, // 20: imserver.v1.StatusChangePush.status:type_name -> imserver.v1.UserStatus
 	1,  // 21: imserver.v1.ErrorResponse.error_code:type_name -> imserver.v1.ErrorCode
 	0,  // 22: imserver.v1.ErrorResponse.command:type_name -> imserver.v1.CommandType
-	23, // [23:23] is the sub-list for method output_type
-	23, // [23:23] is the sub-list for method input_type
-	23, // [23:23] is the sub-list for extension type_name
-	23, // [23:23] is the sub-list for extension extendee
-	0,  // [0:23] is the sub-list for field type_name
+	3,  // 23: imserver.v1.ReadStateRequest.receipts:type_name -> imserver.v1.ReceiptSubscribe
+	1,  // 24: imserver.v1.ReadStateResponse.error_code:type_name -> imserver.v1.ErrorCode
+	40, // 25: imserver.v1.ReadStateResponse.states:type_name -> imserver.v1.ConversationReadState
+	1,  // 26: imserver.v1.ReadByResponse.error_code:type_name -> imserver.v1.ErrorCode
+	27, // [27:27] is the sub-list for method output_type
+	27, // [27:27] is the sub-list for method input_type
+	27, // [27:27] is the sub-list for extension type_name
+	27, // [27:27] is the sub-list for extension extendee
+	0,  // [0:27] is the sub-list for field type_name
 }
 
 func init() { file_imv1_proto_init() }
@@ -2884,8 +3484,8 @@ func file_imv1_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_imv1_proto_rawDesc), len(file_imv1_proto_rawDesc)),
-			NumEnums:      3,
-			NumMessages:   35,
+			NumEnums:      4,
+			NumMessages:   41,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -19,6 +19,12 @@ type Store struct {
 	members  map[string]map[string]bool // user → conversations it is a member of
 	accounts accountState
 	groups   groupState
+	// positions are the stored read and delivered positions; readers
+	// lists, per conversation, the users who have any.
+	positions map[positionKey]positions
+	readers   map[string]map[string]bool
+	// settings are each user's settings of her conversations.
+	settings map[positionKey]im.ConversationSettings
 }
 
 type dedupKey struct{ sender, clientMsgID string }
@@ -26,6 +32,7 @@ type dedupKey struct{ sender, clientMsgID string }
 var (
 	_ im.Store          = (*Store)(nil)
 	_ im.SyncStore      = (*Store)(nil)
+	_ im.RecallStore    = (*Store)(nil)
 	_ auth.AccountStore = (*Store)(nil)
 )
 

@@ -34,6 +34,9 @@ type buggyStore struct {
 	// group-joinseq-racy: group → user → the JoinSeq reads report
 	joinSeq  map[string]map[string]int64
 	versions map[string]int64 // bump-racy, bump-no-validation: user → token version
+	// the read state of the bugs readStateBug names
+	positions buggyPositions
+	recalls   recallBugs // the recall- and byid- bugs
 }
 
 var (
@@ -106,8 +109,12 @@ func (b *buggyStore) AppendMessages(ctx context.Context, batch []im.AppendReques
 	if err != nil {
 		return res, err
 	}
+	b.noteAppended(res)
 	for i := range res {
 		r := &res[i]
+		if r.Duplicate {
+			r.Message = b.patchRecalled(r.Message, "dedup")
+		}
 		switch {
 		case b.bug == "no-validation" && r.Err != nil:
 			r.Err, r.Message = nil, batch[i].Message
@@ -169,12 +176,14 @@ func (b *buggyStore) Messages(ctx context.Context, conv string, from, to int64, 
 		limit++
 	}
 	ms, err := b.Store.Messages(b.ctx(ctx), conv, from, to, limit)
+	b.patchAll(ms, "read")
 	b.gap(ms)
 	return ms, err
 }
 
 func (b *buggyStore) MessagesBefore(ctx context.Context, conv string, before int64, limit int) ([]im.Message, error) {
 	ms, err := b.Store.MessagesBefore(b.ctx(ctx), conv, before, limit)
+	b.patchAll(ms, "read")
 	if b.bug == "before-descending" {
 		slices.Reverse(ms)
 	}
@@ -280,5 +289,9 @@ func (b *buggyStore) MessageRanges(ctx context.Context, ranges []im.MessageRange
 		}
 		return pages, err
 	}
-	return b.Store.MessageRanges(b.ctx(ctx), ranges, limit)
+	pages, err := b.Store.MessageRanges(b.ctx(ctx), ranges, limit)
+	for _, p := range pages {
+		b.patchAll(p, "ranges")
+	}
+	return pages, err
 }

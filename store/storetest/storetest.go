@@ -17,16 +17,18 @@
 //
 // Run reports every broken rule as a failure of a named subtest
 // (ConcurrentAppend, Dedup/Concurrent, MessagesBefore, Durability,
-// Groups/Change/MemberOf, Sync/Conversations, Accounts/CreateAndRead, …),
+// Groups/Change/MemberOf, Sync/Conversations, Recall/Dedup,
+// Accounts/CreateAndRead, …),
 // so one rule can be rerun with go test -run. RunBenchmarks measures the
 // operations the server's hot paths use.
 //
 // # What the suite assumes beyond the interface docs
 //
-//   - Message.CreatedAt, Account.CreatedAt, Group.CreatedAt,
-//     Group.UpdatedAt and GroupMember.JoinedAt keep at least microsecond
-//     precision; the suite only writes times truncated to the microsecond
-//     and compares them with time.Time.Equal, so the location may change.
+//   - Message.CreatedAt, Message.RevokedAt, Account.CreatedAt,
+//     Group.CreatedAt, Group.UpdatedAt and GroupMember.JoinedAt keep at
+//     least microsecond precision; the suite only writes times truncated
+//     to the microsecond and compares them with time.Time.Equal, so the
+//     location may change.
 //   - A nil and an empty Message.Content are the same.
 //   - SenderID, ClientMsgID, member ids, Account.UserID and
 //     Account.Username are refused with ErrInvalidArgument unless
@@ -96,7 +98,11 @@
 // store of accounts alone runs RunAccounts, one of token versions alone
 // RunTokenVersions.
 // A Store that implements im.SyncStore is checked in the Sync subtest:
-// its answers must equal what the required methods answer.
+// its answers must equal what the required methods answer. One that
+// implements im.RecallStore is checked in the Recall subtest: a recalled
+// message reads as its tombstone through Messages, MessagesBefore,
+// MessageRanges, MessageByServerID and the dedup of a resend, before and
+// after Reopen, and RevokedAt keeps microseconds like CreatedAt.
 //
 // # Dependencies
 //
@@ -155,6 +161,8 @@ func Run(t *testing.T, h Harness) {
 		{"Durability", testDurability},
 		{"Accounts", testStoreAccounts},
 		{"Sync", testSync},
+		{"ReadState", testReadState},
+		{"Recall", testRecall},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
@@ -292,6 +300,12 @@ func messageDiff(got, want im.Message) string {
 	}
 	if !got.CreatedAt.Equal(want.CreatedAt) {
 		d = append(d, fmt.Sprintf("CreatedAt = %v, want %v", got.CreatedAt, want.CreatedAt))
+	}
+	if got.RevokedBy != want.RevokedBy {
+		field("RevokedBy", got.RevokedBy, want.RevokedBy)
+	}
+	if !got.RevokedAt.Equal(want.RevokedAt) {
+		d = append(d, fmt.Sprintf("RevokedAt = %v, want %v", got.RevokedAt, want.RevokedAt))
 	}
 	return strings.Join(d, "; ")
 }
