@@ -54,8 +54,9 @@
 // their own; the databases check their pages themselves (PostgreSQL with
 // data checksums enabled, InnoDB, SQLite's integrity_check).
 //
-// read_states holds one row per conversation and user with a read or
-// delivered position above 0, keyed by the conversation first. A
+// read_states holds one row per conversation and user with a read,
+// delivered or mentioned position above 0, and when a receipt last moved
+// one, keyed by the conversation first. A
 // recalled message keeps its row in messages, with revoked_by and
 // revoked_at set and its content, extra and attached_info emptied; the
 // messages stored before migration 0008 read as not recalled.

@@ -346,11 +346,11 @@ func (s *Store) insertMessages(ctx context.Context, q querier, idx []int, result
 		}
 	}
 	for chunk := range slices.Chunk(keys, maxRowsPerInsert) {
-		args := make([]any, 0, 4*len(chunk))
+		args := make([]any, 0, 3*len(chunk))
 		for _, k := range chunk {
-			args = append(args, k.conv, k.user, seqs[k], 0)
+			args = append(args, k.conv, k.user, seqs[k])
 		}
-		if _, err := q.ExecContext(ctx, s.q.raiseReads(len(chunk)), args...); err != nil {
+		if _, err := q.ExecContext(ctx, s.q.senderReads(len(chunk)), args...); err != nil {
 			return err
 		}
 	}

@@ -6,22 +6,45 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"time"
 
 	"github.com/imserver/imserver/im"
 )
 
-// position is a row of read_states.
-type position struct{ read, delivered int64 }
+// position is a read_states row's values: positionCols.
+type position struct {
+	read, delivered, mentioned int64
+	updated                    int64 // unix microseconds, 0 for never
+}
+
+// state returns p as user's state in conv.
+func (p position) state(user, conv string) im.ReadState {
+	st := im.ReadState{UserID: user, ConversationID: conv, Read: p.read, Delivered: p.delivered, Mentioned: p.mentioned}
+	if p.updated != 0 {
+		st.UpdatedAt = time.UnixMicro(p.updated).UTC()
+	}
+	return st
+}
+
+// scanPosition reads the positionCols of a row, after dest.
+func scanPosition(r rowScanner, dest ...any) (position, error) {
+	var p position
+	err := r.Scan(append(dest, &p.read, &p.delivered, &p.mentioned, &p.updated)...)
+	return p, err
+}
 
 // UpdateReadStates implements im.ReadStateStore in one transaction. The
-// states of the batch are combined per (conversation, user) first, then
-// written by one upsert in key order, each position raised to the greater
-// of the stored and the given value after being clamped to its
-// conversation's max_seq. On PostgreSQL that is one statement, which reads
-// max_seq itself; elsewhere the max_seqs are read first in the same
-// transaction. A conversation's max_seq only grows, so a position clamped
-// to a value read a moment before the commit is never past the newest
-// message either. Rows that would stay at 0 and 0 are not written.
+// states of the batch are combined per (conversation, user) first: the
+// greatest of each position, and the latest UpdatedAt of those states
+// that give a position at all. They are then written by one upsert in key
+// order, each position raised to the greater of the stored and the given
+// value after being clamped to its conversation's max_seq, and the
+// UpdatedAt stored if one of them grew. On PostgreSQL that is one
+// statement, which reads max_seq itself; elsewhere the max_seqs are read
+// first in the same transaction. A conversation's max_seq only grows, so a
+// position clamped to a value read a moment before the commit is never
+// past the newest message either. Rows that would stay at 0 are not
+// written.
 func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) ([]im.ReadState, error) {
 	const op = "update read states"
 	if err := ctx.Err(); err != nil {
@@ -29,19 +52,22 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) ([]
 	}
 	want := make(map[readKey]position, len(states))
 	for i, st := range states {
-		if err := im.ValidateID("user id", st.UserID); err != nil {
+		if err := im.ValidateReadState(st); err != nil {
 			return nil, fmt.Errorf("sqlstore: %s: state %d: %w", op, i, err)
-		}
-		if err := im.ValidateConversationID(st.ConversationID); err != nil {
-			return nil, fmt.Errorf("sqlstore: %s: state %d: %w", op, i, err)
-		}
-		if st.Read < 0 || st.Delivered < 0 {
-			return nil, fmt.Errorf("sqlstore: %s: state %d: negative position (read %d, delivered %d): %w",
-				op, i, st.Read, st.Delivered, im.ErrInvalidArgument)
 		}
 		k := readKey{st.ConversationID, st.UserID}
 		p := want[k]
-		want[k] = position{max(p.read, st.Read), max(p.delivered, st.Delivered)}
+		p.read, p.delivered, p.mentioned = max(p.read, st.Read), max(p.delivered, st.Delivered), max(p.mentioned, st.Mentioned)
+		if st.Read > 0 || st.Delivered > 0 || st.Mentioned > 0 {
+			var at int64
+			if !st.UpdatedAt.IsZero() {
+				at = st.UpdatedAt.UnixMicro()
+			}
+			if _, seen := want[k]; !seen || at > p.updated {
+				p.updated = at
+			}
+		}
+		want[k] = p
 	}
 	out := make([]im.ReadState, len(states))
 	if len(states) == 0 {
@@ -58,8 +84,7 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) ([]
 		return nil, wrapErr(ctx, op, err)
 	}
 	for i, st := range states {
-		p := got[readKey{st.ConversationID, st.UserID}]
-		out[i] = im.ReadState{UserID: st.UserID, ConversationID: st.ConversationID, Read: p.read, Delivered: p.delivered}
+		out[i] = got[readKey{st.ConversationID, st.UserID}].state(st.UserID, st.ConversationID)
 	}
 	return out, nil
 }
@@ -68,20 +93,34 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) ([]
 // returns the stored positions of all keys; a key without a row is absent.
 func (s *Store) updateReadStatesTx(ctx context.Context, q querier, keys []readKey, want map[readKey]position) (map[readKey]position, error) {
 	got := make(map[readKey]position, len(keys))
+	collect := func(rows *sql.Rows, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var k readKey
+			p, err := scanPosition(rows, &k.conv, &k.user)
+			if err != nil {
+				return err
+			}
+			got[k] = p
+		}
+		return rows.Err()
+	}
 	// Keys whose stored positions are read afterwards: those the upsert
 	// did not return.
 	var rest []readKey
 	if s.dialect == Postgres {
 		n := len(keys)
 		convs, users := make([]string, n), make([]string, n)
-		reads, delivered := make([]int64, n), make([]int64, n)
+		reads, delivered, mentioned, times := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		for j, k := range keys {
-			convs[j], users[j], reads[j], delivered[j] = k.conv, k.user, want[k].read, want[k].delivered
+			p := want[k]
+			convs[j], users[j] = k.conv, k.user
+			reads[j], delivered[j], mentioned[j], times[j] = p.read, p.delivered, p.mentioned, p.updated
 		}
-		err := eachPosition(q.QueryContext(ctx, s.q.pgUpdateReads, convs, users, reads, delivered))(func(k readKey, p position) {
-			got[k] = p
-		})
-		if err != nil {
+		if err := collect(q.QueryContext(ctx, s.q.pgUpdateReads, convs, users, reads, delivered, mentioned, times)); err != nil {
 			return nil, err
 		}
 		for _, k := range keys {
@@ -94,23 +133,23 @@ func (s *Store) updateReadStatesTx(ctx context.Context, q querier, keys []readKe
 		if err != nil {
 			return nil, err
 		}
-		rows := make([]any, 0, 4*len(keys))
+		rows := make([]any, 0, 6*len(keys))
 		n := 0
 		for _, k := range keys {
-			m := maxSeqs[k.conv]
-			r, d := min(want[k].read, m), min(want[k].delivered, m)
-			if r > 0 || d > 0 {
-				rows = append(rows, k.conv, k.user, r, d)
+			m, p := maxSeqs[k.conv], want[k]
+			r, d, men := min(p.read, m), min(p.delivered, m), min(p.mentioned, m)
+			if r > 0 || d > 0 || men > 0 {
+				rows = append(rows, k.conv, k.user, r, d, men, p.updated)
 				n++
 			}
 		}
 		for start := 0; start < n; start += maxRowsPerInsert {
 			end := min(start+maxRowsPerInsert, n)
-			if _, err := q.ExecContext(ctx, s.q.raiseReads(end-start), rows[4*start:4*end]...); err != nil {
+			if _, err := q.ExecContext(ctx, s.q.raiseReads(end-start), rows[6*start:6*end]...); err != nil {
 				return nil, err
 			}
 		}
-		rest = keys // MySQL has no RETURNING; reading back is one more statement on SQLite
+		rest = keys // no RETURNING on MySQL; on SQLite a read costs no round trip
 	}
 	for chunk := range slices.Chunk(rest, maxKeysPerLookup) {
 		var err error
@@ -119,13 +158,13 @@ func (s *Store) updateReadStatesTx(ctx context.Context, q querier, keys []readKe
 			for j, k := range chunk {
 				convs[j], users[j] = k.conv, k.user
 			}
-			err = eachPosition(q.QueryContext(ctx, s.q.pgPairReadStates, convs, users))(func(k readKey, p position) { got[k] = p })
+			err = collect(q.QueryContext(ctx, s.q.pgPairReadStates, convs, users))
 		} else {
 			args := make([]any, 0, 2*len(chunk))
 			for _, k := range chunk {
 				args = append(args, k.conv, k.user)
 			}
-			err = eachPosition(q.QueryContext(ctx, s.q.pairReadStates(len(chunk)), args...))(func(k readKey, p position) { got[k] = p })
+			err = collect(q.QueryContext(ctx, s.q.pairReadStates(len(chunk)), args...))
 		}
 		if err != nil {
 			return nil, err
@@ -157,29 +196,6 @@ func (s *Store) maxSeqs(ctx context.Context, q querier, keys []readKey) (map[str
 	return out, nil
 }
 
-// eachPosition returns a function that calls fn for each row, a
-// (conversation_id, user_id, read_seq, delivered_seq) tuple, of a query's
-// result, then closes the rows.
-func eachPosition(rows *sql.Rows, err error) func(fn func(readKey, position)) error {
-	return func(fn func(readKey, position)) error {
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var (
-				k readKey
-				p position
-			)
-			if err := rows.Scan(&k.conv, &k.user, &p.read, &p.delivered); err != nil {
-				return err
-			}
-			fn(k, p)
-		}
-		return rows.Err()
-	}
-}
-
 // ReadStates implements im.ReadStateStore: one lookup by the primary key
 // per conversation, all in one statement (PostgreSQL) or one per
 // maxKeysPerLookup conversations. Ids that no valid call could have
@@ -208,25 +224,23 @@ func (s *Store) ReadStates(ctx context.Context, userID string, convs []string) (
 		return out, nil
 	}
 	got := make(map[string]position, len(ids))
-	err := s.read(ctx, func() error {
-		clear(got)
-		collect := func(rows *sql.Rows, err error) error {
+	collect := func(rows *sql.Rows, err error) error {
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var c string
+			p, err := scanPosition(rows, &c)
 			if err != nil {
 				return err
 			}
-			defer rows.Close()
-			for rows.Next() {
-				var (
-					c string
-					p position
-				)
-				if err := rows.Scan(&c, &p.read, &p.delivered); err != nil {
-					return err
-				}
-				got[c] = p
-			}
-			return rows.Err()
+			got[c] = p
 		}
+		return rows.Err()
+	}
+	err := s.read(ctx, func() error {
+		clear(got)
 		if s.dialect == Postgres {
 			return collect(s.db.QueryContext(ctx, s.q.pgReadStates, userID, ids))
 		}
@@ -245,9 +259,10 @@ func (s *Store) ReadStates(ctx context.Context, userID string, convs []string) (
 	if err != nil {
 		return nil, wrapErr(ctx, op, err)
 	}
-	for i := range out {
-		p := got[out[i].ConversationID]
-		out[i].Read, out[i].Delivered = p.read, p.delivered
+	for i, st := range out {
+		if p, ok := got[st.ConversationID]; ok {
+			out[i] = p.state(userID, st.ConversationID)
+		}
 	}
 	return out, nil
 }
@@ -272,11 +287,12 @@ func (s *Store) ConversationReadStates(ctx context.Context, conv string) ([]im.R
 		}
 		defer rows.Close()
 		for rows.Next() {
-			st := im.ReadState{ConversationID: conv}
-			if err := rows.Scan(&st.UserID, &st.Read, &st.Delivered); err != nil {
+			var user string
+			p, err := scanPosition(rows, &user)
+			if err != nil {
 				return err
 			}
-			out = append(out, st)
+			out = append(out, p.state(user, conv))
 		}
 		return rows.Err()
 	})

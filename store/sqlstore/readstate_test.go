@@ -165,6 +165,44 @@ func testReadStates(t *testing.T, b backend) {
 		require.Empty(t, empty2)
 	})
 
+	t.Run("MentionedAndUpdatedAt", func(t *testing.T) {
+		conv := "group_mu"
+		appendBatch(t, s, msg(conv, "w", "mu1"), msg(conv, "w", "mu2"), msg(conv, "w", "mu3"))
+		t1 := time.Date(2026, 5, 1, 10, 0, 0, 123456789, time.FixedZone("X", 7200))
+		t2, t3 := t1.Add(time.Second), t1.Add(time.Minute)
+		// Several states of one pair: the greatest of each position, the
+		// latest time among those that give a position; one that gives
+		// none (a read of the state) does not count.
+		got, err := s.UpdateReadStates(ctx, []im.ReadState{
+			{UserID: "m", ConversationID: conv, Mentioned: 9, UpdatedAt: t2},
+			{UserID: "m", ConversationID: conv, Read: 1, UpdatedAt: t1},
+			{UserID: "m", ConversationID: conv, UpdatedAt: t3},
+		})
+		require.NoError(t, err)
+		want := im.ReadState{UserID: "m", ConversationID: conv, Read: 1, Mentioned: 3, UpdatedAt: t2.Truncate(time.Microsecond).UTC()}
+		require.Equal(t, []im.ReadState{want, want, want}, got)
+		// Nothing grows: the time stays; one position grows: it moves.
+		got, err = s.UpdateReadStates(ctx, []im.ReadState{{UserID: "m", ConversationID: conv, Read: 1, Mentioned: 2, UpdatedAt: t3}})
+		require.NoError(t, err)
+		require.Equal(t, []im.ReadState{want}, got)
+		got, err = s.UpdateReadStates(ctx, []im.ReadState{{UserID: "m", ConversationID: conv, Read: 1, Delivered: 1, UpdatedAt: t3}})
+		require.NoError(t, err)
+		want.Delivered, want.UpdatedAt = 1, t3.Truncate(time.Microsecond).UTC()
+		require.Equal(t, []im.ReadState{want}, got)
+		// Her own message moves Read, not the time.
+		appendBatch(t, s, msg(conv, "m", "mu4"))
+		rs, err := s.ReadStates(ctx, "m", []string{conv})
+		require.NoError(t, err)
+		want.Read = 4
+		require.Equal(t, []im.ReadState{want}, rs)
+		// A mention alone lists the user.
+		_, err = s.UpdateReadStates(ctx, []im.ReadState{{UserID: "n", ConversationID: conv, Mentioned: 2}})
+		require.NoError(t, err)
+		all, err := s.ConversationReadStates(ctx, conv)
+		require.NoError(t, err)
+		require.ElementsMatch(t, []im.ReadState{state("w", conv, 3, 0), want, {UserID: "n", ConversationID: conv, Mentioned: 2}}, all)
+	})
+
 	t.Run("Invalid", func(t *testing.T) {
 		conv := "group_inv"
 		appendBatch(t, s, msg(conv, "w", "inv1"), msg(conv, "w", "inv2"))
@@ -177,6 +215,7 @@ func testReadStates(t *testing.T, b backend) {
 			"unprintable conv":   state("v", "group_\n", 1, 1),
 			"negative read":      state("v", conv, -1, 1),
 			"negative delivered": state("v", conv, 1, -1),
+			"negative mentioned": {UserID: "v", ConversationID: conv, Mentioned: -1},
 		} {
 			got, err := s.UpdateReadStates(ctx, []im.ReadState{state("v", conv, 2, 2), bad})
 			require.ErrorIs(t, err, im.ErrInvalidArgument, name)
@@ -261,6 +300,7 @@ func TestMySQLReadStatesAcrossStores(t *testing.T)    { testReadStatesAcrossStor
 // newest message, through both, and each sees its positions never go
 // back. At the end every position is exactly the greatest of what the
 // senders sent and the receipts reported, and none is past max_seq.
+// (UpdatedAt is zero in every receipt here: the states compare whole.)
 func testReadStatesAcrossStores(t *testing.T, b backend) {
 	need(t, b)
 	dsn := b.fresh(t)
@@ -337,7 +377,9 @@ func testReadStatesAcrossStores(t *testing.T, b backend) {
 			for range receipts {
 				var batch []im.ReadState
 				for range 1 + rng.IntN(4) {
-					batch = append(batch, state(users[rng.IntN(len(users))], convs[rng.IntN(len(convs))], rng.Int64N(80), rng.Int64N(80)))
+					st := state(users[rng.IntN(len(users))], convs[rng.IntN(len(convs))], rng.Int64N(80), rng.Int64N(80))
+					st.Mentioned = rng.Int64N(80)
+					batch = append(batch, st)
 				}
 				got, err := s.UpdateReadStates(ctx, batch)
 				if err != nil {
@@ -347,12 +389,12 @@ func testReadStatesAcrossStores(t *testing.T, b backend) {
 				mu.Lock()
 				for _, st := range got {
 					k := pair{st.ConversationID, st.UserID}
-					if p := last[k]; st.Read < p.Read || st.Delivered < p.Delivered {
+					if p := last[k]; st.Read < p.Read || st.Delivered < p.Delivered || st.Mentioned < p.Mentioned {
 						t.Errorf("%v went back: %+v after %+v", k, st, p)
 					}
 					last[k] = st
 					p := reported[k]
-					reported[k] = im.ReadState{Read: max(p.Read, st.Read), Delivered: max(p.Delivered, st.Delivered)}
+					reported[k] = im.ReadState{Read: max(p.Read, st.Read), Delivered: max(p.Delivered, st.Delivered), Mentioned: max(p.Mentioned, st.Mentioned)}
 				}
 				mu.Unlock()
 			}
@@ -375,15 +417,14 @@ func testReadStatesAcrossStores(t *testing.T, b backend) {
 		for _, u := range users {
 			k := pair{conv, u}
 			want := im.ReadState{UserID: u, ConversationID: conv,
-				Read: max(sentMax[k], reported[k].Read), Delivered: reported[k].Delivered}
+				Read: max(sentMax[k], reported[k].Read), Delivered: reported[k].Delivered, Mentioned: reported[k].Mentioned}
 			got := stored[u]
-			if want.Read == 0 && want.Delivered == 0 {
+			if want.Read == 0 && want.Delivered == 0 && want.Mentioned == 0 {
 				require.Zero(t, got, "%v", k)
 				continue
 			}
 			require.Equal(t, want, got, "%v", k)
-			require.LessOrEqual(t, got.Read, c.MaxSeq, "%v", k)
-			require.LessOrEqual(t, got.Delivered, c.MaxSeq, "%v", k)
+			require.LessOrEqual(t, max(got.Read, got.Delivered, got.Mentioned), c.MaxSeq, "%v", k)
 		}
 	}
 }

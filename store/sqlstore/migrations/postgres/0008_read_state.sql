@@ -1,7 +1,10 @@
--- Read and delivered positions, one row per conversation and user, keyed
--- by the conversation first: ConversationReadStates reads one key range,
--- and ReadStates looks up (conversation, user) pairs by the whole key, so
--- no second index is needed. A user without a row is at 0 and 0.
+-- Read, delivered and mentioned positions, one row per conversation and
+-- user, keyed by the conversation first: ConversationReadStates reads one
+-- key range, and ReadStates looks up (conversation, user) pairs by the
+-- whole key, so no second index is needed. A user without a row is at 0
+-- everywhere.
+-- updated_at is when a receipt last moved a position (unix microseconds,
+-- 0 for never): a sender's own message, which raises read_seq, leaves it.
 --
 -- A recalled message's tombstone: who recalled it and when (unix
 -- microseconds). Messages stored before read as not recalled: an empty
@@ -12,7 +15,9 @@ CREATE TABLE {{prefix}}read_states (
     conversation_id text COLLATE "C" NOT NULL,
     user_id         text COLLATE "C" NOT NULL,
     read_seq        bigint NOT NULL,
-    delivered_seq   bigint NOT NULL,
+    delivered_seq   bigint NOT NULL DEFAULT 0,
+    mentioned_seq   bigint NOT NULL DEFAULT 0,
+    updated_at      bigint NOT NULL DEFAULT 0,
     PRIMARY KEY (conversation_id, user_id)
 );
 
