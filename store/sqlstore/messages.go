@@ -405,14 +405,16 @@ type rowScanner interface{ Scan(dest ...any) error }
 // empty: then the row is a message of conv.
 func scanMessage(r rowScanner, conv string) (im.Message, error) {
 	var (
-		m                im.Message
-		typ              int64
-		created, revoked int64
+		m im.Message
+		// One variable for the integers that need converting: each
+		// escapes to the heap through Scan's arguments, together they
+		// cost one allocation per row.
+		n struct{ typ, created, revoked int64 }
 	)
 	// Binary columns scan straight into strings: database/sql copies the
 	// driver's bytes once, where a []byte would be copied twice.
-	rest := []any{&m.Seq, &m.ServerID, &m.SenderID, &m.ReceiverID, &m.ClientMsgID, &typ, &m.Content,
-		&m.Extra, &m.AttachedInfo, &m.SendTime, &created, &m.RevokedBy, &revoked}
+	rest := []any{&m.Seq, &m.ServerID, &m.SenderID, &m.ReceiverID, &m.ClientMsgID, &n.typ, &m.Content,
+		&m.Extra, &m.AttachedInfo, &m.SendTime, &n.created, &m.RevokedBy, &n.revoked}
 	var err error
 	if conv == "" {
 		err = r.Scan(append([]any{&m.ConversationID}, rest...)...)
@@ -423,13 +425,13 @@ func scanMessage(r rowScanner, conv string) (im.Message, error) {
 	if err != nil {
 		return im.Message{}, err
 	}
-	if typ < math.MinInt32 || typ > math.MaxInt32 {
-		return im.Message{}, fmt.Errorf("message %q/%d: type %d out of range", m.ConversationID, m.Seq, typ)
+	if n.typ < math.MinInt32 || n.typ > math.MaxInt32 {
+		return im.Message{}, fmt.Errorf("message %q/%d: type %d out of range", m.ConversationID, m.Seq, n.typ)
 	}
-	m.Type = im.MessageType(typ)
-	m.CreatedAt = time.UnixMicro(created).UTC()
+	m.Type = im.MessageType(n.typ)
+	m.CreatedAt = time.UnixMicro(n.created).UTC()
 	if m.RevokedBy != "" {
-		m.RevokedAt = time.UnixMicro(revoked).UTC()
+		m.RevokedAt = time.UnixMicro(n.revoked).UTC()
 	}
 	return m, nil
 }
