@@ -116,6 +116,13 @@ type Config struct {
 	// fails with SEND_TOO_FAST and changes nothing. Default 20; negative
 	// means unlimited.
 	ReadReceiptRate float64
+	// ConversationRate limits the conversation list and settings
+	// requests (CONVERSATION_LIST_REQ, CONVERSATION_SETTINGS_REQ) one
+	// user makes per second, across all of that user's connections on
+	// this server; bursts of twice that (at least one) are allowed.
+	// Beyond it a request fails with SEND_TOO_FAST and changes nothing.
+	// Default 10; negative means unlimited.
+	ConversationRate float64
 	// ReadByMaxMembers is the largest group whose readers of a message
 	// Server.ReadBy lists by name; larger groups get the counts only.
 	// Default 500.
@@ -290,6 +297,7 @@ const (
 	DefaultReadReceiptRate  = 20
 	DefaultReadByMaxMembers = 500
 	DefaultRecallWindow     = 2 * time.Minute
+	DefaultConversationRate = 10
 )
 
 // withDefaults returns c with every zero field set to its default, or an
@@ -326,6 +334,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.ReadReceiptRate, DefaultReadReceiptRate)
 	setDefault(&c.ReadByMaxMembers, DefaultReadByMaxMembers)
 	setDefault(&c.RecallWindow, DefaultRecallWindow)
+	setDefault(&c.ConversationRate, DefaultConversationRate)
 	if c.MaxContentSize > MaxFrameSize/2 {
 		return c, errors.New("im: Config.MaxContentSize must be at most half of MaxFrameSize")
 	}
@@ -355,6 +364,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if math.IsNaN(c.ReadReceiptRate) || math.IsInf(c.ReadReceiptRate, 0) {
 		return c, errors.New("im: Config.ReadReceiptRate must be a finite number (negative for unlimited)")
+	}
+	if math.IsNaN(c.ConversationRate) || math.IsInf(c.ConversationRate, 0) {
+		return c, errors.New("im: Config.ConversationRate must be a finite number (negative for unlimited)")
 	}
 	if c.ReadByMaxMembers < 1 {
 		return c, errors.New("im: Config.ReadByMaxMembers must be positive")

@@ -127,6 +127,20 @@
 // own, from a bounded queue that drops when full (Stats.NotificationsDropped),
 // so that a slow push service never holds up delivery.
 //
+// # Conversation list
+//
+// Server.Conversations pages through a user's conversations as a chat
+// app lists them (CONVERSATION_LIST_REQ): pinned first, then the most
+// recently updated, each with its last message, her unread count and
+// mention, and her own settings of it, which
+// Server.UpdateConversationSettings changes (CONVERSATION_SETTINGS_REQ):
+// pin, mute, hide until the next message, clear her history. Nothing is
+// kept for the list: each request derives it from the conversations sync
+// reads, their newest messages, her read states and her settings, in a
+// few batched Store reads. A history she cleared is cleared for her
+// everywhere: the list, unread counts, BATCH_SYNC and SYNC_RANGE. Her
+// connections that asked are pushed each change she makes elsewhere.
+//
 // # Optional Store capabilities
 //
 // Store holds only what every Server calls. Each further area a Store may
@@ -148,6 +162,10 @@
 //   - RecallStore: MessageByServerID and RecallMessage, which turn a
 //     message into a tombstone. Without it recall is off: REVOKE_MSG_REQ
 //     answers ERR_UNKNOWN and Server.RecallMessage ErrUnsupported.
+//   - ConversationSettingsStore: each user's settings of her
+//     conversations. Without it settings changes answer ErrUnsupported,
+//     and every conversation reads as unpinned, unmuted, shown and
+//     uncleared.
 //
 // A new area (read receipts and per-conversation state, friends, files,
 // …) follows the same pattern: an interface named for the area,

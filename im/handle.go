@@ -53,6 +53,10 @@ func (s *Server) handle(sess *session, f Frame) {
 		s.handleReadBy(sess, f)
 	case imv1.CommandType_CMD_REVOKE_MSG_REQ:
 		s.handleRecall(sess, f)
+	case imv1.CommandType_CMD_CONVERSATION_LIST_REQ:
+		s.handleConversationList(sess, f)
+	case imv1.CommandType_CMD_CONVERSATION_SETTINGS_REQ:
+		s.handleConversationSettings(sess, f)
 	case imv1.CommandType_CMD_CONNECT_REQ:
 		var req imv1.ConnectRequest
 		if err := proto.Unmarshal(f.Body, &req); err != nil {
@@ -187,6 +191,10 @@ func (s *Server) respondError(sess *session, f Frame, err error) {
 		rsp = &imv1.ReadStateResponse{ErrorCode: code, ErrorMsg: msg}
 	case imv1.CommandType_CMD_READ_BY_REQ:
 		rsp = &imv1.ReadByResponse{ErrorCode: code, ErrorMsg: msg}
+	case imv1.CommandType_CMD_CONVERSATION_LIST_REQ:
+		rsp = &imv1.ConversationListResponse{ErrorCode: code, ErrorMsg: msg}
+	case imv1.CommandType_CMD_CONVERSATION_SETTINGS_REQ:
+		rsp = &imv1.ConversationSettingsResponse{ErrorCode: code, ErrorMsg: msg}
 	case imv1.CommandType_CMD_DISCONNECT_REQ, imv1.CommandType_CMD_REAUTH_REQ:
 		// Requests the SDK knows, whose response command it knows too:
 		// answer there, because its TCP decoder refuses command values it

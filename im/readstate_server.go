@@ -463,11 +463,20 @@ func (s *Server) ReadStates(ctx context.Context, userID string, convs []string) 
 	if err != nil {
 		return nil, err
 	}
+	// What she cleared of her history is not unread.
+	settings, err := s.settingsOf(ctx, userID, ids)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]ConversationReadState, len(list))
 	for i, c := range list {
+		var cleared int64
+		if settings != nil {
+			cleared = settings[i].ClearedUpTo
+		}
 		from := c.ReadFrom
-		if from == 0 && ConversationTypeOf(c.ID) == GroupConversation && c.MaxSeq > mine[i].Read {
-			f, ok, err := s.readableFrom(ctx, c.ID, userID, mine[i].Read+1)
+		if from == 0 && ConversationTypeOf(c.ID) == GroupConversation && c.MaxSeq > max(mine[i].Read, cleared) {
+			f, ok, err := s.readableFrom(ctx, c.ID, userID, max(mine[i].Read, cleared)+1)
 			if err != nil {
 				return nil, err
 			}
@@ -477,6 +486,7 @@ func (s *Server) ReadStates(ctx context.Context, userID string, convs []string) 
 				from = c.MaxSeq + 1 // left meanwhile: nothing to read
 			}
 		}
+		from = max(from, cleared+1)
 		st := mine[i]
 		out[i] = ConversationReadState{
 			ConversationID: c.ID,

@@ -37,6 +37,11 @@ type Server struct {
 	reads     ReadStateStore
 	receipts  *userLimiter
 	delivered deliveredAcks
+	// settings is store's ConversationSettingsStore side, nil when it has
+	// none; convRequests limits each user's conversation list and
+	// settings requests.
+	settings     ConversationSettingsStore
+	convRequests *userLimiter
 
 	// base is cancelled by Close; session contexts and store calls derive
 	// from it. (A Server is a long-lived owner, like http.Server's
@@ -129,6 +134,8 @@ func NewServer(cfg Config) (*Server, error) {
 	s.reads, _ = cfg.Store.(ReadStateStore)
 	s.receipts = newUserLimiter(cfg.ReadReceiptRate, 2*cfg.ReadReceiptRate)
 	s.recall, _ = cfg.Store.(RecallStore)
+	s.settings, _ = cfg.Store.(ConversationSettingsStore)
+	s.convRequests = newUserLimiter(cfg.ConversationRate, 2*cfg.ConversationRate)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.groups = newGroupCache(s.base, cfg.Store)
 	s.groups.panicked = s.storePanicked

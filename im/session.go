@@ -63,6 +63,9 @@ type session struct {
 	// receipts is set while the connection is subscribed to delivery
 	// receipts (DELIVERY_RECEIPT_PUSH).
 	receipts atomic.Bool
+	// convChanges is set while the connection is subscribed to the
+	// user's conversation changes (CONVERSATION_CHANGED_PUSH).
+	convChanges atomic.Bool
 
 	// watching is the users this connection subscribed to the presence
 	// of; only the reader goroutine touches it.

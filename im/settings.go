@@ -85,3 +85,23 @@ func ValidateSettingsChange(userID, conv string, ch SettingsChange) error {
 	}
 	return nil
 }
+
+// Apply returns st with ch applied, as every Store applies it: the fields
+// ch sets replaced, HiddenUpTo clamped to maxSeq, ClearedUpTo moved
+// forward only and clamped to maxSeq. UpdatedAt is left for the Store to
+// set, only if the result differs from st.
+func (ch SettingsChange) Apply(st ConversationSettings, maxSeq int64) ConversationSettings {
+	if ch.Pinned != nil {
+		st.Pinned = *ch.Pinned
+	}
+	if ch.Muted != nil {
+		st.Muted = *ch.Muted
+	}
+	if ch.HiddenUpTo != nil {
+		st.HiddenUpTo = min(*ch.HiddenUpTo, maxSeq)
+	}
+	if ch.ClearedUpTo != nil {
+		st.ClearedUpTo = max(st.ClearedUpTo, min(*ch.ClearedUpTo, maxSeq))
+	}
+	return st
+}

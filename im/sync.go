@@ -100,6 +100,12 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 		changed = append(changed, r)
 	}
 	rsp := &imv1.BatchSyncResponse{}
+	// What the user cleared of her history is not hers to read: one
+	// settings read for the conversations that moved.
+	if changed, err = s.skipCleared(sess.ctx, sess.user, changed, rsp); err != nil {
+		s.respondError(sess, f, err)
+		return
+	}
 	budget := syncByteBudget
 	for len(changed) > 0 {
 		n := rangesPerRead(changed, limit)
@@ -154,6 +160,37 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 	}
 	rsp.ServerTime = time.Now().UnixMilli()
 	sess.respond(imv1.CommandType_CMD_BATCH_SYNC_RSP, f.Sequence, rsp)
+}
+
+// skipCleared moves the start of each range past what the user cleared of
+// her history of its conversation (ConversationSettings.ClearedUpTo), in
+// one Store read per listStateChunk ranges, none without
+// ConversationSettingsStore. A conversation she cleared all of is added to
+// rsp at once, with no messages and synced_seq its max seq, so that a
+// client's cursor moves past what it will never be given; the others are
+// returned.
+func (s *Server) skipCleared(ctx context.Context, user string, ranges []MessageRange, rsp *imv1.BatchSyncResponse) ([]MessageRange, error) {
+	if s.settings == nil || len(ranges) == 0 {
+		return ranges, nil
+	}
+	ids := make([]string, len(ranges))
+	for i, r := range ranges {
+		ids[i] = r.ConversationID
+	}
+	set, err := s.settingsOf(ctx, user, ids)
+	if err != nil {
+		return nil, err
+	}
+	kept := ranges[:0]
+	for i, r := range ranges {
+		r.From = max(r.From, set[i].ClearedUpTo+1)
+		if r.From > r.To {
+			rsp.ConversationMessages = append(rsp.ConversationMessages, &imv1.ConversationMessages{ConversationId: r.ConversationID, MaxSeq: r.To, SyncedSeq: r.To})
+			continue
+		}
+		kept = append(kept, r)
+	}
+	return kept, nil
 }
 
 // Bounds of one MessageRanges call in a BATCH_SYNC. The response stops at
@@ -243,10 +280,16 @@ func (s *Server) handleSyncRange(sess *session, f Frame) {
 		return
 	}
 	rsp := &imv1.SyncRangeResponse{RequestId: req.RequestId, ConversationId: req.ConversationId}
+	// Nothing up to what the user cleared of her history.
+	cleared, err := s.clearedUpTo(sess.ctx, sess.user, req.ConversationId)
+	if err != nil {
+		s.respondError(sess, f, err)
+		return
+	}
+	start = max(start, cleared+1)
 	var (
 		msgs []Message
 		end  int64
-		err  error
 	)
 	for pass := 1; ; pass++ {
 		msgs, end, err = s.readRange(sess.ctx, req.ConversationId, start, req.EndSeq, clampCount(req.Count))

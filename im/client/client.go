@@ -105,8 +105,9 @@ type Push struct {
 	// BATCH_MSG is delivered as one Push per message),
 	// *imv1.KickOutNotification, *imv1.RevokeMessagePush,
 	// *imv1.ReadReceiptPush, *imv1.TypingStatusPush,
-	// *imv1.StatusChangePush (see Client.Presence), …; nil for a command
-	// whose body type imv1.NewBody does not know.
+	// *imv1.StatusChangePush (see Client.Presence),
+	// *imv1.ConversationChangedPush (see Client.Conversations), …; nil
+	// for a command whose body type imv1.NewBody does not know.
 	Message proto.Message
 }
 
@@ -604,6 +605,14 @@ func (c *Client) handlePush(cn *conn, f wire.Frame) bool {
 			}
 		}
 		return true
+	case imv1.CommandType_CMD_CONVERSATION_CHANGED_PUSH:
+		var p imv1.ConversationChangedPush
+		if err := proto.Unmarshal(f.Body, &p); err != nil {
+			c.log.Warn("bad push", "cmd", f.Command, "err", err)
+			return true
+		}
+		c.skipCleared(p.Settings)
+		return c.deliver(Push{Command: f.Command, Message: &p})
 	case imv1.CommandType_CMD_SYNC_FINISHED, imv1.CommandType_CMD_HEARTBEAT_RSP:
 		return true // bookkeeping of the sync protocol, nothing for the app
 	case imv1.CommandType_CMD_KICK_OUT:

@@ -71,6 +71,16 @@ func NewBody(cmd CommandType) proto.Message {
 		return new(ReadByRequest)
 	case CommandType_CMD_READ_BY_RSP:
 		return new(ReadByResponse)
+	case CommandType_CMD_CONVERSATION_LIST_REQ:
+		return new(ConversationListRequest)
+	case CommandType_CMD_CONVERSATION_LIST_RSP:
+		return new(ConversationListResponse)
+	case CommandType_CMD_CONVERSATION_SETTINGS_REQ:
+		return new(ConversationSettingsRequest)
+	case CommandType_CMD_CONVERSATION_SETTINGS_RSP:
+		return new(ConversationSettingsResponse)
+	case CommandType_CMD_CONVERSATION_CHANGED_PUSH:
+		return new(ConversationChangedPush)
 	case CommandType_CMD_ERROR_RSP:
 		return new(ErrorResponse)
 	}

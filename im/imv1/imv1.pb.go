@@ -80,6 +80,19 @@ const (
 	// CMD_READ_BY_RSP.
 	CommandType_CMD_READ_BY_REQ CommandType = 513
 	CommandType_CMD_READ_BY_RSP CommandType = 514
+	// Extension: the conversation list and each user's own settings of her
+	// conversations (docs/PROTOCOL.md, section 20). Body
+	// ConversationListRequest; answered by CMD_CONVERSATION_LIST_RSP.
+	CommandType_CMD_CONVERSATION_LIST_REQ CommandType = 520
+	CommandType_CMD_CONVERSATION_LIST_RSP CommandType = 521
+	// Extension: pin, mute, hide, clear history. Body
+	// ConversationSettingsRequest; answered by
+	// CMD_CONVERSATION_SETTINGS_RSP.
+	CommandType_CMD_CONVERSATION_SETTINGS_REQ CommandType = 522
+	CommandType_CMD_CONVERSATION_SETTINGS_RSP CommandType = 523
+	// Extension: sent only to a connection that subscribed with a
+	// ConversationListRequest. Body: ConversationChangedPush.
+	CommandType_CMD_CONVERSATION_CHANGED_PUSH CommandType = 524
 	// Extension: the answer to a request that cannot be answered in its own
 	// response type (an unknown or unsupported command, an undecodable body).
 	// Its sequence echoes the request's. Body: ErrorResponse.
@@ -127,48 +140,58 @@ var (
 		512: "CMD_DELIVERY_RECEIPT_PUSH",
 		513: "CMD_READ_BY_REQ",
 		514: "CMD_READ_BY_RSP",
+		520: "CMD_CONVERSATION_LIST_REQ",
+		521: "CMD_CONVERSATION_LIST_RSP",
+		522: "CMD_CONVERSATION_SETTINGS_REQ",
+		523: "CMD_CONVERSATION_SETTINGS_RSP",
+		524: "CMD_CONVERSATION_CHANGED_PUSH",
 		900: "CMD_ERROR_RSP",
 	}
 	CommandType_value = map[string]int32{
-		"CMD_UNKNOWN":               0,
-		"CMD_CONNECT_REQ":           1,
-		"CMD_CONNECT_RSP":           2,
-		"CMD_DISCONNECT_REQ":        3,
-		"CMD_DISCONNECT_RSP":        4,
-		"CMD_HEARTBEAT_REQ":         5,
-		"CMD_HEARTBEAT_RSP":         6,
-		"CMD_AUTH_REQ":              100,
-		"CMD_AUTH_RSP":              101,
-		"CMD_REAUTH_REQ":            102,
-		"CMD_REAUTH_RSP":            103,
-		"CMD_KICK_OUT":              104,
-		"CMD_SEND_MSG_REQ":          200,
-		"CMD_SEND_MSG_RSP":          201,
-		"CMD_PUSH_MSG":              202,
-		"CMD_MSG_ACK":               203,
-		"CMD_BATCH_MSG":             204,
-		"CMD_REVOKE_MSG_REQ":        205,
-		"CMD_REVOKE_MSG_RSP":        206,
-		"CMD_REVOKE_MSG_PUSH":       207,
-		"CMD_BATCH_SYNC_REQ":        300,
-		"CMD_BATCH_SYNC_RSP":        301,
-		"CMD_SYNC_FINISHED":         302,
-		"CMD_SYNC_RANGE_REQ":        303,
-		"CMD_SYNC_RANGE_RSP":        304,
-		"CMD_ONLINE_STATUS_REQ":     400,
-		"CMD_ONLINE_STATUS_RSP":     401,
-		"CMD_STATUS_CHANGE_PUSH":    402,
-		"CMD_READ_RECEIPT_REQ":      500,
-		"CMD_READ_RECEIPT_RSP":      501,
-		"CMD_READ_RECEIPT_PUSH":     502,
-		"CMD_TYPING_STATUS_REQ":     600,
-		"CMD_TYPING_STATUS_PUSH":    601,
-		"CMD_READ_STATE_REQ":        510,
-		"CMD_READ_STATE_RSP":        511,
-		"CMD_DELIVERY_RECEIPT_PUSH": 512,
-		"CMD_READ_BY_REQ":           513,
-		"CMD_READ_BY_RSP":           514,
-		"CMD_ERROR_RSP":             900,
+		"CMD_UNKNOWN":                   0,
+		"CMD_CONNECT_REQ":               1,
+		"CMD_CONNECT_RSP":               2,
+		"CMD_DISCONNECT_REQ":            3,
+		"CMD_DISCONNECT_RSP":            4,
+		"CMD_HEARTBEAT_REQ":             5,
+		"CMD_HEARTBEAT_RSP":             6,
+		"CMD_AUTH_REQ":                  100,
+		"CMD_AUTH_RSP":                  101,
+		"CMD_REAUTH_REQ":                102,
+		"CMD_REAUTH_RSP":                103,
+		"CMD_KICK_OUT":                  104,
+		"CMD_SEND_MSG_REQ":              200,
+		"CMD_SEND_MSG_RSP":              201,
+		"CMD_PUSH_MSG":                  202,
+		"CMD_MSG_ACK":                   203,
+		"CMD_BATCH_MSG":                 204,
+		"CMD_REVOKE_MSG_REQ":            205,
+		"CMD_REVOKE_MSG_RSP":            206,
+		"CMD_REVOKE_MSG_PUSH":           207,
+		"CMD_BATCH_SYNC_REQ":            300,
+		"CMD_BATCH_SYNC_RSP":            301,
+		"CMD_SYNC_FINISHED":             302,
+		"CMD_SYNC_RANGE_REQ":            303,
+		"CMD_SYNC_RANGE_RSP":            304,
+		"CMD_ONLINE_STATUS_REQ":         400,
+		"CMD_ONLINE_STATUS_RSP":         401,
+		"CMD_STATUS_CHANGE_PUSH":        402,
+		"CMD_READ_RECEIPT_REQ":          500,
+		"CMD_READ_RECEIPT_RSP":          501,
+		"CMD_READ_RECEIPT_PUSH":         502,
+		"CMD_TYPING_STATUS_REQ":         600,
+		"CMD_TYPING_STATUS_PUSH":        601,
+		"CMD_READ_STATE_REQ":            510,
+		"CMD_READ_STATE_RSP":            511,
+		"CMD_DELIVERY_RECEIPT_PUSH":     512,
+		"CMD_READ_BY_REQ":               513,
+		"CMD_READ_BY_RSP":               514,
+		"CMD_CONVERSATION_LIST_REQ":     520,
+		"CMD_CONVERSATION_LIST_RSP":     521,
+		"CMD_CONVERSATION_SETTINGS_REQ": 522,
+		"CMD_CONVERSATION_SETTINGS_RSP": 523,
+		"CMD_CONVERSATION_CHANGED_PUSH": 524,
+		"CMD_ERROR_RSP":                 900,
 	}
 )
 
@@ -369,6 +392,57 @@ func (x ReceiptSubscribe) Number() protoreflect.EnumNumber {
 // Deprecated: Use ReceiptSubscribe.Descriptor instead.
 func (ReceiptSubscribe) EnumDescriptor() ([]byte, []int) {
 	return file_imv1_proto_rawDescGZIP(), []int{3}
+}
+
+// Extension: what a ConversationListRequest does to the connection's
+// subscription to CONVERSATION_CHANGED_PUSH besides answering.
+type ConversationChanges int32
+
+const (
+	ConversationChanges_CONVERSATION_CHANGES_UNCHANGED   ConversationChanges = 0
+	ConversationChanges_CONVERSATION_CHANGES_SUBSCRIBE   ConversationChanges = 1
+	ConversationChanges_CONVERSATION_CHANGES_UNSUBSCRIBE ConversationChanges = 2
+)
+
+// Enum value maps for ConversationChanges.
+var (
+	ConversationChanges_name = map[int32]string{
+		0: "CONVERSATION_CHANGES_UNCHANGED",
+		1: "CONVERSATION_CHANGES_SUBSCRIBE",
+		2: "CONVERSATION_CHANGES_UNSUBSCRIBE",
+	}
+	ConversationChanges_value = map[string]int32{
+		"CONVERSATION_CHANGES_UNCHANGED":   0,
+		"CONVERSATION_CHANGES_SUBSCRIBE":   1,
+		"CONVERSATION_CHANGES_UNSUBSCRIBE": 2,
+	}
+)
+
+func (x ConversationChanges) Enum() *ConversationChanges {
+	p := new(ConversationChanges)
+	*p = x
+	return p
+}
+
+func (x ConversationChanges) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (ConversationChanges) Descriptor() protoreflect.EnumDescriptor {
+	return file_imv1_proto_enumTypes[4].Descriptor()
+}
+
+func (ConversationChanges) Type() protoreflect.EnumType {
+	return &file_imv1_proto_enumTypes[4]
+}
+
+func (x ConversationChanges) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use ConversationChanges.Descriptor instead.
+func (ConversationChanges) EnumDescriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{4}
 }
 
 // WebSocketMessage is the envelope of every binary WebSocket message.
@@ -3079,6 +3153,599 @@ func (x *ReadByResponse) GetListed() bool {
 	return false
 }
 
+// Extension (CMD_CONVERSATION_LIST_REQ): a page of the asking user's
+// conversations, pinned first, then the most recently updated, and, with
+// changes, a subscription of this connection to CONVERSATION_CHANGED_PUSH.
+type ConversationListRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// At most this many conversations: 0 means 50, more than 200 means 200.
+	Limit int32 `protobuf:"varint,1,opt,name=limit,proto3" json:"limit,omitempty"`
+	// next_cursor of the previous page, to go on with the same listing;
+	// empty for the first page.
+	Cursor string `protobuf:"bytes,2,opt,name=cursor,proto3" json:"cursor,omitempty"`
+	// version of an earlier listing (milliseconds): only the conversations
+	// updated after it, hidden ones included (hidden is set). 0 lists every
+	// conversation that is not hidden.
+	Since         int64               `protobuf:"varint,3,opt,name=since,proto3" json:"since,omitempty"`
+	Changes       ConversationChanges `protobuf:"varint,4,opt,name=changes,proto3,enum=imserver.v1.ConversationChanges" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConversationListRequest) Reset() {
+	*x = ConversationListRequest{}
+	mi := &file_imv1_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationListRequest) ProtoMessage() {}
+
+func (x *ConversationListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationListRequest.ProtoReflect.Descriptor instead.
+func (*ConversationListRequest) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *ConversationListRequest) GetLimit() int32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+func (x *ConversationListRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
+	}
+	return ""
+}
+
+func (x *ConversationListRequest) GetSince() int64 {
+	if x != nil {
+		return x.Since
+	}
+	return 0
+}
+
+func (x *ConversationListRequest) GetChanges() ConversationChanges {
+	if x != nil {
+		return x.Changes
+	}
+	return ConversationChanges_CONVERSATION_CHANGES_UNCHANGED
+}
+
+// Extension (CMD_CONVERSATION_LIST_RSP).
+type ConversationListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ErrorCode     ErrorCode              `protobuf:"varint,1,opt,name=error_code,json=errorCode,proto3,enum=imserver.v1.ErrorCode" json:"error_code,omitempty"`
+	ErrorMsg      string                 `protobuf:"bytes,2,opt,name=error_msg,json=errorMsg,proto3" json:"error_msg,omitempty"`
+	Conversations []*ConversationInfo    `protobuf:"bytes,3,rep,name=conversations,proto3" json:"conversations,omitempty"`
+	// Set when there are more: send it as cursor for the next page. Empty on
+	// the last page.
+	NextCursor string `protobuf:"bytes,4,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
+	// Keep it, and send it as since in a later request for what changed
+	// meanwhile. The same on every page of one listing.
+	Version int64 `protobuf:"varint,5,opt,name=version,proto3" json:"version,omitempty"`
+	// Whether read_seq, unread and mentioned are known: false when the
+	// server keeps no read positions, and they are then 0.
+	ReadState     bool `protobuf:"varint,6,opt,name=read_state,json=readState,proto3" json:"read_state,omitempty"`
+	Changes       bool `protobuf:"varint,7,opt,name=changes,proto3" json:"changes,omitempty"` // whether this connection is subscribed after the request
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConversationListResponse) Reset() {
+	*x = ConversationListResponse{}
+	mi := &file_imv1_proto_msgTypes[41]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationListResponse) ProtoMessage() {}
+
+func (x *ConversationListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[41]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationListResponse.ProtoReflect.Descriptor instead.
+func (*ConversationListResponse) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{41}
+}
+
+func (x *ConversationListResponse) GetErrorCode() ErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ErrorCode_ERR_SUCCESS
+}
+
+func (x *ConversationListResponse) GetErrorMsg() string {
+	if x != nil {
+		return x.ErrorMsg
+	}
+	return ""
+}
+
+func (x *ConversationListResponse) GetConversations() []*ConversationInfo {
+	if x != nil {
+		return x.Conversations
+	}
+	return nil
+}
+
+func (x *ConversationListResponse) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
+func (x *ConversationListResponse) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *ConversationListResponse) GetReadState() bool {
+	if x != nil {
+		return x.ReadState
+	}
+	return false
+}
+
+func (x *ConversationListResponse) GetChanges() bool {
+	if x != nil {
+		return x.Changes
+	}
+	return false
+}
+
+// Extension: one conversation as the asking user sees it.
+type ConversationInfo struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId   string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	ConversationType int32                  `protobuf:"varint,2,opt,name=conversation_type,json=conversationType,proto3" json:"conversation_type,omitempty"` // 1 single, 2 group, 4 system
+	// The newest message (a tombstone if it was recalled); absent when the
+	// conversation has none she may read, such as after clearing it.
+	LastMessage   *MessageInfo `protobuf:"bytes,3,opt,name=last_message,json=lastMessage,proto3" json:"last_message,omitempty"`
+	MaxSeq        int64        `protobuf:"varint,4,opt,name=max_seq,json=maxSeq,proto3" json:"max_seq,omitempty"`
+	ReadSeq       int64        `protobuf:"varint,5,opt,name=read_seq,json=readSeq,proto3" json:"read_seq,omitempty"`
+	Unread        int64        `protobuf:"varint,6,opt,name=unread,proto3" json:"unread,omitempty"`       // messages after read_seq she may read, cleared ones excepted
+	Mentioned     bool         `protobuf:"varint,7,opt,name=mentioned,proto3" json:"mentioned,omitempty"` // an unread message mentions her
+	Pinned        bool         `protobuf:"varint,8,opt,name=pinned,proto3" json:"pinned,omitempty"`
+	Muted         bool         `protobuf:"varint,9,opt,name=muted,proto3" json:"muted,omitempty"`
+	Hidden        bool         `protobuf:"varint,10,opt,name=hidden,proto3" json:"hidden,omitempty"`                                // only in a listing with since: drop it from the list
+	ClearedUpTo   int64        `protobuf:"varint,11,opt,name=cleared_up_to,json=clearedUpTo,proto3" json:"cleared_up_to,omitempty"` // her history up to this seq is cleared
+	UpdatedAt     int64        `protobuf:"varint,12,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`         // milliseconds; what the list is sorted by
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConversationInfo) Reset() {
+	*x = ConversationInfo{}
+	mi := &file_imv1_proto_msgTypes[42]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationInfo) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationInfo) ProtoMessage() {}
+
+func (x *ConversationInfo) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[42]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationInfo.ProtoReflect.Descriptor instead.
+func (*ConversationInfo) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{42}
+}
+
+func (x *ConversationInfo) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ConversationInfo) GetConversationType() int32 {
+	if x != nil {
+		return x.ConversationType
+	}
+	return 0
+}
+
+func (x *ConversationInfo) GetLastMessage() *MessageInfo {
+	if x != nil {
+		return x.LastMessage
+	}
+	return nil
+}
+
+func (x *ConversationInfo) GetMaxSeq() int64 {
+	if x != nil {
+		return x.MaxSeq
+	}
+	return 0
+}
+
+func (x *ConversationInfo) GetReadSeq() int64 {
+	if x != nil {
+		return x.ReadSeq
+	}
+	return 0
+}
+
+func (x *ConversationInfo) GetUnread() int64 {
+	if x != nil {
+		return x.Unread
+	}
+	return 0
+}
+
+func (x *ConversationInfo) GetMentioned() bool {
+	if x != nil {
+		return x.Mentioned
+	}
+	return false
+}
+
+func (x *ConversationInfo) GetPinned() bool {
+	if x != nil {
+		return x.Pinned
+	}
+	return false
+}
+
+func (x *ConversationInfo) GetMuted() bool {
+	if x != nil {
+		return x.Muted
+	}
+	return false
+}
+
+func (x *ConversationInfo) GetHidden() bool {
+	if x != nil {
+		return x.Hidden
+	}
+	return false
+}
+
+func (x *ConversationInfo) GetClearedUpTo() int64 {
+	if x != nil {
+		return x.ClearedUpTo
+	}
+	return 0
+}
+
+func (x *ConversationInfo) GetUpdatedAt() int64 {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return 0
+}
+
+// Extension (CMD_CONVERSATION_SETTINGS_REQ): changes the asking user's own
+// settings of one conversation. Fields left out stay as they are.
+type ConversationSettingsRequest struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Pinned         *bool                  `protobuf:"varint,2,opt,name=pinned,proto3,oneof" json:"pinned,omitempty"`
+	Muted          *bool                  `protobuf:"varint,3,opt,name=muted,proto3,oneof" json:"muted,omitempty"`
+	// true hides the conversation up to its newest message, until the next
+	// one; false shows it again.
+	Hidden *bool `protobuf:"varint,4,opt,name=hidden,proto3,oneof" json:"hidden,omitempty"`
+	// Clears her history up to this seq (it only moves forward; 0 leaves it).
+	ClearUpTo int64 `protobuf:"varint,5,opt,name=clear_up_to,json=clearUpTo,proto3" json:"clear_up_to,omitempty"`
+	// Clears her history up to the newest message. Not with clear_up_to.
+	ClearAll      bool `protobuf:"varint,6,opt,name=clear_all,json=clearAll,proto3" json:"clear_all,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConversationSettingsRequest) Reset() {
+	*x = ConversationSettingsRequest{}
+	mi := &file_imv1_proto_msgTypes[43]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationSettingsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationSettingsRequest) ProtoMessage() {}
+
+func (x *ConversationSettingsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[43]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationSettingsRequest.ProtoReflect.Descriptor instead.
+func (*ConversationSettingsRequest) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{43}
+}
+
+func (x *ConversationSettingsRequest) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ConversationSettingsRequest) GetPinned() bool {
+	if x != nil && x.Pinned != nil {
+		return *x.Pinned
+	}
+	return false
+}
+
+func (x *ConversationSettingsRequest) GetMuted() bool {
+	if x != nil && x.Muted != nil {
+		return *x.Muted
+	}
+	return false
+}
+
+func (x *ConversationSettingsRequest) GetHidden() bool {
+	if x != nil && x.Hidden != nil {
+		return *x.Hidden
+	}
+	return false
+}
+
+func (x *ConversationSettingsRequest) GetClearUpTo() int64 {
+	if x != nil {
+		return x.ClearUpTo
+	}
+	return 0
+}
+
+func (x *ConversationSettingsRequest) GetClearAll() bool {
+	if x != nil {
+		return x.ClearAll
+	}
+	return false
+}
+
+// Extension (CMD_CONVERSATION_SETTINGS_RSP).
+type ConversationSettingsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ErrorCode     ErrorCode              `protobuf:"varint,1,opt,name=error_code,json=errorCode,proto3,enum=imserver.v1.ErrorCode" json:"error_code,omitempty"`
+	ErrorMsg      string                 `protobuf:"bytes,2,opt,name=error_msg,json=errorMsg,proto3" json:"error_msg,omitempty"`
+	Settings      *ConversationSettings  `protobuf:"bytes,3,opt,name=settings,proto3" json:"settings,omitempty"` // after the change
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConversationSettingsResponse) Reset() {
+	*x = ConversationSettingsResponse{}
+	mi := &file_imv1_proto_msgTypes[44]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationSettingsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationSettingsResponse) ProtoMessage() {}
+
+func (x *ConversationSettingsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[44]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationSettingsResponse.ProtoReflect.Descriptor instead.
+func (*ConversationSettingsResponse) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{44}
+}
+
+func (x *ConversationSettingsResponse) GetErrorCode() ErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ErrorCode_ERR_SUCCESS
+}
+
+func (x *ConversationSettingsResponse) GetErrorMsg() string {
+	if x != nil {
+		return x.ErrorMsg
+	}
+	return ""
+}
+
+func (x *ConversationSettingsResponse) GetSettings() *ConversationSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
+// Extension: one user's own settings of one conversation.
+type ConversationSettings struct {
+	state          protoimpl.MessageState `protogen:"open.v1"`
+	ConversationId string                 `protobuf:"bytes,1,opt,name=conversation_id,json=conversationId,proto3" json:"conversation_id,omitempty"`
+	Pinned         bool                   `protobuf:"varint,2,opt,name=pinned,proto3" json:"pinned,omitempty"`
+	Muted          bool                   `protobuf:"varint,3,opt,name=muted,proto3" json:"muted,omitempty"`
+	HiddenUpTo     int64                  `protobuf:"varint,4,opt,name=hidden_up_to,json=hiddenUpTo,proto3" json:"hidden_up_to,omitempty"`    // hidden while max_seq is at most this; 0 shown
+	ClearedUpTo    int64                  `protobuf:"varint,5,opt,name=cleared_up_to,json=clearedUpTo,proto3" json:"cleared_up_to,omitempty"` // nothing up to this seq is hers to read
+	UpdatedAt      int64                  `protobuf:"varint,6,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`         // milliseconds
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *ConversationSettings) Reset() {
+	*x = ConversationSettings{}
+	mi := &file_imv1_proto_msgTypes[45]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationSettings) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationSettings) ProtoMessage() {}
+
+func (x *ConversationSettings) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[45]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationSettings.ProtoReflect.Descriptor instead.
+func (*ConversationSettings) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{45}
+}
+
+func (x *ConversationSettings) GetConversationId() string {
+	if x != nil {
+		return x.ConversationId
+	}
+	return ""
+}
+
+func (x *ConversationSettings) GetPinned() bool {
+	if x != nil {
+		return x.Pinned
+	}
+	return false
+}
+
+func (x *ConversationSettings) GetMuted() bool {
+	if x != nil {
+		return x.Muted
+	}
+	return false
+}
+
+func (x *ConversationSettings) GetHiddenUpTo() int64 {
+	if x != nil {
+		return x.HiddenUpTo
+	}
+	return 0
+}
+
+func (x *ConversationSettings) GetClearedUpTo() int64 {
+	if x != nil {
+		return x.ClearedUpTo
+	}
+	return 0
+}
+
+func (x *ConversationSettings) GetUpdatedAt() int64 {
+	if x != nil {
+		return x.UpdatedAt
+	}
+	return 0
+}
+
+// Extension (CMD_CONVERSATION_CHANGED_PUSH): the user changed her settings
+// of a conversation, on another device or through the server's host.
+type ConversationChangedPush struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Settings      *ConversationSettings  `protobuf:"bytes,1,opt,name=settings,proto3" json:"settings,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ConversationChangedPush) Reset() {
+	*x = ConversationChangedPush{}
+	mi := &file_imv1_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ConversationChangedPush) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ConversationChangedPush) ProtoMessage() {}
+
+func (x *ConversationChangedPush) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ConversationChangedPush.ProtoReflect.Descriptor instead.
+func (*ConversationChangedPush) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *ConversationChangedPush) GetSettings() *ConversationSettings {
+	if x != nil {
+		return x.Settings
+	}
+	return nil
+}
+
 var File_imv1_proto protoreflect.FileDescriptor
 
 const file_imv1_proto_rawDesc = "" +
@@ -3317,7 +3984,64 @@ const file_imv1_proto_rawDesc = "" +
 	"\funread_count\x18\x05 \x01(\x05R\vunreadCount\x12\"\n" +
 	"\rread_user_ids\x18\x06 \x03(\tR\vreadUserIds\x12&\n" +
 	"\x0funread_user_ids\x18\a \x03(\tR\runreadUserIds\x12\x16\n" +
-	"\x06listed\x18\b \x01(\bR\x06listed*\xa5\a\n" +
+	"\x06listed\x18\b \x01(\bR\x06listed\"\x99\x01\n" +
+	"\x17ConversationListRequest\x12\x14\n" +
+	"\x05limit\x18\x01 \x01(\x05R\x05limit\x12\x16\n" +
+	"\x06cursor\x18\x02 \x01(\tR\x06cursor\x12\x14\n" +
+	"\x05since\x18\x03 \x01(\x03R\x05since\x12:\n" +
+	"\achanges\x18\x04 \x01(\x0e2 .imserver.v1.ConversationChangesR\achanges\"\xa7\x02\n" +
+	"\x18ConversationListResponse\x125\n" +
+	"\n" +
+	"error_code\x18\x01 \x01(\x0e2\x16.imserver.v1.ErrorCodeR\terrorCode\x12\x1b\n" +
+	"\terror_msg\x18\x02 \x01(\tR\berrorMsg\x12C\n" +
+	"\rconversations\x18\x03 \x03(\v2\x1d.imserver.v1.ConversationInfoR\rconversations\x12\x1f\n" +
+	"\vnext_cursor\x18\x04 \x01(\tR\n" +
+	"nextCursor\x12\x18\n" +
+	"\aversion\x18\x05 \x01(\x03R\aversion\x12\x1d\n" +
+	"\n" +
+	"read_state\x18\x06 \x01(\bR\treadState\x12\x18\n" +
+	"\achanges\x18\a \x01(\bR\achanges\"\x98\x03\n" +
+	"\x10ConversationInfo\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12+\n" +
+	"\x11conversation_type\x18\x02 \x01(\x05R\x10conversationType\x12;\n" +
+	"\flast_message\x18\x03 \x01(\v2\x18.imserver.v1.MessageInfoR\vlastMessage\x12\x17\n" +
+	"\amax_seq\x18\x04 \x01(\x03R\x06maxSeq\x12\x19\n" +
+	"\bread_seq\x18\x05 \x01(\x03R\areadSeq\x12\x16\n" +
+	"\x06unread\x18\x06 \x01(\x03R\x06unread\x12\x1c\n" +
+	"\tmentioned\x18\a \x01(\bR\tmentioned\x12\x16\n" +
+	"\x06pinned\x18\b \x01(\bR\x06pinned\x12\x14\n" +
+	"\x05muted\x18\t \x01(\bR\x05muted\x12\x16\n" +
+	"\x06hidden\x18\n" +
+	" \x01(\bR\x06hidden\x12\"\n" +
+	"\rcleared_up_to\x18\v \x01(\x03R\vclearedUpTo\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\f \x01(\x03R\tupdatedAt\"\xf8\x01\n" +
+	"\x1bConversationSettingsRequest\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x1b\n" +
+	"\x06pinned\x18\x02 \x01(\bH\x00R\x06pinned\x88\x01\x01\x12\x19\n" +
+	"\x05muted\x18\x03 \x01(\bH\x01R\x05muted\x88\x01\x01\x12\x1b\n" +
+	"\x06hidden\x18\x04 \x01(\bH\x02R\x06hidden\x88\x01\x01\x12\x1e\n" +
+	"\vclear_up_to\x18\x05 \x01(\x03R\tclearUpTo\x12\x1b\n" +
+	"\tclear_all\x18\x06 \x01(\bR\bclearAllB\t\n" +
+	"\a_pinnedB\b\n" +
+	"\x06_mutedB\t\n" +
+	"\a_hidden\"\xb1\x01\n" +
+	"\x1cConversationSettingsResponse\x125\n" +
+	"\n" +
+	"error_code\x18\x01 \x01(\x0e2\x16.imserver.v1.ErrorCodeR\terrorCode\x12\x1b\n" +
+	"\terror_msg\x18\x02 \x01(\tR\berrorMsg\x12=\n" +
+	"\bsettings\x18\x03 \x01(\v2!.imserver.v1.ConversationSettingsR\bsettings\"\xd2\x01\n" +
+	"\x14ConversationSettings\x12'\n" +
+	"\x0fconversation_id\x18\x01 \x01(\tR\x0econversationId\x12\x16\n" +
+	"\x06pinned\x18\x02 \x01(\bR\x06pinned\x12\x14\n" +
+	"\x05muted\x18\x03 \x01(\bR\x05muted\x12 \n" +
+	"\fhidden_up_to\x18\x04 \x01(\x03R\n" +
+	"hiddenUpTo\x12\"\n" +
+	"\rcleared_up_to\x18\x05 \x01(\x03R\vclearedUpTo\x12\x1d\n" +
+	"\n" +
+	"updated_at\x18\x06 \x01(\x03R\tupdatedAt\"X\n" +
+	"\x17ConversationChangedPush\x12=\n" +
+	"\bsettings\x18\x01 \x01(\v2!.imserver.v1.ConversationSettingsR\bsettings*\xd1\b\n" +
 	"\vCommandType\x12\x0f\n" +
 	"\vCMD_UNKNOWN\x10\x00\x12\x13\n" +
 	"\x0fCMD_CONNECT_REQ\x10\x01\x12\x13\n" +
@@ -3356,7 +4080,12 @@ const file_imv1_proto_rawDesc = "" +
 	"\x12CMD_READ_STATE_RSP\x10\xff\x03\x12\x1e\n" +
 	"\x19CMD_DELIVERY_RECEIPT_PUSH\x10\x80\x04\x12\x14\n" +
 	"\x0fCMD_READ_BY_REQ\x10\x81\x04\x12\x14\n" +
-	"\x0fCMD_READ_BY_RSP\x10\x82\x04\x12\x12\n" +
+	"\x0fCMD_READ_BY_RSP\x10\x82\x04\x12\x1e\n" +
+	"\x19CMD_CONVERSATION_LIST_REQ\x10\x88\x04\x12\x1e\n" +
+	"\x19CMD_CONVERSATION_LIST_RSP\x10\x89\x04\x12\"\n" +
+	"\x1dCMD_CONVERSATION_SETTINGS_REQ\x10\x8a\x04\x12\"\n" +
+	"\x1dCMD_CONVERSATION_SETTINGS_RSP\x10\x8b\x04\x12\"\n" +
+	"\x1dCMD_CONVERSATION_CHANGED_PUSH\x10\x8c\x04\x12\x12\n" +
 	"\rCMD_ERROR_RSP\x10\x84\a*\xf8\x01\n" +
 	"\tErrorCode\x12\x0f\n" +
 	"\vERR_SUCCESS\x10\x00\x12\x0f\n" +
@@ -3376,7 +4105,11 @@ const file_imv1_proto_rawDesc = "" +
 	"\x10ReceiptSubscribe\x12\x16\n" +
 	"\x12RECEIPTS_UNCHANGED\x10\x00\x12\x16\n" +
 	"\x12RECEIPTS_SUBSCRIBE\x10\x01\x12\x18\n" +
-	"\x14RECEIPTS_UNSUBSCRIBE\x10\x02B&Z$github.com/imserver/imserver/im/imv1b\x06proto3"
+	"\x14RECEIPTS_UNSUBSCRIBE\x10\x02*\x83\x01\n" +
+	"\x13ConversationChanges\x12\"\n" +
+	"\x1eCONVERSATION_CHANGES_UNCHANGED\x10\x00\x12\"\n" +
+	"\x1eCONVERSATION_CHANGES_SUBSCRIBE\x10\x01\x12$\n" +
+	" CONVERSATION_CHANGES_UNSUBSCRIBE\x10\x02B&Z$github.com/imserver/imserver/im/imv1b\x06proto3"
 
 var (
 	file_imv1_proto_rawDescOnce sync.Once
@@ -3390,88 +4123,103 @@ func file_imv1_proto_rawDescGZIP() []byte {
 	return file_imv1_proto_rawDescData
 }
 
-var file_imv1_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_imv1_proto_msgTypes = make([]protoimpl.MessageInfo, 41)
+var file_imv1_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
+var file_imv1_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_imv1_proto_goTypes = []any{
-	(CommandType)(0),              // 0: imserver.v1.CommandType
-	(ErrorCode)(0),                // 1: imserver.v1.ErrorCode
-	(PresenceSubscribe)(0),        // 2: imserver.v1.PresenceSubscribe
-	(ReceiptSubscribe)(0),         // 3: imserver.v1.ReceiptSubscribe
-	(*WebSocketMessage)(nil),      // 4: imserver.v1.WebSocketMessage
-	(*ConnectRequest)(nil),        // 5: imserver.v1.ConnectRequest
-	(*ConnectResponse)(nil),       // 6: imserver.v1.ConnectResponse
-	(*HeartbeatRequest)(nil),      // 7: imserver.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),     // 8: imserver.v1.HeartbeatResponse
-	(*AuthRequest)(nil),           // 9: imserver.v1.AuthRequest
-	(*AuthResponse)(nil),          // 10: imserver.v1.AuthResponse
-	(*KickOutNotification)(nil),   // 11: imserver.v1.KickOutNotification
-	(*MessageInfo)(nil),           // 12: imserver.v1.MessageInfo
-	(*SendMessageRequest)(nil),    // 13: imserver.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),   // 14: imserver.v1.SendMessageResponse
-	(*PushMessage)(nil),           // 15: imserver.v1.PushMessage
-	(*MessageAck)(nil),            // 16: imserver.v1.MessageAck
-	(*BatchMessages)(nil),         // 17: imserver.v1.BatchMessages
-	(*RevokeMessageRequest)(nil),  // 18: imserver.v1.RevokeMessageRequest
-	(*RevokeMessageResponse)(nil), // 19: imserver.v1.RevokeMessageResponse
-	(*RevokeMessagePush)(nil),     // 20: imserver.v1.RevokeMessagePush
-	(*ConversationSyncState)(nil), // 21: imserver.v1.ConversationSyncState
-	(*BatchSyncRequest)(nil),      // 22: imserver.v1.BatchSyncRequest
-	(*ConversationMessages)(nil),  // 23: imserver.v1.ConversationMessages
-	(*BatchSyncResponse)(nil),     // 24: imserver.v1.BatchSyncResponse
-	(*SyncRangeRequest)(nil),      // 25: imserver.v1.SyncRangeRequest
-	(*SyncRangeResponse)(nil),     // 26: imserver.v1.SyncRangeResponse
-	(*ReadReceiptRequest)(nil),    // 27: imserver.v1.ReadReceiptRequest
-	(*ReadReceiptResponse)(nil),   // 28: imserver.v1.ReadReceiptResponse
-	(*ReadReceiptPush)(nil),       // 29: imserver.v1.ReadReceiptPush
-	(*TypingStatusRequest)(nil),   // 30: imserver.v1.TypingStatusRequest
-	(*TypingStatusPush)(nil),      // 31: imserver.v1.TypingStatusPush
-	(*OnlineStatusRequest)(nil),   // 32: imserver.v1.OnlineStatusRequest
-	(*OnlineStatusResponse)(nil),  // 33: imserver.v1.OnlineStatusResponse
-	(*UserStatus)(nil),            // 34: imserver.v1.UserStatus
-	(*DeviceStatus)(nil),          // 35: imserver.v1.DeviceStatus
-	(*StatusChangePush)(nil),      // 36: imserver.v1.StatusChangePush
-	(*ErrorResponse)(nil),         // 37: imserver.v1.ErrorResponse
-	(*ReadStateRequest)(nil),      // 38: imserver.v1.ReadStateRequest
-	(*ReadStateResponse)(nil),     // 39: imserver.v1.ReadStateResponse
-	(*ConversationReadState)(nil), // 40: imserver.v1.ConversationReadState
-	(*DeliveryReceiptPush)(nil),   // 41: imserver.v1.DeliveryReceiptPush
-	(*ReadByRequest)(nil),         // 42: imserver.v1.ReadByRequest
-	(*ReadByResponse)(nil),        // 43: imserver.v1.ReadByResponse
-	nil,                           // 44: imserver.v1.ConnectRequest.ExtraEntry
+	(CommandType)(0),                     // 0: imserver.v1.CommandType
+	(ErrorCode)(0),                       // 1: imserver.v1.ErrorCode
+	(PresenceSubscribe)(0),               // 2: imserver.v1.PresenceSubscribe
+	(ReceiptSubscribe)(0),                // 3: imserver.v1.ReceiptSubscribe
+	(ConversationChanges)(0),             // 4: imserver.v1.ConversationChanges
+	(*WebSocketMessage)(nil),             // 5: imserver.v1.WebSocketMessage
+	(*ConnectRequest)(nil),               // 6: imserver.v1.ConnectRequest
+	(*ConnectResponse)(nil),              // 7: imserver.v1.ConnectResponse
+	(*HeartbeatRequest)(nil),             // 8: imserver.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 9: imserver.v1.HeartbeatResponse
+	(*AuthRequest)(nil),                  // 10: imserver.v1.AuthRequest
+	(*AuthResponse)(nil),                 // 11: imserver.v1.AuthResponse
+	(*KickOutNotification)(nil),          // 12: imserver.v1.KickOutNotification
+	(*MessageInfo)(nil),                  // 13: imserver.v1.MessageInfo
+	(*SendMessageRequest)(nil),           // 14: imserver.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),          // 15: imserver.v1.SendMessageResponse
+	(*PushMessage)(nil),                  // 16: imserver.v1.PushMessage
+	(*MessageAck)(nil),                   // 17: imserver.v1.MessageAck
+	(*BatchMessages)(nil),                // 18: imserver.v1.BatchMessages
+	(*RevokeMessageRequest)(nil),         // 19: imserver.v1.RevokeMessageRequest
+	(*RevokeMessageResponse)(nil),        // 20: imserver.v1.RevokeMessageResponse
+	(*RevokeMessagePush)(nil),            // 21: imserver.v1.RevokeMessagePush
+	(*ConversationSyncState)(nil),        // 22: imserver.v1.ConversationSyncState
+	(*BatchSyncRequest)(nil),             // 23: imserver.v1.BatchSyncRequest
+	(*ConversationMessages)(nil),         // 24: imserver.v1.ConversationMessages
+	(*BatchSyncResponse)(nil),            // 25: imserver.v1.BatchSyncResponse
+	(*SyncRangeRequest)(nil),             // 26: imserver.v1.SyncRangeRequest
+	(*SyncRangeResponse)(nil),            // 27: imserver.v1.SyncRangeResponse
+	(*ReadReceiptRequest)(nil),           // 28: imserver.v1.ReadReceiptRequest
+	(*ReadReceiptResponse)(nil),          // 29: imserver.v1.ReadReceiptResponse
+	(*ReadReceiptPush)(nil),              // 30: imserver.v1.ReadReceiptPush
+	(*TypingStatusRequest)(nil),          // 31: imserver.v1.TypingStatusRequest
+	(*TypingStatusPush)(nil),             // 32: imserver.v1.TypingStatusPush
+	(*OnlineStatusRequest)(nil),          // 33: imserver.v1.OnlineStatusRequest
+	(*OnlineStatusResponse)(nil),         // 34: imserver.v1.OnlineStatusResponse
+	(*UserStatus)(nil),                   // 35: imserver.v1.UserStatus
+	(*DeviceStatus)(nil),                 // 36: imserver.v1.DeviceStatus
+	(*StatusChangePush)(nil),             // 37: imserver.v1.StatusChangePush
+	(*ErrorResponse)(nil),                // 38: imserver.v1.ErrorResponse
+	(*ReadStateRequest)(nil),             // 39: imserver.v1.ReadStateRequest
+	(*ReadStateResponse)(nil),            // 40: imserver.v1.ReadStateResponse
+	(*ConversationReadState)(nil),        // 41: imserver.v1.ConversationReadState
+	(*DeliveryReceiptPush)(nil),          // 42: imserver.v1.DeliveryReceiptPush
+	(*ReadByRequest)(nil),                // 43: imserver.v1.ReadByRequest
+	(*ReadByResponse)(nil),               // 44: imserver.v1.ReadByResponse
+	(*ConversationListRequest)(nil),      // 45: imserver.v1.ConversationListRequest
+	(*ConversationListResponse)(nil),     // 46: imserver.v1.ConversationListResponse
+	(*ConversationInfo)(nil),             // 47: imserver.v1.ConversationInfo
+	(*ConversationSettingsRequest)(nil),  // 48: imserver.v1.ConversationSettingsRequest
+	(*ConversationSettingsResponse)(nil), // 49: imserver.v1.ConversationSettingsResponse
+	(*ConversationSettings)(nil),         // 50: imserver.v1.ConversationSettings
+	(*ConversationChangedPush)(nil),      // 51: imserver.v1.ConversationChangedPush
+	nil,                                  // 52: imserver.v1.ConnectRequest.ExtraEntry
 }
 var file_imv1_proto_depIdxs = []int32{
 	0,  // 0: imserver.v1.WebSocketMessage.command:type_name -> imserver.v1.CommandType
-	44, // 1: imserver.v1.ConnectRequest.extra:type_name -> imserver.v1.ConnectRequest.ExtraEntry
+	52, // 1: imserver.v1.ConnectRequest.extra:type_name -> imserver.v1.ConnectRequest.ExtraEntry
 	1,  // 2: imserver.v1.ConnectResponse.error_code:type_name -> imserver.v1.ErrorCode
 	1,  // 3: imserver.v1.AuthResponse.error_code:type_name -> imserver.v1.ErrorCode
-	12, // 4: imserver.v1.SendMessageRequest.message:type_name -> imserver.v1.MessageInfo
+	13, // 4: imserver.v1.SendMessageRequest.message:type_name -> imserver.v1.MessageInfo
 	1,  // 5: imserver.v1.SendMessageResponse.error_code:type_name -> imserver.v1.ErrorCode
-	12, // 6: imserver.v1.PushMessage.message:type_name -> imserver.v1.MessageInfo
-	15, // 7: imserver.v1.BatchMessages.messages:type_name -> imserver.v1.PushMessage
+	13, // 6: imserver.v1.PushMessage.message:type_name -> imserver.v1.MessageInfo
+	16, // 7: imserver.v1.BatchMessages.messages:type_name -> imserver.v1.PushMessage
 	1,  // 8: imserver.v1.RevokeMessageResponse.error_code:type_name -> imserver.v1.ErrorCode
-	21, // 9: imserver.v1.BatchSyncRequest.conversation_states:type_name -> imserver.v1.ConversationSyncState
-	12, // 10: imserver.v1.ConversationMessages.messages:type_name -> imserver.v1.MessageInfo
+	22, // 9: imserver.v1.BatchSyncRequest.conversation_states:type_name -> imserver.v1.ConversationSyncState
+	13, // 10: imserver.v1.ConversationMessages.messages:type_name -> imserver.v1.MessageInfo
 	1,  // 11: imserver.v1.BatchSyncResponse.error_code:type_name -> imserver.v1.ErrorCode
-	23, // 12: imserver.v1.BatchSyncResponse.conversation_messages:type_name -> imserver.v1.ConversationMessages
+	24, // 12: imserver.v1.BatchSyncResponse.conversation_messages:type_name -> imserver.v1.ConversationMessages
 	1,  // 13: imserver.v1.SyncRangeResponse.error_code:type_name -> imserver.v1.ErrorCode
-	12, // 14: imserver.v1.SyncRangeResponse.messages:type_name -> imserver.v1.MessageInfo
+	13, // 14: imserver.v1.SyncRangeResponse.messages:type_name -> imserver.v1.MessageInfo
 	1,  // 15: imserver.v1.ReadReceiptResponse.error_code:type_name -> imserver.v1.ErrorCode
 	2,  // 16: imserver.v1.OnlineStatusRequest.subscribe:type_name -> imserver.v1.PresenceSubscribe
 	1,  // 17: imserver.v1.OnlineStatusResponse.error_code:type_name -> imserver.v1.ErrorCode
-	34, // 18: imserver.v1.OnlineStatusResponse.statuses:type_name -> imserver.v1.UserStatus
-	35, // 19: imserver.v1.UserStatus.devices:type_name -> imserver.v1.DeviceStatus
-	34, // 20: imserver.v1.StatusChangePush.status:type_name -> imserver.v1.UserStatus
+	35, // 18: imserver.v1.OnlineStatusResponse.statuses:type_name -> imserver.v1.UserStatus
+	36, // 19: imserver.v1.UserStatus.devices:type_name -> imserver.v1.DeviceStatus
+	35, // 20: imserver.v1.StatusChangePush.status:type_name -> imserver.v1.UserStatus
 	1,  // 21: imserver.v1.ErrorResponse.error_code:type_name -> imserver.v1.ErrorCode
 	0,  // 22: imserver.v1.ErrorResponse.command:type_name -> imserver.v1.CommandType
 	3,  // 23: imserver.v1.ReadStateRequest.receipts:type_name -> imserver.v1.ReceiptSubscribe
 	1,  // 24: imserver.v1.ReadStateResponse.error_code:type_name -> imserver.v1.ErrorCode
-	40, // 25: imserver.v1.ReadStateResponse.states:type_name -> imserver.v1.ConversationReadState
+	41, // 25: imserver.v1.ReadStateResponse.states:type_name -> imserver.v1.ConversationReadState
 	1,  // 26: imserver.v1.ReadByResponse.error_code:type_name -> imserver.v1.ErrorCode
-	27, // [27:27] is the sub-list for method output_type
-	27, // [27:27] is the sub-list for method input_type
-	27, // [27:27] is the sub-list for extension type_name
-	27, // [27:27] is the sub-list for extension extendee
-	0,  // [0:27] is the sub-list for field type_name
+	4,  // 27: imserver.v1.ConversationListRequest.changes:type_name -> imserver.v1.ConversationChanges
+	1,  // 28: imserver.v1.ConversationListResponse.error_code:type_name -> imserver.v1.ErrorCode
+	47, // 29: imserver.v1.ConversationListResponse.conversations:type_name -> imserver.v1.ConversationInfo
+	13, // 30: imserver.v1.ConversationInfo.last_message:type_name -> imserver.v1.MessageInfo
+	1,  // 31: imserver.v1.ConversationSettingsResponse.error_code:type_name -> imserver.v1.ErrorCode
+	50, // 32: imserver.v1.ConversationSettingsResponse.settings:type_name -> imserver.v1.ConversationSettings
+	50, // 33: imserver.v1.ConversationChangedPush.settings:type_name -> imserver.v1.ConversationSettings
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_imv1_proto_init() }
@@ -3479,13 +4227,14 @@ func file_imv1_proto_init() {
 	if File_imv1_proto != nil {
 		return
 	}
+	file_imv1_proto_msgTypes[43].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_imv1_proto_rawDesc), len(file_imv1_proto_rawDesc)),
-			NumEnums:      4,
-			NumMessages:   41,
+			NumEnums:      5,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

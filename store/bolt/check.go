@@ -34,7 +34,8 @@ const maxProblems = 20
 //     is stored twice;
 //   - the index file belongs to the main file (the same pair id) and has
 //     merged at least what the main file trimmed; every membership names
-//     an existing conversation.
+//     an existing conversation;
+//   - every conversation's settings are sealed and within its max seq.
 //
 // Writes, and the dedup merger, wait while Check runs; reads go on. It
 // reads every page, as a backup does, and looks each message up in the
@@ -211,7 +212,10 @@ func (c *checker) run(ctx context.Context) error {
 		return err
 	}
 	c.checkMembers()
-	return c.checkRecords(ctx)
+	if err := c.checkRecords(ctx); err != nil {
+		return err
+	}
+	return c.checkSettings(ctx)
 }
 
 // convState is a conversation as checkConversations found it.

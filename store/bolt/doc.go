@@ -186,4 +186,9 @@
 // im.SyncStore: a BATCH_SYNC lists the user's conversations and its
 // groups' in one read transaction (two prefix scans and a lookup per
 // group), and reads the messages of all its conversations in another.
+// It implements im.ConversationSettingsStore too: each user's settings of
+// a conversation are one sealed record keyed (user, conversation), in a
+// bucket Open adds to older files, so that her changed settings are one
+// prefix scan; a change is one write transaction, and one that changes
+// nothing is rolled back rather than committed.
 package bolt

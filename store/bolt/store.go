@@ -118,8 +118,8 @@ func allBuckets() [6]string {
 // version, which Open creates when missing. A new area that only adds
 // buckets goes here: older versions of this package ignore them, so they
 // can still open the file.
-func addedBuckets() [3]string {
-	return [...]string{bucketGroups, bucketGroupMembers, bucketUserGroups}
+func addedBuckets() [4]string {
+	return [...]string{bucketGroups, bucketGroupMembers, bucketUserGroups, bucketSettings}
 }
 
 // Open opens the store in the file at path and its dedup index in the file

@@ -26,19 +26,7 @@ func (s *Store) UpdateConversationSettings(ctx context.Context, userID, conv str
 	}
 	k := positionKey{userID, conv}
 	old := s.settingsOf(userID, conv)
-	st := old
-	if ch.Pinned != nil {
-		st.Pinned = *ch.Pinned
-	}
-	if ch.Muted != nil {
-		st.Muted = *ch.Muted
-	}
-	if ch.HiddenUpTo != nil {
-		st.HiddenUpTo = min(*ch.HiddenUpTo, maxSeq)
-	}
-	if ch.ClearedUpTo != nil {
-		st.ClearedUpTo = max(st.ClearedUpTo, min(*ch.ClearedUpTo, maxSeq))
-	}
+	st := ch.Apply(old, maxSeq)
 	if st == old {
 		return st, nil
 	}

@@ -39,9 +39,9 @@
 // # Schema and migrations
 //
 // The tables (conversations, messages, members, accounts, chat_groups,
-// group_members, token_versions, read_states) and their indexes are
-// created by versioned migrations embedded in the package, recorded in a
-// schema_migrations table. New
+// group_members, token_versions, read_states, conversation_settings) and
+// their indexes are created by versioned migrations embedded in the
+// package, recorded in a schema_migrations table. New
 // applies those the database has not seen, under a lock that makes
 // processes starting at once take turns: a PostgreSQL advisory lock, a
 // MySQL named lock, SQLite's write lock. It refuses a database migrated by
@@ -146,4 +146,11 @@
 // database's files until they are reused (PostgreSQL until VACUUM, InnoDB
 // until purge); on SQLite the recall turns secure_delete on, which
 // overwrites it with zeros.
+//
+// It implements im.ConversationSettingsStore too: a change is one
+// transaction that locks the (user, conversation) row (SELECT … FOR
+// UPDATE; on SQLite the write lock), so that changes of different fields
+// from any process lose none of each other; the first change of a pair
+// may lose the race to insert the row, or on MySQL deadlock on the gap,
+// and is then run again.
 package sqlstore

@@ -81,6 +81,8 @@ type queries struct {
 	pgReadStates      string // user id, conversations[] → (conversation_id, positionCols)…
 	pgUpdateReads     string // conversations[], users[], reads[], delivered[], mentioned[], times[] → (conversation_id, user_id, positionCols)…
 	pgPairReadStates  string // conversations[], users[] → (conversation_id, user_id, positionCols)…
+
+	settings settingsQueries // see settings.go
 }
 
 func newQueries(d Dialect, prefix string) queries {
@@ -223,6 +225,7 @@ func newQueries(d Dialect, prefix string) queries {
 			" FROM unnest($1::integer[], $2::text[], $3::bigint[], $4::bigint[]) AS r(i, c, f, t) JOIN " + q.messages +
 			" m ON m.conversation_id = r.c AND m.seq >= r.f AND m.seq <= r.t ORDER BY r.i, m.seq"
 	}
+	q.settings = newSettingsQueries(&q, prefix)
 	return q
 }
 

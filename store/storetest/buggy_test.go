@@ -37,6 +37,8 @@ type buggyStore struct {
 	// the read state of the bugs readStateBug names
 	positions buggyPositions
 	recalls   recallBugs // the recall- and byid- bugs
+	// the conversation settings of the bugs settingsBug names
+	settings buggySettings
 }
 
 var (

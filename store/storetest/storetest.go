@@ -102,7 +102,10 @@
 // implements im.RecallStore is checked in the Recall subtest: a recalled
 // message reads as its tombstone through Messages, MessagesBefore,
 // MessageRanges, MessageByServerID and the dedup of a resend, before and
-// after Reopen, and RevokedAt keeps microseconds like CreatedAt.
+// after Reopen, and RevokedAt keeps microseconds like CreatedAt. One that
+// implements im.ReadStateStore is checked in the ReadState subtest, and
+// one that implements im.ConversationSettingsStore in the Settings
+// subtest, which assumes UpdatedAt keeps microseconds, as above.
 //
 // # Dependencies
 //
@@ -163,6 +166,7 @@ func Run(t *testing.T, h Harness) {
 		{"Sync", testSync},
 		{"ReadState", testReadState},
 		{"Recall", testRecall},
+		{"Settings", testSettings},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })

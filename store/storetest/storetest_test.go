@@ -141,6 +141,20 @@ func TestSuiteDetectsBugs(t *testing.T) {
 		{"no-validation", "Recall/Invalid/ZeroTime"},
 		{"ignore-ctx", "Recall/Cancelled"},
 		{"lose-on-reopen", "Recall/Durability"},
+		{"settings-no-ids", "Settings/Unknown"},
+		{"settings-clears-unset", "Settings/Fields"},
+		{"settings-unclamped", "Settings/Hidden"},
+		{"settings-unclamped", "Settings/Cleared"},
+		{"settings-cleared-backward", "Settings/Cleared"},
+		{"settings-noop-touches", "Settings/NoOp"},
+		{"settings-truncate-ms", "Settings/UpdatedAt"},
+		{"settings-dedups-list", "Settings/ManyConversations"},
+		{"settings-since-inclusive", "Settings/Changed"},
+		{"settings-all-users", "Settings/Changed"},
+		{"settings-racy", "Settings/Concurrent"},
+		{"no-validation", "Settings/Invalid"},
+		{"ignore-ctx", "Settings/Cancelled"},
+		{"lose-on-reopen", "Settings/Durability"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.bug+"/"+tt.failing, func(t *testing.T) {

@@ -141,6 +141,46 @@
 // im.GroupNotice). Answers of these routes are marked Cache-Control:
 // no-store.
 //
+// # Conversation routes
+//
+// Our extensions, served with the group routes and for the user of the
+// bearer token as they are: her conversation list and her own settings of
+// a conversation (im.Server.Conversations and UpdateConversationSettings;
+// docs/PROTOCOL.md explains the list, its order and its cursors).
+//
+//	POST /api/conversation/list      {"limit","cursor","since"}, all
+//	                                 optional (no body is the first page
+//	                                 of 50) → data {"conversations",
+//	                                 "nextCursor","version","readState"}
+//	POST /api/conversation/settings  {"conversationID", and any of
+//	                                 "pinned","muted","hidden",
+//	                                 "clearUpTo","clearAll"} → data
+//	                                 {"conversationID","pinned","muted",
+//	                                 "hiddenUpTo","clearedUpTo","updatedAt"}
+//
+// A listed conversation is {"conversationID","conversationType",
+// "lastMessage","maxSeq","readSeq","unread","mentioned","pinned","muted",
+// "hidden","clearedUpTo","updatedAt"}, pinned ones first, then the most
+// recently updated; lastMessage is null when there is none to show (an
+// empty or cleared conversation), else the socket protocol's MessageInfo
+// in camelCase ({"serverMsgID","clientMsgID","conversationID",
+// "conversationType","senderID","receiverID","groupID","seq",
+// "messageType","content","extra","attachedInfo","sendTime","serverTime",
+// "isRevoked","revokedBy","revokedTime"}) with content in base64. limit
+// is 50 when left out or 0, at most 200; nextCursor, empty on the last
+// page, is sent back as cursor for the next; version, sent back later as
+// since, lists only what changed after it, hidden conversations included
+// (with "hidden":true). readState false means the server keeps no read
+// positions, and readSeq, unread and mentioned are then 0. Times are Unix
+// milliseconds. In settings, "hidden":true hides the conversation up to
+// its newest message (the next one shows it again) and false shows it;
+// clearUpTo clears the caller's history up to a seq, clearAll up to the
+// newest message, for her only: both only move forward, and not together.
+// A body with no change answers the settings as they are. A conversation
+// the caller is not in answers 102, or 202 for an invite-only group, as
+// an unknown group does; a server whose store keeps no settings answers 1
+// "not supported by this server".
+//
 // # Security
 //
 // Passwords and tokens are never logged: request bodies are not logged at

@@ -36,6 +36,8 @@ var fuzzRoutes = []struct {
 	{http.MethodPost, "/api/group/{id}/kick", true},
 	{http.MethodPost, "/api/group/{id}/role", true},
 	{http.MethodPost, "/api/group/{id}/dismiss", true},
+	{http.MethodPost, "/api/conversation/list", true},
+	{http.MethodPost, "/api/conversation/settings", true},
 }
 
 // FuzzJSONBodies sends arbitrary bodies, as application/json, to every
@@ -81,7 +83,9 @@ func FuzzJSONBodies(f *testing.F) {
 			`{"groupName":"n","memberUserIDs":["bob","carol"],"joinPolicy":0}`,
 			`{"groupID":"` + g.ID + `","groupName":null,"joinPolicy":7}`,
 			`{"userIDs":["bob",""]}`, `{"userID":"bob","role":"owner"}`,
-			`{"userIDs":[1e400]}`, `{"a":` + string(bytes.Repeat([]byte("["), 200)),
+			`{"userIDs":[1e400]}`, `{"limit":3,"since":1,"cursor":"YzF8MHwxfDB8MXx4"}`,
+			`{"conversationID":"group_` + g.ID + `","pinned":true,"hidden":true,"clearAll":true}`,
+			`{"conversationID":"single_alice_bob","clearUpTo":9223372036854775807}`, `{"a":` + string(bytes.Repeat([]byte("["), 200)),
 		} {
 			f.Add(uint8(i), []byte(body))
 		}

@@ -134,6 +134,7 @@ func NewHandler(opts Options) http.Handler {
 	}
 	if a.server != nil {
 		a.handleGroups(r)
+		a.handleConversations(r)
 	}
 	return withCORS(r.finish(), opts.AllowedOrigins)
 }
@@ -217,7 +218,7 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	code, msg := codeOf(err)
-	if code == codeInternal {
+	if code == codeInternal && !errors.Is(err, im.ErrUnsupported) {
 		a.log.ErrorContext(r.Context(), "httpapi: request failed", "path", r.URL.Path, "err", err)
 	}
 	if secs, ok := auth.RetryAfter(err); ok {
@@ -248,6 +249,10 @@ func codeOf(err error) (int, string) {
 		code, msg = codeInvalidParam, "invalid parameter"
 	case errors.Is(err, im.ErrLimitExceeded):
 		code, msg = codeInvalidParam, "limit exceeded"
+	case errors.Is(err, im.ErrUnsupported):
+		// A feature the server's store lacks: not a failure to log, and
+		// the message says which.
+		code, msg = codeInternal, "not supported by this server"
 	case errors.Is(err, im.ErrNotFound):
 		// The im package tells a missing user from a missing group by
 		// the code it gives the error.
