@@ -186,6 +186,51 @@ func testGroupsAcrossServers(t *testing.T, b backend) {
 		require.Len(t, members, maxMembersAcross)
 	})
 
+	t.Run("ReadAndRecallThroughAnother", func(t *testing.T) {
+		// Receipts and recalls go through one server and are seen
+		// through the other: both read the positions and tombstones
+		// from the database.
+		g, err := srvA.CreateGroup(ctx, "owner", im.GroupSpec{Name: "R"}, []string{"bob", "carol"})
+		require.NoError(t, err)
+		conv := im.GroupConversationID(g.ID)
+		var sent []im.Message
+		for i := range 3 {
+			m, err := srvB.SendMessage(ctx, im.SendRequest{SenderID: "bob", ConversationID: conv, Type: im.TextMessage, Content: fmt.Appendf(nil, "r%d", i)})
+			require.NoError(t, err)
+			sent = append(sent, m)
+		}
+		unread := func(srv *imtest.Server, user string) int64 {
+			t.Helper()
+			st, err := srv.ReadStates(ctx, user, []string{conv})
+			require.NoError(t, err)
+			require.Len(t, st, 1)
+			return st[0].Unread
+		}
+		require.Equal(t, sent[2].Seq, unread(srvA, "carol"), "the notice and bob's messages")
+		_, err = srvA.MarkRead(ctx, "carol", conv, []string{sent[1].ServerID})
+		require.NoError(t, err)
+		r, err := srvB.ReadBy(ctx, "bob", conv, sent[1].ServerID)
+		require.NoError(t, err)
+		require.Contains(t, r.ReadBy, "carol")
+		r, err = srvB.ReadBy(ctx, "bob", conv, sent[2].ServerID)
+		require.NoError(t, err)
+		require.Contains(t, r.UnreadBy, "carol")
+		require.Equal(t, int64(1), unread(srvB, "carol"))
+		// Bob's messages read everything before them, through A too.
+		require.Zero(t, unread(srvA, "bob"))
+
+		tomb, err := srvA.RecallMessage(ctx, "bob", conv, sent[2].ServerID)
+		require.NoError(t, err)
+		require.True(t, tomb.Revoked())
+		c := srvB.Dial(t, "tcp", "carol")
+		rsp, err := c.SyncRange(ctx, conv, sent[2].Seq, sent[2].Seq, 10)
+		require.NoError(t, err)
+		require.Len(t, rsp.Messages, 1)
+		require.True(t, rsp.Messages[0].IsRevoked, "the tombstone through B")
+		require.Equal(t, "bob", rsp.Messages[0].RevokedBy)
+		require.Empty(t, rsp.Messages[0].Content)
+	})
+
 	t.Run("Dismissed", func(t *testing.T) {
 		g, err := srvA.CreateGroup(ctx, "owner", im.GroupSpec{Name: "Gone"}, []string{"carol"})
 		require.NoError(t, err)

@@ -39,8 +39,9 @@
 // # Schema and migrations
 //
 // The tables (conversations, messages, members, accounts, chat_groups,
-// group_members, token_versions, conversation_settings) and their indexes are created by versioned migrations
-// embedded in the package, recorded in a schema_migrations table. New
+// group_members, token_versions, read_states, conversation_settings) and
+// their indexes are created by versioned migrations embedded in the
+// package, recorded in a schema_migrations table. New
 // applies those the database has not seen, under a lock that makes
 // processes starting at once take turns: a PostgreSQL advisory lock, a
 // MySQL named lock, SQLite's write lock. It refuses a database migrated by
@@ -52,6 +53,13 @@
 // was set up with from another one. The SQL stores keep no checksums of
 // their own; the databases check their pages themselves (PostgreSQL with
 // data checksums enabled, InnoDB, SQLite's integrity_check).
+//
+// read_states holds one row per conversation and user with a read,
+// delivered or mentioned position above 0, and when a receipt last moved
+// one, keyed by the conversation first. A
+// recalled message keeps its row in messages, with revoked_by and
+// revoked_at set and its content, extra and attached_info emptied; the
+// messages stored before migration 0008 read as not recalled.
 //
 // Ids are stored so that they compare byte by byte (PostgreSQL's "C"
 // collation, MySQL's VARBINARY, SQLite's BINARY); the strings the server
@@ -65,8 +73,11 @@
 // one transaction: it reads the batch's dedup keys that are stored
 // already, then creates, locks and advances the batch's conversation rows
 // with one upsert, in id order so that concurrent batches cannot deadlock
-// on them, then inserts the members and messages with multi-row inserts. Seqs are therefore gap-free across
-// processes: a conversation's row stays locked until the commit. A unique
+// on them, then inserts the members and messages with multi-row inserts,
+// and raises each sender's read position to her newest message with one
+// upsert that keeps the greater value (on PostgreSQL, part of the
+// messages' insert). Seqs are therefore gap-free across processes: a
+// conversation's row stays locked until the commit. A unique
 // index on (sender, client_msg_id) settles dedup races: the transaction
 // that loses is run again, and then reports the winner's message as the
 // duplicate. Deadlocks, serialization failures and a busy SQLite file are
@@ -123,6 +134,19 @@
 // (a UNION joined on the conversations' key), and reads the messages of
 // many conversations in one query (PostgreSQL passes the ranges as arrays;
 // MySQL and SQLite an OR of index ranges, 300 to a statement).
+//
+// It implements im.ReadStateStore: UpdateReadStates is one transaction
+// whose upsert raises each position to the greater of the stored and the
+// given value, clamped to the conversation's max_seq, so that concurrent
+// receipts and appends, in any process, only move positions forward. And
+// im.RecallStore: MessageByServerID reads the conversation's messages from
+// the newest backwards (there is no index on server_id, which every append
+// would pay for); RecallMessage empties the payload with one UPDATE, the
+// first recall's user and time staying. The old payload may linger in the
+// database's files until they are reused (PostgreSQL until VACUUM, InnoDB
+// until purge); on SQLite the recall turns secure_delete on, which
+// overwrites it with zeros.
+//
 // It implements im.ConversationSettingsStore too: a change is one
 // transaction that locks the (user, conversation) row (SELECT … FOR
 // UPDATE; on SQLite the write lock), so that changes of different fields

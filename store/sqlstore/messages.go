@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"maps"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/imserver/imserver/im"
@@ -154,6 +156,31 @@ func (s *Store) appendTx(ctx context.Context, q querier, batch []im.AppendReques
 	return s.insertMessages(ctx, q, fresh, results)
 }
 
+// readKey names one row of read_states.
+type readKey struct{ conv, user string }
+
+func compareReadKeys(a, b readKey) int {
+	if c := strings.Compare(a.conv, b.conv); c != 0 {
+		return c
+	}
+	return strings.Compare(a.user, b.user)
+}
+
+// senderReads returns the read positions that the messages results[i],
+// i in idx, set: each sender's in each conversation, at the seq of her
+// newest message there (sending a message reads everything before it),
+// in key order, the order in which every writer of read_states locks its
+// rows.
+func senderReads(idx []int, results []im.AppendResult) ([]readKey, map[readKey]int64) {
+	seqs := make(map[readKey]int64, len(idx))
+	for _, i := range idx {
+		m := &results[i].Message
+		k := readKey{m.ConversationID, m.SenderID}
+		seqs[k] = max(seqs[k], m.Seq)
+	}
+	return slices.SortedFunc(maps.Keys(seqs), compareReadKeys), seqs
+}
+
 // uniq returns ids without repeats, in their first order.
 func uniq(ids []string) []string {
 	if len(ids) < 2 {
@@ -274,30 +301,40 @@ func (s *Store) insertMembers(ctx context.Context, q querier, rows [][2]string) 
 	return nil
 }
 
-// insertMessages inserts the messages of results[i] for each i in idx.
+// insertMessages inserts the messages of results[i] for each i in idx,
+// and raises their senders' read positions (senderReads) to them. The
+// conversations are locked by this transaction, so no other append
+// reaches these positions before the commit; receipts may, and the upsert
+// keeps the greater of theirs and the seq. On PostgreSQL both are one
+// statement; elsewhere the positions take one more, for the batch.
 func (s *Store) insertMessages(ctx context.Context, q querier, idx []int, results []im.AppendResult) error {
+	keys, seqs := senderReads(idx, results)
 	if s.dialect == Postgres {
+		rconvs, rusers, rseqs := make([]string, len(keys)), make([]string, len(keys)), make([]int64, len(keys))
+		for j, k := range keys {
+			rconvs[j], rusers[j], rseqs[j] = k.conv, k.user, seqs[k]
+		}
 		n := len(idx)
 		var (
 			convs, senders, cmids          = make([]string, n), make([]string, n), make([]string, n)
-			seqs, sendTimes, createdAts    = make([]int64, n), make([]int64, n), make([]int64, n)
+			msgSeqs, sendTimes, createdAts = make([]int64, n), make([]int64, n), make([]int64, n)
 			types                          = make([]int32, n)
 			serverIDs, receivers, contents = make([][]byte, n), make([][]byte, n), make([][]byte, n)
 			extras, attached               = make([][]byte, n), make([][]byte, n)
 		)
 		for j, i := range idx {
 			m := &results[i].Message
-			convs[j], seqs[j], serverIDs[j] = m.ConversationID, m.Seq, blob(m.ServerID)
+			convs[j], msgSeqs[j], serverIDs[j] = m.ConversationID, m.Seq, blob(m.ServerID)
 			senders[j], receivers[j], cmids[j] = m.SenderID, blob(m.ReceiverID), m.ClientMsgID
 			types[j], contents[j], extras[j] = int32(m.Type), content(m.Content), blob(m.Extra)
 			attached[j], sendTimes[j], createdAts[j] = blob(m.AttachedInfo), m.SendTime, m.CreatedAt.UnixMicro()
 		}
-		_, err := q.ExecContext(ctx, s.q.pgInsertMessages, convs, seqs, serverIDs, senders, receivers, cmids,
-			types, contents, extras, attached, sendTimes, createdAts)
+		_, err := q.ExecContext(ctx, s.q.pgInsertMessages, convs, msgSeqs, serverIDs, senders, receivers, cmids,
+			types, contents, extras, attached, sendTimes, createdAts, rconvs, rusers, rseqs)
 		return err
 	}
 	for chunk := range insertChunks(idx, results) {
-		args := make([]any, 0, messageColCount*len(chunk))
+		args := make([]any, 0, newMessageColCount*len(chunk))
 		for _, i := range chunk {
 			m := &results[i].Message
 			args = append(args, m.ConversationID, m.Seq, blob(m.ServerID), m.SenderID, blob(m.ReceiverID),
@@ -305,6 +342,15 @@ func (s *Store) insertMessages(ctx context.Context, q querier, idx []int, result
 				m.SendTime, m.CreatedAt.UnixMicro())
 		}
 		if _, err := q.ExecContext(ctx, s.q.insertMessages(len(chunk)), args...); err != nil {
+			return err
+		}
+	}
+	for chunk := range slices.Chunk(keys, maxRowsPerInsert) {
+		args := make([]any, 0, 3*len(chunk))
+		for _, k := range chunk {
+			args = append(args, k.conv, k.user, seqs[k])
+		}
+		if _, err := q.ExecContext(ctx, s.q.senderReads(len(chunk)), args...); err != nil {
 			return err
 		}
 	}
@@ -359,14 +405,16 @@ type rowScanner interface{ Scan(dest ...any) error }
 // empty: then the row is a message of conv.
 func scanMessage(r rowScanner, conv string) (im.Message, error) {
 	var (
-		m       im.Message
-		typ     int64
-		created int64
+		m im.Message
+		// One variable for the integers that need converting: each
+		// escapes to the heap through Scan's arguments, together they
+		// cost one allocation per row.
+		n struct{ typ, created, revoked int64 }
 	)
 	// Binary columns scan straight into strings: database/sql copies the
 	// driver's bytes once, where a []byte would be copied twice.
-	rest := []any{&m.Seq, &m.ServerID, &m.SenderID, &m.ReceiverID, &m.ClientMsgID, &typ, &m.Content,
-		&m.Extra, &m.AttachedInfo, &m.SendTime, &created}
+	rest := []any{&m.Seq, &m.ServerID, &m.SenderID, &m.ReceiverID, &m.ClientMsgID, &n.typ, &m.Content,
+		&m.Extra, &m.AttachedInfo, &m.SendTime, &n.created, &m.RevokedBy, &n.revoked}
 	var err error
 	if conv == "" {
 		err = r.Scan(append([]any{&m.ConversationID}, rest...)...)
@@ -377,11 +425,14 @@ func scanMessage(r rowScanner, conv string) (im.Message, error) {
 	if err != nil {
 		return im.Message{}, err
 	}
-	if typ < math.MinInt32 || typ > math.MaxInt32 {
-		return im.Message{}, fmt.Errorf("message %q/%d: type %d out of range", m.ConversationID, m.Seq, typ)
+	if n.typ < math.MinInt32 || n.typ > math.MaxInt32 {
+		return im.Message{}, fmt.Errorf("message %q/%d: type %d out of range", m.ConversationID, m.Seq, n.typ)
 	}
-	m.Type = im.MessageType(typ)
-	m.CreatedAt = time.UnixMicro(created).UTC()
+	m.Type = im.MessageType(n.typ)
+	m.CreatedAt = time.UnixMicro(n.created).UTC()
+	if m.RevokedBy != "" {
+		m.RevokedAt = time.UnixMicro(n.revoked).UTC()
+	}
 	return m, nil
 }
 

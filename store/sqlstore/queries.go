@@ -7,12 +7,18 @@ import (
 
 // Columns of a message row, in the order every statement lists them.
 const (
-	messageCols     = "conversation_id, seq, server_id, sender_id, receiver_id, client_msg_id, type, content, extra, attached_info, send_time, created_at"
-	messageColCount = 12
+	// newMessageCols are those an append writes; the tombstone columns
+	// take their defaults (not recalled).
+	newMessageCols     = "conversation_id, seq, server_id, sender_id, receiver_id, client_msg_id, type, content, extra, attached_info, send_time, created_at"
+	newMessageColCount = 12
+	// messageCols are those every read returns, tombstone included.
+	messageCols = newMessageCols + ", revoked_by, revoked_at"
 	// rangeCols leaves out conversation_id, which a range read knows.
-	rangeCols   = "seq, server_id, sender_id, receiver_id, client_msg_id, type, content, extra, attached_info, send_time, created_at"
+	rangeCols   = "seq, server_id, sender_id, receiver_id, client_msg_id, type, content, extra, attached_info, send_time, created_at, revoked_by, revoked_at"
 	accountCols = "user_id, username, nickname, password_hash, disabled, created_at"
 	groupCols   = "id, name, face_url, introduction, notification, extra, owner_id, join_policy, member_count, created_at, updated_at, version, history"
+	// positionCols are a read_states row's values, after its key.
+	positionCols = "read_seq, delivered_seq, mentioned_seq, updated_at"
 )
 
 // Rows per statement for the dialects that list rows as VALUES, which keeps
@@ -30,7 +36,7 @@ type queries struct {
 	dialect Dialect
 	// Table names with the prefix.
 	conversations, messages, members, accounts, migrations string
-	groups, groupMembers, tokenVersions                    string
+	groups, groupMembers, tokenVersions, positions         string
 
 	conversation      string // id → max_seq
 	userConversations string // user → (id, max_seq)…
@@ -56,17 +62,25 @@ type queries struct {
 	syncConversations string // user id, user id → (id, max_seq, read_from)…: own (read_from 0) and groups'
 	pgMessageRanges   string // indexes[], conversations[], froms[], tos[] → index, messageCols…
 
+	convReadStates  string // conversation id → (user_id, positionCols)… of the rows with a position above 0
+	messageByServer string // conversation id, server id → rangeCols of the newest such message
+	message         string // conversation id, seq → rangeCols
+	recall          string // revoked_by, revoked_at, conversation id, seq; erases the payload unless recalled already
+
 	// Postgres passes batches as arrays, so its batch statements are fixed.
 	pgLookup          string // senders[], client ids[] → messageCols…
 	pgUpsertConvs     string // ids[], counts[] → (id, max_seq)…
 	pgInsertMembers   string // users[], conversations[]
-	pgInsertMessages  string // one array per column
+	pgInsertMessages  string // one array per column, then conversations[], senders[], seqs[] of the read positions to raise
 	pgMembersIn       string // group id, users[] → (user_id, role)…
 	pgInsertMembersOf string // group id, users[], roles[], joined_ats[], join seq
 	pgSetRole         string // role, group id, users[]
 	pgRemoveMembers   string // group id, users[]
 	pgShareGroups     string // ids[] → (id, version), the rows share-locked
 	pgMembersOf       string // group ids[], users[] → (group_id, user_id) of those pairs that are members
+	pgReadStates      string // user id, conversations[] → (conversation_id, positionCols)…
+	pgUpdateReads     string // conversations[], users[], reads[], delivered[], mentioned[], times[] → (conversation_id, user_id, positionCols)…
+	pgPairReadStates  string // conversations[], users[] → (conversation_id, user_id, positionCols)…
 
 	settings settingsQueries // see settings.go
 }
@@ -82,6 +96,7 @@ func newQueries(d Dialect, prefix string) queries {
 		groups:        prefix + "chat_groups",
 		groupMembers:  prefix + "group_members",
 		tokenVersions: prefix + "token_versions",
+		positions:     prefix + "read_states",
 	}
 	p := q.placeholders
 	q.conversation = "SELECT max_seq FROM " + q.conversations + " WHERE id = " + p(1)[0]
@@ -141,7 +156,41 @@ func newQueries(d Dialect, prefix string) queries {
 		q.groupMembers + " g JOIN " + q.conversations +
 		" c ON c.id = " + groupConv + " JOIN " + q.groups + " gr ON gr.id = g.group_id WHERE g.user_id = " + ph[1]
 
+	ph = p(2)
+	q.convReadStates = "SELECT user_id, " + positionCols + " FROM " + q.positions + " WHERE conversation_id = " + ph[0] +
+		" AND (read_seq > 0 OR delivered_seq > 0 OR mentioned_seq > 0)"
+	// No index on server_id: the conversation's rows, newest first, by
+	// the primary key; recall asks of recent messages.
+	q.messageByServer = "SELECT " + rangeCols + " FROM " + q.messages + " WHERE conversation_id = " + ph[0] +
+		" AND server_id = " + ph[1] + " ORDER BY seq DESC LIMIT 1"
+	q.message = "SELECT " + rangeCols + " FROM " + q.messages + " WHERE conversation_id = " + ph[0] + " AND seq = " + ph[1]
+	ph = p(4)
+	empty := "''"
+	switch d {
+	case Postgres:
+		empty = "''::bytea"
+	case SQLite:
+		empty = "X''" // a BLOB column of a STRICT table takes no TEXT
+	}
+	q.recall = "UPDATE " + q.messages + " SET revoked_by = " + ph[0] + ", revoked_at = " + ph[1] +
+		", content = " + empty + ", extra = " + empty + ", attached_info = " + empty +
+		" WHERE conversation_id = " + ph[2] + " AND seq = " + ph[3] + " AND revoked_by = ''"
+
 	if d == Postgres {
+		q.pgReadStates = "SELECT conversation_id, " + positionCols + " FROM " + q.positions +
+			" WHERE user_id = $1 AND conversation_id = ANY($2::text[])"
+		// Each position is clamped to its conversation's max_seq, read
+		// per row in the order of the arrays, then raised to; rows that
+		// would stay at 0 are not written. updated_at goes with a move.
+		q.pgUpdateReads = "INSERT INTO " + q.positions + " AS r (conversation_id, user_id, " + positionCols + ")" +
+			" SELECT k.c, k.u, LEAST(k.r, m.s), LEAST(k.d, m.s), LEAST(k.n, m.s), k.t" +
+			" FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) AS k(c, u, r, d, n, t)" +
+			" CROSS JOIN LATERAL (SELECT COALESCE((SELECT max_seq FROM " + q.conversations + " WHERE id = k.c), 0) AS s) AS m" +
+			" WHERE LEAST(GREATEST(k.r, k.d, k.n), m.s) > 0" +
+			" ON CONFLICT (conversation_id, user_id) DO UPDATE SET " + raiseSet("r.", "EXCLUDED.") +
+			" RETURNING conversation_id, user_id, " + positionCols
+		q.pgPairReadStates = "SELECT r.conversation_id, r.user_id, " + prefixed("r.", positionCols) + " FROM " + q.positions +
+			" r JOIN unnest($1::text[], $2::text[]) AS k(c, u) ON r.conversation_id = k.c AND r.user_id = k.u"
 		q.pgLookup = "SELECT " + prefixed("m.", messageCols) + " FROM " + q.messages +
 			" m JOIN unnest($1::text[], $2::text[]) AS k(s, c) ON m.sender_id = k.s AND m.client_msg_id = k.c"
 		// ON CONFLICT DO UPDATE locks each existing row, in the order of
@@ -151,9 +200,17 @@ func newQueries(d Dialect, prefix string) queries {
 		q.pgUpsertConvs = "INSERT INTO " + q.conversations + " AS c (id, max_seq) SELECT * FROM unnest($1::text[], $2::bigint[])" +
 			" ON CONFLICT (id) DO UPDATE SET max_seq = c.max_seq + EXCLUDED.max_seq RETURNING id, max_seq"
 		q.pgInsertMembers = "INSERT INTO " + q.members + " (user_id, conversation_id) SELECT * FROM unnest($1::text[], $2::text[])"
-		q.pgInsertMessages = "INSERT INTO " + q.messages + " (" + messageCols + ") SELECT * FROM unnest(" +
+		// The messages, and their senders' read positions: one statement,
+		// one round trip. GREATEST: a position only moves forward,
+		// whatever a receipt raised it to. The positions' arrays are in
+		// (conversation, user) order, the order every writer of the table
+		// locks rows in.
+		q.pgInsertMessages = "WITH m AS (INSERT INTO " + q.messages + " (" + newMessageCols + ") SELECT * FROM unnest(" +
 			"$1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::bytea[], $6::text[], $7::integer[], " +
-			"$8::bytea[], $9::bytea[], $10::bytea[], $11::bigint[], $12::bigint[])"
+			"$8::bytea[], $9::bytea[], $10::bytea[], $11::bigint[], $12::bigint[]))" +
+			" INSERT INTO " + q.positions + " AS r (conversation_id, user_id, read_seq)" +
+			" SELECT * FROM unnest($13::text[], $14::text[], $15::bigint[])" +
+			" ON CONFLICT (conversation_id, user_id) DO UPDATE SET read_seq = GREATEST(r.read_seq, EXCLUDED.read_seq)"
 		q.pgMembersIn = "SELECT user_id, role FROM " + q.groupMembers + " WHERE group_id = $1 AND user_id = ANY($2::text[])"
 		q.pgInsertMembersOf = "INSERT INTO " + q.groupMembers + " (group_id, user_id, role, joined_at, join_seq)" +
 			" SELECT $1::text, k.*, $5::bigint FROM unnest($2::text[], $3::integer[], $4::bigint[]) AS k"
@@ -287,10 +344,105 @@ func (q *queries) insertMessages(n int) string {
 	b.WriteString("INSERT INTO ")
 	b.WriteString(q.messages)
 	b.WriteString(" (")
-	b.WriteString(messageCols)
+	b.WriteString(newMessageCols)
 	b.WriteString(") VALUES ")
-	values(&b, n, messageColCount)
+	values(&b, n, newMessageColCount)
 	return b.String()
+}
+
+// userReadStates returns the statement that reads a user's positions in n
+// conversations, given as the user id and the conversation ids: one
+// lookup by the primary key each (not Postgres).
+func (q *queries) userReadStates(n int) string {
+	var b strings.Builder
+	b.WriteString("SELECT conversation_id, " + positionCols + " FROM ")
+	b.WriteString(q.positions)
+	b.WriteString(" WHERE user_id = ? AND conversation_id")
+	inList(&b, n)
+	return b.String()
+}
+
+// pairReadStates returns the statement that reads the positions of n
+// (conversation_id, user_id) pairs (not Postgres).
+func (q *queries) pairReadStates(n int) string {
+	var b strings.Builder
+	b.WriteString("SELECT conversation_id, user_id, " + positionCols + " FROM ")
+	b.WriteString(q.positions)
+	b.WriteString(" WHERE (conversation_id, user_id) IN (")
+	if q.dialect == SQLite {
+		b.WriteString("VALUES ")
+	}
+	values(&b, n, 2)
+	b.WriteByte(')')
+	return b.String()
+}
+
+// raiseSet is the SET list of the upsert of receipts: each position
+// becomes the greater of the stored one (old is the prefix of the stored
+// row's columns) and the given one (in) and, if one of them grows, the
+// given updated_at is stored. updated_at comes first because MySQL
+// evaluates the assignments in order, each seeing those before it;
+// PostgreSQL and SQLite see the stored row in all of them.
+func raiseSet(old, in string) string {
+	var b strings.Builder
+	b.WriteString("updated_at = CASE WHEN ")
+	for i, c := range []string{"read_seq", "delivered_seq", "mentioned_seq"} {
+		if i > 0 {
+			b.WriteString(" OR ")
+		}
+		b.WriteString(in + c + " > " + old + c)
+	}
+	b.WriteString(" THEN " + in + "updated_at ELSE " + old + "updated_at END")
+	for _, c := range []string{"read_seq", "delivered_seq", "mentioned_seq"} {
+		b.WriteString(", " + c + " = GREATEST(" + old + c + ", " + in + c + ")")
+	}
+	return b.String()
+}
+
+// raiseReads returns the statement that raises n positions, given as
+// (conversation_id, user_id, positionCols) rows in key order, as raiseSet
+// does; a missing row is created (not Postgres).
+func (q *queries) raiseReads(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(q.positions)
+	b.WriteString(" (conversation_id, user_id, " + positionCols + ") VALUES ")
+	values(&b, n, 6)
+	if q.dialect == SQLite {
+		b.WriteString(" ON CONFLICT (conversation_id, user_id) DO UPDATE SET ")
+		b.WriteString(strings.ReplaceAll(raiseSet("", "excluded."), "GREATEST(", "max("))
+	} else {
+		b.WriteString(" ON DUPLICATE KEY UPDATE ")
+		b.WriteString(mysqlValues(raiseSet("", "new.")))
+	}
+	return b.String()
+}
+
+// senderReads returns the statement that raises n senders' read
+// positions, given as (conversation_id, user_id, read_seq) rows in key
+// order, to the greater of the stored and the given seq, leaving
+// updated_at: a message of her own is no receipt (not Postgres).
+func (q *queries) senderReads(n int) string {
+	var b strings.Builder
+	b.WriteString("INSERT INTO ")
+	b.WriteString(q.positions)
+	b.WriteString(" (conversation_id, user_id, read_seq) VALUES ")
+	values(&b, n, 3)
+	if q.dialect == SQLite {
+		b.WriteString(" ON CONFLICT (conversation_id, user_id) DO UPDATE SET read_seq = max(read_seq, excluded.read_seq)")
+	} else {
+		b.WriteString(" ON DUPLICATE KEY UPDATE read_seq = GREATEST(read_seq, VALUES(read_seq))")
+	}
+	return b.String()
+}
+
+// mysqlValues turns the "new.col" references of raiseSet into VALUES(col),
+// which both MySQL and MariaDB know in ON DUPLICATE KEY UPDATE.
+func mysqlValues(set string) string {
+	for _, c := range []string{"read_seq", "delivered_seq", "mentioned_seq", "updated_at"} {
+		set = strings.ReplaceAll(set, "new."+c, "VALUES("+c+")")
+	}
+	return set
 }
 
 // inList appends " IN (?, …)" with n markers (not Postgres).

@@ -71,6 +71,8 @@ var (
 	_ im.Pinger = (*Store)(nil)
 
 	_ im.SyncStore      = (*Store)(nil)
+	_ im.ReadStateStore = (*Store)(nil)
+	_ im.RecallStore    = (*Store)(nil)
 	_ auth.AccountStore = (*Store)(nil)
 )
 
