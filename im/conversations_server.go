@@ -246,7 +246,7 @@ func (s *Server) conversationEntries(ctx context.Context, user string, convs []C
 		e := ConversationEntry{ID: c.ID, Type: ConversationTypeOf(c.ID), MaxSeq: c.MaxSeq}
 		var st ReadState
 		if states != nil {
-			st = states[i]
+			st = s.withPending(states[i])
 		}
 		var set ConversationSettings
 		if settings != nil {

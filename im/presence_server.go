@@ -122,6 +122,9 @@ func (s *Server) sessionOnline(sess *session) {
 
 func (s *Server) sessionOffline(sess *session) {
 	s.presence.disconnected(sess.user, sess.id, time.Now())
+	if sess.receipts.Swap(false) {
+		s.receiptSubs.Add(-1)
+	}
 	if len(sess.watching) > 0 {
 		users := make([]string, 0, len(sess.watching))
 		for u := range sess.watching {

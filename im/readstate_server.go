@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im/imv1"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -33,9 +34,13 @@ const (
 	// older push is ignored: delivery positions only move forward, so the
 	// next ack makes up for it.
 	ackRing = 64
-	// ackFlushInterval is how long delivery acks are gathered before they
-	// are stored in one commit.
-	ackFlushInterval = 100 * time.Millisecond
+	// ackFlushInterval is how long delivery acks (and mentions) are
+	// gathered before they are stored in one commit. The SDK acks every
+	// message it receives: stored one by one, or every 100 ms, they cost
+	// the single writer a commit of thousands of keys that often, which
+	// under load took a tenth of the send throughput. Delivery receipts
+	// are pushed at once, without waiting for it.
+	ackFlushInterval = time.Second
 	// maxStateConversations bounds the conversations one ReadStates call
 	// names; the peer positions of one-to-one conversations are reported
 	// only when they are named.
@@ -218,21 +223,27 @@ func (s *Server) pushReadReceipt(user, conv string, covered []Message, origin *s
 
 // pushDelivery tells the connections of peer that subscribed to receipts
 // how far st.UserID has received and read their one-to-one conversation.
+// It runs for every ack the SDK sends, so the push is encoded only once a
+// subscribed connection is found, which most acks never find.
 func (s *Server) pushDelivery(peer string, st ReadState) {
-	body, err := proto.Marshal(&imv1.DeliveryReceiptPush{
-		ConversationId: st.ConversationID,
-		UserId:         st.UserID,
-		DeliveredSeq:   max(st.Delivered, st.Read),
-		ReadSeq:        st.Read,
-	})
-	if err != nil {
-		return
-	}
-	f := Frame{Command: imv1.CommandType_CMD_DELIVERY_RECEIPT_PUSH, Body: body}
+	var f Frame
 	s.hub.each(peer, func(sess *session) {
-		if sess.receipts.Load() {
-			sess.enqueue(f)
+		if !sess.receipts.Load() {
+			return
 		}
+		if f.Body == nil {
+			body, err := proto.Marshal(&imv1.DeliveryReceiptPush{
+				ConversationId: st.ConversationID,
+				UserId:         st.UserID,
+				DeliveredSeq:   max(st.Delivered, st.Read),
+				ReadSeq:        st.Read,
+			})
+			if err != nil {
+				return
+			}
+			f = Frame{Command: imv1.CommandType_CMD_DELIVERY_RECEIPT_PUSH, Body: body}
+		}
+		sess.enqueue(f)
 	})
 }
 
@@ -243,12 +254,13 @@ type pushRef struct {
 }
 
 // ackRef returns the conversation and seq of the message with serverID
-// among the session's recent pushes.
-func (s *session) ackRef(serverID string) (pushRef, bool) {
+// among the session's recent pushes, newest first: a client acks what it
+// has just been pushed.
+func (s *session) ackRef(serverID []byte) (pushRef, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for i := range s.acks {
-		if r := s.acks[i]; r.serverID == serverID {
+	for n := range ackRing {
+		if r := s.acks[(s.ackNext-1-n+ackRing)%ackRing]; r.serverID == string(serverID) {
 			return r, true
 		}
 	}
@@ -260,57 +272,108 @@ func (s *Server) handleMsgAck(sess *session, f Frame) {
 	if s.reads == nil {
 		return
 	}
-	var ack imv1.MessageAck
-	if proto.Unmarshal(f.Body, &ack) != nil || ack.ServerMsgId == "" {
+	id, ok := ackedID(f.Body)
+	if !ok {
 		return
 	}
-	if r, ok := sess.ackRef(ack.ServerMsgId); ok {
-		s.delivered.add(sess.user, r.conv, r.seq)
+	r, ok := sess.ackRef(id)
+	if !ok || !s.delivered.add(sess.user, r.conv, r.seq) {
+		return
+	}
+	if peer, ok := peerOf(r.conv, sess.user); ok && s.receiptSubs.Load() > 0 {
+		// Told now, stored at the next flush; read_seq 0 is no news.
+		s.pushDelivery(peer, ReadState{UserID: sess.user, ConversationID: r.conv, Delivered: r.seq})
 	}
 }
 
 // deliveredAcks gathers, between flushes, delivery acks and mentions: the
-// highest seq of each per user and conversation.
+// highest seq of each per user and conversation. It is sharded by user,
+// since every connection's reader adds to it for each message it acks.
 type deliveredAcks struct {
+	shards [16]ackShard
+}
+
+type ackShard struct {
 	mu      sync.Mutex
 	pending map[[2]string]ackedSeqs
 }
 
 type ackedSeqs struct{ delivered, mentioned int64 }
 
-func (d *deliveredAcks) add(user, conv string, seq int64) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.pending == nil {
-		d.pending = make(map[[2]string]ackedSeqs)
+// update applies fn to the pending seqs of user in conv, reporting what fn
+// reports.
+func (d *deliveredAcks) update(user, conv string, fn func(*ackedSeqs) bool) bool {
+	sh := &d.shards[fnv32(user)%uint32(len(d.shards))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.pending == nil {
+		sh.pending = make(map[[2]string]ackedSeqs)
 	}
 	k := [2]string{user, conv}
-	p := d.pending[k]
-	p.delivered = max(p.delivered, seq)
-	d.pending[k] = p
+	p := sh.pending[k]
+	moved := fn(&p)
+	sh.pending[k] = p
+	return moved
+}
+
+// add records an ack of seq, reporting whether it is past those gathered
+// since the last flush.
+func (d *deliveredAcks) add(user, conv string, seq int64) bool {
+	return d.update(user, conv, func(p *ackedSeqs) bool {
+		if seq <= p.delivered {
+			return false
+		}
+		p.delivered = seq
+		return true
+	})
 }
 
 // mention records that message seq of conv mentions users.
 func (d *deliveredAcks) mention(conv string, seq int64, users []string) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.pending == nil {
-		d.pending = make(map[[2]string]ackedSeqs)
-	}
 	for _, u := range users {
-		k := [2]string{u, conv}
-		p := d.pending[k]
-		p.mentioned = max(p.mentioned, seq)
-		d.pending[k] = p
+		d.update(u, conv, func(p *ackedSeqs) bool {
+			p.mentioned = max(p.mentioned, seq)
+			return true
+		})
 	}
 }
 
+// pending returns what was gathered for user in conv since the last
+// flush, which this server's answers count before the Store has it.
+func (d *deliveredAcks) pending(user, conv string) ackedSeqs {
+	sh := &d.shards[fnv32(user)%uint32(len(d.shards))]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.pending[[2]string{user, conv}]
+}
+
+// withPending raises st's positions to what this server has gathered for
+// it and not stored yet.
+func (s *Server) withPending(st ReadState) ReadState {
+	p := s.delivered.pending(st.UserID, st.ConversationID)
+	st.Delivered = max(st.Delivered, p.delivered)
+	st.Mentioned = max(st.Mentioned, p.mentioned)
+	return st
+}
+
+// take returns what was gathered and starts over.
 func (d *deliveredAcks) take() map[[2]string]ackedSeqs {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	p := d.pending
-	d.pending = nil
-	return p
+	var out map[[2]string]ackedSeqs
+	for i := range d.shards {
+		sh := &d.shards[i]
+		sh.mu.Lock()
+		p := sh.pending
+		sh.pending = nil
+		sh.mu.Unlock()
+		if out == nil {
+			out = p
+			continue
+		}
+		for k, v := range p {
+			out[k] = v // users differ between shards
+		}
+	}
+	return out
 }
 
 // runAcks stores the gathered delivery acks every ackFlushInterval until the
@@ -329,9 +392,8 @@ func (s *Server) runAcks() {
 }
 
 // flushAcks stores the delivery acks and mentions gathered since the last
-// flush, in one commit, and tells the peers of one-to-one conversations
-// that subscribed. A failure loses them (logged): delivery positions are
-// advisory, and the next ack moves them again; a mention lost so is a
+// flush, in one commit. A failure loses them (logged): delivery positions
+// are advisory, and the next ack moves them again; a mention lost so is a
 // flag not shown.
 func (s *Server) flushAcks(ctx context.Context) {
 	p := s.delivered.take()
@@ -343,18 +405,8 @@ func (s *Server) flushAcks(ctx context.Context) {
 	for k, v := range p {
 		states = append(states, ReadState{UserID: k[0], ConversationID: k[1], Delivered: v.delivered, Mentioned: v.mentioned, UpdatedAt: now})
 	}
-	out, err := s.updateReadStates(ctx, states)
-	if err != nil {
+	if _, err := s.updateReadStates(ctx, states); err != nil {
 		s.log.Warn("store delivery acks", "n", len(states), "err", err)
-		return
-	}
-	for i, st := range out {
-		if states[i].Delivered == 0 {
-			continue
-		}
-		if peer, ok := peerOf(st.ConversationID, st.UserID); ok {
-			s.pushDelivery(peer, st)
-		}
 	}
 }
 
@@ -389,9 +441,13 @@ func (s *Server) handleReadState(sess *session, f Frame) {
 	}
 	switch req.Receipts {
 	case imv1.ReceiptSubscribe_RECEIPTS_SUBSCRIBE:
-		sess.receipts.Store(true)
+		if !sess.receipts.Swap(true) {
+			s.receiptSubs.Add(1)
+		}
 	case imv1.ReceiptSubscribe_RECEIPTS_UNSUBSCRIBE:
-		sess.receipts.Store(false)
+		if sess.receipts.Swap(false) {
+			s.receiptSubs.Add(-1)
+		}
 	}
 	rsp := &imv1.ReadStateResponse{States: make([]*imv1.ConversationReadState, len(states)), Receipts: sess.receipts.Load()}
 	for i, st := range states {
@@ -487,7 +543,7 @@ func (s *Server) ReadStates(ctx context.Context, userID string, convs []string) 
 			}
 		}
 		from = max(from, cleared+1)
-		st := mine[i]
+		st := s.withPending(mine[i])
 		out[i] = ConversationReadState{
 			ConversationID: c.ID,
 			MaxSeq:         c.MaxSeq,
@@ -501,7 +557,8 @@ func (s *Server) ReadStates(ctx context.Context, userID string, convs []string) 
 			if err != nil {
 				return nil, err
 			}
-			out[i].PeerRead, out[i].PeerDelivered = ps[0].Read, max(ps[0].Delivered, ps[0].Read)
+			p := s.withPending(ps[0])
+			out[i].PeerRead, out[i].PeerDelivered = p.Read, max(p.Delivered, p.Read)
 		}
 	}
 	return out, nil
@@ -731,4 +788,32 @@ func (s *Server) noteMentions(m Message, set *memberSet) {
 	if len(users) > 0 {
 		s.delivered.mention(m.ConversationID, m.Seq, users)
 	}
+}
+
+// ackedID returns the server_msg_id of a MessageAck body, decoded by hand:
+// the SDK sends one per message it receives, and only this field is read.
+// A body that does not decode, or has no id, reports false.
+func ackedID(b []byte) ([]byte, bool) {
+	var id []byte
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, false
+		}
+		b = b[n:]
+		if num == 1 && typ == protowire.BytesType {
+			v, n := protowire.ConsumeBytes(b)
+			if n < 0 {
+				return nil, false
+			}
+			id, b = v, b[n:]
+			continue
+		}
+		n = protowire.ConsumeFieldValue(num, typ, b)
+		if n < 0 {
+			return nil, false
+		}
+		b = b[n:]
+	}
+	return id, len(id) > 0
 }

@@ -37,6 +37,9 @@ type Server struct {
 	reads     ReadStateStore
 	receipts  *userLimiter
 	delivered deliveredAcks
+	// receiptSubs counts the sessions subscribed to delivery receipts,
+	// so that an ack looks for the peer's only when some session is.
+	receiptSubs atomic.Int64
 	// settings is store's ConversationSettingsStore side, nil when it has
 	// none; convRequests limits each user's conversation list and
 	// settings requests.

@@ -266,12 +266,17 @@ func (s *Store) UpdateReadStates(ctx context.Context, states []im.ReadState) (_ 
 				e.changed = true
 			}
 		}
-		changed := false
+		// Put in key order: the batches the Server gathers are large, and
+		// bbolt then walks its pages once, front to back.
+		puts := make([]*entry, 0, len(order))
 		for _, e := range order {
-			if !e.changed {
-				continue
+			if e.changed {
+				puts = append(puts, e)
 			}
-			changed = true
+		}
+		slices.SortFunc(puts, func(a, b *entry) int { return bytes.Compare(a.key, b.key) })
+		changed := len(puts) > 0
+		for _, e := range puts {
 			val := seal(nil, bucketReadStates, e.key, func(b []byte) []byte { return appendReceipt(b, &e.rec) })
 			if err := rs.Put(e.key, val); err != nil {
 				return err
