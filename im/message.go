@@ -112,7 +112,8 @@ func ValidateID(what, s string) error {
 
 // ValidateAppend returns an error wrapping ErrInvalidArgument unless r can be
 // stored: the sender, client_msg_id and member ids pass ValidateID, the
-// conversation id passes ValidateConversationID, ServerID is set, and
+// conversation id passes ValidateConversationID, ServerID is set,
+// RevokedBy and RevokedAt are not (see RecallStore), and
 // MemberOf, if set, is a valid group id whose conversation the message is
 // addressed to. Every Store checks each request of a batch with it before
 // writing anything.
@@ -129,6 +130,11 @@ func ValidateAppend(r AppendRequest) error {
 	}
 	if m.ServerID == "" {
 		return errorf(CodeInvalidArgument, ErrInvalidArgument, "server id is empty")
+	}
+	if m.RevokedBy != "" || !m.RevokedAt.IsZero() {
+		// A message is stored whole; only RecallMessage makes a tombstone,
+		// erasing what the message held.
+		return errorf(CodeInvalidArgument, ErrInvalidArgument, "a message to append cannot be recalled already")
 	}
 	for _, u := range r.Members {
 		if err := ValidateID("member id", u); err != nil {

@@ -489,6 +489,8 @@ func testInvalidMessages(t *testing.T, h Harness) {
 		{"EmptyMember", func(r *im.AppendRequest) { r.Members = []string{"ok", ""} }},
 		{"BadUTF8Member", func(r *im.AppendRequest) { r.Members = []string{"ok", "\xff"} }},
 		{"LongMember", func(r *im.AppendRequest) { r.Members = []string{long} }},
+		{"Tombstone", func(r *im.AppendRequest) { r.Message.RevokedBy, r.Message.RevokedAt = "mallory", baseTime() }},
+		{"RevokedAtOnly", func(r *im.AppendRequest) { r.Message.RevokedAt = baseTime() }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
