@@ -707,10 +707,13 @@ func TestConversationTombstoneAndMention(t *testing.T) {
 	srv := convServer(t, im.Config{})
 	ctx := testCtx(t)
 	conv := seedSingle(t, srv.Store, bob, alice, 2, longAgo)
-	_, err := srv.Store.AppendMessages(ctx, []im.AppendRequest{{Message: im.Message{
+	res, err := srv.Store.AppendMessages(ctx, []im.AppendRequest{{Message: im.Message{
 		ConversationID: conv, ServerID: "recalled", SenderID: bob, ReceiverID: alice, ClientMsgID: "recalled",
-		Type: im.TextMessage, CreatedAt: longAgo.Add(time.Second), RevokedBy: bob, RevokedAt: longAgo.Add(time.Minute),
+		Type: im.TextMessage, Content: []byte("gone"), CreatedAt: longAgo.Add(time.Second),
 	}}})
+	require.NoError(t, err)
+	require.NoError(t, res[0].Err)
+	_, err = srv.Store.(im.RecallStore).RecallMessage(ctx, conv, res[0].Message.Seq, bob, longAgo.Add(time.Minute))
 	require.NoError(t, err)
 	a := dialWatcher(t, srv, client.TransportTCP, alice)
 	e := findConv(t, listNow(t, a.Client), conv)

@@ -1,6 +1,9 @@
 package im_test
 
 import (
+	"bytes"
+	"log/slog"
+	"sync"
 	"testing"
 
 	"github.com/imserver/imserver/im"
@@ -77,4 +80,53 @@ func TestDevicesConverge(t *testing.T) {
 			require.Zero(t, n)
 		})
 	}
+}
+
+// A device that syncs a conversation whose history its user cleared gets
+// no messages for it, and takes the sync as complete: the next message is
+// the next seq to it, with no gap to repair.
+func TestClearedConversationSyncsAsComplete(t *testing.T) {
+	srv := readStateServer(t, false, im.Config{})
+	ctx := testCtx(t)
+	for i := range 3 {
+		_, err := srv.SendMessage(ctx, im.SendRequest{SenderID: bob, ReceiverID: alice, Type: im.TextMessage, Content: []byte(content(i))})
+		require.NoError(t, err)
+	}
+	all := int64(1 << 40)
+	_, err := srv.UpdateConversationSettings(ctx, alice, aliceBob, im.SettingsChange{ClearedUpTo: &all})
+	require.NoError(t, err)
+
+	logs := &lockedBuffer{}
+	c := srv.DialWith(t, client.Options{Transport: client.TransportTCP, UserID: alice, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	msgs, err := c.SyncAll(ctx)
+	require.NoError(t, err)
+	require.Empty(t, msgs)
+
+	_, err = srv.SendMessage(ctx, im.SendRequest{SenderID: bob, ReceiverID: alice, Type: im.TextMessage, Content: []byte("after")})
+	require.NoError(t, err)
+	require.Equal(t, int64(4), nextMessage(t, c).Seq)
+	// A repair would have asked for 1–3 and logged that the server
+	// skipped them; nothing is asked.
+	msgs, err = c.SyncAll(ctx)
+	require.NoError(t, err)
+	require.Empty(t, msgs)
+	require.NotContains(t, logs.String(), "skipped")
+}
+
+// lockedBuffer is a bytes.Buffer for a logger on other goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

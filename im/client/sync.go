@@ -220,6 +220,14 @@ func (c *Client) syncAll(ctx context.Context, cn *conn, emit func(*imv1.MessageI
 			return nil
 		}
 		if !cm.HasMore {
+			// Complete up to synced_seq: what it left out below (a
+			// history cleared for this user, a group's messages from
+			// before she joined) is not hers to ask for again.
+			if cm.SyncedSeq > last {
+				c.mu.Lock()
+				c.state(conv).skipTo(cm.SyncedSeq)
+				c.mu.Unlock()
+			}
 			continue
 		}
 		// max_seq is cut to synced_seq on a truncated page (the SDK takes it
