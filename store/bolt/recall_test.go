@@ -341,19 +341,19 @@ func TestRecallInvalid(t *testing.T) {
 	})
 }
 
-func TestAppendIgnoresTombstoneFields(t *testing.T) {
+func TestAppendRefusesTombstoneFields(t *testing.T) {
 	// Only RecallMessage makes a tombstone: a message appended with its
-	// fields set is stored, and answered, as a message.
+	// fields set is refused, and nothing of it is stored.
 	s, err := Open(filepath.Join(t.TempDir(), "im.db"), Options{})
 	require.NoError(t, err)
 	defer s.Close()
 	b := secretMsgs("group_g", 1, "m")
 	b[0][0].Message.RevokedBy, b[0][0].Message.RevokedAt = "u1", recallTime
-	res := appendAll(t, s, b)
-	require.False(t, res[0].Message.Revoked())
-	require.Equal(t, secret("content", "m", 0), string(res[0].Message.Content))
-	stored := messageAt(t, s, "group_g", 1)
-	require.False(t, stored.Revoked())
+	res, err := s.AppendMessages(t.Context(), b[0])
+	require.NoError(t, err)
+	require.ErrorIs(t, res[0].Err, im.ErrInvalidArgument)
+	_, err = s.Conversation(t.Context(), "group_g")
+	require.ErrorIs(t, err, im.ErrNotFound)
 	require.NoError(t, s.Check(t.Context()))
 }
 
