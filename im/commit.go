@@ -353,9 +353,13 @@ func (s *Server) deliver(m Message, op *commitOp) {
 	if s.reads != nil {
 		ref = &pushRef{serverID: m.ServerID, conv: m.ConversationID, seq: m.Seq}
 	}
+	// reached is set when a session took the push: a recipient it stays
+	// false for has no open session here, which the Notifier is told of,
+	// without a second look at the hub.
+	var reached bool
 	push := func(sess *session) {
-		if sess != origin {
-			sess.enqueueMessage(f, ref)
+		if sess != origin && sess.enqueueMessage(f, ref) {
+			reached = true
 		}
 	}
 	if gid, ok := groupOf(m.ConversationID); ok {
@@ -366,9 +370,17 @@ func (s *Server) deliver(m Message, op *commitOp) {
 		if set == nil || (op.members != nil && op.members.version > set.version) {
 			set = op.members
 		}
+		var offline []uint64 // bit i: set.ids[i] was not reached
 		if set != nil {
-			for _, u := range set.ids {
+			for i, u := range set.ids {
+				reached = false
 				s.hub.each(u, push)
+				if !reached && s.notify != nil && u != m.SenderID {
+					if offline == nil {
+						offline = make([]uint64, (len(set.ids)+63)/64)
+					}
+					offline[i/64] |= 1 << (i % 64)
+				}
 			}
 		}
 		s.noteMentions(m, set)
@@ -377,17 +389,21 @@ func (s *Server) deliver(m Message, op *commitOp) {
 				s.hub.each(u, push)
 			}
 		}
+		if s.notify != nil {
+			s.notifyGroupMessage(m, set, offline)
+		}
 	} else {
 		s.hub.each(m.SenderID, push)
 		if m.ReceiverID != "" && m.ReceiverID != m.SenderID {
+			reached = false
 			s.hub.each(m.ReceiverID, push)
+			if !reached && s.notify != nil {
+				s.queueNotify(s.messageJob(m, m.ReceiverID))
+			}
 		}
 	}
 	if s.after != nil {
 		s.queueAfterSend(m)
-	}
-	if s.notify != nil {
-		s.notifyMessage(m, op)
 	}
 }
 

@@ -4,13 +4,45 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 )
 
-// afterSendDropLogEvery is the least time between two log lines about
-// messages AfterSend did not get: when the hook is stuck, every send would
-// log otherwise.
-const afterSendDropLogEvery = 10 * time.Second
+// quietLogEvery is the least time between two log lines of one kind about
+// a hook or plug-in that is stuck or failing (messages AfterSend did not
+// get, notifications dropped or failed): every send would log otherwise.
+const quietLogEvery = 10 * time.Second
+
+// logLimit lets a kind of log line through at most every quietLogEvery.
+type logLimit struct{ last atomic.Int64 }
+
+func (l *logLimit) allow() bool {
+	now := time.Now().UnixNano()
+	last := l.last.Load()
+	return now-last >= int64(quietLogEvery) && l.last.CompareAndSwap(last, now)
+}
+
+// drain calls fn with each value from q until q is closed (Shutdown: every
+// value queued is handed over) or stop is (Close: what is still queued is
+// not).
+func drain[T any](stop <-chan struct{}, q <-chan T, fn func(T)) {
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		select {
+		case v, ok := <-q:
+			if !ok {
+				return
+			}
+			fn(v)
+		case <-stop:
+			return
+		}
+	}
+}
 
 // guardHooks replaces the host's hooks and plug-ins in s.cfg by versions
 // that recover a panic and log it with its stack, as net/http does for
@@ -129,9 +161,7 @@ func (s *Server) queueAfterSend(m Message) {
 	default:
 	}
 	n := s.stats.afterSendDropped.Add(1)
-	now := time.Now().UnixNano()
-	last := s.afterDropLog.Load()
-	if now-last >= int64(afterSendDropLogEvery) && s.afterDropLog.CompareAndSwap(last, now) {
+	if s.afterDropLog.allow() {
 		s.log.Warn("AfterSend is behind: messages not handed to it", "conv", m.ConversationID, "seq", m.Seq, "dropped", n)
 	}
 }
@@ -141,20 +171,5 @@ func (s *Server) queueAfterSend(m Message) {
 // (Close: what is still queued is not).
 func (s *Server) runAfterSend() {
 	defer close(s.afterDone)
-	for {
-		select {
-		case <-s.stopBG:
-			return
-		default:
-		}
-		select {
-		case m, ok := <-s.after:
-			if !ok {
-				return
-			}
-			s.cfg.AfterSend(m)
-		case <-s.stopBG:
-			return
-		}
-	}
+	drain(s.stopBG, s.after, s.cfg.AfterSend)
 }

@@ -7,7 +7,6 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Notifier is told of messages for users who have no session on this
@@ -81,11 +80,6 @@ type Notification struct {
 // maxNotifyWorkers bounds Config.NotifyWorkers.
 const maxNotifyWorkers = 256
 
-// notifyLogEvery is the least time between two log lines about the same
-// kind of notifier trouble: a push service that is down would otherwise
-// log once per message.
-const notifyLogEvery = 10 * time.Second
-
 // notifier runs Config.Notifier: a bounded queue per worker goroutine, each
 // worker owning the conversations that hash to it.
 type notifier struct {
@@ -146,44 +140,29 @@ func (s *Server) startNotifier() {
 	}
 }
 
-// notifyMessage queues the notifications of m, just delivered, for its
-// recipients who have no open session now: one hub lookup per recipient,
-// and no Store read, which the worker does.
-func (s *Server) notifyMessage(m Message, op *commitOp) {
-	j := notifyJob{conv: m.ConversationID, sender: m.SenderID, serverID: m.ServerID, typ: m.Type, seq: m.Seq, checked: true}
-	if gid, ok := groupOf(m.ConversationID); ok {
-		// The members deliver pushed to, chosen by the same rule.
-		set := s.groups.peek(gid)
-		if set == nil || (op.members != nil && op.members.version > set.version) {
-			set = op.members
+// notifyGroupMessage queues the notifications of m, a group message just
+// delivered to set's members, for those deliver did not reach (offline);
+// with no set (the group was not cached), the worker reads the members
+// and asks the hub itself. No Store read here: the worker does them.
+func (s *Server) notifyGroupMessage(m Message, set *memberSet, offline []uint64) {
+	j := s.messageJob(m, "")
+	if set != nil {
+		if offline == nil {
+			return // everybody is online
 		}
-		if set == nil {
-			j.checked = false
-		} else {
-			for i, u := range set.ids {
-				if u == m.SenderID || s.hub.online(u) {
-					continue
-				}
-				if j.offline == nil {
-					j.offline = make([]uint64, (len(set.ids)+63)/64)
-				}
-				j.offline[i/64] |= 1 << (i % 64)
-			}
-			if j.offline == nil {
-				return // everybody is online
-			}
-			j.set = set
-		}
-	} else {
-		if m.ReceiverID == "" || m.ReceiverID == m.SenderID || s.hub.online(m.ReceiverID) {
-			return
-		}
-		j.to = m.ReceiverID
+		j.checked, j.set, j.offline = true, set, offline
 	}
+	s.queueNotify(j)
+}
+
+// messageJob is the job of m's notifications; to, if set, is the one
+// recipient deliver did not reach.
+func (s *Server) messageJob(m Message, to string) notifyJob {
+	j := notifyJob{conv: m.ConversationID, sender: m.SenderID, serverID: m.ServerID, typ: m.Type, seq: m.Seq, to: to, checked: to != ""}
 	if s.notify.preview {
 		j.content = m.Content
 	}
-	s.queueNotify(j)
+	return j
 }
 
 // notifyRecalled queues Recalled notifications of m, a tombstone just
@@ -232,22 +211,7 @@ func (s *Server) runNotifier(q chan notifyJob) {
 			close(s.notify.done)
 		}
 	}()
-	for {
-		select {
-		case <-s.stopBG:
-			return
-		default:
-		}
-		select {
-		case j, ok := <-q:
-			if !ok {
-				return
-			}
-			s.runNotifyJob(&j)
-		case <-s.stopBG:
-			return
-		}
-	}
+	drain(s.stopBG, q, func(j notifyJob) { s.runNotifyJob(&j) })
 }
 
 // runNotifyJob makes one notification per offline recipient of j, in the
@@ -344,7 +308,7 @@ func (s *Server) mutedFor(user, conv string) (_ bool, err error) {
 	return st[0].Muted, nil
 }
 
-// notifyReadFailed logs, at most every notifyLogEvery, a read a
+// notifyReadFailed logs, at most every quietLogEvery, a read a
 // notification goes without.
 func (s *Server) notifyReadFailed(what string, j *notifyJob, user string, err error) {
 	if errors.Is(err, context.Canceled) {
@@ -359,7 +323,7 @@ func (s *Server) notifyReadFailed(what string, j *notifyJob, user string, err er
 var errNotifierPanicked = errors.New("im: Notifier panicked")
 
 // callNotifier calls the Notifier, turning a panic into an error that is
-// logged with its stack (at most every notifyLogEvery).
+// logged with its stack (at most every quietLogEvery).
 func (s *Server) callNotifier(n Notification) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
@@ -394,13 +358,4 @@ func (s *Server) flushNotifications(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// logLimit lets a kind of log line through at most every notifyLogEvery.
-type logLimit struct{ last atomic.Int64 }
-
-func (l *logLimit) allow() bool {
-	now := time.Now().UnixNano()
-	last := l.last.Load()
-	return now-last >= int64(notifyLogEvery) && l.last.CompareAndSwap(last, now)
 }

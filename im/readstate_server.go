@@ -138,11 +138,11 @@ func (s *Server) markRead(ctx context.Context, user, conv string, ids []string, 
 	if !ok {
 		return ReadState{}, errorf(CodePermissionDenied, ErrPermissionDenied, "not a member of this conversation")
 	}
-	defer s.recoverStore("ReadStates", &err)
-	c, err := s.store.Conversation(ctx, conv)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	c, err := s.conversation(ctx, conv)
+	if err != nil {
 		return ReadState{}, err
 	}
+	defer s.recoverStore("ReadStates", &err)
 	cur, err := s.reads.ReadStates(ctx, user, []string{conv})
 	if err != nil {
 		return ReadState{}, err
@@ -509,7 +509,7 @@ func (s *Server) ReadStates(ctx context.Context, userID string, convs []string) 
 		if list, err = s.userConversations(ctx, userID); err != nil {
 			return nil, err
 		}
-		slices.SortFunc(list, func(a, b Conversation) int { return compareStrings(a.ID, b.ID) })
+		slices.SortFunc(list, func(a, b Conversation) int { return strings.Compare(a.ID, b.ID) })
 	}
 	ids := make([]string, len(list))
 	for i, c := range list {
@@ -610,16 +610,6 @@ func (s *Server) readStatesOf(ctx context.Context, user string, convs []string) 
 	return out, nil
 }
 
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 func (s *Server) handleReadBy(sess *session, f Frame) {
 	var req imv1.ReadByRequest
 	if err := proto.Unmarshal(f.Body, &req); err != nil {
@@ -684,7 +674,7 @@ func (s *Server) ReadBy(ctx context.Context, userID, conv, serverMsgID string) (
 			members = []string{peer}
 		}
 	} else if gid, ok := groupOf(conv); ok {
-		g, ms, err := s.groupMembers(ctx, gid)
+		g, ms, err := s.groupState(ctx, gid)
 		if err != nil {
 			return ReadReceipt{}, err
 		}
@@ -724,18 +714,11 @@ func (s *Server) ReadBy(ctx context.Context, userID, conv, serverMsgID string) (
 	return r, nil
 }
 
-// groupMembers reads a group and its members from the Store.
-func (s *Server) groupMembers(ctx context.Context, gid string) (_ Group, _ []GroupMember, err error) {
-	defer s.recoverStore("GroupMembers", &err)
-	return s.store.GroupMembers(ctx, gid)
-}
-
 // findMessage returns the message of conv with serverID: by the Store's
 // index when it has one (RecallStore), otherwise among the newest readScan.
 func (s *Server) findMessage(ctx context.Context, conv, serverID string) (_ Message, err error) {
 	if s.recall != nil {
-		defer s.recoverStore("MessageByServerID", &err)
-		return s.recall.MessageByServerID(ctx, conv, serverID)
+		return s.messageByServerID(ctx, conv, serverID)
 	}
 	defer s.recoverStore("MessagesBefore", &err)
 	msgs, err := s.store.MessagesBefore(ctx, conv, 0, readScan)

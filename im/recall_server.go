@@ -92,9 +92,9 @@ func (s *Server) recallMessage(ctx context.Context, user, conv, serverID string)
 		// Older than her membership: she reads it only if the group
 		// shows its history, and what she cannot read does not exist
 		// for her.
-		if ok, err := s.mayRead(ctx, conv, member, m.Seq); err != nil {
+		if from, ok, err := s.readableFrom(ctx, conv, user, m.Seq); err != nil {
 			return Message{}, err
-		} else if !ok {
+		} else if !ok || m.Seq < from {
 			return Message{}, errNoMessage()
 		}
 	}
@@ -181,21 +181,6 @@ func (s *Server) recallMember(ctx context.Context, conv, user string) (GroupMemb
 func (s *Server) groupMember(ctx context.Context, gid, user string) (_ GroupMember, err error) {
 	defer s.recoverStore("GroupMember", &err)
 	return s.store.GroupMember(ctx, gid, user)
-}
-
-// mayRead reports whether member may read seq of group conversation conv,
-// which lies before her JoinSeq.
-func (s *Server) mayRead(ctx context.Context, conv string, member GroupMember, seq int64) (_ bool, err error) {
-	gid, _ := groupOf(conv)
-	defer s.recoverStore("Group", &err)
-	g, err := s.store.Group(ctx, gid)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil // dismissed meanwhile
-	}
-	if err != nil {
-		return false, err
-	}
-	return seq >= FirstReadableSeq(g, member), nil
 }
 
 func (s *Server) messageByServerID(ctx context.Context, conv, serverID string) (_ Message, err error) {

@@ -58,7 +58,7 @@ type Server struct {
 	// afterDone when it returns.
 	after        chan Message
 	afterDone    chan struct{}
-	afterDropLog atomic.Int64 // unix nanoseconds of the last log line about drops
+	afterDropLog logLimit // the log lines about drops
 	stats        counters
 	// writeFailure is the storage reason the last commit failed with (see
 	// storageFailure), nil after a commit that succeeded; writeFailures

@@ -349,11 +349,11 @@ func (s *Server) allowRead(sess *session, f Frame, conv string) bool {
 // conversation's last one when end is 0), at most count, and returns them
 // with the last seq asked for that exists.
 func (s *Server) readRange(ctx context.Context, conv string, start, end int64, count int) (msgs []Message, last int64, err error) {
-	defer s.recoverStore("Messages", &err)
-	c, err := s.store.Conversation(ctx, conv)
-	if err != nil && !errors.Is(err, ErrNotFound) {
+	c, err := s.conversation(ctx, conv)
+	if err != nil {
 		return nil, 0, err
 	}
+	defer s.recoverStore("Messages", &err)
 	last = c.MaxSeq
 	if end > 0 {
 		last = min(last, end)
