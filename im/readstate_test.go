@@ -508,6 +508,20 @@ func TestMentions(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, mentioned(carol))
 
+	// At most 100 ids are read: a 101st is not mentioned.
+	ids := make([]string, 0, 101)
+	for i := range 100 {
+		ids = append(ids, fmt.Sprintf("%q", fmt.Sprint("u", i)))
+	}
+	ids = append(ids, `"carol"`)
+	_, err = srv.MarkRead(ctx, bob, conv, nil)
+	require.NoError(t, err)
+	require.False(t, mentioned(bob))
+	send(bob, `{"mentionUserIDs":[`+strings.Join(ids, ",")+`]}`)
+	send(alice, `{"mentionUserIDs":["bob"]}`)
+	eventually(t, func() bool { return mentioned(bob) }, "bob not flagged")
+	require.False(t, mentioned(carol), "the 101st id was read") // stored no later than bob's
+
 	// Malformed extra mentions no one.
 	send(carol, `{"mentionUserIDs": 5}`)
 	send(carol, `not json "mention`)
@@ -566,4 +580,35 @@ func TestClientReadState(t *testing.T) {
 	_, err = a.ReadState(ctx, imv1.ReceiptSubscribe_RECEIPTS_UNCHANGED, tooMany...)
 	require.ErrorAs(t, err, &e)
 	require.Equal(t, imv1.ErrorCode_ERR_INVALID_PARAM, e.Code)
+}
+
+// Acks are stored once a second; a graceful shutdown stores what was
+// gathered, so a restart forgets none. An ack of a push the connection no
+// longer remembers (over 64 ago) changes nothing.
+func TestDeliveryAcksSurviveShutdown(t *testing.T) {
+	srv := readStateServer(t, false, im.Config{SendRate: -1})
+	ctx := testCtx(t)
+	a := srv.Dial(t, client.TransportTCP, alice)
+	var pushed []*imv1.MessageInfo
+	for i := range 70 {
+		_, err := srv.SendMessage(ctx, im.SendRequest{SenderID: bob, ReceiverID: alice, Type: im.TextMessage, Content: []byte(content(i))})
+		require.NoError(t, err)
+		pushed = append(pushed, nextMessage(t, a))
+	}
+	// The first push is 70 back: forgotten.
+	require.NoError(t, a.Ack(ctx, pushed[0].ServerMsgId))
+	require.NoError(t, a.Ack(ctx, pushed[9].ServerMsgId))
+	eventually(t, func() bool {
+		st, err := srv.ReadStates(ctx, bob, []string{aliceBob})
+		require.NoError(t, err)
+		return st[0].PeerDelivered == pushed[9].Seq
+	}, "the ack was not counted")
+	st, err := srv.ReadStates(ctx, bob, []string{aliceBob})
+	require.NoError(t, err)
+	require.Equal(t, pushed[9].Seq, st[0].PeerDelivered, "an ack of a forgotten push moved nothing")
+
+	srv = srv.Restart(t)
+	states, err := srv.Store.(im.ReadStateStore).ReadStates(ctx, alice, []string{aliceBob})
+	require.NoError(t, err)
+	require.Equal(t, pushed[9].Seq, states[0].Delivered)
 }
