@@ -55,6 +55,11 @@ var (
 	ErrStorageReadOnly = &storageError{"im: storage read-only"}
 )
 
+// ErrMuted: a group member may not send to the group now, because she is
+// muted (GroupMember.MutedUntil) or the group is (Group.MuteAll). It wraps
+// ErrPermissionDenied.
+var ErrMuted = fmt.Errorf("%w: muted in this group", ErrPermissionDenied)
+
 // ErrCorrupt: stored data failed its integrity check (a checksum, or a
 // record that cannot be decoded). A Store returns it, wrapped, instead of
 // the data, and the Server answers the request with an internal error

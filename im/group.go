@@ -64,6 +64,10 @@ const (
 	// JoinInviteOnly refuses self-joins; only admins and the owner add
 	// members.
 	JoinInviteOnly JoinPolicy = 1
+	// JoinApproval turns a self-join into a request that an admin or the
+	// owner approves or rejects (GroupJoinRequestStore); members invite
+	// as in an open group. Like JoinOpen, anyone may look the group up.
+	JoinApproval JoinPolicy = 2
 )
 
 // HistoryVisibility decides which of a group's messages a new member
@@ -110,6 +114,9 @@ type Group struct {
 	// History decides how much of the group's past a new member reads;
 	// its zero value is HistoryFromJoin.
 	History HistoryVisibility
+	// MuteAll lets only admins and the owner send to the group; the
+	// Store enforces it for appends with MemberOf.
+	MuteAll bool
 	// MemberCount is kept by the Store: it ignores the value it is given
 	// and returns the current count.
 	MemberCount int
@@ -136,6 +143,11 @@ type GroupMember struct {
 	// given. 0 is a membership stored before JoinSeq existed, which reads
 	// the whole history (FirstReadableSeq).
 	JoinSeq int64
+	// MutedUntil, if after a message's CreatedAt, keeps the member from
+	// sending it: the Store refuses appends with MemberOf from her until
+	// then (see AppendRequest.MemberOf). Zero is not muted. A Put sets it
+	// as given.
+	MutedUntil time.Time
 }
 
 // GroupChange is one change to a group, stored by GroupStore.ChangeGroup in
@@ -161,14 +173,16 @@ type GroupChange struct {
 	// over first.
 	Remove []string
 	// Put adds members; for a user who is a member already it sets Role
-	// and keeps the stored JoinedAt and JoinSeq. A new member's JoinSeq
+	// and MutedUntil and keeps the stored JoinedAt and JoinSeq. A pending
+	// join request (GroupJoinRequestStore) of a user Put is removed in the
+	// same commit. A new member's JoinSeq
 	// is the seq of Notice (see GroupMember.JoinSeq). A member given RoleOwner becomes the
 	// group's owner: the group's OwnerID is set to that user and the
 	// previous owner, unless Put gives it a role too, becomes an admin, so
 	// that a group has exactly one owner.
 	Put []GroupMember
-	// Delete removes the group and all its memberships (its messages
-	// stay). It may not be combined with Update, Remove or Put.
+	// Delete removes the group, all its memberships and its pending join
+	// requests (its messages stay). It may not be combined with Update, Remove or Put.
 	Delete bool
 	// MaxMembers, if above 0, is the most members the group may have after
 	// the change: more is refused with ErrLimitExceeded and nothing
@@ -349,7 +363,7 @@ func ValidateGroup(g Group) error {
 			return errorf(CodeInvalidArgument, ErrInvalidArgument, "%s must be at most %d bytes of UTF-8 without control characters other than tab and line breaks", f.name, MaxGroupTextLen)
 		}
 	}
-	if g.JoinPolicy != JoinOpen && g.JoinPolicy != JoinInviteOnly {
+	if g.JoinPolicy != JoinOpen && g.JoinPolicy != JoinInviteOnly && g.JoinPolicy != JoinApproval {
 		return errorf(CodeInvalidArgument, ErrInvalidArgument, "unknown join policy %d", g.JoinPolicy)
 	}
 	if g.History != HistoryFromJoin && g.History != HistoryFull {
@@ -406,4 +420,42 @@ func ValidateGroupMembers(members []GroupMember) error {
 		return errorf(CodeInvalidArgument, ErrInvalidArgument, "a group has one owner, not %d", owners)
 	}
 	return nil
+}
+
+// GroupJoinRequest is a user's pending request to join a group whose
+// JoinPolicy is JoinApproval.
+type GroupJoinRequest struct {
+	GroupID   string
+	UserID    string
+	Message   string // at most MaxFriendMessageLen characters, as ValidateFriendText checks
+	CreatedAt time.Time
+}
+
+// MaxGroupJoinRequests bounds the pending join requests of one group: the
+// Server refuses more (ErrLimitExceeded) until admins answer some.
+const MaxGroupJoinRequests = 1000
+
+// GroupJoinRequestStore is an optional Store capability: pending requests
+// to join groups. Without it a group cannot be given JoinApproval.
+// GroupChange removes a request when its user is Put into the group and
+// all of a group's requests when the group is deleted, in the same commit.
+//
+// Every method is atomic, durable when it returns, safe for concurrent use
+// and honours ctx cancellation; invalid ids or texts are
+// ErrInvalidArgument and nothing is written.
+type GroupJoinRequestStore interface {
+	// PutJoinRequest stores r, replacing an earlier request of r.UserID
+	// to r.GroupID. ErrNotFound if there is no such group; ErrConflict if
+	// r.UserID is a member already. It returns how many requests the
+	// group has pending now, r included.
+	PutJoinRequest(ctx context.Context, r GroupJoinRequest) (int, error)
+	// JoinRequests returns group groupID's pending requests, ordered by
+	// CreatedAt, then UserID; an empty slice for none.
+	JoinRequests(ctx context.Context, groupID string) ([]GroupJoinRequest, error)
+	// JoinRequest returns userID's pending request to groupID;
+	// ErrNotFound if there is none.
+	JoinRequest(ctx context.Context, groupID, userID string) (GroupJoinRequest, error)
+	// DeleteJoinRequest removes userID's pending request to groupID;
+	// ErrNotFound if there is none.
+	DeleteJoinRequest(ctx context.Context, groupID, userID string) error
 }

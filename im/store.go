@@ -40,7 +40,10 @@ type AppendRequest struct {
 	// Message.SenderID is a member of that group when the commit happens,
 	// checked inside the commit itself. Otherwise the request's result has
 	// an Err wrapping ErrPermissionDenied (also when there is no such
-	// group), and the rest of the batch is unaffected.
+	// group), and the rest of the batch is unaffected. The same check
+	// refuses, with an Err wrapping ErrMuted, a sender whose
+	// GroupMember.MutedUntil is after Message.CreatedAt, and one below
+	// RoleAdmin when the group has MuteAll.
 	MemberOf string
 }
 

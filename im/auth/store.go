@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	"github.com/imserver/imserver/im"
@@ -16,6 +17,19 @@ type Account struct {
 	PasswordHash []byte
 	Disabled     bool
 	CreatedAt    time.Time
+
+	// The rest of the profile (im.User), empty for an account that never
+	// set it. A Store keeps what it is given; Accounts checks the limits
+	// of im.ValidateProfileUpdate before writing.
+	Avatar    string
+	Signature string
+	Gender    im.Gender
+	Birth     int64
+	UpdatedAt time.Time
+	// Deleted marks an account whose user deleted it: it is Disabled, its
+	// profile erased, and it is left out of searches. Its id and username
+	// stay taken, so that neither passes to someone else.
+	Deleted bool
 }
 
 // AccountStore keeps built-in accounts. It is what Accounts needs from a
@@ -69,6 +83,16 @@ type AccountUpdate struct {
 	PasswordHash []byte
 	// Disabled, if not nil, disables or enables the account.
 	Disabled *bool
+	// Avatar, Signature, Gender and Birth, if not nil, replace the
+	// profile's; they must pass im.ValidateProfileUpdate.
+	Avatar    *string
+	Signature *string
+	Gender    *im.Gender
+	Birth     *int64
+	// UpdatedAt, if not zero, is stored as the account's UpdatedAt.
+	UpdatedAt time.Time
+	// Deleted, if not nil, sets Deleted.
+	Deleted *bool
 }
 
 // AccountUpdater changes accounts. It is an optional part of an
@@ -98,7 +122,53 @@ func ValidateAccountUpdate(u AccountUpdate) error {
 	if u.PasswordHash != nil && len(u.PasswordHash) == 0 {
 		return invalid("password hash must not be empty")
 	}
-	return nil
+	return im.ValidateProfileUpdate(im.ProfileUpdate{Avatar: u.Avatar, Signature: u.Signature, Gender: u.Gender, Birth: u.Birth})
+}
+
+// NicknameKey is the form of a nickname that searches compare: lower case
+// (Unicode simple folding). An AccountSearcher indexes accounts by it.
+func NicknameKey(nickname string) string { return strings.ToLower(nickname) }
+
+// AccountSearcher is an optional part of an AccountStore: reading many
+// accounts at once and searching them by nickname through an index. With
+// it, Accounts implements im.UserProfiles (profile lookups and user
+// search); store/bolt, store/sqlstore and store/memstore implement it, and
+// storetest.RunAccounts checks it when a store has it.
+//
+// Both methods are safe for concurrent use, honour ctx cancellation and
+// wrap backend errors with %w.
+type AccountSearcher interface {
+	// AccountsByID returns the accounts with the given ids that exist,
+	// in the order of ids, each once; ids that name no account are left
+	// out. An invalid id is ErrInvalidArgument.
+	AccountsByID(ctx context.Context, ids []string) ([]Account, error)
+	// SearchAccounts returns at most limit accounts (limit >= 1) that are
+	// not Deleted and whose NicknameKey(Nickname) begins with prefix
+	// (which the caller gives already folded by NicknameKey), ordered by
+	// that key, then by UserID. It reads an index of the keys, never
+	// every account. An empty prefix or a limit below 1 is
+	// ErrInvalidArgument.
+	SearchAccounts(ctx context.Context, prefix string, limit int) ([]Account, error)
+}
+
+// RevokedTokens is an optional part of a store beside TokenVersions: single
+// tokens revoked before they expire, which is how one device logs out
+// while the user's other devices stay signed in. The Guard refuses a token
+// whose id (Claims.ID) is revoked. store/bolt, store/sqlstore and
+// store/memstore implement it; storetest.RunTokenVersions checks it when
+// a store has it.
+//
+// Both methods are safe for concurrent use, honour ctx cancellation and
+// wrap backend errors with %w; an empty or over-long id (more than 128
+// bytes) is ErrInvalidArgument.
+type RevokedTokens interface {
+	// RevokeToken records, durably, that the token with id tokenID is
+	// revoked. expires is when the token expires anyway: the record may
+	// be dropped after it (a Store removes expired records as it goes, so
+	// they do not pile up). Revoking again changes nothing.
+	RevokeToken(ctx context.Context, tokenID string, expires time.Time) error
+	// TokenRevoked reports whether tokenID is revoked.
+	TokenRevoked(ctx context.Context, tokenID string) (bool, error)
 }
 
 // TokenVersions keeps each user's token version: a counter that revoking a
