@@ -81,6 +81,12 @@ func NewBody(cmd CommandType) proto.Message {
 		return new(ConversationSettingsResponse)
 	case CommandType_CMD_CONVERSATION_CHANGED_PUSH:
 		return new(ConversationChangedPush)
+	case CommandType_CMD_FRIEND_SUBSCRIBE_REQ:
+		return new(FriendSubscribeRequest)
+	case CommandType_CMD_FRIEND_SUBSCRIBE_RSP:
+		return new(FriendSubscribeResponse)
+	case CommandType_CMD_FRIEND_EVENT_PUSH:
+		return new(FriendEventPush)
 	case CommandType_CMD_ERROR_RSP:
 		return new(ErrorResponse)
 	}

@@ -93,6 +93,15 @@ const (
 	// Extension: sent only to a connection that subscribed with a
 	// ConversationListRequest. Body: ConversationChangedPush.
 	CommandType_CMD_CONVERSATION_CHANGED_PUSH CommandType = 524
+	// Extension: friends and blocks (docs/PROTOCOL.md, section 21). The
+	// lists themselves are served over HTTP; the socket carries only the
+	// subscription and the hints. Body FriendSubscribeRequest; answered by
+	// CMD_FRIEND_SUBSCRIBE_RSP.
+	CommandType_CMD_FRIEND_SUBSCRIBE_REQ CommandType = 530
+	CommandType_CMD_FRIEND_SUBSCRIBE_RSP CommandType = 531
+	// Extension: sent only to a connection that subscribed with a
+	// FriendSubscribeRequest. Body: FriendEventPush.
+	CommandType_CMD_FRIEND_EVENT_PUSH CommandType = 532
 	// Extension: the answer to a request that cannot be answered in its own
 	// response type (an unknown or unsupported command, an undecodable body).
 	// Its sequence echoes the request's. Body: ErrorResponse.
@@ -145,6 +154,9 @@ var (
 		522: "CMD_CONVERSATION_SETTINGS_REQ",
 		523: "CMD_CONVERSATION_SETTINGS_RSP",
 		524: "CMD_CONVERSATION_CHANGED_PUSH",
+		530: "CMD_FRIEND_SUBSCRIBE_REQ",
+		531: "CMD_FRIEND_SUBSCRIBE_RSP",
+		532: "CMD_FRIEND_EVENT_PUSH",
 		900: "CMD_ERROR_RSP",
 	}
 	CommandType_value = map[string]int32{
@@ -191,6 +203,9 @@ var (
 		"CMD_CONVERSATION_SETTINGS_REQ": 522,
 		"CMD_CONVERSATION_SETTINGS_RSP": 523,
 		"CMD_CONVERSATION_CHANGED_PUSH": 524,
+		"CMD_FRIEND_SUBSCRIBE_REQ":      530,
+		"CMD_FRIEND_SUBSCRIBE_RSP":      531,
+		"CMD_FRIEND_EVENT_PUSH":         532,
 		"CMD_ERROR_RSP":                 900,
 	}
 )
@@ -443,6 +458,71 @@ func (x ConversationChanges) Number() protoreflect.EnumNumber {
 // Deprecated: Use ConversationChanges.Descriptor instead.
 func (ConversationChanges) EnumDescriptor() ([]byte, []int) {
 	return file_imv1_proto_rawDescGZIP(), []int{4}
+}
+
+// What a FriendEventPush tells.
+type FriendEventType int32
+
+const (
+	FriendEventType_FRIEND_EVENT_UNKNOWN   FriendEventType = 0
+	FriendEventType_FRIEND_EVENT_REQUEST   FriendEventType = 1 // from_user_id asked to_user_id
+	FriendEventType_FRIEND_EVENT_ACCEPTED  FriendEventType = 2 // the two are friends now (an accept, or two requests that met)
+	FriendEventType_FRIEND_EVENT_REJECTED  FriendEventType = 3 // to_user_id rejected from_user_id's request
+	FriendEventType_FRIEND_EVENT_CANCELLED FriendEventType = 4 // from_user_id withdrew her request to to_user_id
+	FriendEventType_FRIEND_EVENT_DELETED   FriendEventType = 5 // from_user_id ended the friendship
+	FriendEventType_FRIEND_EVENT_BLOCKED   FriendEventType = 6 // from_user_id blocked to_user_id (sent to from_user_id only)
+	FriendEventType_FRIEND_EVENT_UNBLOCKED FriendEventType = 7 // from_user_id unblocked to_user_id (sent to from_user_id only)
+)
+
+// Enum value maps for FriendEventType.
+var (
+	FriendEventType_name = map[int32]string{
+		0: "FRIEND_EVENT_UNKNOWN",
+		1: "FRIEND_EVENT_REQUEST",
+		2: "FRIEND_EVENT_ACCEPTED",
+		3: "FRIEND_EVENT_REJECTED",
+		4: "FRIEND_EVENT_CANCELLED",
+		5: "FRIEND_EVENT_DELETED",
+		6: "FRIEND_EVENT_BLOCKED",
+		7: "FRIEND_EVENT_UNBLOCKED",
+	}
+	FriendEventType_value = map[string]int32{
+		"FRIEND_EVENT_UNKNOWN":   0,
+		"FRIEND_EVENT_REQUEST":   1,
+		"FRIEND_EVENT_ACCEPTED":  2,
+		"FRIEND_EVENT_REJECTED":  3,
+		"FRIEND_EVENT_CANCELLED": 4,
+		"FRIEND_EVENT_DELETED":   5,
+		"FRIEND_EVENT_BLOCKED":   6,
+		"FRIEND_EVENT_UNBLOCKED": 7,
+	}
+)
+
+func (x FriendEventType) Enum() *FriendEventType {
+	p := new(FriendEventType)
+	*p = x
+	return p
+}
+
+func (x FriendEventType) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (FriendEventType) Descriptor() protoreflect.EnumDescriptor {
+	return file_imv1_proto_enumTypes[5].Descriptor()
+}
+
+func (FriendEventType) Type() protoreflect.EnumType {
+	return &file_imv1_proto_enumTypes[5]
+}
+
+func (x FriendEventType) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use FriendEventType.Descriptor instead.
+func (FriendEventType) EnumDescriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{5}
 }
 
 // WebSocketMessage is the envelope of every binary WebSocket message.
@@ -3746,6 +3826,193 @@ func (x *ConversationChangedPush) GetSettings() *ConversationSettings {
 	return nil
 }
 
+// Extension (CMD_FRIEND_SUBSCRIBE_REQ): subscribes the connection to
+// FRIEND_EVENT_PUSH, or unsubscribes it.
+type FriendSubscribeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subscribe     bool                   `protobuf:"varint,1,opt,name=subscribe,proto3" json:"subscribe,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FriendSubscribeRequest) Reset() {
+	*x = FriendSubscribeRequest{}
+	mi := &file_imv1_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FriendSubscribeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FriendSubscribeRequest) ProtoMessage() {}
+
+func (x *FriendSubscribeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FriendSubscribeRequest.ProtoReflect.Descriptor instead.
+func (*FriendSubscribeRequest) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *FriendSubscribeRequest) GetSubscribe() bool {
+	if x != nil {
+		return x.Subscribe
+	}
+	return false
+}
+
+// Extension (CMD_FRIEND_SUBSCRIBE_RSP).
+type FriendSubscribeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ErrorCode     ErrorCode              `protobuf:"varint,1,opt,name=error_code,json=errorCode,proto3,enum=imserver.v1.ErrorCode" json:"error_code,omitempty"`
+	ErrorMsg      string                 `protobuf:"bytes,2,opt,name=error_msg,json=errorMsg,proto3" json:"error_msg,omitempty"`
+	Subscribed    bool                   `protobuf:"varint,3,opt,name=subscribed,proto3" json:"subscribed,omitempty"` // the connection's subscription after the request
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FriendSubscribeResponse) Reset() {
+	*x = FriendSubscribeResponse{}
+	mi := &file_imv1_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FriendSubscribeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FriendSubscribeResponse) ProtoMessage() {}
+
+func (x *FriendSubscribeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FriendSubscribeResponse.ProtoReflect.Descriptor instead.
+func (*FriendSubscribeResponse) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *FriendSubscribeResponse) GetErrorCode() ErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ErrorCode_ERR_SUCCESS
+}
+
+func (x *FriendSubscribeResponse) GetErrorMsg() string {
+	if x != nil {
+		return x.ErrorMsg
+	}
+	return ""
+}
+
+func (x *FriendSubscribeResponse) GetSubscribed() bool {
+	if x != nil {
+		return x.Subscribed
+	}
+	return false
+}
+
+// Extension (CMD_FRIEND_EVENT_PUSH): a change of the friends, requests or
+// blocks of the receiving user. A hint, at most once: the lists (HTTP
+// /api/friend/...) are the truth, and a client reads them again after it
+// reconnects.
+type FriendEventPush struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Type          FriendEventType        `protobuf:"varint,1,opt,name=type,proto3,enum=imserver.v1.FriendEventType" json:"type,omitempty"`
+	FromUserId    string                 `protobuf:"bytes,2,opt,name=from_user_id,json=fromUserId,proto3" json:"from_user_id,omitempty"`
+	ToUserId      string                 `protobuf:"bytes,3,opt,name=to_user_id,json=toUserId,proto3" json:"to_user_id,omitempty"`
+	Message       string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"` // the request's message (FRIEND_EVENT_REQUEST)
+	Time          int64                  `protobuf:"varint,5,opt,name=time,proto3" json:"time,omitempty"`      // milliseconds
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FriendEventPush) Reset() {
+	*x = FriendEventPush{}
+	mi := &file_imv1_proto_msgTypes[49]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FriendEventPush) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FriendEventPush) ProtoMessage() {}
+
+func (x *FriendEventPush) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[49]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FriendEventPush.ProtoReflect.Descriptor instead.
+func (*FriendEventPush) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{49}
+}
+
+func (x *FriendEventPush) GetType() FriendEventType {
+	if x != nil {
+		return x.Type
+	}
+	return FriendEventType_FRIEND_EVENT_UNKNOWN
+}
+
+func (x *FriendEventPush) GetFromUserId() string {
+	if x != nil {
+		return x.FromUserId
+	}
+	return ""
+}
+
+func (x *FriendEventPush) GetToUserId() string {
+	if x != nil {
+		return x.ToUserId
+	}
+	return ""
+}
+
+func (x *FriendEventPush) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *FriendEventPush) GetTime() int64 {
+	if x != nil {
+		return x.Time
+	}
+	return 0
+}
+
 var File_imv1_proto protoreflect.FileDescriptor
 
 const file_imv1_proto_rawDesc = "" +
@@ -4041,7 +4308,24 @@ const file_imv1_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\x06 \x01(\x03R\tupdatedAt\"X\n" +
 	"\x17ConversationChangedPush\x12=\n" +
-	"\bsettings\x18\x01 \x01(\v2!.imserver.v1.ConversationSettingsR\bsettings*\xd1\b\n" +
+	"\bsettings\x18\x01 \x01(\v2!.imserver.v1.ConversationSettingsR\bsettings\"6\n" +
+	"\x16FriendSubscribeRequest\x12\x1c\n" +
+	"\tsubscribe\x18\x01 \x01(\bR\tsubscribe\"\x8d\x01\n" +
+	"\x17FriendSubscribeResponse\x125\n" +
+	"\n" +
+	"error_code\x18\x01 \x01(\x0e2\x16.imserver.v1.ErrorCodeR\terrorCode\x12\x1b\n" +
+	"\terror_msg\x18\x02 \x01(\tR\berrorMsg\x12\x1e\n" +
+	"\n" +
+	"subscribed\x18\x03 \x01(\bR\n" +
+	"subscribed\"\xb1\x01\n" +
+	"\x0fFriendEventPush\x120\n" +
+	"\x04type\x18\x01 \x01(\x0e2\x1c.imserver.v1.FriendEventTypeR\x04type\x12 \n" +
+	"\ffrom_user_id\x18\x02 \x01(\tR\n" +
+	"fromUserId\x12\x1c\n" +
+	"\n" +
+	"to_user_id\x18\x03 \x01(\tR\btoUserId\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x12\x12\n" +
+	"\x04time\x18\x05 \x01(\x03R\x04time*\xab\t\n" +
 	"\vCommandType\x12\x0f\n" +
 	"\vCMD_UNKNOWN\x10\x00\x12\x13\n" +
 	"\x0fCMD_CONNECT_REQ\x10\x01\x12\x13\n" +
@@ -4085,7 +4369,10 @@ const file_imv1_proto_rawDesc = "" +
 	"\x19CMD_CONVERSATION_LIST_RSP\x10\x89\x04\x12\"\n" +
 	"\x1dCMD_CONVERSATION_SETTINGS_REQ\x10\x8a\x04\x12\"\n" +
 	"\x1dCMD_CONVERSATION_SETTINGS_RSP\x10\x8b\x04\x12\"\n" +
-	"\x1dCMD_CONVERSATION_CHANGED_PUSH\x10\x8c\x04\x12\x12\n" +
+	"\x1dCMD_CONVERSATION_CHANGED_PUSH\x10\x8c\x04\x12\x1d\n" +
+	"\x18CMD_FRIEND_SUBSCRIBE_REQ\x10\x92\x04\x12\x1d\n" +
+	"\x18CMD_FRIEND_SUBSCRIBE_RSP\x10\x93\x04\x12\x1a\n" +
+	"\x15CMD_FRIEND_EVENT_PUSH\x10\x94\x04\x12\x12\n" +
 	"\rCMD_ERROR_RSP\x10\x84\a*\xf8\x01\n" +
 	"\tErrorCode\x12\x0f\n" +
 	"\vERR_SUCCESS\x10\x00\x12\x0f\n" +
@@ -4109,7 +4396,16 @@ const file_imv1_proto_rawDesc = "" +
 	"\x13ConversationChanges\x12\"\n" +
 	"\x1eCONVERSATION_CHANGES_UNCHANGED\x10\x00\x12\"\n" +
 	"\x1eCONVERSATION_CHANGES_SUBSCRIBE\x10\x01\x12$\n" +
-	" CONVERSATION_CHANGES_UNSUBSCRIBE\x10\x02B&Z$github.com/imserver/imserver/im/imv1b\x06proto3"
+	" CONVERSATION_CHANGES_UNSUBSCRIBE\x10\x02*\xe7\x01\n" +
+	"\x0fFriendEventType\x12\x18\n" +
+	"\x14FRIEND_EVENT_UNKNOWN\x10\x00\x12\x18\n" +
+	"\x14FRIEND_EVENT_REQUEST\x10\x01\x12\x19\n" +
+	"\x15FRIEND_EVENT_ACCEPTED\x10\x02\x12\x19\n" +
+	"\x15FRIEND_EVENT_REJECTED\x10\x03\x12\x1a\n" +
+	"\x16FRIEND_EVENT_CANCELLED\x10\x04\x12\x18\n" +
+	"\x14FRIEND_EVENT_DELETED\x10\x05\x12\x18\n" +
+	"\x14FRIEND_EVENT_BLOCKED\x10\x06\x12\x1a\n" +
+	"\x16FRIEND_EVENT_UNBLOCKED\x10\aB&Z$github.com/imserver/imserver/im/imv1b\x06proto3"
 
 var (
 	file_imv1_proto_rawDescOnce sync.Once
@@ -4123,103 +4419,109 @@ func file_imv1_proto_rawDescGZIP() []byte {
 	return file_imv1_proto_rawDescData
 }
 
-var file_imv1_proto_enumTypes = make([]protoimpl.EnumInfo, 5)
-var file_imv1_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
+var file_imv1_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
+var file_imv1_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_imv1_proto_goTypes = []any{
 	(CommandType)(0),                     // 0: imserver.v1.CommandType
 	(ErrorCode)(0),                       // 1: imserver.v1.ErrorCode
 	(PresenceSubscribe)(0),               // 2: imserver.v1.PresenceSubscribe
 	(ReceiptSubscribe)(0),                // 3: imserver.v1.ReceiptSubscribe
 	(ConversationChanges)(0),             // 4: imserver.v1.ConversationChanges
-	(*WebSocketMessage)(nil),             // 5: imserver.v1.WebSocketMessage
-	(*ConnectRequest)(nil),               // 6: imserver.v1.ConnectRequest
-	(*ConnectResponse)(nil),              // 7: imserver.v1.ConnectResponse
-	(*HeartbeatRequest)(nil),             // 8: imserver.v1.HeartbeatRequest
-	(*HeartbeatResponse)(nil),            // 9: imserver.v1.HeartbeatResponse
-	(*AuthRequest)(nil),                  // 10: imserver.v1.AuthRequest
-	(*AuthResponse)(nil),                 // 11: imserver.v1.AuthResponse
-	(*KickOutNotification)(nil),          // 12: imserver.v1.KickOutNotification
-	(*MessageInfo)(nil),                  // 13: imserver.v1.MessageInfo
-	(*SendMessageRequest)(nil),           // 14: imserver.v1.SendMessageRequest
-	(*SendMessageResponse)(nil),          // 15: imserver.v1.SendMessageResponse
-	(*PushMessage)(nil),                  // 16: imserver.v1.PushMessage
-	(*MessageAck)(nil),                   // 17: imserver.v1.MessageAck
-	(*BatchMessages)(nil),                // 18: imserver.v1.BatchMessages
-	(*RevokeMessageRequest)(nil),         // 19: imserver.v1.RevokeMessageRequest
-	(*RevokeMessageResponse)(nil),        // 20: imserver.v1.RevokeMessageResponse
-	(*RevokeMessagePush)(nil),            // 21: imserver.v1.RevokeMessagePush
-	(*ConversationSyncState)(nil),        // 22: imserver.v1.ConversationSyncState
-	(*BatchSyncRequest)(nil),             // 23: imserver.v1.BatchSyncRequest
-	(*ConversationMessages)(nil),         // 24: imserver.v1.ConversationMessages
-	(*BatchSyncResponse)(nil),            // 25: imserver.v1.BatchSyncResponse
-	(*SyncRangeRequest)(nil),             // 26: imserver.v1.SyncRangeRequest
-	(*SyncRangeResponse)(nil),            // 27: imserver.v1.SyncRangeResponse
-	(*ReadReceiptRequest)(nil),           // 28: imserver.v1.ReadReceiptRequest
-	(*ReadReceiptResponse)(nil),          // 29: imserver.v1.ReadReceiptResponse
-	(*ReadReceiptPush)(nil),              // 30: imserver.v1.ReadReceiptPush
-	(*TypingStatusRequest)(nil),          // 31: imserver.v1.TypingStatusRequest
-	(*TypingStatusPush)(nil),             // 32: imserver.v1.TypingStatusPush
-	(*OnlineStatusRequest)(nil),          // 33: imserver.v1.OnlineStatusRequest
-	(*OnlineStatusResponse)(nil),         // 34: imserver.v1.OnlineStatusResponse
-	(*UserStatus)(nil),                   // 35: imserver.v1.UserStatus
-	(*DeviceStatus)(nil),                 // 36: imserver.v1.DeviceStatus
-	(*StatusChangePush)(nil),             // 37: imserver.v1.StatusChangePush
-	(*ErrorResponse)(nil),                // 38: imserver.v1.ErrorResponse
-	(*ReadStateRequest)(nil),             // 39: imserver.v1.ReadStateRequest
-	(*ReadStateResponse)(nil),            // 40: imserver.v1.ReadStateResponse
-	(*ConversationReadState)(nil),        // 41: imserver.v1.ConversationReadState
-	(*DeliveryReceiptPush)(nil),          // 42: imserver.v1.DeliveryReceiptPush
-	(*ReadByRequest)(nil),                // 43: imserver.v1.ReadByRequest
-	(*ReadByResponse)(nil),               // 44: imserver.v1.ReadByResponse
-	(*ConversationListRequest)(nil),      // 45: imserver.v1.ConversationListRequest
-	(*ConversationListResponse)(nil),     // 46: imserver.v1.ConversationListResponse
-	(*ConversationInfo)(nil),             // 47: imserver.v1.ConversationInfo
-	(*ConversationSettingsRequest)(nil),  // 48: imserver.v1.ConversationSettingsRequest
-	(*ConversationSettingsResponse)(nil), // 49: imserver.v1.ConversationSettingsResponse
-	(*ConversationSettings)(nil),         // 50: imserver.v1.ConversationSettings
-	(*ConversationChangedPush)(nil),      // 51: imserver.v1.ConversationChangedPush
-	nil,                                  // 52: imserver.v1.ConnectRequest.ExtraEntry
+	(FriendEventType)(0),                 // 5: imserver.v1.FriendEventType
+	(*WebSocketMessage)(nil),             // 6: imserver.v1.WebSocketMessage
+	(*ConnectRequest)(nil),               // 7: imserver.v1.ConnectRequest
+	(*ConnectResponse)(nil),              // 8: imserver.v1.ConnectResponse
+	(*HeartbeatRequest)(nil),             // 9: imserver.v1.HeartbeatRequest
+	(*HeartbeatResponse)(nil),            // 10: imserver.v1.HeartbeatResponse
+	(*AuthRequest)(nil),                  // 11: imserver.v1.AuthRequest
+	(*AuthResponse)(nil),                 // 12: imserver.v1.AuthResponse
+	(*KickOutNotification)(nil),          // 13: imserver.v1.KickOutNotification
+	(*MessageInfo)(nil),                  // 14: imserver.v1.MessageInfo
+	(*SendMessageRequest)(nil),           // 15: imserver.v1.SendMessageRequest
+	(*SendMessageResponse)(nil),          // 16: imserver.v1.SendMessageResponse
+	(*PushMessage)(nil),                  // 17: imserver.v1.PushMessage
+	(*MessageAck)(nil),                   // 18: imserver.v1.MessageAck
+	(*BatchMessages)(nil),                // 19: imserver.v1.BatchMessages
+	(*RevokeMessageRequest)(nil),         // 20: imserver.v1.RevokeMessageRequest
+	(*RevokeMessageResponse)(nil),        // 21: imserver.v1.RevokeMessageResponse
+	(*RevokeMessagePush)(nil),            // 22: imserver.v1.RevokeMessagePush
+	(*ConversationSyncState)(nil),        // 23: imserver.v1.ConversationSyncState
+	(*BatchSyncRequest)(nil),             // 24: imserver.v1.BatchSyncRequest
+	(*ConversationMessages)(nil),         // 25: imserver.v1.ConversationMessages
+	(*BatchSyncResponse)(nil),            // 26: imserver.v1.BatchSyncResponse
+	(*SyncRangeRequest)(nil),             // 27: imserver.v1.SyncRangeRequest
+	(*SyncRangeResponse)(nil),            // 28: imserver.v1.SyncRangeResponse
+	(*ReadReceiptRequest)(nil),           // 29: imserver.v1.ReadReceiptRequest
+	(*ReadReceiptResponse)(nil),          // 30: imserver.v1.ReadReceiptResponse
+	(*ReadReceiptPush)(nil),              // 31: imserver.v1.ReadReceiptPush
+	(*TypingStatusRequest)(nil),          // 32: imserver.v1.TypingStatusRequest
+	(*TypingStatusPush)(nil),             // 33: imserver.v1.TypingStatusPush
+	(*OnlineStatusRequest)(nil),          // 34: imserver.v1.OnlineStatusRequest
+	(*OnlineStatusResponse)(nil),         // 35: imserver.v1.OnlineStatusResponse
+	(*UserStatus)(nil),                   // 36: imserver.v1.UserStatus
+	(*DeviceStatus)(nil),                 // 37: imserver.v1.DeviceStatus
+	(*StatusChangePush)(nil),             // 38: imserver.v1.StatusChangePush
+	(*ErrorResponse)(nil),                // 39: imserver.v1.ErrorResponse
+	(*ReadStateRequest)(nil),             // 40: imserver.v1.ReadStateRequest
+	(*ReadStateResponse)(nil),            // 41: imserver.v1.ReadStateResponse
+	(*ConversationReadState)(nil),        // 42: imserver.v1.ConversationReadState
+	(*DeliveryReceiptPush)(nil),          // 43: imserver.v1.DeliveryReceiptPush
+	(*ReadByRequest)(nil),                // 44: imserver.v1.ReadByRequest
+	(*ReadByResponse)(nil),               // 45: imserver.v1.ReadByResponse
+	(*ConversationListRequest)(nil),      // 46: imserver.v1.ConversationListRequest
+	(*ConversationListResponse)(nil),     // 47: imserver.v1.ConversationListResponse
+	(*ConversationInfo)(nil),             // 48: imserver.v1.ConversationInfo
+	(*ConversationSettingsRequest)(nil),  // 49: imserver.v1.ConversationSettingsRequest
+	(*ConversationSettingsResponse)(nil), // 50: imserver.v1.ConversationSettingsResponse
+	(*ConversationSettings)(nil),         // 51: imserver.v1.ConversationSettings
+	(*ConversationChangedPush)(nil),      // 52: imserver.v1.ConversationChangedPush
+	(*FriendSubscribeRequest)(nil),       // 53: imserver.v1.FriendSubscribeRequest
+	(*FriendSubscribeResponse)(nil),      // 54: imserver.v1.FriendSubscribeResponse
+	(*FriendEventPush)(nil),              // 55: imserver.v1.FriendEventPush
+	nil,                                  // 56: imserver.v1.ConnectRequest.ExtraEntry
 }
 var file_imv1_proto_depIdxs = []int32{
 	0,  // 0: imserver.v1.WebSocketMessage.command:type_name -> imserver.v1.CommandType
-	52, // 1: imserver.v1.ConnectRequest.extra:type_name -> imserver.v1.ConnectRequest.ExtraEntry
+	56, // 1: imserver.v1.ConnectRequest.extra:type_name -> imserver.v1.ConnectRequest.ExtraEntry
 	1,  // 2: imserver.v1.ConnectResponse.error_code:type_name -> imserver.v1.ErrorCode
 	1,  // 3: imserver.v1.AuthResponse.error_code:type_name -> imserver.v1.ErrorCode
-	13, // 4: imserver.v1.SendMessageRequest.message:type_name -> imserver.v1.MessageInfo
+	14, // 4: imserver.v1.SendMessageRequest.message:type_name -> imserver.v1.MessageInfo
 	1,  // 5: imserver.v1.SendMessageResponse.error_code:type_name -> imserver.v1.ErrorCode
-	13, // 6: imserver.v1.PushMessage.message:type_name -> imserver.v1.MessageInfo
-	16, // 7: imserver.v1.BatchMessages.messages:type_name -> imserver.v1.PushMessage
+	14, // 6: imserver.v1.PushMessage.message:type_name -> imserver.v1.MessageInfo
+	17, // 7: imserver.v1.BatchMessages.messages:type_name -> imserver.v1.PushMessage
 	1,  // 8: imserver.v1.RevokeMessageResponse.error_code:type_name -> imserver.v1.ErrorCode
-	22, // 9: imserver.v1.BatchSyncRequest.conversation_states:type_name -> imserver.v1.ConversationSyncState
-	13, // 10: imserver.v1.ConversationMessages.messages:type_name -> imserver.v1.MessageInfo
+	23, // 9: imserver.v1.BatchSyncRequest.conversation_states:type_name -> imserver.v1.ConversationSyncState
+	14, // 10: imserver.v1.ConversationMessages.messages:type_name -> imserver.v1.MessageInfo
 	1,  // 11: imserver.v1.BatchSyncResponse.error_code:type_name -> imserver.v1.ErrorCode
-	24, // 12: imserver.v1.BatchSyncResponse.conversation_messages:type_name -> imserver.v1.ConversationMessages
+	25, // 12: imserver.v1.BatchSyncResponse.conversation_messages:type_name -> imserver.v1.ConversationMessages
 	1,  // 13: imserver.v1.SyncRangeResponse.error_code:type_name -> imserver.v1.ErrorCode
-	13, // 14: imserver.v1.SyncRangeResponse.messages:type_name -> imserver.v1.MessageInfo
+	14, // 14: imserver.v1.SyncRangeResponse.messages:type_name -> imserver.v1.MessageInfo
 	1,  // 15: imserver.v1.ReadReceiptResponse.error_code:type_name -> imserver.v1.ErrorCode
 	2,  // 16: imserver.v1.OnlineStatusRequest.subscribe:type_name -> imserver.v1.PresenceSubscribe
 	1,  // 17: imserver.v1.OnlineStatusResponse.error_code:type_name -> imserver.v1.ErrorCode
-	35, // 18: imserver.v1.OnlineStatusResponse.statuses:type_name -> imserver.v1.UserStatus
-	36, // 19: imserver.v1.UserStatus.devices:type_name -> imserver.v1.DeviceStatus
-	35, // 20: imserver.v1.StatusChangePush.status:type_name -> imserver.v1.UserStatus
+	36, // 18: imserver.v1.OnlineStatusResponse.statuses:type_name -> imserver.v1.UserStatus
+	37, // 19: imserver.v1.UserStatus.devices:type_name -> imserver.v1.DeviceStatus
+	36, // 20: imserver.v1.StatusChangePush.status:type_name -> imserver.v1.UserStatus
 	1,  // 21: imserver.v1.ErrorResponse.error_code:type_name -> imserver.v1.ErrorCode
 	0,  // 22: imserver.v1.ErrorResponse.command:type_name -> imserver.v1.CommandType
 	3,  // 23: imserver.v1.ReadStateRequest.receipts:type_name -> imserver.v1.ReceiptSubscribe
 	1,  // 24: imserver.v1.ReadStateResponse.error_code:type_name -> imserver.v1.ErrorCode
-	41, // 25: imserver.v1.ReadStateResponse.states:type_name -> imserver.v1.ConversationReadState
+	42, // 25: imserver.v1.ReadStateResponse.states:type_name -> imserver.v1.ConversationReadState
 	1,  // 26: imserver.v1.ReadByResponse.error_code:type_name -> imserver.v1.ErrorCode
 	4,  // 27: imserver.v1.ConversationListRequest.changes:type_name -> imserver.v1.ConversationChanges
 	1,  // 28: imserver.v1.ConversationListResponse.error_code:type_name -> imserver.v1.ErrorCode
-	47, // 29: imserver.v1.ConversationListResponse.conversations:type_name -> imserver.v1.ConversationInfo
-	13, // 30: imserver.v1.ConversationInfo.last_message:type_name -> imserver.v1.MessageInfo
+	48, // 29: imserver.v1.ConversationListResponse.conversations:type_name -> imserver.v1.ConversationInfo
+	14, // 30: imserver.v1.ConversationInfo.last_message:type_name -> imserver.v1.MessageInfo
 	1,  // 31: imserver.v1.ConversationSettingsResponse.error_code:type_name -> imserver.v1.ErrorCode
-	50, // 32: imserver.v1.ConversationSettingsResponse.settings:type_name -> imserver.v1.ConversationSettings
-	50, // 33: imserver.v1.ConversationChangedPush.settings:type_name -> imserver.v1.ConversationSettings
-	34, // [34:34] is the sub-list for method output_type
-	34, // [34:34] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	51, // 32: imserver.v1.ConversationSettingsResponse.settings:type_name -> imserver.v1.ConversationSettings
+	51, // 33: imserver.v1.ConversationChangedPush.settings:type_name -> imserver.v1.ConversationSettings
+	1,  // 34: imserver.v1.FriendSubscribeResponse.error_code:type_name -> imserver.v1.ErrorCode
+	5,  // 35: imserver.v1.FriendEventPush.type:type_name -> imserver.v1.FriendEventType
+	36, // [36:36] is the sub-list for method output_type
+	36, // [36:36] is the sub-list for method input_type
+	36, // [36:36] is the sub-list for extension type_name
+	36, // [36:36] is the sub-list for extension extendee
+	0,  // [0:36] is the sub-list for field type_name
 }
 
 func init() { file_imv1_proto_init() }
@@ -4233,8 +4535,8 @@ func file_imv1_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_imv1_proto_rawDesc), len(file_imv1_proto_rawDesc)),
-			NumEnums:      5,
-			NumMessages:   48,
+			NumEnums:      6,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
