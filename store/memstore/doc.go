@@ -8,7 +8,9 @@
 // im.Store it implements auth.AccountStore, auth.AccountUpdater and
 // auth.TokenVersions, for the built-in accounts and revocation, and
 // im.SyncStore, so that it answers a BATCH_SYNC in one read as the real
-// stores do, and im.RecallStore, so that messages can be recalled.
+// stores do, and im.RecallStore, so that messages can be recalled, and
+// im.FriendStore, for friendships, friend requests and blocks (indexed by
+// user, so a call costs what the users it names hold).
 //
 // A custom store can embed a *Store and override the methods it keeps
 // elsewhere (examples/customstore does).

@@ -25,6 +25,8 @@ type Store struct {
 	readers   map[string]map[string]bool
 	// settings are each user's settings of her conversations.
 	settings map[positionKey]im.ConversationSettings
+	// friendState holds friendships, friend requests and blocks.
+	friendState friendState
 }
 
 type dedupKey struct{ sender, clientMsgID string }
