@@ -105,7 +105,11 @@
 // after Reopen, and RevokedAt keeps microseconds like CreatedAt. One that
 // implements im.ReadStateStore is checked in the ReadState subtest, and
 // one that implements im.ConversationSettingsStore in the Settings
-// subtest, which assumes UpdatedAt keeps microseconds, as above.
+// subtest, which assumes UpdatedAt keeps microseconds, as above. One that
+// implements im.FriendStore is checked in the Friends subtest (request
+// outcomes, two requests that meet, blocks, ordering, invalid input, a
+// race of mutual requests, durability), which assumes the times of
+// friendships, requests and blocks keep microseconds too.
 //
 // # Dependencies
 //
@@ -167,6 +171,7 @@ func Run(t *testing.T, h Harness) {
 		{"ReadState", testReadState},
 		{"Recall", testRecall},
 		{"Settings", testSettings},
+		{"Friends", testFriends},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })

@@ -155,6 +155,13 @@ func TestSuiteDetectsBugs(t *testing.T) {
 		{"no-validation", "Settings/Invalid"},
 		{"ignore-ctx", "Settings/Cancelled"},
 		{"lose-on-reopen", "Settings/Durability"},
+		{"friends-block-allows-request", "Friends/Block"},
+		{"friends-unsorted", "Friends/Ordering"},
+		{"friends-missing-ok", "Friends/RejectCancel"},
+		{"friends-missing-ok", "Friends/Delete"},
+		{"no-validation", "Friends/Invalid"},
+		{"ignore-ctx", "Friends/Cancelled"},
+		{"lose-on-reopen", "Friends/Durability"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.bug+"/"+tt.failing, func(t *testing.T) {
