@@ -135,6 +135,21 @@ type Config struct {
 	// no limit. Recall needs a Store that implements RecallStore.
 	RecallWindow time.Duration
 
+	// FriendsOnly refuses, with PERMISSION_DENIED, a one-to-one message
+	// between two users who are not friends. It needs a Store that
+	// implements FriendStore. Whatever it says, a message between two
+	// users of whom one blocks the other is refused. Both are decided from
+	// a cache of relations, refreshed every 2 s: a change made through
+	// this Server applies at once, one made through another Server
+	// sharing the Store within 2 s.
+	FriendsOnly bool
+	// FriendRequestRate limits the friend requests one user sends per
+	// second (Server.RequestFriend), across the Server; bursts of 5 are
+	// allowed. Beyond it a request fails with ErrRateLimited
+	// (SEND_TOO_FAST) and changes nothing. Default 1; negative means
+	// unlimited.
+	FriendRequestRate float64
+
 	// DevicePolicy decides what a new login does to older sessions.
 	DevicePolicy DevicePolicy
 	// MaxSessionsPerUser bounds a user's concurrent sessions under
@@ -268,6 +283,9 @@ type Config struct {
 	// Without it, a user sees those with whom it has a one-to-one
 	// conversation holding at least one message, and the members of the
 	// groups it is in.
+	//
+	// Either way, with a FriendStore, two users of whom one blocks the
+	// other never see each other, and the hook is not asked about them.
 	PresenceVisible func(ctx context.Context, viewerID, userID string) (bool, error)
 }
 
@@ -298,6 +316,8 @@ const (
 	DefaultReadByMaxMembers = 500
 	DefaultRecallWindow     = 2 * time.Minute
 	DefaultConversationRate = 10
+
+	DefaultFriendRequestRate = 1
 )
 
 // withDefaults returns c with every zero field set to its default, or an
@@ -335,6 +355,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.ReadByMaxMembers, DefaultReadByMaxMembers)
 	setDefault(&c.RecallWindow, DefaultRecallWindow)
 	setDefault(&c.ConversationRate, DefaultConversationRate)
+	setDefault(&c.FriendRequestRate, DefaultFriendRequestRate)
 	if c.MaxContentSize > MaxFrameSize/2 {
 		return c, errors.New("im: Config.MaxContentSize must be at most half of MaxFrameSize")
 	}
@@ -367,6 +388,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if math.IsNaN(c.ConversationRate) || math.IsInf(c.ConversationRate, 0) {
 		return c, errors.New("im: Config.ConversationRate must be a finite number (negative for unlimited)")
+	}
+	if math.IsNaN(c.FriendRequestRate) || math.IsInf(c.FriendRequestRate, 0) {
+		return c, errors.New("im: Config.FriendRequestRate must be a finite number (negative for unlimited)")
+	}
+	if _, ok := c.Store.(FriendStore); c.FriendsOnly && !ok {
+		return c, errors.New("im: Config.FriendsOnly needs a Store that implements FriendStore")
 	}
 	if c.ReadByMaxMembers < 1 {
 		return c, errors.New("im: Config.ReadByMaxMembers must be positive")

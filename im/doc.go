@@ -166,6 +166,9 @@
 //     conversations. Without it settings changes answer ErrUnsupported,
 //     and every conversation reads as unpinned, unmuted, shown and
 //     uncleared.
+//   - FriendStore: friendships, friend requests and blocks. Without it
+//     the friend calls answer ErrUnsupported, nobody is blocked, and
+//     Config.FriendsOnly cannot be set.
 //
 // A new area (read receipts and per-conversation state, friends, files,
 // …) follows the same pattern: an interface named for the area,

@@ -42,6 +42,20 @@ func (w *presenceWatchers) watch(sess *session, user string, visible bool) {
 	m[sess] = visible
 }
 
+// hideBetween makes the subscriptions of a's sessions to b, and of b's to
+// a, read as not visible: one of them blocked the other.
+func (w *presenceWatchers) hideBetween(a, b string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range [2][2]string{{a, b}, {b, a}} {
+		for sess := range w.users[p[1]] {
+			if sess.user == p[0] {
+				w.users[p[1]][sess] = false
+			}
+		}
+	}
+}
+
 // unwatch removes sess's subscriptions to users.
 func (w *presenceWatchers) unwatch(sess *session, users []string) {
 	w.mu.Lock()
@@ -182,6 +196,22 @@ func (s *Server) presenceVisible(ctx context.Context, viewer string, users []str
 		} else {
 			others = append(others, i)
 		}
+	}
+	if s.friends != nil {
+		// Users who block each other see each other as never seen,
+		// whatever the rule below would say.
+		left := others[:0]
+		for _, i := range others {
+			b, err := s.blocked(ctx, viewer, users[i])
+			if err != nil {
+				s.log.Warn("presence: read relation", "user", viewer, "err", err)
+				b = true
+			}
+			if !b {
+				left = append(left, i)
+			}
+		}
+		others = left
 	}
 	if len(others) == 0 {
 		return visible, nil

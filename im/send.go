@@ -149,6 +149,11 @@ func (s *Server) resolveConversation(ctx context.Context, d draft) (target, erro
 		if p == d.sender {
 			return target{conv: conv, peer: p, members: []string{p}}, nil
 		}
+		if s.friends != nil {
+			if err := s.checkRelation(ctx, d.sender, p); err != nil {
+				return target{}, err
+			}
+		}
 		return target{conv: conv, peer: p, members: []string{d.sender, p}}, nil
 	case GroupConversation:
 		gid, _ := groupOf(conv)

@@ -80,6 +80,12 @@ type Server struct {
 	// limits each user's REVOKE_MSG_REQs.
 	recall  RecallStore
 	recalls *userLimiter
+	// friends is store's FriendStore side, nil when it has none;
+	// friendRequests limits each user's friend requests; relations
+	// caches who blocks whom and who are friends, for the send path.
+	friends        FriendStore
+	friendRequests *userLimiter
+	relations      *relationCache
 
 	mu        sync.Mutex
 	closing   bool
@@ -138,6 +144,9 @@ func NewServer(cfg Config) (*Server, error) {
 	s.receipts = newUserLimiter(cfg.ReadReceiptRate, 2*cfg.ReadReceiptRate)
 	s.recall, _ = cfg.Store.(RecallStore)
 	s.settings, _ = cfg.Store.(ConversationSettingsStore)
+	s.friends, _ = cfg.Store.(FriendStore)
+	s.friendRequests = newUserLimiter(cfg.FriendRequestRate, friendRequestBurst)
+	s.relations = newRelationCache(relationTTL, s.loadRelation)
 	s.convRequests = newUserLimiter(cfg.ConversationRate, 2*cfg.ConversationRate)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.groups = newGroupCache(s.base, cfg.Store)

@@ -66,6 +66,9 @@ type session struct {
 	// convChanges is set while the connection is subscribed to the
 	// user's conversation changes (CONVERSATION_CHANGED_PUSH).
 	convChanges atomic.Bool
+	// friendEvents is set while the connection is subscribed to
+	// FRIEND_EVENT_PUSH.
+	friendEvents atomic.Bool
 
 	// watching is the users this connection subscribed to the presence
 	// of; only the reader goroutine touches it.

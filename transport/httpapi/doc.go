@@ -181,6 +181,41 @@
 // an unknown group does; a server whose store keeps no settings answers 1
 // "not supported by this server".
 //
+// # Friend routes
+//
+// Served with the group routes, for the user of the bearer token
+// (im.Server.RequestFriend and the rest; docs/PROTOCOL.md section 21). The
+// first seven are IM-iOS-SDK's:
+//
+//	POST /api/friend/add      {"userID","message"} → no data (asking one
+//	                          who asked you makes you friends)
+//	POST /api/friend/accept   {"userID"} → data friend
+//	POST /api/friend/reject   {"userID"} → no data
+//	POST /api/friend/delete   {"userID"} → no data
+//	POST /api/friend/remark   {"userID","remark"} → data friend
+//	GET  /api/friend/list     → data [friend], by friendUserID
+//	GET  /api/friend/check    ?userID= (or a JSON body) → data true/false
+//
+// Our extensions:
+//
+//	GET  /api/friend/requests → data {"incoming":[request],
+//	                          "outgoing":[request]}, oldest first
+//	POST /api/friend/cancel   {"userID"} → no data
+//	POST /api/friend/block    {"userID"} → no data
+//	POST /api/friend/unblock  {"userID"} → no data
+//	GET  /api/friend/blocks   → data [{"blockedUserID","createTime"}]
+//
+// A friend is IM-iOS-SDK's IMFriend, {"friendUserID","ownerUserID",
+// "remark","createTime","addSource","operatorUserID","extra"}, with
+// addSource 0 and operatorUserID and extra empty; a request is
+// {"fromUserID","toUserID","message","createTime"}; times are Unix
+// milliseconds, and lists [] when empty. Errors: 2 for a missing or bad
+// userID, oneself, a message over 256 or a remark over 64 characters or
+// holding control characters, and more than 200 requests waiting for an
+// answer; 103 for a user who does not exist; 102 across a block; 201 past
+// the friend request rate; 202 for a request, or a friendship, that is not
+// there; 1 "not supported by this server" when the store keeps no friends.
+//
 // # Security
 //
 // Passwords and tokens are never logged: request bodies are not logged at

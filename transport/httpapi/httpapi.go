@@ -135,6 +135,7 @@ func NewHandler(opts Options) http.Handler {
 	if a.server != nil {
 		a.handleGroups(r)
 		a.handleConversations(r)
+		a.handleFriends(r)
 	}
 	return withCORS(r.finish(), opts.AllowedOrigins)
 }
