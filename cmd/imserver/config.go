@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/url"
 	"strings"
 	"time"
@@ -40,6 +41,8 @@ type config struct {
 	GroupAdds     int  // users one user may add to groups a minute
 	GroupAddAny   bool // anyone may add anyone to groups
 	RecallWindow  time.Duration
+	FriendsOnly   bool
+	FriendRate    float64 // friend requests one user may send a second
 	WSOrigins     string
 	CORSOrigins   string
 	MetricsToken  string
@@ -103,6 +106,12 @@ func settings(c *config) []setting {
 			fs.BoolVar(&c.GroupAddAny, n, false, u)
 		}},
 		{"recall-window", "IM_RECALL_WINDOW", "how long after sending users may recall their own messages; a group's owner and admins may recall any of its messages (negative: no limit)", dur(&c.RecallWindow, im.DefaultRecallWindow)},
+		{"friends-only", "IM_FRIENDS_ONLY", "refuse one-to-one messages between users who are not friends (needs a store that keeps friends)", func(fs *flag.FlagSet, n, u string) {
+			fs.BoolVar(&c.FriendsOnly, n, false, u)
+		}},
+		{"friend-request-rate", "IM_FRIEND_REQUEST_RATE", "friend requests per second one user may send; bursts of 5 (negative: unlimited)", func(fs *flag.FlagSet, n, u string) {
+			fs.Float64Var(&c.FriendRate, n, im.DefaultFriendRequestRate, u)
+		}},
 		{"ws-origins", "IM_WS_ORIGINS", "comma-separated extra Origin host patterns allowed on WebSocket", str(&c.WSOrigins, "")},
 		{"cors-origins", "IM_CORS_ORIGINS", "comma-separated web origins (https://app.example.com) whose pages may call the HTTP API from a browser; empty allows none", str(&c.CORSOrigins, "")},
 		{"tls-cert", "IM_TLS_CERT", "certificate file: serve TCP (tcps://) and WebSocket (wss://) over TLS", str(&c.TLSCert, "")},
@@ -207,6 +216,9 @@ func (c config) validate() error {
 	}
 	if c.RecallWindow == 0 {
 		errs = append(errs, errors.New("-recall-window must be positive, or negative for no limit"))
+	}
+	if c.FriendRate == 0 || math.IsNaN(c.FriendRate) || math.IsInf(c.FriendRate, 0) {
+		errs = append(errs, errors.New("-friend-request-rate must be positive, or negative for no limit"))
 	}
 	if c.MaxConnsPerIP == 0 {
 		errs = append(errs, errors.New("-max-conns-per-ip must be positive, or negative for no limit"))

@@ -102,6 +102,8 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		GroupAddsPerMinute: c.GroupAdds,
 		GroupAddPolicy:     groupAddPolicy(c.GroupAddAny),
 		RecallWindow:       c.RecallWindow,
+		FriendsOnly:        c.FriendsOnly,
+		FriendRequestRate:  c.FriendRate,
 		Notifier:           notificationLogger(c.LogNotifications, log),
 	})
 	if err != nil {
