@@ -165,11 +165,10 @@ func dropExpired(revoked, byExpiry *bbolt.Bucket, now time.Time) error {
 		if binary.BigEndian.Uint64(k) >= limit {
 			break
 		}
-		keys = append(keys, k)
+		keys = append(keys, bytes.Clone(k))
 	}
 	// Deleted after the walk: deleting while a cursor walks the bucket
-	// makes it skip keys. The keys point into the file's pages, which
-	// this transaction's deletes do not change.
+	// makes it skip keys.
 	for _, k := range keys {
 		if err := revoked.Delete(k[8:]); err != nil {
 			return err
