@@ -77,6 +77,7 @@ func TestFriends(t *testing.T) {
 	require.ErrorIs(t, err, im.ErrNotFound)
 	out, err = s.RequestFriend(ctx, im.FriendRequest{From: "alice", To: "aaron", CreatedAt: friendTime})
 	require.NoError(t, err)
+	require.Equal(t, im.FriendRequested, out)
 	_, err = s.AcceptFriend(ctx, "aaron", "alice", friendTime)
 	require.NoError(t, err)
 	require.NoError(t, s.Check(ctx))
@@ -113,23 +114,29 @@ func TestFriendsInvalidInput(t *testing.T) {
 	require.NoError(t, err)
 	long := strings.Repeat("x", im.MaxFriendMessageLen+1)
 	for name, call := range map[string]func() error{
-		"RequestSelf":    func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "a", To: "a"}); return err },
-		"RequestBadID":   func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "a\x00", To: "b"}); return err },
-		"RequestEmpty":   func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "", To: "b"}); return err },
-		"RequestLong":    func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "bob", To: "alice", Message: long}); return err },
-		"RequestControl": func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "bob", To: "alice", Message: "a\nb"}); return err },
-		"AcceptSelf":     func() error { _, err := s.AcceptFriend(ctx, "bob", "bob", friendTime); return err },
-		"Reject":         func() error { return s.RejectFriend(ctx, "bob", "") },
-		"Cancel":         func() error { return s.CancelFriendRequest(ctx, "alice", "alice") },
-		"Delete":         func() error { return s.DeleteFriend(ctx, "alice", "b\x00b") },
-		"Remark":         func() error { _, err := s.SetFriendRemark(ctx, "alice", "bob", strings.Repeat("r", 65)); return err },
-		"Friends":        func() error { _, err := s.Friends(ctx, ""); return err },
-		"Requests":       func() error { _, _, err := s.FriendRequests(ctx, "x\x00"); return err },
-		"Relation":       func() error { _, err := s.Relation(ctx, "a", "a"); return err },
-		"Block":          func() error { return s.Block(ctx, "bob", "bob", friendTime) },
-		"Unblock":        func() error { return s.Unblock(ctx, "", "bob") },
-		"Blocks":         func() error { _, err := s.Blocks(ctx, ""); return err },
-		"Remove":         func() error { return s.RemoveUserRelations(ctx, "") },
+		"RequestSelf":  func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "a", To: "a"}); return err },
+		"RequestBadID": func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "a\x00", To: "b"}); return err },
+		"RequestEmpty": func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "", To: "b"}); return err },
+		"RequestLong": func() error {
+			_, err := s.RequestFriend(ctx, im.FriendRequest{From: "bob", To: "alice", Message: long})
+			return err
+		},
+		"RequestControl": func() error {
+			_, err := s.RequestFriend(ctx, im.FriendRequest{From: "bob", To: "alice", Message: "a\nb"})
+			return err
+		},
+		"AcceptSelf": func() error { _, err := s.AcceptFriend(ctx, "bob", "bob", friendTime); return err },
+		"Reject":     func() error { return s.RejectFriend(ctx, "bob", "") },
+		"Cancel":     func() error { return s.CancelFriendRequest(ctx, "alice", "alice") },
+		"Delete":     func() error { return s.DeleteFriend(ctx, "alice", "b\x00b") },
+		"Remark":     func() error { _, err := s.SetFriendRemark(ctx, "alice", "bob", strings.Repeat("r", 65)); return err },
+		"Friends":    func() error { _, err := s.Friends(ctx, ""); return err },
+		"Requests":   func() error { _, _, err := s.FriendRequests(ctx, "x\x00"); return err },
+		"Relation":   func() error { _, err := s.Relation(ctx, "a", "a"); return err },
+		"Block":      func() error { return s.Block(ctx, "bob", "bob", friendTime) },
+		"Unblock":    func() error { return s.Unblock(ctx, "", "bob") },
+		"Blocks":     func() error { _, err := s.Blocks(ctx, ""); return err },
+		"Remove":     func() error { return s.RemoveUserRelations(ctx, "") },
 	} {
 		require.ErrorIs(t, call(), im.ErrInvalidArgument, name)
 	}
