@@ -38,7 +38,17 @@ const maxProblems = 20
 //   - every sent position names its user's newest message in the
 //     conversation's bucket, and every read state record an existing
 //     conversation, with positions up to its max seq;
-//   - every conversation's settings are sealed and within its max seq.
+//   - every conversation's settings are sealed and within its max seq;
+//   - the nickname index holds exactly the accounts that are not deleted,
+//     under their nicknames' keys; every revoked token has its expiry key
+//     and every expiry key its token;
+//   - friendships have both sides, friend requests and blocks both their
+//     keys, and no block stands beside a friendship or a request between
+//     the same two users, nor a request beside a friendship; every join
+//     request is of a group that exists and of a user not its member;
+//   - no record is newer than the file's schema version: a tombstone
+//     needs schemaTombstones; a profile, a mute or a join request
+//     schemaProfiles.
 //
 // Writes, and the dedup merger, wait while Check runs; reads go on. It
 // reads every page, as a backup does, and looks each message up in the
@@ -167,9 +177,9 @@ func (c *checker) run(ctx context.Context) error {
 		return nil
 	}
 	switch c.version = counter(meta, keyVersion); c.version {
-	case schemaVersion, schemaTombstones:
+	case schemaVersion, schemaTombstones, schemaProfiles:
 	default:
-		c.problem("main file: schema version %d, want %d or %d", c.version, schemaVersion, schemaTombstones)
+		c.problem("main file: schema version %d, want %d to %d", c.version, schemaVersion, schemaNewest)
 	}
 	all, added := allBuckets(), addedBuckets()
 	for _, name := range append(all[:], added[:]...) {
@@ -224,7 +234,12 @@ func (c *checker) run(ctx context.Context) error {
 	if err := c.checkRecords(ctx); err != nil {
 		return err
 	}
-	return c.checkSettings(ctx)
+	for _, check := range []func(context.Context) error{c.checkSettings, c.checkNicknames, c.checkRevoked, c.checkFriends, c.checkJoinRequests} {
+		if err := check(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // convState is a conversation as checkConversations found it.
@@ -569,8 +584,20 @@ func (c *checker) checkRecords(ctx context.Context) error {
 			}
 			return nil
 		}},
-		{bucketGroups, func(k, rec []byte) error { _, err := decodeGroup(string(k), rec); return err }},
-		{bucketGroupMembers, func(k, rec []byte) error { _, err := decodeGroupMember("", rec); return err }},
+		{bucketGroups, func(k, rec []byte) error {
+			g, err := decodeGroup(string(k), rec)
+			if err == nil && g.MuteAll && c.version < schemaProfiles {
+				err = fmt.Errorf("MuteAll in a file of schema version %d", c.version)
+			}
+			return err
+		}},
+		{bucketGroupMembers, func(k, rec []byte) error {
+			m, err := decodeGroupMember("", rec)
+			if err == nil && !m.MutedUntil.IsZero() && c.version < schemaProfiles {
+				err = fmt.Errorf("MutedUntil in a file of schema version %d", c.version)
+			}
+			return err
+		}},
 		{bucketUserGroups, func(k, rec []byte) error { return nil }},
 	} {
 		err := c.tx.Bucket([]byte(area.bucket)).ForEach(func(k, v []byte) error {

@@ -225,36 +225,92 @@ func decodeMessages(conv string, views []messageView) []im.Message {
 //	flags byte: 1 = Disabled
 //	varint CreatedAt Unix seconds; uvarint CreatedAt nanoseconds
 //	Username, Nickname, PasswordHash bytes, back to back
+//
+// Version 2 came with profiles; it is version 1 with, after the three
+// lengths, those of Avatar and Signature, the flag 2 = Deleted, after
+// CreatedAt varint Gender, varint Birth and UpdatedAt (varint Unix
+// seconds, uvarint nanoseconds), and Avatar and Signature after the
+// other strings. An account without a profile is still written as
+// version 1, which older versions of this package read; the first version
+// 2 record raises the file's schema version (schemaProfiles), so that
+// they refuse it then.
 
-const flagDisabled = 1
+const (
+	flagDisabled = 1
+	flagDeleted  = 2
+
+	accountRecordV2 = 2
+)
+
+// accountV2 reports whether a needs a record of version 2.
+func accountV2(a *auth.Account) bool {
+	return a.Avatar != "" || a.Signature != "" || a.Gender != 0 || a.Birth != 0 || !a.UpdatedAt.IsZero() || a.Deleted
+}
 
 func appendAccount(b []byte, a *auth.Account) []byte {
-	b = append(b, recordV1)
+	v2 := accountV2(a)
+	if v2 {
+		b = append(b, accountRecordV2)
+	} else {
+		b = append(b, recordV1)
+	}
 	b = binary.AppendUvarint(b, uint64(len(a.Username)))
 	b = binary.AppendUvarint(b, uint64(len(a.Nickname)))
 	b = binary.AppendUvarint(b, uint64(len(a.PasswordHash)))
+	if v2 {
+		b = binary.AppendUvarint(b, uint64(len(a.Avatar)))
+		b = binary.AppendUvarint(b, uint64(len(a.Signature)))
+	}
 	var flags byte
 	if a.Disabled {
 		flags |= flagDisabled
 	}
+	if a.Deleted {
+		flags |= flagDeleted
+	}
 	b = append(b, flags)
 	b = appendTime(b, a.CreatedAt)
+	if v2 {
+		b = binary.AppendVarint(b, int64(a.Gender))
+		b = binary.AppendVarint(b, a.Birth)
+		b = appendTime(b, a.UpdatedAt)
+	}
 	b = append(b, a.Username...)
 	b = append(b, a.Nickname...)
-	return append(b, a.PasswordHash...)
+	b = append(b, a.PasswordHash...)
+	if v2 {
+		b = append(b, a.Avatar...)
+		b = append(b, a.Signature...)
+	}
+	return b
 }
 
 func decodeAccount(userID string, v []byte) (auth.Account, error) {
 	d := decoder{b: v}
-	if d.byte() != recordV1 {
+	rv := d.byte()
+	if rv != recordV1 && rv != accountRecordV2 {
 		return auth.Account{}, d.fail()
 	}
+	v2 := rv == accountRecordV2
 	nUser, nNick, nHash := d.length(), d.length(), d.length()
+	var nAvatar, nSig int
+	known := byte(flagDisabled)
+	if v2 {
+		nAvatar, nSig = d.length(), d.length()
+		known |= flagDeleted
+	}
 	flags := d.byte()
 	created := d.time()
+	var gender, birth int64
+	var updated time.Time
+	if v2 {
+		gender, birth = d.varint(), d.varint()
+		updated = d.time()
+	}
 	names := d.bytes(nUser + nNick)
 	hash := d.bytes(nHash)
-	if d.err || len(d.b) != 0 || flags&^flagDisabled != 0 {
+	profile := d.bytes(nAvatar + nSig)
+	if d.err || len(d.b) != 0 || flags&^known != 0 || gender < math.MinInt32 || gender > math.MaxInt32 {
 		return auth.Account{}, errCorrupt
 	}
 	str := string(names)
@@ -264,9 +320,17 @@ func decodeAccount(userID string, v []byte) (auth.Account, error) {
 		Nickname:  str[nUser:],
 		Disabled:  flags&flagDisabled != 0,
 		CreatedAt: created,
+		Gender:    im.Gender(gender),
+		Birth:     birth,
+		UpdatedAt: updated,
+		Deleted:   flags&flagDeleted != 0,
 	}
 	if nHash > 0 {
 		a.PasswordHash = bytes.Clone(hash)
+	}
+	if len(profile) > 0 {
+		p := string(profile)
+		a.Avatar, a.Signature = p[:nAvatar], p[nAvatar:]
 	}
 	return a, nil
 }
@@ -281,11 +345,16 @@ func decodeAccount(userID string, v []byte) (auth.Account, error) {
 //	the six strings' bytes, back to back
 //	varint History, if present (records written before it read as
 //	HistoryFromJoin)
+//	flags byte, if present: 1 = MuteAll (written only when set)
 //
 // Version 2 came with group versions; records written before read as
 // Version 1 and are rewritten as version 2 by their next change. History
 // was appended at the end, without a new version, so that a record
-// without it still decodes.
+// without it still decodes; so were the flags. A record with them raises
+// the file's schema version (schemaProfiles): older versions of this
+// package refuse bytes past History.
+
+const groupFlagMuteAll = 1
 
 // groupRecordV2 is the first byte of a group record that holds Version.
 const groupRecordV2 = 2
@@ -303,7 +372,11 @@ func appendGroup(b []byte, g *im.Group) []byte {
 	for _, s := range [...]string{g.Name, g.FaceURL, g.Introduction, g.Notification, g.Extra, g.OwnerID} {
 		b = append(b, s...)
 	}
-	return binary.AppendVarint(b, int64(g.History))
+	b = binary.AppendVarint(b, int64(g.History))
+	if g.MuteAll {
+		b = append(b, groupFlagMuteAll)
+	}
+	return b
 }
 
 func decodeGroup(id string, v []byte) (im.Group, error) {
@@ -330,7 +403,13 @@ func decodeGroup(id string, v []byte) (im.Group, error) {
 	if !d.err && len(d.b) > 0 {
 		history = d.varint()
 	}
-	if d.err || len(d.b) != 0 || policy < math.MinInt32 || policy > math.MaxInt32 || count > math.MaxInt || version > math.MaxInt64 ||
+	var flags byte
+	if !d.err && len(d.b) > 0 {
+		if flags = d.byte(); flags == 0 {
+			d.err = true // never written: a group without flags has none
+		}
+	}
+	if d.err || len(d.b) != 0 || flags&^groupFlagMuteAll != 0 || policy < math.MinInt32 || policy > math.MaxInt32 || count > math.MaxInt || version > math.MaxInt64 ||
 		history < math.MinInt32 || history > math.MaxInt32 {
 		return im.Group{}, errCorrupt
 	}
@@ -350,6 +429,7 @@ func decodeGroup(id string, v []byte) (im.Group, error) {
 		OwnerID:      next(lens[5]),
 		JoinPolicy:   im.JoinPolicy(policy),
 		History:      im.HistoryVisibility(history),
+		MuteAll:      flags&groupFlagMuteAll != 0,
 		MemberCount:  int(count),
 		Version:      int64(version),
 		CreatedAt:    created,
@@ -363,12 +443,21 @@ func decodeGroup(id string, v []byte) (im.Group, error) {
 //	varint Role
 //	JoinedAt: varint Unix seconds, uvarint nanoseconds
 //	uvarint JoinSeq, if present (records written before it read as 0)
+//	MutedUntil, if not zero: varint Unix seconds, uvarint nanoseconds
+//
+// A record with MutedUntil raises the file's schema version
+// (schemaProfiles), as older versions of this package refuse bytes past
+// JoinSeq.
 
 func appendGroupMember(b []byte, m *im.GroupMember) []byte {
 	b = append(b, recordV1)
 	b = binary.AppendVarint(b, int64(m.Role))
 	b = appendTime(b, m.JoinedAt)
-	return binary.AppendUvarint(b, uint64(m.JoinSeq))
+	b = binary.AppendUvarint(b, uint64(m.JoinSeq))
+	if !m.MutedUntil.IsZero() {
+		b = appendTime(b, m.MutedUntil)
+	}
+	return b
 }
 
 func decodeGroupMember(userID string, v []byte) (im.GroupMember, error) {
@@ -382,10 +471,16 @@ func decodeGroupMember(userID string, v []byte) (im.GroupMember, error) {
 	if !d.err && len(d.b) > 0 {
 		joinSeq = d.uvarint()
 	}
+	var muted time.Time
+	if !d.err && len(d.b) > 0 {
+		if muted = d.time(); muted.IsZero() {
+			d.err = true // never written
+		}
+	}
 	if d.err || len(d.b) != 0 || role < math.MinInt32 || role > math.MaxInt32 || joinSeq > math.MaxInt64 {
 		return im.GroupMember{}, errCorrupt
 	}
-	return im.GroupMember{UserID: userID, Role: im.GroupRole(role), JoinedAt: joined, JoinSeq: int64(joinSeq)}, nil
+	return im.GroupMember{UserID: userID, Role: im.GroupRole(role), JoinedAt: joined, JoinSeq: int64(joinSeq), MutedUntil: muted}, nil
 }
 
 // A read state record (the value under conversation id 0x00 UserID in
@@ -424,6 +519,35 @@ func decodeReceiptRecord(v []byte) (receiptRecord, error) {
 		return receiptRecord{}, errCorrupt
 	}
 	return receiptRecord{read: int64(read), delivered: int64(delivered), mentioned: int64(mentioned), updated: updated}, nil
+}
+
+// A note record: what friendships, friend requests, blocks, join
+// requests and revoked tokens store (version 1):
+//
+//	version byte
+//	a time: varint Unix seconds, uvarint nanoseconds (CreatedAt, or a
+//	revoked token's expiry)
+//	a text: the rest of the record (a remark or a request's message;
+//	empty for a block and a revoked token)
+//
+// The ids are the key's.
+
+func appendNote(b []byte, at time.Time, text string) []byte {
+	b = append(b, recordV1)
+	b = appendTime(b, at)
+	return append(b, text...)
+}
+
+func decodeNote(v []byte) (at time.Time, text string, err error) {
+	d := decoder{b: v}
+	if d.byte() != recordV1 {
+		return time.Time{}, "", d.fail()
+	}
+	at = d.time()
+	if d.err {
+		return time.Time{}, "", errCorrupt
+	}
+	return at, string(d.b), nil
 }
 
 // appendTime stores t to the nanosecond, whatever its year; its location is

@@ -339,7 +339,7 @@ func TestOpenRefusesForeignFiles(t *testing.T) {
 		damage func(tx *bbolt.Tx) error
 	}{
 		{"NewerSchema", func(tx *bbolt.Tx) error {
-			return tx.Bucket([]byte(bucketMeta)).Put([]byte(keyVersion), binary.BigEndian.AppendUint64(nil, schemaTombstones+1))
+			return tx.Bucket([]byte(bucketMeta)).Put([]byte(keyVersion), binary.BigEndian.AppendUint64(nil, schemaNewest+1))
 		}},
 		{"BadSchemaRecord", func(tx *bbolt.Tx) error {
 			return tx.Bucket([]byte(bucketMeta)).Put([]byte(keyVersion), []byte{1})

@@ -143,8 +143,9 @@
 // account, a username, a group and a group membership, and the log's
 // counters, are all checked on every read, and a failed check is an error
 // wrapping im.ErrCorrupt (an *im.CorruptError naming the conversation and
-// seq of a message), never the data; tombstones, sent positions and
-// receipts are sealed the same way. Because the checksum covers the key
+// seq of a message), never the data; tombstones, sent positions,
+// receipts, the nickname index, revoked tokens, friendships, friend
+// requests, blocks and join requests are sealed the same way. Because the checksum covers the key
 // and the bucket's name, a record that was moved (to another seq, another
 // conversation) fails it too; reads also require a conversation's seqs
 // from the first one asked for to be there without a gap, and a
@@ -219,10 +220,28 @@
 // read states have no sent positions for the messages merged then, whose
 // senders read 0 from them.
 //
+// Profiles, mutes and join requests came the same way. An account without
+// a profile is still the record of version 1; one with a profile (or
+// Deleted) is a record of version 2, a muted group or member a record with
+// a field appended, and older versions would take either for damage; and
+// their group changes would leave join requests behind. The first commit
+// that writes one of these raises the schema version to 6, which older
+// versions refuse. The nickname index (folded nickname 0x00 user id, for
+// every account not deleted) must be kept by every writer of accounts:
+// Open rebuilds it, writing only what differs, in a file below version 6,
+// whose accounts an older version may have changed, and trusts it from
+// version 6 on. Friendships, friend requests, blocks and revoked tokens
+// are buckets of their own, keyed so that a user's records are a prefix
+// scan (see friends.go and revoked.go), which older versions ignore.
+//
 // # Optional interfaces
 //
-// Store implements auth.AccountStore, auth.AccountUpdater and
-// auth.TokenVersions, for im/auth's built-in accounts and revocation;
+// Store implements auth.AccountStore, auth.AccountUpdater,
+// auth.AccountSearcher (a search is a seek in the nickname index to its
+// prefix and a walk over the keys that begin with it, never a read of
+// every account), auth.TokenVersions and auth.RevokedTokens (each
+// revocation also removes up to 16 records past their expiry), for
+// im/auth's built-in accounts and revocation;
 // im.SyncStore: a BATCH_SYNC lists the user's conversations and its
 // groups' in one read transaction (two prefix scans and a lookup per
 // group), and reads the messages of all its conversations in another;
@@ -232,4 +251,14 @@
 // bucket Open adds to older files, so that her changed settings are one
 // prefix scan; a change is one write transaction, and one that changes
 // nothing is rolled back rather than committed.
+//
+// im.FriendStore: each change is one write transaction, which judges by
+// what it reads there; bbolt's single writer is what makes two users who
+// ask each other at once one friendship, and a block and a friendship or
+// request never coexist. im.GroupJoinRequestStore: requests keyed (group,
+// user), removed by a group change that puts their user, and all of a
+// group by its deletion, in the change's transaction. A group message's
+// MemberOf check also refuses, with im.ErrMuted, a sender muted at the
+// message's CreatedAt or below an admin in a group with MuteAll, inside
+// the append's transaction as the membership is.
 package bolt

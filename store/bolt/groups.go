@@ -8,6 +8,7 @@ import (
 	"math"
 	"runtime/debug"
 	"slices"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -144,10 +145,13 @@ func (b *groupBuckets) change(g *im.Group, ch im.GroupChange) error {
 	}
 	for i := range ch.Put {
 		m := ch.Put[i]
+		if err := b.deleteJoinRequest(id, m.UserID); err != nil {
+			return err
+		}
 		if old, ok, err := b.member(id, m.UserID); err != nil {
 			return err
 		} else if ok {
-			if old.Role == m.Role {
+			if old.Role == m.Role && old.MutedUntil.Equal(m.MutedUntil) {
 				continue
 			}
 			m.JoinedAt, m.JoinSeq = old.JoinedAt, old.JoinSeq
@@ -186,11 +190,11 @@ func (b *groupBuckets) change(g *im.Group, ch im.GroupChange) error {
 	return b.putGroup(g)
 }
 
-// deleteGroup removes group id and its memberships.
+// deleteGroup removes group id, its memberships and its join requests.
 func (b *groupBuckets) deleteGroup(id string) error {
 	// Collected first: deleting while a cursor walks the bucket makes it
 	// skip keys.
-	var users []string
+	var users, joining []string
 	prefix := idKey(id, "")
 	c := b.members.Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
@@ -198,6 +202,15 @@ func (b *groupBuckets) deleteGroup(id string) error {
 	}
 	for _, u := range users {
 		if err := b.deleteMember(id, u); err != nil {
+			return err
+		}
+	}
+	c = b.joins.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		joining = append(joining, string(k[len(prefix):]))
+	}
+	for _, u := range joining {
+		if err := b.deleteJoinRequest(id, u); err != nil {
 			return err
 		}
 	}
@@ -275,8 +288,10 @@ func (s *Store) commitGroup(ctx context.Context, id string, notice im.AppendRequ
 }
 
 // checkMemberOf sets res.Err, wrapping im.ErrPermissionDenied, unless r's
-// sender is a member of group r.MemberOf as tx sees it, and res's
-// GroupVersion to the group's version.
+// sender is a member of group r.MemberOf as tx sees it, and wrapping
+// im.ErrMuted if she is muted there at the message's CreatedAt (her
+// MutedUntil is after it, or the group has MuteAll and she is below an
+// admin); and res's GroupVersion to the group's version.
 func checkMemberOf(tx *bbolt.Tx, r *im.AppendRequest, res *im.AppendResult, strict bool) error {
 	b, err := openGroupBuckets(tx, strict)
 	if err != nil {
@@ -291,10 +306,16 @@ func checkMemberOf(tx *bbolt.Tx, r *im.AppendRequest, res *im.AppendResult, stri
 		return fmt.Errorf("group %q: %w", r.MemberOf, err)
 	}
 	res.GroupVersion = g.Version
-	if _, ok, err := b.member(r.MemberOf, r.Message.SenderID); err != nil {
+	m, ok, err := b.member(r.MemberOf, r.Message.SenderID)
+	switch {
+	case err != nil:
 		return err
-	} else if !ok {
+	case !ok:
 		res.Err = fmt.Errorf("bolt: %q is not a member of group %q: %w", r.Message.SenderID, r.MemberOf, im.ErrPermissionDenied)
+	case m.MutedUntil.After(r.Message.CreatedAt):
+		res.Err = fmt.Errorf("bolt: %q is muted in group %q until %s: %w", r.Message.SenderID, r.MemberOf, m.MutedUntil.Format(time.RFC3339), im.ErrMuted)
+	case g.MuteAll && m.Role < im.RoleAdmin:
+		res.Err = fmt.Errorf("bolt: group %q is muted for all but its admins: %w", r.MemberOf, im.ErrMuted)
 	}
 	return nil
 }
@@ -400,9 +421,11 @@ func (s *Store) UserGroups(ctx context.Context, userID string) (_ []string, err 
 
 // groupBuckets are the buckets of the groups area in one transaction.
 type groupBuckets struct {
+	tx      *bbolt.Tx
 	groups  *bbolt.Bucket // bucketGroups
 	members *bbolt.Bucket // bucketGroupMembers
 	users   *bbolt.Bucket // bucketUserGroups
+	joins   *bbolt.Bucket // bucketJoinRequests
 	strict  bool          // Store.strict
 	// joinSeq is the JoinSeq of the members a change adds: the seq its
 	// notice takes. Set by commitGroup only.
@@ -429,19 +452,28 @@ func nextSeq(tx *bbolt.Tx, conv string, strict bool) (int64, error) {
 }
 
 func openGroupBuckets(tx *bbolt.Tx, strict bool) (b groupBuckets, err error) {
-	b.strict = strict
+	b.tx, b.strict = tx, strict
 	if b.groups, err = bucket(tx, bucketGroups); err != nil {
 		return b, err
 	}
 	if b.members, err = bucket(tx, bucketGroupMembers); err != nil {
 		return b, err
 	}
+	if b.joins, err = bucket(tx, bucketJoinRequests); err != nil {
+		return b, err
+	}
 	b.users, err = bucket(tx, bucketUserGroups)
 	return b, err
 }
 
-// putMember writes m's membership of group id, under both keys.
+// putMember writes m's membership of group id, under both keys. A
+// MutedUntil raises the file's schema version (see schemaProfiles).
 func (b *groupBuckets) putMember(id string, m *im.GroupMember) error {
+	if !m.MutedUntil.IsZero() {
+		if err := raiseSchema(b.tx, schemaProfiles); err != nil {
+			return err
+		}
+	}
 	k := idKey(id, m.UserID)
 	if err := b.members.Put(k, seal(nil, bucketGroupMembers, k, func(b []byte) []byte { return appendGroupMember(b, m) })); err != nil {
 		return err
@@ -450,8 +482,14 @@ func (b *groupBuckets) putMember(id string, m *im.GroupMember) error {
 	return b.users.Put(k, seal(nil, bucketUserGroups, k, nil))
 }
 
-// putGroup writes g's record.
+// putGroup writes g's record. MuteAll raises the file's schema version
+// (see schemaProfiles).
 func (b *groupBuckets) putGroup(g *im.Group) error {
+	if g.MuteAll {
+		if err := raiseSchema(b.tx, schemaProfiles); err != nil {
+			return err
+		}
+	}
 	k := []byte(g.ID)
 	return b.groups.Put(k, seal(nil, bucketGroups, k, func(b []byte) []byte { return appendGroup(b, g) }))
 }

@@ -299,13 +299,4 @@ func eraseLogged(log *bbolt.Bucket, n uint64, t *im.Message, pending, strict boo
 
 // markTombstones raises the file's schema version to schemaTombstones,
 // if it is not there yet: see the constant.
-func markTombstones(tx *bbolt.Tx) error {
-	meta, err := bucket(tx, bucketMeta)
-	if err != nil {
-		return err
-	}
-	if counter(meta, keyVersion) == schemaTombstones {
-		return nil
-	}
-	return meta.Put([]byte(keyVersion), binary.BigEndian.AppendUint64(nil, schemaTombstones))
-}
+func markTombstones(tx *bbolt.Tx) error { return raiseSchema(tx, schemaTombstones) }

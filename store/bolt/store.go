@@ -121,6 +121,19 @@ const (
 	// at schemaVersion, which they open, until its first recall raises
 	// it, so that they refuse it from then on.
 	schemaTombstones = 5
+	// schemaProfiles is the schema version of a file that holds a record
+	// older versions of this package would take for damage, or an area
+	// they would not keep: an account record of version 2 (a profile, or
+	// Deleted), a group record with MuteAll, a member record with
+	// MutedUntil, or a pending group join request, which their group
+	// changes would not remove. It is raised, as schemaTombstones is, by
+	// the first commit that writes one. From it on, every writer keeps
+	// the nickname index (bucketNicknames); Open rebuilds the index of a
+	// file below it, whose accounts an older version may have changed.
+	// A file at it may hold tombstones too.
+	schemaProfiles = 6
+	// schemaNewest is the newest schema version this package reads.
+	schemaNewest = schemaProfiles
 )
 
 // allBuckets lists the top-level buckets besides meta that every file of
@@ -133,8 +146,13 @@ func allBuckets() [6]string {
 // version, which Open creates when missing. A new area that only adds
 // buckets goes here: older versions of this package ignore them, so they
 // can still open the file.
-func addedBuckets() [5]string {
-	return [...]string{bucketGroups, bucketGroupMembers, bucketUserGroups, bucketReadStates, bucketSettings}
+func addedBuckets() [14]string {
+	return [...]string{
+		bucketGroups, bucketGroupMembers, bucketUserGroups, bucketReadStates, bucketSettings,
+		bucketNicknames, bucketRevoked, bucketRevokedByExpiry,
+		bucketFriends, bucketFriendRequests, bucketFriendRequestsTo, bucketBlocks, bucketBlockedBy,
+		bucketJoinRequests,
+	}
 }
 
 // Open opens the store in the file at path and its dedup index in the file
@@ -301,8 +319,9 @@ func initSchema(tx *bbolt.Tx) (strict bool, id string, err error) {
 	if len(v) != 8 {
 		return false, "", corrupt("schema version")
 	}
-	switch got := binary.BigEndian.Uint64(v); got {
-	case schemaVersion, schemaTombstones:
+	got := binary.BigEndian.Uint64(v)
+	switch got {
+	case schemaVersion, schemaTombstones, schemaProfiles:
 	case 1, 2, 3:
 		if got < 3 {
 			if err := upgrade(tx, meta); err != nil {
@@ -313,19 +332,42 @@ func initSchema(tx *bbolt.Tx) (strict bool, id string, err error) {
 			return false, "", fmt.Errorf("upgrade from schema version %d: %w", got, err)
 		}
 	default:
-		return false, "", fmt.Errorf("schema version %d, this package reads up to %d", got, schemaTombstones)
+		return false, "", fmt.Errorf("schema version %d, this package reads up to %d", got, schemaNewest)
 	}
 	for _, name := range allBuckets() {
 		if _, err := bucket(tx, name); err != nil {
 			return false, "", err
 		}
 	}
+	rebuild := got < schemaProfiles || tx.Bucket([]byte(bucketNicknames)) == nil
 	for _, name := range addedBuckets() {
 		if _, err := tx.CreateBucketIfNotExists([]byte(name)); err != nil {
 			return false, "", err
 		}
 	}
-	return readChecksums(meta)
+	if strict, id, err = readChecksums(meta); err != nil {
+		return false, "", err
+	}
+	if rebuild {
+		if err := rebuildNicknames(tx, strict); err != nil {
+			return false, "", fmt.Errorf("nickname index: %w", err)
+		}
+	}
+	return strict, id, nil
+}
+
+// raiseSchema raises the file's schema version to v, if it is below: the
+// commit that writes the first record an older version of this package
+// would misread makes those versions refuse the file.
+func raiseSchema(tx *bbolt.Tx, v uint64) error {
+	meta, err := bucket(tx, bucketMeta)
+	if err != nil {
+		return err
+	}
+	if counter(meta, keyVersion) >= v {
+		return nil
+	}
+	return meta.Put([]byte(keyVersion), binary.BigEndian.AppendUint64(nil, v))
 }
 
 // startChecksums records, in a new file or one being upgraded, which of
