@@ -98,8 +98,8 @@ type Accounts struct {
 	// change does not land on an account just deleted.
 	writes [64]sync.Mutex
 	cost   int
-	now      func() time.Time
-	limit    *limiter // failures per (username, client address)
+	now    func() time.Time
+	limit  *limiter // failures per (username, client address)
 	// client and subnet count attempts per client address and subnet;
 	// userFails counts failures per username from all addresses.
 	client, subnet, userFails *limiter

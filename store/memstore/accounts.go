@@ -65,7 +65,7 @@ func newAccountState() accountState {
 }
 
 var (
-	_ auth.AccountUpdater = (*Store)(nil)
+	_ auth.AccountUpdater  = (*Store)(nil)
 	_ auth.TokenVersions   = (*Store)(nil)
 	_ auth.AccountSearcher = (*Store)(nil)
 	_ auth.RevokedTokens   = (*Store)(nil)
