@@ -30,6 +30,10 @@ type Identity struct {
 	// Expires, if not zero, is when the token stops being valid. Sessions
 	// stay open past it; a reconnect needs a fresh token.
 	Expires time.Time
+	// TokenID, if not empty, identifies the token among the user's
+	// tokens (a JWT's "jti"), so that one token can be revoked and its
+	// sessions closed (Server.KickToken) while the user's others stay.
+	TokenID string
 
 	// kicks is the Server's kick count when Server.Authenticate began
 	// verifying the token, plus one (0: verified elsewhere).

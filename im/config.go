@@ -123,6 +123,13 @@ type Config struct {
 	// Beyond it a request fails with SEND_TOO_FAST and changes nothing.
 	// Default 10; negative means unlimited.
 	ConversationRate float64
+	// ProfileRate limits the profile updates and user searches
+	// (Server.UpdateProfile, Server.SearchUsers) one user makes per
+	// second, across all of that user's connections on this server;
+	// bursts of twice that (at least one) are allowed. Beyond it a call
+	// fails with ErrRateLimited and changes nothing. Default 5; negative
+	// means unlimited.
+	ProfileRate float64
 	// ReadByMaxMembers is the largest group whose readers of a message
 	// Server.ReadBy lists by name; larger groups get the counts only.
 	// Default 500.
@@ -318,6 +325,7 @@ const (
 	DefaultConversationRate = 10
 
 	DefaultFriendRequestRate = 1
+	DefaultProfileRate      = 5
 )
 
 // withDefaults returns c with every zero field set to its default, or an
@@ -356,6 +364,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.RecallWindow, DefaultRecallWindow)
 	setDefault(&c.ConversationRate, DefaultConversationRate)
 	setDefault(&c.FriendRequestRate, DefaultFriendRequestRate)
+	setDefault(&c.ProfileRate, DefaultProfileRate)
 	if c.MaxContentSize > MaxFrameSize/2 {
 		return c, errors.New("im: Config.MaxContentSize must be at most half of MaxFrameSize")
 	}
@@ -394,6 +403,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if _, ok := c.Store.(FriendStore); c.FriendsOnly && !ok {
 		return c, errors.New("im: Config.FriendsOnly needs a Store that implements FriendStore")
+	}
+	if math.IsNaN(c.ProfileRate) || math.IsInf(c.ProfileRate, 0) {
+		return c, errors.New("im: Config.ProfileRate must be a finite number (negative for unlimited)")
 	}
 	if c.ReadByMaxMembers < 1 {
 		return c, errors.New("im: Config.ReadByMaxMembers must be positive")

@@ -45,6 +45,12 @@ type Server struct {
 	// settings requests.
 	settings     ConversationSettingsStore
 	convRequests *userLimiter
+	// profiles and editor are Config.Users' UserProfiles and
+	// ProfileEditor sides, nil when it has none; profileRequests limits
+	// each user's profile updates and searches.
+	profiles        UserProfiles
+	editor          ProfileEditor
+	profileRequests *userLimiter
 
 	// base is cancelled by Close; session contexts and store calls derive
 	// from it. (A Server is a long-lived owner, like http.Server's
@@ -148,6 +154,9 @@ func NewServer(cfg Config) (*Server, error) {
 	s.friendRequests = newUserLimiter(cfg.FriendRequestRate, friendRequestBurst)
 	s.relations = newRelationCache(relationTTL, s.loadRelation)
 	s.convRequests = newUserLimiter(cfg.ConversationRate, 2*cfg.ConversationRate)
+	s.profiles, _ = cfg.Users.(UserProfiles)
+	s.editor, _ = cfg.Users.(ProfileEditor)
+	s.profileRequests = newUserLimiter(cfg.ProfileRate, 2*cfg.ProfileRate)
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.groups = newGroupCache(s.base, cfg.Store)
 	s.groups.panicked = s.storePanicked
@@ -333,6 +342,9 @@ func (s *Server) bind(sess *session, id Identity, userID, platform string) error
 		if id.UserID != sess.user {
 			return errorf(CodeUnauthenticated, ErrUnauthenticated, "a connection cannot change its user")
 		}
+		sess.mu.Lock()
+		sess.tokenID = id.TokenID
+		sess.mu.Unlock()
 		for _, old := range s.hub.setPlatform(sess, platform, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser) {
 			old.kick(kickLoggedInElsewhere, "logged in on another device", ErrLoggedInElsewhere)
 		}
@@ -340,6 +352,9 @@ func (s *Server) bind(sess *session, id Identity, userID, platform string) error
 		return nil
 	}
 	sess.user = id.UserID
+	sess.mu.Lock()
+	sess.tokenID = id.TokenID
+	sess.mu.Unlock()
 	if platform != "" {
 		sess.platform = platform
 	}
@@ -425,6 +440,29 @@ func (s *Server) Kick(userID, reason string) int {
 		sess.kick(kickAccountProblem, reason, fmt.Errorf("%w: %s", ErrKicked, reason))
 	}
 	return len(list)
+}
+
+// KickToken disconnects the sessions of userID that authenticated with the
+// token whose Identity.TokenID is tokenID, after telling each the reason
+// with a KICK_OUT frame, and returns how many it kicked; the user's other
+// sessions stay. It is how a logout of one device (the token revoked
+// first, so that it cannot authenticate again) ends that device's
+// connections. An empty tokenID kicks nothing.
+func (s *Server) KickToken(userID, tokenID, reason string) int {
+	if tokenID == "" {
+		return 0
+	}
+	n := 0
+	for _, sess := range s.hub.list(userID) {
+		sess.mu.Lock()
+		match := sess.tokenID == tokenID
+		sess.mu.Unlock()
+		if match {
+			sess.kick(kickAccountProblem, reason, fmt.Errorf("%w: %s", ErrKicked, reason))
+			n++
+		}
+	}
+	return n
 }
 
 // KickSession disconnects one session, the one whose SessionInfo.ID is id,

@@ -50,6 +50,9 @@ type session struct {
 	// both the hub shard's lock and mu.
 	platform string
 	authed   atomic.Bool
+	// tokenID is the Identity.TokenID the session authenticated with;
+	// guarded by mu, since a re-authentication may change it.
+	tokenID string
 
 	lastRead atomic.Int64 // unix nanoseconds of the last frame read
 	// unauthed and badRequests count what maxUnauthedRequests and

@@ -87,9 +87,19 @@ type Accounts struct {
 	// tokens at the user's current version, so that a Guard accepts them
 	// after a revocation.
 	versions TokenVersions
-	cost     int
-	now      func() time.Time
-	limit    *limiter // failures per (username, client address)
+	// searcher, updater and revoked are store's optional parts, nil when
+	// it lacks them: profiles and search need searcher, profile changes,
+	// password changes and deletions need updater, Logout needs revoked.
+	searcher AccountSearcher
+	updater  AccountUpdater
+	revoked  RevokedTokens
+	// writes serialise, per user (by hash), the read-check-write of
+	// profile changes and deletions in this process, so that a profile
+	// change does not land on an account just deleted.
+	writes [64]sync.Mutex
+	cost   int
+	now    func() time.Time
+	limit  *limiter // failures per (username, client address)
 	// client and subnet count attempts per client address and subnet;
 	// userFails counts failures per username from all addresses.
 	client, subnet, userFails *limiter
@@ -104,8 +114,9 @@ type Accounts struct {
 	hashing chan struct{}
 
 	// known caches user ids that exist. UserExists runs for every message
-	// (im.Config.Users), and accounts are never deleted, so a yes stays
-	// true; a no is not cached, since the user may register any moment.
+	// (im.Config.Users), and an account stops existing only when it is
+	// deleted, which DeleteAccount removes from here, so a yes stays true;
+	// a no is not cached, since the user may register any moment.
 	mu    sync.RWMutex
 	known map[string]struct{}
 }
@@ -114,7 +125,11 @@ type Accounts struct {
 // over, which costs a store read per user once.
 const maxKnown = 1 << 17
 
-var _ im.UserDirectory = (*Accounts)(nil)
+var (
+	_ im.UserDirectory = (*Accounts)(nil)
+	_ im.UserProfiles  = (*Accounts)(nil)
+	_ im.ProfileEditor = (*Accounts)(nil)
+)
 
 // LoginResult is what a successful Login returns.
 type LoginResult struct {
@@ -161,9 +176,15 @@ func NewAccounts(cfg AccountsConfig) (*Accounts, error) {
 		cfg.Now = time.Now
 	}
 	versions, _ := cfg.Store.(TokenVersions)
+	searcher, _ := cfg.Store.(AccountSearcher)
+	updater, _ := cfg.Store.(AccountUpdater)
+	revoked, _ := cfg.Store.(RevokedTokens)
 	return &Accounts{
 		store:     cfg.Store,
 		versions:  versions,
+		searcher:  searcher,
+		updater:   updater,
+		revoked:   revoked,
 		tokens:    cfg.Tokens,
 		cost:      cfg.BcryptCost,
 		now:       cfg.Now,
@@ -376,9 +397,11 @@ func (a *Accounts) Login(ctx context.Context, username, password string) (LoginR
 }
 
 // UserExists reports whether an account with userID exists; a disabled
-// account exists. An id that cannot be valid yields false. Answers of yes
-// are cached, so a conversation's messages cost one store read, not one
-// each.
+// account exists, a deleted one does not. An id that cannot be valid
+// yields false. Answers of yes are cached, so a conversation's messages
+// cost one store read, not one each; DeleteAccount forgets its user here,
+// while another process sharing the store may answer yes for a deleted
+// account until its cache starts over.
 func (a *Accounts) UserExists(ctx context.Context, userID string) (bool, error) {
 	a.mu.RLock()
 	_, ok := a.known[userID]
@@ -389,8 +412,10 @@ func (a *Accounts) UserExists(ctx context.Context, userID string) (bool, error) 
 	if im.ValidateID("user id", userID) != nil {
 		return false, nil
 	}
-	_, err := a.store.Account(ctx, userID)
+	acc, err := a.store.Account(ctx, userID)
 	switch {
+	case err == nil && acc.Deleted:
+		return false, nil
 	case err == nil:
 		a.mu.Lock()
 		if a.known == nil || len(a.known) >= maxKnown {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"time"
@@ -164,6 +166,7 @@ func (j *JWT) IssueVersion(userID string, version int64) (token string, expires 
 			Audience:  jwt.ClaimStrings{j.audience},
 			ExpiresAt: jwt.NewNumericDate(expires),
 			IssuedAt:  jwt.NewNumericDate(now),
+			ID:        newTokenID(),
 		},
 		Version: version,
 	}
@@ -172,6 +175,15 @@ func (j *JWT) IssueVersion(userID string, version int64) (token string, expires 
 		return "", time.Time{}, fmt.Errorf("auth: sign token: %w", err)
 	}
 	return token, expires, nil
+}
+
+// newTokenID returns a token's "jti": 128 random bits in base64url, 22
+// characters, so that one token can be revoked on its own
+// (RevokedTokens).
+func newTokenID() string {
+	var b [16]byte
+	rand.Read(b[:]) // never fails (crypto/rand since Go 1.24)
+	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
 // tokenClaims are the claims of a token: the registered ones and the token
@@ -188,6 +200,10 @@ type Claims struct {
 	// Version is the token version the token was issued at; 0 for a
 	// token without one.
 	Version int64
+	// ID is the token's own id, its "jti" claim: what Accounts.Logout
+	// revokes (RevokedTokens). Empty for a token issued before tokens
+	// had ids, which can then be revoked only with all of its user's.
+	ID string
 }
 
 // Verifier verifies a token and tells what it says. *JWT is one; a host
@@ -224,9 +240,12 @@ func (j *JWT) Verify(ctx context.Context, token string) (Claims, error) {
 	if claims.Version < 0 {
 		return Claims{}, refused("negative token version")
 	}
+	if ValidateTokenID(claims.ID) != nil && claims.ID != "" {
+		return Claims{}, refused("bad token id")
+	}
 	// WithExpirationRequired guarantees ExpiresAt is set once parsing
 	// succeeded.
-	return Claims{UserID: claims.Subject, Expires: claims.ExpiresAt.Time, Version: claims.Version}, nil
+	return Claims{UserID: claims.Subject, Expires: claims.ExpiresAt.Time, Version: claims.Version, ID: claims.ID}, nil
 }
 
 // Authenticate verifies token and returns the user it was issued to, with
@@ -237,7 +256,7 @@ func (j *JWT) Authenticate(ctx context.Context, token string) (im.Identity, erro
 	if err != nil {
 		return im.Identity{}, err
 	}
-	return im.Identity{UserID: c.UserID, Expires: c.Expires}, nil
+	return im.Identity{UserID: c.UserID, Expires: c.Expires, TokenID: c.ID}, nil
 }
 
 func (j *JWT) key(*jwt.Token) (any, error) { return j.secret, nil }

@@ -22,6 +22,9 @@ var (
 	ErrAccountDisabled = fmt.Errorf("auth: account disabled: %w", im.ErrUnauthenticated)
 	// ErrNoAccount: the token's user has no built-in account.
 	ErrNoAccount = fmt.Errorf("auth: no account: %w", im.ErrUnauthenticated)
+	// ErrTokenLoggedOut: the token itself was revoked (Accounts.Logout,
+	// RevokedTokens); the user's other tokens still work.
+	ErrTokenLoggedOut = fmt.Errorf("auth: token logged out: %w", im.ErrUnauthenticated)
 )
 
 // GuardConfig configures a Guard. NewGuard copies it.
@@ -29,7 +32,9 @@ type GuardConfig struct {
 	// Tokens verifies a token's signature and claims; *JWT is one.
 	// Required.
 	Tokens Verifier
-	// Versions holds the users' token versions. Required.
+	// Versions holds the users' token versions. Required. If it also
+	// implements RevokedTokens, a token revoked on its own (a logout) is
+	// refused too.
 	Versions TokenVersions
 	// Accounts, if set, makes a token valid only for a user with an
 	// account in it that is not disabled. Leave it nil when tokens are
@@ -38,14 +43,17 @@ type GuardConfig struct {
 }
 
 // Guard is an im.Authenticator that accepts a token only if Tokens
-// verifies it, its version is at least its user's token version, and, with
+// verifies it, its version is at least its user's token version, its id
+// is not revoked (when Versions is also a RevokedTokens), and, with
 // Accounts set, its user's account exists and is not disabled. Each call
-// reads the store once for the version, and once more for the account with
-// Accounts set; what a session does after authenticating reads neither. It
-// is safe for concurrent use.
+// reads the store once for the version, once for the token id when the
+// store keeps revoked ones and the token has an id, and once more for the
+// account with Accounts set; what a session does after authenticating
+// reads none of them. It is safe for concurrent use.
 type Guard struct {
 	tokens   Verifier
 	versions TokenVersions
+	revoked  RevokedTokens // Versions' RevokedTokens side, or nil
 	accounts AccountStore
 }
 
@@ -60,11 +68,13 @@ func NewGuard(cfg GuardConfig) (*Guard, error) {
 	if cfg.Versions == nil {
 		return nil, errors.New("auth: GuardConfig.Versions is required")
 	}
-	return &Guard{tokens: cfg.Tokens, versions: cfg.Versions, accounts: cfg.Accounts}, nil
+	revoked, _ := cfg.Versions.(RevokedTokens)
+	return &Guard{tokens: cfg.Tokens, versions: cfg.Versions, revoked: revoked, accounts: cfg.Accounts}, nil
 }
 
 // Authenticate verifies token and returns its user. Besides the refusals
-// of the Verifier, it refuses a revoked token (ErrTokenRevoked) and, with
+// of the Verifier, it refuses a revoked token (ErrTokenRevoked), a token
+// logged out on its own (ErrTokenLoggedOut) and, with
 // Accounts set, the token of a user without an account (ErrNoAccount) or
 // with a disabled one (ErrAccountDisabled); all wrap im.ErrUnauthenticated.
 // A store error is wrapped and is not ErrUnauthenticated: the token could
@@ -92,7 +102,16 @@ func (g *Guard) Authenticate(ctx context.Context, token string) (im.Identity, er
 	if c.Version < v {
 		return im.Identity{}, guardRefusal("token revoked", ErrTokenRevoked)
 	}
-	return im.Identity{UserID: c.UserID, Expires: c.Expires}, nil
+	if g.revoked != nil && c.ID != "" {
+		out, err := g.revoked.TokenRevoked(ctx, c.ID)
+		if err != nil {
+			return im.Identity{}, fmt.Errorf("auth: read revoked tokens: %w", err)
+		}
+		if out {
+			return im.Identity{}, guardRefusal("token revoked", ErrTokenLoggedOut)
+		}
+	}
+	return im.Identity{UserID: c.UserID, Expires: c.Expires, TokenID: c.ID}, nil
 }
 
 func guardRefusal(msg string, err error) error {

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"time"
 
@@ -169,6 +170,20 @@ type RevokedTokens interface {
 	RevokeToken(ctx context.Context, tokenID string, expires time.Time) error
 	// TokenRevoked reports whether tokenID is revoked.
 	TokenRevoked(ctx context.Context, tokenID string) (bool, error)
+}
+
+// MaxTokenIDLength is the longest token id (Claims.ID) RevokedTokens
+// takes, in bytes.
+const MaxTokenIDLength = 128
+
+// ValidateTokenID returns an error wrapping im.ErrInvalidArgument unless id
+// is a token id RevokedTokens takes: 1 to MaxTokenIDLength bytes of
+// printable UTF-8 that im.ValidateID accepts.
+func ValidateTokenID(id string) error {
+	if id == "" || len(id) > MaxTokenIDLength {
+		return invalid(fmt.Sprintf("a token id must be 1 to %d bytes", MaxTokenIDLength))
+	}
+	return im.ValidateID("token id", id)
 }
 
 // TokenVersions keeps each user's token version: a counter that revoking a

@@ -2,8 +2,12 @@ package memstore
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/auth"
@@ -14,6 +18,41 @@ type accountState struct {
 	byID       map[string]auth.Account
 	byUsername map[string]string // username → user id
 	versions   map[string]int64  // user id → token version, if above 0
+	// byNickname is the search index: the accounts that are not Deleted,
+	// as (NicknameKey(Nickname), UserID) in that order, so that a prefix
+	// search is a binary search and a walk forward.
+	byNickname []nicknameEntry
+	// revoked maps revoked token ids to when they expire; sweepAt is
+	// when RevokeToken next drops the expired ones.
+	revoked map[string]time.Time
+	sweepAt time.Time
+}
+
+type nicknameEntry struct{ key, userID string }
+
+func compareEntry(a, b nicknameEntry) int {
+	return cmp.Or(strings.Compare(a.key, b.key), strings.Compare(a.userID, b.userID))
+}
+
+// index adds a to the search index, or leaves it out if it is Deleted; the
+// caller holds Store.mu.
+func (st *accountState) index(a auth.Account) {
+	if a.Deleted {
+		return
+	}
+	e := nicknameEntry{auth.NicknameKey(a.Nickname), a.UserID}
+	i, found := slices.BinarySearchFunc(st.byNickname, e, compareEntry)
+	if !found {
+		st.byNickname = slices.Insert(st.byNickname, i, e)
+	}
+}
+
+// unindex removes a from the search index; the caller holds Store.mu.
+func (st *accountState) unindex(a auth.Account) {
+	e := nicknameEntry{auth.NicknameKey(a.Nickname), a.UserID}
+	if i, found := slices.BinarySearchFunc(st.byNickname, e, compareEntry); found {
+		st.byNickname = slices.Delete(st.byNickname, i, i+1)
+	}
 }
 
 func newAccountState() accountState {
@@ -21,12 +60,15 @@ func newAccountState() accountState {
 		byID:       make(map[string]auth.Account),
 		byUsername: make(map[string]string),
 		versions:   make(map[string]int64),
+		revoked:    make(map[string]time.Time),
 	}
 }
 
 var (
-	_ auth.AccountUpdater = (*Store)(nil)
-	_ auth.TokenVersions  = (*Store)(nil)
+	_ auth.AccountUpdater  = (*Store)(nil)
+	_ auth.TokenVersions   = (*Store)(nil)
+	_ auth.AccountSearcher = (*Store)(nil)
+	_ auth.RevokedTokens   = (*Store)(nil)
 )
 
 // CreateAccount implements auth.AccountStore.
@@ -48,6 +90,7 @@ func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
 	a.PasswordHash = bytes.Clone(a.PasswordHash)
 	s.accounts.byID[a.UserID] = a
 	s.accounts.byUsername[a.Username] = a.UserID
+	s.accounts.index(a)
 	return nil
 }
 
@@ -99,6 +142,7 @@ func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.Account
 	if !ok {
 		return auth.Account{}, fmt.Errorf("memstore: update account %q: %w", userID, im.ErrNotFound)
 	}
+	s.accounts.unindex(a)
 	if u.Nickname != nil {
 		a.Nickname = *u.Nickname
 	}
@@ -108,7 +152,26 @@ func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.Account
 	if u.Disabled != nil {
 		a.Disabled = *u.Disabled
 	}
+	if u.Avatar != nil {
+		a.Avatar = *u.Avatar
+	}
+	if u.Signature != nil {
+		a.Signature = *u.Signature
+	}
+	if u.Gender != nil {
+		a.Gender = *u.Gender
+	}
+	if u.Birth != nil {
+		a.Birth = *u.Birth
+	}
+	if !u.UpdatedAt.IsZero() {
+		a.UpdatedAt = u.UpdatedAt
+	}
+	if u.Deleted != nil {
+		a.Deleted = *u.Deleted
+	}
 	s.accounts.byID[userID] = a
+	s.accounts.index(a)
 	return s.account(userID)
 }
 
@@ -137,4 +200,99 @@ func (s *Store) BumpTokenVersion(ctx context.Context, userID string) (int64, err
 	defer s.mu.Unlock()
 	s.accounts.versions[userID]++
 	return s.accounts.versions[userID], nil
+}
+
+// AccountsByID implements auth.AccountSearcher.
+func (s *Store) AccountsByID(ctx context.Context, ids []string) ([]auth.Account, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memstore: accounts by id: %w", err)
+	}
+	for _, id := range ids {
+		if err := im.ValidateID("user id", id); err != nil {
+			return nil, err
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]auth.Account, 0, len(ids))
+	seen := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		if a, err := s.account(id); err == nil {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+// SearchAccounts implements auth.AccountSearcher with a binary search of
+// the nickname index.
+func (s *Store) SearchAccounts(ctx context.Context, prefix string, limit int) ([]auth.Account, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memstore: search accounts: %w", err)
+	}
+	if prefix == "" {
+		return nil, fmt.Errorf("memstore: search accounts: empty prefix: %w", im.ErrInvalidArgument)
+	}
+	if err := checkLimit(limit); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	idx := s.accounts.byNickname
+	i, _ := slices.BinarySearchFunc(idx, nicknameEntry{key: prefix}, compareEntry)
+	out := []auth.Account{}
+	for ; i < len(idx) && len(out) < limit && strings.HasPrefix(idx[i].key, prefix); i++ {
+		a, err := s.account(idx[i].userID)
+		if err != nil {
+			return nil, fmt.Errorf("memstore: search accounts: the index names a missing account: %w", im.ErrCorrupt)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// revokedSweep is how often RevokeToken drops the expired records.
+const revokedSweep = time.Minute
+
+// RevokeToken implements auth.RevokedTokens.
+func (s *Store) RevokeToken(ctx context.Context, tokenID string, expires time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memstore: revoke token: %w", err)
+	}
+	if err := auth.ValidateTokenID(tokenID); err != nil {
+		return err
+	}
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if now.After(s.accounts.sweepAt) {
+		for id, exp := range s.accounts.revoked {
+			if now.After(exp) {
+				delete(s.accounts.revoked, id)
+			}
+		}
+		s.accounts.sweepAt = now.Add(revokedSweep)
+	}
+	if old, ok := s.accounts.revoked[tokenID]; !ok || expires.After(old) {
+		s.accounts.revoked[tokenID] = expires
+	}
+	return nil
+}
+
+// TokenRevoked implements auth.RevokedTokens.
+func (s *Store) TokenRevoked(ctx context.Context, tokenID string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, fmt.Errorf("memstore: token revoked: %w", err)
+	}
+	if err := auth.ValidateTokenID(tokenID); err != nil {
+		return false, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.accounts.revoked[tokenID]
+	return ok, nil
 }

@@ -45,6 +45,24 @@ func accountDiff(got, want auth.Account) string {
 	if !got.CreatedAt.Equal(want.CreatedAt) {
 		d = append(d, fmt.Sprintf("CreatedAt = %v, want %v", got.CreatedAt, want.CreatedAt))
 	}
+	if got.Avatar != want.Avatar {
+		d = append(d, fmt.Sprintf("Avatar = %q, want %q", got.Avatar, want.Avatar))
+	}
+	if got.Signature != want.Signature {
+		d = append(d, fmt.Sprintf("Signature = %q, want %q", got.Signature, want.Signature))
+	}
+	if got.Gender != want.Gender {
+		d = append(d, fmt.Sprintf("Gender = %d, want %d", got.Gender, want.Gender))
+	}
+	if got.Birth != want.Birth {
+		d = append(d, fmt.Sprintf("Birth = %d, want %d", got.Birth, want.Birth))
+	}
+	if !got.UpdatedAt.Equal(want.UpdatedAt) {
+		d = append(d, fmt.Sprintf("UpdatedAt = %v, want %v", got.UpdatedAt, want.UpdatedAt))
+	}
+	if got.Deleted != want.Deleted {
+		d = append(d, fmt.Sprintf("Deleted = %v, want %v", got.Deleted, want.Deleted))
+	}
 	return strings.Join(d, "; ")
 }
 
@@ -203,7 +221,8 @@ func (h AccountsHarness) open(t *testing.T) auth.AccountStore {
 // RunAccounts checks the auth.AccountStore that h opens against every rule
 // of its documentation, each in its own subtest: CreateAndRead,
 // Invalid, Cancelled and Durability; and its optional parts when it has
-// them: Update (auth.AccountUpdater) and TokenVersions (RunTokenVersions).
+// them: Update (auth.AccountUpdater), Search (auth.AccountSearcher),
+// and TokenVersions (RunTokenVersions, with RunRevokedTokens).
 // Run calls it for a Store that implements auth.AccountStore; a store that
 // keeps only accounts runs it on its own.
 func RunAccounts(t *testing.T, h AccountsHarness) {
@@ -212,10 +231,12 @@ func RunAccounts(t *testing.T, h AccountsHarness) {
 		t.Fatal("storetest: AccountsHarness.Open is nil")
 	}
 	t.Run("CreateAndRead", func(t *testing.T) { testAccounts(t, h) })
+	t.Run("Profile", func(t *testing.T) { testAccountProfile(t, h) })
 	t.Run("Invalid", func(t *testing.T) { testInvalidAccounts(t, h) })
 	t.Run("Cancelled", func(t *testing.T) { testAccountsCancelled(t, h) })
 	t.Run("Durability", func(t *testing.T) { testAccountsDurability(t, h) })
 	t.Run("Update", func(t *testing.T) { testUpdateAccount(t, h) })
+	t.Run("Search", func(t *testing.T) { testAccountSearch(t, h) })
 	t.Run("TokenVersions", func(t *testing.T) { testStoreTokenVersions(t, h) })
 }
 

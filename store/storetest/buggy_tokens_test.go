@@ -2,6 +2,8 @@ package storetest_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/imserver/imserver/im"
@@ -24,6 +26,9 @@ func (b *buggyStore) UpdateAccount(ctx context.Context, userID string, u auth.Ac
 		if u.Disabled == nil {
 			u.Disabled = &no
 		}
+	}
+	if b.bug == "update-ignores-profile" {
+		u.Avatar, u.Signature, u.Gender, u.Birth, u.Deleted = nil, nil, nil, nil, nil
 	}
 	a, err := b.Store.UpdateAccount(b.ctx(ctx), userID, u)
 	return a, b.accept(err)
@@ -70,4 +75,41 @@ func (b *buggyStore) racyVersion(ctx context.Context, userID string) (int64, err
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.versions[userID], nil
+}
+
+var (
+	_ auth.AccountSearcher = (*buggyStore)(nil)
+	_ auth.RevokedTokens   = (*buggyStore)(nil)
+)
+
+func (b *buggyStore) SearchAccounts(ctx context.Context, prefix string, limit int) ([]auth.Account, error) {
+	switch b.bug {
+	case "search-unordered":
+		// Orders by user id, as a scan of the accounts table would.
+		accs, err := b.Store.SearchAccounts(b.ctx(ctx), prefix, 1000)
+		slices.SortFunc(accs, func(x, y auth.Account) int { return strings.Compare(x.UserID, y.UserID) })
+		return accs[:min(len(accs), limit)], err
+	case "search-limit-ignored":
+		limit = 1000
+	}
+	return b.Store.SearchAccounts(b.ctx(ctx), prefix, limit)
+}
+
+func (b *buggyStore) RevokeToken(ctx context.Context, tokenID string, expires time.Time) error {
+	switch b.bug {
+	case "revoke-forgets":
+		return nil
+	case "revoke-no-validation":
+		if tokenID == "" || len(tokenID) > auth.MaxTokenIDLength {
+			return nil
+		}
+	}
+	return b.Store.RevokeToken(b.ctx(ctx), tokenID, expires)
+}
+
+func (b *buggyStore) TokenRevoked(ctx context.Context, tokenID string) (bool, error) {
+	if b.bug == "revoke-no-validation" && (tokenID == "" || len(tokenID) > auth.MaxTokenIDLength) {
+		return false, nil
+	}
+	return b.Store.TokenRevoked(b.ctx(ctx), tokenID)
 }

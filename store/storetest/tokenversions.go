@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/auth"
@@ -33,7 +34,8 @@ func (h TokenVersionsHarness) open(t *testing.T) auth.TokenVersions {
 
 // RunTokenVersions checks the auth.TokenVersions that h opens, each rule in
 // its own subtest: Unknown, Bump, Concurrent, Invalid, Cancelled and
-// Durability. RunAccounts calls it for an account store that implements
+// Durability; and RevokedTokens (RunRevokedTokens) when the store also
+// implements auth.RevokedTokens. RunAccounts calls it for an account store that implements
 // auth.TokenVersions; a store of token versions alone runs it on its own.
 func RunTokenVersions(t *testing.T, h TokenVersionsHarness) {
 	t.Helper()
@@ -49,6 +51,7 @@ func RunTokenVersions(t *testing.T, h TokenVersionsHarness) {
 	t.Run("Invalid", func(t *testing.T) { testBumpInvalid(t, h) })
 	t.Run("Cancelled", func(t *testing.T) { testBumpCancelled(t, h) })
 	t.Run("Durability", func(t *testing.T) { testBumpDurability(t, h) })
+	t.Run("RevokedTokens", func(t *testing.T) { testStoreRevokedTokens(t, h) })
 }
 
 func checkVersion(t *testing.T, s auth.TokenVersions, userID string, want int64) {
@@ -225,6 +228,45 @@ func testUpdateAccount(t *testing.T, h AccountsHarness) {
 		update(t, u, s, "u1", auth.AccountUpdate{Nickname: &empty, Disabled: &yes}, alice)
 		checkAccount(t, s, bob)
 	})
+	t.Run("ProfileFields", func(t *testing.T) {
+		u, s, alice, bob := setup(t)
+		avatar, sig, gender, birth := "https://example.com/a.png", "Hi ✓", im.GenderFemale, int64(19900101)
+		at := baseTime().Add(time.Hour)
+		alice.Avatar, alice.Signature, alice.Gender, alice.Birth, alice.UpdatedAt = avatar, sig, gender, birth, at
+		update(t, u, s, "u1", auth.AccountUpdate{Avatar: &avatar, Signature: &sig, Gender: &gender, Birth: &birth, UpdatedAt: at}, alice)
+		// Fields left nil, and a zero UpdatedAt, stay as they are.
+		nick := "Alice again"
+		alice.Nickname = nick
+		update(t, u, s, "u1", auth.AccountUpdate{Nickname: &nick}, alice)
+		empty, unknown, zero := "", im.GenderUnknown, int64(0)
+		alice.Avatar, alice.Signature, alice.Gender, alice.Birth = "", "", im.GenderUnknown, 0
+		update(t, u, s, "u1", auth.AccountUpdate{Avatar: &empty, Signature: &empty, Gender: &unknown, Birth: &zero}, alice)
+		alice.Deleted, alice.Disabled = true, true
+		update(t, u, s, "u1", auth.AccountUpdate{Deleted: &yes, Disabled: &yes}, alice)
+		alice.Deleted = false
+		update(t, u, s, "u1", auth.AccountUpdate{Deleted: &no}, alice)
+		checkAccount(t, s, bob)
+	})
+	t.Run("InvalidProfile", func(t *testing.T) {
+		u, s, alice, _ := setup(t)
+		ctl, longSig, longAvatar := "a\x07b", strings.Repeat("s", im.MaxSignatureLen+1), "https://x/"+strings.Repeat("a", im.MaxAvatarLen)
+		badGender, early, late := im.Gender(3), im.MinBirth-1, im.MaxBirth+1
+		nick := "fine"
+		for name, upd := range map[string]auth.AccountUpdate{
+			"ControlSignature": {Signature: &ctl, Nickname: &nick},
+			"LongSignature":    {Signature: &longSig, Nickname: &nick},
+			"ControlAvatar":    {Avatar: &ctl, Nickname: &nick},
+			"LongAvatar":       {Avatar: &longAvatar, Nickname: &nick},
+			"UnknownGender":    {Gender: &badGender, Nickname: &nick},
+			"EarlyBirth":       {Birth: &early, Nickname: &nick},
+			"LateBirth":        {Birth: &late, Nickname: &nick},
+		} {
+			if _, err := u.UpdateAccount(t.Context(), "u1", upd); !isInvalid(err) {
+				t.Errorf("%s: UpdateAccount: %v, want ErrInvalidArgument", name, err)
+			}
+		}
+		checkAccount(t, s, alice)
+	})
 	t.Run("NotFound", func(t *testing.T) {
 		u, s, alice, _ := setup(t)
 		for _, id := range []string{"u9", "u", "alice", ""} {
@@ -262,6 +304,9 @@ func testUpdateAccount(t *testing.T, h AccountsHarness) {
 		u, s, alice, _ := setup(t)
 		alice.Disabled = true
 		update(t, u, s, "u1", auth.AccountUpdate{Disabled: &yes}, alice)
+		avatar, gender, birth := "https://example.com/b.png", im.GenderMale, int64(-86400000)
+		alice.Avatar, alice.Gender, alice.Birth, alice.UpdatedAt, alice.Deleted = avatar, gender, birth, baseTime().Add(time.Minute), true
+		update(t, u, s, "u1", auth.AccountUpdate{Avatar: &avatar, Gender: &gender, Birth: &birth, UpdatedAt: alice.UpdatedAt, Deleted: &yes}, alice)
 		s = h.Reopen(t, s)
 		checkAccount(t, s, alice)
 	})

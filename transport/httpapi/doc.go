@@ -216,6 +216,31 @@
 // the friend request rate; 202 for a request, or a friendship, that is not
 // there; 1 "not supported by this server" when the store keeps no friends.
 //
+// # User and account routes
+//
+// Served with the group routes, for the user of the bearer token, when the
+// im.Server's Config.Users keeps profiles (im.UserProfiles, which
+// *auth.Accounts is); the account routes also need Options.Accounts to be
+// an AccountLifecycle. docs/PROTOCOL.md, section 22, has the details.
+//
+//	GET  /api/user/info/{id}    → data user (103 if unknown)
+//	POST /api/user/info/batch   {"userIDs"} → data [user] (at most 100 ids)
+//	POST /api/user/update       {"userID","nickname","avatar","signature",
+//	                            "gender","birth"} → data user (userID must
+//	                            be the caller's, else 102; a field left out
+//	                            stays)
+//	GET  /api/user/search       {"keyword"} or ?keyword= → data [user]
+//	POST /api/auth/logout       → no data (this token is revoked and its
+//	                            sockets kicked)
+//	POST /api/auth/password     {"oldPassword","newPassword"} → data
+//	                            {"token","userID","expiresAt"} (every
+//	                            socket of the user is kicked)
+//	POST /api/auth/delete       {"password"} → no data
+//
+// A user is {"userID","nickname","avatar","phone","email","gender","birth",
+// "signature","extra","createTime","updateTime","username","deleted"}. A
+// wrong password answers 102 "wrong password".
+//
 // # Security
 //
 // Passwords and tokens are never logged: request bodies are not logged at

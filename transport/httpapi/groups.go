@@ -33,6 +33,14 @@ type userHandler func(w http.ResponseWriter, r *http.Request, user string)
 // authed runs h for the user of the request's bearer token, or answers
 // code 100 (101 for an expired token) without running it.
 func (a *api) authed(h userHandler) http.HandlerFunc {
+	return a.authedIdentity(func(w http.ResponseWriter, r *http.Request, id im.Identity) {
+		h(w, r, id.UserID)
+	})
+}
+
+// authedIdentity is authed for handlers that need the whole identity (the
+// token's id and expiry), not only the user.
+func (a *api) authedIdentity(h func(w http.ResponseWriter, r *http.Request, id im.Identity)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		// What these routes answer is the caller's own view; no cache
 		// between the app and the server should keep it.
@@ -47,7 +55,7 @@ func (a *api) authed(h userHandler) http.HandlerFunc {
 			a.writeError(w, r, err)
 			return
 		}
-		h(w, r, id.UserID)
+		h(w, r, id)
 	}
 }
 

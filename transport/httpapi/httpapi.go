@@ -27,7 +27,8 @@ const DefaultMaxBodyBytes = 64 << 10
 type Options struct {
 	// Accounts serves register and login; *auth.Accounts is the built-in
 	// one. nil leaves those routes out (they answer 404), for hosts with
-	// their own accounts.
+	// their own accounts. If it is also an AccountLifecycle and Server is
+	// set, logout, password change and account deletion are served too.
 	Accounts Accounts
 	// Server, if set, serves the group routes (/api/group/...) through
 	// its group API. Their callers authenticate with the header
@@ -92,6 +93,7 @@ type Accounts interface {
 
 type api struct {
 	accounts     Accounts
+	lifecycle    AccountLifecycle // accounts' AccountLifecycle side, or nil
 	server       *im.Server
 	health       func(ctx context.Context) error
 	stats        func() im.Stats
@@ -122,6 +124,7 @@ func NewHandler(opts Options) http.Handler {
 	if a.maxBody <= 0 {
 		a.maxBody = DefaultMaxBodyBytes
 	}
+	a.lifecycle, _ = opts.Accounts.(AccountLifecycle)
 
 	r := newRouter()
 	r.handle(http.MethodGet, "/health", a.serveHealth)
@@ -136,6 +139,10 @@ func NewHandler(opts Options) http.Handler {
 		a.handleGroups(r)
 		a.handleConversations(r)
 		a.handleFriends(r)
+		a.handleUsers(r)
+		if a.lifecycle != nil {
+			a.handleAccountLifecycle(r)
+		}
 	}
 	return withCORS(r.finish(), opts.AllowedOrigins)
 }
