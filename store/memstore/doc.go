@@ -8,7 +8,8 @@
 // im.Store it implements auth.AccountStore, auth.AccountUpdater and
 // auth.TokenVersions, for the built-in accounts and revocation, and
 // im.SyncStore, so that it answers a BATCH_SYNC in one read as the real
-// stores do, and im.RecallStore, so that messages can be recalled.
+// stores do, im.RecallStore, so that messages can be recalled, and
+// im.GroupJoinRequestStore, for groups that approve who joins.
 //
 // A custom store can embed a *Store and override the methods it keeps
 // elsewhere (examples/customstore does).
