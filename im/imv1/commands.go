@@ -81,6 +81,10 @@ func NewBody(cmd CommandType) proto.Message {
 		return new(ConversationSettingsResponse)
 	case CommandType_CMD_CONVERSATION_CHANGED_PUSH:
 		return new(ConversationChangedPush)
+	case CommandType_CMD_GROUP_JOIN_REQUEST_PUSH:
+		return new(GroupJoinRequestPush)
+	case CommandType_CMD_GROUP_JOIN_REJECTED_PUSH:
+		return new(GroupJoinRejectedPush)
 	case CommandType_CMD_ERROR_RSP:
 		return new(ErrorResponse)
 	}
