@@ -53,7 +53,7 @@ func (s *Server) joinRequests() (GroupJoinRequestStore, bool) {
 // join requests.
 func (s *Server) checkJoinPolicy(p JoinPolicy) error {
 	if _, ok := s.joinRequests(); p == JoinApproval && !ok {
-		return errorf(CodeInvalidArgument, ErrUnsupported, "this server's store keeps no join requests, so a group cannot approve who joins")
+		return &Error{Code: CodeInvalidArgument, Msg: "this server's store keeps no join requests, so a group cannot approve who joins", Err: errors.Join(ErrInvalidArgument, ErrUnsupported)}
 	}
 	return nil
 }
