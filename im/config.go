@@ -325,7 +325,7 @@ const (
 	DefaultConversationRate = 10
 
 	DefaultFriendRequestRate = 1
-	DefaultProfileRate      = 5
+	DefaultProfileRate       = 5
 )
 
 // withDefaults returns c with every zero field set to its default, or an

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 )
 
 // memberSet is a snapshot of a group's members at one Version of the group.
@@ -12,6 +13,11 @@ type memberSet struct {
 	version int64
 	ids     []string
 	roles   map[string]GroupRole
+	// muteAll is the group's MuteAll, and mutedUntil the MutedUntil of
+	// the members who have one: what a send checks before it is
+	// committed (the Store checks again at commit).
+	muteAll    bool
+	mutedUntil map[string]time.Time
 }
 
 func newMemberSet(version int64, members []GroupMember) *memberSet {
@@ -19,8 +25,23 @@ func newMemberSet(version int64, members []GroupMember) *memberSet {
 	for i, m := range members {
 		ms.ids[i] = m.UserID
 		ms.roles[m.UserID] = m.Role
+		if !m.MutedUntil.IsZero() {
+			if ms.mutedUntil == nil {
+				ms.mutedUntil = make(map[string]time.Time)
+			}
+			ms.mutedUntil[m.UserID] = m.MutedUntil
+		}
 	}
 	return ms
+}
+
+// muted reports whether user, a member, may not send at time at.
+func (ms *memberSet) muted(user string, at time.Time) bool {
+	if ms.mutedUntil[user].After(at) {
+		return true
+	}
+	role := ms.roles[user]
+	return ms.muteAll && role != 0 && role < RoleAdmin
 }
 
 // groupCacheMembers bounds the member entries the cache holds across all
@@ -110,6 +131,7 @@ func (c *groupCache) load(id string, l *groupLoad, gen uint64) {
 	g, members, err := c.read(id)
 	if err == nil {
 		l.set = newMemberSet(g.Version, members)
+		l.set.muteAll = g.MuteAll
 	}
 	l.err = err
 
@@ -190,6 +212,7 @@ func (c *groupCache) refresh(id string) (*memberSet, error) {
 		return nil, err
 	}
 	set := newMemberSet(g.Version, members)
+	set.muteAll = g.MuteAll
 	c.mu.Lock()
 	if gen == c.gen {
 		c.put(id, set)

@@ -39,6 +39,9 @@ type GroupUpdate struct {
 	// switching to HistoryFromJoin hides from them again what preceded
 	// their joining.
 	History *HistoryVisibility
+	// MuteAll, if set, lets only admins and the owner send (true), or
+	// every member again (false); see Group.MuteAll.
+	MuteAll *bool
 }
 
 // GroupNotice is the content (JSON) of the NotificationMessage the server
@@ -56,6 +59,16 @@ type GroupNotice struct {
 	// Role is the role given, for member_role_changed. For "owner", the
 	// operator, the previous owner, is an admin now.
 	Role GroupRole `json:"role,omitempty"`
+	// Notification is the group's announcement as it now is, for
+	// group_announcement (left out when it was cleared).
+	Notification string `json:"notification,omitempty"`
+	// MuteAll is set when the change switched Group.MuteAll: true, only
+	// admins and the owner send now; false, every member again. Always
+	// set for group_muted.
+	MuteAll *bool `json:"muteAll,omitempty"`
+	// MutedUntil, for member_muted, is when the mute of UserIDs ends, in
+	// Unix milliseconds; left out (0) when they were unmuted.
+	MutedUntil int64 `json:"mutedUntil,omitempty"`
 }
 
 // GroupNotice types.
@@ -68,6 +81,15 @@ const (
 	GroupNoticeRoleChanged = "member_role_changed"
 	GroupNoticeUpdated     = "group_updated"
 	GroupNoticeDismissed   = "group_dismissed"
+	// GroupNoticeAnnouncement is a group_updated that changed the
+	// group's Notification, its announcement, which the notice carries
+	// for clients to show.
+	GroupNoticeAnnouncement = "group_announcement"
+	// GroupNoticeMuted: the change switched only Group.MuteAll (MuteAll).
+	GroupNoticeMuted = "group_muted"
+	// GroupNoticeMemberMuted: UserIDs were muted until MutedUntil, or
+	// unmuted.
+	GroupNoticeMemberMuted = "member_muted"
 )
 
 // CreateGroup creates a group owned by ownerID with memberIDs as its first
@@ -113,6 +135,9 @@ func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec
 	if err := ValidateGroup(g); err != nil {
 		return Group{}, err
 	}
+	if err := s.checkJoinPolicy(g.JoinPolicy); err != nil {
+		return Group{}, err
+	}
 	members := make([]GroupMember, 0, len(others)+1)
 	members = append(members, GroupMember{UserID: ownerID, Role: RoleOwner, JoinedAt: now})
 	for _, u := range others {
@@ -132,8 +157,8 @@ func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec
 }
 
 // Group returns group id as userID may see it: any user may look up a
-// group that is open to joining (JoinOpen), but only its members one that
-// is not. To anyone else such a group does not exist: the error is the
+// group that is open to joining (JoinOpen) or to requests (JoinApproval),
+// but only its members an invite-only one. To anyone else such a group does not exist: the error is the
 // same (ErrNotFound, "group does not exist") as for an id that names no
 // group, so that asking does not tell whether it does. Every other call
 // on a group by id (GroupMembers, JoinGroup, LeaveGroup, InviteToGroup,
@@ -151,7 +176,7 @@ func (s *Server) Group(ctx context.Context, id, userID string) (_ Group, err err
 	if err != nil {
 		return Group{}, err
 	}
-	if g.JoinPolicy == JoinOpen {
+	if g.JoinPolicy != JoinInviteOnly {
 		return g, nil
 	}
 	if !validID(userID) {
@@ -203,17 +228,29 @@ func (s *Server) UserGroups(ctx context.Context, userID string) (_ []Group, err 
 // JoinGroup adds userID to group id, which must be open to joining, and
 // returns the group. Joining a group one belongs to already does nothing.
 // An invite-only group answers as a missing one: asking to join does not
-// tell a non-member that it exists.
+// tell a non-member that it exists. A group with JoinApproval stores a
+// request instead, as RequestJoin does with no message, and answers the
+// group with an error wrapping ErrJoinPending.
 func (s *Server) JoinGroup(ctx context.Context, id, userID string) (Group, error) {
-	if !validID(userID) {
-		return Group{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "user id is not valid")
+	r, err := s.RequestJoin(ctx, id, userID, "")
+	if err == nil && r.Pending {
+		return r.Group, errorf(CodePermissionDenied, ErrJoinPending, "the group approves who joins: your request waits for an admin's answer")
 	}
+	return r.Group, err
+}
+
+// join adds userID to group id, which must be open to joining.
+func (s *Server) join(ctx context.Context, id, userID string) (Group, error) {
 	return s.changeGroup(ctx, id, func(g Group, members []GroupMember) (*groupEdit, error) {
 		if roleOf(members, userID) != 0 {
 			return nil, nil
 		}
-		if g.JoinPolicy != JoinOpen {
+		if g.JoinPolicy == JoinInviteOnly {
 			return nil, errNoGroup()
+		}
+		if g.JoinPolicy != JoinOpen {
+			// Switched to JoinApproval since RequestJoin read it.
+			return nil, errorf(CodeUnknown, ErrConflict, "the group changed its join policy; try again")
 		}
 		if len(members)+1 > s.cfg.MaxGroupMembers {
 			return nil, errGroupFull(s.cfg.MaxGroupMembers)
@@ -393,6 +430,9 @@ func (s *Server) UpdateGroup(ctx context.Context, id, actorID string, u GroupUpd
 		if u.History != nil {
 			g.History = *u.History
 		}
+		if u.MuteAll != nil {
+			g.MuteAll = *u.MuteAll
+		}
 		if g == before {
 			return nil, nil
 		}
@@ -400,11 +440,35 @@ func (s *Server) UpdateGroup(ctx context.Context, id, actorID string, u GroupUpd
 		if err := ValidateGroup(g); err != nil {
 			return nil, err
 		}
+		if g.JoinPolicy != before.JoinPolicy {
+			if err := s.checkJoinPolicy(g.JoinPolicy); err != nil {
+				return nil, err
+			}
+		}
 		return &groupEdit{
 			change: GroupChange{Update: &g},
-			notice: GroupNotice{Type: GroupNoticeUpdated, Operator: actorID},
+			notice: updateNotice(before, g, actorID),
 		}, nil
 	})
+}
+
+// updateNotice is the notice of an update of group before to after:
+// group_announcement when the announcement changed, group_muted when only
+// MuteAll did, group_updated otherwise.
+func updateNotice(before, after Group, actorID string) GroupNotice {
+	n := GroupNotice{Type: GroupNoticeUpdated, Operator: actorID}
+	if after.MuteAll != before.MuteAll {
+		n.MuteAll = &after.MuteAll
+		rest := after
+		rest.MuteAll, rest.UpdatedAt = before.MuteAll, before.UpdatedAt
+		if rest == before {
+			n.Type = GroupNoticeMuted
+		}
+	}
+	if after.Notification != before.Notification {
+		n.Type, n.Notification = GroupNoticeAnnouncement, after.Notification
+	}
+	return n
 }
 
 // DismissGroup deletes group id on behalf of actorID, its owner. Its
@@ -469,6 +533,10 @@ func (s *Server) changeGroup(ctx context.Context, id string, decide func(Group, 
 			op.members = newMemberSet(g.Version, members) // the former members are told
 		} else {
 			op.members = newMemberSet(g.Version+1, after)
+			op.members.muteAll = g.MuteAll
+			if ch.Update != nil {
+				op.members.muteAll = ch.Update.MuteAll
+			}
 		}
 		_, err = s.commitAndWait(ctx, op)
 		switch {
@@ -506,7 +574,7 @@ func applyChange(g Group, members []GroupMember, ch GroupChange) []GroupMember {
 			newOwner = p.UserID
 		}
 		if i := slices.IndexFunc(out, func(m GroupMember) bool { return m.UserID == p.UserID }); i >= 0 {
-			out[i].Role = p.Role
+			out[i].Role, out[i].MutedUntil = p.Role, p.MutedUntil
 		} else {
 			out = append(out, p)
 		}
@@ -615,18 +683,18 @@ func errNoGroup() *Error {
 	return errorf(CodeNotFound, ErrNotFound, "group does not exist")
 }
 
-// hidden reports whether group g must look missing to user: a group that
-// is not open to joining exists only for its members, so that no call
-// tells anyone else it does (Group, and every call on a group by id).
+// hidden reports whether group g must look missing to user: an
+// invite-only group exists only for its members, so that no call tells
+// anyone else it does (Group, and every call on a group by id).
 func hidden(g Group, members []GroupMember, user string) bool {
-	return g.JoinPolicy != JoinOpen && roleOf(members, user) == 0
+	return g.JoinPolicy == JoinInviteOnly && roleOf(members, user) == 0
 }
 
 // errOutsider is the refusal of a call only members make, to a user who
 // is not one of group g: "not a member" where anyone may see the group,
 // and the answer for a missing group where only its members may.
 func errOutsider(g Group) *Error {
-	if g.JoinPolicy != JoinOpen {
+	if g.JoinPolicy == JoinInviteOnly {
 		return errNoGroup()
 	}
 	return errNotGroupMember()

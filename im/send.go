@@ -176,6 +176,13 @@ func (s *Server) resolveConversation(ctx context.Context, d draft) (target, erro
 			if err != nil {
 				return target{}, err
 			}
+		} else if set.muted(d.sender, time.Now()) {
+			if set, err = s.mutedSet(ctx, gid, set); err != nil {
+				return target{}, err
+			}
+			if set.muted(d.sender, time.Now()) {
+				return target{}, errMuted()
+			}
 		}
 		// The receiver a client names is ignored: the group's members
 		// receive it, and the stored message has none.
@@ -204,6 +211,27 @@ func (s *Server) outsider(ctx context.Context, gid string) (err error) {
 		return err
 	}
 	return errOutsider(g)
+}
+
+// mutedSet returns the members of group gid to refuse a muted sender on:
+// set, if the stored group is still at its version, or else the members
+// read again, since another server may have unmuted her.
+func (s *Server) mutedSet(ctx context.Context, gid string, set *memberSet) (_ *memberSet, err error) {
+	defer s.recoverStore("Group", &err)
+	g, err := s.store.Group(ctx, gid)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return nil, errNoGroup()
+	case err != nil:
+		return nil, err
+	case g.Version == set.version:
+		return set, nil
+	}
+	fresh, err := s.groups.refresh(gid)
+	if err != nil {
+		return nil, err
+	}
+	return fresh, nil
 }
 
 // checkGroupMember asks the store whether user is a member of group gid:
@@ -289,6 +317,9 @@ func (s *Server) ack(sess *session, seq uint32, sent Message, r AppendResult, er
 // of the same message succeeds with the original result, while a
 // client_msg_id reused for a different message is refused.
 func sendOutcome(sent Message, r AppendResult) error {
+	if errors.Is(r.Err, ErrMuted) && !errors.As(r.Err, new(*Error)) {
+		return errMuted() // the store's MemberOf check
+	}
 	if errors.Is(r.Err, ErrPermissionDenied) && !errors.As(r.Err, new(*Error)) {
 		return errNotGroupMember() // the store's MemberOf check
 	}

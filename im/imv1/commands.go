@@ -87,6 +87,10 @@ func NewBody(cmd CommandType) proto.Message {
 		return new(FriendSubscribeResponse)
 	case CommandType_CMD_FRIEND_EVENT_PUSH:
 		return new(FriendEventPush)
+	case CommandType_CMD_GROUP_JOIN_REQUEST_PUSH:
+		return new(GroupJoinRequestPush)
+	case CommandType_CMD_GROUP_JOIN_REJECTED_PUSH:
+		return new(GroupJoinRejectedPush)
 	case CommandType_CMD_ERROR_RSP:
 		return new(ErrorResponse)
 	}

@@ -102,6 +102,13 @@ const (
 	// Extension: sent only to a connection that subscribed with a
 	// FriendSubscribeRequest. Body: FriendEventPush.
 	CommandType_CMD_FRIEND_EVENT_PUSH CommandType = 532
+	// Extension: group management (docs/PROTOCOL.md, section 23). Sent to
+	// the online admins and owner of a group that approves who joins when a
+	// user asks to join it. Body: GroupJoinRequestPush.
+	CommandType_CMD_GROUP_JOIN_REQUEST_PUSH CommandType = 540
+	// Extension: sent to the user whose request to join a group was
+	// rejected. Body: GroupJoinRejectedPush.
+	CommandType_CMD_GROUP_JOIN_REJECTED_PUSH CommandType = 541
 	// Extension: the answer to a request that cannot be answered in its own
 	// response type (an unknown or unsupported command, an undecodable body).
 	// Its sequence echoes the request's. Body: ErrorResponse.
@@ -157,6 +164,8 @@ var (
 		530: "CMD_FRIEND_SUBSCRIBE_REQ",
 		531: "CMD_FRIEND_SUBSCRIBE_RSP",
 		532: "CMD_FRIEND_EVENT_PUSH",
+		540: "CMD_GROUP_JOIN_REQUEST_PUSH",
+		541: "CMD_GROUP_JOIN_REJECTED_PUSH",
 		900: "CMD_ERROR_RSP",
 	}
 	CommandType_value = map[string]int32{
@@ -206,6 +215,8 @@ var (
 		"CMD_FRIEND_SUBSCRIBE_REQ":      530,
 		"CMD_FRIEND_SUBSCRIBE_RSP":      531,
 		"CMD_FRIEND_EVENT_PUSH":         532,
+		"CMD_GROUP_JOIN_REQUEST_PUSH":   540,
+		"CMD_GROUP_JOIN_REJECTED_PUSH":  541,
 		"CMD_ERROR_RSP":                 900,
 	}
 )
@@ -4013,6 +4024,122 @@ func (x *FriendEventPush) GetTime() int64 {
 	return 0
 }
 
+// Extension (CMD_GROUP_JOIN_REQUEST_PUSH): user_id asks to join group_id.
+// An admin answers through the HTTP API (approve or reject).
+type GroupJoinRequestPush struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	UserId        string                 `protobuf:"bytes,2,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`                          // what the user wrote with the request; may be empty
+	CreateTime    int64                  `protobuf:"varint,4,opt,name=create_time,json=createTime,proto3" json:"create_time,omitempty"` // milliseconds
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupJoinRequestPush) Reset() {
+	*x = GroupJoinRequestPush{}
+	mi := &file_imv1_proto_msgTypes[50]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupJoinRequestPush) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupJoinRequestPush) ProtoMessage() {}
+
+func (x *GroupJoinRequestPush) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[50]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupJoinRequestPush.ProtoReflect.Descriptor instead.
+func (*GroupJoinRequestPush) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{50}
+}
+
+func (x *GroupJoinRequestPush) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *GroupJoinRequestPush) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
+}
+
+func (x *GroupJoinRequestPush) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *GroupJoinRequestPush) GetCreateTime() int64 {
+	if x != nil {
+		return x.CreateTime
+	}
+	return 0
+}
+
+// Extension (CMD_GROUP_JOIN_REJECTED_PUSH): an admin of group_id rejected
+// the receiving user's request to join it.
+type GroupJoinRejectedPush struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	GroupId       string                 `protobuf:"bytes,1,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupJoinRejectedPush) Reset() {
+	*x = GroupJoinRejectedPush{}
+	mi := &file_imv1_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupJoinRejectedPush) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupJoinRejectedPush) ProtoMessage() {}
+
+func (x *GroupJoinRejectedPush) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupJoinRejectedPush.ProtoReflect.Descriptor instead.
+func (*GroupJoinRejectedPush) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *GroupJoinRejectedPush) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
 var File_imv1_proto protoreflect.FileDescriptor
 
 const file_imv1_proto_rawDesc = "" +
@@ -4325,7 +4452,15 @@ const file_imv1_proto_rawDesc = "" +
 	"\n" +
 	"to_user_id\x18\x03 \x01(\tR\btoUserId\x12\x18\n" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x12\x12\n" +
-	"\x04time\x18\x05 \x01(\x03R\x04time*\xab\t\n" +
+	"\x04time\x18\x05 \x01(\x03R\x04time\"\x85\x01\n" +
+	"\x14GroupJoinRequestPush\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\x12\x17\n" +
+	"\auser_id\x18\x02 \x01(\tR\x06userId\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\x12\x1f\n" +
+	"\vcreate_time\x18\x04 \x01(\x03R\n" +
+	"createTime\"2\n" +
+	"\x15GroupJoinRejectedPush\x12\x19\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId*\xf0\t\n" +
 	"\vCommandType\x12\x0f\n" +
 	"\vCMD_UNKNOWN\x10\x00\x12\x13\n" +
 	"\x0fCMD_CONNECT_REQ\x10\x01\x12\x13\n" +
@@ -4372,7 +4507,9 @@ const file_imv1_proto_rawDesc = "" +
 	"\x1dCMD_CONVERSATION_CHANGED_PUSH\x10\x8c\x04\x12\x1d\n" +
 	"\x18CMD_FRIEND_SUBSCRIBE_REQ\x10\x92\x04\x12\x1d\n" +
 	"\x18CMD_FRIEND_SUBSCRIBE_RSP\x10\x93\x04\x12\x1a\n" +
-	"\x15CMD_FRIEND_EVENT_PUSH\x10\x94\x04\x12\x12\n" +
+	"\x15CMD_FRIEND_EVENT_PUSH\x10\x94\x04\x12 \n" +
+	"\x1bCMD_GROUP_JOIN_REQUEST_PUSH\x10\x9c\x04\x12!\n" +
+	"\x1cCMD_GROUP_JOIN_REJECTED_PUSH\x10\x9d\x04\x12\x12\n" +
 	"\rCMD_ERROR_RSP\x10\x84\a*\xf8\x01\n" +
 	"\tErrorCode\x12\x0f\n" +
 	"\vERR_SUCCESS\x10\x00\x12\x0f\n" +
@@ -4420,7 +4557,7 @@ func file_imv1_proto_rawDescGZIP() []byte {
 }
 
 var file_imv1_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_imv1_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_imv1_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_imv1_proto_goTypes = []any{
 	(CommandType)(0),                     // 0: imserver.v1.CommandType
 	(ErrorCode)(0),                       // 1: imserver.v1.ErrorCode
@@ -4478,11 +4615,13 @@ var file_imv1_proto_goTypes = []any{
 	(*FriendSubscribeRequest)(nil),       // 53: imserver.v1.FriendSubscribeRequest
 	(*FriendSubscribeResponse)(nil),      // 54: imserver.v1.FriendSubscribeResponse
 	(*FriendEventPush)(nil),              // 55: imserver.v1.FriendEventPush
-	nil,                                  // 56: imserver.v1.ConnectRequest.ExtraEntry
+	(*GroupJoinRequestPush)(nil),         // 56: imserver.v1.GroupJoinRequestPush
+	(*GroupJoinRejectedPush)(nil),        // 57: imserver.v1.GroupJoinRejectedPush
+	nil,                                  // 58: imserver.v1.ConnectRequest.ExtraEntry
 }
 var file_imv1_proto_depIdxs = []int32{
 	0,  // 0: imserver.v1.WebSocketMessage.command:type_name -> imserver.v1.CommandType
-	56, // 1: imserver.v1.ConnectRequest.extra:type_name -> imserver.v1.ConnectRequest.ExtraEntry
+	58, // 1: imserver.v1.ConnectRequest.extra:type_name -> imserver.v1.ConnectRequest.ExtraEntry
 	1,  // 2: imserver.v1.ConnectResponse.error_code:type_name -> imserver.v1.ErrorCode
 	1,  // 3: imserver.v1.AuthResponse.error_code:type_name -> imserver.v1.ErrorCode
 	14, // 4: imserver.v1.SendMessageRequest.message:type_name -> imserver.v1.MessageInfo
@@ -4536,7 +4675,7 @@ func file_imv1_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_imv1_proto_rawDesc), len(file_imv1_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   51,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -8,9 +8,10 @@
 // im.Store it implements auth.AccountStore, auth.AccountUpdater and
 // auth.TokenVersions, for the built-in accounts and revocation, and
 // im.SyncStore, so that it answers a BATCH_SYNC in one read as the real
-// stores do, and im.RecallStore, so that messages can be recalled, and
+// stores do, im.RecallStore, so that messages can be recalled,
 // im.FriendStore, for friendships, friend requests and blocks (indexed by
-// user, so a call costs what the users it names hold).
+// user, so a call costs what the users it names hold), and
+// im.GroupJoinRequestStore, for groups that approve who joins.
 //
 // A custom store can embed a *Store and override the methods it keeps
 // elsewhere (examples/customstore does).

@@ -5,17 +5,23 @@ package memstore
 // AppendMessages) and userGroupIDs, which the sync read (sync.go) uses.
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/imserver/imserver/im"
 )
+
+var _ im.GroupJoinRequestStore = (*Store)(nil)
 
 // groupState holds the groups; Store.mu guards it.
 type groupState struct {
 	byID   map[string]*group
 	ofUser map[string]map[string]bool // user → ids of its groups
+	// requests are the pending join requests: group → user → request.
+	requests map[string]map[string]im.GroupJoinRequest
 }
 
 // group is a stored group. Its MemberCount is len(members), whatever
@@ -26,7 +32,7 @@ type group struct {
 }
 
 func newGroupState() groupState {
-	return groupState{byID: make(map[string]*group), ofUser: make(map[string]map[string]bool)}
+	return groupState{byID: make(map[string]*group), ofUser: make(map[string]map[string]bool), requests: make(map[string]map[string]im.GroupJoinRequest)}
 }
 
 // userGroupIDs returns the ids of userID's groups; the caller holds s.mu.
@@ -50,6 +56,7 @@ func (s *Store) putMembers(g *group, members []im.GroupMember) {
 			m.JoinSeq = joinSeq
 		}
 		g.members[m.UserID] = m
+		delete(s.groups.requests[g.info.ID], m.UserID)
 		if s.groups.ofUser[m.UserID] == nil {
 			s.groups.ofUser[m.UserID] = make(map[string]bool)
 		}
@@ -168,6 +175,7 @@ func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (
 			delete(s.groups.ofUser[u], id)
 		}
 		delete(s.groups.byID, id)
+		delete(s.groups.requests, id)
 		return s.appendNotice(ch.Notice, 0), nil
 	}
 
@@ -266,15 +274,116 @@ func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error)
 }
 
 // memberOf checks a group message's MemberOf: its sender must be a member
-// of the group now. It returns the group's version, 0 for no group. The
-// caller holds s.mu.
+// of the group now, and not muted when the message was created. It returns
+// the group's version, 0 for no group. The caller holds s.mu.
 func (s *Store) memberOf(r im.AppendRequest) (int64, error) {
 	g, ok := s.groups.byID[r.MemberOf]
 	if !ok {
 		return 0, fmt.Errorf("memstore: group %q does not exist: %w", r.MemberOf, im.ErrPermissionDenied)
 	}
-	if _, ok := g.members[r.Message.SenderID]; !ok {
+	m, ok := g.members[r.Message.SenderID]
+	switch {
+	case !ok:
 		return g.info.Version, fmt.Errorf("memstore: %q is not a member of group %q: %w", r.Message.SenderID, r.MemberOf, im.ErrPermissionDenied)
+	case m.MutedUntil.After(r.Message.CreatedAt):
+		return g.info.Version, fmt.Errorf("memstore: %q in group %q until %v: %w", m.UserID, r.MemberOf, m.MutedUntil, im.ErrMuted)
+	case g.info.MuteAll && m.Role < im.RoleAdmin:
+		return g.info.Version, fmt.Errorf("memstore: group %q is muted for members: %w", r.MemberOf, im.ErrMuted)
 	}
 	return g.info.Version, nil
+}
+
+// validJoinRequestKey checks the ids of a join request call.
+func validJoinRequestKey(groupID, userID string) error {
+	if err := im.ValidateID("group id", groupID); err != nil {
+		return err
+	}
+	return im.ValidateID("user id", userID)
+}
+
+// PutJoinRequest implements im.GroupJoinRequestStore.
+func (s *Store) PutJoinRequest(ctx context.Context, r im.GroupJoinRequest) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, fmt.Errorf("memstore: put join request: %w", err)
+	}
+	if err := validJoinRequestKey(r.GroupID, r.UserID); err != nil {
+		return 0, err
+	}
+	if err := im.ValidateFriendText("message", r.Message, im.MaxFriendMessageLen); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.groups.byID[r.GroupID]
+	if !ok {
+		return 0, groupNotFound(r.GroupID)
+	}
+	if _, ok := g.members[r.UserID]; ok {
+		return 0, fmt.Errorf("memstore: %q is a member of group %q already: %w", r.UserID, r.GroupID, im.ErrConflict)
+	}
+	reqs := s.groups.requests[r.GroupID]
+	if reqs == nil {
+		reqs = make(map[string]im.GroupJoinRequest)
+		s.groups.requests[r.GroupID] = reqs
+	}
+	reqs[r.UserID] = r
+	return len(reqs), nil
+}
+
+// JoinRequests implements im.GroupJoinRequestStore.
+func (s *Store) JoinRequests(ctx context.Context, groupID string) ([]im.GroupJoinRequest, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("memstore: join requests: %w", err)
+	}
+	if err := im.ValidateID("group id", groupID); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]im.GroupJoinRequest, 0, len(s.groups.requests[groupID]))
+	for _, r := range s.groups.requests[groupID] {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b im.GroupJoinRequest) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.UserID, b.UserID))
+	})
+	return out, nil
+}
+
+// JoinRequest implements im.GroupJoinRequestStore.
+func (s *Store) JoinRequest(ctx context.Context, groupID, userID string) (im.GroupJoinRequest, error) {
+	if err := ctx.Err(); err != nil {
+		return im.GroupJoinRequest{}, fmt.Errorf("memstore: join request: %w", err)
+	}
+	if err := validJoinRequestKey(groupID, userID); err != nil {
+		return im.GroupJoinRequest{}, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.groups.requests[groupID][userID]
+	if !ok {
+		return im.GroupJoinRequest{}, fmt.Errorf("memstore: join request of %q to group %q: %w", userID, groupID, im.ErrNotFound)
+	}
+	return r, nil
+}
+
+// DeleteJoinRequest implements im.GroupJoinRequestStore.
+func (s *Store) DeleteJoinRequest(ctx context.Context, groupID, userID string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("memstore: delete join request: %w", err)
+	}
+	if err := validJoinRequestKey(groupID, userID); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	reqs := s.groups.requests[groupID]
+	if _, ok := reqs[userID]; !ok {
+		return fmt.Errorf("memstore: join request of %q to group %q: %w", userID, groupID, im.ErrNotFound)
+	}
+	delete(reqs, userID)
+	if len(reqs) == 0 {
+		delete(s.groups.requests, groupID)
+	}
+	return nil
 }

@@ -60,6 +60,7 @@ func (b *buggyStore) ChangeGroup(ctx context.Context, id string, ch im.GroupChan
 		b.created[id] = ch.Update.CreatedAt
 		b.mu.Unlock()
 	}
+	b.keepRequests(ctx, id, ch)
 	switch b.bug {
 	case "group-no-cas":
 		ch.Version = 0
@@ -212,6 +213,9 @@ func (b *buggyStore) group(g im.Group) im.Group {
 	if b.bug == "group-forgets-history" {
 		g.History = im.HistoryFromJoin
 	}
+	if b.bug == "group-forgets-mute" {
+		g.MuteAll = false
+	}
 	return g
 }
 
@@ -223,6 +227,8 @@ func (b *buggyStore) member(id string, m im.GroupMember) im.GroupMember {
 		m.Role = im.RoleOwner
 	}
 	switch b.bug {
+	case "group-forgets-mute":
+		m.MutedUntil = time.Time{}
 	case "group-forgets-joinseq":
 		m.JoinSeq = 0
 	case "group-joinseq-racy":
@@ -273,4 +279,70 @@ func (b *buggyStore) UserGroups(ctx context.Context, userID string) ([]string, e
 		}
 	}
 	return ids, nil
+}
+
+// ignoreMute stores, for group-mute-ignored, the messages refused because
+// their sender is muted, as a store that checks only membership would.
+func (b *buggyStore) ignoreMute(ctx context.Context, batch []im.AppendRequest, res []im.AppendResult) {
+	if b.bug != "group-mute-ignored" {
+		return
+	}
+	for i := range res {
+		if errors.Is(res[i].Err, im.ErrMuted) {
+			r := batch[i]
+			r.MemberOf = ""
+			if again, err := b.Store.AppendMessages(ctx, []im.AppendRequest{r}); err == nil {
+				again[0].GroupVersion = res[i].GroupVersion
+				res[i] = again[0]
+			}
+		}
+	}
+}
+
+// keepRequests notes, for joinreq-kept-on-put and joinreq-kept-on-delete,
+// the join requests ch is about to remove, so that reads go on reporting
+// them.
+func (b *buggyStore) keepRequests(ctx context.Context, id string, ch im.GroupChange) {
+	if b.bug != "joinreq-kept-on-put" && b.bug != "joinreq-kept-on-delete" {
+		return
+	}
+	reqs, err := b.Store.JoinRequests(ctx, id)
+	if err != nil {
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.staleRequests == nil {
+		b.staleRequests = make(map[string][]im.GroupJoinRequest)
+	}
+	for _, r := range reqs {
+		put := slices.ContainsFunc(ch.Put, func(m im.GroupMember) bool { return m.UserID == r.UserID })
+		if put && b.bug == "joinreq-kept-on-put" || ch.Delete && b.bug == "joinreq-kept-on-delete" {
+			b.staleRequests[id] = append(b.staleRequests[id], r)
+		}
+	}
+}
+
+func (b *buggyStore) JoinRequests(ctx context.Context, groupID string) ([]im.GroupJoinRequest, error) {
+	reqs, err := b.Store.JoinRequests(b.ctx(ctx), groupID)
+	if err != nil {
+		return reqs, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append(reqs, b.staleRequests[groupID]...), nil
+}
+
+func (b *buggyStore) JoinRequest(ctx context.Context, groupID, userID string) (im.GroupJoinRequest, error) {
+	r, err := b.Store.JoinRequest(b.ctx(ctx), groupID, userID)
+	if errors.Is(err, im.ErrNotFound) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		for _, s := range b.staleRequests[groupID] {
+			if s.UserID == userID {
+				return s, nil
+			}
+		}
+	}
+	return r, err
 }

@@ -32,8 +32,11 @@ type buggyStore struct {
 	// group-two-owners: group → the previous owner, who reads as an owner still
 	twoOwners map[string]string
 	// group-joinseq-racy: group → user → the JoinSeq reads report
-	joinSeq  map[string]map[string]int64
-	versions map[string]int64 // bump-racy, bump-no-validation: user → token version
+	joinSeq map[string]map[string]int64
+	// joinreq-kept-on-put, joinreq-kept-on-delete: group → the requests
+	// reads report although the store removed them
+	staleRequests map[string][]im.GroupJoinRequest
+	versions      map[string]int64 // bump-racy, bump-no-validation: user → token version
 	// the read state of the bugs readStateBug names
 	positions buggyPositions
 	recalls   recallBugs // the recall- and byid- bugs
@@ -111,6 +114,7 @@ func (b *buggyStore) AppendMessages(ctx context.Context, batch []im.AppendReques
 	if err != nil {
 		return res, err
 	}
+	b.ignoreMute(ctx, batch, res)
 	b.noteAppended(res)
 	for i := range res {
 		r := &res[i]

@@ -31,6 +31,8 @@ func testGroupChanges(t *testing.T, h Harness) {
 		{"JoinSeq", testGroupJoinSeq},
 		{"History", testGroupHistory},
 		{"MemberOf", testGroupMemberOf},
+		{"Mute", testGroupMute},
+		{"MutedSender", testGroupMutedSender},
 		{"Invalid", testGroupChangeInvalid},
 	}
 	for _, tt := range tests {

@@ -34,6 +34,7 @@ func testGroups(t *testing.T, h Harness) {
 		{"Cancelled", testGroupCancelled},
 		{"Durability", testGroupDurability},
 		{"Change", testGroupChanges},
+		{"JoinRequests", testGroupJoinRequests},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h) })
@@ -103,6 +104,9 @@ func groupDiff(got, want im.Group) string {
 	}
 	if got.History != want.History {
 		field("History", got.History, want.History)
+	}
+	if got.MuteAll != want.MuteAll {
+		field("MuteAll", got.MuteAll, want.MuteAll)
 	}
 	if got.MemberCount != want.MemberCount {
 		field("MemberCount", got.MemberCount, want.MemberCount)
@@ -713,7 +717,7 @@ func testGroupInvalidInput(t *testing.T, h Harness) {
 		{"NULIntroduction", func(g *im.Group) { g.Introduction = "a\x00b" }},
 		{"ControlNotification", func(g *im.Group) { g.Notification = "bell\x07" }},
 		{"DELExtra", func(g *im.Group) { g.Extra = "x\x7f" }},
-		{"UnknownJoinPolicy", func(g *im.Group) { g.JoinPolicy = im.JoinInviteOnly + 1 }},
+		{"UnknownJoinPolicy", func(g *im.Group) { g.JoinPolicy = im.JoinApproval + 1 }},
 		{"NegativeJoinPolicy", func(g *im.Group) { g.JoinPolicy = -1 }},
 	}
 	// Each bad member is dave, who is in no group before or after.

@@ -45,6 +45,8 @@
 //	405   method not allowed (Allow header set)      405
 //	415   body not sent as application/json          415
 //	1001  username is taken                          200
+//	1201  join request stored, waiting for an admin  200
+//	      (data: the group; see the join route)
 //
 // # Routes
 //
@@ -111,6 +113,24 @@
 //	                             only; role "admin" or "member", or
 //	                             "owner" to hand the group over and
 //	                             become an admin)
+//	POST /api/group/{id}/admin   {"userID","admin":bool} → no data (the
+//	                             owner only)
+//	POST /api/group/{id}/mute    {"muteAll":bool} → no data (admins)
+//	POST /api/group/{id}/mute-member {"userID","until"} (Unix ms, 0
+//	                             unmutes) or {"userID","seconds"} → no
+//	                             data (a member of higher rank)
+//	GET  /api/group/{id}/requests → data [{"groupID","userID","message",
+//	                             "createTime"}] (admins)
+//	POST /api/group/{id}/requests/approve {"userID"} → no data (admins)
+//	POST /api/group/{id}/requests/reject  {"userID"} → no data (admins)
+//
+// join takes an optional {"message"}; a group with joinPolicy 2 stores a
+// request and answers code 1201 with the group as data, not 0, because
+// IM-iOS-SDK stores a group answered with 0 as one the user belongs to.
+// joined and members page by id with cursor and limit (query string or
+// body; limit 1 to 200, 50 by default): data is then {"groups" or
+// "members", "nextCursor"}, nextCursor "" on the last page; without them
+// the answers keep their unpaged shape.
 //
 // and create and update also take "notification" (create), "extra" and
 // "joinPolicy" (0 open: anyone joins, any member invites; 1 invite-only:

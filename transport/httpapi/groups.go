@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/imserver/imserver/im"
 )
@@ -16,15 +18,21 @@ import (
 func (a *api) handleGroups(r *router) {
 	r.handle(http.MethodPost, "/api/group/create", a.authed(a.serveCreateGroup))
 	r.handle(http.MethodPost, "/api/group/update", a.authed(a.serveUpdateGroup))
-	r.handle(http.MethodGet, "/api/group/joined", a.authed(a.noParams(a.serveJoinedGroups)))
+	r.handle(http.MethodGet, "/api/group/joined", a.authed(a.serveJoinedGroups))
 	r.handle(http.MethodGet, "/api/group/{id}", a.authed(a.noParams(a.serveGroup)))
-	r.handle(http.MethodGet, "/api/group/{id}/members", a.authed(a.noParams(a.serveGroupMembers)))
-	r.handle(http.MethodPost, "/api/group/{id}/join", a.authed(a.noParams(a.serveJoinGroup)))
+	r.handle(http.MethodGet, "/api/group/{id}/members", a.authed(a.serveGroupMembers))
+	r.handle(http.MethodPost, "/api/group/{id}/join", a.authed(a.serveJoinGroup))
 	r.handle(http.MethodPost, "/api/group/{id}/leave", a.authed(a.noParams(a.serveLeaveGroup)))
 	r.handle(http.MethodPost, "/api/group/{id}/dismiss", a.authed(a.noParams(a.serveDismissGroup)))
 	r.handle(http.MethodPost, "/api/group/{id}/invite", a.authed(a.serveInviteToGroup))
 	r.handle(http.MethodPost, "/api/group/{id}/kick", a.authed(a.serveKickFromGroup))
 	r.handle(http.MethodPost, "/api/group/{id}/role", a.authed(a.serveSetGroupRole))
+	r.handle(http.MethodPost, "/api/group/{id}/admin", a.authed(a.serveSetGroupAdmin))
+	r.handle(http.MethodPost, "/api/group/{id}/mute", a.authed(a.serveMuteGroup))
+	r.handle(http.MethodPost, "/api/group/{id}/mute-member", a.authed(a.serveMuteMember))
+	r.handle(http.MethodGet, "/api/group/{id}/requests", a.authed(a.noParams(a.serveJoinRequests)))
+	r.handle(http.MethodPost, "/api/group/{id}/requests/approve", a.authed(a.serveApproveJoin))
+	r.handle(http.MethodPost, "/api/group/{id}/requests/reject", a.authed(a.serveRejectJoin))
 }
 
 // userHandler serves a request on behalf of the authenticated user.
@@ -86,11 +94,14 @@ type groupJSON struct {
 	// Status is the SDK's 0 normal, 1 dismissed. A dismissed group is
 	// gone (not found), so it is always 0.
 	Status int `json:"status"`
-	// JoinPolicy is ours: 0 open, 1 invite-only (im.JoinPolicy).
+	// JoinPolicy is ours: 0 open, 1 invite-only, 2 joins approved by
+	// an admin (im.JoinPolicy).
 	JoinPolicy im.JoinPolicy `json:"joinPolicy"`
 	// History is ours: 0 a new member reads from her joining on, 1 the
 	// whole history (im.HistoryVisibility).
 	History im.HistoryVisibility `json:"history"`
+	// MuteAll is ours: only admins and the owner send (im.Group.MuteAll).
+	MuteAll bool `json:"muteAll"`
 }
 
 func newGroupJSON(g im.Group) groupJSON {
@@ -107,6 +118,7 @@ func newGroupJSON(g im.Group) groupJSON {
 		UpdateTime:   g.UpdatedAt.UnixMilli(),
 		JoinPolicy:   g.JoinPolicy,
 		History:      g.History,
+		MuteAll:      g.MuteAll,
 	}
 }
 
@@ -117,6 +129,17 @@ type memberJSON struct {
 	UserID   string       `json:"userID"`
 	Role     im.GroupRole `json:"role"`
 	JoinTime int64        `json:"joinTime"` // Unix milliseconds
+	// MutedUntil is when the member's mute ends, in Unix milliseconds;
+	// left out when she is not muted.
+	MutedUntil int64 `json:"mutedUntil,omitempty"`
+}
+
+func newMemberJSON(m im.GroupMember) memberJSON {
+	out := memberJSON{UserID: m.UserID, Role: m.Role, JoinTime: m.JoinedAt.UnixMilli()}
+	if m.MutedUntil.After(time.Now()) {
+		out.MutedUntil = m.MutedUntil.UnixMilli()
+	}
+	return out
 }
 
 type createGroupRequest struct {
@@ -176,6 +199,7 @@ type updateGroupRequest struct {
 	Extra      *string               `json:"extra"`
 	JoinPolicy *im.JoinPolicy        `json:"joinPolicy"`
 	History    *im.HistoryVisibility `json:"history"`
+	MuteAll    *bool                 `json:"muteAll"`
 }
 
 func (a *api) serveUpdateGroup(w http.ResponseWriter, r *http.Request, user string) {
@@ -196,6 +220,7 @@ func (a *api) serveUpdateGroup(w http.ResponseWriter, r *http.Request, user stri
 		Extra:        req.Extra,
 		JoinPolicy:   req.JoinPolicy,
 		History:      req.History,
+		MuteAll:      req.MuteAll,
 	})
 	if err != nil {
 		a.writeError(w, r, err)
@@ -225,7 +250,76 @@ func (a *api) serveGroup(w http.ResponseWriter, r *http.Request, user string) {
 	writeOK(w, newGroupJSON(g))
 }
 
+// pageRequest is a listing's paging: cursor and limit, from the query
+// string or a JSON body (the SDK sends GET parameters in a body).
+type pageRequest struct {
+	Cursor *string `json:"cursor"`
+	Limit  *int    `json:"limit"`
+}
+
+// decodePage reads the paging of a listing; asked reports whether any was
+// given, which switches the answer to a page.
+func (a *api) decodePage(w http.ResponseWriter, r *http.Request) (p pageRequest, asked bool, err error) {
+	if err := a.decodeOptionalBody(w, r, &p); err != nil {
+		return p, false, err
+	}
+	q := r.URL.Query()
+	if q.Has("cursor") {
+		c := q.Get("cursor")
+		p.Cursor = &c
+	}
+	if q.Has("limit") {
+		n, err := strconv.Atoi(q.Get("limit"))
+		if err != nil {
+			return p, false, badRequest("limit must be a number")
+		}
+		p.Limit = &n
+	}
+	return p, p.Cursor != nil || p.Limit != nil, nil
+}
+
+func (p pageRequest) values() (string, int) {
+	var c string
+	var n int
+	if p.Cursor != nil {
+		c = *p.Cursor
+	}
+	if p.Limit != nil {
+		n = *p.Limit
+	}
+	return c, n
+}
+
+type groupsPage struct {
+	Groups     []groupJSON `json:"groups"`
+	NextCursor string      `json:"nextCursor"`
+}
+
+type membersPage struct {
+	Members    []memberJSON `json:"members"`
+	NextCursor string       `json:"nextCursor"`
+}
+
 func (a *api) serveJoinedGroups(w http.ResponseWriter, r *http.Request, user string) {
+	p, paged, err := a.decodePage(w, r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if paged {
+		cursor, limit := p.values()
+		groups, next, err := a.server.UserGroupsPage(r.Context(), user, cursor, limit)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		out := groupsPage{Groups: make([]groupJSON, 0, len(groups)), NextCursor: next}
+		for _, g := range groups {
+			out.Groups = append(out.Groups, newGroupJSON(g))
+		}
+		writeOK(w, out)
+		return
+	}
 	groups, err := a.server.UserGroups(r.Context(), user)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -243,6 +337,25 @@ func (a *api) serveJoinedGroups(w http.ResponseWriter, r *http.Request, user str
 }
 
 func (a *api) serveGroupMembers(w http.ResponseWriter, r *http.Request, user string) {
+	p, paged, err := a.decodePage(w, r)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if paged {
+		cursor, limit := p.values()
+		members, next, err := a.server.GroupMembersPage(r.Context(), r.PathValue("id"), user, cursor, limit)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		out := membersPage{Members: make([]memberJSON, 0, len(members)), NextCursor: next}
+		for _, m := range members {
+			out.Members = append(out.Members, newMemberJSON(m))
+		}
+		writeOK(w, out)
+		return
+	}
 	members, err := a.server.GroupMembers(r.Context(), r.PathValue("id"), user)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -254,18 +367,35 @@ func (a *api) serveGroupMembers(w http.ResponseWriter, r *http.Request, user str
 	})
 	out := make([]memberJSON, 0, len(members))
 	for _, m := range members {
-		out = append(out, memberJSON{UserID: m.UserID, Role: m.Role, JoinTime: m.JoinedAt.UnixMilli()})
+		out = append(out, newMemberJSON(m))
 	}
 	writeOK(w, out)
 }
 
+type joinRequest struct {
+	Message string `json:"message"`
+}
+
+// serveJoinGroup joins the group, or, for one that approves who joins,
+// asks to: that answer is code codeJoinPending with the group as data, so
+// that IM-iOS-SDK, which takes code 0 for "joined" and stores the group
+// as one of the user's, shows the message instead.
 func (a *api) serveJoinGroup(w http.ResponseWriter, r *http.Request, user string) {
-	g, err := a.server.JoinGroup(r.Context(), r.PathValue("id"), user)
+	var req joinRequest
+	if err := a.decodeOptionalBody(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	res, err := a.server.RequestJoin(r.Context(), r.PathValue("id"), user, req.Message)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	writeOK(w, newGroupJSON(g))
+	if res.Pending {
+		writeEnvelope(w, http.StatusOK, codeJoinPending, "join request sent; an admin of the group must approve it", newGroupJSON(res.Group))
+		return
+	}
+	writeOK(w, newGroupJSON(res.Group))
 }
 
 func (a *api) serveLeaveGroup(w http.ResponseWriter, r *http.Request, user string) {
@@ -351,6 +481,162 @@ func (a *api) serveSetGroupRole(w http.ResponseWriter, r *http.Request, user str
 		return
 	}
 	if err := a.server.SetGroupRole(r.Context(), r.PathValue("id"), user, req.UserID, role); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, nil)
+}
+
+type setAdminRequest struct {
+	UserID string `json:"userID"`
+	Admin  *bool  `json:"admin"`
+}
+
+// serveSetGroupAdmin makes a member an admin or an admin a member: the
+// role route with a boolean.
+func (a *api) serveSetGroupAdmin(w http.ResponseWriter, r *http.Request, user string) {
+	var req setAdminRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if err := im.ValidateID("userID", req.UserID); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if req.Admin == nil {
+		a.writeError(w, r, badRequest("admin must be true or false"))
+		return
+	}
+	role := im.RoleMember
+	if *req.Admin {
+		role = im.RoleAdmin
+	}
+	if err := a.server.SetGroupRole(r.Context(), r.PathValue("id"), user, req.UserID, role); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, nil)
+}
+
+type muteGroupRequest struct {
+	MuteAll *bool `json:"muteAll"`
+}
+
+func (a *api) serveMuteGroup(w http.ResponseWriter, r *http.Request, user string) {
+	var req muteGroupRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if req.MuteAll == nil {
+		a.writeError(w, r, badRequest("muteAll must be true or false"))
+		return
+	}
+	if err := a.server.MuteGroup(r.Context(), r.PathValue("id"), user, *req.MuteAll); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, nil)
+}
+
+// maxMuteSeconds bounds a mute given in seconds: a year.
+const maxMuteSeconds = 366 * 24 * 3600
+
+type muteMemberRequest struct {
+	UserID string `json:"userID"`
+	// Until is when the mute ends, Unix milliseconds; 0 unmutes.
+	Until *int64 `json:"until"`
+	// Seconds, instead of Until, mutes for that long from now; 0
+	// unmutes.
+	Seconds *int64 `json:"seconds"`
+}
+
+func (a *api) serveMuteMember(w http.ResponseWriter, r *http.Request, user string) {
+	var req muteMemberRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if err := im.ValidateID("userID", req.UserID); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	var until time.Time
+	switch {
+	case (req.Until == nil) == (req.Seconds == nil):
+		a.writeError(w, r, badRequest("give either until (Unix milliseconds, 0 unmutes) or seconds (0 unmutes)"))
+		return
+	case req.Until != nil && *req.Until < 0, req.Seconds != nil && (*req.Seconds < 0 || *req.Seconds > maxMuteSeconds):
+		a.writeError(w, r, badRequest(fmt.Sprintf("until must not be negative, and seconds must be 0 to %d", maxMuteSeconds)))
+		return
+	case req.Until != nil && *req.Until > 0:
+		until = time.UnixMilli(*req.Until)
+	case req.Seconds != nil && *req.Seconds > 0:
+		until = time.Now().Add(time.Duration(*req.Seconds) * time.Second)
+	}
+	if err := a.server.MuteMember(r.Context(), r.PathValue("id"), user, req.UserID, until); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, nil)
+}
+
+// joinRequestJSON is a pending request to join a group.
+type joinRequestJSON struct {
+	GroupID    string `json:"groupID"`
+	UserID     string `json:"userID"`
+	Message    string `json:"message"`
+	CreateTime int64  `json:"createTime"` // Unix milliseconds
+}
+
+func (a *api) serveJoinRequests(w http.ResponseWriter, r *http.Request, user string) {
+	reqs, err := a.server.JoinRequests(r.Context(), r.PathValue("id"), user)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	out := make([]joinRequestJSON, 0, len(reqs))
+	for _, q := range reqs {
+		out = append(out, joinRequestJSON{GroupID: q.GroupID, UserID: q.UserID, Message: q.Message, CreateTime: q.CreatedAt.UnixMilli()})
+	}
+	writeOK(w, out)
+}
+
+type userIDRequest struct {
+	UserID string `json:"userID"`
+}
+
+// decodeUserID reads a {"userID"} body naming a user by a valid id.
+func (a *api) decodeUserID(w http.ResponseWriter, r *http.Request) (string, error) {
+	var req userIDRequest
+	if err := a.decodeBody(w, r, &req); err != nil {
+		return "", err
+	}
+	if err := im.ValidateID("userID", req.UserID); err != nil {
+		return "", err
+	}
+	return req.UserID, nil
+}
+
+func (a *api) serveApproveJoin(w http.ResponseWriter, r *http.Request, user string) {
+	u, err := a.decodeUserID(w, r)
+	if err == nil {
+		err = a.server.ApproveJoin(r.Context(), r.PathValue("id"), user, u)
+	}
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeOK(w, nil)
+}
+
+func (a *api) serveRejectJoin(w http.ResponseWriter, r *http.Request, user string) {
+	u, err := a.decodeUserID(w, r)
+	if err == nil {
+		err = a.server.RejectJoin(r.Context(), r.PathValue("id"), user, u)
+	}
+	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}

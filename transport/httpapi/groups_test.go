@@ -143,11 +143,13 @@ type sdkGroup struct {
 	Status       int    `json:"status"`
 	JoinPolicy   int    `json:"joinPolicy"`
 	History      int    `json:"history"`
+	MuteAll      bool   `json:"muteAll"`
 }
 
 var sdkGroupKeys = []string{
 	"groupID", "groupName", "faceURL", "ownerUserID", "memberCount", "introduction",
 	"notification", "extra", "createTime", "updateTime", "status", "joinPolicy", "history",
+	"muteAll",
 }
 
 // decodeGroup decodes an IMGroup, checking that it has every key the SDK
@@ -184,9 +186,10 @@ func decodeGroups(t *testing.T, raw json.RawMessage) []sdkGroup {
 }
 
 type sdkMember struct {
-	UserID   string `json:"userID"`
-	Role     string `json:"role"`
-	JoinTime int64  `json:"joinTime"`
+	UserID     string `json:"userID"`
+	Role       string `json:"role"`
+	JoinTime   int64  `json:"joinTime"`
+	MutedUntil int64  `json:"mutedUntil"`
 }
 
 func decodeMembers(t *testing.T, raw json.RawMessage) []sdkMember {

@@ -81,6 +81,9 @@ const (
 	codeBadMethod     = 405
 	codeMediaType     = 415
 	codeUsernameTaken = 1001
+	// codeJoinPending answers a join of a group that approves who joins:
+	// the request is stored, the user is not a member yet.
+	codeJoinPending = 1201
 )
 
 // Accounts is what the register and login routes need: *auth.Accounts, or a
