@@ -130,7 +130,7 @@ func (s *Server) deleteJoinRequest(ctx context.Context, js GroupJoinRequestStore
 }
 
 // pushJoinRequest tells the admins and the owner among members, on their
-// connections to this Server, of r.
+// connections to this Server that subscribed to group events, of r.
 func (s *Server) pushJoinRequest(r GroupJoinRequest, members []GroupMember) {
 	body, err := proto.Marshal(&imv1.GroupJoinRequestPush{
 		GroupId:    r.GroupID,
@@ -145,9 +145,30 @@ func (s *Server) pushJoinRequest(r GroupJoinRequest, members []GroupMember) {
 	f := Frame{Command: imv1.CommandType_CMD_GROUP_JOIN_REQUEST_PUSH, Body: body}
 	for _, m := range members {
 		if m.Role >= RoleAdmin {
-			s.hub.each(m.UserID, func(sess *session) { sess.enqueue(f) })
+			s.pushGroupEvent(m.UserID, f)
 		}
 	}
+}
+
+// pushGroupEvent enqueues f on userID's connections that subscribed to
+// group events: only they know the extension's commands.
+func (s *Server) pushGroupEvent(userID string, f Frame) {
+	s.hub.each(userID, func(sess *session) {
+		if sess.groupEvents.Load() {
+			sess.enqueue(f)
+		}
+	})
+}
+
+// handleGroupSubscribe answers GROUP_SUBSCRIBE_REQ.
+func (s *Server) handleGroupSubscribe(sess *session, f Frame) {
+	var req imv1.GroupSubscribeRequest
+	if err := proto.Unmarshal(f.Body, &req); err != nil {
+		s.respondError(sess, f, errMalformed(err))
+		return
+	}
+	sess.groupEvents.Store(req.Subscribe)
+	sess.respond(imv1.CommandType_CMD_GROUP_SUBSCRIBE_RSP, f.Sequence, &imv1.GroupSubscribeResponse{Subscribed: req.Subscribe})
 }
 
 // JoinRequests returns the pending requests to join group id, oldest
@@ -259,7 +280,7 @@ func (s *Server) RejectJoin(ctx context.Context, id, actorID, userID string) (er
 		return nil
 	}
 	f := Frame{Command: imv1.CommandType_CMD_GROUP_JOIN_REJECTED_PUSH, Body: body}
-	s.hub.each(userID, func(sess *session) { sess.enqueue(f) })
+	s.pushGroupEvent(userID, f)
 	return nil
 }
 

@@ -59,6 +59,8 @@ func (s *Server) handle(sess *session, f Frame) {
 		s.handleConversationSettings(sess, f)
 	case imv1.CommandType_CMD_FRIEND_SUBSCRIBE_REQ:
 		s.handleFriendSubscribe(sess, f)
+	case imv1.CommandType_CMD_GROUP_SUBSCRIBE_REQ:
+		s.handleGroupSubscribe(sess, f)
 	case imv1.CommandType_CMD_CONNECT_REQ:
 		var req imv1.ConnectRequest
 		if err := proto.Unmarshal(f.Body, &req); err != nil {
@@ -199,6 +201,8 @@ func (s *Server) respondError(sess *session, f Frame, err error) {
 		rsp = &imv1.ConversationSettingsResponse{ErrorCode: code, ErrorMsg: msg}
 	case imv1.CommandType_CMD_FRIEND_SUBSCRIBE_REQ:
 		rsp = &imv1.FriendSubscribeResponse{ErrorCode: code, ErrorMsg: msg}
+	case imv1.CommandType_CMD_GROUP_SUBSCRIBE_REQ:
+		rsp = &imv1.GroupSubscribeResponse{ErrorCode: code, ErrorMsg: msg}
 	case imv1.CommandType_CMD_DISCONNECT_REQ, imv1.CommandType_CMD_REAUTH_REQ:
 		// Requests the SDK knows, whose response command it knows too:
 		// answer there, because its TCP decoder refuses command values it

@@ -72,6 +72,9 @@ type session struct {
 	// friendEvents is set while the connection is subscribed to
 	// FRIEND_EVENT_PUSH.
 	friendEvents atomic.Bool
+	// groupEvents is set while the connection is subscribed to the group
+	// management pushes (GROUP_JOIN_REQUEST_PUSH, GROUP_JOIN_REJECTED_PUSH).
+	groupEvents atomic.Bool
 
 	// watching is the users this connection subscribed to the presence
 	// of; only the reader goroutine touches it.

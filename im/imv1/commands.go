@@ -91,6 +91,10 @@ func NewBody(cmd CommandType) proto.Message {
 		return new(GroupJoinRequestPush)
 	case CommandType_CMD_GROUP_JOIN_REJECTED_PUSH:
 		return new(GroupJoinRejectedPush)
+	case CommandType_CMD_GROUP_SUBSCRIBE_REQ:
+		return new(GroupSubscribeRequest)
+	case CommandType_CMD_GROUP_SUBSCRIBE_RSP:
+		return new(GroupSubscribeResponse)
 	case CommandType_CMD_ERROR_RSP:
 		return new(ErrorResponse)
 	}

@@ -109,6 +109,12 @@ const (
 	// Extension: sent to the user whose request to join a group was
 	// rejected. Body: GroupJoinRejectedPush.
 	CommandType_CMD_GROUP_JOIN_REJECTED_PUSH CommandType = 541
+	// Extension: subscribes the connection to the group management pushes
+	// above (540, 541), which go only to connections that subscribed: the
+	// SDK's TCP decoder refuses commands it does not know. Body
+	// GroupSubscribeRequest; answered by CMD_GROUP_SUBSCRIBE_RSP.
+	CommandType_CMD_GROUP_SUBSCRIBE_REQ CommandType = 542
+	CommandType_CMD_GROUP_SUBSCRIBE_RSP CommandType = 543
 	// Extension: the answer to a request that cannot be answered in its own
 	// response type (an unknown or unsupported command, an undecodable body).
 	// Its sequence echoes the request's. Body: ErrorResponse.
@@ -166,6 +172,8 @@ var (
 		532: "CMD_FRIEND_EVENT_PUSH",
 		540: "CMD_GROUP_JOIN_REQUEST_PUSH",
 		541: "CMD_GROUP_JOIN_REJECTED_PUSH",
+		542: "CMD_GROUP_SUBSCRIBE_REQ",
+		543: "CMD_GROUP_SUBSCRIBE_RSP",
 		900: "CMD_ERROR_RSP",
 	}
 	CommandType_value = map[string]int32{
@@ -217,6 +225,8 @@ var (
 		"CMD_FRIEND_EVENT_PUSH":         532,
 		"CMD_GROUP_JOIN_REQUEST_PUSH":   540,
 		"CMD_GROUP_JOIN_REJECTED_PUSH":  541,
+		"CMD_GROUP_SUBSCRIBE_REQ":       542,
+		"CMD_GROUP_SUBSCRIBE_RSP":       543,
 		"CMD_ERROR_RSP":                 900,
 	}
 )
@@ -4140,6 +4150,113 @@ func (x *GroupJoinRejectedPush) GetGroupId() string {
 	return ""
 }
 
+// Extension (CMD_GROUP_SUBSCRIBE_REQ): subscribes the connection to
+// GROUP_JOIN_REQUEST_PUSH and GROUP_JOIN_REJECTED_PUSH, or unsubscribes it.
+type GroupSubscribeRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Subscribe     bool                   `protobuf:"varint,1,opt,name=subscribe,proto3" json:"subscribe,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSubscribeRequest) Reset() {
+	*x = GroupSubscribeRequest{}
+	mi := &file_imv1_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSubscribeRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSubscribeRequest) ProtoMessage() {}
+
+func (x *GroupSubscribeRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSubscribeRequest.ProtoReflect.Descriptor instead.
+func (*GroupSubscribeRequest) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *GroupSubscribeRequest) GetSubscribe() bool {
+	if x != nil {
+		return x.Subscribe
+	}
+	return false
+}
+
+// Extension (CMD_GROUP_SUBSCRIBE_RSP).
+type GroupSubscribeResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ErrorCode     ErrorCode              `protobuf:"varint,1,opt,name=error_code,json=errorCode,proto3,enum=imserver.v1.ErrorCode" json:"error_code,omitempty"`
+	ErrorMsg      string                 `protobuf:"bytes,2,opt,name=error_msg,json=errorMsg,proto3" json:"error_msg,omitempty"`
+	Subscribed    bool                   `protobuf:"varint,3,opt,name=subscribed,proto3" json:"subscribed,omitempty"` // the connection's subscription after the request
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GroupSubscribeResponse) Reset() {
+	*x = GroupSubscribeResponse{}
+	mi := &file_imv1_proto_msgTypes[53]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GroupSubscribeResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GroupSubscribeResponse) ProtoMessage() {}
+
+func (x *GroupSubscribeResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_imv1_proto_msgTypes[53]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GroupSubscribeResponse.ProtoReflect.Descriptor instead.
+func (*GroupSubscribeResponse) Descriptor() ([]byte, []int) {
+	return file_imv1_proto_rawDescGZIP(), []int{53}
+}
+
+func (x *GroupSubscribeResponse) GetErrorCode() ErrorCode {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ErrorCode_ERR_SUCCESS
+}
+
+func (x *GroupSubscribeResponse) GetErrorMsg() string {
+	if x != nil {
+		return x.ErrorMsg
+	}
+	return ""
+}
+
+func (x *GroupSubscribeResponse) GetSubscribed() bool {
+	if x != nil {
+		return x.Subscribed
+	}
+	return false
+}
+
 var File_imv1_proto protoreflect.FileDescriptor
 
 const file_imv1_proto_rawDesc = "" +
@@ -4460,7 +4577,17 @@ const file_imv1_proto_rawDesc = "" +
 	"\vcreate_time\x18\x04 \x01(\x03R\n" +
 	"createTime\"2\n" +
 	"\x15GroupJoinRejectedPush\x12\x19\n" +
-	"\bgroup_id\x18\x01 \x01(\tR\agroupId*\xf0\t\n" +
+	"\bgroup_id\x18\x01 \x01(\tR\agroupId\"5\n" +
+	"\x15GroupSubscribeRequest\x12\x1c\n" +
+	"\tsubscribe\x18\x01 \x01(\bR\tsubscribe\"\x8c\x01\n" +
+	"\x16GroupSubscribeResponse\x125\n" +
+	"\n" +
+	"error_code\x18\x01 \x01(\x0e2\x16.imserver.v1.ErrorCodeR\terrorCode\x12\x1b\n" +
+	"\terror_msg\x18\x02 \x01(\tR\berrorMsg\x12\x1e\n" +
+	"\n" +
+	"subscribed\x18\x03 \x01(\bR\n" +
+	"subscribed*\xac\n" +
+	"\n" +
 	"\vCommandType\x12\x0f\n" +
 	"\vCMD_UNKNOWN\x10\x00\x12\x13\n" +
 	"\x0fCMD_CONNECT_REQ\x10\x01\x12\x13\n" +
@@ -4509,7 +4636,9 @@ const file_imv1_proto_rawDesc = "" +
 	"\x18CMD_FRIEND_SUBSCRIBE_RSP\x10\x93\x04\x12\x1a\n" +
 	"\x15CMD_FRIEND_EVENT_PUSH\x10\x94\x04\x12 \n" +
 	"\x1bCMD_GROUP_JOIN_REQUEST_PUSH\x10\x9c\x04\x12!\n" +
-	"\x1cCMD_GROUP_JOIN_REJECTED_PUSH\x10\x9d\x04\x12\x12\n" +
+	"\x1cCMD_GROUP_JOIN_REJECTED_PUSH\x10\x9d\x04\x12\x1c\n" +
+	"\x17CMD_GROUP_SUBSCRIBE_REQ\x10\x9e\x04\x12\x1c\n" +
+	"\x17CMD_GROUP_SUBSCRIBE_RSP\x10\x9f\x04\x12\x12\n" +
 	"\rCMD_ERROR_RSP\x10\x84\a*\xf8\x01\n" +
 	"\tErrorCode\x12\x0f\n" +
 	"\vERR_SUCCESS\x10\x00\x12\x0f\n" +
@@ -4557,7 +4686,7 @@ func file_imv1_proto_rawDescGZIP() []byte {
 }
 
 var file_imv1_proto_enumTypes = make([]protoimpl.EnumInfo, 6)
-var file_imv1_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_imv1_proto_msgTypes = make([]protoimpl.MessageInfo, 55)
 var file_imv1_proto_goTypes = []any{
 	(CommandType)(0),                     // 0: imserver.v1.CommandType
 	(ErrorCode)(0),                       // 1: imserver.v1.ErrorCode
@@ -4617,11 +4746,13 @@ var file_imv1_proto_goTypes = []any{
 	(*FriendEventPush)(nil),              // 55: imserver.v1.FriendEventPush
 	(*GroupJoinRequestPush)(nil),         // 56: imserver.v1.GroupJoinRequestPush
 	(*GroupJoinRejectedPush)(nil),        // 57: imserver.v1.GroupJoinRejectedPush
-	nil,                                  // 58: imserver.v1.ConnectRequest.ExtraEntry
+	(*GroupSubscribeRequest)(nil),        // 58: imserver.v1.GroupSubscribeRequest
+	(*GroupSubscribeResponse)(nil),       // 59: imserver.v1.GroupSubscribeResponse
+	nil,                                  // 60: imserver.v1.ConnectRequest.ExtraEntry
 }
 var file_imv1_proto_depIdxs = []int32{
 	0,  // 0: imserver.v1.WebSocketMessage.command:type_name -> imserver.v1.CommandType
-	58, // 1: imserver.v1.ConnectRequest.extra:type_name -> imserver.v1.ConnectRequest.ExtraEntry
+	60, // 1: imserver.v1.ConnectRequest.extra:type_name -> imserver.v1.ConnectRequest.ExtraEntry
 	1,  // 2: imserver.v1.ConnectResponse.error_code:type_name -> imserver.v1.ErrorCode
 	1,  // 3: imserver.v1.AuthResponse.error_code:type_name -> imserver.v1.ErrorCode
 	14, // 4: imserver.v1.SendMessageRequest.message:type_name -> imserver.v1.MessageInfo
@@ -4656,11 +4787,12 @@ var file_imv1_proto_depIdxs = []int32{
 	51, // 33: imserver.v1.ConversationChangedPush.settings:type_name -> imserver.v1.ConversationSettings
 	1,  // 34: imserver.v1.FriendSubscribeResponse.error_code:type_name -> imserver.v1.ErrorCode
 	5,  // 35: imserver.v1.FriendEventPush.type:type_name -> imserver.v1.FriendEventType
-	36, // [36:36] is the sub-list for method output_type
-	36, // [36:36] is the sub-list for method input_type
-	36, // [36:36] is the sub-list for extension type_name
-	36, // [36:36] is the sub-list for extension extendee
-	0,  // [0:36] is the sub-list for field type_name
+	1,  // 36: imserver.v1.GroupSubscribeResponse.error_code:type_name -> imserver.v1.ErrorCode
+	37, // [37:37] is the sub-list for method output_type
+	37, // [37:37] is the sub-list for method input_type
+	37, // [37:37] is the sub-list for extension type_name
+	37, // [37:37] is the sub-list for extension extendee
+	0,  // [0:37] is the sub-list for field type_name
 }
 
 func init() { file_imv1_proto_init() }
@@ -4675,7 +4807,7 @@ func file_imv1_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_imv1_proto_rawDesc), len(file_imv1_proto_rawDesc)),
 			NumEnums:      6,
-			NumMessages:   53,
+			NumMessages:   55,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -211,6 +211,12 @@ func TestGroupJoinApprovalFlow(t *testing.T) {
 	a := e.srv.Dial(t, client.TransportTCP, alice)
 	c := e.srv.Dial(t, client.TransportWebSocket, carol)
 	d := e.srv.Dial(t, client.TransportTCP, dave)
+	for _, cl := range []*client.Client{a, c} {
+		require.NoError(t, cl.SubscribeGroupEvents(t.Context(), true))
+	}
+	// A connection that did not subscribe, as an SDK client's, whose TCP
+	// decoder refuses commands it does not know, gets no such push.
+	sdk := e.srv.Dial(t, client.TransportTCP, alice)
 	reqPath := "/api/group/" + id + "/requests"
 
 	// Anyone may look the group up.
@@ -246,6 +252,18 @@ func TestGroupJoinApprovalFlow(t *testing.T) {
 	n := nextNotice(t, d, im.GroupNoticeJoined)
 	require.Equal(t, carol, n.Operator)
 	require.Equal(t, []string{dave}, n.UserIDs)
+	// The approval's notice reaches the unsubscribed connection after
+	// both requests were pushed to the subscribed ones.
+	for seen := false; !seen; {
+		select {
+		case p := <-sdk.Pushes():
+			require.NotEqual(t, imv1.CommandType_CMD_GROUP_JOIN_REQUEST_PUSH, p.Command, "pushed to a connection that did not subscribe")
+			pm, isMsg := p.Message.(*imv1.PushMessage)
+			seen = isMsg && pm.Message.MessageType == int32(im.NotificationMessage) && strings.Contains(string(pm.Message.Content), im.GroupNoticeJoined)
+		case <-time.After(10 * time.Second):
+			t.Fatal("no member_joined notice on the unsubscribed connection within 10 s")
+		}
+	}
 	require.NoError(t, e.send(t, d, "group_"+id, "thanks"))
 
 	ok(t, e.call(t, alice, http.MethodPost, reqPath+"/reject", map[string]any{"userID": erin}))
@@ -267,6 +285,7 @@ func TestGroupJoinRejectedPush(t *testing.T) {
 	id := e.create(t, alice, 1)
 	ok(t, e.call(t, alice, http.MethodPost, "/api/group/update", map[string]any{"groupID": id, "joinPolicy": 2}))
 	er := e.srv.Dial(t, client.TransportTCP, erin)
+	require.NoError(t, er.SubscribeGroupEvents(t.Context(), true))
 	require.Equal(t, 1201, e.call(t, erin, http.MethodPost, "/api/group/"+id+"/join", nil).code)
 	ok(t, e.call(t, alice, http.MethodPost, "/api/group/"+id+"/requests/reject", map[string]any{"userID": erin}))
 	p := nextPush(t, er, imv1.CommandType_CMD_GROUP_JOIN_REJECTED_PUSH).Message.(*imv1.GroupJoinRejectedPush)

@@ -18,3 +18,15 @@ import (
 func (c *Client) SubscribeFriendEvents(ctx context.Context, subscribe bool) error {
 	return c.Request(ctx, imv1.CommandType_CMD_FRIEND_SUBSCRIBE_REQ, &imv1.FriendSubscribeRequest{Subscribe: subscribe}, new(imv1.FriendSubscribeResponse))
 }
+
+// SubscribeGroupEvents subscribes the connection to the group management
+// pushes (an imserver extension, GROUP_SUBSCRIBE_REQ), or unsubscribes it:
+// CMD_GROUP_JOIN_REQUEST_PUSH (*imv1.GroupJoinRequestPush) when someone
+// asks to join a group the user administers, and
+// CMD_GROUP_JOIN_REJECTED_PUSH (*imv1.GroupJoinRejectedPush) when the
+// user's own request is rejected. Like SubscribeFriendEvents, the
+// subscription belongs to the connection, and the pushes are hints: the
+// pending requests, served over HTTP, are the truth.
+func (c *Client) SubscribeGroupEvents(ctx context.Context, subscribe bool) error {
+	return c.Request(ctx, imv1.CommandType_CMD_GROUP_SUBSCRIBE_REQ, &imv1.GroupSubscribeRequest{Subscribe: subscribe}, new(imv1.GroupSubscribeResponse))
+}
