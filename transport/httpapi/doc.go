@@ -14,7 +14,9 @@
 // nothing to return, never {}. API errors are sent with HTTP status 200,
 // because the SDK treats any other status as a transport failure and never
 // reads the code; only the cases below that no SDK call produces use other
-// statuses.
+// statuses, and a missing or refused bearer token, which fails the SDK's
+// call whatever the status, and which proxies, browsers and monitoring
+// should see as the 401 it is (with WWW-Authenticate: Bearer).
 //
 // Codes (stable; the low ones are the socket protocol's ErrorCode values):
 //
@@ -25,15 +27,16 @@
 //	2     invalid parameter: bad JSON, missing or    200
 //	      malformed fields, body over MaxBodyBytes,
 //	      a group's member limit
-//	100   authentication failed: wrong username or   200
-//	      password, unknown user, disabled account
-//	      (deliberately one answer for all); a
-//	      missing, malformed or refused bearer token
-//	      (message "token revoked", "account
-//	      disabled" or "unknown account" when
-//	      im/auth's Guard refused it)
+//	100   authentication failed at login: wrong      200
+//	      username or password, unknown user,
+//	      disabled account (deliberately one answer
+//	      for all)
+//	100   a missing, malformed or refused bearer     401
+//	      token (message "token revoked", "logged
+//	      out", "account disabled" or "unknown
+//	      account" when im/auth's Guard refused it)
 //	100   no or wrong metrics token (GET /metrics)   401
-//	101   token expired (routes taking a token)      200
+//	101   token expired (routes taking a token)      401
 //	102   permission denied: not a member of the     200
 //	      group, or not of the rank the call needs
 //	103   user does not exist (a group member, when  200

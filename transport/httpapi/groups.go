@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -55,12 +56,21 @@ func (a *api) authedIdentity(h func(w http.ResponseWriter, r *http.Request, id i
 		w.Header().Set("Cache-Control", "no-store")
 		token, ok := bearerToken(r)
 		if !ok {
-			a.writeError(w, r, &im.Error{Msg: `send the token as "Authorization: Bearer <token>"`, Err: im.ErrUnauthenticated})
+			w.Header().Set("WWW-Authenticate", `Bearer realm="imserver"`)
+			a.writeErrorStatus(w, r, http.StatusUnauthorized, &im.Error{Msg: `send the token as "Authorization: Bearer <token>"`, Err: im.ErrUnauthenticated})
 			return
 		}
 		id, err := a.server.Authenticate(r.Context(), token)
 		if err != nil {
-			a.writeError(w, r, err)
+			status := http.StatusOK
+			if errors.Is(err, im.ErrUnauthenticated) || errors.Is(err, im.ErrTokenExpired) {
+				// A refused token is the one error these routes answer
+				// with its HTTP status: the SDK fails the call either
+				// way, and proxies, browsers and monitoring see a 401.
+				status = http.StatusUnauthorized
+				w.Header().Set("WWW-Authenticate", `Bearer realm="imserver", error="invalid_token"`)
+			}
+			a.writeErrorStatus(w, r, status, err)
 			return
 		}
 		h(w, r, id)

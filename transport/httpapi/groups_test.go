@@ -106,7 +106,14 @@ func callAPI(t *testing.T, c *http.Client, base, authorization, method, path, bo
 		header.Set("Authorization", authorization)
 	}
 	r := doRequest(t, c, method, base+path, header, body)
-	require.Equal(t, http.StatusOK, r.status, "API answers are HTTP 200: %s", r.raw)
+	if r.code == 100 || r.code == 101 {
+		// A missing or refused token is the one error answered with
+		// its HTTP status.
+		require.Equal(t, http.StatusUnauthorized, r.status, "%s", r.raw)
+		require.Contains(t, r.header.Get("WWW-Authenticate"), "Bearer")
+	} else {
+		require.Equal(t, http.StatusOK, r.status, "API answers are HTTP 200: %s", r.raw)
+	}
 	require.Equal(t, "no-store", r.header.Get("Cache-Control"))
 	return r
 }
@@ -600,7 +607,7 @@ func TestGroupRoutes(t *testing.T) {
 		{"create without Server", without, http.MethodPost, "/api/group/create", 404, 404, ""},
 		{"info without Server", without, http.MethodGet, "/api/group/g1", 404, 404, ""},
 		{"join without Server", without, http.MethodPost, "/api/group/g1/join", 404, 404, ""},
-		{"create with GET is an id", e.testEnv, http.MethodGet, "/api/group/create", 200, 100, ""},
+		{"create with GET is an id", e.testEnv, http.MethodGet, "/api/group/create", 401, 100, ""},
 		{"create with PUT", e.testEnv, http.MethodPut, "/api/group/create", 405, 405, "POST"},
 		{"info with POST", e.testEnv, http.MethodPost, "/api/group/g1", 405, 405, "GET, HEAD"},
 		{"join with GET", e.testEnv, http.MethodGet, "/api/group/g1/join", 405, 405, "POST"},

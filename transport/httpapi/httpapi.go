@@ -222,6 +222,11 @@ func writeOK(w http.ResponseWriter, data any) {
 // refused get their code and a message safe to show (an *im.Error's Msg);
 // anything else is logged and answered as code 1 without detail.
 func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	a.writeErrorStatus(w, r, http.StatusOK, err)
+}
+
+// writeErrorStatus is writeError with the HTTP status to answer with.
+func (a *api) writeErrorStatus(w http.ResponseWriter, r *http.Request, status int, err error) {
 	if errors.Is(err, errMediaType) {
 		// Only clients other than the SDK, which sends JSON, get here;
 		// the status tells them what to fix.
@@ -237,7 +242,7 @@ func (a *api) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// along for clients and proxies that honour it.
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
 	}
-	writeEnvelope(w, http.StatusOK, code, msg, nil)
+	writeEnvelope(w, status, code, msg, nil)
 }
 
 // codeOf maps an error to a response code and message; the one place that
