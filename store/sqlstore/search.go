@@ -47,7 +47,6 @@ func newProfileQueries(q *queries, prefix string) profileQueries {
 	pq.searchOpen = sel + " AND deleted = " + q.false() + order + ph[1]
 	pq.accountsByIDIn = "SELECT " + accountCols + " FROM " + q.accounts + " WHERE user_id"
 	t := prefix + "revoked_tokens"
-	ph = p(2)
 	switch q.dialect {
 	case Postgres:
 		pq.pgAccountsByID = "SELECT " + accountCols + " FROM " + q.accounts + " WHERE user_id = ANY($1::text[])"

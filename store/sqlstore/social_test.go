@@ -358,10 +358,16 @@ func TestFriends(t *testing.T) {
 
 		// Bad input is refused and writes nothing.
 		for name, err := range map[string]error{
-			"self":         func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "bob", To: "bob"}); return err }(),
-			"empty id":     func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "bob", To: ""}); return err }(),
-			"long message": func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "bob", To: "zed", Message: strings.Repeat("m", 257)}); return err }(),
-			"bad message":  func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "bob", To: "zed", Message: "a\u202eb"}); return err }(),
+			"self":     func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "bob", To: "bob"}); return err }(),
+			"empty id": func() error { _, err := s.RequestFriend(ctx, im.FriendRequest{From: "bob", To: ""}); return err }(),
+			"long message": func() error {
+				_, err := s.RequestFriend(ctx, im.FriendRequest{From: "bob", To: "zed", Message: strings.Repeat("m", 257)})
+				return err
+			}(),
+			"bad message": func() error {
+				_, err := s.RequestFriend(ctx, im.FriendRequest{From: "bob", To: "zed", Message: "a\u202eb"})
+				return err
+			}(),
 			"bad remark":   func() error { _, err := s.SetFriendRemark(ctx, "bob", "alice", strings.Repeat("r", 65)); return err }(),
 			"self block":   s.Block(ctx, "bob", "bob", t0),
 			"bad accept":   func() error { _, err := s.AcceptFriend(ctx, "bob", "", t0); return err }(),
@@ -667,4 +673,3 @@ func TestUpgradeFrom9(t *testing.T) {
 		require.NoError(t, res[0].Err)
 	})
 }
-
