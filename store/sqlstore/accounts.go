@@ -5,8 +5,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/auth"
@@ -23,7 +25,8 @@ func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
 	}
 	err := s.write(ctx, false, func(q querier) error {
 		_, err := q.ExecContext(ctx, s.q.createAccount, a.UserID, a.Username, blob(a.Nickname),
-			content(a.PasswordHash), a.Disabled, a.CreatedAt.UnixMicro())
+			content(a.PasswordHash), a.Disabled, a.CreatedAt.UnixMicro(), blob(a.Avatar), blob(a.Signature),
+			int64(a.Gender), a.Birth, microsOrZero(a.UpdatedAt), a.Deleted, nicknameKey(a.Nickname))
 		return err
 	})
 	switch {
@@ -70,16 +73,60 @@ func (s *Store) account(ctx context.Context, op, query, key string) (auth.Accoun
 }
 
 // scanAccount reads a row of accountCols.
-func scanAccount(row *sql.Row) (auth.Account, error) {
+func scanAccount(row rowScanner) (auth.Account, error) {
 	var (
-		a         auth.Account
-		createdAt int64
+		a                            auth.Account
+		createdAt, updatedAt, gender int64
 	)
-	if err := row.Scan(&a.UserID, &a.Username, &a.Nickname, &a.PasswordHash, &a.Disabled, &createdAt); err != nil {
+	if err := row.Scan(&a.UserID, &a.Username, &a.Nickname, &a.PasswordHash, &a.Disabled, &createdAt,
+		&a.Avatar, &a.Signature, &gender, &a.Birth, &updatedAt, &a.Deleted); err != nil {
 		return auth.Account{}, err
 	}
+	if gender < math.MinInt32 || gender > math.MaxInt32 {
+		return auth.Account{}, fmt.Errorf("account %q: gender %d out of range", a.UserID, gender)
+	}
+	a.Gender = im.Gender(gender)
 	a.CreatedAt = time.UnixMicro(createdAt).UTC()
+	a.UpdatedAt = timeOrZero(updatedAt)
 	return a, nil
+}
+
+// maxNicknameKey bounds nickname_key, in bytes, so that every key fits
+// an index entry (PostgreSQL's B-tree takes about 2700 bytes, InnoDB's
+// 3072): a nickname that long is searched by its first 1024 bytes.
+const maxNicknameKey = 1024
+
+// nicknameKey returns the nickname_key of nickname: auth.NicknameKey,
+// cut to maxNicknameKey bytes at the start of a character. It is a byte
+// string, compared byte by byte in every dialect.
+func nicknameKey(nickname string) []byte {
+	k := auth.NicknameKey(nickname)
+	if len(k) > maxNicknameKey {
+		n := maxNicknameKey
+		for n > 0 && !utf8.RuneStart(k[n]) {
+			n--
+		}
+		k = k[:n]
+	}
+	return []byte(k)
+}
+
+// microsOrZero stores t as unix microseconds, the zero time as 0: the
+// columns added after the first release (updated_at, muted_until) are 0
+// for "never".
+func microsOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMicro()
+}
+
+// timeOrZero reads what microsOrZero stored.
+func timeOrZero(us int64) time.Time {
+	if us == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(us).UTC()
 }
 
 var (
@@ -103,15 +150,39 @@ func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.Account
 		sets []string
 		args []any
 	)
-	ph := s.q.placeholders(4)
+	ph := s.q.placeholders(12)
+	set := func(col string, v any) {
+		sets, args = append(sets, col+" = "+ph[len(args)]), append(args, v)
+	}
 	if u.Nickname != nil {
-		sets, args = append(sets, "nickname = "+ph[len(args)]), append(args, blob(*u.Nickname))
+		// The key goes with the nickname, computed here: Go's folding is
+		// the one searches use, whatever the database's LOWER does.
+		set("nickname", blob(*u.Nickname))
+		set("nickname_key", nicknameKey(*u.Nickname))
 	}
 	if u.PasswordHash != nil {
-		sets, args = append(sets, "password_hash = "+ph[len(args)]), append(args, content(u.PasswordHash))
+		set("password_hash", content(u.PasswordHash))
 	}
 	if u.Disabled != nil {
-		sets, args = append(sets, "disabled = "+ph[len(args)]), append(args, *u.Disabled)
+		set("disabled", *u.Disabled)
+	}
+	if u.Avatar != nil {
+		set("avatar", blob(*u.Avatar))
+	}
+	if u.Signature != nil {
+		set("signature", blob(*u.Signature))
+	}
+	if u.Gender != nil {
+		set("gender", int64(*u.Gender))
+	}
+	if u.Birth != nil {
+		set("birth", *u.Birth)
+	}
+	if !u.UpdatedAt.IsZero() {
+		set("updated_at", u.UpdatedAt.UnixMicro())
+	}
+	if u.Deleted != nil {
+		set("deleted", *u.Deleted)
 	}
 	if len(sets) == 0 {
 		return s.Account(ctx, userID)

@@ -39,7 +39,9 @@
 // # Schema and migrations
 //
 // The tables (conversations, messages, members, accounts, chat_groups,
-// group_members, token_versions, read_states, conversation_settings) and
+// group_members, token_versions, read_states, conversation_settings,
+// revoked_tokens, friends, friend_requests, user_blocks, friend_pairs,
+// group_join_requests) and
 // their indexes are created by versioned migrations embedded in the
 // package, recorded in a schema_migrations table. New
 // applies those the database has not seen, under a lock that makes
@@ -146,6 +148,32 @@
 // database's files until they are reused (PostgreSQL until VACUUM, InnoDB
 // until purge); on SQLite the recall turns secure_delete on, which
 // overwrites it with zeros.
+//
+// It implements auth.AccountSearcher: AccountsByID is one query;
+// SearchAccounts reads the range of an index on (nickname_key, user_id)
+// from the prefix to the prefix with its last byte raised, in the index's
+// order, stopping at the limit. nickname_key is auth.NicknameKey of the
+// nickname, computed in Go on every write (cut to 1024 bytes) and stored
+// as bytes, so that the three dialects compare it alike; migration 0010
+// filled it in with the database's LOWER, which may fold some non-ASCII
+// letters differently (SQLite's only ASCII ones) until the nickname next
+// changes. And auth.RevokedTokens: RevokeToken also deletes up to 100
+// records of tokens that have expired.
+//
+// It implements im.FriendStore: each method is one transaction, and those
+// that decide on what they read of two users first lock the pair's row in
+// friend_pairs (created on first use; SQLite's write lock does it there),
+// so that two users asking each other at once, from any processes, end as
+// one friendship. Relation is one statement, so one snapshot.
+//
+// It implements im.GroupJoinRequestStore: PutJoinRequest share-locks the
+// group's row, as a group message does, so it commits wholly before or
+// after a change to the group; ChangeGroup removes the requests of the
+// users it puts, and of a group it deletes. Group.MuteAll and
+// GroupMember.MutedUntil are kept with the group and its members, and the
+// MemberOf check of an append reads them in the statements that lock the
+// groups and read the memberships: a muted sender is refused with
+// im.ErrMuted at no extra round trip.
 //
 // It implements im.ConversationSettingsStore too: a change is one
 // transaction that locks the (user, conversation) row (SELECT … FOR

@@ -32,3 +32,10 @@ func MigrateTo(ctx context.Context, db *sql.DB, d Dialect, version int64) error 
 		return err
 	})
 }
+
+// SearchQuery is the statement SearchAccounts runs for a prefix with an
+// upper bound: key from, key to, limit.
+func (s *Store) SearchQuery() string { return s.q.profiles.search }
+
+// PrefixEnd is prefixEnd, for tests.
+func PrefixEnd(prefix []byte) ([]byte, bool) { return prefixEnd(prefix) }

@@ -39,7 +39,7 @@ func (s *Store) CreateGroup(ctx context.Context, g im.Group, members []im.GroupM
 	err := s.write(ctx, true, func(q querier) error {
 		_, err := q.ExecContext(ctx, s.q.createGroup, g.ID, blob(g.Name), blob(g.FaceURL), blob(g.Introduction),
 			blob(g.Notification), blob(g.Extra), g.OwnerID, int64(g.JoinPolicy), int64(len(members)),
-			g.CreatedAt.UnixMicro(), g.UpdatedAt.UnixMicro(), int64(1), int64(g.History))
+			g.CreatedAt.UnixMicro(), g.UpdatedAt.UnixMicro(), int64(1), int64(g.History), g.MuteAll)
 		if err != nil {
 			if s.isUnique(err) {
 				return fmt.Errorf("group %q exists: %w", g.ID, errGroupExists)
@@ -136,7 +136,7 @@ func scanGroup(row interface{ Scan(...any) error }, dest ...any) (im.Group, erro
 		history              int64
 	)
 	cols := append([]any{&g.ID, &g.Name, &g.FaceURL, &g.Introduction, &g.Notification, &g.Extra, &g.OwnerID,
-		&policy, &count, &createdAt, &updatedAt, &g.Version, &history}, dest...)
+		&policy, &count, &createdAt, &updatedAt, &g.Version, &history, &g.MuteAll}, dest...)
 	if err := row.Scan(cols...); err != nil {
 		return im.Group{}, err
 	}
@@ -189,6 +189,9 @@ func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (
 			if _, err := q.ExecContext(ctx, s.q.deleteAllMembers, id); err != nil {
 				return err
 			}
+			if _, err := q.ExecContext(ctx, s.q.joins.dropAll, id); err != nil {
+				return err
+			}
 			r, err = s.appendNotice(ctx, q, ch.Notice, 0)
 			return err
 		}
@@ -204,12 +207,15 @@ func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (
 		if count, owner, err = s.changeMembers(ctx, q, id, ch, count, owner, joinSeq); err != nil {
 			return err
 		}
+		if err := s.dropJoinRequests(ctx, q, id, ch.Put); err != nil {
+			return err
+		}
 		if ch.MaxMembers > 0 && count > int64(ch.MaxMembers) {
 			return fmt.Errorf("group %q would have %d members, the limit is %d: %w", id, count, ch.MaxMembers, im.ErrLimitExceeded)
 		}
 		if u := ch.Update; u != nil {
 			if _, err := q.ExecContext(ctx, s.q.updateGroup, blob(u.Name), blob(u.FaceURL), blob(u.Introduction),
-				blob(u.Notification), blob(u.Extra), int64(u.JoinPolicy), int64(u.History), u.UpdatedAt.UnixMicro(), id); err != nil {
+				blob(u.Notification), blob(u.Extra), int64(u.JoinPolicy), int64(u.History), u.MuteAll, u.UpdatedAt.UnixMicro(), id); err != nil {
 				return err
 			}
 		}
@@ -225,8 +231,9 @@ func (s *Store) ChangeGroup(ctx context.Context, id string, ch im.GroupChange) (
 // changeMembers applies ch's Remove and Put to group id, whose row q has
 // locked, with count members and owner owner, and returns the count and
 // owner after them. It reads which of the users are members already,
-// inserts the others (at joinSeq) and sets the role of those whose role
-// changes, keeping their joined_at and join_seq; it deletes only the rows
+// inserts the others (at joinSeq) and sets the role and muted_until of
+// those whose role or mute changes, keeping their joined_at and join_seq;
+// it deletes only the rows
 // that exist, which keeps MySQL from locking the gaps where the others
 // would be.
 func (s *Store) changeMembers(ctx context.Context, q querier, id string, ch im.GroupChange, count int64, owner string, joinSeq int64) (int64, string, error) {
@@ -261,28 +268,36 @@ func (s *Store) changeMembers(ctx context.Context, q querier, id string, ch im.G
 	}
 	var (
 		fresh   []im.GroupMember
-		changed = make(map[im.GroupRole][]string)
+		changed = make(map[memberState][]string)
+		order   []memberState // of changed's keys, for a deterministic run
 	)
+	change := func(st memberState, user string) {
+		if _, ok := changed[st]; !ok {
+			order = append(order, st)
+		}
+		changed[st] = append(changed[st], user)
+	}
 	for _, m := range ch.Put {
-		role, ok := stored[m.UserID]
+		old, ok := stored[m.UserID]
+		st := memberState{m.Role, microsOrZero(m.MutedUntil)}
 		switch {
 		case !ok:
 			fresh = append(fresh, m)
-		case role != m.Role:
-			changed[m.Role] = append(changed[m.Role], m.UserID)
+		case old != st:
+			change(st, m.UserID)
 		}
 	}
 	if newOwner != owner && !slices.ContainsFunc(ch.Put, func(m im.GroupMember) bool { return m.UserID == owner }) {
 		// Exactly one owner: the previous one is an admin now.
-		if stored[owner] == im.RoleOwner {
-			changed[im.RoleAdmin] = append(changed[im.RoleAdmin], owner)
+		if old := stored[owner]; old.role == im.RoleOwner {
+			change(memberState{im.RoleAdmin, old.mutedUntil}, owner)
 		}
 	}
 	if err := s.insertGroupMembers(ctx, q, id, fresh, joinSeq); err != nil {
 		return 0, "", err
 	}
-	for _, role := range []im.GroupRole{im.RoleMember, im.RoleAdmin, im.RoleOwner} {
-		if err := s.setGroupRole(ctx, q, id, role, changed[role]); err != nil {
+	for _, st := range order {
+		if err := s.setGroupRole(ctx, q, id, st, changed[st]); err != nil {
 			return 0, "", err
 		}
 	}
@@ -314,10 +329,10 @@ func (s *Store) GroupMembers(ctx context.Context, id string) (im.Group, []im.Gro
 		defer rows.Close()
 		for rows.Next() {
 			var (
-				user                    sql.NullString
-				role, joinedAt, joinSeq sql.NullInt64
+				user                                sql.NullString
+				role, joinedAt, joinSeq, mutedUntil sql.NullInt64
 			)
-			if g, err = scanGroup(rows, &user, &role, &joinedAt, &joinSeq); err != nil {
+			if g, err = scanGroup(rows, &user, &role, &joinedAt, &joinSeq, &mutedUntil); err != nil {
 				return err
 			}
 			found = true
@@ -328,10 +343,11 @@ func (s *Store) GroupMembers(ctx context.Context, id string) (im.Group, []im.Gro
 				return fmt.Errorf("member %q: role %d out of range", user.String, role.Int64)
 			}
 			out = append(out, im.GroupMember{
-				UserID:   user.String,
-				Role:     im.GroupRole(role.Int64),
-				JoinedAt: time.UnixMicro(joinedAt.Int64).UTC(),
-				JoinSeq:  joinSeq.Int64,
+				UserID:     user.String,
+				Role:       im.GroupRole(role.Int64),
+				JoinedAt:   time.UnixMicro(joinedAt.Int64).UTC(),
+				JoinSeq:    joinSeq.Int64,
+				MutedUntil: timeOrZero(mutedUntil.Int64),
 			})
 		}
 		return rows.Err()
@@ -358,10 +374,11 @@ func (s *Store) GroupMember(ctx context.Context, id, userID string) (im.GroupMem
 	}
 	m := im.GroupMember{UserID: userID}
 	err := s.read(ctx, func() error {
-		var role, joinedAt int64
-		if err := s.db.QueryRowContext(ctx, s.q.groupMember, id, userID).Scan(&role, &joinedAt, &m.JoinSeq); err != nil {
+		var role, joinedAt, mutedUntil int64
+		if err := s.db.QueryRowContext(ctx, s.q.groupMember, id, userID).Scan(&role, &joinedAt, &m.JoinSeq, &mutedUntil); err != nil {
 			return err
 		}
+		m.MutedUntil = timeOrZero(mutedUntil)
 		if role < math.MinInt32 || role > math.MaxInt32 {
 			return fmt.Errorf("member %q: role %d out of range", userID, role)
 		}
@@ -378,10 +395,12 @@ func (s *Store) GroupMember(ctx context.Context, id, userID string) (im.GroupMem
 }
 
 // checkMemberOf refuses, by setting their results' Err, the requests
-// among idx whose sender is not a member of their MemberOf group, and sets
-// the GroupVersion of every one. It share-locks the groups' rows first (in
-// id order), so that no change to them commits before this transaction
-// does, then reads the memberships: two statements for the whole batch.
+// among idx whose sender is not a member of their MemberOf group, or is
+// muted there (im.ErrMuted), and sets the GroupVersion of every one. It
+// share-locks the groups' rows first (in id order), so that no change to
+// them commits before this transaction does, reading their mute_all, then
+// reads the memberships with each member's role and muted_until: two
+// statements for the whole batch.
 func (s *Store) checkMemberOf(ctx context.Context, q querier, batch []im.AppendRequest, idx []int, results []im.AppendResult) error {
 	var (
 		groups []string
@@ -408,10 +427,28 @@ func (s *Store) checkMemberOf(ctx context.Context, q querier, batch []im.AppendR
 		return nil
 	}
 	slices.Sort(groups)
-	versions := make(map[string]int64, len(groups))
-	member := make(map[[2]string]bool, len(pairs))
+	type groupState struct {
+		version int64
+		muteAll bool
+	}
+	versions := make(map[string]groupState, len(groups))
+	member := make(map[[2]string]memberState, len(pairs))
 	collectVersions := func(rows *sql.Rows, err error) error {
-		return eachIDValue(rows, err)(func(id string, v int64) { versions[id] = v })
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var (
+				id string
+				g  groupState
+			)
+			if err := rows.Scan(&id, &g.version, &g.muteAll); err != nil {
+				return err
+			}
+			versions[id] = g
+		}
+		return rows.Err()
 	}
 	collectMembers := func(rows *sql.Rows, err error) error {
 		if err != nil {
@@ -419,11 +456,16 @@ func (s *Store) checkMemberOf(ctx context.Context, q querier, batch []im.AppendR
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var p [2]string
-			if err := rows.Scan(&p[0], &p[1]); err != nil {
+			var (
+				p    [2]string
+				m    memberState
+				role int64
+			)
+			if err := rows.Scan(&p[0], &p[1], &role, &m.mutedUntil); err != nil {
 				return err
 			}
-			member[p] = true
+			m.role = im.GroupRole(role)
+			member[p] = m
 		}
 		return rows.Err()
 	}
@@ -463,13 +505,18 @@ func (s *Store) checkMemberOf(ctx context.Context, q querier, batch []im.AppendR
 		if r.MemberOf == "" {
 			continue
 		}
-		v, ok := versions[r.MemberOf]
-		results[i].GroupVersion = v
+		g, ok := versions[r.MemberOf]
+		results[i].GroupVersion = g.version
+		m, isMember := member[[2]string{r.MemberOf, r.Message.SenderID}]
 		switch {
 		case !ok:
 			results[i].Err = fmt.Errorf("sqlstore: group %q does not exist: %w", r.MemberOf, im.ErrPermissionDenied)
-		case !member[[2]string{r.MemberOf, r.Message.SenderID}]:
+		case !isMember:
 			results[i].Err = fmt.Errorf("sqlstore: %q is not a member of group %q: %w", r.Message.SenderID, r.MemberOf, im.ErrPermissionDenied)
+		case m.mutedUntil != 0 && m.mutedUntil > r.Message.CreatedAt.UnixMicro():
+			results[i].Err = fmt.Errorf("sqlstore: %q is muted in group %q until %v: %w", r.Message.SenderID, r.MemberOf, timeOrZero(m.mutedUntil), im.ErrMuted)
+		case g.muteAll && m.role < im.RoleAdmin:
+			results[i].Err = fmt.Errorf("sqlstore: group %q is muted for all but its admins: %w", r.MemberOf, im.ErrMuted)
 		}
 	}
 	return nil
@@ -508,12 +555,18 @@ func (s *Store) UserGroups(ctx context.Context, userID string) ([]string, error)
 	return out, nil
 }
 
-// groupMembersIn returns the role of each of users who is a member of
-// group id. The caller holds the group's lock: on MySQL this plain read
+// memberState is what a change or an append needs of a membership.
+type memberState struct {
+	role       im.GroupRole
+	mutedUntil int64 // unix microseconds, 0 for not muted
+}
+
+// groupMembersIn returns the role and mute of each of users who is a
+// member of group id. The caller holds the group's lock: on MySQL this plain read
 // comes after the locking one, so its snapshot has every change committed
 // before the lock was granted.
-func (s *Store) groupMembersIn(ctx context.Context, q querier, id string, users []string) (map[string]im.GroupRole, error) {
-	out := make(map[string]im.GroupRole, len(users))
+func (s *Store) groupMembersIn(ctx context.Context, q querier, id string, users []string) (map[string]memberState, error) {
+	out := make(map[string]memberState, len(users))
 	if len(users) == 0 {
 		return out, nil
 	}
@@ -526,11 +579,13 @@ func (s *Store) groupMembersIn(ctx context.Context, q querier, id string, users 
 			var (
 				user string
 				role int64
+				st   memberState
 			)
-			if err := rows.Scan(&user, &role); err != nil {
+			if err := rows.Scan(&user, &role, &st.mutedUntil); err != nil {
 				return err
 			}
-			out[user] = im.GroupRole(role)
+			st.role = im.GroupRole(role)
+			out[user] = st
 		}
 		return rows.Err()
 	}
@@ -556,17 +611,17 @@ func (s *Store) insertGroupMembers(ctx context.Context, q querier, id string, me
 	}
 	if s.dialect == Postgres {
 		n := len(members)
-		users, roles, joined := make([]string, n), make([]int32, n), make([]int64, n)
+		users, roles, joined, muted := make([]string, n), make([]int32, n), make([]int64, n), make([]int64, n)
 		for i, m := range members {
-			users[i], roles[i], joined[i] = m.UserID, int32(m.Role), m.JoinedAt.UnixMicro()
+			users[i], roles[i], joined[i], muted[i] = m.UserID, int32(m.Role), m.JoinedAt.UnixMicro(), microsOrZero(m.MutedUntil)
 		}
-		_, err := q.ExecContext(ctx, s.q.pgInsertMembersOf, id, users, roles, joined, joinSeq)
+		_, err := q.ExecContext(ctx, s.q.pgInsertMembersOf, id, users, roles, joined, muted, joinSeq)
 		return err
 	}
 	for chunk := range slices.Chunk(members, maxRowsPerInsert) {
-		args := make([]any, 0, 5*len(chunk))
+		args := make([]any, 0, 6*len(chunk))
 		for _, m := range chunk {
-			args = append(args, id, m.UserID, int64(m.Role), m.JoinedAt.UnixMicro(), joinSeq)
+			args = append(args, id, m.UserID, int64(m.Role), m.JoinedAt.UnixMicro(), microsOrZero(m.MutedUntil), joinSeq)
 		}
 		if _, err := q.ExecContext(ctx, s.q.insertMembersOf(len(chunk)), args...); err != nil {
 			return err
@@ -575,17 +630,17 @@ func (s *Store) insertGroupMembers(ctx context.Context, q querier, id string, me
 	return nil
 }
 
-// setGroupRole gives users, members of group id, role.
-func (s *Store) setGroupRole(ctx context.Context, q querier, id string, role im.GroupRole, users []string) error {
+// setGroupRole gives users, members of group id, st's role and mute.
+func (s *Store) setGroupRole(ctx context.Context, q querier, id string, st memberState, users []string) error {
 	if len(users) == 0 {
 		return nil
 	}
 	if s.dialect == Postgres {
-		_, err := q.ExecContext(ctx, s.q.pgSetRole, int64(role), id, users)
+		_, err := q.ExecContext(ctx, s.q.pgSetRole, int64(st.role), st.mutedUntil, id, users)
 		return err
 	}
 	for chunk := range slices.Chunk(users, maxKeysPerLookup) {
-		args := append([]any{int64(role)}, idArgs(id, chunk)...)
+		args := append([]any{int64(st.role), st.mutedUntil}, idArgs(id, chunk)...)
 		if _, err := q.ExecContext(ctx, s.q.setRole(len(chunk)), args...); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package sqlstore_test
 import (
 	"database/sql"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -119,4 +120,10 @@ func (b backend) harness() storetest.Harness {
 			return s2
 		},
 	}
+}
+
+// lookupEnv is os.LookupEnv, with an empty value counting as unset.
+func lookupEnv(name string) (string, bool) {
+	v := os.Getenv(name)
+	return v, v != ""
 }

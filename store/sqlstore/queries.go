@@ -14,9 +14,11 @@ const (
 	// messageCols are those every read returns, tombstone included.
 	messageCols = newMessageCols + ", revoked_by, revoked_at"
 	// rangeCols leaves out conversation_id, which a range read knows.
-	rangeCols   = "seq, server_id, sender_id, receiver_id, client_msg_id, type, content, extra, attached_info, send_time, created_at, revoked_by, revoked_at"
-	accountCols = "user_id, username, nickname, password_hash, disabled, created_at"
-	groupCols   = "id, name, face_url, introduction, notification, extra, owner_id, join_policy, member_count, created_at, updated_at, version, history"
+	rangeCols = "seq, server_id, sender_id, receiver_id, client_msg_id, type, content, extra, attached_info, send_time, created_at, revoked_by, revoked_at"
+	// accountCols are those every account read returns; an account write
+	// stores nickname_key after them.
+	accountCols = "user_id, username, nickname, password_hash, disabled, created_at, avatar, signature, gender, birth, updated_at, deleted"
+	groupCols   = "id, name, face_url, introduction, notification, extra, owner_id, join_policy, member_count, created_at, updated_at, version, history, mute_all"
 	// positionCols are a read_states row's values, after its key.
 	positionCols = "read_seq, delivered_seq, mentioned_seq, updated_at"
 )
@@ -51,10 +53,10 @@ type queries struct {
 	createGroup      string // groupCols
 	group            string // id → groupCols
 	lockGroup        string // id → (version, owner_id, member_count), the row locked until the commit
-	updateGroup      string // name, face_url, introduction, notification, extra, join_policy, history, updated_at, id
+	updateGroup      string // name, face_url, introduction, notification, extra, join_policy, history, mute_all, updated_at, id
 	storeGroupCount  string // member_count, owner_id, id; adds one to version
-	groupMember      string // group id, user id → (role, joined_at, join_seq)
-	groupAndMembers  string // id → groupCols, then (user_id, role, joined_at, join_seq) or NULLs, per member
+	groupMember      string // group id, user id → (role, joined_at, join_seq, muted_until)
+	groupAndMembers  string // id → groupCols, then (user_id, role, joined_at, join_seq, muted_until) or NULLs, per member
 	deleteGroup      string // id
 	deleteAllMembers string // group id
 	userGroups       string // user id → group id…
@@ -72,17 +74,20 @@ type queries struct {
 	pgUpsertConvs     string // ids[], counts[] → (id, max_seq)…
 	pgInsertMembers   string // users[], conversations[]
 	pgInsertMessages  string // one array per column, then conversations[], senders[], seqs[] of the read positions to raise
-	pgMembersIn       string // group id, users[] → (user_id, role)…
-	pgInsertMembersOf string // group id, users[], roles[], joined_ats[], join seq
-	pgSetRole         string // role, group id, users[]
+	pgMembersIn       string // group id, users[] → (user_id, role, muted_until)…
+	pgInsertMembersOf string // group id, users[], roles[], joined_ats[], muted_untils[], join seq
+	pgSetRole         string // role, muted_until, group id, users[]
 	pgRemoveMembers   string // group id, users[]
-	pgShareGroups     string // ids[] → (id, version), the rows share-locked
-	pgMembersOf       string // group ids[], users[] → (group_id, user_id) of those pairs that are members
+	pgShareGroups     string // ids[] → (id, version, mute_all), the rows share-locked
+	pgMembersOf       string // group ids[], users[] → (group_id, user_id, role, muted_until) of those pairs that are members
 	pgReadStates      string // user id, conversations[] → (conversation_id, positionCols)…
 	pgUpdateReads     string // conversations[], users[], reads[], delivered[], mentioned[], times[] → (conversation_id, user_id, positionCols)…
 	pgPairReadStates  string // conversations[], users[] → (conversation_id, user_id, positionCols)…
 
 	settings settingsQueries // see settings.go
+	profiles profileQueries  // see search.go
+	friends  friendQueries   // see friends.go
+	joins    joinQueries     // see joinrequests.go
 }
 
 func newQueries(d Dialect, prefix string) queries {
@@ -107,7 +112,7 @@ func newQueries(d Dialect, prefix string) queries {
 		" AND seq >= " + ph[1] + " AND seq <= " + ph[2] + " ORDER BY seq LIMIT " + ph[3]
 	q.messagesBefore = "SELECT " + rangeCols + " FROM " + q.messages + " WHERE conversation_id = " + ph[0] +
 		" AND seq < " + ph[1] + " ORDER BY seq DESC LIMIT " + ph[2]
-	q.createAccount = "INSERT INTO " + q.accounts + " (" + accountCols + ") VALUES (" + strings.Join(p(6), ", ") + ")"
+	q.createAccount = "INSERT INTO " + q.accounts + " (" + accountCols + ", nickname_key) VALUES (" + strings.Join(p(13), ", ") + ")"
 	q.accountByID = "SELECT " + accountCols + " FROM " + q.accounts + " WHERE user_id = " + p(1)[0]
 	q.accountByUsername = "SELECT " + accountCols + " FROM " + q.accounts + " WHERE username = " + p(1)[0]
 	q.tokenVersion = "SELECT version FROM " + q.tokenVersions + " WHERE user_id = " + p(1)[0]
@@ -122,22 +127,22 @@ func newQueries(d Dialect, prefix string) queries {
 			", 1) ON CONFLICT (user_id) DO UPDATE SET version = t.version + 1 RETURNING version"
 	}
 
-	q.createGroup = "INSERT INTO " + q.groups + " (" + groupCols + ") VALUES (" + strings.Join(p(13), ", ") + ")"
+	q.createGroup = "INSERT INTO " + q.groups + " (" + groupCols + ") VALUES (" + strings.Join(p(14), ", ") + ")"
 	q.group = "SELECT " + groupCols + " FROM " + q.groups + " WHERE id = " + p(1)[0]
 	q.lockGroup = "SELECT version, owner_id, member_count FROM " + q.groups + " WHERE id = " + p(1)[0]
 	if d != SQLite { // SQLite's writer holds the whole database already
 		q.lockGroup += " FOR UPDATE"
 	}
-	ph = p(9)
+	ph = p(10)
 	q.updateGroup = "UPDATE " + q.groups + " SET name = " + ph[0] + ", face_url = " + ph[1] + ", introduction = " + ph[2] +
 		", notification = " + ph[3] + ", extra = " + ph[4] + ", join_policy = " + ph[5] + ", history = " + ph[6] +
-		", updated_at = " + ph[7] + " WHERE id = " + ph[8]
+		", mute_all = " + ph[7] + ", updated_at = " + ph[8] + " WHERE id = " + ph[9]
 	ph = p(3)
 	q.storeGroupCount = "UPDATE " + q.groups + " SET member_count = " + ph[0] + ", owner_id = " + ph[1] +
 		", version = version + 1 WHERE id = " + ph[2]
 	ph = p(2)
-	q.groupMember = "SELECT role, joined_at, join_seq FROM " + q.groupMembers + " WHERE group_id = " + ph[0] + " AND user_id = " + ph[1]
-	q.groupAndMembers = "SELECT " + prefixed("g.", groupCols) + ", m.user_id, m.role, m.joined_at, m.join_seq FROM " + q.groups +
+	q.groupMember = "SELECT role, joined_at, join_seq, muted_until FROM " + q.groupMembers + " WHERE group_id = " + ph[0] + " AND user_id = " + ph[1]
+	q.groupAndMembers = "SELECT " + prefixed("g.", groupCols) + ", m.user_id, m.role, m.joined_at, m.join_seq, m.muted_until FROM " + q.groups +
 		" g LEFT JOIN " + q.groupMembers + " m ON m.group_id = g.id WHERE g.id = " + p(1)[0]
 	q.deleteGroup = "DELETE FROM " + q.groups + " WHERE id = " + p(1)[0]
 	q.deleteAllMembers = "DELETE FROM " + q.groupMembers + " WHERE group_id = " + p(1)[0]
@@ -211,13 +216,13 @@ func newQueries(d Dialect, prefix string) queries {
 			" INSERT INTO " + q.positions + " AS r (conversation_id, user_id, read_seq)" +
 			" SELECT * FROM unnest($13::text[], $14::text[], $15::bigint[])" +
 			" ON CONFLICT (conversation_id, user_id) DO UPDATE SET read_seq = GREATEST(r.read_seq, EXCLUDED.read_seq)"
-		q.pgMembersIn = "SELECT user_id, role FROM " + q.groupMembers + " WHERE group_id = $1 AND user_id = ANY($2::text[])"
-		q.pgInsertMembersOf = "INSERT INTO " + q.groupMembers + " (group_id, user_id, role, joined_at, join_seq)" +
-			" SELECT $1::text, k.*, $5::bigint FROM unnest($2::text[], $3::integer[], $4::bigint[]) AS k"
-		q.pgSetRole = "UPDATE " + q.groupMembers + " SET role = $1 WHERE group_id = $2 AND user_id = ANY($3::text[])"
+		q.pgMembersIn = "SELECT user_id, role, muted_until FROM " + q.groupMembers + " WHERE group_id = $1 AND user_id = ANY($2::text[])"
+		q.pgInsertMembersOf = "INSERT INTO " + q.groupMembers + " (group_id, user_id, role, joined_at, muted_until, join_seq)" +
+			" SELECT $1::text, k.*, $6::bigint FROM unnest($2::text[], $3::integer[], $4::bigint[], $5::bigint[]) AS k"
+		q.pgSetRole = "UPDATE " + q.groupMembers + " SET role = $1, muted_until = $2 WHERE group_id = $3 AND user_id = ANY($4::text[])"
 		q.pgRemoveMembers = "DELETE FROM " + q.groupMembers + " WHERE group_id = $1 AND user_id = ANY($2::text[])"
-		q.pgShareGroups = "SELECT id, version FROM " + q.groups + " WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE"
-		q.pgMembersOf = "SELECT m.group_id, m.user_id FROM " + q.groupMembers +
+		q.pgShareGroups = "SELECT id, version, mute_all FROM " + q.groups + " WHERE id = ANY($1::text[]) ORDER BY id FOR SHARE"
+		q.pgMembersOf = "SELECT m.group_id, m.user_id, m.role, m.muted_until FROM " + q.groupMembers +
 			" m JOIN unnest($1::text[], $2::text[]) AS k(g, u) ON m.group_id = k.g AND m.user_id = k.u"
 		// One index range scan per range, each range's rows tagged with
 		// its index, so that overlapping ranges each get theirs.
@@ -226,6 +231,9 @@ func newQueries(d Dialect, prefix string) queries {
 			" m ON m.conversation_id = r.c AND m.seq >= r.f AND m.seq <= r.t ORDER BY r.i, m.seq"
 	}
 	q.settings = newSettingsQueries(&q, prefix)
+	q.profiles = newProfileQueries(&q, prefix)
+	q.friends = newFriendQueries(&q, prefix)
+	q.joins = newJoinQueries(&q, prefix)
 	return q
 }
 
@@ -457,12 +465,12 @@ func inList(b *strings.Builder, n int) {
 	b.WriteByte(')')
 }
 
-// shareGroups returns the statement that reads (id, version) of n groups
+// shareGroups returns the statement that reads (id, version, mute_all) of n groups
 // and, but on SQLite, share-locks their rows until the commit, so that no
 // change to them commits in between (not Postgres).
 func (q *queries) shareGroups(n int) string {
 	var b strings.Builder
-	b.WriteString("SELECT id, version FROM ")
+	b.WriteString("SELECT id, version, mute_all FROM ")
 	b.WriteString(q.groups)
 	b.WriteString(" WHERE id")
 	inList(&b, n)
@@ -474,12 +482,13 @@ func (q *queries) shareGroups(n int) string {
 }
 
 // membersOf returns the statement that reads which of n (group_id,
-// user_id) pairs are memberships (not Postgres). On MySQL it is a locking
+// user_id) pairs are memberships, with their role and muted_until (not
+// Postgres). On MySQL it is a locking
 // read, which sees the latest committed rows whatever the transaction's
 // snapshot.
 func (q *queries) membersOf(n int) string {
 	var b strings.Builder
-	b.WriteString("SELECT group_id, user_id FROM ")
+	b.WriteString("SELECT group_id, user_id, role, muted_until FROM ")
 	b.WriteString(q.groupMembers)
 	b.WriteString(" WHERE (group_id, user_id) IN (")
 	if q.dialect == SQLite {
@@ -493,12 +502,12 @@ func (q *queries) membersOf(n int) string {
 	return b.String()
 }
 
-// membersIn returns the statement that reads (user_id, role) of those of n
+// membersIn returns the statement that reads (user_id, role, muted_until) of those of n
 // users who are members of a group, given as the group id and the users
 // (not Postgres).
 func (q *queries) membersIn(n int) string {
 	var b strings.Builder
-	b.WriteString("SELECT user_id, role FROM ")
+	b.WriteString("SELECT user_id, role, muted_until FROM ")
 	b.WriteString(q.groupMembers)
 	b.WriteString(" WHERE group_id = ? AND user_id")
 	inList(&b, n)
@@ -506,23 +515,24 @@ func (q *queries) membersIn(n int) string {
 }
 
 // insertMembersOf returns the statement that adds n (group_id, user_id,
-// role, joined_at) rows (not Postgres).
+// role, joined_at, muted_until, join_seq) rows (not Postgres).
 func (q *queries) insertMembersOf(n int) string {
 	var b strings.Builder
 	b.WriteString("INSERT INTO ")
 	b.WriteString(q.groupMembers)
-	b.WriteString(" (group_id, user_id, role, joined_at, join_seq) VALUES ")
-	values(&b, n, 5)
+	b.WriteString(" (group_id, user_id, role, joined_at, muted_until, join_seq) VALUES ")
+	values(&b, n, 6)
 	return b.String()
 }
 
-// setRole returns the statement that gives n members of a group one role,
-// given as the role, the group id and the users (not Postgres).
+// setRole returns the statement that gives n members of a group one role
+// and muted_until, given as those, the group id and the users (not
+// Postgres).
 func (q *queries) setRole(n int) string {
 	var b strings.Builder
 	b.WriteString("UPDATE ")
 	b.WriteString(q.groupMembers)
-	b.WriteString(" SET role = ? WHERE group_id = ? AND user_id")
+	b.WriteString(" SET role = ?, muted_until = ? WHERE group_id = ? AND user_id")
 	inList(&b, n)
 	return b.String()
 }
