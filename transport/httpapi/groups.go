@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -25,15 +26,15 @@ func (a *api) handleGroups(r *router) {
 	r.handle(http.MethodPost, "/api/group/{id}/join", a.authed(a.serveJoinGroup))
 	r.handle(http.MethodPost, "/api/group/{id}/leave", a.authed(a.noParams(a.serveLeaveGroup)))
 	r.handle(http.MethodPost, "/api/group/{id}/dismiss", a.authed(a.noParams(a.serveDismissGroup)))
-	r.handle(http.MethodPost, "/api/group/{id}/invite", a.authed(a.serveInviteToGroup))
-	r.handle(http.MethodPost, "/api/group/{id}/kick", a.authed(a.serveKickFromGroup))
+	r.handle(http.MethodPost, "/api/group/{id}/invite", a.authed(a.groupUsersCall(a.server.InviteToGroup)))
+	r.handle(http.MethodPost, "/api/group/{id}/kick", a.authed(a.groupUsersCall(a.server.KickFromGroup)))
 	r.handle(http.MethodPost, "/api/group/{id}/role", a.authed(a.serveSetGroupRole))
 	r.handle(http.MethodPost, "/api/group/{id}/admin", a.authed(a.serveSetGroupAdmin))
 	r.handle(http.MethodPost, "/api/group/{id}/mute", a.authed(a.serveMuteGroup))
 	r.handle(http.MethodPost, "/api/group/{id}/mute-member", a.authed(a.serveMuteMember))
 	r.handle(http.MethodGet, "/api/group/{id}/requests", a.authed(a.noParams(a.serveJoinRequests)))
-	r.handle(http.MethodPost, "/api/group/{id}/requests/approve", a.authed(a.serveApproveJoin))
-	r.handle(http.MethodPost, "/api/group/{id}/requests/reject", a.authed(a.serveRejectJoin))
+	r.handle(http.MethodPost, "/api/group/{id}/requests/approve", a.authed(a.groupUserCall(a.server.ApproveJoin)))
+	r.handle(http.MethodPost, "/api/group/{id}/requests/reject", a.authed(a.groupUserCall(a.server.RejectJoin)))
 }
 
 // userHandler serves a request on behalf of the authenticated user.
@@ -446,28 +447,36 @@ func (a *api) decodeUserIDs(w http.ResponseWriter, r *http.Request) ([]string, e
 	return req.UserIDs, nil
 }
 
-func (a *api) serveInviteToGroup(w http.ResponseWriter, r *http.Request, user string) {
-	ids, err := a.decodeUserIDs(w, r)
-	if err == nil {
-		err = a.server.InviteToGroup(r.Context(), r.PathValue("id"), user, ids)
+// groupUsersCall serves a call of the caller on the users a {"userIDs"}
+// body lists, in the group of the path, that answers nothing.
+func (a *api) groupUsersCall(call func(ctx context.Context, groupID, actorID string, userIDs []string) error) userHandler {
+	return func(w http.ResponseWriter, r *http.Request, user string) {
+		ids, err := a.decodeUserIDs(w, r)
+		if err == nil {
+			err = call(r.Context(), r.PathValue("id"), user, ids)
+		}
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		writeOK(w, nil)
 	}
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	writeOK(w, nil)
 }
 
-func (a *api) serveKickFromGroup(w http.ResponseWriter, r *http.Request, user string) {
-	ids, err := a.decodeUserIDs(w, r)
-	if err == nil {
-		err = a.server.KickFromGroup(r.Context(), r.PathValue("id"), user, ids)
+// groupUserCall is groupUsersCall for calls on the one user a {"userID"}
+// body names.
+func (a *api) groupUserCall(call func(ctx context.Context, groupID, actorID, userID string) error) userHandler {
+	return func(w http.ResponseWriter, r *http.Request, user string) {
+		u, err := a.decodeUserID(w, r)
+		if err == nil {
+			err = call(r.Context(), r.PathValue("id"), user, u)
+		}
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		writeOK(w, nil)
 	}
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	writeOK(w, nil)
 }
 
 type setRoleRequest struct {
@@ -627,28 +636,4 @@ func (a *api) decodeUserID(w http.ResponseWriter, r *http.Request) (string, erro
 		return "", err
 	}
 	return req.UserID, nil
-}
-
-func (a *api) serveApproveJoin(w http.ResponseWriter, r *http.Request, user string) {
-	u, err := a.decodeUserID(w, r)
-	if err == nil {
-		err = a.server.ApproveJoin(r.Context(), r.PathValue("id"), user, u)
-	}
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	writeOK(w, nil)
-}
-
-func (a *api) serveRejectJoin(w http.ResponseWriter, r *http.Request, user string) {
-	u, err := a.decodeUserID(w, r)
-	if err == nil {
-		err = a.server.RejectJoin(r.Context(), r.PathValue("id"), user, u)
-	}
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	writeOK(w, nil)
 }
