@@ -381,24 +381,12 @@ func (s *Store) Friends(ctx context.Context, userID string) ([]im.Friend, error)
 	if err := im.ValidateID("user id", userID); err != nil {
 		return nil, err
 	}
-	var out []im.Friend
-	err := s.read(ctx, func() error {
-		out = []im.Friend{}
-		rows, err := s.db.QueryContext(ctx, s.q.friends.friendsOf, userID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			f := im.Friend{UserID: userID}
-			var at int64
-			if err := rows.Scan(&f.FriendID, &f.Remark, &at); err != nil {
-				return err
-			}
-			f.CreatedAt = time.UnixMicro(at).UTC()
-			out = append(out, f)
-		}
-		return rows.Err()
+	out, err := readRows(ctx, s, s.q.friends.friendsOf, []any{userID}, func(rows *sql.Rows) (im.Friend, error) {
+		f := im.Friend{UserID: userID}
+		var at int64
+		err := rows.Scan(&f.FriendID, &f.Remark, &at)
+		f.CreatedAt = time.UnixMicro(at).UTC()
+		return f, err
 	})
 	if err != nil {
 		return nil, wrapErr(ctx, op, err)
@@ -567,24 +555,12 @@ func (s *Store) Blocks(ctx context.Context, userID string) ([]im.Block, error) {
 	if err := im.ValidateID("user id", userID); err != nil {
 		return nil, err
 	}
-	var out []im.Block
-	err := s.read(ctx, func() error {
-		out = []im.Block{}
-		rows, err := s.db.QueryContext(ctx, s.q.friends.blocksOf, userID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			b := im.Block{BlockerID: userID}
-			var at int64
-			if err := rows.Scan(&b.BlockedID, &at); err != nil {
-				return err
-			}
-			b.CreatedAt = time.UnixMicro(at).UTC()
-			out = append(out, b)
-		}
-		return rows.Err()
+	out, err := readRows(ctx, s, s.q.friends.blocksOf, []any{userID}, func(rows *sql.Rows) (im.Block, error) {
+		b := im.Block{BlockerID: userID}
+		var at int64
+		err := rows.Scan(&b.BlockedID, &at)
+		b.CreatedAt = time.UnixMicro(at).UTC()
+		return b, err
 	})
 	if err != nil {
 		return nil, wrapErr(ctx, op, err)

@@ -152,24 +152,12 @@ func (s *Store) JoinRequests(ctx context.Context, groupID string) ([]im.GroupJoi
 	if err := im.ValidateID("group id", groupID); err != nil {
 		return nil, err
 	}
-	var out []im.GroupJoinRequest
-	err := s.read(ctx, func() error {
-		out = []im.GroupJoinRequest{}
-		rows, err := s.db.QueryContext(ctx, s.q.joins.list, groupID)
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			r := im.GroupJoinRequest{GroupID: groupID}
-			var at int64
-			if err := rows.Scan(&r.UserID, &r.Message, &at); err != nil {
-				return err
-			}
-			r.CreatedAt = time.UnixMicro(at).UTC()
-			out = append(out, r)
-		}
-		return rows.Err()
+	out, err := readRows(ctx, s, s.q.joins.list, []any{groupID}, func(rows *sql.Rows) (im.GroupJoinRequest, error) {
+		r := im.GroupJoinRequest{GroupID: groupID}
+		var at int64
+		err := rows.Scan(&r.UserID, &r.Message, &at)
+		r.CreatedAt = time.UnixMicro(at).UTC()
+		return r, err
 	})
 	if err != nil {
 		return nil, wrapErr(ctx, op, err)

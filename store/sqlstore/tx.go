@@ -65,6 +65,29 @@ func (s *Store) read(ctx context.Context, fn func() error) error {
 	}
 }
 
+// readRows runs query with args as a read (see read) and returns what scan
+// makes of each row, in order: an empty slice, not nil, for no rows.
+func readRows[T any](ctx context.Context, s *Store, query string, args []any, scan func(*sql.Rows) (T, error)) ([]T, error) {
+	var out []T
+	err := s.read(ctx, func() error {
+		out = []T{}
+		rows, err := s.db.QueryContext(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			v, err := scan(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, v)
+		}
+		return rows.Err()
+	})
+	return out, err
+}
+
 func (s *Store) writeOnce(ctx context.Context, fn func(q querier) error) error {
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
