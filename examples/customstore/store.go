@@ -17,7 +17,10 @@ import (
 // Embedding also brings memstore's optional capabilities along: once
 // messages live in your database, implement im.SyncStore's and
 // im.RecallStore's methods here too (or hide them), or BATCH_SYNC keeps
-// reading memstore's copy and recalls change it instead of yours.
+// reading memstore's copy and recalls change it instead of yours; the same
+// holds for groups and im.GroupJoinRequestStore, and for accounts and
+// auth.AccountSearcher and auth.RevokedTokens. Areas of their own, such as
+// friends (im.FriendStore), move on their own.
 //
 // store/memstore's source is the reference to copy from: a correct Store
 // in a few hundred lines, one mutex where your database has transactions.
@@ -35,6 +38,11 @@ var (
 	_ im.SyncStore      = (*Store)(nil) // BATCH_SYNC in one read (embedded)
 	_ im.RecallStore    = (*Store)(nil) // recalling messages (embedded)
 	_ auth.AccountStore = (*Store)(nil) // built-in accounts (embedded)
+	// Optional areas the server finds by type assertion (embedded).
+	_ im.FriendStore           = (*Store)(nil) // friends, requests, blocks
+	_ im.GroupJoinRequestStore = (*Store)(nil) // groups that approve who joins
+	_ auth.AccountSearcher     = (*Store)(nil) // profiles by id, user search
+	_ auth.RevokedTokens       = (*Store)(nil) // logout of one token
 )
 
 // NewStore returns an empty store.
