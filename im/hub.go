@@ -19,6 +19,9 @@ type hubShard struct {
 	// session whose token was verified before the kick but which
 	// registers after it is kicked too (see Server.Kick).
 	kicks map[string]kickNote
+	// tokenKicks is kicks for Server.KickToken, by token id (token ids
+	// are unique, so a user's notes need no key of their own).
+	tokenKicks map[string]kickNote
 }
 
 // kickNote is a recent Server.Kick of one user.
@@ -31,19 +34,29 @@ type kickNote struct {
 // noteKick records a kick of user, forgetting notes older than keep. The
 // caller lists the user's sessions after it, so that any authentication
 // racing with the kick either registers before that list or finds the note.
-func (h *hub) noteKick(user string, n kickNote, keep time.Duration) {
+//
+// With tokenID set, the note is of a KickToken and concerns only the
+// sessions verified with that token.
+func (h *hub) noteKick(user, tokenID string, n kickNote, keep time.Duration) {
 	sh := h.shard(user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if sh.kicks == nil {
 		sh.kicks = make(map[string]kickNote)
+		sh.tokenKicks = make(map[string]kickNote)
 	}
-	for u, old := range sh.kicks {
-		if n.at.Sub(old.at) > keep {
-			delete(sh.kicks, u)
+	for _, notes := range [...]map[string]kickNote{sh.kicks, sh.tokenKicks} {
+		for k, old := range notes {
+			if n.at.Sub(old.at) > keep {
+				delete(notes, k)
+			}
 		}
 	}
-	sh.kicks[user] = n
+	if tokenID != "" {
+		sh.tokenKicks[tokenID] = n
+	} else {
+		sh.kicks[user] = n
+	}
 }
 
 func (h *hub) shard(user string) *hubShard {
@@ -69,6 +82,8 @@ func (h *hub) add(s *session, policy DevicePolicy, max int, serial uint64) (disp
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	if n, ok := sh.kicks[s.user]; ok && serial > 0 && n.serial > serial {
+		kicked, wasKicked = n.reason, true
+	} else if n, ok := sh.tokenKicks[s.tokenID]; ok && s.tokenID != "" && serial > 0 && n.serial > serial {
 		kicked, wasKicked = n.reason, true
 	}
 	return sh.addLocked(s, policy, max), kicked, wasKicked

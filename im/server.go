@@ -434,7 +434,7 @@ func (s *Server) Kick(userID, reason string) int {
 	// Kept for twice the auth timeout: verification is bounded by it (the
 	// Authenticator gets a context that ends then), with room for a slow
 	// one that ignores its context.
-	s.hub.noteKick(userID, kickNote{serial: s.kicks.Add(1) + 1, at: time.Now(), reason: reason}, 2*s.cfg.AuthTimeout)
+	s.hub.noteKick(userID, "", kickNote{serial: s.kicks.Add(1) + 1, at: time.Now(), reason: reason}, 2*s.cfg.AuthTimeout)
 	list := s.hub.list(userID)
 	for _, sess := range list {
 		sess.kick(kickAccountProblem, reason, fmt.Errorf("%w: %s", ErrKicked, reason))
@@ -452,6 +452,9 @@ func (s *Server) KickToken(userID, tokenID, reason string) int {
 	if tokenID == "" {
 		return 0
 	}
+	// Noted first, as Kick does, so that a session whose token was being
+	// verified now is kicked as soon as it registers.
+	s.hub.noteKick(userID, tokenID, kickNote{serial: s.kicks.Add(1) + 1, at: time.Now(), reason: reason}, 2*s.cfg.AuthTimeout)
 	n := 0
 	for _, sess := range s.hub.list(userID) {
 		sess.mu.Lock()

@@ -477,3 +477,54 @@ func TestKickReachesSessionsStillAuthenticating(t *testing.T) {
 		})
 	}
 }
+
+// A KickToken reaches a connection verifying that token when it was
+// called, and only that token: logging one device out leaves no session of
+// it behind, and another device of the user verifying its own token at
+// the same moment stays.
+func TestKickTokenReachesSessionsStillAuthenticating(t *testing.T) {
+	entered, release := make(chan struct{}, 2), make(chan struct{})
+	srv := imtest.NewServer(t, imtest.Options{Config: im.Config{
+		Authenticator: im.AuthenticatorFunc(func(ctx context.Context, token string) (im.Identity, error) {
+			if token == "slow-out" || token == "slow-other" {
+				entered <- struct{}{}
+				<-release
+			}
+			return im.Identity{UserID: alice, TokenID: "id-" + token}, nil
+		}),
+	}})
+	type dialed struct {
+		c   *client.Client
+		err error
+	}
+	dial := func(token string) chan dialed {
+		done := make(chan dialed, 1)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := client.Dial(ctx, client.Options{Transport: "tcp", Addr: srv.TCPAddr, UserID: alice, Token: token})
+			done <- dialed{c, err}
+		}()
+		return done
+	}
+	out, other := dial("slow-out"), dial("slow-other")
+	<-entered
+	<-entered
+	require.Zero(t, srv.KickToken(alice, "id-slow-out", "logged out"), "nothing is registered yet")
+	close(release)
+	d := <-out
+	if d.err == nil {
+		t.Cleanup(func() { _ = d.c.Close() })
+		select {
+		case <-d.c.Done():
+		case <-time.After(10 * time.Second):
+			t.Fatal("a session of the logged-out token authenticated during the kick is still connected")
+		}
+		require.ErrorIs(t, d.c.Err(), client.ErrKicked)
+	}
+	o := <-other
+	require.NoError(t, o.err)
+	t.Cleanup(func() { _ = o.c.Close() })
+	require.NoError(t, o.c.Request(testCtx(t), imv1.CommandType_CMD_HEARTBEAT_REQ, &imv1.HeartbeatRequest{}, new(imv1.HeartbeatResponse)))
+	eventually(t, func() bool { return len(srv.Sessions(alice)) == 1 }, "the logged-out token's session is still registered")
+}
