@@ -113,13 +113,19 @@ type Accounts struct {
 	// instead of starving message traffic of CPU.
 	hashing chan struct{}
 
-	// known caches user ids that exist. UserExists runs for every message
-	// (im.Config.Users), and an account stops existing only when it is
-	// deleted, which DeleteAccount removes from here, so a yes stays true;
-	// a no is not cached, since the user may register any moment.
+	// known caches user ids that exist, with when each was read.
+	// UserExists runs for every message (im.Config.Users), and an account
+	// stops existing only when it is deleted, which DeleteAccount removes
+	// from here; a yes is read again after knownTTL, for deletions made
+	// by another process sharing the store. A no is not cached, since the
+	// user may register any moment.
 	mu    sync.RWMutex
-	known map[string]struct{}
+	known map[string]time.Time
 }
+
+// knownTTL is how long UserExists trusts a yes it read: how long another
+// process may go on accepting messages for an account deleted elsewhere.
+const knownTTL = time.Minute
 
 // maxKnown bounds the cache of existing user ids; when it is full it starts
 // over, which costs a store read per user once.
@@ -399,14 +405,14 @@ func (a *Accounts) Login(ctx context.Context, username, password string) (LoginR
 // UserExists reports whether an account with userID exists; a disabled
 // account exists, a deleted one does not. An id that cannot be valid
 // yields false. Answers of yes are cached, so a conversation's messages
-// cost one store read, not one each; DeleteAccount forgets its user here,
-// while another process sharing the store may answer yes for a deleted
-// account until its cache starts over.
+// cost one store read a minute, not one each; DeleteAccount forgets its
+// user here, while another process sharing the store may answer yes for a
+// deleted account for up to a minute.
 func (a *Accounts) UserExists(ctx context.Context, userID string) (bool, error) {
 	a.mu.RLock()
-	_, ok := a.known[userID]
+	at, ok := a.known[userID]
 	a.mu.RUnlock()
-	if ok {
+	if ok && a.now().Sub(at) < knownTTL {
 		return true, nil
 	}
 	if im.ValidateID("user id", userID) != nil {
@@ -419,9 +425,9 @@ func (a *Accounts) UserExists(ctx context.Context, userID string) (bool, error) 
 	case err == nil:
 		a.mu.Lock()
 		if a.known == nil || len(a.known) >= maxKnown {
-			a.known = make(map[string]struct{})
+			a.known = make(map[string]time.Time)
 		}
-		a.known[userID] = struct{}{}
+		a.known[userID] = a.now()
 		a.mu.Unlock()
 		return true, nil
 	case errors.Is(err, im.ErrNotFound):

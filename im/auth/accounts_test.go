@@ -572,3 +572,33 @@ func TestValidateAccount(t *testing.T) {
 		})
 	}
 }
+
+// A yes is trusted for a minute, then read again: an account deleted by
+// another process sharing the store stops existing here within it.
+func TestUserExistsRereadsAfterAMinute(t *testing.T) {
+	ctx := context.Background()
+	mem := newTestStore(t)
+	store := &countingStore{AccountStore: mem}
+	clock := &fakeClock{t: testEpoch}
+	a := newTestAccounts(t, store, clock, 0, 0)
+	acc, err := a.Register(ctx, "alice", "correct horse", "")
+	require.NoError(t, err)
+	ok, err := a.UserExists(ctx, acc.UserID)
+	require.NoError(t, err)
+	require.True(t, ok)
+
+	// Deleted elsewhere: this Accounts is not told.
+	deleted := true
+	_, err = mem.(AccountUpdater).UpdateAccount(ctx, acc.UserID, AccountUpdate{Deleted: &deleted, Disabled: &deleted})
+	require.NoError(t, err)
+	before := store.lookups.Load()
+	clock.advance(knownTTL - time.Second)
+	ok, err = a.UserExists(ctx, acc.UserID)
+	require.NoError(t, err)
+	require.True(t, ok, "within the minute the cached yes stands")
+	require.Equal(t, before, store.lookups.Load())
+	clock.advance(time.Second)
+	ok, err = a.UserExists(ctx, acc.UserID)
+	require.NoError(t, err)
+	require.False(t, ok, "after a minute the account is read again")
+}
