@@ -525,6 +525,18 @@ func TestAPILimits(t *testing.T) {
 		}
 	}
 	requireCode(t, limited, 201, wire.ErrRateLimited)
+
+	// Too many wrong passwords: the server says how long to wait.
+	anon := newAPI(t, hs, "")
+	for range 50 {
+		if _, err = anon.Login(ctx, "alice", "wrong-password", "go"); errors.Is(err, wire.ErrRateLimited) {
+			break
+		}
+		requireCode(t, err, 100, wire.ErrUnauthenticated)
+	}
+	requireCode(t, err, 201, wire.ErrRateLimited)
+	require.ErrorAs(t, err, &ae)
+	require.Positive(t, ae.RetryAfter)
 }
 
 func TestNewAPIRefusesBadURL(t *testing.T) {
