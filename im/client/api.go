@@ -154,7 +154,8 @@ func (e *APIError) Unwrap() error {
 	return nil
 }
 
-// Codes of the API that are not errors or have no sentinel.
+// Codes of the API that are answers, not errors: success, and a join
+// request stored for an admin to approve.
 const (
 	codeOK          = 0
 	codeJoinPending = 1201
