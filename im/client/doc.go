@@ -1,6 +1,6 @@
 // Package client is a Go client for imserver's protocol (IM-iOS-SDK's
-// protocol), over TCP or WebSocket. Tests, the benchmark tool and bots use
-// it.
+// protocol), over TCP or WebSocket, and for its HTTP API. Tests, the
+// benchmark tool and bots use it.
 //
 // Dial connects and authenticates. Send sends a message and returns its
 // acknowledgement; Recall recalls one; Request does any other
@@ -54,6 +54,20 @@
 // im.ErrTooLarge) holds too. Errors of the client itself wrap ErrClosed,
 // ErrKicked, ErrConnLost or wire.ErrInvalidArgument (bad Options or
 // arguments); a timeout wraps context.DeadlineExceeded.
+//
+// # HTTP API
+//
+// API is the HTTP side (transport/httpapi; docs/PROTOCOL.md sections 3,
+// 20 to 23): register and log in for the token Dial needs, then users and
+// profiles, friends and blocks, groups and their management, and the
+// conversation list and settings, one typed method per route, with times
+// as time.Time. Login keeps the token for later calls, ChangePassword
+// replaces it, Logout forgets it. A non-zero code the server answers is an
+// *APIError, which matches the same sentinels as Error (errors.Is(err,
+// wire.ErrUnauthenticated) for a missing, expired or revoked token;
+// wire.ErrConflict for a taken username); a join that waits for an
+// admin's approval is no error but JoinGroup's pending result. Bodies sent
+// and answers read are bounded (APIOptions).
 //
 // # Dependencies
 //
