@@ -209,6 +209,16 @@ type Config struct {
 	// AfterSendQueue is how many messages may wait for AfterSend.
 	// Default 4096.
 	AfterSendQueue int
+	// AfterRecall, if set, is called after a recall is stored, with the
+	// message as it was before (content included), so that the host can
+	// release what the message held: the files of package files
+	// (files.Service.AfterRecall) are kept while a message references
+	// them. It is called once per message, by the recall that turned it
+	// into a tombstone, on the recalling goroutine after the pushes and
+	// before the recaller's response: keep it short. Recalls are rare
+	// (each user's are rate limited), so sends never wait for it. Its ctx
+	// is the recalling session's (or the RecallMessage caller's).
+	AfterRecall func(ctx context.Context, original Message)
 
 	// Notifier, if set, is told of each new message for each of its
 	// recipients (the members of its conversation but the sender) who has

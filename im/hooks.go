@@ -68,6 +68,12 @@ func (s *Server) guardHooks() {
 			f(m)
 		}
 	}
+	if f := c.AfterRecall; f != nil {
+		c.AfterRecall = func(ctx context.Context, m Message) {
+			defer s.recoverHook("AfterRecall", nil)
+			f(ctx, m)
+		}
+	}
 	if f := c.GroupAddPolicy; f != nil {
 		c.GroupAddPolicy = func(ctx context.Context, actorID, userID string) (err error) {
 			defer s.recoverHook("GroupAddPolicy", &err)

@@ -132,6 +132,9 @@ func (s *Server) recallMessage(ctx context.Context, user, conv, serverID string)
 		s.log.Debug("message recalled", "user", user, "conv", conv, "seq", t.Seq)
 		s.pushRecall(ctx, t)
 		s.notifyRecalled(t)
+		if s.cfg.AfterRecall != nil {
+			s.cfg.AfterRecall(ctx, m)
+		}
 	}
 	// Otherwise another recall came first, and told the members itself.
 	return t, nil

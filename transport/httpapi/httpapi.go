@@ -18,6 +18,7 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/files"
 )
 
 // DefaultMaxBodyBytes is the default of Options.MaxBodyBytes.
@@ -63,7 +64,28 @@ type Options struct {
 	// Logger receives unexpected errors; nil discards them.
 	Logger *slog.Logger
 	// MaxBodyBytes bounds a request body. Default DefaultMaxBodyBytes.
+	// Uploads are bounded by Files' MaxSize instead.
 	MaxBodyBytes int64
+
+	// Files, if set, serves upload (POST /upload) and download (GET and
+	// HEAD /files/<id><ext>) through it; nil leaves those routes out.
+	// Uploads need no token; one with a valid token (checked by Server)
+	// records its user as the file's owner. The host also runs the
+	// Service's sweeper (files.Service.Run) and plugs its BeforeSend and
+	// AfterRecall into the im.Config; account deletion here releases the
+	// user's files (files.Service.ReleaseOwner).
+	Files *files.Service
+	// FilesBaseURL is the scheme, host and optional path prefix the URLs
+	// of uploaded files start with ("https://im.example.com"), for a
+	// server behind a proxy or reached under another name. Empty means
+	// the scheme and Host of each upload request.
+	FilesBaseURL string
+	// FileLimits bound each client's uploads; see FileLimits.
+	FileLimits FileLimits
+	// SignedURLs, if set, makes file URLs expire (see SignedURLs).
+	// NewHandler panics if it is set with a Key under 32 bytes or a TTL
+	// that is not positive.
+	SignedURLs *SignedURLs
 }
 
 // Response codes; see the package documentation.
@@ -103,6 +125,7 @@ type api struct {
 	metricsToken string
 	log          *slog.Logger
 	maxBody      int64
+	files        *fileAPI // nil without Options.Files
 }
 
 // NewHandler returns the API's http.Handler.
@@ -128,6 +151,13 @@ func NewHandler(opts Options) http.Handler {
 		a.maxBody = DefaultMaxBodyBytes
 	}
 	a.lifecycle, _ = opts.Accounts.(AccountLifecycle)
+	if opts.Files != nil {
+		f, err := newFileAPI(opts)
+		if err != nil {
+			panic(err)
+		}
+		a.files = f
+	}
 
 	r := newRouter()
 	r.handle(http.MethodGet, "/health", a.serveHealth)
@@ -147,7 +177,10 @@ func NewHandler(opts Options) http.Handler {
 			a.handleAccountLifecycle(r)
 		}
 	}
-	return withCORS(r.finish(), opts.AllowedOrigins)
+	if a.files != nil {
+		a.handleFiles(r)
+	}
+	return withCORS(cleanFilePaths(r.finish()), opts.AllowedOrigins)
 }
 
 // router wraps http.ServeMux so that an unknown path and a known path with

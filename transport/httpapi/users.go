@@ -235,5 +235,10 @@ func (a *api) serveDeleteAccount(w http.ResponseWriter, r *http.Request, user st
 	if err := a.server.DeleteUserData(context.WithoutCancel(r.Context()), user); err != nil {
 		a.log.ErrorContext(r.Context(), "httpapi: removing a deleted account's relations and groups failed", "user", user, "err", err)
 	}
+	if a.files != nil {
+		if err := a.files.svc.ReleaseOwner(context.WithoutCancel(r.Context()), user); err != nil {
+			a.log.ErrorContext(r.Context(), "httpapi: releasing a deleted account's files failed", "user", user, "err", err)
+		}
+	}
 	writeOK(w, nil)
 }
