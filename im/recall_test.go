@@ -792,3 +792,39 @@ func TestRecallRateLimit(t *testing.T) {
 	// Another user has a bucket of her own.
 	require.Equal(t, imv1.ErrorCode_ERR_CONVERSATION_NOT_EXIST, dialSDK(t, srv, "tcp", bob).recall(aliceBob, "x").ErrorCode)
 }
+
+// AfterRecall gets each recalled message once, as it was before the
+// recall, from the socket and from the Go API; a panic in it fails
+// nothing.
+func TestAfterRecall(t *testing.T) {
+	got := make(chan im.Message, 4)
+	srv := recallServer(t, im.Config{AfterRecall: func(ctx context.Context, m im.Message) {
+		require.NotNil(t, ctx)
+		got <- m
+		if string(m.Content) == "panic" {
+			panic("host bug")
+		}
+	}})
+	ctx := testCtx(t)
+	a := srv.Dial(t, "tcp", alice)
+	ack := sendText(t, a, bob, "oops")
+	require.NoError(t, a.Recall(ctx, aliceBob, ack.ServerMsgId))
+	m := <-got
+	require.Equal(t, ack.ServerMsgId, m.ServerID)
+	require.Equal(t, "oops", string(m.Content))
+	require.False(t, m.Revoked())
+
+	// Again: nothing new is recalled, the hook is not called.
+	require.NoError(t, a.Recall(ctx, aliceBob, ack.ServerMsgId))
+	_, err := srv.RecallMessage(ctx, alice, aliceBob, ack.ServerMsgId)
+	require.NoError(t, err)
+	require.Empty(t, got)
+
+	sent, err := srv.SendMessage(ctx, im.SendRequest{SenderID: alice, ReceiverID: bob, Type: im.TextMessage, Content: []byte("panic")})
+	require.NoError(t, err)
+	tomb, err := srv.RecallMessage(ctx, alice, aliceBob, sent.ServerID)
+	require.NoError(t, err)
+	require.True(t, tomb.Revoked())
+	require.Equal(t, "panic", string((<-got).Content))
+	require.NoError(t, a.Recall(ctx, aliceBob, ack.ServerMsgId), "the connection lives on")
+}
