@@ -264,6 +264,31 @@
 // "signature","extra","createTime","updateTime","username","deleted"}. A
 // wrong password answers 102 "wrong password".
 //
+// # File routes
+//
+// Served when Options.Files is set (a *files.Service); docs/PROTOCOL.md,
+// section 24, has the details. Their answers are not in the envelope:
+// IM-iOS-SDK's IMFileManager reads a bare object.
+//
+//	POST /upload              raw bytes, any Content-Type, token optional
+//	                          → 200 {"url","file_id","size","content_type"};
+//	                          errors {"error"} with 400 (empty), 401 (a
+//	                          refused token), 413 (over Files' MaxSize,
+//	                          with or without Content-Length), 429 (over
+//	                          FileLimits, Retry-After), 507 (disk full)
+//	GET  /files/{id}{ext}     the file (HEAD too): Range/206/416,
+//	                          If-None-Match/304, ETag, Last-Modified;
+//	                          404 for anything but an existing file's
+//	                          exact name
+//	GET  /files/{sig}/{id}{ext}  the same with Options.SignedURLs, which
+//	                          then is the only form served
+//
+// Downloads carry X-Content-Type-Options: nosniff and
+// Content-Security-Policy: sandbox, and active content (HTML, SVG, XML,
+// JavaScript, any text but plain text) Content-Disposition: attachment.
+// Anonymous uploads count against the client's IP address (an IPv6 /64),
+// the others against their user.
+//
 // # Security
 //
 // Passwords and tokens are never logged: request bodies are not logged at
@@ -271,6 +296,6 @@
 //
 // # Concurrency
 //
-// The handler is safe for concurrent use; it holds no state of its own
-// beyond Options.
+// The handler is safe for concurrent use; its only state of its own
+// beyond Options is the upload quotas of recent clients.
 package httpapi
