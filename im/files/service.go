@@ -70,7 +70,11 @@ type Service struct {
 	locks [64]sync.Mutex
 }
 
-// NewService returns a Service over cfg.Store.
+// NewService returns a Service over cfg.Store. A host plugs it in four
+// places: BeforeSend and AfterRecall into im.Config, the Service into
+// httpapi.Options.Files (which serves upload and download and releases a
+// deleted account's files), and Run on a goroutine of its own for as long
+// as the server runs.
 func NewService(cfg ServiceConfig) (*Service, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("files: ServiceConfig.Store is required")
@@ -279,7 +283,9 @@ func errNoFile() error {
 // kept for good, the safe side. The first sender to reference a file of
 // an anonymous upload becomes its Owner. A message that references an id
 // the Store does not have (never uploaded, or deleted) is refused with
-// INVALID_ARGUMENT "file does not exist", and no count changes.
+// INVALID_ARGUMENT "file does not exist", and no count changes. A host
+// with a BeforeSend of its own calls this one last, after its own checks,
+// so that a message it refuses counts no reference.
 func (s *Service) BeforeSend(ctx context.Context, m *im.Message) error {
 	ids := FilesInMessage(*m)
 	for i, id := range ids {
