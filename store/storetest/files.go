@@ -52,7 +52,7 @@ func RunFiles(t *testing.T, h FilesHarness) {
 		{"Create/ConcurrentConflict", testFilesConcurrentConflict},
 		{"Create/InvalidMeta", testFilesInvalidMeta},
 		{"Cancelled", testFilesCancelled},
-		{"Cancelled/MidCopy", testFilesCancelledMidCopy},
+		{"Create/CancelledMidway", testFilesCancelledMidCopy},
 		{"InvalidID", testFilesInvalidID},
 		{"NotFound", testFilesNotFound},
 		{"Update/Fields", testFilesUpdateFields},
@@ -476,7 +476,7 @@ func testFilesCancelledMidCopy(t *testing.T, s files.Store) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	m := newFileMeta("alice")
-	_, err := s.Create(ctx, m, &cancellingReader{n: 200 << 10, cancel: cancel}, 1<<30)
+	_, err := s.Create(ctx, m, &cancellingReader{n: 200 << 10, cancel: cancel}, 8<<20)
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Create whose ctx ends midway = %v; want context.Canceled", err)
 	}
