@@ -177,4 +177,3 @@ func TestFilesSuiteDetectsBugs(t *testing.T) {
 		})
 	}
 }
-
