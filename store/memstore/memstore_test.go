@@ -6,6 +6,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/files"
 	"github.com/imserver/imserver/store/memstore"
 	"github.com/imserver/imserver/store/storetest"
 )
@@ -22,4 +23,12 @@ func TestStore(t *testing.T) {
 
 func BenchmarkStore(b *testing.B) {
 	storetest.RunBenchmarks(b, func(b *testing.B) im.Store { return memstore.New() })
+}
+
+func TestFiles(t *testing.T) {
+	storetest.RunFiles(t, storetest.FilesHarness{
+		Open: func(t *testing.T) files.Store { return memstore.NewFiles() },
+		// Memory "survives" reopening because nothing is closed.
+		Reopen: func(t *testing.T, s files.Store) files.Store { return s },
+	})
 }

@@ -111,10 +111,20 @@
 // race of mutual requests, durability), which assumes the times of
 // friendships, requests and blocks keep microseconds too.
 //
+// # File stores
+//
+// RunFiles checks a files.Store (store/localfiles, memstore.Files) the
+// same way, from a FilesHarness: content read back whole and by ranges,
+// the size limit to the byte, nothing left by a refused or failed Create
+// (too large, a failing reader, a cancelled ctx), ErrConflict, invalid
+// ids refused by every method, Update's fields and atomicity, Delete,
+// List and durability across Reopen, and a 64 MiB file streamed in and
+// checked by hash.
+//
 // # Dependencies
 //
-// The package imports only im, im/auth and the standard library, so a
-// third-party store inherits little by running it.
+// The package imports only im, im/auth, im/files and the standard
+// library, so a third-party store inherits little by running it.
 package storetest
 
 import (
