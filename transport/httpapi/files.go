@@ -32,6 +32,16 @@ const (
 // for anonymous uploads, a user for uploads with a token. Zero fields take
 // the defaults; a negative one means unlimited.
 type FileLimits struct {
+	// StallTimeout ends an upload or a download that moves no byte for
+	// this long. File transfers are not bounded by the http.Server's
+	// ReadTimeout and WriteTimeout, which a large file on a slow link
+	// outlasts; this bound and TransferTimeout take their place. Default
+	// DefaultFileStallTimeout.
+	StallTimeout time.Duration
+	// TransferTimeout bounds a whole upload or download, however it
+	// progresses. Default DefaultFileTransferTimeout.
+	TransferTimeout time.Duration
+
 	// UploadsPerMinute is how many uploads a client may start a minute,
 	// in bursts of as many. Default DefaultUploadsPerMinute.
 	UploadsPerMinute int
@@ -53,14 +63,21 @@ type SignedURLs struct {
 	TTL time.Duration
 }
 
+// Defaults of FileLimits' timeouts.
+const (
+	DefaultFileStallTimeout    = 30 * time.Second
+	DefaultFileTransferTimeout = time.Hour
+)
+
 // fileAPI is the file routes' state.
 type fileAPI struct {
-	svc      *files.Service
-	base     string // Options.FilesBaseURL without a trailing slash, or ""
-	signed   *SignedURLs
-	anon     *quotas
-	users    *quotas
-	cacheAge int // seconds of Cache-Control max-age for downloads
+	stall, transfer time.Duration
+	svc             *files.Service
+	base            string // Options.FilesBaseURL without a trailing slash, or ""
+	signed          *SignedURLs
+	anon            *quotas
+	users           *quotas
+	cacheAge        int // seconds of Cache-Control max-age for downloads
 }
 
 func newFileAPI(opts Options) (*fileAPI, error) {
@@ -71,7 +88,15 @@ func newFileAPI(opts Options) (*fileAPI, error) {
 	if l.UploadBytesPerHour == 0 {
 		l.UploadBytesPerHour = DefaultUploadBytesPerHour
 	}
+	if l.StallTimeout <= 0 {
+		l.StallTimeout = DefaultFileStallTimeout
+	}
+	if l.TransferTimeout <= 0 {
+		l.TransferTimeout = DefaultFileTransferTimeout
+	}
 	f := &fileAPI{
+		stall:    l.StallTimeout,
+		transfer: l.TransferTimeout,
 		svc:      opts.Files,
 		base:     strings.TrimRight(opts.FilesBaseURL, "/"),
 		anon:     newQuotas(l),
@@ -163,8 +188,11 @@ func (a *api) serveUpload(w http.ResponseWriter, r *http.Request) {
 	}
 	// The same bound for a body with and without Content-Length (chunked):
 	// MaxBytesReader stops at it and closes the connection after.
-	body := &countingReader{r: http.MaxBytesReader(w, r.Body, max)}
+	body := &countingReader{r: http.MaxBytesReader(w, r.Body, max), deadline: f.deadlines(w)}
 	m, err := f.svc.Upload(r.Context(), body, owner)
+	// The answer is written after the whole upload, which the server's
+	// WriteTimeout, counted from the request's start, does not allow for.
+	body.deadline(false)
 	// What was read counts, kept or not.
 	q.charge(key, body.n, time.Now())
 	var tooLarge *http.MaxBytesError
@@ -292,8 +320,65 @@ func (a *api) serveFile(w http.ResponseWriter, r *http.Request) {
 	if active(m.ContentType) {
 		h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": name}))
 	}
-	http.ServeContent(w, r, name, m.CreatedAt, content)
+	http.ServeContent(&deadlineWriter{ResponseWriter: w, deadline: f.deadlines(w)}, r, name, m.CreatedAt, content)
 }
+
+// deadlines returns a function that moves the deadline of w's connection,
+// for reading (read true) or writing, to StallTimeout from now, but never
+// past TransferTimeout from the call to deadlines: a transfer goes on as
+// long as bytes move, within its bound. Where the connection does not
+// support deadlines (a host's own server, HTTP/2 in some setups), it does
+// nothing.
+func (f *fileAPI) deadlines(w http.ResponseWriter) func(read bool) {
+	rc := http.NewResponseController(w)
+	end := time.Now().Add(f.transfer)
+	return func(read bool) {
+		d := time.Now().Add(f.stall)
+		if d.After(end) {
+			d = end
+		}
+		if read {
+			_ = rc.SetReadDeadline(d)
+		} else {
+			_ = rc.SetWriteDeadline(d)
+		}
+	}
+}
+
+// deadlineWriter moves the write deadline before each write of a
+// download. Its ReadFrom keeps the connection's own (sendfile on Linux),
+// in chunks, each with its deadline.
+type deadlineWriter struct {
+	http.ResponseWriter
+	deadline func(read bool)
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.deadline(false)
+	return d.ResponseWriter.Write(p)
+}
+
+// fileChunk is how much of a download one deadline covers.
+const fileChunk = 1 << 20
+
+func (d *deadlineWriter) ReadFrom(src io.Reader) (int64, error) {
+	rf, ok := d.ResponseWriter.(io.ReaderFrom)
+	if !ok {
+		return io.Copy(struct{ io.Writer }{d}, src)
+	}
+	var total int64
+	for {
+		d.deadline(false)
+		n, err := rf.ReadFrom(io.LimitReader(src, fileChunk))
+		total += n
+		if err != nil || n < fileChunk {
+			return total, err
+		}
+	}
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }
 
 // active reports whether a browser may run content of type ct (HTML, SVG,
 // XML, JavaScript, and any text but plain text): such files are served as
@@ -330,13 +415,16 @@ func cleanFilePaths(h http.Handler) http.Handler {
 	})
 }
 
-// countingReader counts the bytes read through it.
+// countingReader counts the bytes read through it, moving the read
+// deadline before each read.
 type countingReader struct {
-	r io.Reader
-	n int64
+	r        io.Reader
+	n        int64
+	deadline func(read bool)
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	c.deadline(true)
 	n, err := c.r.Read(p)
 	c.n += int64(n)
 	return n, err

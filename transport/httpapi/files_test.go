@@ -572,3 +572,76 @@ func mustExp(t *testing.T, path string) int64 {
 	require.NoError(t, err)
 	return exp
 }
+
+// File transfers outlast the http.Server's ReadTimeout while bytes move,
+// and end when they stall for FileLimits.StallTimeout.
+func TestFileTransferDeadlines(t *testing.T) {
+	store := memstore.NewFiles()
+	svc, err := files.NewService(files.ServiceConfig{Store: store})
+	require.NoError(t, err)
+	hs := httptest.NewUnstartedServer(httpapi.NewHandler(httpapi.Options{
+		Files:      svc,
+		FileLimits: httpapi.FileLimits{StallTimeout: 400 * time.Millisecond},
+	}))
+	hs.Config.ReadTimeout = 300 * time.Millisecond
+	hs.Config.WriteTimeout = 300 * time.Millisecond
+	hs.Start()
+	t.Cleanup(hs.Close)
+
+	// slowBody sends content in pieces, pausing before each.
+	slowBody := func(content []byte, pieces int, pause func(i int) time.Duration) io.Reader {
+		pr, pw := io.Pipe()
+		done := make(chan struct{})
+		t.Cleanup(func() { close(done) })
+		go func() {
+			step := len(content) / pieces
+			for i := range pieces {
+				select {
+				case <-time.After(pause(i)):
+				case <-done:
+					pw.CloseWithError(io.ErrUnexpectedEOF)
+					return
+				}
+				end := (i + 1) * step
+				if i == pieces-1 {
+					end = len(content)
+				}
+				if _, err := pw.Write(content[i*step : end]); err != nil {
+					return
+				}
+			}
+			pw.Close()
+		}()
+		return pr
+	}
+	post := func(body io.Reader) (*http.Response, error) {
+		req, err := http.NewRequest(http.MethodPost, hs.URL+"/upload", body)
+		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/octet-stream")
+		return hs.Client().Do(req)
+	}
+
+	// 1 s of upload, a piece every 100 ms: three times the ReadTimeout.
+	content := pngFile(200_000)
+	resp, err := post(slowBody(content, 10, func(int) time.Duration { return 100 * time.Millisecond }))
+	require.NoError(t, err)
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "%s", raw)
+	var u uploaded
+	require.NoError(t, json.Unmarshal(raw, &u))
+	got, body := get(t, http.MethodGet, u.URL)
+	require.Equal(t, http.StatusOK, got.StatusCode)
+	require.Equal(t, content, body)
+
+	// A stall longer than StallTimeout ends the upload, and keeps nothing.
+	resp, err = post(slowBody(content, 2, func(i int) time.Duration { return time.Duration(i) * 2 * time.Second }))
+	if err == nil {
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		require.NotEqual(t, http.StatusOK, resp.StatusCode, "%s", raw)
+	}
+	n := 0
+	require.NoError(t, store.List(t.Context(), func(files.Meta) error { n++; return nil }))
+	require.Equal(t, 1, n, "only the first upload is kept")
+}
