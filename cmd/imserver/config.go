@@ -12,6 +12,7 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/files"
 )
 
 var errHelp = flag.ErrHelp
@@ -43,6 +44,11 @@ type config struct {
 	RecallWindow  time.Duration
 	FriendsOnly   bool
 	FriendRate    float64 // friend requests one user may send a second
+	FilesDir      string  // where uploads are kept; empty: <DataDir>/files
+	UploadMax     int64   // largest upload in bytes
+	UploadTTL     time.Duration
+	FilesURL      string        // public base URL of file URLs; empty: from each request
+	FilesURLTTL   time.Duration // how long a signed file URL stays valid; 0: unsigned
 	WSOrigins     string
 	CORSOrigins   string
 	MetricsToken  string
@@ -112,6 +118,13 @@ func settings(c *config) []setting {
 		{"friend-request-rate", "IM_FRIEND_REQUEST_RATE", "friend requests per second one user may send; bursts of 5 (negative: unlimited)", func(fs *flag.FlagSet, n, u string) {
 			fs.Float64Var(&c.FriendRate, n, im.DefaultFriendRequestRate, u)
 		}},
+		{"files-dir", "IM_FILES_DIR", "directory of uploaded files (empty: files in -data); one process per directory", str(&c.FilesDir, "")},
+		{"upload-max", "IM_UPLOAD_MAX", "largest file upload in bytes", func(fs *flag.FlagSet, n, u string) {
+			fs.Int64Var(&c.UploadMax, n, files.DefaultMaxSize, u)
+		}},
+		{"upload-ttl", "IM_UPLOAD_TTL", "how long an uploaded file no message references is kept (an upload never sent, the file of a recalled message)", dur(&c.UploadTTL, files.DefaultUnreferencedTTL)},
+		{"files-url", "IM_FILES_URL", "public base URL of file URLs (https://files.example.com), behind a proxy (empty: the scheme and host of each upload request)", str(&c.FilesURL, "")},
+		{"files-url-ttl", "IM_FILES_URL_TTL", "sign file URLs, valid this long after the upload (0: URLs never expire)", dur(&c.FilesURLTTL, 0)},
 		{"ws-origins", "IM_WS_ORIGINS", "comma-separated extra Origin host patterns allowed on WebSocket", str(&c.WSOrigins, "")},
 		{"cors-origins", "IM_CORS_ORIGINS", "comma-separated web origins (https://app.example.com) whose pages may call the HTTP API from a browser; empty allows none", str(&c.CORSOrigins, "")},
 		{"tls-cert", "IM_TLS_CERT", "certificate file: serve TCP (tcps://) and WebSocket (wss://) over TLS", str(&c.TLSCert, "")},
@@ -126,8 +139,8 @@ func settings(c *config) []setting {
 		{"debug-addr", "IM_DEBUG_ADDR", "listen address for /debug/pprof and /metrics (empty disables; keep it private)", str(&c.DebugAddr, "")},
 		{"metrics-token", "IM_METRICS_TOKEN", "also serve /metrics on the HTTP API port to requests with \"Authorization: Bearer <token>\" (empty: only on -debug-addr)", str(&c.MetricsToken, "")},
 		{"max-conns-per-ip", "IM_MAX_CONNS_PER_IP", "open TCP connections, and open WebSockets, one client IP address may hold (negative: unlimited)", num(&c.MaxConnsPerIP, iplimitDefault)},
-		{"http-read-timeout", "IM_HTTP_READ_TIMEOUT", "time an HTTP client has to send a whole request, body included", dur(&c.HTTPRead, 30*time.Second)},
-		{"http-write-timeout", "IM_HTTP_WRITE_TIMEOUT", "time to answer an HTTP API request, from the end of its headers", dur(&c.HTTPWrite, 60*time.Second)},
+		{"http-read-timeout", "IM_HTTP_READ_TIMEOUT", "time an HTTP client has to send a whole request, body included (a file upload instead goes on while bytes move)", dur(&c.HTTPRead, 30*time.Second)},
+		{"http-write-timeout", "IM_HTTP_WRITE_TIMEOUT", "time to answer an HTTP API request, from the end of its headers (a file download instead goes on while bytes move)", dur(&c.HTTPWrite, 60*time.Second)},
 		{"http-idle-timeout", "IM_HTTP_IDLE_TIMEOUT", "how long an idle HTTP keep-alive connection stays open", dur(&c.HTTPIdle, 60*time.Second)},
 		{"log-notifications", "IM_LOG_NOTIFICATIONS", "log each offline-push notification at info level (recipient, conversation, seq, badge, muted; never the content), to see what a push service would be sent", func(fs *flag.FlagSet, n, u string) {
 			fs.BoolVar(&c.LogNotifications, n, false, u)
@@ -219,6 +232,20 @@ func (c config) validate() error {
 	}
 	if c.FriendRate == 0 || math.IsNaN(c.FriendRate) || math.IsInf(c.FriendRate, 0) {
 		errs = append(errs, errors.New("-friend-request-rate must be positive, or negative for no limit"))
+	}
+	if c.UploadMax < 1 {
+		errs = append(errs, fmt.Errorf("-upload-max is %d; it must be at least 1 byte", c.UploadMax))
+	}
+	if c.UploadTTL <= 0 {
+		errs = append(errs, fmt.Errorf("-upload-ttl must be positive, not %v", c.UploadTTL))
+	}
+	if c.FilesURLTTL < 0 {
+		errs = append(errs, fmt.Errorf("-files-url-ttl must not be negative, not %v", c.FilesURLTTL))
+	}
+	if c.FilesURL != "" {
+		if u, err := url.Parse(c.FilesURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
+			errs = append(errs, fmt.Errorf("-files-url: %q is not a base URL such as https://files.example.com", c.FilesURL))
+		}
 	}
 	if c.MaxConnsPerIP == 0 {
 		errs = append(errs, errors.New("-max-conns-per-ip must be positive, or negative for no limit"))

@@ -2,7 +2,9 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/tls"
 	"database/sql"
 	"encoding/hex"
@@ -22,7 +24,9 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/files"
 	"github.com/imserver/imserver/store/bolt"
+	"github.com/imserver/imserver/store/localfiles"
 	"github.com/imserver/imserver/store/sqlstore"
 	"github.com/imserver/imserver/transport/httpapi"
 	"github.com/imserver/imserver/transport/tcp"
@@ -75,6 +79,10 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	if err != nil {
 		return err
 	}
+	fileSvc, err := openFiles(c, log)
+	if err != nil {
+		return err
+	}
 	policy, _ := c.policy()
 	var users im.UserDirectory
 	// With built-in accounts a token is valid only for an account that
@@ -105,6 +113,10 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		FriendsOnly:        c.FriendsOnly,
 		FriendRequestRate:  c.FriendRate,
 		Notifier:           notificationLogger(c.LogNotifications, log),
+		// Files count the messages that reference them before the
+		// message is stored, so that none is swept while referenced.
+		BeforeSend:  fileSvc.BeforeSend,
+		AfterRecall: fileSvc.AfterRecall,
 	})
 	if err != nil {
 		return err
@@ -168,6 +180,8 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 			Accounts: accounts, Server: srv, Health: srv.Health, Logger: log,
 			Stats: srv.Stats, MetricsToken: c.MetricsToken,
 			AllowedOrigins: c.corsOrigins(),
+			Files:          fileSvc, FilesBaseURL: c.FilesURL,
+			SignedURLs: signedURLs(c, secret),
 		})
 		hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(h, slog.LevelWarn)}
 		c.setTimeouts(hs)
@@ -221,6 +235,14 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		serve("debug", func() error { return hs.Serve(l) })
 		log.Info("profiling and metrics endpoint enabled", "addr", l.Addr().String())
 	}
+	// The sweeper of unreferenced files, stopped with the server.
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	defer stopSweep()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = fileSvc.Run(sweepCtx)
+	}()
 	log.Info("imserver listening", "store", c.Store, "http", addrString(addrs.HTTP), "websocket", addrString(addrs.WS), "tcp", addrString(addrs.TCP), "data", c.DataDir)
 	if ready != nil {
 		ready(addrs)
@@ -246,8 +268,35 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		_ = hs.Shutdown(sctx)
 	}
 	closeAll()
+	stopSweep()
 	wg.Wait()
 	return runErr
+}
+
+// openFiles opens the store of uploaded files (-files-dir, by default in
+// the data dir) and the Service over it.
+func openFiles(c config, log *slog.Logger) (*files.Service, error) {
+	dir := c.FilesDir
+	if dir == "" {
+		dir = filepath.Join(c.DataDir, "files")
+	}
+	store, err := localfiles.Open(dir, localfiles.Options{Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("-files-dir: %w", err)
+	}
+	return files.NewService(files.ServiceConfig{Store: store, MaxSize: c.UploadMax, UnreferencedTTL: c.UploadTTL, Logger: log})
+}
+
+// signedURLs is the signing of file URLs that -files-url-ttl asks for, with
+// a key derived from the JWT secret, so that it needs no setting of its
+// own and changes with it; nil for unsigned URLs.
+func signedURLs(c config, secret []byte) *httpapi.SignedURLs {
+	if c.FilesURLTTL <= 0 {
+		return nil
+	}
+	mac := hmac.New(sha256.New, secret)
+	mac.Write([]byte("imserver file URLs"))
+	return &httpapi.SignedURLs{Key: mac.Sum(nil), TTL: c.FilesURLTTL}
 }
 
 func addrString(a net.Addr) string {
