@@ -77,13 +77,17 @@ func writeDataDir(t *testing.T, n int) written {
 	return w
 }
 
-// copyDir copies the files of dir into a new dir.
+// copyDir copies the files of dir into a new dir; subdirectories (the
+// uploaded files) are left out.
 func copyDir(t *testing.T, dir string) string {
 	t.Helper()
 	to := t.TempDir()
 	entries, err := os.ReadDir(dir)
 	require.NoError(t, err)
 	for _, e := range entries {
+		if e.IsDir() {
+			continue
+		}
 		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
 		require.NoError(t, err)
 		require.NoError(t, os.WriteFile(filepath.Join(to, e.Name()), b, 0o600))
