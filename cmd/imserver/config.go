@@ -118,7 +118,7 @@ func settings(c *config) []setting {
 		{"friend-request-rate", "IM_FRIEND_REQUEST_RATE", "friend requests per second one user may send; bursts of 5 (negative: unlimited)", func(fs *flag.FlagSet, n, u string) {
 			fs.Float64Var(&c.FriendRate, n, im.DefaultFriendRequestRate, u)
 		}},
-		{"files-dir", "IM_FILES_DIR", "directory of uploaded files (empty: files in -data); one process per directory", str(&c.FilesDir, "")},
+		{"files-dir", "IM_FILES_DIR", "directory of uploaded files (empty: files in -data); several processes may share one on one machine, or on a network file system whose flock works; each sweeps", str(&c.FilesDir, "")},
 		{"upload-max", "IM_UPLOAD_MAX", "largest file upload in bytes", func(fs *flag.FlagSet, n, u string) {
 			fs.Int64Var(&c.UploadMax, n, files.DefaultMaxSize, u)
 		}},

@@ -51,12 +51,12 @@ func uploadAsSDK(t *testing.T, base string, content []byte) uploadAnswer {
 	return a
 }
 
-// storedFiles counts the regular files under dir.
+// storedFiles counts the regular files under dir but the lock files.
 func storedFiles(t *testing.T, dir string) int {
 	t.Helper()
 	n := 0
 	require.NoError(t, filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
+		if err == nil && d.Type().IsRegular() && d.Name() != ".lock" {
 			n++
 		}
 		return err

@@ -31,9 +31,10 @@ const PathPrefix = "/files/"
 
 // ServiceConfig configures NewService. Zero fields take the defaults.
 type ServiceConfig struct {
-	// Store keeps the files; required. One Service per Store: the
-	// Service serialises a reference against a deletion of the same file
-	// in its own memory.
+	// Store keeps the files; required. The Service serialises a
+	// reference against its sweeper's deletion of the same file in its
+	// own memory; Services of several processes may share a Store only if
+	// it is a ConditionalDeleter (see Sweep).
 	Store Store
 	// MaxSize is the largest file Upload accepts, in bytes. Default
 	// DefaultMaxSize.
@@ -391,6 +392,13 @@ var errKeep = errors.New("keep")
 // Sweep deletes every file that no message has referenced for
 // UnreferencedTTL, and returns how many it deleted. It goes on past a
 // file it fails to delete, and returns the first such error.
+//
+// With a Store that is a ConditionalDeleter, the check and the deletion
+// are one step of the Store, so Services of several processes sharing the
+// Store may all sweep: a reference counted by any of them either keeps the
+// file or finds it gone (and BeforeSend refuses its message). With any
+// other Store, only the references of this Service are kept out between
+// check and deletion.
 func (s *Service) Sweep(ctx context.Context) (int, error) {
 	cutoff := s.now().Add(-s.ttl)
 	var due []string
@@ -422,10 +430,36 @@ func expired(m Meta, cutoff time.Time) bool {
 }
 
 // sweepOne deletes file id if it is still unreferenced since before
-// cutoff, holding its lock, so no reference comes between the check and
-// the deletion.
+// cutoff, holding its lock, so no reference of this Service comes between
+// the check and the deletion; a Store that is a ConditionalDeleter also
+// keeps out the references of other Services (other processes) sharing
+// it. A Store that is not checks with an Update and then deletes: a
+// reference another Service counts in between is lost, and its message
+// names a deleted file.
 func (s *Service) sweepOne(ctx context.Context, id string, cutoff time.Time) (bool, error) {
 	defer s.lock(id)()
+	var deleted bool
+	if cd, ok := s.store.(ConditionalDeleter); ok {
+		var err error
+		deleted, err = cd.DeleteIf(ctx, id, func(m Meta) bool { return expired(m, cutoff) })
+		if err != nil && !errors.Is(err, im.ErrNotFound) {
+			return false, err
+		}
+	} else {
+		var err error
+		if deleted, err = s.checkThenDelete(ctx, id, cutoff); err != nil {
+			return false, err
+		}
+	}
+	if deleted {
+		s.log.DebugContext(ctx, "files: deleted an unreferenced file", "file", id)
+	}
+	return deleted, nil
+}
+
+// checkThenDelete deletes file id if it is still unreferenced since before
+// cutoff, for a Store that is no ConditionalDeleter.
+func (s *Service) checkThenDelete(ctx context.Context, id string, cutoff time.Time) (bool, error) {
 	// A Stat would do; Update reads the record the same way every
 	// reference does, through the Store's serialisation.
 	_, err := s.store.Update(ctx, id, func(m *Meta) error {
@@ -446,7 +480,6 @@ func (s *Service) sweepOne(ctx context.Context, id string, cutoff time.Time) (bo
 		}
 		return false, err
 	}
-	s.log.DebugContext(ctx, "files: deleted an unreferenced file", "file", id)
 	return true, nil
 }
 

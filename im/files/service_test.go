@@ -299,3 +299,79 @@ func TestBeforeSendStoreError(t *testing.T) {
 	// Messages without files never touch the Store.
 	require.NoError(t, s.BeforeSend(ctx, &im.Message{Type: im.TextMessage, Content: []byte("hi")}))
 }
+
+// racingStore runs before, once, just before the sweeper's DeleteIf: the
+// moment another process's reference would come in.
+type racingStore struct {
+	*memstore.Files
+	before func()
+}
+
+func (r *racingStore) DeleteIf(ctx context.Context, id string, cond func(files.Meta) bool) (bool, error) {
+	if r.before != nil {
+		r.before()
+		r.before = nil
+	}
+	return r.Files.DeleteIf(ctx, id, cond)
+}
+
+// Two Services over one Store, as two processes over one directory: a
+// reference counted by one while the other sweeps keeps the file, since
+// the sweep checks and deletes in one step of the Store.
+func TestSweepKeepsAnotherServicesReference(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	st := &racingStore{Files: memstore.NewFiles()}
+	a, err := files.NewService(files.ServiceConfig{Store: st, UnreferencedTTL: time.Hour, Now: c.Now})
+	require.NoError(t, err)
+	b, err := files.NewService(files.ServiceConfig{Store: st, UnreferencedTTL: time.Hour, Now: c.Now})
+	require.NoError(t, err)
+	up, err := a.Upload(ctx, bytes.NewReader(pngHead), "")
+	require.NoError(t, err)
+	c.Add(time.Hour)
+	st.before = func() { require.NoError(t, b.BeforeSend(ctx, imageMessage("bob", up.ID))) }
+	n, err := a.Sweep(ctx)
+	require.NoError(t, err)
+	require.Zero(t, n, "the file was referenced between List and DeleteIf")
+	m, err := st.Stat(ctx, up.ID)
+	require.NoError(t, err)
+	require.Equal(t, int64(1), m.Refs)
+
+	// Once the file is gone, a reference through the other Service is
+	// refused.
+	b.AfterRecall(ctx, *imageMessage("bob", up.ID))
+	c.Add(time.Hour)
+	n, err = a.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	var e *im.Error
+	require.ErrorAs(t, b.BeforeSend(ctx, imageMessage("bob", up.ID)), &e)
+	require.Equal(t, "file does not exist", e.Msg)
+}
+
+// plainStore hides the ConditionalDeleter of the Store it wraps.
+type plainStore struct{ files.Store }
+
+// A Store that is no ConditionalDeleter is swept by a check and a Delete.
+func TestSweepWithoutConditionalDeleter(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	st := plainStore{memstore.NewFiles()}
+	_, isCD := files.Store(st).(files.ConditionalDeleter)
+	require.False(t, isCD)
+	s, err := files.NewService(files.ServiceConfig{Store: st, UnreferencedTTL: time.Hour, Now: c.Now})
+	require.NoError(t, err)
+	kept, err := s.Upload(ctx, bytes.NewReader(pngHead), "")
+	require.NoError(t, err)
+	gone, err := s.Upload(ctx, bytes.NewReader(pngHead), "")
+	require.NoError(t, err)
+	require.NoError(t, s.BeforeSend(ctx, imageMessage("bob", kept.ID)))
+	c.Add(time.Hour)
+	n, err := s.Sweep(ctx)
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	_, err = st.Stat(ctx, gone.ID)
+	require.ErrorIs(t, err, im.ErrNotFound)
+	_, err = st.Stat(ctx, kept.ID)
+	require.NoError(t, err)
+}

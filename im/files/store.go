@@ -8,6 +8,11 @@
 // Service on top decides names, sniffs types, counts the messages that
 // reference each file and sweeps files nobody references; the HTTP API
 // (transport/httpapi) serves upload and download through it.
+//
+// Several server processes may share one Store (store/localfiles over one
+// directory), each with its own Service, each sweeping: a user may upload
+// through one process and send the message through another. The Store's
+// Update and its ConditionalDeleter keep that safe; see Service.Sweep.
 package files
 
 import (
@@ -82,6 +87,21 @@ type Store interface {
 	// order, until fn returns an error, which List returns. Files created
 	// or deleted meanwhile may or may not be seen.
 	List(ctx context.Context, fn func(Meta) error) error
+}
+
+// ConditionalDeleter is a Store that can delete a file on a condition of
+// its record, checked and acted on atomically with respect to Update: a
+// Store shared by several Services (several server processes over one
+// directory) needs it, so that a sweep cannot delete a file whose
+// reference another process is counting. Such a reference, an Update,
+// either comes first, and cond sees it, or finds the file gone and fails
+// with im.ErrNotFound (and BeforeSend refuses the message).
+type ConditionalDeleter interface {
+	// DeleteIf deletes file id, content and record, if cond holds for
+	// its record, and reports whether it did; cond is called once, with
+	// the record as stored, and must not call the Store. A missing file
+	// is an error wrapping im.ErrNotFound, as in Delete.
+	DeleteIf(ctx context.Context, id string, cond func(Meta) bool) (deleted bool, err error)
 }
 
 // ErrTooLarge: the content is over the size limit. It wraps

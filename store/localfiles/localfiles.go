@@ -11,7 +11,8 @@
 // File id's content is <dir>/<id[:2]>/<id> and its record (files.Meta, as
 // JSON) <dir>/<id[:2]>/<id>.json, so that no directory holds more than a
 // 256th of the files. Ids are checked with files.ValidID before any path
-// is built from them, so no id can name a path outside dir.
+// is built from them, so no id can name a path outside dir. Each shard
+// directory also holds an empty lock file, <dir>/<id[:2]>/.lock.
 //
 // # Durability and crashes
 //
@@ -22,24 +23,34 @@
 // So a record is present only beside its complete content, and a file is
 // durable when Create returns. A crash can leave temporary files (named
 // ".tmp-*") or a content without its record (a Create that did not
-// finish, or a Delete, which removes the record first); Open removes both.
+// finish, or a Delete, which removes the record first); Open removes both
+// once they are older than an hour, since a younger one may be a write in
+// flight in another process sharing the directory.
 // Any error in Create (the content over its limit, a cancelled ctx, a
 // failing reader, a full disk) removes every temporary file it made.
 //
 // # Concurrency
 //
 // A Store is safe for concurrent use. Create streams without a lock and
-// takes one (one of 256, chosen by the id) only around its renames;
-// Update and Delete take the id's lock for their whole read-modify-write,
-// so Updates of one file are atomic with respect to each other. Stat, Open
-// and List read records without a lock: a rename replaces a record
-// atomically, so they see the old record or the new one. A file deleted
-// while open stays readable through the *os.File that Open returned (on
-// Unix).
+// takes one (that of the id's shard) only around its renames; Update,
+// Delete and DeleteIf take it for their whole read-modify-write, so
+// Updates of one file are atomic with respect to each other and DeleteIf
+// (files.ConditionalDeleter) with respect to them. Stat, Open and List
+// read records without a lock: a rename replaces a record atomically, so
+// they see the old record or the new one. A file deleted while open stays
+// readable through the *os.File that Open returned (on Unix).
 //
-// A directory must be used by one Store of one process at a time: Open
-// removes what it takes for a crash's leftovers, which would include
-// another Store's files in the making.
+// # Sharing a directory
+//
+// Several processes may share one directory, on one machine or on a
+// network file system whose flock works, each with its own Store (and its
+// own sweeper: see files.Service.Sweep). A shard's lock is a mutex of the
+// Store, then an exclusive flock of the shard's lock file, opened anew for
+// each lock; flock locks belong to an open file description, so they keep
+// out other processes and other Stores of the same process alike. Waiting
+// for a lock does not heed ctx; it is held for a few small writes and
+// syncs only. On platforms without flock (Windows, Solaris, …) the lock is
+// the mutex only, and a directory is for one Store of one process.
 //
 // # Errors
 //
@@ -89,12 +100,21 @@ type Store struct {
 	locks  [256]sync.Mutex // by the id's first byte
 }
 
-var _ files.Store = (*Store)(nil)
+var (
+	_ files.Store              = (*Store)(nil)
+	_ files.ConditionalDeleter = (*Store)(nil)
+)
 
 const (
-	tmpPrefix  = ".tmp-"
-	recordExt  = ".json"
-	copyBuffer = 256 << 10 // large enough that a copy costs few system calls
+	tmpPrefix = ".tmp-"
+	lockName  = ".lock" // in each shard directory
+	// leftoverAge is how old a temporary file or a content without a
+	// record must be for Open to remove it: younger, it may be another
+	// process's write in flight (an upload through the HTTP API ends
+	// within an hour).
+	leftoverAge = time.Hour
+	recordExt   = ".json"
+	copyBuffer  = 256 << 10 // large enough that a copy costs few system calls
 )
 
 // Open returns a Store keeping its files in dir, which it creates (mode
@@ -118,55 +138,75 @@ func Open(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-// recover removes the leftovers of writes a crash interrupted.
+// recover removes the leftovers of writes a crash interrupted that are
+// older than leftoverAge, each shard under its lock.
 func (s *Store) recover() error {
 	shards, err := s.shards()
 	if err != nil {
 		return err
 	}
 	for _, shard := range shards {
-		path := filepath.Join(s.dir, shard)
-		entries, err := os.ReadDir(path)
+		if err := s.recoverShard(shard); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recoverShard removes the old leftovers in shard. It holds the shard's
+// lock, so a content without a record is never one whose Create is
+// between its renames; the age spares the temporary files of writes in
+// flight, which take no lock until they commit.
+func (s *Store) recoverShard(shard string) error {
+	path := filepath.Join(s.dir, shard)
+	unlock, err := s.lockShard(shard)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return err
+	}
+	names := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		names[e.Name()] = true
+	}
+	cutoff := time.Now().Add(-leftoverAge)
+	removed := false
+	remove := func(e fs.DirEntry, why string) error {
+		name := e.Name()
+		if fi, err := e.Info(); err != nil || fi.ModTime().After(cutoff) {
+			return nil // gone meanwhile, or young: maybe a write in flight
+		}
+		s.log.Warn("localfiles: removing a crash's leftover", "file", filepath.Join(path, name), "why", why)
+		removed = true
+		if err := os.Remove(filepath.Join(path, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	for _, e := range entries {
+		name := e.Name()
+		var err error
+		switch {
+		case strings.HasPrefix(name, tmpPrefix):
+			err = remove(e, "an unfinished write")
+		case files.ValidID(name) && !names[name+recordExt]:
+			err = remove(e, "a content without a record")
+		case strings.HasSuffix(name, recordExt) && files.ValidID(strings.TrimSuffix(name, recordExt)) &&
+			!names[strings.TrimSuffix(name, recordExt)]:
+			// Cannot come from a crash (the record is renamed after
+			// the content and removed before it), but a record
+			// must never stand without its content.
+			err = remove(e, "a record without its content")
+		}
 		if err != nil {
 			return err
 		}
-		names := make(map[string]bool, len(entries))
-		for _, e := range entries {
-			names[e.Name()] = true
-		}
-		removed := false
-		remove := func(name, why string) error {
-			s.log.Warn("localfiles: removing a crash's leftover", "file", filepath.Join(path, name), "why", why)
-			removed = true
-			if err := os.Remove(filepath.Join(path, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-				return err
-			}
-			return nil
-		}
-		for _, e := range entries {
-			name := e.Name()
-			var err error
-			switch {
-			case strings.HasPrefix(name, tmpPrefix):
-				err = remove(name, "an unfinished write")
-			case files.ValidID(name) && !names[name+recordExt]:
-				err = remove(name, "a content without a record")
-			case strings.HasSuffix(name, recordExt) && files.ValidID(strings.TrimSuffix(name, recordExt)) &&
-				!names[strings.TrimSuffix(name, recordExt)]:
-				// Cannot come from a crash (the record is renamed after
-				// the content and removed before it), but a record
-				// must never stand without its content.
-				err = remove(name, "a record without its content")
-			}
-			if err != nil {
-				return err
-			}
-		}
-		if removed {
-			if err := syncDir(path); err != nil {
-				return err
-			}
-		}
+	}
+	if removed {
+		return syncDir(path)
 	}
 	return nil
 }
@@ -199,10 +239,33 @@ func (s *Store) paths(id string) (shard, content, record string) {
 	return shard, content, content + recordExt
 }
 
-// lock returns the lock of id, which must be valid.
-func (s *Store) lock(id string) *sync.Mutex {
-	b, _ := hex.DecodeString(id[:2])
-	return &s.locks[b[0]]
+// lock takes the lock of id's shard (see lockShard); id must be valid. A
+// shard that does not exist gives an error wrapping im.ErrNotFound, since
+// then neither does the file.
+func (s *Store) lock(id string) (unlock func(), err error) {
+	unlock, err = s.lockShard(id[:2])
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("file %s: %w", id, im.ErrNotFound)
+	}
+	return unlock, err
+}
+
+// lockShard takes the lock of shard (its two hex digits): the Store's
+// mutex, then the flock of the shard's lock file, which keeps out other
+// Stores and processes. It returns the unlock.
+func (s *Store) lockShard(shard string) (unlock func(), err error) {
+	b, _ := hex.DecodeString(shard)
+	mu := &s.locks[b[0]]
+	mu.Lock()
+	funlock, err := lockFile(filepath.Join(s.dir, shard, lockName))
+	if err != nil {
+		mu.Unlock()
+		return nil, fmt.Errorf("lock: %w", err)
+	}
+	return func() {
+		funlock()
+		mu.Unlock()
+	}, nil
 }
 
 // check refuses a cancelled ctx and an invalid id.
@@ -314,9 +377,11 @@ func (s *Store) Create(ctx context.Context, m files.Meta, r io.Reader, max int64
 		return files.Meta{}, fmt.Errorf("localfiles: create file %s: %w", m.ID, err)
 	}
 
-	mu := s.lock(m.ID)
-	mu.Lock()
-	defer mu.Unlock()
+	unlock, err := s.lock(m.ID)
+	if err != nil {
+		return files.Meta{}, fmt.Errorf("localfiles: create file %s: %w", m.ID, err)
+	}
+	defer unlock()
 	if _, err := os.Lstat(recordPath); err == nil {
 		return files.Meta{}, fmt.Errorf("localfiles: create file %s: %w", m.ID, im.ErrConflict)
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -467,9 +532,11 @@ func (s *Store) Update(ctx context.Context, id string, fn func(*files.Meta) erro
 		return files.Meta{}, err
 	}
 	shard, _, recordPath := s.paths(id)
-	mu := s.lock(id)
-	mu.Lock()
-	defer mu.Unlock()
+	unlock, err := s.lock(id)
+	if err != nil {
+		return files.Meta{}, fmt.Errorf("localfiles: update: %w", err)
+	}
+	defer unlock()
 	old, err := readRecord(id, recordPath)
 	if err != nil {
 		return files.Meta{}, fmt.Errorf("localfiles: update: %w", err)
@@ -522,27 +589,54 @@ func (s *Store) Delete(ctx context.Context, id string) error {
 	if err := check(ctx, "delete file", id); err != nil {
 		return err
 	}
+	_, err := s.deleteIf(id, nil)
+	return err
+}
+
+// DeleteIf implements files.ConditionalDeleter: cond is called under the
+// lock that Update takes, which keeps out the Stores of other processes
+// too where there is flock.
+func (s *Store) DeleteIf(ctx context.Context, id string, cond func(files.Meta) bool) (bool, error) {
+	if err := check(ctx, "delete file", id); err != nil {
+		return false, err
+	}
+	return s.deleteIf(id, cond)
+}
+
+// deleteIf deletes file id if cond, nil for always, holds for its record.
+func (s *Store) deleteIf(id string, cond func(files.Meta) bool) (bool, error) {
 	shard, contentPath, recordPath := s.paths(id)
-	mu := s.lock(id)
-	mu.Lock()
-	defer mu.Unlock()
+	unlock, err := s.lock(id)
+	if err != nil {
+		return false, fmt.Errorf("localfiles: delete: %w", err)
+	}
+	defer unlock()
+	if cond != nil {
+		m, err := readRecord(id, recordPath)
+		if err != nil {
+			return false, fmt.Errorf("localfiles: delete: %w", err)
+		}
+		if !cond(m) {
+			return false, nil
+		}
+	}
 	// The record first: a content without a record is what Open cleans
 	// up, a record without its content would be a file that cannot be
 	// read.
-	err := os.Remove(recordPath)
+	err = os.Remove(recordPath)
 	if errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("localfiles: delete: file %s: %w", id, im.ErrNotFound)
+		return false, fmt.Errorf("localfiles: delete: file %s: %w", id, im.ErrNotFound)
 	}
 	if err != nil {
-		return fmt.Errorf("localfiles: delete file %s: %w", id, err)
+		return false, fmt.Errorf("localfiles: delete file %s: %w", id, err)
 	}
 	if err := os.Remove(contentPath); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("localfiles: delete file %s: %w", id, err)
+		return true, fmt.Errorf("localfiles: delete file %s: %w", id, err)
 	}
 	if err := syncDir(shard); err != nil {
-		return fmt.Errorf("localfiles: delete file %s: %w", id, err)
+		return true, fmt.Errorf("localfiles: delete file %s: %w", id, err)
 	}
-	return nil
+	return true, nil
 }
 
 // List implements files.Store. It reads one shard directory at a time and

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"testing/iotest"
@@ -63,7 +64,7 @@ func newMeta() files.Meta {
 }
 
 // regularFiles returns the paths, relative to dir, of the regular files
-// under it.
+// under it but the shards' lock files.
 func regularFiles(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
@@ -71,7 +72,7 @@ func regularFiles(t *testing.T, dir string) []string {
 		if err != nil {
 			return err
 		}
-		if !d.IsDir() {
+		if !d.IsDir() && d.Name() != ".lock" {
 			rel, _ := filepath.Rel(dir, path)
 			out = append(out, rel)
 		}
@@ -110,6 +111,9 @@ func TestLayout(t *testing.T) {
 	if got, want := regularFiles(t, dir), filePaths(m.ID); !slices.Equal(got, want) {
 		t.Errorf("the directory holds %q, want %q", got, want)
 	}
+	if fi, err := os.Lstat(filepath.Join(dir, m.ID[:2], ".lock")); localfiles.CrossProcess && (err != nil || !fi.Mode().IsRegular()) {
+		t.Errorf("the shard's lock file: %v, %v", fi, err)
+	}
 	r, _, err := s.Open(t.Context(), m.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -144,7 +148,8 @@ func TestOpenRefusesAFile(t *testing.T) {
 }
 
 // TestOpenRemovesLeftovers plants what a crash can leave and requires Open
-// to remove it, and nothing else.
+// to remove it when older than an hour, and nothing else: a younger one
+// may be another process's write in flight.
 func TestOpenRemovesLeftovers(t *testing.T) {
 	dir := t.TempDir()
 	s, err := localfiles.Open(dir, localfiles.Options{})
@@ -170,9 +175,26 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 		filepath.Join(dir, kept.ID[:2], "notes.txt"): "someone else's",
 		filepath.Join(dir, notID):                    "not an id",
 	}
+	old := time.Now().Add(-time.Hour - time.Minute)
 	for path, content := range plant {
 		os.MkdirAll(filepath.Dir(path), 0o700)
 		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(path, old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The same leftovers, fresh: a write in flight in another process.
+	freshOrphan := kept.ID[:2] + files.NewID()[2:]
+	fresh := []string{
+		filepath.Join(kept.ID[:2], ".tmp-4321"),
+		filepath.Join(kept.ID[:2], ".tmp-8765.json"),
+		filepath.Join(kept.ID[:2], freshOrphan),
+		filepath.Join("0f", ".tmp-10"),
+	}
+	for _, p := range fresh {
+		if err := os.WriteFile(filepath.Join(dir, p), []byte("in flight"), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -182,6 +204,7 @@ func TestOpenRemovesLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := append(filePaths(kept.ID), filepath.Join(other, "notes.txt"), filepath.Join(kept.ID[:2], "notes.txt"), notID)
+	want = append(want, fresh...)
 	for path := range plant {
 		if strings.HasPrefix(filepath.Base(path), "notes") || strings.HasSuffix(path, notID) {
 			continue
@@ -330,5 +353,58 @@ func TestNothingLeftBehind(t *testing.T) {
 		if got, want := regularFiles(t, dir), filePaths(taken.ID); !slices.Equal(got, want) {
 			t.Errorf("%s: the directory holds %q, want %q", c.name, got, want)
 		}
+	}
+}
+
+// TestSharedDirectory opens two Stores on one directory, as two processes
+// would (their in-memory locks are apart, only the lock files join them):
+// increments through both add up, and a DeleteIf through one never
+// deletes a file with an increment counted through the other.
+func TestSharedDirectory(t *testing.T) {
+	if !localfiles.CrossProcess {
+		t.Skip("no flock on this platform: a directory is for one process")
+	}
+	dir := t.TempDir()
+	a, err := localfiles.Open(dir, localfiles.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := localfiles.Open(dir, localfiles.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	m, err := a.Create(t.Context(), newMeta(), strings.NewReader("shared"), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	var wg sync.WaitGroup
+	for i := range 2 * n {
+		s := []*localfiles.Store{a, b}[i%2]
+		wg.Go(func() {
+			if _, err := s.Update(t.Context(), m.ID, func(u *files.Meta) error { u.Refs++; return nil }); err != nil {
+				t.Errorf("Update: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if got, err := b.Stat(t.Context(), m.ID); err != nil || got.Refs != 2*n {
+		t.Errorf("after %d increments through two Stores, Stat = Refs %d, %v", 2*n, got.Refs, err)
+	}
+
+	// Half the increments in, b deletes: exactly those went through a.
+	m, err = b.Create(t.Context(), newMeta(), strings.NewReader("raced"), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.RaceDeleteIf(t, a, b, m.ID, 4, 10, func(m files.Meta) bool { return m.Refs >= 20 })
+	// The sweeper's condition against first references, a few rounds.
+	for range 8 {
+		m, err := a.Create(t.Context(), newMeta(), strings.NewReader("raced"), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		storetest.RaceDeleteIf(t, a, b, m.ID, 3, 2, func(m files.Meta) bool { return m.Refs == 0 })
 	}
 }

@@ -24,7 +24,10 @@ type memFile struct {
 	content []byte // never changed once stored: readers share it
 }
 
-var _ files.Store = (*Files)(nil)
+var (
+	_ files.Store              = (*Files)(nil)
+	_ files.ConditionalDeleter = (*Files)(nil)
+)
 
 // NewFiles returns an empty Files.
 func NewFiles() *Files {
@@ -159,6 +162,25 @@ func (f *Files) Delete(ctx context.Context, id string) error {
 	}
 	delete(f.files, id)
 	return nil
+}
+
+// DeleteIf implements files.ConditionalDeleter: cond is called under the
+// lock that Update takes.
+func (f *Files) DeleteIf(ctx context.Context, id string, cond func(files.Meta) bool) (bool, error) {
+	if _, err := f.get(ctx, "delete file", id); err != nil {
+		return false, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	file, ok := f.files[id]
+	if !ok {
+		return false, fmt.Errorf("memstore: delete file %s: %w", id, im.ErrNotFound)
+	}
+	if !cond(file.meta) {
+		return false, nil
+	}
+	delete(f.files, id)
+	return true, nil
 }
 
 // List implements files.Store. It calls fn on a snapshot of the records,

@@ -31,7 +31,8 @@ type FilesHarness struct {
 // interface's documentation, each in its own subtest (Create/ReadBack,
 // Create/LimitExact, Create/TooLarge, Create/FailingReader,
 // Create/Conflict, InvalidID, Update/Concurrent, Delete, List,
-// Durability, Large, …). It assumes that times keep at least microsecond
+// Durability, Large, …); the DeleteIf subtests check a store that is a
+// files.ConditionalDeleter and are skipped for one that is not. It assumes that times keep at least microsecond
 // precision and compares them with time.Time.Equal, so the location may
 // change; and that a Store needs nothing but Create to be handed a file.
 func RunFiles(t *testing.T, h FilesHarness) {
@@ -60,6 +61,11 @@ func RunFiles(t *testing.T, h FilesHarness) {
 		{"Update/FnError", testFilesUpdateFnError},
 		{"Update/Concurrent", testFilesUpdateConcurrent},
 		{"Delete", testFilesDelete},
+		{"DeleteIf/Keeps", testFilesDeleteIfKeeps},
+		{"DeleteIf/Deletes", testFilesDeleteIfDeletes},
+		{"DeleteIf/Invalid", testFilesDeleteIfInvalid},
+		{"DeleteIf/ConcurrentUpdates", testFilesDeleteIfConcurrent},
+		{"DeleteIf/RacesFirstReference", testFilesDeleteIfRace},
 		{"List", testFilesList},
 		{"List/StopsOnError", testFilesListStops},
 		{"Large", testFilesLarge},
@@ -745,5 +751,178 @@ func testFilesDurability(t *testing.T, h FilesHarness) {
 	wantFile(t, s, large, content)
 	if n := len(listFiles(t, s)); n != 3 {
 		t.Errorf("after Reopen, List shows %d files; want 3", n)
+	}
+}
+
+// deleter returns s as a files.ConditionalDeleter, or skips t.
+func deleter(t *testing.T, s files.Store) files.ConditionalDeleter {
+	t.Helper()
+	d, ok := s.(files.ConditionalDeleter)
+	if !ok {
+		t.Skipf("%T is no files.ConditionalDeleter", s)
+	}
+	return d
+}
+
+// unreferenced is the sweeper's condition.
+func unreferenced(m files.Meta) bool { return m.Refs == 0 }
+
+func testFilesDeleteIfKeeps(t *testing.T, s files.Store) {
+	d := deleter(t, s)
+	m := createFile(t, s, newFileMeta("alice"), []byte("kept"))
+	m, err := s.Update(t.Context(), m.ID, func(u *files.Meta) error { u.Refs = 2; return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []files.Meta
+	deleted, err := d.DeleteIf(t.Context(), m.ID, func(c files.Meta) bool {
+		seen = append(seen, c)
+		return unreferenced(c)
+	})
+	if err != nil || deleted {
+		t.Fatalf("DeleteIf(Refs==0) of a referenced file = %v, %v; want false, nil", deleted, err)
+	}
+	if len(seen) != 1 {
+		t.Fatalf("DeleteIf called cond %d times, want once", len(seen))
+	}
+	if d := metaDiff(seen[0], m); d != "" {
+		t.Errorf("DeleteIf called cond with %s", d)
+	}
+	wantFile(t, s, m, []byte("kept"))
+}
+
+func testFilesDeleteIfDeletes(t *testing.T, s files.Store) {
+	d := deleter(t, s)
+	keep := createFile(t, s, newFileMeta("alice"), []byte("keep"))
+	gone := createFile(t, s, newFileMeta("alice"), []byte("gone"))
+	deleted, err := d.DeleteIf(t.Context(), gone.ID, unreferenced)
+	if err != nil || !deleted {
+		t.Fatalf("DeleteIf(Refs==0) of an unreferenced file = %v, %v; want true, nil", deleted, err)
+	}
+	wantNoFile(t, s, gone.ID)
+	wantFile(t, s, keep, []byte("keep"))
+	deleted, err = d.DeleteIf(t.Context(), gone.ID, func(files.Meta) bool {
+		t.Error("DeleteIf called cond for a missing file")
+		return true
+	})
+	if deleted || !errors.Is(err, im.ErrNotFound) {
+		t.Errorf("DeleteIf of a deleted file = %v, %v; want false, ErrNotFound", deleted, err)
+	}
+	// The id is free again.
+	createFile(t, s, gone, []byte("again"))
+}
+
+func testFilesDeleteIfInvalid(t *testing.T, s files.Store) {
+	d := deleter(t, s)
+	m := createFile(t, s, newFileMeta("alice"), []byte("kept"))
+	always := func(files.Meta) bool { return true }
+	for _, id := range []string{"", "../" + m.ID[3:], strings.ToUpper(m.ID), m.ID + "0"} {
+		if deleted, err := d.DeleteIf(t.Context(), id, always); deleted || !errors.Is(err, im.ErrInvalidArgument) {
+			t.Errorf("DeleteIf(%q) = %v, %v; want false, ErrInvalidArgument", id, deleted, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if deleted, err := d.DeleteIf(ctx, m.ID, always); deleted || !errors.Is(err, context.Canceled) {
+		t.Errorf("DeleteIf with a cancelled ctx = %v, %v; want false, context.Canceled", deleted, err)
+	}
+	wantFile(t, s, m, []byte("kept"))
+}
+
+// RaceDeleteIf increments file id's Refs from workers goroutines, each
+// times times, while DeleteIf deletes it once cond holds, retrying until
+// it does or the increments are over; inc and del may be two Stores over
+// the same files. It fails t unless the outcome is one of the two
+// allowed: the file kept with every increment, or the file gone with
+// exactly the increments its record had when DeleteIf deleted it, every
+// later one refused with im.ErrNotFound.
+func RaceDeleteIf(t *testing.T, inc files.Store, del files.ConditionalDeleter, id string, workers, times int, cond func(files.Meta) bool) (deleted bool) {
+	t.Helper()
+	var (
+		mu       sync.Mutex
+		ok       int64
+		notFound int
+		seen     files.Meta
+		done     = make(chan struct{})
+		wg       sync.WaitGroup
+	)
+	for range workers {
+		wg.Go(func() {
+			for range times {
+				_, err := inc.Update(t.Context(), id, func(u *files.Meta) error {
+					u.Refs++
+					u.Unreferenced = time.Time{}
+					return nil
+				})
+				mu.Lock()
+				switch {
+				case err == nil:
+					ok++
+				case errors.Is(err, im.ErrNotFound):
+					notFound++
+				default:
+					t.Errorf("Update(%s): %v", id, err)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+	var err error
+	for last := false; !deleted && !last; {
+		select {
+		case <-done:
+			last = true
+		default:
+		}
+		deleted, err = del.DeleteIf(t.Context(), id, func(m files.Meta) bool {
+			seen = m
+			return cond(m)
+		})
+		if err != nil {
+			t.Errorf("DeleteIf(%s): %v", id, err)
+			<-done
+			return false
+		}
+	}
+	<-done
+	if deleted {
+		if ok != seen.Refs || ok+int64(notFound) != int64(workers*times) {
+			t.Errorf("DeleteIf deleted file %s with Refs %d, but %d increments succeeded and %d found no file, of %d",
+				id, seen.Refs, ok, notFound, workers*times)
+		}
+		if _, err := inc.Stat(t.Context(), id); !errors.Is(err, im.ErrNotFound) {
+			t.Errorf("Stat(%s) after DeleteIf deleted it = %v; want ErrNotFound", id, err)
+		}
+		return true
+	}
+	m, err := inc.Stat(t.Context(), id)
+	if err != nil {
+		t.Fatalf("Stat(%s) of a file DeleteIf kept: %v", id, err)
+	}
+	if m.Refs != int64(workers*times) || ok != m.Refs || notFound != 0 {
+		t.Errorf("file %s kept with Refs %d after %d increments succeeded and %d found no file, of %d",
+			id, m.Refs, ok, notFound, workers*times)
+	}
+	return false
+}
+
+// testFilesDeleteIfConcurrent deletes a file once half of many concurrent
+// increments are in: exactly those, and none after, must have succeeded.
+func testFilesDeleteIfConcurrent(t *testing.T, s files.Store) {
+	d := deleter(t, s)
+	const workers, times = 4, 10
+	m := createFile(t, s, newFileMeta("alice"), []byte("raced"))
+	RaceDeleteIf(t, s, d, m.ID, workers, times, func(m files.Meta) bool { return m.Refs >= workers*times/2 })
+}
+
+// testFilesDeleteIfRace runs the sweeper's DeleteIf(Refs==0) against the
+// first references of a file, a few rounds: either no reference was
+// counted and the file is gone, or every reference was and it is kept.
+func testFilesDeleteIfRace(t *testing.T, s files.Store) {
+	d := deleter(t, s)
+	for range 8 {
+		m := createFile(t, s, newFileMeta("alice"), []byte("raced"))
+		RaceDeleteIf(t, s, d, m.ID, 3, 2, unreferenced)
 	}
 }
