@@ -9,8 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -25,13 +23,11 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
 	"github.com/imserver/imserver/im/client"
 	"github.com/imserver/imserver/im/files"
 	"github.com/imserver/imserver/im/wire"
 	"github.com/imserver/imserver/store/memstore"
 	"github.com/imserver/imserver/transport/httpapi"
-	"github.com/imserver/imserver/transport/tcp"
 )
 
 // fileEnv is the API with Options.Files, a TCP socket for the messages
@@ -83,45 +79,15 @@ func setupFiles(t *testing.T, svcCfg files.ServiceConfig, opts func(*httpapi.Opt
 	svc, err := files.NewService(svcCfg)
 	require.NoError(t, err)
 
-	mem := memstore.New()
-	tokens, err := auth.NewJWT(auth.JWTConfig{Secret: groupSecret, Lifetime: time.Hour})
-	require.NoError(t, err)
-	accounts, err := auth.NewAccounts(auth.AccountsConfig{Store: mem, Tokens: tokens, BcryptCost: auth.MinBcryptCost})
-	require.NoError(t, err)
-	guard, err := auth.NewGuard(auth.GuardConfig{Tokens: tokens, Versions: mem, Accounts: mem})
-	require.NoError(t, err)
-	logs := &syncBuffer{}
-	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := im.NewServer(im.Config{
-		Store: mem, Authenticator: guard, Users: accounts, Logger: log,
-		BeforeSend:  svc.BeforeSend,
-		AfterRecall: svc.AfterRecall,
+	env := setupUsersWith(t, func(c *im.Config) {
+		c.BeforeSend, c.AfterRecall = svc.BeforeSend, svc.AfterRecall
+	}, func(o *httpapi.Options) {
+		o.Files = svc
+		if opts != nil {
+			opts(o)
+		}
 	})
-	require.NoError(t, err)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	ts := tcp.NewServer(srv, tcp.Options{Logger: log})
-	served := make(chan struct{})
-	go func() {
-		defer close(served)
-		_ = ts.Serve(l)
-	}()
-	o := httpapi.Options{Accounts: accounts, Server: srv, Logger: log, Files: svc}
-	if opts != nil {
-		opts(&o)
-	}
-	hs := httptest.NewServer(httpapi.NewHandler(o))
-	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		require.NoError(t, srv.Shutdown(ctx))
-		<-served
-	})
-	return &fileEnv{
-		usersEnv: &usersEnv{hs: hs, server: srv, store: mem, accounts: accounts, tokens: tokens, tcpAddr: l.Addr().String(), logs: logs},
-		files:    svc, store: st, clock: clock,
-	}
+	return &fileEnv{usersEnv: env, files: svc, store: st, clock: clock}
 }
 
 // runSweeper runs the Service's sweeper every few milliseconds of real

@@ -39,6 +39,12 @@ type usersEnv struct {
 
 func setupUsers(t *testing.T, cfg func(*im.Config)) *usersEnv {
 	t.Helper()
+	return setupUsersWith(t, cfg, nil)
+}
+
+// setupUsersWith is setupUsers with a say in the handler's Options too.
+func setupUsersWith(t *testing.T, cfg func(*im.Config), opts func(*httpapi.Options)) *usersEnv {
+	t.Helper()
 	mem := memstore.New()
 	tokens, err := auth.NewJWT(auth.JWTConfig{Secret: groupSecret, Lifetime: time.Hour})
 	require.NoError(t, err)
@@ -62,7 +68,11 @@ func setupUsers(t *testing.T, cfg func(*im.Config)) *usersEnv {
 		defer close(served)
 		_ = ts.Serve(l)
 	}()
-	hs := httptest.NewServer(httpapi.NewHandler(httpapi.Options{Accounts: accounts, Server: srv, Logger: log}))
+	o := httpapi.Options{Accounts: accounts, Server: srv, Logger: log}
+	if opts != nil {
+		opts(&o)
+	}
+	hs := httptest.NewServer(httpapi.NewHandler(o))
 	t.Cleanup(func() {
 		hs.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
