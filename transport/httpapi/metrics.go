@@ -8,9 +8,12 @@ import (
 	"github.com/imserver/imserver/im"
 )
 
-// NewMetricsHandler serves stats (pass the im.Server's Stats method) in the
-// Prometheus text format to any GET, with no authentication: mount it on a
-// listener only operators reach, such as the one serving pprof.
+// NewMetricsHandler serves stats (pass the im.Server's Stats method), with
+// the Go runtime's and the process's metrics (go_goroutines,
+// process_resident_memory_bytes, … named as the Prometheus Go client names
+// them), in the Prometheus text format to any GET, with no
+// authentication: mount it on a listener only operators reach, such as the
+// one serving pprof.
 func NewMetricsHandler(stats func() im.Stats) http.Handler {
 	a := &api{stats: stats}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -37,7 +40,8 @@ func (a *api) serveMetricsWithToken(w http.ResponseWriter, r *http.Request) {
 	a.serveMetrics(w, r)
 }
 
-// serveMetrics writes the server's Stats in the Prometheus text format, so
+// serveMetrics writes the server's Stats, then the Go runtime's and the
+// process's metrics, in the Prometheus text format, so
 // any Prometheus-compatible scraper can collect them without a client
 // library in the server.
 func (a *api) serveMetrics(w http.ResponseWriter, _ *http.Request) {
@@ -67,4 +71,5 @@ func (a *api) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	metric("presence_online", "gauge", "Users reading as online, those within the offline delay included.", st.PresenceOnline)
 	metric("presence_subscriptions", "gauge", "Presence subscriptions held by open connections.", st.PresenceSubscriptions)
 	metric("presence_watched_users", "gauge", "Users with at least one presence subscriber.", st.PresenceWatched)
+	writeRuntimeMetrics(w)
 }
