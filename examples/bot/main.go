@@ -5,7 +5,8 @@
 //	go run ./examples/bot -addr 127.0.0.1:8082 -user <bot user id> -token <its token>
 //
 // The token comes from the server's login (POST /api/auth/login) like any
-// user's.
+// user's. The bot logs what it does to standard output: connecting, logged
+// in, caught up, waiting, and each reply (who to, in which conversation).
 package main
 
 import (
@@ -13,7 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -31,11 +32,15 @@ func main() {
 	flag.StringVar(&o.UserID, "user", "", "the bot's user id")
 	flag.StringVar(&o.Token, "token", os.Getenv("BOT_TOKEN"), "the bot's token (or BOT_TOKEN)")
 	flag.Parse()
+	logger := slog.New(slog.NewTextHandler(os.Stdout, nil))
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, o); err != nil && !errors.Is(err, context.Canceled) {
-		log.Fatal(err)
+	err := run(ctx, o, logger)
+	stop()
+	if err != nil && !errors.Is(err, context.Canceled) {
+		logger.Error("bot stopped", "err", err)
+		os.Exit(1)
 	}
+	logger.Info("bot stopped")
 }
 
 // reply is what the bot answers to a message.
@@ -43,23 +48,31 @@ func reply(m *imv1.MessageInfo) []byte {
 	return fmt.Appendf(nil, "you said: %s", m.Content)
 }
 
-// run answers messages until ctx ends or the bot is kicked out.
-func run(ctx context.Context, o client.Options) error {
+// run answers messages until ctx ends or the bot is kicked out, telling
+// log what it does. The client logs to it too, so its reconnections show.
+func run(ctx context.Context, o client.Options, log *slog.Logger) error {
 	o.Reconnect = true
 	o.Platform = "bot"
+	if o.Logger == nil {
+		o.Logger = log.With("component", "client")
+	}
+	log.Info("connecting", "addr", o.Addr, "transport", o.Transport)
 	c, err := client.Dial(ctx, o)
 	if err != nil {
-		return err
+		return fmt.Errorf("connect to %s: %w", o.Addr, err)
 	}
 	defer c.Close()
+	log.Info("logged in", "user", o.UserID)
 	// Messages that arrived while the bot was away come first.
 	missed, err := c.SyncAll(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("catch up: %w", err)
 	}
+	log.Info("caught up", "messages", len(missed))
 	for _, m := range missed {
-		answer(ctx, c, o.UserID, m)
+		answer(ctx, c, o.UserID, m, log)
 	}
+	log.Info("waiting for messages")
 	for {
 		select {
 		case <-ctx.Done():
@@ -68,7 +81,7 @@ func run(ctx context.Context, o client.Options) error {
 			return c.Err()
 		case p := <-c.Pushes():
 			if pm, ok := p.Message.(*imv1.PushMessage); ok {
-				answer(ctx, c, o.UserID, pm.Message)
+				answer(ctx, c, o.UserID, pm.Message, log)
 			}
 		}
 	}
@@ -76,8 +89,12 @@ func run(ctx context.Context, o client.Options) error {
 
 // answer replies to m unless the bot sent it itself (a copy from its other
 // session) or it is not a one-to-one text.
-func answer(ctx context.Context, c *client.Client, self string, m *imv1.MessageInfo) {
-	if m.SenderId == self || m.ConversationType != int32(im.SingleConversation) || m.MessageType != int32(im.TextMessage) {
+func answer(ctx context.Context, c *client.Client, self string, m *imv1.MessageInfo, log *slog.Logger) {
+	if m.SenderId == self {
+		return
+	}
+	if m.ConversationType != int32(im.SingleConversation) || m.MessageType != int32(im.TextMessage) {
+		log.Info("not answering: not a one-to-one text", "from", m.SenderId, "conversation", m.ConversationId, "type", m.MessageType)
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -92,6 +109,8 @@ func answer(ctx context.Context, c *client.Client, self string, m *imv1.MessageI
 		ClientMsgID:    "re-" + m.ServerMsgId,
 	})
 	if err != nil {
-		log.Printf("bot: reply to %s: %v", m.ServerMsgId, err)
+		log.Warn("reply failed", "to", m.SenderId, "message", m.ServerMsgId, "err", err)
+		return
 	}
+	log.Info("replied", "to", m.SenderId, "conversation", m.ConversationId, "message", m.ServerMsgId)
 }
