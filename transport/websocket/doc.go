@@ -14,8 +14,10 @@
 // A client that offers the subprotocol SubprotocolJSON ("imserver.v1.json")
 // exchanges text messages holding the same envelope as JSON instead, with
 // the body written as the protojson of the command's message (field names
-// as in the .proto; 64-bit integers as strings and bytes as base64, as
-// protojson has them; fields at their zero value left out):
+// as in the .proto, with protojson's lowerCamelCase names accepted too;
+// 64-bit integers as strings, accepted as strings or numbers; bytes as
+// base64; enums by name, accepted by name or number; fields at their zero
+// value left out):
 //
 //	{"command": "CMD_HEARTBEAT_REQ", "sequence": 1, "body": {"client_time": "1700000000000"}}
 //	{"command": "CMD_HEARTBEAT_RSP", "sequence": 1, "timestamp": 1700000000042, "body": {"server_time": "1700000000042"}}

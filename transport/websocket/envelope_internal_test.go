@@ -253,3 +253,79 @@ func FuzzDecodeJSON(f *testing.F) {
 		}
 	})
 }
+
+// TestJSONBodyShapes pins the protojson shapes docs/PROTOCOL.md §2.5
+// promises, in both directions.
+func TestJSONBodyShapes(t *testing.T) {
+	decode := func(t *testing.T, in string, m proto.Message) {
+		t.Helper()
+		f, err := decodeJSON([]byte(in), im.MaxFrameSize)
+		require.NoError(t, err)
+		require.NotEqual(t, invalidBody(), f.Body, "%s refused", in)
+		require.NoError(t, proto.Unmarshal(f.Body, m))
+	}
+
+	t.Run("input", func(t *testing.T) {
+		for _, tt := range []struct {
+			name, body string
+			want       proto.Message
+		}{
+			{"enum by name", `{"user_ids":["a"],"subscribe":"PRESENCE_SUBSCRIBE"}`, &imv1.OnlineStatusRequest{UserIds: []string{"a"}, Subscribe: imv1.PresenceSubscribe_PRESENCE_SUBSCRIBE}},
+			{"enum by number", `{"userIds":["a"],"subscribe":2}`, &imv1.OnlineStatusRequest{UserIds: []string{"a"}, Subscribe: imv1.PresenceSubscribe_PRESENCE_UNSUBSCRIBE}},
+			{"unknown enum name ignored", `{"user_ids":["a"],"subscribe":"PRESENCE_LATER"}`, &imv1.OnlineStatusRequest{UserIds: []string{"a"}}},
+			{"null is the zero value", `{"user_ids":["a"],"subscribe":null}`, &imv1.OnlineStatusRequest{UserIds: []string{"a"}}},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				got := new(imv1.OnlineStatusRequest)
+				decode(t, `{"command":"CMD_ONLINE_STATUS_REQ","sequence":1,"body":`+tt.body+`}`, got)
+				require.True(t, proto.Equal(tt.want, got), "got %v", got)
+			})
+		}
+		t.Run("32-bit integers as strings too", func(t *testing.T) {
+			got := new(imv1.SendMessageRequest)
+			decode(t, `{"command":"CMD_SEND_MSG_REQ","sequence":1,"body":{"message":{"message_type":"1","send_time":"-5"}}}`, got)
+			require.Equal(t, int32(1), got.Message.MessageType)
+			require.Equal(t, int64(-5), got.Message.SendTime)
+		})
+		t.Run("base64 variants", func(t *testing.T) {
+			for _, c := range []string{"+/8=", "-_8=", "-_8", "+/8"} { // 0xfb 0xff in std, URL-safe, unpadded
+				got := new(imv1.SendMessageRequest)
+				decode(t, `{"command":"CMD_SEND_MSG_REQ","sequence":1,"body":{"message":{"content":"`+c+`"}}}`, got)
+				require.Equal(t, []byte{0xfb, 0xff}, got.Message.Content, c)
+			}
+		})
+		for _, bad := range []string{
+			`{"message":{"send_time":1.5}}`,                   // not an integer
+			`{"message":{"send_time":"9223372036854775808"}}`, // over int64
+			`{"message":{"message_type":"x"}}`,
+			`{"message":{"content":"not base64!"}}`,
+			`{"message":{"client_msg_id":1}}`, // a number for a string
+		} {
+			t.Run("refused "+bad, func(t *testing.T) {
+				f, err := decodeJSON([]byte(`{"command":"CMD_SEND_MSG_REQ","sequence":1,"body":`+bad+`}`), im.MaxFrameSize)
+				require.NoError(t, err)
+				require.Equal(t, invalidBody(), f.Body)
+			})
+		}
+	})
+
+	t.Run("output", func(t *testing.T) {
+		rsp := &imv1.OnlineStatusResponse{
+			ErrorCode: imv1.ErrorCode_ERR_INVALID_PARAM,
+			Statuses:  []*imv1.UserStatus{{UserId: "a", Online: true, Version: 1 << 62}},
+		}
+		p, err := appendJSON(nil, im.Frame{Command: imv1.CommandType_CMD_ONLINE_STATUS_RSP, Sequence: 1, Body: mustMarshal(t, rsp)}, 1)
+		require.NoError(t, err)
+		out, _ := parseOut(t, p)
+		var body map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(out.Body, &body))
+		require.JSONEq(t, `"ERR_INVALID_PARAM"`, string(body["error_code"]), "enums by name")
+		require.NotContains(t, body, "error_msg", "zero values left out")
+		var statuses []map[string]json.RawMessage
+		require.NoError(t, json.Unmarshal(body["statuses"], &statuses))
+		require.JSONEq(t, `"4611686018427387904"`, string(statuses[0]["version"]), "uint64 as a string")
+		require.JSONEq(t, `true`, string(statuses[0]["online"]))
+		require.NotContains(t, statuses[0], "last_seen")
+		require.NotContains(t, statuses[0], "devices", "empty lists left out")
+	})
+}
