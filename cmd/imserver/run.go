@@ -127,13 +127,9 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		return err
 	}
 
-	var tlsConfig *tls.Config
-	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return err
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tlsConfig, err := c.tlsConfig()
+	if err != nil {
+		return err
 	}
 
 	var (
@@ -382,7 +378,7 @@ func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	err := l.UnmarshalText([]byte(s))
 	if err != nil {
-		return 0, fmt.Errorf("-log-level must be debug, info, warn or error, not %q", s)
+		return 0, fmt.Errorf("-log-level is %q; it must be debug, info, warn or error", s)
 	}
 	return l, nil
 }
