@@ -121,3 +121,18 @@ func TestEveryFlagValidated(t *testing.T) {
 		require.True(t, tested[s.name], "no bad value tested for -%s", s.name)
 	}
 }
+
+// TestSettingsAtTheirLimitsStart starts the server with every bounded
+// setting at the edge of its range: what validate accepts, the packages
+// the settings go to accept too, so no error naming a Go field reaches
+// the user.
+func TestSettingsAtTheirLimitsStart(t *testing.T) {
+	start(t, t.TempDir(), new(syncBuffer),
+		"-max-content", "524288", "-max-group-members", "1", "-max-sessions", "1",
+		"-send-rate", "-1", "-group-adds-per-minute", "-1", "-friend-request-rate", "-1",
+		"-recall-window", "-1s", "-max-conns-per-ip", "-1", "-bcrypt-cost", "10",
+		"-login-client-rate", "1", "-login-subnet-rate", "1", "-upload-max", "1",
+		"-upload-ttl", "1ns", "-files-url-ttl", "0", "-token-lifetime", "1s",
+		"-shutdown-grace", "1ns", "-friends-only", "-http-read-timeout", "1ns")
+	start(t, t.TempDir(), new(syncBuffer), "-max-content", "1", "-send-rate", "0.001", "-friend-request-rate", "1e-9", "-bcrypt-cost", "31")
+}

@@ -60,7 +60,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	log := slog.New(h)
 
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return err
+		return fmt.Errorf("-data %s: %w", c.DataDir, err)
 	}
 	// The store first: a data dir whose store is refused is left as it
 	// was found.
