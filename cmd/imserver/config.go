@@ -1,14 +1,23 @@
 package main
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/url"
+	"os"
+	"path"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+	"golang.org/x/crypto/bcrypt"
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/auth"
@@ -149,119 +158,314 @@ func settings(c *config) []setting {
 }
 
 // parseConfig reads flags, then the environment for every flag not given.
+// A value of the wrong form is refused naming the flag (or the variable),
+// the value and the form expected; the flag package's own message and the
+// usage text it prints after it would name neither the form nor the
+// variable.
 func parseConfig(args []string, getenv func(string) string, out io.Writer) (config, error) {
 	var c config
 	fs := flag.NewFlagSet("imserver", flag.ContinueOnError)
-	fs.SetOutput(out)
+	// Errors are returned, and the usage is printed only when asked for.
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
 	list := settings(&c)
+	var bad error // the last value a flag refused, as the user should read it
 	for _, s := range list {
 		s.bind(fs, s.name, s.usage+" (env "+s.env+")")
-	}
-	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: imserver [flags]\n       imserver check [-data dir]\n\nRuns an IM server with zero configuration. Each flag can also be set by the environment variable named after it. imserver check verifies a data dir offline (imserver check -h).\n\n")
-		fs.PrintDefaults()
+		f := fs.Lookup(s.name)
+		f.Value = &checkedValue{Value: f.Value, name: s.name, bad: &bad}
 	}
 	if err := fs.Parse(args); err != nil {
-		return c, err
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			printUsage(fs, out)
+			return c, err
+		case bad != nil:
+			return c, bad
+		}
+		return c, fmt.Errorf("%w (imserver -h lists the flags)", err)
 	}
 	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+		return c, fmt.Errorf("unexpected argument %q (imserver -h lists the flags)", fs.Arg(0))
 	}
 	given := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
 	for _, s := range list {
 		if v := getenv(s.env); v != "" && !given[s.name] {
 			if err := fs.Set(s.name, v); err != nil {
-				return c, fmt.Errorf("%s: %w", s.env, err)
+				return c, fmt.Errorf("%s=%q (-%s): %s", s.env, v, s.name, valueForm(fs.Lookup(s.name).Value))
 			}
 		}
 	}
 	return c, c.validate()
 }
 
+// checkedValue is a flag's value that records, in *bad, a value it refuses
+// in words that name the flag, the value and the form it takes.
+type checkedValue struct {
+	flag.Value
+	name string
+	bad  *error
+}
+
+func (v *checkedValue) Set(s string) error {
+	err := v.Value.Set(s)
+	if err != nil {
+		*v.bad = fmt.Errorf("-%s %q: %s", v.name, s, valueForm(v.Value))
+	}
+	return err
+}
+
+// IsBoolFlag lets a boolean flag be given without a value (-friends-only).
+func (v *checkedValue) IsBoolFlag() bool {
+	b, ok := v.Value.(interface{ IsBoolFlag() bool })
+	return ok && b.IsBoolFlag()
+}
+
+// valueForm says what form a flag's value takes, from the type the flag
+// package gave it.
+func valueForm(v flag.Value) string {
+	if c, ok := v.(*checkedValue); ok {
+		v = c.Value
+	}
+	switch name, _ := flag.UnquoteUsage(&flag.Flag{Value: v}); name {
+	case "duration":
+		return "a duration such as 15s, 2m or 24h"
+	case "int":
+		return "a whole number"
+	case "float":
+		return "a number such as 1 or 0.5"
+	case "":
+		return "true or false"
+	}
+	return "not a valid value"
+}
+
+// printUsage prints the help text as flag.PrintDefaults would, with each
+// flag's type, which PrintDefaults cannot see through checkedValue.
+func printUsage(fs *flag.FlagSet, out io.Writer) {
+	fmt.Fprintf(out, "Usage: imserver [flags]\n       imserver check [-data dir]\n\nRuns an IM server with zero configuration. Each flag can also be set by the environment variable named after it. imserver check verifies a data dir offline (imserver check -h).\n\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		v := f.Value.(*checkedValue).Value
+		var b strings.Builder
+		fmt.Fprintf(&b, "  -%s", f.Name)
+		name, usage := flag.UnquoteUsage(&flag.Flag{Value: v, Usage: f.Usage})
+		if name != "" {
+			b.WriteString(" " + name)
+		}
+		if b.Len() <= 4 {
+			b.WriteString("\t")
+		} else {
+			b.WriteString("\n    \t")
+		}
+		b.WriteString(strings.ReplaceAll(usage, "\n", "\n    \t"))
+		switch {
+		case f.DefValue == "" || f.DefValue == "false" || f.DefValue == "0" || f.DefValue == "0s":
+		case name == "string":
+			fmt.Fprintf(&b, " (default %q)", f.DefValue)
+		default:
+			fmt.Fprintf(&b, " (default %v)", f.DefValue)
+		}
+		fmt.Fprintln(out, b.String())
+	})
+}
+
+// validate checks every setting against the range it can take, so that a
+// value the server could not work with is refused at start, naming the
+// flag, the value and what it may be, before anything in the data dir is
+// touched. Secrets are never echoed.
 func (c config) validate() error {
 	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
 	switch c.Store {
 	case "bolt", "sqlite":
 	case "postgres", "mysql":
 		if c.DSN == "" {
-			errs = append(errs, fmt.Errorf("-store %s needs -dsn", c.Store))
+			bad("-store %s needs -dsn", c.Store)
 		}
 	default:
-		errs = append(errs, fmt.Errorf("-store must be bolt, sqlite, postgres or mysql, not %q", c.Store))
+		bad("-store is %q; it must be bolt, sqlite, postgres or mysql", c.Store)
 	}
 	if c.Store == "bolt" && c.DSN != "" {
-		errs = append(errs, errors.New("-dsn is for the SQL stores; bolt keeps its file in -data"))
+		bad("-dsn is for the SQL stores; bolt keeps its file in -data")
 	}
-	if _, err := c.policy(); err != nil {
-		errs = append(errs, err)
+	if c.DSN != "" {
+		if err := checkDSN(c.Store, c.DSN); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.DataDir == "" {
+		bad("-data is empty; it must name a directory, such as ./data")
+	}
+	for _, d := range []struct{ name, dir string }{{"data", c.DataDir}, {"files-dir", c.FilesDir}} {
+		if fi, err := os.Stat(d.dir); err == nil && !fi.IsDir() {
+			bad("-%s is %q, a file; it must be a directory (made if missing)", d.name, d.dir)
+		}
+	}
+	for _, a := range []struct{ name, addr string }{{"http", c.HTTPAddr}, {"ws", c.WSAddr}, {"tcp", c.TCPAddr}, {"debug-addr", c.DebugAddr}} {
+		if a.addr != "" && !validAddr(a.addr) {
+			bad("-%s is %q; it must be a listen address such as :8080 or 127.0.0.1:8080 (empty disables)", a.name, a.addr)
+		}
+	}
+	if c.HTTPAddr == "" && c.WSAddr == "" && c.TCPAddr == "" {
+		bad("every listener is disabled: set at least one of -http, -ws and -tcp")
+	}
+	if c.JWTSecret != "" {
+		if err := auth.ValidateSecret([]byte(c.JWTSecret)); err != nil {
+			bad("-jwt-secret: %w", err)
+		}
+	}
+	if c.JWTIssuer == "" {
+		bad("-jwt-issuer is empty; it must be a name such as imserver")
+	}
+	if c.JWTAudience == "" {
+		bad("-jwt-audience is empty; it must be a name such as imserver")
+	}
+	if c.TokenLifetime <= 0 {
+		bad("-token-lifetime is %v; it must be positive, such as 720h", c.TokenLifetime)
 	}
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
-		errs = append(errs, fmt.Errorf("-log-format must be text or json, not %q", c.LogFormat))
+		bad("-log-format is %q; it must be text or json", c.LogFormat)
 	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		errs = append(errs, errors.New("-tls-cert and -tls-key go together"))
+	// Half a frame: a message's frame holds its content and its envelope.
+	if c.MaxContent < 1 || c.MaxContent > im.MaxFrameSize/2 {
+		bad("-max-content is %d; it must be 1 to %d bytes", c.MaxContent, im.MaxFrameSize/2)
 	}
-	if c.JWTSecret != "" {
-		if err := auth.ValidateSecret([]byte(c.JWTSecret)); err != nil {
-			errs = append(errs, fmt.Errorf("-jwt-secret: %w", err))
+	if c.MaxGroup < 1 {
+		bad("-max-group-members is %d; it must be at least 1", c.MaxGroup)
+	}
+	if _, err := c.policy(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxSessions < 1 {
+		bad("-max-sessions is %d; it must be at least 1", c.MaxSessions)
+	}
+	// Zero would mean the Server's default, not "none": refused, so that
+	// no one takes it for "no sends".
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"send-rate", c.SendRate}, {"friend-request-rate", c.FriendRate}} {
+		if r.v == 0 || math.IsNaN(r.v) || math.IsInf(r.v, 0) {
+			bad("-%s is %v; it must be positive, or negative for no limit", r.name, r.v)
 		}
 	}
-	if c.ClientAttempts < 1 {
-		errs = append(errs, fmt.Errorf("-login-client-rate is %d; it must be at least 1", c.ClientAttempts))
-	}
-	if c.SubnetAttempts < 1 {
-		errs = append(errs, fmt.Errorf("-login-subnet-rate is %d; it must be at least 1", c.SubnetAttempts))
-	}
-	if c.BcryptCost < auth.MinBcryptCost || c.BcryptCost > 31 {
-		errs = append(errs, fmt.Errorf("-bcrypt-cost must be %d to 31", auth.MinBcryptCost))
-	}
-	for _, o := range c.corsOrigins() {
-		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.TrimRight(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
-			errs = append(errs, fmt.Errorf("-cors-origins: %q is not an origin such as https://app.example.com", o))
-		}
-	}
-	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
-		errs = append(errs, errors.New("-metrics-token must be at least 16 characters (openssl rand -hex 16)"))
+	if c.GroupAdds == 0 {
+		bad("-group-adds-per-minute is 0; it must be positive, or negative for no limit")
 	}
 	if c.RecallWindow == 0 {
-		errs = append(errs, errors.New("-recall-window must be positive, or negative for no limit"))
-	}
-	if c.FriendRate == 0 || math.IsNaN(c.FriendRate) || math.IsInf(c.FriendRate, 0) {
-		errs = append(errs, errors.New("-friend-request-rate must be positive, or negative for no limit"))
+		bad("-recall-window is 0s; it must be positive, or negative for no limit")
 	}
 	if c.UploadMax < 1 {
-		errs = append(errs, fmt.Errorf("-upload-max is %d; it must be at least 1 byte", c.UploadMax))
+		bad("-upload-max is %d; it must be at least 1 byte", c.UploadMax)
 	}
 	if c.UploadTTL <= 0 {
-		errs = append(errs, fmt.Errorf("-upload-ttl must be positive, not %v", c.UploadTTL))
-	}
-	if c.FilesURLTTL < 0 {
-		errs = append(errs, fmt.Errorf("-files-url-ttl must not be negative, not %v", c.FilesURLTTL))
+		bad("-upload-ttl is %v; it must be positive", c.UploadTTL)
 	}
 	if c.FilesURL != "" {
 		if u, err := url.Parse(c.FilesURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.User != nil {
-			errs = append(errs, fmt.Errorf("-files-url: %q is not a base URL such as https://files.example.com", c.FilesURL))
+			bad("-files-url is %q; it must be a base URL such as https://files.example.com", c.FilesURL)
 		}
 	}
+	if c.FilesURLTTL < 0 {
+		bad("-files-url-ttl is %v; it must be positive, or 0 for URLs that never expire", c.FilesURLTTL)
+	}
+	for _, o := range c.origins() {
+		if _, err := path.Match(o, ""); err != nil {
+			bad("-ws-origins: %q is not a host pattern such as *.example.com", o)
+		}
+	}
+	for _, o := range c.corsOrigins() {
+		if u, err := url.Parse(o); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.TrimRight(u.Path, "/") != "" || u.RawQuery != "" || u.User != nil {
+			bad("-cors-origins: %q is not an origin such as https://app.example.com", o)
+		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("-tls-cert and -tls-key go together: set both or neither")
+	} else if c.TLSCert != "" {
+		if _, err := c.tlsConfig(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.ShutdownGrace <= 0 {
+		bad("-shutdown-grace is %v; it must be positive, such as 15s", c.ShutdownGrace)
+	}
+	if c.BcryptCost < auth.MinBcryptCost || c.BcryptCost > bcrypt.MaxCost {
+		bad("-bcrypt-cost is %d; it must be %d to %d", c.BcryptCost, auth.MinBcryptCost, bcrypt.MaxCost)
+	}
+	if c.ClientAttempts < 1 {
+		bad("-login-client-rate is %d; it must be at least 1", c.ClientAttempts)
+	}
+	if c.SubnetAttempts < 1 {
+		bad("-login-subnet-rate is %d; it must be at least 1", c.SubnetAttempts)
+	}
+	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
+		bad("-metrics-token is %d characters; it must be at least 16 (openssl rand -hex 16)", len(c.MetricsToken))
+	}
 	if c.MaxConnsPerIP == 0 {
-		errs = append(errs, errors.New("-max-conns-per-ip must be positive, or negative for no limit"))
+		bad("-max-conns-per-ip is 0; it must be positive, or negative for no limit")
 	}
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"-http-read-timeout", c.HTTPRead}, {"-http-write-timeout", c.HTTPWrite}, {"-http-idle-timeout", c.HTTPIdle}} {
+	}{{"http-read-timeout", c.HTTPRead}, {"http-write-timeout", c.HTTPWrite}, {"http-idle-timeout", c.HTTPIdle}} {
 		if d.v <= 0 {
-			errs = append(errs, fmt.Errorf("%s must be positive, not %v", d.name, d.v))
+			bad("-%s is %v; it must be positive, such as 30s", d.name, d.v)
 		}
 	}
-	if c.HTTPAddr == "" && c.WSAddr == "" && c.TCPAddr == "" {
-		errs = append(errs, errors.New("every listener is disabled"))
-	}
 	return errors.Join(errs...)
+}
+
+// validAddr reports whether addr is a host:port net.Listen can take.
+func validAddr(addr string) bool {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil || port == "" {
+		return false
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err == nil {
+		return n <= math.MaxUint16
+	}
+	// A service name, such as http.
+	_, err = net.LookupPort("tcp", port)
+	return err == nil
+}
+
+// checkDSN checks that dsn has the form the driver of store reads. The
+// drivers' own errors for a DSN of the other's form name neither the flag
+// nor the form expected (the MySQL driver takes a PostgreSQL URL for an
+// address it cannot dial). The DSN itself is not echoed: it may hold a
+// password.
+func checkDSN(store, dsn string) error {
+	const (
+		mysqlForm    = "a DSN such as user:password@tcp(127.0.0.1:3306)/imserver?parseTime=true"
+		postgresForm = "a URL such as postgres://user:password@127.0.0.1:5432/imserver?sslmode=disable"
+	)
+	isURL := strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+	isMySQL := strings.Contains(dsn, "@tcp(") || strings.Contains(dsn, "@unix(")
+	switch store {
+	case "mysql":
+		if isURL {
+			return fmt.Errorf("-dsn is a PostgreSQL URL; -store mysql takes %s (or use -store postgres)", mysqlForm)
+		}
+		if _, err := mysql.ParseDSN(dsn); err != nil {
+			return fmt.Errorf("-dsn is not a MySQL DSN (%w); -store mysql takes %s", err, mysqlForm)
+		}
+	case "postgres":
+		if isMySQL {
+			return fmt.Errorf("-dsn is a MySQL DSN; -store postgres takes %s (or use -store mysql)", postgresForm)
+		}
+		if _, err := pgconn.ParseConfig(dsn); err != nil {
+			return fmt.Errorf("-dsn is not a PostgreSQL URL or connection string; -store postgres takes %s", postgresForm)
+		}
+	case "sqlite":
+		if isURL || isMySQL {
+			return errors.New("-dsn is a PostgreSQL or MySQL DSN; -store sqlite takes a file path (or use -store postgres or mysql)")
+		}
+	}
+	return nil
 }
 
 func (c config) policy() (im.DevicePolicy, error) {
@@ -273,7 +477,20 @@ func (c config) policy() (im.DevicePolicy, error) {
 	case "one":
 		return im.OneSession, nil
 	}
-	return 0, fmt.Errorf("-device-policy must be all, platform or one, not %q", c.DevicePolicy)
+	return 0, fmt.Errorf("-device-policy is %q; it must be all, platform or one", c.DevicePolicy)
+}
+
+// tlsConfig is the TLS configuration of -tls-cert and -tls-key; nil
+// without them.
+func (c config) tlsConfig() (*tls.Config, error) {
+	if c.TLSCert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("-tls-cert %s, -tls-key %s: %w (they must be a PEM certificate and its private key)", c.TLSCert, c.TLSKey, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 func (c config) origins() []string { return splitList(c.WSOrigins) }

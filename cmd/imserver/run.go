@@ -18,8 +18,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/imserver/imserver/im"
@@ -31,6 +33,7 @@ import (
 	"github.com/imserver/imserver/transport/httpapi"
 	"github.com/imserver/imserver/transport/tcp"
 	"github.com/imserver/imserver/transport/websocket"
+	berrors "go.etcd.io/bbolt/errors"
 
 	// The SQL drivers -store can name.
 	_ "github.com/go-sql-driver/mysql"
@@ -57,7 +60,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	log := slog.New(h)
 
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
-		return err
+		return fmt.Errorf("-data %s: %w", c.DataDir, err)
 	}
 	// The store first: a data dir whose store is refused is left as it
 	// was found.
@@ -127,13 +130,9 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		return err
 	}
 
-	var tlsConfig *tls.Config
-	if c.TLSCert != "" {
-		cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
-		if err != nil {
-			return err
-		}
-		tlsConfig = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	tlsConfig, err := c.tlsConfig()
+	if err != nil {
+		return err
 	}
 
 	var (
@@ -152,8 +151,8 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		}()
 	}
 	// WebSocket's TLS wraps the listener; TCP's is done by the tcp package.
-	listen := func(addr string) (net.Listener, error) {
-		l, err := net.Listen("tcp", addr)
+	listenWS := func(addr string) (net.Listener, error) {
+		l, err := listenFlag("ws", addr)
 		if err != nil {
 			return nil, err
 		}
@@ -171,7 +170,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		_ = srv.Close()
 	}
 	if c.HTTPAddr != "" {
-		l, err := net.Listen("tcp", c.HTTPAddr)
+		l, err := listenFlag("http", c.HTTPAddr)
 		if err != nil {
 			return err
 		}
@@ -189,7 +188,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		serve("http", func() error { return hs.Serve(l) })
 	}
 	if c.WSAddr != "" {
-		l, err := listen(c.WSAddr)
+		l, err := listenWS(c.WSAddr)
 		if err != nil {
 			closeAll()
 			return err
@@ -205,7 +204,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		serve("websocket", func() error { return hs.Serve(l) })
 	}
 	if c.TCPAddr != "" {
-		l, err := net.Listen("tcp", c.TCPAddr)
+		l, err := listenFlag("tcp", c.TCPAddr)
 		if err != nil {
 			closeAll()
 			return err
@@ -215,7 +214,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		serve("tcp", func() error { return tcpSrv.Serve(l) })
 	}
 	if c.DebugAddr != "" {
-		l, err := net.Listen("tcp", c.DebugAddr)
+		l, err := listenFlag("debug-addr", c.DebugAddr)
 		if err != nil {
 			closeAll()
 			return err
@@ -251,10 +250,11 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	var runErr error
 	select {
 	case <-ctx.Done():
-		log.Info("shutting down")
+		log.Info("shutting down", "grace", c.ShutdownGrace)
 	case runErr = <-errs:
 		log.Error("listener failed, shutting down", "err", runErr)
 	}
+	began := time.Now()
 	// The core first: it stops the WebSocket and TCP transports from
 	// accepting, drains the sessions and waits for their connections,
 	// which net/http would not do (it does not track hijacked WebSocket
@@ -270,7 +270,21 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	closeAll()
 	stopSweep()
 	wg.Wait()
+	log.Info("shut down", "took", time.Since(began).Round(time.Millisecond))
 	return runErr
+}
+
+// listenFlag listens on addr, the value of flag name, with an error that
+// names both and, for a port in use, the likely cause.
+func listenFlag(name, addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("-%s %s: %w (another server running?)", name, addr, syscall.EADDRINUSE)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("-%s %s: %w", name, addr, err)
+	}
+	return l, nil
 }
 
 // openFiles opens the store of uploaded files (-files-dir, by default in
@@ -382,7 +396,7 @@ func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	err := l.UnmarshalText([]byte(s))
 	if err != nil {
-		return 0, fmt.Errorf("-log-level must be debug, info, warn or error, not %q", s)
+		return 0, fmt.Errorf("-log-level is %q; it must be debug, info, warn or error", s)
 	}
 	return l, nil
 }
@@ -427,6 +441,9 @@ func openStore(ctx context.Context, c config, log *slog.Logger) (backend, func()
 	s, err := sqlstore.New(ctx, db, sqlstore.Options{Dialect: dialect, Logger: log})
 	if err != nil {
 		db.Close()
+		if c.Store == "sqlite" {
+			return nil, nil, sqliteOpenError(dsn, err)
+		}
 		return nil, nil, fmt.Errorf("%s store: %w", c.Store, err)
 	}
 	// The data dir does not hold a SQL store's data, but its manifest
@@ -440,6 +457,18 @@ func openStore(ctx context.Context, c config, log *slog.Logger) (backend, func()
 	return s, db.Close, nil
 }
 
+// sqliteOpenError says which file SQLite could not open, which its own
+// "unable to open database file (14)" does not, and what to check. A
+// SQLite DSN is a file name and holds no password.
+func sqliteOpenError(dsn string, err error) error {
+	const cantOpen = 14 // SQLITE_CANTOPEN
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) && coded.Code()&0xff == cantOpen {
+		return fmt.Errorf("sqlite store %s: %w: its directory must exist and this user must be able to write in it (-data, or -dsn)", dsn, err)
+	}
+	return fmt.Errorf("sqlite store %s: %w", dsn, err)
+}
+
 // openBolt opens the bolt store of data dir dir, checked against the
 // dir's manifest (see manifest.go).
 func openBolt(dir string, log *slog.Logger) (backend, func() error, error) {
@@ -451,6 +480,15 @@ func openBolt(dir string, log *slog.Logger) (backend, func() error, error) {
 		return nil, nil, err
 	}
 	s, err := bolt.Open(filepath.Join(dir, boltFile), bolt.Options{})
+	if errors.Is(err, berrors.ErrTimeout) {
+		// bbolt's flock says only that the file is locked; the pid file
+		// says by whom.
+		who := "another process (an imserver, or imserver check)"
+		if pid, ok := readPID(dir); ok {
+			who = fmt.Sprintf("another imserver (pid %d)", pid)
+		}
+		return nil, nil, fmt.Errorf("%s is using -data %s: stop it or choose another directory (%w)", who, dir, err)
+	}
 	if errors.Is(err, im.ErrCorrupt) {
 		return nil, nil, fmt.Errorf("%w\nThe database is damaged: restore the data dir from a backup; imserver check -data %s lists what is wrong", err, dir)
 	}
@@ -461,7 +499,41 @@ func openBolt(dir string, log *slog.Logger) (backend, func() error, error) {
 		s.Close()
 		return nil, nil, err
 	}
-	return s, s.Close, nil
+	// Written only while the lock is held, so the pid in it is the
+	// holder's; a stale one, after a crash, is overwritten at the next
+	// start. Without it the lock error is less precise, nothing worse.
+	if err := writePID(dir); err != nil {
+		log.Warn("could not write the pid file", "err", err)
+	}
+	return s, func() error {
+		removePID(dir)
+		return s.Close()
+	}, nil
+}
+
+// pidFile is where a running imserver with a bolt store keeps its process
+// id, in the data dir, for the error a second one meets on the lock.
+const pidFile = "imserver.pid"
+
+func writePID(dir string) error {
+	return os.WriteFile(filepath.Join(dir, pidFile), []byte(strconv.Itoa(os.Getpid())+"\n"), 0o600)
+}
+
+// readPID returns the pid in dir's pid file, if it holds one.
+func readPID(dir string) (int, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, pidFile))
+	if err != nil {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid, err == nil && pid > 0
+}
+
+// removePID removes dir's pid file if it is this process's.
+func removePID(dir string) {
+	if pid, ok := readPID(dir); ok && pid == os.Getpid() {
+		_ = os.Remove(filepath.Join(dir, pidFile))
+	}
 }
 
 // setTimeouts bounds how long a client may take to send a request (a body
