@@ -46,10 +46,15 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	var parseErr parseError
 	switch {
-	case errors.Is(err, flag.ErrHelp):
+	case err == nil, errors.Is(err, flag.ErrHelp), errors.Is(err, context.Canceled):
+	case errors.As(err, &parseErr):
+		os.Exit(2) // the flag package has said what is wrong
+	case errors.Is(err, errUsage):
+		fmt.Fprintln(os.Stderr, "imchat:", err)
 		os.Exit(2)
-	case err != nil && !errors.Is(err, context.Canceled):
+	default:
 		fmt.Fprintln(os.Stderr, "imchat:", err)
 		os.Exit(1)
 	}
@@ -65,6 +70,12 @@ type options struct {
 	timeout           time.Duration
 }
 
+// parseError is an error of the flag package, which has printed it with the
+// usage already.
+type parseError struct{ error }
+
+func (e parseError) Unwrap() error { return e.error }
+
 // errUsage marks a bad command line; the message says what is wrong.
 var errUsage = errors.New("usage")
 
@@ -72,11 +83,22 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	var o options
 	fs := flag.NewFlagSet("imchat", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), `imchat prints a user's messages and sends them.
+
+  imchat -token T                     print T's messages, then each one that arrives
+  imchat -token T -to U               the same, and send each line of stdin to user U
+  imchat -token T -group G -send hi   send one message to group G and exit
+  imchat -token T -sync               print T's messages and exit
+
+`)
+		fs.PrintDefaults()
+	}
 	addr := getenv("IMCHAT_ADDR")
 	if addr == "" {
 		addr = "localhost:8082"
 	}
-	fs.StringVar(&o.addr, "addr", addr, "server: host:port for TCP, or a ws:// or wss:// URL for WebSocket (default from IMCHAT_ADDR)")
+	fs.StringVar(&o.addr, "addr", addr, "server: host:port for TCP, or a ws:// or wss:// URL for WebSocket; IMCHAT_ADDR sets the default")
 	fs.StringVar(&o.token, "token", "", "the user's token, from POST /api/auth/login (required)")
 	fs.StringVar(&o.user, "user", "", "the user's id (default: the token's subject)")
 	fs.StringVar(&o.to, "to", "", "send to this user")
@@ -87,7 +109,10 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 	fs.IntVar(&o.n, "n", 0, "exit after printing this many messages (0: run until interrupted, or until stdin ends when sending)")
 	fs.DurationVar(&o.timeout, "timeout", 10*time.Second, "bound on connecting, each send and the sync")
 	if err := fs.Parse(args); err != nil {
-		return o, err
+		if errors.Is(err, flag.ErrHelp) {
+			return o, err
+		}
+		return o, parseError{err}
 	}
 	bad := func(format string, a ...any) (options, error) {
 		return o, fmt.Errorf("%w: "+format, append([]any{errUsage}, a...)...)
