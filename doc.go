@@ -21,6 +21,7 @@
 //	transport/httpapi    the REST API (accounts, health)
 //	cmd/imserver         the standalone server
 //	cmd/imbench          the load generator that verifies delivery
+//	cmd/imchat           a chat client for the shell, used by the README's tour
 //	examples             runnable examples of embedding
 //
 // Start with package im; docs/DESIGN.md describes how the parts fit.
