@@ -22,7 +22,6 @@ package imtest
 import (
 	"context"
 	"crypto/rand"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -63,11 +62,10 @@ type Options struct {
 	// messages to users that never registered fail with USER_NOT_EXIST.
 	CheckRecipients bool
 	// Token mints a token for userID that a custom Config.Authenticator
-	// accepts; Server.Token, Dial and DialWith use it. Without it, a server
-	// with a custom Authenticator has no way to make its tokens: Token and
-	// Dial fail the test saying so, and DialWith needs Options.Token set.
-	// Ignored without a custom Authenticator, whose tokens are the
-	// server's own JWTs.
+	// accepts; Server.Token, Dial and DialWith use it. Without it they use
+	// the server's JWTs, and fail the test saying so when the custom
+	// Authenticator refuses them: then set Token, or call DialWith with
+	// the host's own token. Ignored without a custom Authenticator.
 	Token func(userID string) (string, error)
 }
 
@@ -231,9 +229,10 @@ func (s *Server) Restart(t testing.TB) *Server {
 
 // Token returns a valid token for userID: one of the server's JWTs, or,
 // with a custom Config.Authenticator, what Options.Token mints. With a
-// custom Authenticator and no Options.Token it fails the test, as the
-// server's JWTs would be refused: set Options.Token, or call DialWith with
-// a token your Authenticator accepts.
+// custom Authenticator and no Options.Token it is the server's JWT if that
+// Authenticator accepts it (a Guard around Tokens does), and otherwise it
+// fails the test saying so: set Options.Token, or call DialWith with a
+// token your Authenticator accepts.
 func (s *Server) Token(t testing.TB, userID string) string {
 	t.Helper()
 	tok, err := s.token(userID)
@@ -243,24 +242,32 @@ func (s *Server) Token(t testing.TB, userID string) string {
 	return tok
 }
 
-// errNoTokens is why Token cannot serve a custom Authenticator.
-var errNoTokens = errors.New("token: the server has a custom Config.Authenticator, whose tokens imtest cannot mint; " +
-	"set Options.Token, or call DialWith with a token your Authenticator accepts in client.Options.Token")
-
 func (s *Server) token(userID string) (string, error) {
-	switch {
-	case s.customAuth && s.opts.Token != nil:
+	if s.customAuth && s.opts.Token != nil {
 		tok, err := s.opts.Token(userID)
 		if err != nil {
 			return "", fmt.Errorf("Options.Token for %q: %w", userID, err)
 		}
 		return tok, nil
-	case s.customAuth:
-		return "", errNoTokens
 	}
 	tok, _, err := s.Tokens.Issue(userID)
 	if err != nil {
 		return "", fmt.Errorf("issue token: %w", err)
+	}
+	if s.customAuth {
+		// A custom Authenticator may take the server's JWTs (a Guard
+		// around them does); if it does not, say what to do instead of
+		// letting the dial fail with a bare "authentication failed".
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		id, err := s.opts.Config.Authenticator.Authenticate(ctx, tok)
+		if err == nil && id.UserID != userID {
+			err = fmt.Errorf("it names user %q", id.UserID)
+		}
+		if err != nil {
+			return "", fmt.Errorf("token for %q: the custom Config.Authenticator refuses imtest's JWT (%w); "+
+				"set Options.Token, or call DialWith with a token your Authenticator accepts in client.Options.Token", userID, err)
+		}
 	}
 	return tok, nil
 }
@@ -276,8 +283,8 @@ func (s *Server) Addr(transport string) string {
 
 // Dial connects and authenticates userID over transport ("tcp" or
 // "websocket") with a fresh token from Token; with a custom
-// Config.Authenticator that needs Options.Token, or use DialWith with your
-// own token. The client is closed when the test ends.
+// Config.Authenticator that refuses the server's JWTs that needs
+// Options.Token, or use DialWith with your own token. The client is closed when the test ends.
 func (s *Server) Dial(t testing.TB, transport, userID string) *client.Client {
 	t.Helper()
 	return s.DialWith(t, client.Options{Transport: transport, UserID: userID})
@@ -285,7 +292,7 @@ func (s *Server) Dial(t testing.TB, transport, userID string) *client.Client {
 
 // DialWith connects with o, filling in Addr and Token when they are empty
 // (Token as the Token method makes it). With a custom Config.Authenticator
-// and no Options.Token, o.Token must be set.
+// that refuses the server's JWTs and no Options.Token, o.Token must be set.
 func (s *Server) DialWith(t testing.TB, o client.Options) *client.Client {
 	t.Helper()
 	if o.Addr == "" {
