@@ -276,3 +276,18 @@ func TestCustomAuthenticatorWithTokenFunc(t *testing.T) {
 		t.Errorf("Token with a failing Options.Token failed with %q, want its error", msg)
 	}
 }
+
+// A client that has only its token learns who it is from the real server's
+// AuthResponse, over either transport.
+func TestClientLearnsUserID(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{Memory: true})
+	for _, tr := range []string{client.TransportTCP, client.TransportWebSocket} {
+		c := srv.DialWith(t, client.Options{Transport: tr, Token: srv.Token(t, "alice")})
+		if c.UserID() != "alice" {
+			t.Errorf("%s: UserID() = %q, want alice", tr, c.UserID())
+		}
+		if _, err := c.Send(ctx(t), client.Outgoing{ReceiverID: "bob", Type: im.TextMessage, Content: []byte("hi")}); err != nil {
+			t.Errorf("%s: send as the learnt user: %v", tr, err)
+		}
+	}
+}
