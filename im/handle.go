@@ -136,7 +136,7 @@ func (s *Server) handleAuth(sess *session, f Frame) {
 		sess.closeAfterFlush()
 		return
 	}
-	rsp := &imv1.AuthResponse{}
+	rsp := &imv1.AuthResponse{UserId: sess.user}
 	if convs, err := s.userConversations(sess.ctx, sess.user); err == nil {
 		for _, c := range convs {
 			rsp.MaxSeq = max(rsp.MaxSeq, c.MaxSeq)

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // Defaults and limits of AccountsConfig and of account fields.
@@ -137,12 +138,8 @@ var (
 	_ im.ProfileEditor = (*Accounts)(nil)
 )
 
-// LoginResult is what a successful Login returns.
-type LoginResult struct {
-	UserID  string
-	Token   string
-	Expires time.Time
-}
+// LoginResult is what a successful Login returns (account.LoginResult).
+type LoginResult = account.LoginResult
 
 // NewAccounts returns Accounts configured by cfg, or an error for a
 // configuration that cannot work.
@@ -226,10 +223,10 @@ func (a *Accounts) admit(ctx context.Context) error {
 	}
 	now := a.now()
 	if ok, wait := a.client.acquire(addr.String(), now); !ok {
-		return throttled("too many attempts from your address, try again later", wait)
+		return account.Throttled("too many attempts from your address, try again later", wait)
 	}
 	if ok, wait := a.subnet.acquire(subnetOf(addr).String(), now); !ok {
-		return throttled("too many attempts from your network, try again later", wait)
+		return account.Throttled("too many attempts from your network, try again later", wait)
 	}
 	return nil
 }
@@ -343,7 +340,7 @@ func (a *Accounts) Login(ctx context.Context, username, password string) (LoginR
 	// Charged before the password is checked, so that many concurrent
 	// guesses cannot all slip in before the first failure is counted.
 	if ok, wait := a.limit.acquire(key, a.now()); !ok {
-		return LoginResult{}, throttled("too many failed logins, try again later", wait)
+		return LoginResult{}, account.Throttled("too many failed logins, try again later", wait)
 	}
 	// Past the ceiling of failures from all addresses, every attempt for
 	// the username waits before it is checked: guessing from many

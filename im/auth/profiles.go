@@ -11,13 +11,14 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // Kick reasons for the sessions a caller closes after these calls.
 const (
-	KickLoggedOut       = "logged out"
-	KickPasswordChanged = "password changed"
-	KickAccountDeleted  = "account deleted"
+	KickLoggedOut       = account.KickLoggedOut
+	KickPasswordChanged = account.KickPasswordChanged
+	KickAccountDeleted  = account.KickAccountDeleted
 )
 
 func unsupported(what string) error {
@@ -225,7 +226,7 @@ func (a *Accounts) checkOwnPassword(ctx context.Context, userID, password string
 		key += addr.String()
 	}
 	if ok, wait := a.limit.acquire(key, a.now()); !ok {
-		return Account{}, throttled("too many wrong passwords, try again later", wait)
+		return Account{}, account.Throttled("too many wrong passwords, try again later", wait)
 	}
 	acc, err := a.liveAccount(ctx, userID)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // Errors of a token that verifies but is refused by a Guard. Each wraps
@@ -120,8 +121,8 @@ func guardRefusal(msg string, err error) error {
 
 // Reasons a Revoker gives with the sessions it kicks.
 const (
-	KickTokensRevoked   = "tokens revoked"
-	KickAccountDisabled = "account disabled"
+	KickTokensRevoked   = account.KickTokensRevoked
+	KickAccountDisabled = account.KickAccountDisabled
 )
 
 // RevokerConfig configures a Revoker. NewRevoker copies it.

@@ -7,31 +7,13 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // Account is a built-in user account. Hosts that authenticate users
-// themselves need none.
-type Account struct {
-	UserID       string
-	Username     string
-	Nickname     string
-	PasswordHash []byte
-	Disabled     bool
-	CreatedAt    time.Time
-
-	// The rest of the profile (im.User), empty for an account that never
-	// set it. A Store keeps what it is given; Accounts checks the limits
-	// of im.ValidateProfileUpdate before writing.
-	Avatar    string
-	Signature string
-	Gender    im.Gender
-	Birth     int64
-	UpdatedAt time.Time
-	// Deleted marks an account whose user deleted it: it is Disabled, its
-	// profile erased, and it is left out of searches. Its id and username
-	// stay taken, so that neither passes to someone else.
-	Deleted bool
-}
+// themselves need none. It is account.Account, which the HTTP API names
+// without linking this package's crypto.
+type Account = account.Account
 
 // AccountStore keeps built-in accounts. It is what Accounts needs from a
 // store, and nothing of the im.Server's: a host without built-in accounts

@@ -45,7 +45,7 @@ const (
 const maxSendTries = 3
 
 // Options configures a Client. Every zero field means its documented default;
-// Addr, UserID and Token are required. Dial copies Options; the Cursors map
+// Addr and Token are required. Dial copies Options; the Cursors map
 // is copied too.
 type Options struct {
 	// Transport is TransportTCP (the default) or TransportWebSocket.
@@ -54,6 +54,9 @@ type Options struct {
 	// ("ws://127.0.0.1:8081/ws", "wss://…") for WebSocket.
 	Addr string
 
+	// UserID is the user Token belongs to. When it is empty the client
+	// learns it from the server's answer to its AuthRequest (UserID); the
+	// server checks it against the token when it is set.
 	UserID   string
 	Token    string
 	Platform string // reported in AuthRequest; default DefaultPlatform
@@ -195,8 +198,8 @@ func (o Options) withDefaults() (Options, error) {
 			return o, fmt.Errorf("client: WebSocket Addr must be a ws:// or wss:// URL: %w", wire.ErrInvalidArgument)
 		}
 	}
-	if o.UserID == "" || o.Token == "" {
-		return o, fmt.Errorf("client: Options.UserID and Options.Token are required: %w", wire.ErrInvalidArgument)
+	if o.Token == "" {
+		return o, fmt.Errorf("client: Options.Token is required: %w", wire.ErrInvalidArgument)
 	}
 	if o.Platform == "" {
 		o.Platform = DefaultPlatform
@@ -234,6 +237,15 @@ func (c *Client) Close() error {
 // broke and Reconnect is off. By then the Pushes channel is closed, and,
 // unless Close ended the client, every push received has been delivered.
 func (c *Client) Done() <-chan struct{} { return c.done }
+
+// UserID returns the user the client is authenticated as: Options.UserID,
+// or, when that was empty, the one the server named in its answer to the
+// first AuthRequest.
+func (c *Client) UserID() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.opts.UserID
+}
 
 // Err returns why the client ended (ErrClosed, an error wrapping ErrKicked or
 // ErrConnLost, a *Error), or nil while it runs.
@@ -396,9 +408,25 @@ func (c *Client) connect(ctx context.Context) (*conn, error) {
 	cn := newConn(t)
 	c.wg.Add(1)
 	go c.readLoop(cn)
-	body, err := marshal(&imv1.AuthRequest{UserId: c.opts.UserID, Token: c.opts.Token, Platform: c.opts.Platform})
+	c.mu.Lock()
+	user := c.opts.UserID
+	c.mu.Unlock()
+	body, err := marshal(&imv1.AuthRequest{UserId: user, Token: c.opts.Token, Platform: c.opts.Platform})
+	rsp := new(imv1.AuthResponse)
 	if err == nil {
-		err = c.request(ctx, cn, imv1.CommandType_CMD_AUTH_REQ, body, new(imv1.AuthResponse))
+		err = c.request(ctx, cn, imv1.CommandType_CMD_AUTH_REQ, body, rsp)
+	}
+	if err == nil && user == "" {
+		// The first connection of a client that knows only its token;
+		// reconnections send the user id learnt here, which the server
+		// checks against the token.
+		if rsp.UserId == "" {
+			err = fmt.Errorf("client: the server did not say which user the token is for (a server older than AuthResponse.user_id); set Options.UserID: %w", wire.ErrInvalidArgument)
+		} else {
+			c.mu.Lock()
+			c.opts.UserID = rsp.UserId
+			c.mu.Unlock()
+		}
 	}
 	if err != nil {
 		cn.close(fmt.Errorf("%w: authentication failed", ErrConnLost))

@@ -170,7 +170,6 @@ func TestDialBadOptions(t *testing.T) {
 		edit func(*client.Options)
 	}{
 		{"no addr", func(o *client.Options) { o.Addr = "" }},
-		{"no user", func(o *client.Options) { o.UserID = "" }},
 		{"no token", func(o *client.Options) { o.Token = "" }},
 		{"unknown transport", func(o *client.Options) { o.Transport = "udp" }},
 		{"websocket without URL", func(o *client.Options) { o.Transport = client.TransportWebSocket }},
@@ -185,6 +184,48 @@ func TestDialBadOptions(t *testing.T) {
 			require.ErrorIs(t, err, im.ErrInvalidArgument)
 		})
 	}
+}
+
+// A client that knows only its token learns its user id from the server's
+// AuthResponse, sends as that user and reconnects with it.
+func TestDialLearnsUserID(t *testing.T) {
+	forTransports(t, func(t *testing.T, tr string) {
+		s := newFakeServer(t, tr)
+		alice := dial(t, s, "alice", func(o *client.Options) { o.UserID = ""; o.Reconnect = true })
+		require.Equal(t, "alice", alice.UserID())
+		bob := dial(t, s, "bob", nil)
+		require.Equal(t, "bob", bob.UserID(), "Options.UserID as given")
+
+		s.locked(func() { s.dropOnSend = 1 }) // a reconnect, mid-send
+		rsp, err := alice.Send(ctxT(t), client.Outgoing{ReceiverID: "bob", Content: []byte("hi")})
+		require.NoError(t, err)
+		m := nextMessage(t, bob)
+		require.Equal(t, "alice", m.SenderId)
+		require.Equal(t, im.SingleConversationID("alice", "bob"), m.ConversationId)
+		require.Equal(t, int64(1), rsp.Seq)
+		s.locked(func() {
+			require.Equal(t, []string{"", "bob", "alice"}, s.authIDs, "the reconnect names the user learnt")
+		})
+	})
+}
+
+// A server that does not name the user in its AuthResponse leaves a client
+// without Options.UserID unable to go on: Dial says so and closes.
+func TestDialLearnsUserIDFromOldServer(t *testing.T) {
+	s := newFakeServer(t, client.TransportTCP)
+	s.locked(func() { s.noAuthID = true })
+	o := options(t, s, "alice")
+	o.UserID = ""
+	c, err := client.Dial(ctxT(t), o)
+	require.Nil(t, c)
+	require.ErrorIs(t, err, im.ErrInvalidArgument)
+	require.ErrorContains(t, err, "set Options.UserID")
+
+	o.UserID = "alice"
+	c, err = client.Dial(ctxT(t), o)
+	require.NoError(t, err, "with Options.UserID the answer need not name the user")
+	require.Equal(t, "alice", c.UserID())
+	require.NoError(t, c.Close())
 }
 
 func TestDialRefused(t *testing.T) {

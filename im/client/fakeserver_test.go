@@ -42,6 +42,8 @@ type fakeServer struct {
 	refused   map[string]bool // users whose token is refused from now on
 	sendIDs   []string        // client_msg_id of every SEND_MSG_REQ, in order of arrival
 	auths     map[string]int  // successful authentications per user
+	authIDs   []string        // AuthRequest.user_id of every AUTH_REQ, in order
+	noAuthID  bool            // answer AUTH_REQ without user_id, as servers before it did
 	urlTokens []string        // ?token= of WebSocket handshakes
 	heartbeat int             // HEARTBEAT_REQs answered
 	pings     int             // WebSocket pings received
@@ -203,8 +205,11 @@ func (ss *session) handle(f im.Frame) bool {
 		rsp := s.auth(req)
 		if rsp.ErrorCode == imv1.ErrorCode_ERR_SUCCESS {
 			s.mu.Lock()
-			ss.user = req.UserId
-			s.auths[req.UserId]++
+			ss.user = strings.TrimPrefix(req.Token, "token-")
+			s.auths[ss.user]++
+			if s.noAuthID {
+				rsp.UserId = ""
+			}
 			s.mu.Unlock()
 		}
 		ss.reply(f, imv1.CommandType_CMD_AUTH_RSP, rsp)
@@ -243,13 +248,17 @@ func (ss *session) handle(f im.Frame) bool {
 func (s *fakeServer) auth(req *imv1.AuthRequest) *imv1.AuthResponse {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.authIDs = append(s.authIDs, req.UserId)
+	user, _ := strings.CutPrefix(req.Token, "token-")
 	switch {
 	case req.Token == "expired":
 		return &imv1.AuthResponse{ErrorCode: imv1.ErrorCode_ERR_TOKEN_EXPIRED, ErrorMsg: "token expired"}
-	case req.Token != tokenFor(req.UserId) || s.refused[req.UserId]:
+	case user == "" || req.Token != tokenFor(user) || s.refused[user]:
 		return &imv1.AuthResponse{ErrorCode: imv1.ErrorCode_ERR_AUTH_FAILED, ErrorMsg: "bad token"}
+	case req.UserId != "" && req.UserId != user:
+		return &imv1.AuthResponse{ErrorCode: imv1.ErrorCode_ERR_AUTH_FAILED, ErrorMsg: "user_id does not match the token"}
 	}
-	return &imv1.AuthResponse{}
+	return &imv1.AuthResponse{UserId: user}
 }
 
 func tokenFor(user string) string { return "token-" + user }

@@ -22,6 +22,7 @@ package imtest
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -60,6 +61,12 @@ type Options struct {
 	// CheckRecipients sets Config.Users to the built-in accounts, so that
 	// messages to users that never registered fail with USER_NOT_EXIST.
 	CheckRecipients bool
+	// Token mints a token for userID that a custom Config.Authenticator
+	// accepts; Server.Token, Dial and DialWith use it. Without it they use
+	// the server's JWTs, and fail the test saying so when the custom
+	// Authenticator refuses them: then set Token, or call DialWith with
+	// the host's own token. Ignored without a custom Authenticator.
+	Token func(userID string) (string, error)
 }
 
 // Store is what a test server keeps its data in: the Server's part and the
@@ -87,13 +94,14 @@ type Server struct {
 	Dir    string
 	Secret []byte
 
-	opts      Options
-	tcp       *tcp.Server
-	ws        *httptest.Server
-	wsHandler *websocket.Handler
-	api       *httptest.Server
-	tcpDone   chan struct{}
-	stop      sync.Once
+	opts       Options
+	customAuth bool // Config.Authenticator was the caller's
+	tcp        *tcp.Server
+	ws         *httptest.Server
+	wsHandler  *websocket.Handler
+	api        *httptest.Server
+	tcpDone    chan struct{}
+	stop       sync.Once
 }
 
 // NewServer starts a server and registers its shutdown with t.Cleanup.
@@ -141,6 +149,8 @@ func newServer(t testing.TB, opts Options, mem *memstore.Store) *Server {
 	}
 	if cfg.Authenticator == nil {
 		cfg.Authenticator = s.Tokens
+	} else {
+		s.customAuth = true
 	}
 	if opts.CheckRecipients && cfg.Users == nil {
 		cfg.Users = s.Accounts
@@ -206,25 +216,60 @@ func (s *Server) closeStore() {
 }
 
 // Restart stops s and starts a new server on the same data and secret, so
-// tokens issued before stay valid. Config.Store and Config.Authenticator
-// are filled in anew, as NewServer does when they are nil.
+// tokens issued before stay valid. Config.Store is filled in anew, as
+// NewServer does when it is nil; a custom Config.Authenticator is kept.
 func (s *Server) Restart(t testing.TB) *Server {
 	t.Helper()
 	s.Stop()
 	opts := s.opts
-	opts.Config.Store, opts.Config.Authenticator = nil, nil
+	opts.Config.Store = nil
 	mem, _ := s.Store.(*memstore.Store)
 	return newServer(t, opts, mem)
 }
 
-// Token returns a valid token for userID.
+// Token returns a valid token for userID: one of the server's JWTs, or,
+// with a custom Config.Authenticator, what Options.Token mints. With a
+// custom Authenticator and no Options.Token it is the server's JWT if that
+// Authenticator accepts it (a Guard around Tokens does), and otherwise it
+// fails the test saying so: set Options.Token, or call DialWith with a
+// token your Authenticator accepts.
 func (s *Server) Token(t testing.TB, userID string) string {
 	t.Helper()
-	tok, _, err := s.Tokens.Issue(userID)
+	tok, err := s.token(userID)
 	if err != nil {
-		t.Fatalf("imtest: issue token: %v", err)
+		t.Fatalf("imtest: %v", err)
 	}
 	return tok
+}
+
+func (s *Server) token(userID string) (string, error) {
+	if s.customAuth && s.opts.Token != nil {
+		tok, err := s.opts.Token(userID)
+		if err != nil {
+			return "", fmt.Errorf("Options.Token for %q: %w", userID, err)
+		}
+		return tok, nil
+	}
+	tok, _, err := s.Tokens.Issue(userID)
+	if err != nil {
+		return "", fmt.Errorf("issue token: %w", err)
+	}
+	if s.customAuth {
+		// A custom Authenticator may take the server's JWTs (a Guard
+		// around them does); if it does not, say what to do instead of
+		// letting the dial fail with a bare "authentication failed".
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		id, err := s.opts.Config.Authenticator.Authenticate(ctx, tok)
+		if err == nil && id.UserID != userID {
+			err = fmt.Errorf("it names user %q", id.UserID)
+		}
+		if err != nil {
+			return "", fmt.Errorf("token for %q: the custom Config.Authenticator refuses imtest's JWT (%w); "+
+				"set Options.Token, or call DialWith with a token your Authenticator accepts in client.Options.Token", userID, err)
+		}
+	}
+	return tok, nil
 }
 
 // Addr returns the address a client dials for transport: TCPAddr for "tcp",
@@ -237,20 +282,28 @@ func (s *Server) Addr(transport string) string {
 }
 
 // Dial connects and authenticates userID over transport ("tcp" or
-// "websocket") with a fresh token. The client is closed when the test ends.
+// "websocket") with a fresh token from Token; with a custom
+// Config.Authenticator that refuses the server's JWTs that needs
+// Options.Token, or use DialWith with your own token. The client is closed when the test ends.
 func (s *Server) Dial(t testing.TB, transport, userID string) *client.Client {
 	t.Helper()
 	return s.DialWith(t, client.Options{Transport: transport, UserID: userID})
 }
 
-// DialWith connects with o, filling in Addr and Token when they are empty.
+// DialWith connects with o, filling in Addr and Token when they are empty
+// (Token as the Token method makes it). With a custom Config.Authenticator
+// that refuses the server's JWTs and no Options.Token, o.Token must be set.
 func (s *Server) DialWith(t testing.TB, o client.Options) *client.Client {
 	t.Helper()
 	if o.Addr == "" {
 		o.Addr = s.Addr(o.Transport)
 	}
 	if o.Token == "" {
-		o.Token = s.Token(t, o.UserID)
+		tok, err := s.token(o.UserID)
+		if err != nil {
+			t.Fatalf("imtest: dial %s as %s: %v", o.Transport, o.UserID, err)
+		}
+		o.Token = tok
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

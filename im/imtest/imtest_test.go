@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -176,4 +178,116 @@ func TestAccountsAndCheckRecipients(t *testing.T) {
 			t.Errorf("erin synced %d messages, %v; want 1", len(got), err)
 		}
 	})
+}
+
+// fatalRecorder stands in for the test where imtest is expected to fail
+// it: Fatalf records the message and ends the goroutine, as t.Fatalf does.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// fatal runs f with a fatalRecorder and returns what it failed with, "" if
+// it did not.
+func fatal(t *testing.T, f func(tb testing.TB)) string {
+	r := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f(r)
+	}()
+	<-done
+	return r.msg
+}
+
+// A host's own tokens: "session-" + user id.
+var hostAuth = im.AuthenticatorFunc(func(_ context.Context, token string) (im.Identity, error) {
+	user, ok := strings.CutPrefix(token, "session-")
+	if !ok {
+		return im.Identity{}, fmt.Errorf("%w: not a session", im.ErrUnauthenticated)
+	}
+	return im.Identity{UserID: user}, nil
+})
+
+func TestCustomAuthenticatorWithoutTokenFunc(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{Memory: true, Config: im.Config{Authenticator: hostAuth}})
+	for name, f := range map[string]func(tb testing.TB){
+		"Token":    func(tb testing.TB) { srv.Token(tb, "alice") },
+		"Dial":     func(tb testing.TB) { srv.Dial(tb, client.TransportTCP, "alice") },
+		"DialWith": func(tb testing.TB) { srv.DialWith(tb, client.Options{UserID: "alice"}) },
+	} {
+		msg := fatal(t, f)
+		if !strings.Contains(msg, "custom Config.Authenticator") || !strings.Contains(msg, "DialWith") || !strings.Contains(msg, "Options.Token") {
+			t.Errorf("%s with a custom Authenticator failed with %q, want it to point to Options.Token and DialWith", name, msg)
+		}
+	}
+	if n := len(srv.Sessions("alice")); n != 0 {
+		t.Errorf("%d sessions after the refused dials", n)
+	}
+
+	// The way out the message names: the host's own token.
+	alice := srv.DialWith(t, client.Options{Transport: client.TransportWebSocket, UserID: "alice", Token: "session-alice"})
+	bob := srv.DialWith(t, client.Options{Transport: client.TransportTCP, UserID: "bob", Token: "session-bob"})
+	if _, err := alice.Send(ctx(t), client.Outgoing{ReceiverID: "bob", Type: im.TextMessage, Content: []byte("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-bob.Pushes(); string(p.Message.(*imv1.PushMessage).Message.Content) != "hi" {
+		t.Errorf("bob got %v", p)
+	}
+
+	// Restart keeps the host's Authenticator: its tokens still work and
+	// the server's JWTs still do not.
+	srv = srv.Restart(t)
+	srv.DialWith(t, client.Options{UserID: "alice", Token: "session-alice"})
+	jwt, _, err := srv.Tokens.Issue("alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Dial(ctx(t), client.Options{Addr: srv.TCPAddr, UserID: "alice", Token: jwt}); !errors.Is(err, im.ErrUnauthenticated) {
+		t.Errorf("a JWT against the host's Authenticator after Restart: %v, want ErrUnauthenticated", err)
+	}
+}
+
+func TestCustomAuthenticatorWithTokenFunc(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{Memory: true, Config: im.Config{Authenticator: hostAuth},
+		Token: func(user string) (string, error) {
+			if user == "" {
+				return "", errors.New("no user")
+			}
+			return "session-" + user, nil
+		}})
+	if got := srv.Token(t, "carol"); got != "session-carol" {
+		t.Errorf("Token(carol) = %q, want Options.Token's session-carol", got)
+	}
+	alice := srv.Dial(t, client.TransportTCP, "alice")
+	bob := srv.Dial(t, client.TransportWebSocket, "bob")
+	if _, err := alice.Send(ctx(t), client.Outgoing{ReceiverID: "bob", Type: im.TextMessage, Content: []byte("hi")}); err != nil {
+		t.Fatal(err)
+	}
+	if p := <-bob.Pushes(); string(p.Message.(*imv1.PushMessage).Message.Content) != "hi" {
+		t.Errorf("bob got %v", p)
+	}
+	if msg := fatal(t, func(tb testing.TB) { srv.Token(tb, "") }); !strings.Contains(msg, "no user") {
+		t.Errorf("Token with a failing Options.Token failed with %q, want its error", msg)
+	}
+}
+
+// A client that has only its token learns who it is from the real server's
+// AuthResponse, over either transport.
+func TestClientLearnsUserID(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{Memory: true})
+	for _, tr := range []string{client.TransportTCP, client.TransportWebSocket} {
+		c := srv.DialWith(t, client.Options{Transport: tr, Token: srv.Token(t, "alice")})
+		if c.UserID() != "alice" {
+			t.Errorf("%s: UserID() = %q, want alice", tr, c.UserID())
+		}
+		if _, err := c.Send(ctx(t), client.Outgoing{ReceiverID: "bob", Type: im.TextMessage, Content: []byte("hi")}); err != nil {
+			t.Errorf("%s: send as the learnt user: %v", tr, err)
+		}
+	}
 }

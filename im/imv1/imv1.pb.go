@@ -920,7 +920,11 @@ type AuthResponse struct {
 	ErrorCode ErrorCode              `protobuf:"varint,1,opt,name=error_code,json=errorCode,proto3,enum=imserver.v1.ErrorCode" json:"error_code,omitempty"`
 	ErrorMsg  string                 `protobuf:"bytes,2,opt,name=error_msg,json=errorMsg,proto3" json:"error_msg,omitempty"`
 	// The highest seq over the user's conversations at the moment of auth.
-	MaxSeq        int64 `protobuf:"varint,3,opt,name=max_seq,json=maxSeq,proto3" json:"max_seq,omitempty"`
+	MaxSeq int64 `protobuf:"varint,3,opt,name=max_seq,json=maxSeq,proto3" json:"max_seq,omitempty"`
+	// The user the token was issued for, so that a client that knows only
+	// its token learns who it is (AuthRequest.user_id may be empty). An
+	// imserver extension: IM-iOS-SDK skips the unknown field.
+	UserId        string `protobuf:"bytes,4,opt,name=user_id,json=userId,proto3" json:"user_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -974,6 +978,13 @@ func (x *AuthResponse) GetMaxSeq() int64 {
 		return x.MaxSeq
 	}
 	return 0
+}
+
+func (x *AuthResponse) GetUserId() string {
+	if x != nil {
+		return x.UserId
+	}
+	return ""
 }
 
 type KickOutNotification struct {
@@ -4300,12 +4311,13 @@ const file_imv1_proto_rawDesc = "" +
 	"\vAuthRequest\x12\x17\n" +
 	"\auser_id\x18\x01 \x01(\tR\x06userId\x12\x14\n" +
 	"\x05token\x18\x02 \x01(\tR\x05token\x12\x1a\n" +
-	"\bplatform\x18\x03 \x01(\tR\bplatform\"{\n" +
+	"\bplatform\x18\x03 \x01(\tR\bplatform\"\x94\x01\n" +
 	"\fAuthResponse\x125\n" +
 	"\n" +
 	"error_code\x18\x01 \x01(\x0e2\x16.imserver.v1.ErrorCodeR\terrorCode\x12\x1b\n" +
 	"\terror_msg\x18\x02 \x01(\tR\berrorMsg\x12\x17\n" +
-	"\amax_seq\x18\x03 \x01(\x03R\x06maxSeq\"G\n" +
+	"\amax_seq\x18\x03 \x01(\x03R\x06maxSeq\x12\x17\n" +
+	"\auser_id\x18\x04 \x01(\tR\x06userId\"G\n" +
 	"\x13KickOutNotification\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\x05R\x06reason\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\"\xd4\x05\n" +

@@ -17,7 +17,7 @@ import (
 	"strings"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 	"github.com/imserver/imserver/im/files"
 )
 
@@ -112,8 +112,8 @@ const (
 // host's own account system answering with the same errors (see the
 // package documentation).
 type Accounts interface {
-	Register(ctx context.Context, username, password, nickname string) (auth.Account, error)
-	Login(ctx context.Context, username, password string) (auth.LoginResult, error)
+	Register(ctx context.Context, username, password, nickname string) (account.Account, error)
+	Login(ctx context.Context, username, password string) (account.LoginResult, error)
 }
 
 type api struct {
@@ -130,9 +130,11 @@ type api struct {
 
 // NewHandler returns the API's http.Handler.
 func NewHandler(opts Options) http.Handler {
-	if acc, ok := opts.Accounts.(*auth.Accounts); ok && acc == nil {
+	if nilPointer(opts.Accounts) {
 		// A nil *auth.Accounts in the interface means none, as the
-		// field's type used to say; calling it would panic.
+		// field's type used to say; calling it would panic. Checked
+		// without naming the type, so that this package does not link
+		// im/auth's bcrypt and JWT.
 		opts.Accounts = nil
 	}
 	a := &api{
@@ -270,7 +272,7 @@ func (a *api) writeErrorStatus(w http.ResponseWriter, r *http.Request, status in
 	if code == codeInternal && !errors.Is(err, im.ErrUnsupported) {
 		a.log.ErrorContext(r.Context(), "httpapi: request failed", "path", r.URL.Path, "err", err)
 	}
-	if secs, ok := auth.RetryAfter(err); ok {
+	if secs, ok := account.RetryAfter(err); ok {
 		// The SDK reads the code from a 200 answer; Retry-After rides
 		// along for clients and proxies that honour it.
 		w.Header().Set("Retry-After", strconv.Itoa(secs))
@@ -485,7 +487,7 @@ func (a *api) serveLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 // clientContext is r's context carrying the client's address for the login
-// limits (auth.WithClientAddr). The address is the connection's peer:
+// limits (account.WithClientAddr). The address is the connection's peer:
 // X-Forwarded-For and the like are not trusted, since any client can send
 // them, so behind a reverse proxy every client counts as the proxy.
 func clientContext(r *http.Request) context.Context {
@@ -493,5 +495,11 @@ func clientContext(r *http.Request) context.Context {
 	if err != nil {
 		return r.Context()
 	}
-	return auth.WithClientAddr(r.Context(), ap.Addr())
+	return account.WithClientAddr(r.Context(), ap.Addr())
+}
+
+// nilPointer reports whether v holds a nil pointer.
+func nilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // AccountLifecycle is what the logout, password and delete routes need
@@ -14,7 +14,7 @@ import (
 // and Options.Server is set, those routes are served.
 type AccountLifecycle interface {
 	Logout(ctx context.Context, tokenID string, expires time.Time) error
-	ChangePassword(ctx context.Context, userID, oldPassword, newPassword string) (auth.LoginResult, error)
+	ChangePassword(ctx context.Context, userID, oldPassword, newPassword string) (account.LoginResult, error)
 	DeleteAccount(ctx context.Context, userID, password string) error
 }
 
@@ -188,7 +188,7 @@ func (a *api) serveLogout(w http.ResponseWriter, r *http.Request, id im.Identity
 		a.writeError(w, r, err)
 		return
 	}
-	a.server.KickToken(id.UserID, id.TokenID, auth.KickLoggedOut)
+	a.server.KickToken(id.UserID, id.TokenID, account.KickLoggedOut)
 	writeOK(w, nil)
 }
 
@@ -208,7 +208,7 @@ func (a *api) serveChangePassword(w http.ResponseWriter, r *http.Request, user s
 		a.writeError(w, r, err)
 		return
 	}
-	a.server.Kick(user, auth.KickPasswordChanged)
+	a.server.Kick(user, account.KickPasswordChanged)
 	a.log.InfoContext(r.Context(), "httpapi: password changed", "user", user)
 	writeOK(w, loginResponse{Token: res.Token, UserID: res.UserID, ExpiresAt: res.Expires.UnixMilli()})
 }
@@ -227,7 +227,7 @@ func (a *api) serveDeleteAccount(w http.ResponseWriter, r *http.Request, user st
 		a.writeError(w, r, err)
 		return
 	}
-	a.server.Kick(user, auth.KickAccountDeleted)
+	a.server.Kick(user, account.KickAccountDeleted)
 	a.log.InfoContext(r.Context(), "httpapi: account deleted", "user", user)
 	// The account is gone whatever follows: a failure to remove its
 	// relations and memberships is logged, for the operator to run
