@@ -4,7 +4,7 @@ import (
 	"context"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 	"github.com/imserver/imserver/store/memstore"
 )
 
@@ -19,7 +19,7 @@ import (
 // im.RecallStore's methods here too (or hide them), or BATCH_SYNC keeps
 // reading memstore's copy and recalls change it instead of yours; the same
 // holds for groups and im.GroupJoinRequestStore, and for accounts and
-// auth.AccountSearcher and auth.RevokedTokens. Areas of their own, such as
+// account.AccountSearcher and account.RevokedTokens. Areas of their own, such as
 // friends (im.FriendStore), move on their own.
 //
 // store/memstore's source is the reference to copy from: a correct Store
@@ -33,16 +33,16 @@ type Store struct {
 // The compiler checks that Store is a complete im.Store, and the optional
 // capabilities it offers.
 var (
-	_ im.Store          = (*Store)(nil)
-	_ im.Pinger         = (*Store)(nil) // Server.Health asks it
-	_ im.SyncStore      = (*Store)(nil) // BATCH_SYNC in one read (embedded)
-	_ im.RecallStore    = (*Store)(nil) // recalling messages (embedded)
-	_ auth.AccountStore = (*Store)(nil) // built-in accounts (embedded)
+	_ im.Store             = (*Store)(nil)
+	_ im.Pinger            = (*Store)(nil) // Server.Health asks it
+	_ im.SyncStore         = (*Store)(nil) // BATCH_SYNC in one read (embedded)
+	_ im.RecallStore       = (*Store)(nil) // recalling messages (embedded)
+	_ account.AccountStore = (*Store)(nil) // built-in accounts (embedded)
 	// Optional areas the server finds by type assertion (embedded).
 	_ im.FriendStore           = (*Store)(nil) // friends, requests, blocks
 	_ im.GroupJoinRequestStore = (*Store)(nil) // groups that approve who joins
-	_ auth.AccountSearcher     = (*Store)(nil) // profiles by id, user search
-	_ auth.RevokedTokens       = (*Store)(nil) // logout of one token
+	_ account.AccountSearcher  = (*Store)(nil) // profiles by id, user search
+	_ account.RevokedTokens    = (*Store)(nil) // logout of one token
 )
 
 // NewStore returns an empty store.

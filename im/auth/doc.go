@@ -10,9 +10,10 @@
 // It is a package of its own so that a host that authenticates users itself
 // (its own sessions, OAuth, its own JWTs) never links bcrypt or a JWT library:
 // it implements im.Authenticator and has no use for this package. What
-// transport/httpapi shares with it (Account, LoginResult, WithClientAddr,
-// RetryAfter, the kick reasons) lives in im/auth/account, which links
-// neither, and is named here under the same names.
+// transport/httpapi and the stores share with it (Account, the store
+// interfaces AccountStore, TokenVersions and the rest, LoginResult,
+// WithClientAddr, RetryAfter, the kick reasons) lives in im/auth/account,
+// which links neither, and is named here under the same names.
 //
 // The standalone binary composes the two halves: Accounts.Register and
 // Accounts.Login answer the HTTP API (see transport/httpapi); the token Login

@@ -12,16 +12,16 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
-// CreateAccount implements auth.AccountStore.
-func (s *Store) CreateAccount(ctx context.Context, a auth.Account) (err error) {
+// CreateAccount implements account.AccountStore.
+func (s *Store) CreateAccount(ctx context.Context, a account.Account) (err error) {
 	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("bolt: create account: %w", err)
 	}
-	if err := auth.ValidateAccount(a); err != nil {
+	if err := account.ValidateAccount(a); err != nil {
 		return err
 	}
 	err = s.db.Update(func(tx *bbolt.Tx) error {
@@ -57,13 +57,13 @@ func (s *Store) CreateAccount(ctx context.Context, a auth.Account) (err error) {
 	return nil
 }
 
-// Account implements auth.AccountStore.
-func (s *Store) Account(ctx context.Context, userID string) (_ auth.Account, err error) {
+// Account implements account.AccountStore.
+func (s *Store) Account(ctx context.Context, userID string) (_ account.Account, err error) {
 	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
-		return auth.Account{}, fmt.Errorf("bolt: account: %w", err)
+		return account.Account{}, fmt.Errorf("bolt: account: %w", err)
 	}
-	var a auth.Account
+	var a account.Account
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		accounts, err := bucket(tx, bucketAccounts)
 		if err != nil {
@@ -73,18 +73,18 @@ func (s *Store) Account(ctx context.Context, userID string) (_ auth.Account, err
 		return err
 	})
 	if err != nil {
-		return auth.Account{}, fmt.Errorf("bolt: account: %w", err)
+		return account.Account{}, fmt.Errorf("bolt: account: %w", err)
 	}
 	return a, nil
 }
 
-// AccountByUsername implements auth.AccountStore.
-func (s *Store) AccountByUsername(ctx context.Context, username string) (_ auth.Account, err error) {
+// AccountByUsername implements account.AccountStore.
+func (s *Store) AccountByUsername(ctx context.Context, username string) (_ account.Account, err error) {
 	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
-		return auth.Account{}, fmt.Errorf("bolt: account by username: %w", err)
+		return account.Account{}, fmt.Errorf("bolt: account by username: %w", err)
 	}
-	var a auth.Account
+	var a account.Account
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		usernames, err := bucket(tx, bucketUsernames)
 		if err != nil {
@@ -109,42 +109,42 @@ func (s *Store) AccountByUsername(ctx context.Context, username string) (_ auth.
 		return err
 	})
 	if err != nil {
-		return auth.Account{}, fmt.Errorf("bolt: account by username: %w", err)
+		return account.Account{}, fmt.Errorf("bolt: account by username: %w", err)
 	}
 	return a, nil
 }
 
 // readAccount returns im.ErrNotFound itself, unwrapped, when there is no
 // such account.
-func readAccount(accounts *bbolt.Bucket, userID string, strict bool) (auth.Account, error) {
+func readAccount(accounts *bbolt.Bucket, userID string, strict bool) (account.Account, error) {
 	v := accounts.Get([]byte(userID))
 	if v == nil {
-		return auth.Account{}, im.ErrNotFound
+		return account.Account{}, im.ErrNotFound
 	}
 	rec, err := unsealIn(bucketAccounts, []byte(userID), v, strict)
-	a := auth.Account{}
+	a := account.Account{}
 	if err == nil {
 		a, err = decodeAccount(userID, rec)
 	}
 	if err != nil {
-		return auth.Account{}, fmt.Errorf("account %q: %w", userID, err)
+		return account.Account{}, fmt.Errorf("account %q: %w", userID, err)
 	}
 	return a, nil
 }
 
-var _ auth.AccountUpdater = (*Store)(nil)
+var _ account.AccountUpdater = (*Store)(nil)
 
-// UpdateAccount implements auth.AccountUpdater: the account is read and
+// UpdateAccount implements account.AccountUpdater: the account is read and
 // rewritten in one write transaction.
-func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.AccountUpdate) (_ auth.Account, err error) {
+func (s *Store) UpdateAccount(ctx context.Context, userID string, u account.AccountUpdate) (_ account.Account, err error) {
 	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
-		return auth.Account{}, fmt.Errorf("bolt: update account: %w", err)
+		return account.Account{}, fmt.Errorf("bolt: update account: %w", err)
 	}
-	if err := auth.ValidateAccountUpdate(u); err != nil {
-		return auth.Account{}, err
+	if err := account.ValidateAccountUpdate(u); err != nil {
+		return account.Account{}, err
 	}
-	var a auth.Account
+	var a account.Account
 	err = s.db.Update(func(tx *bbolt.Tx) error {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -190,14 +190,14 @@ func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.Account
 		return indexNickname(tx, &old, &a)
 	})
 	if err != nil {
-		return auth.Account{}, fmt.Errorf("bolt: update account: %w", err)
+		return account.Account{}, fmt.Errorf("bolt: update account: %w", err)
 	}
 	return a, nil
 }
 
 // putAccount writes a's record, raising the file's schema version first if
 // the record is of version 2 (see schemaProfiles).
-func putAccount(tx *bbolt.Tx, accounts *bbolt.Bucket, a *auth.Account) error {
+func putAccount(tx *bbolt.Tx, accounts *bbolt.Bucket, a *account.Account) error {
 	if accountV2(a) {
 		if err := raiseSchema(tx, schemaProfiles); err != nil {
 			return err
@@ -218,13 +218,13 @@ func putAccount(tx *bbolt.Tx, accounts *bbolt.Bucket, a *auth.Account) error {
 const bucketNicknames = "nicknames"
 
 // nicknameKey is the nickname index's key of a.
-func nicknameKey(a *auth.Account) []byte {
-	return idKey(auth.NicknameKey(a.Nickname), a.UserID)
+func nicknameKey(a *account.Account) []byte {
+	return idKey(account.NicknameKey(a.Nickname), a.UserID)
 }
 
 // indexNickname moves a's entry in the nickname index from where old (nil
 // for a new account) had it: none for a Deleted account.
-func indexNickname(tx *bbolt.Tx, old, a *auth.Account) error {
+func indexNickname(tx *bbolt.Tx, old, a *account.Account) error {
 	b, err := bucket(tx, bucketNicknames)
 	if err != nil {
 		return err
@@ -312,10 +312,10 @@ func rebuildNicknames(tx *bbolt.Tx, strict bool) error {
 	return nil
 }
 
-var _ auth.AccountSearcher = (*Store)(nil)
+var _ account.AccountSearcher = (*Store)(nil)
 
-// AccountsByID implements auth.AccountSearcher, in one read transaction.
-func (s *Store) AccountsByID(ctx context.Context, ids []string) (_ []auth.Account, err error) {
+// AccountsByID implements account.AccountSearcher, in one read transaction.
+func (s *Store) AccountsByID(ctx context.Context, ids []string) (_ []account.Account, err error) {
 	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: accounts by id: %w", err)
@@ -325,7 +325,7 @@ func (s *Store) AccountsByID(ctx context.Context, ids []string) (_ []auth.Accoun
 			return nil, err
 		}
 	}
-	out := []auth.Account{}
+	out := []account.Account{}
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		accounts, err := bucket(tx, bucketAccounts)
 		if err != nil {
@@ -354,10 +354,10 @@ func (s *Store) AccountsByID(ctx context.Context, ids []string) (_ []auth.Accoun
 	return out, nil
 }
 
-// SearchAccounts implements auth.AccountSearcher: a seek in the nickname
+// SearchAccounts implements account.AccountSearcher: a seek in the nickname
 // index to prefix, and a walk over the keys that begin with it, reading
 // the account each names, until limit are found.
-func (s *Store) SearchAccounts(ctx context.Context, prefix string, limit int) (_ []auth.Account, err error) {
+func (s *Store) SearchAccounts(ctx context.Context, prefix string, limit int) (_ []account.Account, err error) {
 	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("bolt: search accounts: %w", err)
@@ -371,7 +371,7 @@ func (s *Store) SearchAccounts(ctx context.Context, prefix string, limit int) (_
 	case limit < 1:
 		return nil, fmt.Errorf("bolt: search accounts: limit %d is below 1: %w", limit, im.ErrInvalidArgument)
 	}
-	out := []auth.Account{}
+	out := []account.Account{}
 	err = s.db.View(func(tx *bbolt.Tx) error {
 		accounts, err := bucket(tx, bucketAccounts)
 		if err != nil {

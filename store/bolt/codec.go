@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // errCorrupt marks a record that cannot be decoded: the file was damaged or
@@ -243,11 +243,11 @@ const (
 )
 
 // accountV2 reports whether a needs a record of version 2.
-func accountV2(a *auth.Account) bool {
+func accountV2(a *account.Account) bool {
 	return a.Avatar != "" || a.Signature != "" || a.Gender != 0 || a.Birth != 0 || !a.UpdatedAt.IsZero() || a.Deleted
 }
 
-func appendAccount(b []byte, a *auth.Account) []byte {
+func appendAccount(b []byte, a *account.Account) []byte {
 	v2 := accountV2(a)
 	if v2 {
 		b = append(b, accountRecordV2)
@@ -285,11 +285,11 @@ func appendAccount(b []byte, a *auth.Account) []byte {
 	return b
 }
 
-func decodeAccount(userID string, v []byte) (auth.Account, error) {
+func decodeAccount(userID string, v []byte) (account.Account, error) {
 	d := decoder{b: v}
 	rv := d.byte()
 	if rv != recordV1 && rv != accountRecordV2 {
-		return auth.Account{}, d.fail()
+		return account.Account{}, d.fail()
 	}
 	v2 := rv == accountRecordV2
 	nUser, nNick, nHash := d.length(), d.length(), d.length()
@@ -311,10 +311,10 @@ func decodeAccount(userID string, v []byte) (auth.Account, error) {
 	hash := d.bytes(nHash)
 	profile := d.bytes(nAvatar + nSig)
 	if d.err || len(d.b) != 0 || flags&^known != 0 || gender < math.MinInt32 || gender > math.MaxInt32 {
-		return auth.Account{}, errCorrupt
+		return account.Account{}, errCorrupt
 	}
 	str := string(names)
-	a := auth.Account{
+	a := account.Account{
 		UserID:    userID,
 		Username:  str[:nUser],
 		Nickname:  str[nUser:],

@@ -12,7 +12,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // Revoked tokens keep two buckets, made by Open, which older versions of
@@ -38,13 +38,13 @@ const (
 	maxTokenIDLen = 128
 )
 
-var _ auth.RevokedTokens = (*Store)(nil)
+var _ account.RevokedTokens = (*Store)(nil)
 
 // errNoWrite rolls back a write transaction that found nothing to change,
 // which then costs no commit and no fsync.
 var errNoWrite = errors.New("bolt: nothing to write")
 
-// RevokeToken implements auth.RevokedTokens: one write transaction records
+// RevokeToken implements account.RevokedTokens: one write transaction records
 // the token, unless it is recorded already, and removes expired records.
 func (s *Store) RevokeToken(ctx context.Context, tokenID string, expires time.Time) (err error) {
 	defer guard(&err, debug.SetPanicOnFault(true))
@@ -86,7 +86,7 @@ func (s *Store) RevokeToken(ctx context.Context, tokenID string, expires time.Ti
 	return nil
 }
 
-// TokenRevoked implements auth.RevokedTokens.
+// TokenRevoked implements account.RevokedTokens.
 func (s *Store) TokenRevoked(ctx context.Context, tokenID string) (_ bool, err error) {
 	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {

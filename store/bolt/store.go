@@ -16,7 +16,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // Options configures Open. The zero value is the recommended configuration.
@@ -63,11 +63,11 @@ type Store struct {
 }
 
 var (
-	_ im.Store          = (*Store)(nil)
-	_ im.SyncStore      = (*Store)(nil)
-	_ im.ReadStateStore = (*Store)(nil)
-	_ im.RecallStore    = (*Store)(nil)
-	_ auth.AccountStore = (*Store)(nil)
+	_ im.Store             = (*Store)(nil)
+	_ im.SyncStore         = (*Store)(nil)
+	_ im.ReadStateStore    = (*Store)(nil)
+	_ im.RecallStore       = (*Store)(nil)
+	_ account.AccountStore = (*Store)(nil)
 )
 
 // Layout of the file: one top-level bucket per area.

@@ -10,7 +10,7 @@ import (
 	"go.etcd.io/bbolt"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // bucketTokenVersions: UserID → token version (a sealed 8-byte big-endian
@@ -20,9 +20,9 @@ import (
 // versions of this package, which ignore it, still open files that have it.
 const bucketTokenVersions = "tokenVersions"
 
-var _ auth.TokenVersions = (*Store)(nil)
+var _ account.TokenVersions = (*Store)(nil)
 
-// TokenVersion implements auth.TokenVersions.
+// TokenVersion implements account.TokenVersions.
 func (s *Store) TokenVersion(ctx context.Context, userID string) (_ int64, err error) {
 	defer guard(&err, debug.SetPanicOnFault(true))
 	if err := ctx.Err(); err != nil {
@@ -47,7 +47,7 @@ func (s *Store) TokenVersion(ctx context.Context, userID string) (_ int64, err e
 	return v, nil
 }
 
-// BumpTokenVersion implements auth.TokenVersions: bbolt's single writer
+// BumpTokenVersion implements account.TokenVersions: bbolt's single writer
 // makes the read and the write one step.
 func (s *Store) BumpTokenVersion(ctx context.Context, userID string) (_ int64, err error) {
 	defer guard(&err, debug.SetPanicOnFault(true))

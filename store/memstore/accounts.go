@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // accountState holds the accounts; Store.mu guards it.
 type accountState struct {
-	byID       map[string]auth.Account
+	byID       map[string]account.Account
 	byUsername map[string]string // username → user id
 	versions   map[string]int64  // user id → token version, if above 0
 	// byNickname is the search index: the accounts that are not Deleted,
@@ -36,11 +36,11 @@ func compareEntry(a, b nicknameEntry) int {
 
 // index adds a to the search index, or leaves it out if it is Deleted; the
 // caller holds Store.mu.
-func (st *accountState) index(a auth.Account) {
+func (st *accountState) index(a account.Account) {
 	if a.Deleted {
 		return
 	}
-	e := nicknameEntry{auth.NicknameKey(a.Nickname), a.UserID}
+	e := nicknameEntry{account.NicknameKey(a.Nickname), a.UserID}
 	i, found := slices.BinarySearchFunc(st.byNickname, e, compareEntry)
 	if !found {
 		st.byNickname = slices.Insert(st.byNickname, i, e)
@@ -48,8 +48,8 @@ func (st *accountState) index(a auth.Account) {
 }
 
 // unindex removes a from the search index; the caller holds Store.mu.
-func (st *accountState) unindex(a auth.Account) {
-	e := nicknameEntry{auth.NicknameKey(a.Nickname), a.UserID}
+func (st *accountState) unindex(a account.Account) {
+	e := nicknameEntry{account.NicknameKey(a.Nickname), a.UserID}
 	if i, found := slices.BinarySearchFunc(st.byNickname, e, compareEntry); found {
 		st.byNickname = slices.Delete(st.byNickname, i, i+1)
 	}
@@ -57,7 +57,7 @@ func (st *accountState) unindex(a auth.Account) {
 
 func newAccountState() accountState {
 	return accountState{
-		byID:       make(map[string]auth.Account),
+		byID:       make(map[string]account.Account),
 		byUsername: make(map[string]string),
 		versions:   make(map[string]int64),
 		revoked:    make(map[string]time.Time),
@@ -65,18 +65,18 @@ func newAccountState() accountState {
 }
 
 var (
-	_ auth.AccountUpdater  = (*Store)(nil)
-	_ auth.TokenVersions   = (*Store)(nil)
-	_ auth.AccountSearcher = (*Store)(nil)
-	_ auth.RevokedTokens   = (*Store)(nil)
+	_ account.AccountUpdater  = (*Store)(nil)
+	_ account.TokenVersions   = (*Store)(nil)
+	_ account.AccountSearcher = (*Store)(nil)
+	_ account.RevokedTokens   = (*Store)(nil)
 )
 
-// CreateAccount implements auth.AccountStore.
-func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
+// CreateAccount implements account.AccountStore.
+func (s *Store) CreateAccount(ctx context.Context, a account.Account) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("memstore: create account: %w", err)
 	}
-	if err := auth.ValidateAccount(a); err != nil {
+	if err := account.ValidateAccount(a); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -94,53 +94,53 @@ func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
 	return nil
 }
 
-// Account implements auth.AccountStore.
-func (s *Store) Account(ctx context.Context, userID string) (auth.Account, error) {
+// Account implements account.AccountStore.
+func (s *Store) Account(ctx context.Context, userID string) (account.Account, error) {
 	if err := ctx.Err(); err != nil {
-		return auth.Account{}, fmt.Errorf("memstore: account: %w", err)
+		return account.Account{}, fmt.Errorf("memstore: account: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.account(userID)
 }
 
-// AccountByUsername implements auth.AccountStore.
-func (s *Store) AccountByUsername(ctx context.Context, username string) (auth.Account, error) {
+// AccountByUsername implements account.AccountStore.
+func (s *Store) AccountByUsername(ctx context.Context, username string) (account.Account, error) {
 	if err := ctx.Err(); err != nil {
-		return auth.Account{}, fmt.Errorf("memstore: account by username: %w", err)
+		return account.Account{}, fmt.Errorf("memstore: account by username: %w", err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id, ok := s.accounts.byUsername[username]
 	if !ok {
-		return auth.Account{}, fmt.Errorf("memstore: username %q: %w", username, im.ErrNotFound)
+		return account.Account{}, fmt.Errorf("memstore: username %q: %w", username, im.ErrNotFound)
 	}
 	return s.account(id)
 }
 
 // account returns a copy of the account with userID; the caller holds s.mu.
-func (s *Store) account(userID string) (auth.Account, error) {
+func (s *Store) account(userID string) (account.Account, error) {
 	a, ok := s.accounts.byID[userID]
 	if !ok {
-		return auth.Account{}, fmt.Errorf("memstore: account %q: %w", userID, im.ErrNotFound)
+		return account.Account{}, fmt.Errorf("memstore: account %q: %w", userID, im.ErrNotFound)
 	}
 	a.PasswordHash = bytes.Clone(a.PasswordHash)
 	return a, nil
 }
 
-// UpdateAccount implements auth.AccountUpdater.
-func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.AccountUpdate) (auth.Account, error) {
+// UpdateAccount implements account.AccountUpdater.
+func (s *Store) UpdateAccount(ctx context.Context, userID string, u account.AccountUpdate) (account.Account, error) {
 	if err := ctx.Err(); err != nil {
-		return auth.Account{}, fmt.Errorf("memstore: update account: %w", err)
+		return account.Account{}, fmt.Errorf("memstore: update account: %w", err)
 	}
-	if err := auth.ValidateAccountUpdate(u); err != nil {
-		return auth.Account{}, err
+	if err := account.ValidateAccountUpdate(u); err != nil {
+		return account.Account{}, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a, ok := s.accounts.byID[userID]
 	if !ok {
-		return auth.Account{}, fmt.Errorf("memstore: update account %q: %w", userID, im.ErrNotFound)
+		return account.Account{}, fmt.Errorf("memstore: update account %q: %w", userID, im.ErrNotFound)
 	}
 	s.accounts.unindex(a)
 	if u.Nickname != nil {
@@ -175,7 +175,7 @@ func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.Account
 	return s.account(userID)
 }
 
-// TokenVersion implements auth.TokenVersions.
+// TokenVersion implements account.TokenVersions.
 func (s *Store) TokenVersion(ctx context.Context, userID string) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("memstore: token version: %w", err)
@@ -188,7 +188,7 @@ func (s *Store) TokenVersion(ctx context.Context, userID string) (int64, error) 
 	return s.accounts.versions[userID], nil
 }
 
-// BumpTokenVersion implements auth.TokenVersions.
+// BumpTokenVersion implements account.TokenVersions.
 func (s *Store) BumpTokenVersion(ctx context.Context, userID string) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, fmt.Errorf("memstore: bump token version: %w", err)
@@ -202,8 +202,8 @@ func (s *Store) BumpTokenVersion(ctx context.Context, userID string) (int64, err
 	return s.accounts.versions[userID], nil
 }
 
-// AccountsByID implements auth.AccountSearcher.
-func (s *Store) AccountsByID(ctx context.Context, ids []string) ([]auth.Account, error) {
+// AccountsByID implements account.AccountSearcher.
+func (s *Store) AccountsByID(ctx context.Context, ids []string) ([]account.Account, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("memstore: accounts by id: %w", err)
 	}
@@ -214,7 +214,7 @@ func (s *Store) AccountsByID(ctx context.Context, ids []string) ([]auth.Account,
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]auth.Account, 0, len(ids))
+	out := make([]account.Account, 0, len(ids))
 	seen := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		if seen[id] {
@@ -228,9 +228,9 @@ func (s *Store) AccountsByID(ctx context.Context, ids []string) ([]auth.Account,
 	return out, nil
 }
 
-// SearchAccounts implements auth.AccountSearcher with a binary search of
+// SearchAccounts implements account.AccountSearcher with a binary search of
 // the nickname index.
-func (s *Store) SearchAccounts(ctx context.Context, prefix string, limit int) ([]auth.Account, error) {
+func (s *Store) SearchAccounts(ctx context.Context, prefix string, limit int) ([]account.Account, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("memstore: search accounts: %w", err)
 	}
@@ -244,7 +244,7 @@ func (s *Store) SearchAccounts(ctx context.Context, prefix string, limit int) ([
 	defer s.mu.Unlock()
 	idx := s.accounts.byNickname
 	i, _ := slices.BinarySearchFunc(idx, nicknameEntry{key: prefix}, compareEntry)
-	out := []auth.Account{}
+	out := []account.Account{}
 	for ; i < len(idx) && len(out) < limit && strings.HasPrefix(idx[i].key, prefix); i++ {
 		a, err := s.account(idx[i].userID)
 		if err != nil {
@@ -258,12 +258,12 @@ func (s *Store) SearchAccounts(ctx context.Context, prefix string, limit int) ([
 // revokedSweep is how often RevokeToken drops the expired records.
 const revokedSweep = time.Minute
 
-// RevokeToken implements auth.RevokedTokens.
+// RevokeToken implements account.RevokedTokens.
 func (s *Store) RevokeToken(ctx context.Context, tokenID string, expires time.Time) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("memstore: revoke token: %w", err)
 	}
-	if err := auth.ValidateTokenID(tokenID); err != nil {
+	if err := account.ValidateTokenID(tokenID); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -283,12 +283,12 @@ func (s *Store) RevokeToken(ctx context.Context, tokenID string, expires time.Ti
 	return nil
 }
 
-// TokenRevoked implements auth.RevokedTokens.
+// TokenRevoked implements account.RevokedTokens.
 func (s *Store) TokenRevoked(ctx context.Context, tokenID string) (bool, error) {
 	if err := ctx.Err(); err != nil {
 		return false, fmt.Errorf("memstore: token revoked: %w", err)
 	}
-	if err := auth.ValidateTokenID(tokenID); err != nil {
+	if err := account.ValidateTokenID(tokenID); err != nil {
 		return false, err
 	}
 	s.mu.Lock()

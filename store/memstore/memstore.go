@@ -8,7 +8,7 @@ import (
 	"sync"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // Store is an in-memory im.Store. The zero value is not usable; call New.
@@ -32,10 +32,10 @@ type Store struct {
 type dedupKey struct{ sender, clientMsgID string }
 
 var (
-	_ im.Store          = (*Store)(nil)
-	_ im.SyncStore      = (*Store)(nil)
-	_ im.RecallStore    = (*Store)(nil)
-	_ auth.AccountStore = (*Store)(nil)
+	_ im.Store             = (*Store)(nil)
+	_ im.SyncStore         = (*Store)(nil)
+	_ im.RecallStore       = (*Store)(nil)
+	_ account.AccountStore = (*Store)(nil)
 )
 
 // New returns an empty Store.

@@ -11,16 +11,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
-// CreateAccount implements auth.AccountStore. The unique keys on user_id and
+// CreateAccount implements account.AccountStore. The unique keys on user_id and
 // username decide between concurrent creators, in this process or another.
-func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
+func (s *Store) CreateAccount(ctx context.Context, a account.Account) error {
 	if err := ctx.Err(); err != nil {
 		return wrapErr(ctx, "create account", err)
 	}
-	if err := auth.ValidateAccount(a); err != nil {
+	if err := account.ValidateAccount(a); err != nil {
 		return err
 	}
 	err := s.write(ctx, false, func(q querier) error {
@@ -38,26 +38,26 @@ func (s *Store) CreateAccount(ctx context.Context, a auth.Account) error {
 	return nil
 }
 
-// Account implements auth.AccountStore.
-func (s *Store) Account(ctx context.Context, userID string) (auth.Account, error) {
+// Account implements account.AccountStore.
+func (s *Store) Account(ctx context.Context, userID string) (account.Account, error) {
 	return s.account(ctx, "account", s.q.accountByID, userID)
 }
 
-// AccountByUsername implements auth.AccountStore.
-func (s *Store) AccountByUsername(ctx context.Context, username string) (auth.Account, error) {
+// AccountByUsername implements account.AccountStore.
+func (s *Store) AccountByUsername(ctx context.Context, username string) (account.Account, error) {
 	return s.account(ctx, "account by username", s.q.accountByUsername, username)
 }
 
 // account reads the account whose key column equals key. A key that no
 // account can have is not found.
-func (s *Store) account(ctx context.Context, op, query, key string) (auth.Account, error) {
+func (s *Store) account(ctx context.Context, op, query, key string) (account.Account, error) {
 	if err := ctx.Err(); err != nil {
-		return auth.Account{}, wrapErr(ctx, op, err)
+		return account.Account{}, wrapErr(ctx, op, err)
 	}
 	if im.ValidateID("key", key) != nil {
-		return auth.Account{}, fmt.Errorf("sqlstore: %s %q: %w", op, key, im.ErrNotFound)
+		return account.Account{}, fmt.Errorf("sqlstore: %s %q: %w", op, key, im.ErrNotFound)
 	}
-	var a auth.Account
+	var a account.Account
 	err := s.read(ctx, func() error {
 		var err error
 		a, err = scanAccount(s.db.QueryRowContext(ctx, query, key))
@@ -65,25 +65,25 @@ func (s *Store) account(ctx context.Context, op, query, key string) (auth.Accoun
 	})
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return auth.Account{}, fmt.Errorf("sqlstore: %s %q: %w", op, key, im.ErrNotFound)
+		return account.Account{}, fmt.Errorf("sqlstore: %s %q: %w", op, key, im.ErrNotFound)
 	case err != nil:
-		return auth.Account{}, wrapErr(ctx, op, err)
+		return account.Account{}, wrapErr(ctx, op, err)
 	}
 	return a, nil
 }
 
 // scanAccount reads a row of accountCols.
-func scanAccount(row rowScanner) (auth.Account, error) {
+func scanAccount(row rowScanner) (account.Account, error) {
 	var (
-		a                            auth.Account
+		a                            account.Account
 		createdAt, updatedAt, gender int64
 	)
 	if err := row.Scan(&a.UserID, &a.Username, &a.Nickname, &a.PasswordHash, &a.Disabled, &createdAt,
 		&a.Avatar, &a.Signature, &gender, &a.Birth, &updatedAt, &a.Deleted); err != nil {
-		return auth.Account{}, err
+		return account.Account{}, err
 	}
 	if gender < math.MinInt32 || gender > math.MaxInt32 {
-		return auth.Account{}, fmt.Errorf("account %q: gender %d out of range", a.UserID, gender)
+		return account.Account{}, fmt.Errorf("account %q: gender %d out of range", a.UserID, gender)
 	}
 	a.Gender = im.Gender(gender)
 	a.CreatedAt = time.UnixMicro(createdAt).UTC()
@@ -96,11 +96,11 @@ func scanAccount(row rowScanner) (auth.Account, error) {
 // 3072): a nickname that long is searched by its first 1024 bytes.
 const maxNicknameKey = 1024
 
-// nicknameKey returns the nickname_key of nickname: auth.NicknameKey,
+// nicknameKey returns the nickname_key of nickname: account.NicknameKey,
 // cut to maxNicknameKey bytes at the start of a character. It is a byte
 // string, compared byte by byte in every dialect.
 func nicknameKey(nickname string) []byte {
-	k := auth.NicknameKey(nickname)
+	k := account.NicknameKey(nickname)
 	if len(k) > maxNicknameKey {
 		n := maxNicknameKey
 		for n > 0 && !utf8.RuneStart(k[n]) {
@@ -130,21 +130,21 @@ func timeOrZero(us int64) time.Time {
 }
 
 var (
-	_ auth.AccountUpdater = (*Store)(nil)
-	_ auth.TokenVersions  = (*Store)(nil)
+	_ account.AccountUpdater = (*Store)(nil)
+	_ account.TokenVersions  = (*Store)(nil)
 )
 
-// UpdateAccount implements auth.AccountUpdater: one UPDATE of the fields u
+// UpdateAccount implements account.AccountUpdater: one UPDATE of the fields u
 // sets, then the account read back, in one transaction.
-func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.AccountUpdate) (auth.Account, error) {
+func (s *Store) UpdateAccount(ctx context.Context, userID string, u account.AccountUpdate) (account.Account, error) {
 	if err := ctx.Err(); err != nil {
-		return auth.Account{}, wrapErr(ctx, "update account", err)
+		return account.Account{}, wrapErr(ctx, "update account", err)
 	}
-	if err := auth.ValidateAccountUpdate(u); err != nil {
-		return auth.Account{}, err
+	if err := account.ValidateAccountUpdate(u); err != nil {
+		return account.Account{}, err
 	}
 	if im.ValidateID("user id", userID) != nil {
-		return auth.Account{}, fmt.Errorf("sqlstore: update account %q: %w", userID, im.ErrNotFound)
+		return account.Account{}, fmt.Errorf("sqlstore: update account %q: %w", userID, im.ErrNotFound)
 	}
 	var (
 		sets []string
@@ -189,7 +189,7 @@ func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.Account
 	}
 	update := "UPDATE " + s.q.accounts + " SET " + strings.Join(sets, ", ") + " WHERE user_id = " + ph[len(args)]
 	args = append(args, userID)
-	var a auth.Account
+	var a account.Account
 	err := s.write(ctx, false, func(q querier) error {
 		// Affected rows are not used to tell a missing account: MySQL
 		// counts only rows that changed. The read back tells.
@@ -202,14 +202,14 @@ func (s *Store) UpdateAccount(ctx context.Context, userID string, u auth.Account
 	})
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		return auth.Account{}, fmt.Errorf("sqlstore: update account %q: %w", userID, im.ErrNotFound)
+		return account.Account{}, fmt.Errorf("sqlstore: update account %q: %w", userID, im.ErrNotFound)
 	case err != nil:
-		return auth.Account{}, wrapErr(ctx, "update account", err)
+		return account.Account{}, wrapErr(ctx, "update account", err)
 	}
 	return a, nil
 }
 
-// TokenVersion implements auth.TokenVersions.
+// TokenVersion implements account.TokenVersions.
 func (s *Store) TokenVersion(ctx context.Context, userID string) (int64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, wrapErr(ctx, "token version", err)
@@ -230,7 +230,7 @@ func (s *Store) TokenVersion(ctx context.Context, userID string) (int64, error) 
 	return v, nil
 }
 
-// BumpTokenVersion implements auth.TokenVersions. The upsert locks the
+// BumpTokenVersion implements account.TokenVersions. The upsert locks the
 // user's row until the commit, so concurrent bumps from any process
 // sharing the database take turns.
 func (s *Store) BumpTokenVersion(ctx context.Context, userID string) (int64, error) {

@@ -10,12 +10,12 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 var (
-	_ auth.AccountSearcher = (*Store)(nil)
-	_ auth.RevokedTokens   = (*Store)(nil)
+	_ account.AccountSearcher = (*Store)(nil)
+	_ account.RevokedTokens   = (*Store)(nil)
 )
 
 // profileQueries holds the statements of account lookups and search and
@@ -74,9 +74,9 @@ func (q *queries) false() string {
 	return "false"
 }
 
-// AccountsByID implements auth.AccountSearcher with one query (one per 500
+// AccountsByID implements account.AccountSearcher with one query (one per 500
 // ids on MySQL and SQLite).
-func (s *Store) AccountsByID(ctx context.Context, ids []string) ([]auth.Account, error) {
+func (s *Store) AccountsByID(ctx context.Context, ids []string) ([]account.Account, error) {
 	const op = "accounts by id"
 	if err := ctx.Err(); err != nil {
 		return nil, wrapErr(ctx, op, err)
@@ -87,7 +87,7 @@ func (s *Store) AccountsByID(ctx context.Context, ids []string) ([]auth.Account,
 		}
 	}
 	ids = uniq(ids)
-	found := make(map[string]auth.Account, len(ids))
+	found := make(map[string]account.Account, len(ids))
 	collect := func(query string, args ...any) error {
 		return s.read(ctx, func() error {
 			rows, err := s.db.QueryContext(ctx, query, args...)
@@ -127,7 +127,7 @@ func (s *Store) AccountsByID(ctx context.Context, ids []string) ([]auth.Account,
 	if err != nil {
 		return nil, wrapErr(ctx, op, err)
 	}
-	out := make([]auth.Account, 0, len(found))
+	out := make([]account.Account, 0, len(found))
 	for _, id := range ids {
 		if a, ok := found[id]; ok {
 			out = append(out, a)
@@ -136,9 +136,9 @@ func (s *Store) AccountsByID(ctx context.Context, ids []string) ([]auth.Account,
 	return out, nil
 }
 
-// SearchAccounts implements auth.AccountSearcher: one range scan of the
+// SearchAccounts implements account.AccountSearcher: one range scan of the
 // index on (nickname_key, user_id), from prefix to prefixEnd(prefix).
-func (s *Store) SearchAccounts(ctx context.Context, prefix string, limit int) ([]auth.Account, error) {
+func (s *Store) SearchAccounts(ctx context.Context, prefix string, limit int) ([]account.Account, error) {
 	const op = "search accounts"
 	if err := ctx.Err(); err != nil {
 		return nil, wrapErr(ctx, op, err)
@@ -160,9 +160,9 @@ func (s *Store) SearchAccounts(ctx context.Context, prefix string, limit int) ([
 	if to, ok := prefixEnd(from); ok {
 		query, args = s.q.profiles.search, []any{from, to, limit}
 	}
-	var out []auth.Account
+	var out []account.Account
 	err := s.read(ctx, func() error {
-		out = []auth.Account{}
+		out = []account.Account{}
 		rows, err := s.db.QueryContext(ctx, query, args...)
 		if err != nil {
 			return err
@@ -173,7 +173,7 @@ func (s *Store) SearchAccounts(ctx context.Context, prefix string, limit int) ([
 			if err != nil {
 				return err
 			}
-			if !long || strings.HasPrefix(auth.NicknameKey(a.Nickname), prefix) {
+			if !long || strings.HasPrefix(account.NicknameKey(a.Nickname), prefix) {
 				out = append(out, a)
 			}
 		}
@@ -210,7 +210,7 @@ func checkTokenID(id string) error {
 	return nil
 }
 
-// RevokeToken implements auth.RevokedTokens: one transaction that stores
+// RevokeToken implements account.RevokedTokens: one transaction that stores
 // the id, unless it is stored already, and deletes up to 100 of the
 // records whose token has expired, oldest first, so that they do not
 // pile up. Token ids are stored as bytes, exactly as given.
@@ -236,7 +236,7 @@ func (s *Store) RevokeToken(ctx context.Context, tokenID string, expires time.Ti
 	return nil
 }
 
-// TokenRevoked implements auth.RevokedTokens. A record whose token has
+// TokenRevoked implements account.RevokedTokens. A record whose token has
 // expired may still be there, and still says revoked.
 func (s *Store) TokenRevoked(ctx context.Context, tokenID string) (bool, error) {
 	const op = "token revoked"

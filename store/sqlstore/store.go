@@ -8,7 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // Dialect names the SQL database behind a *sql.DB. Each has its own schema
@@ -70,10 +70,10 @@ var (
 	_ im.Store  = (*Store)(nil)
 	_ im.Pinger = (*Store)(nil)
 
-	_ im.SyncStore      = (*Store)(nil)
-	_ im.ReadStateStore = (*Store)(nil)
-	_ im.RecallStore    = (*Store)(nil)
-	_ auth.AccountStore = (*Store)(nil)
+	_ im.SyncStore         = (*Store)(nil)
+	_ im.ReadStateStore    = (*Store)(nil)
+	_ im.RecallStore       = (*Store)(nil)
+	_ account.AccountStore = (*Store)(nil)
 )
 
 // New returns a Store keeping its data in db, after bringing the schema up

@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 func isInvalid(err error) bool { return errors.Is(err, im.ErrInvalidArgument) }
 
-func newAccount(id, username string) auth.Account {
-	return auth.Account{
+func newAccount(id, username string) account.Account {
+	return account.Account{
 		UserID:       id,
 		Username:     username,
 		Nickname:     "Nick " + username + " ✓",
@@ -25,7 +25,7 @@ func newAccount(id, username string) auth.Account {
 	}
 }
 
-func accountDiff(got, want auth.Account) string {
+func accountDiff(got, want account.Account) string {
 	var d []string
 	if got.UserID != want.UserID {
 		d = append(d, fmt.Sprintf("UserID = %q, want %q", got.UserID, want.UserID))
@@ -67,7 +67,7 @@ func accountDiff(got, want auth.Account) string {
 }
 
 // checkAccount requires want to be readable both by id and by username.
-func checkAccount(t *testing.T, s auth.AccountStore, want auth.Account) {
+func checkAccount(t *testing.T, s account.AccountStore, want account.Account) {
 	t.Helper()
 	got, err := s.Account(t.Context(), want.UserID)
 	if err != nil {
@@ -85,7 +85,7 @@ func checkAccount(t *testing.T, s auth.AccountStore, want auth.Account) {
 
 // checkNoAccount requires neither the id nor the username to be stored;
 // either may be "" to skip it.
-func checkNoAccount(t *testing.T, s auth.AccountStore, userID, username string) {
+func checkNoAccount(t *testing.T, s account.AccountStore, userID, username string) {
 	t.Helper()
 	if userID != "" {
 		if a, err := s.Account(t.Context(), userID); !errors.Is(err, im.ErrNotFound) {
@@ -112,7 +112,7 @@ func testAccounts(t *testing.T, h AccountsHarness) {
 	checkAccount(t, s, alice)
 
 	// Optional fields empty, Disabled set.
-	bare := auth.Account{UserID: "u2", Username: "bare", Disabled: true, CreatedAt: baseTime()}
+	bare := account.Account{UserID: "u2", Username: "bare", Disabled: true, CreatedAt: baseTime()}
 	if err := s.CreateAccount(ctx, bare); err != nil {
 		t.Fatalf("CreateAccount(bare): %v", err)
 	}
@@ -161,16 +161,16 @@ func testInvalidAccounts(t *testing.T, h AccountsHarness) {
 	long := strings.Repeat("x", im.MaxIDLength+1)
 	tests := []struct {
 		name   string
-		modify func(a *auth.Account)
+		modify func(a *account.Account)
 	}{
-		{"EmptyUserID", func(a *auth.Account) { a.UserID = "" }},
-		{"LongUserID", func(a *auth.Account) { a.UserID = long }},
-		{"BadUTF8UserID", func(a *auth.Account) { a.UserID = "u\xff" }},
-		{"ControlUserID", func(a *auth.Account) { a.UserID = "u\x00" }},
-		{"EmptyUsername", func(a *auth.Account) { a.Username = "" }},
-		{"LongUsername", func(a *auth.Account) { a.Username = long }},
-		{"BadUTF8Username", func(a *auth.Account) { a.Username = "\xfe" }},
-		{"ControlUsername", func(a *auth.Account) { a.Username = "al\tice" }},
+		{"EmptyUserID", func(a *account.Account) { a.UserID = "" }},
+		{"LongUserID", func(a *account.Account) { a.UserID = long }},
+		{"BadUTF8UserID", func(a *account.Account) { a.UserID = "u\xff" }},
+		{"ControlUserID", func(a *account.Account) { a.UserID = "u\x00" }},
+		{"EmptyUsername", func(a *account.Account) { a.Username = "" }},
+		{"LongUsername", func(a *account.Account) { a.Username = long }},
+		{"BadUTF8Username", func(a *account.Account) { a.Username = "\xfe" }},
+		{"ControlUsername", func(a *account.Account) { a.Username = "al\tice" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -203,13 +203,13 @@ func testInvalidAccounts(t *testing.T, h AccountsHarness) {
 type AccountsHarness struct {
 	// Open returns a fresh, empty store. It arranges the store's release
 	// itself (typically with t.Cleanup). Required.
-	Open func(t *testing.T) auth.AccountStore
+	Open func(t *testing.T) account.AccountStore
 	// Reopen, if set, closes s and opens the same data again; without it
 	// the Durability subtest is skipped.
-	Reopen func(t *testing.T, s auth.AccountStore) auth.AccountStore
+	Reopen func(t *testing.T, s account.AccountStore) account.AccountStore
 }
 
-func (h AccountsHarness) open(t *testing.T) auth.AccountStore {
+func (h AccountsHarness) open(t *testing.T) account.AccountStore {
 	t.Helper()
 	s := h.Open(t)
 	if s == nil {
@@ -218,12 +218,12 @@ func (h AccountsHarness) open(t *testing.T) auth.AccountStore {
 	return s
 }
 
-// RunAccounts checks the auth.AccountStore that h opens against every rule
+// RunAccounts checks the account.AccountStore that h opens against every rule
 // of its documentation, each in its own subtest: CreateAndRead,
 // Invalid, Cancelled and Durability; and its optional parts when it has
-// them: Update (auth.AccountUpdater), Search (auth.AccountSearcher),
+// them: Update (account.AccountUpdater), Search (account.AccountSearcher),
 // and TokenVersions (RunTokenVersions, with RunRevokedTokens).
-// Run calls it for a Store that implements auth.AccountStore; a store that
+// Run calls it for a Store that implements account.AccountStore; a store that
 // keeps only accounts runs it on its own.
 func RunAccounts(t *testing.T, h AccountsHarness) {
 	t.Helper()
@@ -241,15 +241,15 @@ func RunAccounts(t *testing.T, h AccountsHarness) {
 }
 
 // testStoreAccounts runs RunAccounts on the stores h opens when they
-// implement auth.AccountStore, and skips otherwise: accounts are an optional
+// implement account.AccountStore, and skips otherwise: accounts are an optional
 // part of a Store.
 func testStoreAccounts(t *testing.T, h Harness) {
-	if _, ok := open(t, h).(auth.AccountStore); !ok {
-		t.Skip("storetest: the store does not implement auth.AccountStore")
+	if _, ok := open(t, h).(account.AccountStore); !ok {
+		t.Skip("storetest: the store does not implement account.AccountStore")
 	}
 	ah := AccountsHarness{
-		Open: func(t *testing.T) auth.AccountStore {
-			s, ok := open(t, h).(auth.AccountStore)
+		Open: func(t *testing.T) account.AccountStore {
+			s, ok := open(t, h).(account.AccountStore)
 			if !ok {
 				t.Fatal("storetest: Harness.Open returned stores of different types")
 			}
@@ -257,14 +257,14 @@ func testStoreAccounts(t *testing.T, h Harness) {
 		},
 	}
 	if h.Reopen != nil {
-		ah.Reopen = func(t *testing.T, s auth.AccountStore) auth.AccountStore {
+		ah.Reopen = func(t *testing.T, s account.AccountStore) account.AccountStore {
 			is, ok := s.(im.Store)
 			if !ok {
 				t.Fatal("storetest: the account store is no longer an im.Store")
 			}
-			r, ok := h.Reopen(t, is).(auth.AccountStore)
+			r, ok := h.Reopen(t, is).(account.AccountStore)
 			if !ok {
-				t.Fatal("storetest: Harness.Reopen returned a store without auth.AccountStore")
+				t.Fatal("storetest: Harness.Reopen returned a store without account.AccountStore")
 			}
 			return r
 		}

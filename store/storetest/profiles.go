@@ -8,11 +8,11 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // profiledAccount is an account with every profile field set.
-func profiledAccount(id, username, nickname string) auth.Account {
+func profiledAccount(id, username, nickname string) account.Account {
 	a := newAccount(id, username)
 	a.Nickname = nickname
 	a.Avatar = "https://cdn.example.com/" + id + ".png?size=128&v=2"
@@ -34,7 +34,7 @@ func testAccountProfile(t *testing.T, h AccountsHarness) {
 	deleted.Deleted, deleted.Disabled, deleted.Gender, deleted.Birth = true, true, im.GenderMale, im.MaxBirth
 	negative := profiledAccount("u3", "old", "Old")
 	negative.Birth = -2208988800000 // 1900-01-01 in Unix milliseconds
-	for _, a := range []auth.Account{full, deleted, negative} {
+	for _, a := range []account.Account{full, deleted, negative} {
 		if err := s.CreateAccount(t.Context(), a); err != nil {
 			t.Fatalf("CreateAccount(%s): %v", a.Username, err)
 		}
@@ -42,18 +42,18 @@ func testAccountProfile(t *testing.T, h AccountsHarness) {
 	}
 }
 
-func searcherOf(t *testing.T, s auth.AccountStore) auth.AccountSearcher {
+func searcherOf(t *testing.T, s account.AccountStore) account.AccountSearcher {
 	t.Helper()
-	se, ok := s.(auth.AccountSearcher)
+	se, ok := s.(account.AccountSearcher)
 	if !ok {
-		t.Fatal("storetest: the store lost auth.AccountSearcher")
+		t.Fatal("storetest: the store lost account.AccountSearcher")
 	}
 	return se
 }
 
 // checkSearch requires SearchAccounts(prefix, limit) to return the
 // accounts with the ids want, in that order.
-func checkSearch(t *testing.T, se auth.AccountSearcher, prefix string, limit int, want ...string) {
+func checkSearch(t *testing.T, se account.AccountSearcher, prefix string, limit int, want ...string) {
 	t.Helper()
 	got, err := se.SearchAccounts(t.Context(), prefix, limit)
 	if err != nil {
@@ -71,10 +71,10 @@ func checkSearch(t *testing.T, se auth.AccountSearcher, prefix string, limit int
 
 // searchSetup stores accounts whose nicknames differ in case and share
 // prefixes, one of them deleted.
-func searchSetup(t *testing.T, h AccountsHarness) (auth.AccountStore, map[string]auth.Account) {
+func searchSetup(t *testing.T, h AccountsHarness) (account.AccountStore, map[string]account.Account) {
 	s := h.open(t)
-	accs := map[string]auth.Account{}
-	for _, a := range []auth.Account{
+	accs := map[string]account.Account{}
+	for _, a := range []account.Account{
 		profiledAccount("u1", "smith", "Alice Smith"),
 		profiledAccount("u2", "alina", "alina"),
 		profiledAccount("u3", "upper", "ALICE"),
@@ -96,9 +96,9 @@ func searchSetup(t *testing.T, h AccountsHarness) (auth.AccountStore, map[string
 		t.Fatalf("CreateAccount(gone): %v", err)
 	}
 	accs["u7"] = gone
-	if u, ok := s.(auth.AccountUpdater); ok {
+	if u, ok := s.(account.AccountUpdater); ok {
 		yes := true
-		a, err := u.UpdateAccount(t.Context(), "u6", auth.AccountUpdate{Deleted: &yes})
+		a, err := u.UpdateAccount(t.Context(), "u6", account.AccountUpdate{Deleted: &yes})
 		if err != nil {
 			t.Fatalf("UpdateAccount(u6, Deleted): %v", err)
 		}
@@ -107,13 +107,13 @@ func searchSetup(t *testing.T, h AccountsHarness) (auth.AccountStore, map[string
 	return s, accs
 }
 
-// testAccountSearch checks auth.AccountSearcher; RunAccounts runs it when
+// testAccountSearch checks account.AccountSearcher; RunAccounts runs it when
 // the store has it.
 func testAccountSearch(t *testing.T, h AccountsHarness) {
-	if _, ok := h.open(t).(auth.AccountSearcher); !ok {
-		t.Skip("storetest: the store does not implement auth.AccountSearcher")
+	if _, ok := h.open(t).(account.AccountSearcher); !ok {
+		t.Skip("storetest: the store does not implement account.AccountSearcher")
 	}
-	_, updatable := h.open(t).(auth.AccountUpdater)
+	_, updatable := h.open(t).(account.AccountUpdater)
 	t.Run("Prefix", func(t *testing.T) {
 		s, _ := searchSetup(t, h)
 		se := searcherOf(t, s)
@@ -121,7 +121,7 @@ func testAccountSearch(t *testing.T, h AccountsHarness) {
 		checkSearch(t, se, "alice", 10, "u0", "u3", "u1")
 		checkSearch(t, se, "alice ", 10, "u1")
 		checkSearch(t, se, "b", 10, "u4")
-		checkSearch(t, se, auth.NicknameKey("ÅLE"), 10, "u5")
+		checkSearch(t, se, account.NicknameKey("ÅLE"), 10, "u5")
 		checkSearch(t, se, "alicex", 10)
 		checkSearch(t, se, "lice", 10) // a key's middle is no prefix
 	})
@@ -142,26 +142,26 @@ func testAccountSearch(t *testing.T, h AccountsHarness) {
 	})
 	t.Run("NicknameChangeMovesEntry", func(t *testing.T) {
 		s, accs := searchSetup(t, h)
-		u, ok := s.(auth.AccountUpdater)
+		u, ok := s.(account.AccountUpdater)
 		if !ok {
-			t.Skip("storetest: the store does not implement auth.AccountUpdater")
+			t.Skip("storetest: the store does not implement account.AccountUpdater")
 		}
 		se := searcherOf(t, s)
 		zed := "Zed"
-		if _, err := u.UpdateAccount(t.Context(), "u2", auth.AccountUpdate{Nickname: &zed}); err != nil {
+		if _, err := u.UpdateAccount(t.Context(), "u2", account.AccountUpdate{Nickname: &zed}); err != nil {
 			t.Fatalf("UpdateAccount: %v", err)
 		}
 		checkSearch(t, se, "ali", 10, "u0", "u3", "u1")
 		checkSearch(t, se, "ze", 10, "u2")
 		// Undeleting puts an account back.
 		no := false
-		if _, err := u.UpdateAccount(t.Context(), "u6", auth.AccountUpdate{Deleted: &no}); err != nil {
+		if _, err := u.UpdateAccount(t.Context(), "u6", account.AccountUpdate{Deleted: &no}); err != nil {
 			t.Fatalf("UpdateAccount: %v", err)
 		}
 		checkSearch(t, se, "alf", 10, "u6")
 		// Other fields leave the entry where it is.
 		sig := "changed"
-		if _, err := u.UpdateAccount(t.Context(), "u1", auth.AccountUpdate{Signature: &sig}); err != nil {
+		if _, err := u.UpdateAccount(t.Context(), "u1", account.AccountUpdate{Signature: &sig}); err != nil {
 			t.Fatalf("UpdateAccount: %v", err)
 		}
 		checkSearch(t, se, "alice", 10, "u0", "u3", "u1")
@@ -230,9 +230,9 @@ func testAccountSearch(t *testing.T, h AccountsHarness) {
 			t.Skip("storetest: the harness cannot reopen a store")
 		}
 		s, accs := searchSetup(t, h)
-		if u, ok := s.(auth.AccountUpdater); ok {
+		if u, ok := s.(account.AccountUpdater); ok {
 			zed := "Zed"
-			if _, err := u.UpdateAccount(t.Context(), "u2", auth.AccountUpdate{Nickname: &zed}); err != nil {
+			if _, err := u.UpdateAccount(t.Context(), "u2", account.AccountUpdate{Nickname: &zed}); err != nil {
 				t.Fatalf("UpdateAccount: %v", err)
 			}
 		}
@@ -260,13 +260,13 @@ func testAccountSearch(t *testing.T, h AccountsHarness) {
 type RevokedTokensHarness struct {
 	// Open returns a fresh, empty store. It arranges the store's release
 	// itself. Required.
-	Open func(t *testing.T) auth.RevokedTokens
+	Open func(t *testing.T) account.RevokedTokens
 	// Reopen, if set, closes s and opens the same data again; without it
 	// the Durability subtest is skipped.
-	Reopen func(t *testing.T, s auth.RevokedTokens) auth.RevokedTokens
+	Reopen func(t *testing.T, s account.RevokedTokens) account.RevokedTokens
 }
 
-func (h RevokedTokensHarness) open(t *testing.T) auth.RevokedTokens {
+func (h RevokedTokensHarness) open(t *testing.T) account.RevokedTokens {
 	t.Helper()
 	s := h.Open(t)
 	if s == nil {
@@ -275,7 +275,7 @@ func (h RevokedTokensHarness) open(t *testing.T) auth.RevokedTokens {
 	return s
 }
 
-func checkRevoked(t *testing.T, s auth.RevokedTokens, id string, want bool) {
+func checkRevoked(t *testing.T, s account.RevokedTokens, id string, want bool) {
 	t.Helper()
 	got, err := s.TokenRevoked(t.Context(), id)
 	if err != nil {
@@ -285,17 +285,17 @@ func checkRevoked(t *testing.T, s auth.RevokedTokens, id string, want bool) {
 	}
 }
 
-func revoke(t *testing.T, s auth.RevokedTokens, id string, expires time.Time) {
+func revoke(t *testing.T, s account.RevokedTokens, id string, expires time.Time) {
 	t.Helper()
 	if err := s.RevokeToken(t.Context(), id, expires); err != nil {
 		t.Fatalf("RevokeToken(%q): %v", id, err)
 	}
 }
 
-// RunRevokedTokens checks the auth.RevokedTokens that h opens, each rule in
+// RunRevokedTokens checks the account.RevokedTokens that h opens, each rule in
 // its own subtest: Revoke, Again, Expired, Invalid, Cancelled and
 // Durability. RunTokenVersions calls it for a store that implements
-// auth.RevokedTokens beside auth.TokenVersions.
+// account.RevokedTokens beside account.TokenVersions.
 func RunRevokedTokens(t *testing.T, h RevokedTokensHarness) {
 	t.Helper()
 	if h.Open == nil {
@@ -310,7 +310,7 @@ func RunRevokedTokens(t *testing.T, h RevokedTokensHarness) {
 		for _, other := range []string{"t", "T1", "t10", "t1 "} {
 			checkRevoked(t, s, other, false)
 		}
-		long := strings.Repeat("j", auth.MaxTokenIDLength)
+		long := strings.Repeat("j", account.MaxTokenIDLength)
 		revoke(t, s, long, later)
 		checkRevoked(t, s, long, true)
 	})
@@ -340,7 +340,7 @@ func RunRevokedTokens(t *testing.T, h RevokedTokensHarness) {
 	})
 	t.Run("Invalid", func(t *testing.T) {
 		s := h.open(t)
-		for _, id := range []string{"", strings.Repeat("x", auth.MaxTokenIDLength+1)} {
+		for _, id := range []string{"", strings.Repeat("x", account.MaxTokenIDLength+1)} {
 			if err := s.RevokeToken(t.Context(), id, later); !isInvalid(err) {
 				t.Errorf("RevokeToken(%q): %v, want ErrInvalidArgument", id, err)
 			}
@@ -349,7 +349,7 @@ func RunRevokedTokens(t *testing.T, h RevokedTokensHarness) {
 			}
 		}
 		checkRevoked(t, s, "x", false)
-		checkRevoked(t, s, strings.Repeat("x", auth.MaxTokenIDLength), false)
+		checkRevoked(t, s, strings.Repeat("x", account.MaxTokenIDLength), false)
 	})
 	t.Run("Cancelled", func(t *testing.T) {
 		s := h.open(t)
@@ -378,14 +378,14 @@ func RunRevokedTokens(t *testing.T, h RevokedTokensHarness) {
 }
 
 // testStoreRevokedTokens runs RunRevokedTokens on the token version stores
-// h opens when they implement auth.RevokedTokens.
+// h opens when they implement account.RevokedTokens.
 func testStoreRevokedTokens(t *testing.T, h TokenVersionsHarness) {
-	if _, ok := h.open(t).(auth.RevokedTokens); !ok {
-		t.Skip("storetest: the store does not implement auth.RevokedTokens")
+	if _, ok := h.open(t).(account.RevokedTokens); !ok {
+		t.Skip("storetest: the store does not implement account.RevokedTokens")
 	}
 	rh := RevokedTokensHarness{
-		Open: func(t *testing.T) auth.RevokedTokens {
-			s, ok := h.open(t).(auth.RevokedTokens)
+		Open: func(t *testing.T) account.RevokedTokens {
+			s, ok := h.open(t).(account.RevokedTokens)
 			if !ok {
 				t.Fatal("storetest: TokenVersionsHarness.Open returned stores of different types")
 			}
@@ -393,14 +393,14 @@ func testStoreRevokedTokens(t *testing.T, h TokenVersionsHarness) {
 		},
 	}
 	if h.Reopen != nil {
-		rh.Reopen = func(t *testing.T, s auth.RevokedTokens) auth.RevokedTokens {
-			tv, ok := s.(auth.TokenVersions)
+		rh.Reopen = func(t *testing.T, s account.RevokedTokens) account.RevokedTokens {
+			tv, ok := s.(account.TokenVersions)
 			if !ok {
-				t.Fatal("storetest: the revoked token store is no longer an auth.TokenVersions")
+				t.Fatal("storetest: the revoked token store is no longer an account.TokenVersions")
 			}
-			r, ok := h.Reopen(t, tv).(auth.RevokedTokens)
+			r, ok := h.Reopen(t, tv).(account.RevokedTokens)
 			if !ok {
-				t.Fatal("storetest: Reopen returned a store without auth.RevokedTokens")
+				t.Fatal("storetest: Reopen returned a store without account.RevokedTokens")
 			}
 			return r
 		}

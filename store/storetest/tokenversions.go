@@ -10,20 +10,20 @@ import (
 	"time"
 
 	"github.com/imserver/imserver/im"
-	"github.com/imserver/imserver/im/auth"
+	"github.com/imserver/imserver/im/auth/account"
 )
 
 // TokenVersionsHarness opens stores of token versions for RunTokenVersions.
 type TokenVersionsHarness struct {
 	// Open returns a fresh, empty store. It arranges the store's release
 	// itself. Required.
-	Open func(t *testing.T) auth.TokenVersions
+	Open func(t *testing.T) account.TokenVersions
 	// Reopen, if set, closes s and opens the same data again; without it
 	// the Durability subtest is skipped.
-	Reopen func(t *testing.T, s auth.TokenVersions) auth.TokenVersions
+	Reopen func(t *testing.T, s account.TokenVersions) account.TokenVersions
 }
 
-func (h TokenVersionsHarness) open(t *testing.T) auth.TokenVersions {
+func (h TokenVersionsHarness) open(t *testing.T) account.TokenVersions {
 	t.Helper()
 	s := h.Open(t)
 	if s == nil {
@@ -32,11 +32,11 @@ func (h TokenVersionsHarness) open(t *testing.T) auth.TokenVersions {
 	return s
 }
 
-// RunTokenVersions checks the auth.TokenVersions that h opens, each rule in
+// RunTokenVersions checks the account.TokenVersions that h opens, each rule in
 // its own subtest: Unknown, Bump, Concurrent, Invalid, Cancelled and
 // Durability; and RevokedTokens (RunRevokedTokens) when the store also
-// implements auth.RevokedTokens. RunAccounts calls it for an account store that implements
-// auth.TokenVersions; a store of token versions alone runs it on its own.
+// implements account.RevokedTokens. RunAccounts calls it for an account store that implements
+// account.TokenVersions; a store of token versions alone runs it on its own.
 func RunTokenVersions(t *testing.T, h TokenVersionsHarness) {
 	t.Helper()
 	if h.Open == nil {
@@ -54,7 +54,7 @@ func RunTokenVersions(t *testing.T, h TokenVersionsHarness) {
 	t.Run("RevokedTokens", func(t *testing.T) { testStoreRevokedTokens(t, h) })
 }
 
-func checkVersion(t *testing.T, s auth.TokenVersions, userID string, want int64) {
+func checkVersion(t *testing.T, s account.TokenVersions, userID string, want int64) {
 	t.Helper()
 	got, err := s.TokenVersion(t.Context(), userID)
 	if err != nil {
@@ -64,7 +64,7 @@ func checkVersion(t *testing.T, s auth.TokenVersions, userID string, want int64)
 	}
 }
 
-func bump(t *testing.T, s auth.TokenVersions, userID string, want int64) {
+func bump(t *testing.T, s account.TokenVersions, userID string, want int64) {
 	t.Helper()
 	got, err := s.BumpTokenVersion(t.Context(), userID)
 	if err != nil {
@@ -183,23 +183,23 @@ func testBumpDurability(t *testing.T, h TokenVersionsHarness) {
 	bump(t, s, "u1", 3)
 }
 
-// testUpdateAccount checks auth.AccountUpdater; RunAccounts runs it when
+// testUpdateAccount checks account.AccountUpdater; RunAccounts runs it when
 // the store has it.
 func testUpdateAccount(t *testing.T, h AccountsHarness) {
-	if _, ok := h.open(t).(auth.AccountUpdater); !ok {
-		t.Skip("storetest: the store does not implement auth.AccountUpdater")
+	if _, ok := h.open(t).(account.AccountUpdater); !ok {
+		t.Skip("storetest: the store does not implement account.AccountUpdater")
 	}
-	setup := func(t *testing.T) (auth.AccountUpdater, auth.AccountStore, auth.Account, auth.Account) {
+	setup := func(t *testing.T) (account.AccountUpdater, account.AccountStore, account.Account, account.Account) {
 		s := h.open(t)
 		alice, bob := newAccount("u1", "alice"), newAccount("u2", "bob")
-		for _, a := range []auth.Account{alice, bob} {
+		for _, a := range []account.Account{alice, bob} {
 			if err := s.CreateAccount(t.Context(), a); err != nil {
 				t.Fatalf("CreateAccount(%s): %v", a.Username, err)
 			}
 		}
-		return s.(auth.AccountUpdater), s, alice, bob
+		return s.(account.AccountUpdater), s, alice, bob
 	}
-	update := func(t *testing.T, u auth.AccountUpdater, s auth.AccountStore, userID string, upd auth.AccountUpdate, want auth.Account) {
+	update := func(t *testing.T, u account.AccountUpdater, s account.AccountStore, userID string, upd account.AccountUpdate, want account.Account) {
 		t.Helper()
 		got, err := u.UpdateAccount(t.Context(), userID, upd)
 		if err != nil {
@@ -214,18 +214,18 @@ func testUpdateAccount(t *testing.T, h AccountsHarness) {
 	t.Run("Fields", func(t *testing.T) {
 		u, s, alice, bob := setup(t)
 		alice.Disabled = true
-		update(t, u, s, "u1", auth.AccountUpdate{Disabled: &yes}, alice)
+		update(t, u, s, "u1", account.AccountUpdate{Disabled: &yes}, alice)
 		nick := "Alice ✓✓"
 		alice.Nickname = nick
-		update(t, u, s, "u1", auth.AccountUpdate{Nickname: &nick}, alice)
+		update(t, u, s, "u1", account.AccountUpdate{Nickname: &nick}, alice)
 		alice.PasswordHash = []byte("$2a$10$" + strings.Repeat("n", 53))
-		update(t, u, s, "u1", auth.AccountUpdate{PasswordHash: alice.PasswordHash}, alice)
+		update(t, u, s, "u1", account.AccountUpdate{PasswordHash: alice.PasswordHash}, alice)
 		alice.Disabled = false
-		update(t, u, s, "u1", auth.AccountUpdate{Disabled: &no}, alice)
-		update(t, u, s, "u1", auth.AccountUpdate{}, alice)
+		update(t, u, s, "u1", account.AccountUpdate{Disabled: &no}, alice)
+		update(t, u, s, "u1", account.AccountUpdate{}, alice)
 		empty := ""
 		alice.Nickname, alice.Disabled = "", true
-		update(t, u, s, "u1", auth.AccountUpdate{Nickname: &empty, Disabled: &yes}, alice)
+		update(t, u, s, "u1", account.AccountUpdate{Nickname: &empty, Disabled: &yes}, alice)
 		checkAccount(t, s, bob)
 	})
 	t.Run("ProfileFields", func(t *testing.T) {
@@ -233,18 +233,18 @@ func testUpdateAccount(t *testing.T, h AccountsHarness) {
 		avatar, sig, gender, birth := "https://example.com/a.png", "Hi ✓", im.GenderFemale, int64(19900101)
 		at := baseTime().Add(time.Hour)
 		alice.Avatar, alice.Signature, alice.Gender, alice.Birth, alice.UpdatedAt = avatar, sig, gender, birth, at
-		update(t, u, s, "u1", auth.AccountUpdate{Avatar: &avatar, Signature: &sig, Gender: &gender, Birth: &birth, UpdatedAt: at}, alice)
+		update(t, u, s, "u1", account.AccountUpdate{Avatar: &avatar, Signature: &sig, Gender: &gender, Birth: &birth, UpdatedAt: at}, alice)
 		// Fields left nil, and a zero UpdatedAt, stay as they are.
 		nick := "Alice again"
 		alice.Nickname = nick
-		update(t, u, s, "u1", auth.AccountUpdate{Nickname: &nick}, alice)
+		update(t, u, s, "u1", account.AccountUpdate{Nickname: &nick}, alice)
 		empty, unknown, zero := "", im.GenderUnknown, int64(0)
 		alice.Avatar, alice.Signature, alice.Gender, alice.Birth = "", "", im.GenderUnknown, 0
-		update(t, u, s, "u1", auth.AccountUpdate{Avatar: &empty, Signature: &empty, Gender: &unknown, Birth: &zero}, alice)
+		update(t, u, s, "u1", account.AccountUpdate{Avatar: &empty, Signature: &empty, Gender: &unknown, Birth: &zero}, alice)
 		alice.Deleted, alice.Disabled = true, true
-		update(t, u, s, "u1", auth.AccountUpdate{Deleted: &yes, Disabled: &yes}, alice)
+		update(t, u, s, "u1", account.AccountUpdate{Deleted: &yes, Disabled: &yes}, alice)
 		alice.Deleted = false
-		update(t, u, s, "u1", auth.AccountUpdate{Deleted: &no}, alice)
+		update(t, u, s, "u1", account.AccountUpdate{Deleted: &no}, alice)
 		checkAccount(t, s, bob)
 	})
 	t.Run("InvalidProfile", func(t *testing.T) {
@@ -252,7 +252,7 @@ func testUpdateAccount(t *testing.T, h AccountsHarness) {
 		ctl, longSig, longAvatar := "a\x07b", strings.Repeat("s", im.MaxSignatureLen+1), "https://x/"+strings.Repeat("a", im.MaxAvatarLen)
 		badGender, early, late := im.Gender(3), im.MinBirth-1, im.MaxBirth+1
 		nick := "fine"
-		for name, upd := range map[string]auth.AccountUpdate{
+		for name, upd := range map[string]account.AccountUpdate{
 			"ControlSignature": {Signature: &ctl, Nickname: &nick},
 			"LongSignature":    {Signature: &longSig, Nickname: &nick},
 			"ControlAvatar":    {Avatar: &ctl, Nickname: &nick},
@@ -270,7 +270,7 @@ func testUpdateAccount(t *testing.T, h AccountsHarness) {
 	t.Run("NotFound", func(t *testing.T) {
 		u, s, alice, _ := setup(t)
 		for _, id := range []string{"u9", "u", "alice", ""} {
-			if a, err := u.UpdateAccount(t.Context(), id, auth.AccountUpdate{Disabled: &yes}); !errors.Is(err, im.ErrNotFound) && !isInvalid(err) {
+			if a, err := u.UpdateAccount(t.Context(), id, account.AccountUpdate{Disabled: &yes}); !errors.Is(err, im.ErrNotFound) && !isInvalid(err) {
 				t.Errorf("UpdateAccount(%q) = %+v, %v; want ErrNotFound", id, a, err)
 			}
 		}
@@ -280,7 +280,7 @@ func testUpdateAccount(t *testing.T, h AccountsHarness) {
 	t.Run("Invalid", func(t *testing.T) {
 		u, s, alice, _ := setup(t)
 		bidi := "evil\u202e"
-		for name, upd := range map[string]auth.AccountUpdate{
+		for name, upd := range map[string]account.AccountUpdate{
 			"BidiNickname": {Nickname: &bidi, Disabled: &yes},
 			"EmptyHash":    {PasswordHash: []byte{}, Disabled: &yes},
 		} {
@@ -292,7 +292,7 @@ func testUpdateAccount(t *testing.T, h AccountsHarness) {
 	})
 	t.Run("Cancelled", func(t *testing.T) {
 		u, s, alice, _ := setup(t)
-		if _, err := u.UpdateAccount(cancelled(t), "u1", auth.AccountUpdate{Disabled: &yes}); !errors.Is(err, context.Canceled) {
+		if _, err := u.UpdateAccount(cancelled(t), "u1", account.AccountUpdate{Disabled: &yes}); !errors.Is(err, context.Canceled) {
 			t.Errorf("UpdateAccount with a cancelled ctx: %v, want context.Canceled", err)
 		}
 		checkAccount(t, s, alice)
@@ -303,24 +303,24 @@ func testUpdateAccount(t *testing.T, h AccountsHarness) {
 		}
 		u, s, alice, _ := setup(t)
 		alice.Disabled = true
-		update(t, u, s, "u1", auth.AccountUpdate{Disabled: &yes}, alice)
+		update(t, u, s, "u1", account.AccountUpdate{Disabled: &yes}, alice)
 		avatar, gender, birth := "https://example.com/b.png", im.GenderMale, int64(-86400000)
 		alice.Avatar, alice.Gender, alice.Birth, alice.UpdatedAt, alice.Deleted = avatar, gender, birth, baseTime().Add(time.Minute), true
-		update(t, u, s, "u1", auth.AccountUpdate{Avatar: &avatar, Gender: &gender, Birth: &birth, UpdatedAt: alice.UpdatedAt, Deleted: &yes}, alice)
+		update(t, u, s, "u1", account.AccountUpdate{Avatar: &avatar, Gender: &gender, Birth: &birth, UpdatedAt: alice.UpdatedAt, Deleted: &yes}, alice)
 		s = h.Reopen(t, s)
 		checkAccount(t, s, alice)
 	})
 }
 
 // testStoreTokenVersions runs RunTokenVersions on the account stores h
-// opens when they implement auth.TokenVersions.
+// opens when they implement account.TokenVersions.
 func testStoreTokenVersions(t *testing.T, h AccountsHarness) {
-	if _, ok := h.open(t).(auth.TokenVersions); !ok {
-		t.Skip("storetest: the store does not implement auth.TokenVersions")
+	if _, ok := h.open(t).(account.TokenVersions); !ok {
+		t.Skip("storetest: the store does not implement account.TokenVersions")
 	}
 	th := TokenVersionsHarness{
-		Open: func(t *testing.T) auth.TokenVersions {
-			s, ok := h.open(t).(auth.TokenVersions)
+		Open: func(t *testing.T) account.TokenVersions {
+			s, ok := h.open(t).(account.TokenVersions)
 			if !ok {
 				t.Fatal("storetest: AccountsHarness.Open returned stores of different types")
 			}
@@ -328,14 +328,14 @@ func testStoreTokenVersions(t *testing.T, h AccountsHarness) {
 		},
 	}
 	if h.Reopen != nil {
-		th.Reopen = func(t *testing.T, s auth.TokenVersions) auth.TokenVersions {
-			as, ok := s.(auth.AccountStore)
+		th.Reopen = func(t *testing.T, s account.TokenVersions) account.TokenVersions {
+			as, ok := s.(account.AccountStore)
 			if !ok {
-				t.Fatal("storetest: the token version store is no longer an auth.AccountStore")
+				t.Fatal("storetest: the token version store is no longer an account.AccountStore")
 			}
-			r, ok := h.Reopen(t, as).(auth.TokenVersions)
+			r, ok := h.Reopen(t, as).(account.TokenVersions)
 			if !ok {
-				t.Fatal("storetest: Reopen returned a store without auth.TokenVersions")
+				t.Fatal("storetest: Reopen returned a store without account.TokenVersions")
 			}
 			return r
 		}
