@@ -1,12 +1,14 @@
 package main
 
 import (
+	"database/sql"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -16,6 +18,18 @@ import (
 )
 
 var errHelp = flag.ErrHelp
+
+// sqliteLinked says how to get a binary with SQLite when drivers (the
+// registered database/sql drivers) lack it: sqlite.go links the driver only
+// in a build with -tags sqlite, as it alone takes about as long to compile
+// as the rest of the binary.
+func sqliteLinked(drivers []string) error {
+	if slices.Contains(drivers, "sqlite") {
+		return nil
+	}
+	return errors.New("-store sqlite: this imserver was built without SQLite; " +
+		"build one with it: go build -tags sqlite ./cmd/imserver (or go run -tags sqlite ./cmd/imserver)")
+}
 
 // iplimitDefault is the transports' own default for MaxConnsPerIP.
 const iplimitDefault = 64
@@ -182,7 +196,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 func (c config) validate() error {
 	var errs []error
 	switch c.Store {
-	case "bolt", "sqlite":
+	case "bolt":
+	case "sqlite":
+		if err := sqliteLinked(sql.Drivers()); err != nil {
+			errs = append(errs, err)
+		}
 	case "postgres", "mysql":
 		if c.DSN == "" {
 			errs = append(errs, fmt.Errorf("-store %s needs -dsn", c.Store))

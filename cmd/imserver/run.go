@@ -32,10 +32,10 @@ import (
 	"github.com/imserver/imserver/transport/tcp"
 	"github.com/imserver/imserver/transport/websocket"
 
-	// The SQL drivers -store can name.
+	// The SQL drivers -store can name; SQLite's is in sqlite.go, behind a
+	// build tag.
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite"
 )
 
 // listeners are the addresses run actually listens on, for tests and logs.
