@@ -35,10 +35,10 @@ import (
 	"github.com/imserver/imserver/transport/websocket"
 	berrors "go.etcd.io/bbolt/errors"
 
-	// The SQL drivers -store can name.
+	// The SQL drivers -store can name; SQLite's is in sqlite.go, behind a
+	// build tag.
 	_ "github.com/go-sql-driver/mysql"
 	_ "github.com/jackc/pgx/v5/stdlib"
-	_ "modernc.org/sqlite"
 )
 
 // listeners are the addresses run actually listens on, for tests and logs.
