@@ -12,8 +12,8 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"strconv"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -110,7 +110,7 @@ func settings(c *config) []setting {
 		return func(fs *flag.FlagSet, n, u string) { fs.IntVar(p, n, def, u) }
 	}
 	return []setting{
-		{"store", "IM_STORE", "where messages are kept: bolt (a file in the data dir), sqlite, postgres or mysql", str(&c.Store, "bolt")},
+		{"store", "IM_STORE", "where messages are kept: bolt (a file in the data dir), sqlite (in a binary built with -tags sqlite), postgres or mysql", str(&c.Store, "bolt")},
 		{"dsn", "IM_DSN", "data source name for -store postgres or mysql (and sqlite; default a file in the data dir)", str(&c.DSN, "")},
 		{"data", "IM_DATA_DIR", "directory for the database, the generated JWT secret and imserver.json, which says which store the dir was set up with (the server refuses a missing, empty or other database)", str(&c.DataDir, "./data")},
 		{"http", "IM_HTTP_ADDR", "HTTP API listen address (empty disables)", str(&c.HTTPAddr, ":8080")},
