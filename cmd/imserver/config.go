@@ -188,6 +188,11 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 		f := fs.Lookup(s.name)
 		f.Value = &checkedValue{Value: f.Value, name: s.name, bad: &bad}
 	}
+	// -version is no setting: it has no variable and asks for an answer
+	// instead of a server.
+	var version bool
+	fs.BoolVar(&version, "version", false, "print the version and the commit this binary was built from, and exit")
+	fs.Lookup("version").Value = &checkedValue{Value: fs.Lookup("version").Value, name: "version", bad: &bad}
 	if err := fs.Parse(args); err != nil {
 		switch {
 		case errors.Is(err, flag.ErrHelp):
@@ -197,6 +202,9 @@ func parseConfig(args []string, getenv func(string) string, out io.Writer) (conf
 			return c, bad
 		}
 		return c, fmt.Errorf("%w (imserver -h lists the flags)", err)
+	}
+	if version {
+		return c, errVersion
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q (imserver -h lists the flags)", fs.Arg(0))

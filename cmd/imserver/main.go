@@ -4,7 +4,8 @@
 // the defaults IM-iOS-SDK expects.
 //
 // Every setting is a flag and an environment variable; `imserver -h` lists
-// them. `imserver check` verifies a data dir offline (`imserver check -h`). It only composes the packages of this module; see package im for the
+// them; `imserver -version` prints the version and commit it was built
+// from. `imserver check` verifies a data dir offline (`imserver check -h`). It only composes the packages of this module; see package im for the
 // server itself.
 package main
 
@@ -14,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 )
 
@@ -23,6 +25,11 @@ func main() {
 	}
 	cfg, err := parseConfig(os.Args[1:], os.Getenv, os.Stderr)
 	if errors.Is(err, errHelp) {
+		os.Exit(0)
+	}
+	if errors.Is(err, errVersion) {
+		bi, ok := debug.ReadBuildInfo()
+		fmt.Println(versionLine(bi, ok))
 		os.Exit(0)
 	}
 	if err != nil {

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -58,6 +59,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		h = slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: level})
 	}
 	log := slog.New(h)
+	logStart(log, c)
 
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return fmt.Errorf("-data %s: %w", c.DataDir, err)
@@ -140,6 +142,9 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		errs    = make(chan error, 4)
 		addrs   = listeners{Revoker: revoker}
 		httpSrv []*http.Server
+		// started holds /readyz at 503 until every listener is open; from
+		// Shutdown on, srv.Health fails it instead.
+		started atomic.Bool
 	)
 	serve := func(name string, f func() error) {
 		wg.Add(1)
@@ -176,7 +181,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		}
 		addrs.HTTP = l.Addr()
 		api := httpapi.NewHandler(httpapi.Options{
-			Accounts: accounts, Server: srv, Health: srv.Health, Logger: log,
+			Accounts: accounts, Server: srv, Health: srv.Health, Ready: started.Load, Logger: log,
 			Stats: srv.Stats, MetricsToken: c.MetricsToken,
 			AllowedOrigins: c.corsOrigins(),
 			Files:          fileSvc, FilesBaseURL: c.FilesURL,
@@ -243,6 +248,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		_ = fileSvc.Run(sweepCtx)
 	}()
 	log.Info("imserver listening", "store", c.Store, "http", addrString(addrs.HTTP), "websocket", addrString(addrs.WS), "tcp", addrString(addrs.TCP), "data", c.DataDir)
+	started.Store(true)
 	if ready != nil {
 		ready(addrs)
 	}

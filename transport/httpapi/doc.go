@@ -1,7 +1,7 @@
 // Package httpapi is imserver's REST/JSON API: the HTTP calls IM-iOS-SDK
 // makes besides its socket (register, login and groups, and in later
-// versions users, friends and files), plus a health check for load
-// balancers.
+// versions users, friends and files), plus liveness and readiness checks
+// for load balancers and orchestrators.
 //
 // NewHandler returns an http.Handler to serve on its own port (8080 in the
 // standalone binary) or to mount in a host's mux.
@@ -23,7 +23,7 @@
 //	code  meaning                                    HTTP status
 //	0     ok                                         200
 //	1     internal error (details are logged only)   200
-//	1     unhealthy (GET /health)                    503
+//	1     not ready (GET /readyz, /health)           503
 //	2     invalid parameter: bad JSON, missing or    200
 //	      malformed fields, body over MaxBodyBytes,
 //	      a group's member limit
@@ -57,10 +57,15 @@
 //	                         → data {"userID","username","nickname"}
 //	POST /api/auth/login     {"username","password","platform"}
 //	                         → data {"token","userID","expiresAt"}
-//	GET  /health             → {"code":0,"message":"ok"}, or 503 with
+//	GET  /livez              → {"code":0,"message":"ok"} whenever the
+//	                           process answers (a liveness probe)
+//	GET  /readyz             → {"code":0,"message":"ok"}, or 503 with
 //	                           {"code":1,"message":"storage full"} (or
-//	                           "storage read-only", "storage unavailable",
-//	                           "shutting down", "unhealthy")
+//	                           "starting", "storage read-only", "storage
+//	                           unavailable", "shutting down", "unhealthy"),
+//	                           from Options.Ready and Options.Health
+//	GET  /health             → the same as /readyz, its first name
+//	                           (these three answer HEAD too)
 //	GET  /metrics            → the im.Server's Stats, Prometheus text format,
 //	                           for "Authorization: Bearer <MetricsToken>"
 //

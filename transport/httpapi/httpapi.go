@@ -38,11 +38,17 @@ type Options struct {
 	// leaves those routes out (they answer 404).
 	Server *im.Server
 	// Health reports whether the server can serve, typically by pinging
-	// the store; GET /health answers 503 when it returns an error, with
-	// a short reason for the im errors it knows (im.ErrStorageFull, …)
-	// and never the error's text, which is logged. nil means always
-	// healthy.
+	// the store (im.Server.Health, which also fails once Shutdown has
+	// begun); GET /readyz and its alias /health answer 503 when it
+	// returns an error, with a short reason for the im errors it knows
+	// (im.ErrStorageFull, …) and never the error's text, which is
+	// logged. nil means always healthy.
 	Health func(ctx context.Context) error
+	// Ready, if set, reports whether the host has finished starting:
+	// until it returns true, /readyz and /health answer 503 "starting",
+	// so that a load balancer sends no traffic to a process whose other
+	// listeners are not open yet. nil means started. /livez ignores it.
+	Ready func() bool
 	// Stats, with MetricsToken, is served at GET /metrics in the
 	// Prometheus text format; pass the im.Server's Stats method. The
 	// counters tell an outsider how busy the server is and how it fails,
@@ -121,6 +127,7 @@ type api struct {
 	lifecycle    AccountLifecycle // accounts' AccountLifecycle side, or nil
 	server       *im.Server
 	health       func(ctx context.Context) error
+	ready        func() bool
 	stats        func() im.Stats
 	metricsToken string
 	log          *slog.Logger
@@ -141,6 +148,7 @@ func NewHandler(opts Options) http.Handler {
 		accounts:     opts.Accounts,
 		server:       opts.Server,
 		health:       opts.Health,
+		ready:        opts.Ready,
 		stats:        opts.Stats,
 		metricsToken: opts.MetricsToken,
 		log:          opts.Logger,
@@ -162,7 +170,11 @@ func NewHandler(opts Options) http.Handler {
 	}
 
 	r := newRouter()
-	r.handle(http.MethodGet, "/health", a.serveHealth)
+	r.handle(http.MethodGet, "/livez", a.serveLive)
+	r.handle(http.MethodGet, "/readyz", a.serveReady)
+	// The first name of the readiness check, kept for the load balancers
+	// configured with it.
+	r.handle(http.MethodGet, "/health", a.serveReady)
 	if a.stats != nil && a.metricsToken != "" {
 		r.handle(http.MethodGet, "/metrics", a.serveMetricsWithToken)
 	}
@@ -403,7 +415,19 @@ func jsonKind(k reflect.Kind) string {
 	return "number"
 }
 
-func (a *api) serveHealth(w http.ResponseWriter, r *http.Request) {
+// serveLive answers whenever the process does: a liveness probe that fails
+// only when the handler cannot answer, so that an orchestrator restarts a
+// hung process but not one whose store is down (restarting would not help).
+func (a *api) serveLive(w http.ResponseWriter, _ *http.Request) {
+	writeEnvelope(w, http.StatusOK, codeOK, "ok", nil)
+}
+
+// serveReady answers 200 when the host has started and Health passes.
+func (a *api) serveReady(w http.ResponseWriter, r *http.Request) {
+	if a.ready != nil && !a.ready() {
+		writeEnvelope(w, http.StatusServiceUnavailable, codeInternal, "starting", nil)
+		return
+	}
 	if a.health != nil {
 		if err := a.health(r.Context()); err != nil {
 			a.log.ErrorContext(r.Context(), "httpapi: health check failed", "err", err)
@@ -414,7 +438,7 @@ func (a *api) serveHealth(w http.ResponseWriter, r *http.Request) {
 	writeEnvelope(w, http.StatusOK, codeOK, "ok", nil)
 }
 
-// healthReason is the short reason /health gives for err: the kind of
+// healthReason is the short reason /readyz gives for err: the kind of
 // failure, never the error's own text, which may name a path or address.
 func healthReason(err error) string {
 	switch {
