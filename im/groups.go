@@ -204,6 +204,21 @@ func (s *Server) GroupMembers(ctx context.Context, id, userID string) ([]GroupMe
 	return members, nil
 }
 
+// InspectGroup returns group id and its members as stored, for operators:
+// unlike Group and GroupMembers it asks for no user and ignores who may see
+// the group, so it must only be reachable by the server's operators. An id
+// that names no group is ErrNotFound.
+func (s *Server) InspectGroup(ctx context.Context, id string) (Group, []GroupMember, error) {
+	g, members, err := s.groupState(ctx, id)
+	if err != nil {
+		return Group{}, nil, err
+	}
+	if members == nil {
+		members = []GroupMember{}
+	}
+	return g, members, nil
+}
+
 // UserGroups returns the groups userID is a member of.
 func (s *Server) UserGroups(ctx context.Context, userID string) (_ []Group, err error) {
 	defer s.recoverStore("UserGroups", &err)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -470,7 +471,8 @@ func (s *Server) KickToken(userID, tokenID, reason string) int {
 
 // KickSession disconnects one session, the one whose SessionInfo.ID is id,
 // after telling it the reason with a KICK_OUT frame. It reports whether such
-// a session was connected and authenticated.
+// a session was connected and authenticated, and not already on its way
+// out (kicked before, its KICK_OUT still being written).
 func (s *Server) KickSession(id, reason string) bool {
 	var target *session
 	s.mu.Lock()
@@ -481,7 +483,7 @@ func (s *Server) KickSession(id, reason string) bool {
 		}
 	}
 	s.mu.Unlock()
-	if target == nil || target.isClosed() {
+	if target == nil || target.ending() {
 		return false
 	}
 	target.kick(kickAccountProblem, reason, fmt.Errorf("%w: %s", ErrKicked, reason))
@@ -494,6 +496,41 @@ func (s *Server) Sessions(userID string) []SessionInfo {
 	out := make([]SessionInfo, len(list))
 	for i, sess := range list {
 		out[i] = sess.info()
+	}
+	return out
+}
+
+// AllSessions lists the live, authenticated sessions of every user on this
+// server, for operators, ordered by SessionInfo.ID (as strings): at most
+// limit of them, those whose ID sorts after after (empty: from the first).
+// Pass the last ID of one page as after to get the next; a page shorter
+// than limit is the last. A session on its way out (kicked, closing) is
+// left out. A limit below 1 lists none. Sessions that come
+// and go between pages may be missed or seen; each page is a snapshot.
+func (s *Server) AllSessions(after string, limit int) []SessionInfo {
+	if limit < 1 {
+		return []SessionInfo{}
+	}
+	s.mu.Lock()
+	live := make([]*session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		if sess.authed.Load() && sess.id > after {
+			live = append(live, sess)
+		}
+	}
+	s.mu.Unlock()
+	// The ids are fixed at creation, so sorting needs no session's lock.
+	slices.SortFunc(live, func(a, b *session) int { return strings.Compare(a.id, b.id) })
+	out := make([]SessionInfo, 0, min(limit, len(live)))
+	for _, sess := range live {
+		if len(out) == limit {
+			break
+		}
+		if sess.ending() {
+			// Kicked or closing: as good as gone.
+			continue
+		}
+		out = append(out, sess.info())
 	}
 	return out
 }

@@ -383,6 +383,14 @@ func (s *session) close(reason error) {
 	s.cancel()
 }
 
+// ending reports whether the session is closed or on its way out: a
+// reason to end it is known (a kick waiting for its KICK_OUT to flush).
+func (s *session) ending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed || s.closeErr != nil
+}
+
 func (s *session) reason() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

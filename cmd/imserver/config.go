@@ -24,6 +24,7 @@ import (
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/auth"
 	"github.com/imserver/imserver/im/files"
+	"github.com/imserver/imserver/transport/httpapi"
 )
 
 var errHelp = flag.ErrHelp
@@ -74,6 +75,7 @@ type config struct {
 	WSOrigins     string
 	CORSOrigins   string
 	MetricsToken  string
+	AdminToken    string // serves /admin/api/ on the HTTP API port; empty: off
 	TLSCert       string
 	TLSKey        string
 	ShutdownGrace time.Duration
@@ -160,6 +162,7 @@ func settings(c *config) []setting {
 		{"login-subnet-rate", "IM_LOGIN_SUBNET_RATE", "logins and registrations a minute from one /24 (IPv4) or /64 (IPv6) subnet", num(&c.SubnetAttempts, auth.DefaultSubnetAttempts)},
 		{"debug-addr", "IM_DEBUG_ADDR", "listen address for /debug/pprof and /metrics (empty disables; keep it private)", str(&c.DebugAddr, "")},
 		{"metrics-token", "IM_METRICS_TOKEN", "also serve /metrics on the HTTP API port to requests with \"Authorization: Bearer <token>\" (empty: only on -debug-addr)", str(&c.MetricsToken, "")},
+		{"admin-token", "IM_ADMIN_TOKEN", "serve the admin API (/admin/api/: sessions, kick, system messages, broadcast, lookups, stats) on the HTTP API port to requests with \"Authorization: Bearer <token>\"; at least 32 characters (openssl rand -hex 32); empty: off", str(&c.AdminToken, "")},
 		{"max-conns-per-ip", "IM_MAX_CONNS_PER_IP", "open TCP connections, and open WebSockets, one client IP address may hold (negative: unlimited)", num(&c.MaxConnsPerIP, iplimitDefault)},
 		{"http-read-timeout", "IM_HTTP_READ_TIMEOUT", "time an HTTP client has to send a whole request, body included (a file upload instead goes on while bytes move)", dur(&c.HTTPRead, 30*time.Second)},
 		{"http-write-timeout", "IM_HTTP_WRITE_TIMEOUT", "time to answer an HTTP API request, from the end of its headers (a file download instead goes on while bytes move)", dur(&c.HTTPWrite, 60*time.Second)},
@@ -429,6 +432,12 @@ func (c config) validate() error {
 	}
 	if c.MetricsToken != "" && len(c.MetricsToken) < 16 {
 		bad("-metrics-token is %d characters; it must be at least 16 (openssl rand -hex 16)", len(c.MetricsToken))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < httpapi.MinAdminTokenLen {
+		bad("-admin-token is %d characters; it must be at least %d (openssl rand -hex 32)", len(c.AdminToken), httpapi.MinAdminTokenLen)
+	}
+	if c.AdminToken != "" && c.HTTPAddr == "" {
+		bad("-admin-token is set but -http is empty: the admin API is served on the HTTP API port")
 	}
 	if c.MaxConnsPerIP == 0 {
 		bad("-max-conns-per-ip is 0; it must be positive, or negative for no limit")

@@ -320,6 +320,26 @@ func TestMetricsTokenAndCORS(t *testing.T) {
 	require.Empty(t, h.Get("Access-Control-Allow-Origin"))
 }
 
+// -admin-token serves the admin API to that token only, and never logs it;
+// without it the routes are not there.
+func TestAdminToken(t *testing.T) {
+	const token = "admin-5c1e9a7f3b2d4e6f8a0b1c2d3e4f5a6b"
+	logs := new(syncBuffer)
+	l, _ := start(t, t.TempDir(), logs, "-admin-token", token)
+	base := "http://" + l.HTTP.String()
+	status, _, body := getStatus(t, base+"/admin/api/stats", "Bearer "+token, "")
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, `"Sessions":0`)
+	status, _, _ = getStatus(t, base+"/admin/api/stats", "Bearer "+token[1:], "")
+	require.Equal(t, http.StatusUnauthorized, status)
+	require.Contains(t, logs.String(), "admin: read stats")
+	require.NotContains(t, logs.String(), token[1:])
+
+	l, _ = start(t, t.TempDir(), new(syncBuffer))
+	status, _, _ = getStatus(t, "http://"+l.HTTP.String()+"/admin/api/stats", "Bearer "+token, "")
+	require.Equal(t, http.StatusNotFound, status)
+}
+
 func TestCORSOffByDefault(t *testing.T) {
 	l, _ := start(t, t.TempDir(), new(syncBuffer))
 	_, h, _ := getStatus(t, "http://"+l.HTTP.String()+"/health", "", "https://app.example.com")

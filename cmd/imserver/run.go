@@ -186,6 +186,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 			AllowedOrigins: c.corsOrigins(),
 			Files:          fileSvc, FilesBaseURL: c.FilesURL,
 			SignedURLs: signedURLs(c, secret),
+			AdminToken: c.AdminToken,
 		})
 		hs := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(h, slog.LevelWarn)}
 		c.setTimeouts(hs)

@@ -294,6 +294,36 @@
 // Anonymous uploads count against the client's IP address (an IPv6 /64),
 // the others against their user.
 //
+// # Admin routes
+//
+// Served when Options.AdminToken is set (at least MinAdminTokenLen bytes)
+// to requests with "Authorization: Bearer <AdminToken>", compared in
+// constant time; anything else, a user's token included, gets HTTP 401
+// with code 100. Without a token they answer 404. Every call is logged at
+// info with its route, target and outcome ("admin: kicked user u1 (2
+// sessions)") and the caller's address; refused ones at warn. Answers are
+// the envelope, marked Cache-Control: no-store. docs/ADMIN.md has the shapes.
+//
+//	GET  /admin/api/sessions   ?limit=1..1000 (default 100)&after=<sessionID>:
+//	                           {"sessions":[session],"next"} (next: the after
+//	                           of the next page, "" on the last)
+//	POST /admin/api/kick       {"userID"} or {"sessionID"}: {"kicked":n}
+//	POST /admin/api/message    {"userID","content","type"?}: a system message
+//	                           (im.Server.SendSystemMessage; type 0 is text):
+//	                           {"serverMsgID","conversationID","seq"}
+//	POST /admin/api/broadcast  {"content","type"?} as a system message to every
+//	                           online user: {"users","failed"}; one per
+//	                           AdminBroadcastInterval, HTTP 429 (code 201,
+//	                           Retry-After) within it
+//	GET  /admin/api/user/{id}  {"user"?,"sessions":[session]}; code 103 for
+//	                           no such user
+//	GET  /admin/api/group/{id} {"group","members":[member]}, whoever may see it
+//	GET  /admin/api/stats      im.Stats, by its Go field names (durations in
+//	                           nanoseconds)
+//
+// A session is {"sessionID","userID","platform","transport","address",
+// "since"} (since: Unix milliseconds).
+//
 // # Security
 //
 // Passwords and tokens are never logged: request bodies are not logged at
@@ -302,5 +332,6 @@
 // # Concurrency
 //
 // The handler is safe for concurrent use; its only state of its own
-// beyond Options is the upload quotas of recent clients.
+// beyond Options is the upload quotas of recent clients and the time of
+// the last admin broadcast.
 package httpapi

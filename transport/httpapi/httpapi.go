@@ -92,6 +92,14 @@ type Options struct {
 	// NewHandler panics if it is set with a Key under 32 bytes or a TTL
 	// that is not positive.
 	SignedURLs *SignedURLs
+
+	// AdminToken, if set, serves the admin API (/admin/api/..., see the
+	// package documentation) to requests carrying "Authorization: Bearer
+	// <AdminToken>"; others get 401, users' tokens included. Empty, the
+	// default, leaves those routes out (they answer 404). It needs
+	// Server; NewHandler panics if it is set without one or is shorter
+	// than MinAdminTokenLen bytes.
+	AdminToken string
 }
 
 // Response codes; see the package documentation.
@@ -161,6 +169,9 @@ func NewHandler(opts Options) http.Handler {
 		a.maxBody = DefaultMaxBodyBytes
 	}
 	a.lifecycle, _ = opts.Accounts.(AccountLifecycle)
+	if err := checkAdminOptions(opts); err != nil {
+		panic(err)
+	}
 	if opts.Files != nil {
 		f, err := newFileAPI(opts)
 		if err != nil {
@@ -193,6 +204,9 @@ func NewHandler(opts Options) http.Handler {
 	}
 	if a.files != nil {
 		a.handleFiles(r)
+	}
+	if opts.AdminToken != "" {
+		a.handleAdmin(r, opts.AdminToken)
 	}
 	return withCORS(cleanFilePaths(r.finish()), opts.AllowedOrigins)
 }
