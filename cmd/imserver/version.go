@@ -50,7 +50,7 @@ func buildVersion(bi *debug.BuildInfo, ok bool) string {
 
 // secretSettings are the settings whose values are never logged: the
 // start line says only that they are set. A DSN may hold a password.
-var secretSettings = map[string]bool{"jwt-secret": true, "metrics-token": true, "dsn": true}
+var secretSettings = map[string]bool{"jwt-secret": true, "metrics-token": true, "admin-token": true, "dsn": true}
 
 // startSettings are the settings the start line names on their own, left
 // out of its list of changed settings.
