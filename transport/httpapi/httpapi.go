@@ -55,10 +55,15 @@ type Options struct {
 	// so without a token the route is left out of this handler (it
 	// answers 404): serve NewMetricsHandler on a private listener instead.
 	Stats func() im.Stats
-	// MetricsToken, if set with Stats, serves /metrics on this handler to
+	// MetricsToken, if set with Stats or MetricsHandler, serves /metrics on this handler to
 	// requests carrying "Authorization: Bearer <MetricsToken>"; others get
 	// 401.
 	MetricsToken string
+	// MetricsHandler, if set, is what MetricsToken's /metrics serves in
+	// place of Stats in the hand-written format, such as
+	// metrics.NewHandler of package transport/metrics; Stats is then
+	// not needed.
+	MetricsHandler http.Handler
 	// AllowedOrigins are the web origins ("https://app.example.com":
 	// scheme, host and port if not the default) whose pages may call the
 	// API from a browser. Their requests get Access-Control-Allow-Origin
@@ -130,6 +135,7 @@ type api struct {
 	ready        func() bool
 	stats        func() im.Stats
 	metricsToken string
+	metrics      http.Handler // Options.MetricsHandler, or nil
 	log          *slog.Logger
 	maxBody      int64
 	files        *fileAPI // nil without Options.Files
@@ -151,6 +157,7 @@ func NewHandler(opts Options) http.Handler {
 		ready:        opts.Ready,
 		stats:        opts.Stats,
 		metricsToken: opts.MetricsToken,
+		metrics:      opts.MetricsHandler,
 		log:          opts.Logger,
 		maxBody:      opts.MaxBodyBytes,
 	}
@@ -175,7 +182,7 @@ func NewHandler(opts Options) http.Handler {
 	// The first name of the readiness check, kept for the load balancers
 	// configured with it.
 	r.handle(http.MethodGet, "/health", a.serveReady)
-	if a.stats != nil && a.metricsToken != "" {
+	if (a.stats != nil || a.metrics != nil) && a.metricsToken != "" {
 		r.handle(http.MethodGet, "/metrics", a.serveMetricsWithToken)
 	}
 	if a.accounts != nil {
