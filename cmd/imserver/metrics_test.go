@@ -116,6 +116,21 @@ func TestMetricsScrape(t *testing.T) {
 		require.Equal(t, 1.0, value(t, after, "imserver_sessions", dto.MetricType_GAUGE))
 		require.Equal(t, 1.0, value(t, after, "imserver_connections", dto.MetricType_GAUGE))
 		require.Equal(t, 1.0, value(t, after, "imserver_presence_online", dto.MetricType_GAUGE))
+
+		// The API's requests, by route pattern and status.
+		f := after["imserver_http_request_duration_seconds"]
+		require.NotNil(t, f)
+		require.Equal(t, dto.MetricType_HISTOGRAM, f.GetType())
+		counts := map[string]uint64{}
+		for _, m := range f.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			counts[labels["route"]+" "+labels["code"]] = m.GetHistogram().GetSampleCount()
+		}
+		require.Equal(t, uint64(2), counts["POST /api/auth/register 200"])
+		require.Equal(t, uint64(2), counts["POST /api/auth/login 200"])
 	}
 
 	// Without the token the API's /metrics tells nothing.

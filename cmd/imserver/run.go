@@ -177,7 +177,8 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 	}
 	// One registry for both /metrics, so the API's and the debug
 	// listener's scrapes agree.
-	metricsHandler := metrics.NewHandler(metrics.NewRegistry(srv.Stats))
+	requests := metrics.NewRequestDurations()
+	metricsHandler := metrics.NewHandler(metrics.NewRegistry(srv.Stats, requests))
 	if c.HTTPAddr != "" {
 		l, err := listenFlag("http", c.HTTPAddr)
 		if err != nil {
@@ -187,6 +188,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		api := httpapi.NewHandler(httpapi.Options{
 			Accounts: accounts, Server: srv, Health: srv.Health, Ready: started.Load, Logger: log,
 			MetricsHandler: metricsHandler, MetricsToken: c.MetricsToken,
+			ObserveRequest: requests.Observe,
 			AllowedOrigins: c.corsOrigins(),
 			Files:          fileSvc, FilesBaseURL: c.FilesURL,
 			SignedURLs: signedURLs(c, secret),

@@ -7,6 +7,8 @@ package metrics
 
 import (
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -85,11 +87,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// NewRegistry returns a registry holding NewCollector(stats) and the
+// NewRegistry returns a registry holding NewCollector(stats), the
 // Prometheus client's Go runtime and process collectors (go_*,
-// process_*), what a binary serving only this server exposes.
-func NewRegistry(stats func() im.Stats) *prometheus.Registry {
+// process_*) and the extra collectors given (such as a
+// RequestDurations): what a binary serving only this server exposes.
+func NewRegistry(stats func() im.Stats, extra ...prometheus.Collector) *prometheus.Registry {
 	reg := prometheus.NewRegistry()
+	reg.MustRegister(extra...)
 	reg.MustRegister(
 		NewCollector(stats),
 		collectors.NewGoCollector(),
@@ -104,3 +108,32 @@ func NewRegistry(stats func() im.Stats) *prometheus.Registry {
 func NewHandler(reg *prometheus.Registry) http.Handler {
 	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 }
+
+// RequestDurations is a histogram of the HTTP API's requests,
+// imserver_http_request_duration_seconds, by route pattern and status
+// code. Register it, and plug its Observe method into
+// httpapi.Options.ObserveRequest.
+type RequestDurations struct {
+	vec *prometheus.HistogramVec
+}
+
+// NewRequestDurations returns an empty RequestDurations with the
+// Prometheus client's default buckets (5ms to 10s).
+func NewRequestDurations() *RequestDurations {
+	return &RequestDurations{vec: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "imserver_http_request_duration_seconds",
+		Help: "HTTP API requests by route pattern and status code, and how long their handlers took.",
+	}, []string{"route", "code"})}
+}
+
+// Observe records one request; route is a pattern, never a raw path, so
+// that the label's values stay few.
+func (r *RequestDurations) Observe(route string, status int, d time.Duration) {
+	r.vec.WithLabelValues(route, strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+// Describe describes the histogram.
+func (r *RequestDurations) Describe(ch chan<- *prometheus.Desc) { r.vec.Describe(ch) }
+
+// Collect collects the histogram's series.
+func (r *RequestDurations) Collect(ch chan<- prometheus.Metric) { r.vec.Collect(ch) }
