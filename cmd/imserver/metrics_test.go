@@ -117,6 +117,22 @@ func TestMetricsScrape(t *testing.T) {
 		require.Equal(t, 1.0, value(t, after, "imserver_connections", dto.MetricType_GAUGE))
 		require.Equal(t, 1.0, value(t, after, "imserver_presence_online", dto.MetricType_GAUGE))
 
+		// The commits' durations and sizes: the one stored message was
+		// a commit of one; the refused send never reached the store.
+		for _, name := range []string{"imserver_store_commit_duration_seconds", "imserver_store_commit_batch_size"} {
+			f := after[name]
+			require.NotNil(t, f, name)
+			require.Equal(t, dto.MetricType_HISTOGRAM, f.GetType(), name)
+			require.Len(t, f.GetMetric(), 1)
+			h := f.GetMetric()[0].GetHistogram()
+			require.GreaterOrEqual(t, h.GetSampleCount(), uint64(1), name)
+			require.NotEmpty(t, h.GetBucket(), name)
+		}
+		batch := after["imserver_store_commit_batch_size"].GetMetric()[0].GetHistogram()
+		require.Equal(t, float64(batch.GetSampleCount()), batch.GetSampleSum())
+		require.Equal(t, 1.0, batch.GetBucket()[0].GetUpperBound())
+		require.Equal(t, batch.GetSampleCount(), batch.GetBucket()[0].GetCumulativeCount())
+
 		// The API's requests, by route pattern and status.
 		f := after["imserver_http_request_duration_seconds"]
 		require.NotNil(t, f)

@@ -30,6 +30,8 @@ type metric struct {
 type collector struct {
 	stats   func() im.Stats
 	metrics []metric
+
+	commitSeconds, commitBatch *prometheus.Desc
 }
 
 // NewCollector returns a prometheus.Collector of the server's Stats (pass
@@ -69,6 +71,8 @@ func NewCollector(stats func() im.Stats) prometheus.Collector {
 	add("presence_online", gauge, "Users reading as online, those within the offline delay included.", func(s *im.Stats) float64 { return float64(s.PresenceOnline) })
 	add("presence_subscriptions", gauge, "Presence subscriptions held by open connections.", func(s *im.Stats) float64 { return float64(s.PresenceSubscriptions) })
 	add("presence_watched_users", gauge, "Users with at least one presence subscriber.", func(s *im.Stats) float64 { return float64(s.PresenceWatched) })
+	c.commitSeconds = prometheus.NewDesc("imserver_store_commit_duration_seconds", "Store commits by duration.", nil, nil)
+	c.commitBatch = prometheus.NewDesc("imserver_store_commit_batch_size", "Store commits by size, in messages.", nil, nil)
 	return c
 }
 
@@ -77,6 +81,8 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range c.metrics {
 		ch <- m.desc
 	}
+	ch <- c.commitSeconds
+	ch <- c.commitBatch
 }
 
 // Collect reads Stats once, so a scrape's figures are one snapshot.
@@ -85,6 +91,17 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range c.metrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(&st))
 	}
+	ch <- constHistogram(c.commitSeconds, st.CommitSeconds)
+	ch <- constHistogram(c.commitBatch, st.CommitBatch)
+}
+
+// constHistogram passes an im.Histogram on; both count cumulatively.
+func constHistogram(desc *prometheus.Desc, h im.Histogram) prometheus.Metric {
+	buckets := make(map[float64]uint64, len(h.Bounds))
+	for i, b := range h.Bounds {
+		buckets[b] = h.Counts[i]
+	}
+	return prometheus.MustNewConstHistogram(desc, h.Count, h.Sum, buckets)
 }
 
 // NewRegistry returns a registry holding NewCollector(stats), the
