@@ -32,6 +32,7 @@ import (
 	"github.com/imserver/imserver/store/localfiles"
 	"github.com/imserver/imserver/store/sqlstore"
 	"github.com/imserver/imserver/transport/httpapi"
+	"github.com/imserver/imserver/transport/metrics"
 	"github.com/imserver/imserver/transport/tcp"
 	"github.com/imserver/imserver/transport/websocket"
 	berrors "go.etcd.io/bbolt/errors"
@@ -174,6 +175,10 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		}
 		_ = srv.Close()
 	}
+	// One registry for both /metrics, so the API's and the debug
+	// listener's scrapes agree.
+	requests := metrics.NewRequestDurations()
+	metricsHandler := metrics.NewHandler(metrics.NewRegistry(srv.Stats, requests))
 	if c.HTTPAddr != "" {
 		l, err := listenFlag("http", c.HTTPAddr)
 		if err != nil {
@@ -182,7 +187,8 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		addrs.HTTP = l.Addr()
 		api := httpapi.NewHandler(httpapi.Options{
 			Accounts: accounts, Server: srv, Health: srv.Health, Ready: started.Load, Logger: log,
-			Stats: srv.Stats, MetricsToken: c.MetricsToken,
+			MetricsHandler: metricsHandler, MetricsToken: c.MetricsToken,
+			ObserveRequest: requests.Observe,
 			AllowedOrigins: c.corsOrigins(),
 			Files:          fileSvc, FilesBaseURL: c.FilesURL,
 			SignedURLs: signedURLs(c, secret),
@@ -228,7 +234,7 @@ func run(ctx context.Context, c config, logOut io.Writer, ready func(listeners))
 		// pprof's handlers and the metrics, on their own mux and
 		// listener so they are never reachable through the public ports.
 		mux := http.NewServeMux()
-		mux.Handle("/metrics", httpapi.NewMetricsHandler(srv.Stats))
+		mux.Handle("/metrics", metricsHandler)
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

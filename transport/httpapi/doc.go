@@ -66,8 +66,10 @@
 //	                           from Options.Ready and Options.Health
 //	GET  /health             → the same as /readyz, its first name
 //	                           (these three answer HEAD too)
-//	GET  /metrics            → the im.Server's Stats, Prometheus text format,
-//	                           for "Authorization: Bearer <MetricsToken>"
+//	GET  /metrics            → Options.MetricsHandler's answer, or the
+//	                           im.Server's Stats in the Prometheus text
+//	                           format, for "Authorization: Bearer
+//	                           <MetricsToken>"
 //
 // expiresAt is in Unix milliseconds. A request body must be JSON sent as
 // Content-Type application/json (a charset parameter is allowed); any other
@@ -77,8 +79,9 @@
 // fields are ignored, so clients may send more than a call needs. The
 // register and login routes exist only when Options.Accounts is set
 // (*auth.Accounts, or any implementation of the Accounts interface),
-// /metrics only when Options.Stats and Options.MetricsToken are; without a
-// token, serve NewMetricsHandler on a private listener. Register refuses
+// /metrics only when Options.MetricsToken and Options.MetricsHandler (or
+// Options.Stats) are; without a token, serve package transport/metrics'
+// handler (or NewMetricsHandler) on a private listener. Register refuses
 // usernames, passwords and nicknames that break the rules of im/auth. Both
 // are limited by im/auth per client address and subnet, and login also per
 // username and address (see its package documentation); the client address

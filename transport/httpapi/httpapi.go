@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/auth/account"
@@ -55,10 +56,22 @@ type Options struct {
 	// so without a token the route is left out of this handler (it
 	// answers 404): serve NewMetricsHandler on a private listener instead.
 	Stats func() im.Stats
-	// MetricsToken, if set with Stats, serves /metrics on this handler to
+	// MetricsToken, if set with Stats or MetricsHandler, serves /metrics on this handler to
 	// requests carrying "Authorization: Bearer <MetricsToken>"; others get
 	// 401.
 	MetricsToken string
+	// MetricsHandler, if set, is what MetricsToken's /metrics serves in
+	// place of Stats in the hand-written format, such as
+	// metrics.NewHandler of package transport/metrics; Stats is then
+	// not needed.
+	MetricsHandler http.Handler
+	// ObserveRequest, if set, is called after each request a route
+	// served, with the route's pattern ("POST /api/auth/login",
+	// "GET /api/group/{id}": a bounded set, never the raw path), the
+	// answer's HTTP status and how long the handler took; such as
+	// the Observe method of package transport/metrics' RequestDurations. Requests
+	// answered 404 or 405 by no route are not observed.
+	ObserveRequest func(route string, status int, d time.Duration)
 	// AllowedOrigins are the web origins ("https://app.example.com":
 	// scheme, host and port if not the default) whose pages may call the
 	// API from a browser. Their requests get Access-Control-Allow-Origin
@@ -138,6 +151,7 @@ type api struct {
 	ready        func() bool
 	stats        func() im.Stats
 	metricsToken string
+	metrics      http.Handler // Options.MetricsHandler, or nil
 	log          *slog.Logger
 	maxBody      int64
 	files        *fileAPI // nil without Options.Files
@@ -159,6 +173,7 @@ func NewHandler(opts Options) http.Handler {
 		ready:        opts.Ready,
 		stats:        opts.Stats,
 		metricsToken: opts.MetricsToken,
+		metrics:      opts.MetricsHandler,
 		log:          opts.Logger,
 		maxBody:      opts.MaxBodyBytes,
 	}
@@ -181,12 +196,13 @@ func NewHandler(opts Options) http.Handler {
 	}
 
 	r := newRouter()
+	r.observe = opts.ObserveRequest
 	r.handle(http.MethodGet, "/livez", a.serveLive)
 	r.handle(http.MethodGet, "/readyz", a.serveReady)
 	// The first name of the readiness check, kept for the load balancers
 	// configured with it.
 	r.handle(http.MethodGet, "/health", a.serveReady)
-	if a.stats != nil && a.metricsToken != "" {
+	if (a.stats != nil || a.metrics != nil) && a.metricsToken != "" {
 		r.handle(http.MethodGet, "/metrics", a.serveMetricsWithToken)
 	}
 	if a.accounts != nil {
@@ -221,7 +237,8 @@ func NewHandler(opts Options) http.Handler {
 // method (GET /api/group/{id}), which ServeMux refuses as conflicting.
 type router struct {
 	mux     *http.ServeMux
-	methods map[string][]string // path → methods served
+	methods map[string][]string                             // path → methods served
+	observe func(route string, status int, d time.Duration) // or nil
 }
 
 func newRouter() *router {
@@ -229,6 +246,15 @@ func newRouter() *router {
 }
 
 func (r *router) handle(method, path string, h http.HandlerFunc) {
+	if observe := r.observe; observe != nil {
+		route, served := method+" "+path, h
+		h = func(w http.ResponseWriter, req *http.Request) {
+			sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+			start := time.Now()
+			served(sw, req)
+			observe(route, sw.status, time.Since(start))
+		}
+	}
 	r.mux.HandleFunc(method+" "+path, h)
 	r.methods[path] = append(r.methods[path], method)
 	if method == http.MethodGet {
@@ -252,6 +278,29 @@ func (r *router) finish() http.Handler {
 	r.mux.Handle("/", unserved)
 	return r.mux
 }
+
+// statusWriter remembers the status a handler answered with, for
+// Options.ObserveRequest.
+type statusWriter struct {
+	http.ResponseWriter
+	status  int
+	written bool
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if !w.written {
+		w.status, w.written = status, true
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.written = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection's own writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // envelope is the shape of every answer. Data is omitted when nil, which
 // the SDK reads as "nothing"; an empty object would not decode as most of

@@ -37,6 +37,10 @@ func (a *api) serveMetricsWithToken(w http.ResponseWriter, r *http.Request) {
 		writeEnvelope(w, http.StatusUnauthorized, codeAuthFailed, "authentication failed", nil)
 		return
 	}
+	if a.metrics != nil {
+		a.metrics.ServeHTTP(w, r)
+		return
+	}
 	a.serveMetrics(w, r)
 }
 
