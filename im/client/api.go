@@ -261,6 +261,16 @@ func pathID(name, id string) (string, error) {
 	return url.PathEscape(id), nil
 }
 
+// each returns f of every element of js, in order: an answer's JSON
+// records as the API's types.
+func each[J, T any](js []J, f func(J) T) []T {
+	out := make([]T, len(js))
+	for i, j := range js {
+		out[i] = f(j)
+	}
+	return out
+}
+
 // fromMillis is a time from Unix milliseconds; 0 is the zero time.
 func fromMillis(ms int64) time.Time {
 	if ms == 0 {

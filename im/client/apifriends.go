@@ -109,11 +109,7 @@ func (a *API) Friends(ctx context.Context) ([]Friend, error) {
 	if _, err := a.do(ctx, apiCall{method: http.MethodGet, path: "/api/friend/list", out: &out}); err != nil {
 		return nil, err
 	}
-	fs := make([]Friend, len(out))
-	for i, f := range out {
-		fs[i] = f.friend()
-	}
-	return fs, nil
+	return each(out, friendJSON.friend), nil
 }
 
 // IsFriend reports whether the user and userID are friends (GET
@@ -134,14 +130,10 @@ func (a *API) FriendRequests(ctx context.Context) (incoming, outgoing []FriendRe
 	if _, err := a.do(ctx, apiCall{method: http.MethodGet, path: "/api/friend/requests", out: &out}); err != nil {
 		return nil, nil, err
 	}
-	list := func(js []friendRequestJSON) []FriendRequest {
-		rs := make([]FriendRequest, len(js))
-		for i, q := range js {
-			rs[i] = FriendRequest{From: q.FromUserID, To: q.ToUserID, Message: q.Message, CreatedAt: fromMillis(q.CreateTime)}
-		}
-		return rs
+	request := func(q friendRequestJSON) FriendRequest {
+		return FriendRequest{From: q.FromUserID, To: q.ToUserID, Message: q.Message, CreatedAt: fromMillis(q.CreateTime)}
 	}
-	return list(out.Incoming), list(out.Outgoing), nil
+	return each(out.Incoming, request), each(out.Outgoing, request), nil
 }
 
 // Block blocks userID (POST /api/friend/block): their friendship and the
@@ -159,16 +151,15 @@ func (a *API) Unblock(ctx context.Context, userID string) error {
 // Blocks lists the users the user blocks, by user id (GET
 // /api/friend/blocks).
 func (a *API) Blocks(ctx context.Context) ([]Block, error) {
-	var out []struct {
+	type blockJSON struct {
 		BlockedUserID string `json:"blockedUserID"`
 		CreateTime    int64  `json:"createTime"`
 	}
+	var out []blockJSON
 	if _, err := a.do(ctx, apiCall{method: http.MethodGet, path: "/api/friend/blocks", out: &out}); err != nil {
 		return nil, err
 	}
-	bs := make([]Block, len(out))
-	for i, b := range out {
-		bs[i] = Block{UserID: b.BlockedUserID, CreatedAt: fromMillis(b.CreateTime)}
-	}
-	return bs, nil
+	return each(out, func(b blockJSON) Block {
+		return Block{UserID: b.BlockedUserID, CreatedAt: fromMillis(b.CreateTime)}
+	}), nil
 }

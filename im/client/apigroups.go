@@ -96,14 +96,6 @@ func (g groupJSON) group() Group {
 	}
 }
 
-func groups(js []groupJSON) []Group {
-	out := make([]Group, len(js))
-	for i, g := range js {
-		out[i] = g.group()
-	}
-	return out
-}
-
 // GroupMember is one member of a group.
 type GroupMember struct {
 	UserID   string
@@ -120,12 +112,8 @@ type memberJSON struct {
 	MutedUntil int64     `json:"mutedUntil"`
 }
 
-func members(js []memberJSON) []GroupMember {
-	out := make([]GroupMember, len(js))
-	for i, m := range js {
-		out[i] = GroupMember{UserID: m.UserID, Role: m.Role, JoinedAt: fromMillis(m.JoinTime), MutedUntil: fromMillis(m.MutedUntil)}
-	}
-	return out
+func (m memberJSON) member() GroupMember {
+	return GroupMember{UserID: m.UserID, Role: m.Role, JoinedAt: fromMillis(m.JoinTime), MutedUntil: fromMillis(m.MutedUntil)}
 }
 
 // JoinRequest is a pending request to join a group.
@@ -302,20 +290,19 @@ func (a *API) JoinRequests(ctx context.Context, groupID string) ([]JoinRequest, 
 	if err != nil {
 		return nil, err
 	}
-	var out []struct {
+	type requestJSON struct {
 		GroupID    string `json:"groupID"`
 		UserID     string `json:"userID"`
 		Message    string `json:"message"`
 		CreateTime int64  `json:"createTime"`
 	}
+	var out []requestJSON
 	if _, err := a.do(ctx, apiCall{method: http.MethodGet, path: path, out: &out}); err != nil {
 		return nil, err
 	}
-	rs := make([]JoinRequest, len(out))
-	for i, q := range out {
-		rs[i] = JoinRequest{GroupID: q.GroupID, UserID: q.UserID, Message: q.Message, CreatedAt: fromMillis(q.CreateTime)}
-	}
-	return rs, nil
+	return each(out, func(q requestJSON) JoinRequest {
+		return JoinRequest{GroupID: q.GroupID, UserID: q.UserID, Message: q.Message, CreatedAt: fromMillis(q.CreateTime)}
+	}), nil
 }
 
 // ApproveJoin approves the request of userID to join groupID (POST
@@ -337,7 +324,7 @@ func (a *API) JoinedGroups(ctx context.Context) ([]Group, error) {
 	if _, err := a.do(ctx, apiCall{method: http.MethodGet, path: "/api/group/joined", out: &out}); err != nil {
 		return nil, err
 	}
-	return groups(out), nil
+	return each(out, groupJSON.group), nil
 }
 
 // pageQuery is the query of a paged listing. The server answers a page
@@ -357,7 +344,7 @@ func (a *API) JoinedGroupsPage(ctx context.Context, cursor string, limit int) (g
 	if _, err := a.do(ctx, apiCall{method: http.MethodGet, path: "/api/group/joined", query: pageQuery(cursor, limit), out: &out}); err != nil {
 		return nil, "", err
 	}
-	return groups(out.Groups), out.NextCursor, nil
+	return each(out.Groups, groupJSON.group), out.NextCursor, nil
 }
 
 // GroupMembers lists all the members of groupID (GET
@@ -372,7 +359,7 @@ func (a *API) GroupMembers(ctx context.Context, groupID string) ([]GroupMember, 
 	if _, err := a.do(ctx, apiCall{method: http.MethodGet, path: path, out: &out}); err != nil {
 		return nil, err
 	}
-	return members(out), nil
+	return each(out, memberJSON.member), nil
 }
 
 // GroupMembersPage lists a page of the members of groupID by user id, as
@@ -389,5 +376,5 @@ func (a *API) GroupMembersPage(ctx context.Context, groupID, cursor string, limi
 	if _, err := a.do(ctx, apiCall{method: http.MethodGet, path: path, query: pageQuery(cursor, limit), out: &out}); err != nil {
 		return nil, "", err
 	}
-	return members(out.Members), out.NextCursor, nil
+	return each(out.Members, memberJSON.member), out.NextCursor, nil
 }

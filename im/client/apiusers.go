@@ -163,14 +163,6 @@ func (u userJSON) user() User {
 	}
 }
 
-func users(js []userJSON) []User {
-	out := make([]User, len(js))
-	for i, u := range js {
-		out[i] = u.user()
-	}
-	return out
-}
-
 // User returns the profile of userID (GET /api/user/info/{id}); an unknown
 // user matches wire.ErrNotFound.
 func (a *API) User(ctx context.Context, userID string) (User, error) {
@@ -195,7 +187,7 @@ func (a *API) Users(ctx context.Context, userIDs []string) ([]User, error) {
 	if _, err := a.do(ctx, apiCall{method: http.MethodPost, path: "/api/user/info/batch", body: map[string][]string{"userIDs": userIDs}, out: &out}); err != nil {
 		return nil, err
 	}
-	return users(out), nil
+	return each(out, userJSON.user), nil
 }
 
 // ProfileUpdate is a change to the user's own profile; nil fields stay as
@@ -228,5 +220,5 @@ func (a *API) SearchUsers(ctx context.Context, keyword string) ([]User, error) {
 	if _, err := a.do(ctx, apiCall{method: http.MethodGet, path: "/api/user/search", query: url.Values{"keyword": {keyword}}, out: &out}); err != nil {
 		return nil, err
 	}
-	return users(out), nil
+	return each(out, userJSON.user), nil
 }

@@ -165,6 +165,28 @@ func (s *Store) lockPair(ctx context.Context, q querier, a, b string) error {
 	return nil
 }
 
+// pairWrite runs fn in one write transaction that first locks the pair of
+// a and b (lockPair), after checking ctx and the pair, and wraps its error
+// with op: the frame of every change to two users' relation.
+func (s *Store) pairWrite(ctx context.Context, op, a, b string, fn func(q querier) error) error {
+	if err := ctx.Err(); err != nil {
+		return wrapErr(ctx, op, err)
+	}
+	if err := im.ValidateFriendPair(a, b); err != nil {
+		return err
+	}
+	err := s.write(ctx, true, func(q querier) error {
+		if err := s.lockPair(ctx, q, a, b); err != nil {
+			return err
+		}
+		return fn(q)
+	})
+	if err != nil {
+		return wrapErr(ctx, op, err)
+	}
+	return nil
+}
+
 // exists runs query, which returns at most one row, and reports whether
 // it returned one.
 func exists(ctx context.Context, q querier, query string, args ...any) (bool, error) {
@@ -189,21 +211,11 @@ func (s *Store) befriend(ctx context.Context, q querier, a, b string, at int64) 
 // RequestFriend implements im.FriendStore in one transaction that locks
 // the pair first.
 func (s *Store) RequestFriend(ctx context.Context, r im.FriendRequest) (im.FriendOutcome, error) {
-	const op = "request friend"
-	if err := ctx.Err(); err != nil {
-		return 0, wrapErr(ctx, op, err)
-	}
-	if err := im.ValidateFriendPair(r.From, r.To); err != nil {
-		return 0, err
-	}
 	if err := im.ValidateFriendText("message", r.Message, im.MaxFriendMessageLen); err != nil {
 		return 0, err
 	}
 	var outcome im.FriendOutcome
-	err := s.write(ctx, true, func(q querier) error {
-		if err := s.lockPair(ctx, q, r.From, r.To); err != nil {
-			return err
-		}
+	err := s.pairWrite(ctx, "request friend", r.From, r.To, func(q querier) error {
 		var blocks int64
 		if err := q.QueryRowContext(ctx, s.q.friends.blockedEither, r.From, r.To, r.To, r.From).Scan(&blocks); err != nil {
 			return err
@@ -232,7 +244,7 @@ func (s *Store) RequestFriend(ctx context.Context, r im.FriendRequest) (im.Frien
 		return err
 	})
 	if err != nil {
-		return 0, wrapErr(ctx, op, err)
+		return 0, err
 	}
 	return outcome, nil
 }
@@ -240,17 +252,7 @@ func (s *Store) RequestFriend(ctx context.Context, r im.FriendRequest) (im.Frien
 // AcceptFriend implements im.FriendStore in one transaction that locks the
 // pair first.
 func (s *Store) AcceptFriend(ctx context.Context, userID, fromID string, at time.Time) (im.Friend, error) {
-	const op = "accept friend"
-	if err := ctx.Err(); err != nil {
-		return im.Friend{}, wrapErr(ctx, op, err)
-	}
-	if err := im.ValidateFriendPair(userID, fromID); err != nil {
-		return im.Friend{}, err
-	}
-	err := s.write(ctx, true, func(q querier) error {
-		if err := s.lockPair(ctx, q, userID, fromID); err != nil {
-			return err
-		}
+	err := s.pairWrite(ctx, "accept friend", userID, fromID, func(q querier) error {
 		asked, err := exists(ctx, q, s.q.friends.hasRequest, fromID, userID)
 		if err != nil {
 			return err
@@ -261,7 +263,7 @@ func (s *Store) AcceptFriend(ctx context.Context, userID, fromID string, at time
 		return s.befriend(ctx, q, userID, fromID, at.UnixMicro())
 	})
 	if err != nil {
-		return im.Friend{}, wrapErr(ctx, op, err)
+		return im.Friend{}, err
 	}
 	return im.Friend{UserID: userID, FriendID: fromID, CreatedAt: time.UnixMicro(at.UnixMicro()).UTC()}, nil
 }
@@ -279,23 +281,10 @@ func (s *Store) CancelFriendRequest(ctx context.Context, userID, toID string) er
 // dropRequest deletes the request from from to to, under the pair's lock;
 // ErrNotFound if there is none.
 func (s *Store) dropRequest(ctx context.Context, op, from, to string) error {
-	if err := ctx.Err(); err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	if err := im.ValidateFriendPair(from, to); err != nil {
-		return err
-	}
-	err := s.write(ctx, true, func(q querier) error {
-		if err := s.lockPair(ctx, q, from, to); err != nil {
-			return err
-		}
+	return s.pairWrite(ctx, op, from, to, func(q querier) error {
 		return affected(q.ExecContext(ctx, s.q.friends.dropRequest, from, to))(
 			fmt.Errorf("no request from %q to %q: %w", from, to, im.ErrNotFound))
 	})
-	if err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	return nil
 }
 
 // affected returns a function that gives the statement's error, or
@@ -320,24 +309,10 @@ func affected(res sql.Result, err error) func(notFound error) error {
 // DeleteFriend implements im.FriendStore: both sides, under the pair's
 // lock.
 func (s *Store) DeleteFriend(ctx context.Context, userID, friendID string) error {
-	const op = "delete friend"
-	if err := ctx.Err(); err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	if err := im.ValidateFriendPair(userID, friendID); err != nil {
-		return err
-	}
-	err := s.write(ctx, true, func(q querier) error {
-		if err := s.lockPair(ctx, q, userID, friendID); err != nil {
-			return err
-		}
+	return s.pairWrite(ctx, "delete friend", userID, friendID, func(q querier) error {
 		return affected(q.ExecContext(ctx, s.q.friends.dropFriends, userID, friendID, friendID, userID))(
 			fmt.Errorf("%q and %q are not friends: %w", userID, friendID, im.ErrNotFound))
 	})
-	if err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	return nil
 }
 
 // SetFriendRemark implements im.FriendStore: one UPDATE of userID's side
@@ -498,17 +473,7 @@ func (s *Store) Relation(ctx context.Context, userID, otherID string) (im.Relati
 // first: the block, the friendship's end and the requests' removal commit
 // together.
 func (s *Store) Block(ctx context.Context, userID, blockedID string, at time.Time) error {
-	const op = "block"
-	if err := ctx.Err(); err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	if err := im.ValidateFriendPair(userID, blockedID); err != nil {
-		return err
-	}
-	err := s.write(ctx, true, func(q querier) error {
-		if err := s.lockPair(ctx, q, userID, blockedID); err != nil {
-			return err
-		}
+	return s.pairWrite(ctx, "block", userID, blockedID, func(q querier) error {
 		if _, err := q.ExecContext(ctx, s.q.friends.addBlock, userID, blockedID, at.UnixMicro()); err != nil {
 			return err
 		}
@@ -518,32 +483,14 @@ func (s *Store) Block(ctx context.Context, userID, blockedID string, at time.Tim
 		_, err := q.ExecContext(ctx, s.q.friends.dropRequests, userID, blockedID, blockedID, userID)
 		return err
 	})
-	if err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	return nil
 }
 
 // Unblock implements im.FriendStore under the pair's lock.
 func (s *Store) Unblock(ctx context.Context, userID, blockedID string) error {
-	const op = "unblock"
-	if err := ctx.Err(); err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	if err := im.ValidateFriendPair(userID, blockedID); err != nil {
-		return err
-	}
-	err := s.write(ctx, true, func(q querier) error {
-		if err := s.lockPair(ctx, q, userID, blockedID); err != nil {
-			return err
-		}
+	return s.pairWrite(ctx, "unblock", userID, blockedID, func(q querier) error {
 		_, err := q.ExecContext(ctx, s.q.friends.dropBlock, userID, blockedID)
 		return err
 	})
-	if err != nil {
-		return wrapErr(ctx, op, err)
-	}
-	return nil
 }
 
 // Blocks implements im.FriendStore with one range of the primary key.
