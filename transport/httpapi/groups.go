@@ -482,56 +482,51 @@ func (a *api) groupUserCall(call func(ctx context.Context, groupID, actorID, use
 type setRoleRequest struct {
 	UserID string `json:"userID"`
 	Role   string `json:"role"` // "admin", "member", or "owner" to hand the group over
+	// Admin, for the admin route: true makes the member an admin, false
+	// a member.
+	Admin *bool `json:"admin"`
 }
 
 func (a *api) serveSetGroupRole(w http.ResponseWriter, r *http.Request, user string) {
-	var req setRoleRequest
-	if err := a.decodeBody(w, r, &req); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	if err := im.ValidateID("userID", req.UserID); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	var role im.GroupRole
-	if role.UnmarshalText([]byte(req.Role)) != nil {
-		a.writeError(w, r, badRequest(`role must be "owner", "admin" or "member"`))
-		return
-	}
-	if err := a.server.SetGroupRole(r.Context(), r.PathValue("id"), user, req.UserID, role); err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	writeOK(w, nil)
-}
-
-type setAdminRequest struct {
-	UserID string `json:"userID"`
-	Admin  *bool  `json:"admin"`
+	a.setGroupRole(w, r, user, func(req setRoleRequest) (im.GroupRole, error) {
+		var role im.GroupRole
+		if role.UnmarshalText([]byte(req.Role)) != nil {
+			return 0, badRequest(`role must be "owner", "admin" or "member"`)
+		}
+		return role, nil
+	})
 }
 
 // serveSetGroupAdmin makes a member an admin or an admin a member: the
 // role route with a boolean.
 func (a *api) serveSetGroupAdmin(w http.ResponseWriter, r *http.Request, user string) {
-	var req setAdminRequest
-	if err := a.decodeBody(w, r, &req); err != nil {
-		a.writeError(w, r, err)
-		return
+	a.setGroupRole(w, r, user, func(req setRoleRequest) (im.GroupRole, error) {
+		switch {
+		case req.Admin == nil:
+			return 0, badRequest("admin must be true or false")
+		case *req.Admin:
+			return im.RoleAdmin, nil
+		}
+		return im.RoleMember, nil
+	})
+}
+
+// setGroupRole serves the role and admin routes: the body names a member,
+// and role reads the role she is to have from it.
+func (a *api) setGroupRole(w http.ResponseWriter, r *http.Request, user string, role func(setRoleRequest) (im.GroupRole, error)) {
+	var req setRoleRequest
+	err := a.decodeBody(w, r, &req)
+	if err == nil {
+		err = im.ValidateID("userID", req.UserID)
 	}
-	if err := im.ValidateID("userID", req.UserID); err != nil {
-		a.writeError(w, r, err)
-		return
+	var to im.GroupRole
+	if err == nil {
+		to, err = role(req)
 	}
-	if req.Admin == nil {
-		a.writeError(w, r, badRequest("admin must be true or false"))
-		return
+	if err == nil {
+		err = a.server.SetGroupRole(r.Context(), r.PathValue("id"), user, req.UserID, to)
 	}
-	role := im.RoleMember
-	if *req.Admin {
-		role = im.RoleAdmin
-	}
-	if err := a.server.SetGroupRole(r.Context(), r.PathValue("id"), user, req.UserID, role); err != nil {
+	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
