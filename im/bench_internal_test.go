@@ -87,7 +87,7 @@ func BenchmarkDeliverGroup(b *testing.B) {
 				s.hub.add(sess, AllowAllDevices, 1, 0)
 				b.Cleanup(func() { sess.close(nil); sess.writer.Wait() })
 			}
-			set := newMemberSet(1, members)
+			set := newMemberSet(Group{Version: 1}, members)
 			s.groups.mu.Lock()
 			s.groups.put("g", set)
 			s.groups.mu.Unlock()
@@ -145,7 +145,7 @@ func BenchmarkCommitDeliver(b *testing.B) {
 					s.hub.add(sess, AllowAllDevices, 1, 0)
 					b.Cleanup(func() { sess.close(nil); sess.writer.Wait() })
 				}
-				sets[g] = newMemberSet(1, members)
+				sets[g] = newMemberSet(Group{Version: 1}, members)
 				s.groups.mu.Lock()
 				s.groups.put(fmt.Sprint("g", g), sets[g])
 				s.groups.mu.Unlock()

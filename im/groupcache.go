@@ -20,8 +20,10 @@ type memberSet struct {
 	mutedUntil map[string]time.Time
 }
 
-func newMemberSet(version int64, members []GroupMember) *memberSet {
-	ms := &memberSet{version: version, ids: make([]string, len(members)), roles: make(map[string]GroupRole, len(members))}
+// newMemberSet returns the members of g, at g's Version and with its
+// MuteAll.
+func newMemberSet(g Group, members []GroupMember) *memberSet {
+	ms := &memberSet{version: g.Version, muteAll: g.MuteAll, ids: make([]string, len(members)), roles: make(map[string]GroupRole, len(members))}
 	for i, m := range members {
 		ms.ids[i] = m.UserID
 		ms.roles[m.UserID] = m.Role
@@ -130,8 +132,7 @@ func (c *groupCache) get(ctx context.Context, id string) (*memberSet, error) {
 func (c *groupCache) load(id string, l *groupLoad, gen uint64) {
 	g, members, err := c.read(id)
 	if err == nil {
-		l.set = newMemberSet(g.Version, members)
-		l.set.muteAll = g.MuteAll
+		l.set = newMemberSet(g, members)
 	}
 	l.err = err
 
@@ -211,8 +212,7 @@ func (c *groupCache) refresh(id string) (*memberSet, error) {
 		c.invalidate(id)
 		return nil, err
 	}
-	set := newMemberSet(g.Version, members)
-	set.muteAll = g.MuteAll
+	set := newMemberSet(g, members)
 	c.mu.Lock()
 	if gen == c.gen {
 		c.put(id, set)

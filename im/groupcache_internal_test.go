@@ -140,7 +140,7 @@ func TestGroupCacheKeepsTheNewerVersion(t *testing.T) {
 	store := newCountingGroups()
 	store.set("g", "a", "b") // version 1
 	c := newGroupCache(context.Background(), store)
-	c.offer("g", newMemberSet(3, []GroupMember{{UserID: "a", Role: RoleMember}}))
+	c.offer("g", newMemberSet(Group{Version: 3}, []GroupMember{{UserID: "a", Role: RoleMember}}))
 	_, err := c.refresh("g")
 	require.NoError(t, err)
 	require.Equal(t, int64(3), c.peek("g").version, "the older read is not cached")

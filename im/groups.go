@@ -147,7 +147,7 @@ func (s *Server) CreateGroup(ctx context.Context, ownerID string, spec GroupSpec
 	if err != nil {
 		return Group{}, err
 	}
-	op := &commitOp{req: notice, members: newMemberSet(1, members), group: &groupOp{id: g.ID, create: &g, members: members}}
+	op := &commitOp{req: notice, members: newMemberSet(Group{Version: 1}, members), group: &groupOp{id: g.ID, create: &g, members: members}}
 	if _, err := s.commitAndWait(ctx, op); err != nil {
 		return Group{}, err
 	}
@@ -545,13 +545,14 @@ func (s *Server) changeGroup(ctx context.Context, id string, decide func(Group, 
 		after := applyChange(g, members, ch)
 		op := &commitOp{req: ch.Notice, also: e.also, group: &groupOp{id: id, change: ch}}
 		if ch.Delete {
-			op.members = newMemberSet(g.Version, members) // the former members are told
+			op.members = newMemberSet(g, members) // the former members are told
 		} else {
-			op.members = newMemberSet(g.Version+1, after)
-			op.members.muteAll = g.MuteAll
+			next := g
 			if ch.Update != nil {
-				op.members.muteAll = ch.Update.MuteAll
+				next = *ch.Update
 			}
+			next.Version = g.Version + 1
+			op.members = newMemberSet(next, after)
 		}
 		_, err = s.commitAndWait(ctx, op)
 		switch {
@@ -629,7 +630,7 @@ func (s *Server) groupState(ctx context.Context, id string) (_ Group, _ []GroupM
 // newMembers checks userIDs, drops repeats and those in current, and, with
 // Config.Users set, checks that each exists.
 func (s *Server) newMembers(ctx context.Context, userIDs []string, current []GroupMember) ([]string, error) {
-	have := newMemberSet(0, current).roles
+	have := newMemberSet(Group{}, current).roles
 	var out []string
 	for _, u := range userIDs {
 		if !validID(u) {
