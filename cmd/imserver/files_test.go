@@ -148,7 +148,10 @@ func TestFilesStandalone(t *testing.T) {
 		rsp.Body.Close()
 		return rsp.StatusCode == http.StatusNotFound
 	}, 20*time.Second, 50*time.Millisecond, "the unsent upload was not swept")
-	require.Equal(t, 2, storedFiles(t, filepath.Join(dir, "files")), "the sent file's content and record")
+	// The record goes first and the content after it, so the 404 can be
+	// seen a moment before the content is gone.
+	require.Eventually(t, func() bool { return storedFiles(t, filepath.Join(dir, "files")) == 2 },
+		10*time.Second, 10*time.Millisecond, "the sent file's content and record, and nothing else")
 
 	stop()
 	l, _ = start(t, dir, logs, "-upload-ttl", "1s")
