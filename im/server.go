@@ -21,11 +21,14 @@ import (
 // A Server starts its own background goroutines (the commit loop, the
 // connection watchdog) in NewServer; Shutdown or Close stops them all.
 type Server struct {
-	cfg   Config
-	log   *slog.Logger
-	store Store
-	ids   *idGen
-	hub   hub
+	cfg Config
+	// syncScratch holds *syncScratch buffers for encoding BATCH_SYNC
+	// responses, shared by the sessions instead of kept by each.
+	syncScratch sync.Pool
+	log         *slog.Logger
+	store       Store
+	ids         *idGen
+	hub         hub
 	// kicks counts calls of Kick (see Identity.kicks).
 	kicks atomic.Uint64
 	// groups caches the members of groups in use.

@@ -416,6 +416,11 @@ func (s *session) respond(cmd imv1.CommandType, seq uint32, m proto.Message) {
 	s.put(Frame{Command: cmd, Sequence: seq, Body: body}, false, nil)
 }
 
+// respondBody answers with a response already encoded.
+func (s *session) respondBody(cmd imv1.CommandType, seq uint32, body []byte) {
+	s.put(Frame{Command: cmd, Sequence: seq, Body: body}, false, nil)
+}
+
 // kick tells the client why it is being disconnected, then disconnects it
 // for reason, which wraps ErrKicked.
 func (s *session) kick(code int32, msg string, reason error) {

@@ -106,6 +106,17 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 		s.respondError(sess, f, err)
 		return
 	}
+	// The conversations cleared whole are encoded as they are; the others
+	// follow, by hand (syncwire.go), in the same field: the body is what
+	// proto.Marshal would make of the whole response.
+	body, err := proto.Marshal(rsp)
+	if err != nil {
+		s.respondError(sess, f, fmt.Errorf("im: encode sync response: %w", err))
+		return
+	}
+	enc := s.newSyncEncoder(body)
+	defer s.releaseSyncEncoder(&enc)
+	total := int32(0)
 	budget := syncByteBudget
 	for len(changed) > 0 {
 		n := rangesPerRead(changed, limit)
@@ -119,7 +130,11 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 			}
 		}
 		for i, r := range part {
-			if recheck[r.ConversationID] && pages != nil && len(pages[i]) > 0 {
+			var page []Message
+			if pages != nil {
+				page = pages[i]
+			}
+			if recheck[r.ConversationID] && len(page) > 0 {
 				// Without a SyncStore (or ReadFrom from it) the user's
 				// groups, their max seqs and what she may read come from
 				// separate reads, so a user removed in between could be
@@ -136,30 +151,15 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 					continue
 				}
 				if from > r.From {
-					pages[i] = slices.DeleteFunc(pages[i], func(m Message) bool { return m.Seq < from })
+					page = slices.DeleteFunc(page, func(m Message) bool { return m.Seq < from })
 				}
 			}
-			cm := &imv1.ConversationMessages{ConversationId: r.ConversationID, SyncedSeq: r.From - 1}
-			if budget > 0 {
-				cm.Messages, budget = appendWithin(cm.Messages, pages[i], budget, rsp.TotalMessageCount == 0)
-				if n := len(cm.Messages); n > 0 {
-					cm.SyncedSeq = cm.Messages[n-1].Seq
-				}
-			}
-			cm.MaxSeq = r.To
-			if cm.SyncedSeq < r.To {
-				// The SDK keeps max_seq as its cursor even when has_more
-				// is set, so a truncated page must not claim more than
-				// it holds.
-				cm.HasMore = true
-				cm.MaxSeq = cm.SyncedSeq
-			}
-			rsp.TotalMessageCount += int32(len(cm.Messages))
-			rsp.ConversationMessages = append(rsp.ConversationMessages, cm)
+			var taken int
+			taken, budget = enc.conversation(r.ConversationID, r.From, r.To, page, budget, total == 0)
+			total += int32(taken)
 		}
 	}
-	rsp.ServerTime = time.Now().UnixMilli()
-	sess.respond(imv1.CommandType_CMD_BATCH_SYNC_RSP, f.Sequence, rsp)
+	sess.respondBody(imv1.CommandType_CMD_BATCH_SYNC_RSP, f.Sequence, enc.finish(time.Now().UnixMilli(), total))
 }
 
 // skipCleared moves the start of each range past what the user cleared of
