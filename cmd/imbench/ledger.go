@@ -87,6 +87,14 @@ func (v verdict) failures() int64 {
 	return v.Lost + v.Duplicated + v.OutOfOrder + v.SeqErrors + v.Gaps + v.Unexpected + v.Unacked
 }
 
+// reserve makes room for n messages sent by side from, so that a long run
+// does not copy its record as it grows.
+func (l *ledger) reserve(from, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.sides[from].msgs = slices.Grow(l.sides[from].msgs, n)
+}
+
 // sent records a message side from is about to send, meant for time at,
 // and returns its number.
 func (l *ledger) sent(from int, at int64) int {

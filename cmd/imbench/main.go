@@ -115,6 +115,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -156,6 +157,7 @@ type config struct {
 	Groups           int
 	Members          int
 	Senders          int
+	CPUProfile       string
 }
 
 // Exit statuses.
@@ -209,6 +211,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.Sources, "sources", 0, "source addresses 127.0.0.1..127.0.0.N to spread connections over; 0 picks enough for -conns")
 	fs.BoolVar(&c.MsgAck, "msg-ack", true, "answer every delivery with MSG_ACK, as IM-iOS-SDK does")
 	fs.BoolVar(&c.SyntheticUsers, "synthetic-users", false, "direct, group, sync: mint tokens for made-up users instead of registering (needs the JWT secret, and a server that does not check that recipients exist)")
+	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write imbench's own CPU profile to this file (the client's side of a run; the server's is on its -debug-addr)")
 	fs.IntVar(&c.SessionsPerUser, "sessions-per-user", 10, "connect without a JWT secret: connections per registered user (imserver allows 10)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: imbench [flags]\n\nLoads an imserver on this machine and reports verified throughput and latency.\nSee 'go doc ./cmd/imbench' for the scenarios.\n\n")
@@ -426,6 +429,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "imbench:", err)
 		return exitUsage
 	}
+	if cfg.CPUProfile != "" {
+		stop, err := startCPUProfile(cfg.CPUProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "imbench:", err)
+			return exitUsage
+		}
+		defer func() {
+			if err := stop(); err != nil {
+				fmt.Fprintln(stderr, "imbench:", err)
+			}
+		}()
+	}
 	rep, err := execute(ctx, cfg, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "imbench:", err)
@@ -627,4 +642,21 @@ func hintUsers(err error, cfg config) error {
 		return fmt.Errorf("%w (are the users in %s from another server? delete it to register new ones)", err, cfg.UsersFile)
 	}
 	return err
+}
+
+// startCPUProfile profiles this process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func() error, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }

@@ -106,3 +106,59 @@ func statusBytes(b []byte, key string) (int64, error) {
 	}
 	return 0, fmt.Errorf("imbench: no %s (a kernel thread, or not Linux)", key)
 }
+
+// resetPeakRSS starts a new peak for VmHWM of a process ("self" or a pid),
+// so that a later peakRSS covers only what follows.
+func resetPeakRSS(pid string) error {
+	return os.WriteFile("/proc/"+pid+"/clear_refs", []byte("5"), 0)
+}
+
+// peakRSS returns VmHWM of a process, or -1.
+func peakRSS(pid string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return -1
+	}
+	v, err := statusBytes(b, "VmHWM:")
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+// anonPeak samples RssAnon of this process and the server every interval
+// until stop is called, which returns the highest values seen (-1 for
+// what could not be read).
+func anonPeak(serverPID int, interval time.Duration) (stop func() (self, server int64)) {
+	done := make(chan struct{})
+	var self, server int64 = -1, -1
+	sample := func() {
+		_, _, a := sampleProc("self")
+		self = max(self, a)
+		if serverPID > 0 {
+			_, _, a := sampleProc(strconv.Itoa(serverPID))
+			server = max(server, a)
+		}
+	}
+	sample()
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				sample()
+			}
+		}
+	}()
+	return func() (int64, int64) {
+		close(done)
+		<-finished
+		sample()
+		return self, server
+	}
+}

@@ -77,6 +77,15 @@ type Report struct {
 	SyncMessages int64   `json:"sync_messages,omitempty"`
 	SyncPerSec   float64 `json:"sync_per_sec,omitempty"`
 	SyncRequests int64   `json:"sync_requests,omitempty"`
+	SyncFillSec  float64 `json:"sync_fill_sec,omitempty"`
+	// Peak resident memory while the receiver caught up (VmHWM, reset
+	// before the catch-up; it counts the pages of bbolt's mapped file the
+	// server touched), and the highest anonymous resident memory
+	// (RssAnon: heap, stacks) seen in samples every 10 ms meanwhile.
+	ServerPeakRSSBytes  *int64 `json:"server_peak_rss_bytes,omitempty"`
+	ClientPeakRSSBytes  *int64 `json:"client_peak_rss_bytes,omitempty"`
+	ServerPeakAnonBytes *int64 `json:"server_peak_anon_bytes,omitempty"`
+	ClientPeakAnonBytes *int64 `json:"client_peak_anon_bytes,omitempty"`
 
 	// -compare-raw: the same load against the in-process raw server.
 	// RawPerSec is its headline rate (headline), Ratio imserver's over it.
@@ -171,6 +180,13 @@ func optF(p *float64, f func(float64) string) string {
 
 func mib(v float64) string { return fmt.Sprintf("%.1f MiB", v/(1<<20)) }
 
+func optMiB(v *int64) string {
+	if v == nil {
+		return "-"
+	}
+	return mib(float64(*v))
+}
+
 func rowsFor(scenario string) []row {
 	var rows []row
 	switch scenario {
@@ -194,6 +210,9 @@ func rowsFor(scenario string) []row {
 			{"sync msg/s", func(r *Report) string { return f0(r.SyncPerSec) }, func(r *Report) float64 { return r.SyncPerSec }},
 			{"sync requests", func(r *Report) string { return i0(r.SyncRequests) }, nil},
 			{"send acked/s (filling)", func(r *Report) string { return f0(r.AckedPerSec) }, nil},
+			{"fill s", func(r *Report) string { return f2(r.SyncFillSec) }, nil},
+			{"server peak RSS / anon", func(r *Report) string { return optMiB(r.ServerPeakRSSBytes) + " / " + optMiB(r.ServerPeakAnonBytes) }, nil},
+			{"client peak RSS / anon", func(r *Report) string { return optMiB(r.ClientPeakRSSBytes) + " / " + optMiB(r.ClientPeakAnonBytes) }, nil},
 			{"ack p50 ms", func(r *Report) string { return f2(r.AckP50Ms) }, nil},
 			{"ack p99 ms", func(r *Report) string { return f2(r.AckP99Ms) }, nil},
 		}
