@@ -65,7 +65,11 @@ func BenchmarkBatchSync(b *testing.B) {
 			plain := &plainStore{Store: store}
 			withSync := &batchedStore{plainStore: &plainStore{Store: store}, sync: store.(im.SyncStore)}
 			newServer := func(s im.Store) *imtest.Server {
-				return imtest.NewServer(b, imtest.Options{Config: im.Config{Store: s, SendRate: -1, Logger: slog.New(slog.DiscardHandler)}})
+				// The owner adds the syncer to 500 groups without a
+				// conversation between them: no consent rule, no rate.
+				return imtest.NewServer(b, imtest.Options{Config: im.Config{Store: s, SendRate: -1, Logger: slog.New(slog.DiscardHandler),
+					GroupAddPolicy:     func(context.Context, string, string) error { return nil },
+					GroupAddsPerMinute: -1}})
 			}
 			fallback, batched := newServer(plain), newServer(withSync)
 			cursors := fillSyncBench(b, batched, store)
