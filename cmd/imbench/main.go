@@ -49,8 +49,11 @@
 //	         drop. Past about 20,000 connections the source addresses
 //	         127.0.0.1..127.0.0.N take turns (-sources).
 //	sync     a sender stores -messages messages while the receiver is
-//	         offline; the receiver connects and catches up with BatchSync.
-//	         Reports messages/s and verifies each arrives once, in order.
+//	         offline (with at least 256 unanswered sends, imserver's
+//	         per-connection limit, whatever -window says); the receiver
+//	         connects and catches up with BatchSync, 500 messages a page.
+//	         Reports messages/s, the CPU and the peak memory of both sides
+//	         during the catch-up, and verifies each arrives once, in order.
 //	raw      the direct load against an in-process minimal server (same
 //	         framing; no storage, no checks): the machine's limit. With
 //	         -compare-raw, direct, group and connect run it after the
