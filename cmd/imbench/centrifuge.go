@@ -86,6 +86,13 @@ func startCentrifuge(historySize int) (*cfServer, error) {
 		// connections that a busy two-core machine is merely slow to
 		// serve.
 		WriteTimeout: 10 * time.Second,
+		// No in-band pings: centrifuge drops a client that has not
+		// answered its ping within 10 s, which an overloaded machine
+		// with deliveries 10 s behind makes happen to subscribers that
+		// are alive and reading, and a dropped subscriber fails the run
+		// for no lack of throughput. imserver's liveness check (90 s of
+		// silence) does not fire within a run either.
+		PingPongConfig: centrifuge.PingPongConfig{PingInterval: -1, PongTimeout: -1},
 	}))
 	s := &cfServer{
 		node: node,

@@ -545,7 +545,13 @@ func (d *cfConn) read() {
 		if err != nil {
 			d.ws.CloseNow()
 			if !d.closing.Load() {
-				st.errs.add("connection lost")
+				// centrifuge says why in the close frame.
+				var ce websocket.CloseError
+				if errors.As(err, &ce) {
+					st.errs.add(fmt.Sprintf("connection lost: %d %s", ce.Code, ce.Reason))
+				} else {
+					st.errs.add("connection lost")
+				}
 			}
 			return
 		}

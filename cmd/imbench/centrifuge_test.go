@@ -155,14 +155,19 @@ func TestCompareCentrifuge(t *testing.T) {
 }
 
 func TestCentrifugeTable(t *testing.T) {
-	imRep := &Report{Scenario: "group", Target: "imserver", Transport: "tcp", Conns: 10, Groups: 2, Members: 5, Senders: 2, Window: 8, Size: 128, DurationSec: 1, AckedPerSec: 50, DeliveredPerSec: 200, OK: true}
-	imRep.compare(&Report{Scenario: "group", Target: "raw", DeliveredPerSec: 400, OK: true})
-	imRep.comparePeer(&Report{Scenario: "group", Target: "centrifuge", DeliveredPerSec: 100, OK: true, CFHistory: 50})
+	imRep := &Report{Scenario: "group", Target: "imserver", Transport: "tcp", Conns: 10, Groups: 2, Members: 5, Senders: 2, Window: 8, Size: 128, DurationSec: 2, AckedPerSec: 50, DeliveredPerSec: 200, OK: true,
+		ServerCPUSec: ptr(0.003), ClientCPUSec: ptr(0.001)}
+	imRep.compare(&Report{Scenario: "group", Target: "raw", DurationSec: 2, DeliveredPerSec: 400, OK: true})
+	imRep.comparePeer(&Report{Scenario: "group", Target: "centrifuge", DurationSec: 2, DeliveredPerSec: 100, OK: true, CFHistory: 50, ClientCPUSec: ptr(0.002)})
 	var out bytes.Buffer
 	require.NoError(t, writeTable(&out, imRep))
 	s := out.String()
 	require.Regexp(t, `imserver +raw +centrifuge +ratio +÷centrifuge`, s)
 	require.Regexp(t, `delivered/s +200 +400 +100 +0\.500 +2\.000`, s)
+	// Server and imbench CPU together per delivery: 4 ms over 400
+	// deliveries; the peer's is all imbench's, 2 ms over 200; raw's is
+	// not known here.
+	require.Regexp(t, `CPU µs per delivery +10\.0 +- +10\.0`, s)
 	require.Contains(t, s, "history of 50 publications")
 	require.Contains(t, s, "PASS")
 }

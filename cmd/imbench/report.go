@@ -249,6 +249,9 @@ func rowsFor(scenario string) []row {
 		row{"unexpected", func(r *Report) string { return i0(r.Unexpected) }, nil},
 		row{"server CPU s", func(r *Report) string { return optF(r.ServerCPUSec, f2) }, nil},
 		row{"client CPU s", func(r *Report) string { return optF(r.ClientCPUSec, f2) }, nil},
+		row{"CPU µs per " + unitOf(scenario), func(r *Report) string {
+			return optF(r.cpuPerUnit(), func(v float64) string { return fmt.Sprintf("%.1f", v) })
+		}, nil},
 		row{"server RSS", func(r *Report) string {
 			if r.ServerRSSBytes == nil {
 				return "-"
@@ -257,6 +260,37 @@ func rowsFor(scenario string) []row {
 		}, nil},
 	)
 	return rows
+}
+
+// unitOf names what the headline rate counts.
+func unitOf(scenario string) string {
+	switch scenario {
+	case "group":
+		return "delivery"
+	case "connect":
+		return "connection"
+	}
+	return "message"
+}
+
+// cpuPerUnit is the CPU time of the server and imbench together (an
+// in-process server's is in imbench's) per unit of the headline rate, in
+// microseconds: the work of the whole exchange, load generator included,
+// which a shared machine's noise moves less than it moves rates. For
+// imserver it needs -server-pid.
+func (r *Report) cpuPerUnit() *float64 {
+	if r.ClientCPUSec == nil || (r.ServerCPUSec == nil && r.Target == "imserver") {
+		return nil
+	}
+	n := r.headline() * r.DurationSec
+	if n <= 0 || r.Scenario == "connect" || r.Scenario == "sync" {
+		return nil
+	}
+	cpu := *r.ClientCPUSec
+	if r.ServerCPUSec != nil {
+		cpu += *r.ServerCPUSec
+	}
+	return ptr(cpu / n * 1e6)
 }
 
 // writeTable prints the report for people: a headline, then one column per
