@@ -21,6 +21,10 @@ const (
 	cfUserPrefix  = "user:"
 )
 
+// cfBarrierMethod is the RPC that does nothing: its answer tells a client
+// that the commands it sent before have been handled.
+const cfBarrierMethod = "barrier"
+
 // cfHistoryTTL is how long the peer keeps a channel's history after its
 // last publication, when history is on: longer than any run.
 const cfHistoryTTL = 10 * time.Minute
@@ -61,6 +65,13 @@ func startCentrifuge(historySize int) (*cfServer, error) {
 			default:
 				cb(centrifuge.SubscribeReply{}, centrifuge.ErrorPermissionDenied)
 			}
+		})
+		c.OnRPC(func(e centrifuge.RPCEvent, cb centrifuge.RPCCallback) {
+			if e.Method != cfBarrierMethod {
+				cb(centrifuge.RPCReply{}, centrifuge.ErrorMethodNotFound)
+				return
+			}
+			cb(centrifuge.RPCReply{}, nil)
 		})
 		c.OnPublish(func(e centrifuge.PublishEvent, cb centrifuge.PublishCallback) {
 			var opts centrifuge.PublishOptions

@@ -35,6 +35,7 @@ const cfSubprotocol = "centrifuge-protobuf"
 const (
 	cfConnectID   = 1
 	cfSubscribeID = 2
+	cfBarrierID   = 3
 	cfIDBase      = 16
 )
 
@@ -80,6 +81,16 @@ func dialCentrifuge(ctx context.Context, hc *http.Client, url, user, channel str
 	if _, err := c.call(ctx, &protocol.Command{Id: cfSubscribeID, Subscribe: &protocol.SubscribeRequest{Channel: channel}}); err != nil {
 		ws.CloseNow()
 		return nil, fmt.Errorf("subscribe %s: %w", channel, err)
+	}
+	// centrifuge writes the subscribe reply before it marks the
+	// subscription live, and drops publications without offset that
+	// reach it in between: a publication sent the moment the reply is
+	// read can be lost. It handles a connection's commands one after
+	// another, so the answer to a next command (an RPC that does
+	// nothing) comes once the subscription is live.
+	if _, err := c.call(ctx, &protocol.Command{Id: cfBarrierID, Rpc: &protocol.RPCRequest{Method: cfBarrierMethod}}); err != nil {
+		ws.CloseNow()
+		return nil, fmt.Errorf("after subscribe: %w", err)
 	}
 	return c, nil
 }
