@@ -20,7 +20,7 @@
 //	transport/websocket  WebSocket, binary and JSON
 //	transport/httpapi    the REST API (accounts, health)
 //	cmd/imserver         the standalone server
-//	cmd/imbench          the load generator that verifies delivery
+//	cmd/imbench          the load generator that verifies delivery (a module of its own)
 //	cmd/imchat           a chat client for the shell, used by the README's tour
 //	examples             runnable examples of embedding
 //

@@ -53,6 +53,11 @@ type groupMember struct {
 	index   int32
 	seen    []uint64 // bit n: message n was delivered
 	lastSeq int64
+	// lastNum is, by sending member, one more than the number of the
+	// last message delivered without a seq: a peer server orders a
+	// channel's publications per sender only, as far as a client can
+	// tell.
+	lastNum []int
 
 	duplicated, outOfOrder, unexpected int64
 }
@@ -89,6 +94,9 @@ func (m *groupMember) acked(n int, seq int64) (int64, bool) {
 	}
 	b.unanswered.Add(-1)
 	b.owed.Add(int64(b.size - 1))
+	if seq == 0 {
+		return g.sentAt, true // the answer carries no seq (a peer server's)
+	}
 	// Either this sees the first delivery's seq, or that delivery sees
 	// this one (both may): a mismatch is caught either way.
 	g.ackSeq.Store(seq)
@@ -131,14 +139,27 @@ func (m *groupMember) delivered(n int, seq int64) {
 	m.seen[w] |= bit
 	g.pushes.Add(1)
 	b.delivered.Add(1)
+	if g.state.Load() == uint32(msgRefused) {
+		b.unexpected.Add(1)
+	}
+	if seq == 0 {
+		// No seq: each sender's messages must come in the order sent,
+		// which is the order of their numbers.
+		if int(g.sender) >= len(m.lastNum) {
+			m.lastNum = append(m.lastNum, make([]int, int(g.sender)+1-len(m.lastNum))...)
+		}
+		if n+1 <= m.lastNum[g.sender] {
+			m.outOfOrder++
+			return
+		}
+		m.lastNum[g.sender] = n + 1
+		return
+	}
 	if !g.pushSeq.CompareAndSwap(0, seq) && g.pushSeq.Load() != seq {
 		b.badSeq(g) // members were given different seqs
 	}
 	if a := g.ackSeq.Load(); a != 0 && a != seq {
 		b.badSeq(g)
-	}
-	if g.state.Load() == uint32(msgRefused) {
-		b.unexpected.Add(1)
 	}
 	if seq <= m.lastSeq {
 		m.outOfOrder++
@@ -173,17 +194,28 @@ func (b *groupBook) verify() verdict {
 	for i := range n {
 		g := b.msgs.get(i)
 		v.Sent++
+		// A message's seq is the acknowledged one, else that of its
+		// deliveries; 0 when neither carried one (a peer server without
+		// history), and then there is no seq run to check.
+		seq := g.ackSeq.Load()
+		if seq == 0 {
+			seq = g.pushSeq.Load()
+		}
 		switch g.state.Load() {
 		case uint32(msgPending):
 			v.Unacked++
 			if g.pushes.Load() > 0 {
-				seqs = append(seqs, g.pushSeq.Load()) // stored, only the answer went missing
+				if seq != 0 {
+					seqs = append(seqs, seq) // stored, only the answer went missing
+				}
 			} else {
 				unknown++
 			}
 		case uint32(msgAcked):
 			v.Acked++
-			seqs = append(seqs, g.ackSeq.Load())
+			if seq != 0 {
+				seqs = append(seqs, seq)
+			}
 			v.Lost += int64(b.size-1) - int64(g.pushes.Load())
 		}
 	}

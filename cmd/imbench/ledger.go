@@ -38,6 +38,10 @@ type ledgerSide struct {
 // It is safe for concurrent use: the readers and writers of both members
 // call it.
 type ledger struct {
+	// perSide: each side's messages are numbered in a sequence of their
+	// own (a peer server's channel per receiver) instead of one per
+	// conversation, and the gap check runs per side.
+	perSide    bool
 	mu         sync.Mutex
 	sides      [2]ledgerSide
 	outOfOrder int64
@@ -106,9 +110,10 @@ func (l *ledger) sent(from int, at int64) int {
 	return len(s.msgs) - 1
 }
 
-// ack records the acknowledgement of message n of side from with seq. It
-// returns when the message was meant to be sent, and false if n is unknown
-// or was answered before (which counts as unexpected).
+// ack records the acknowledgement of message n of side from with seq, or
+// with 0 for an answer that carries no seq (a peer server's). It returns
+// when the message was meant to be sent, and false if n is unknown or was
+// answered before (which counts as unexpected).
 func (l *ledger) ack(from, n int, seq int64) (sentAt int64, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -118,10 +123,13 @@ func (l *ledger) ack(from, n int, seq int64) (sentAt int64, ok bool) {
 		return 0, false
 	}
 	m := &s.msgs[n]
-	if m.pushes > 0 && m.seq != seq {
-		l.seqErrors++
+	if seq != 0 {
+		if m.pushes > 0 && m.seq != seq {
+			l.seqErrors++
+		}
+		m.seq = seq
 	}
-	m.state, m.seq = msgAcked, seq
+	m.state = msgAcked
 	l.unanswered--
 	if m.pushes == 0 {
 		l.undelivered++
@@ -169,7 +177,9 @@ func (l *ledger) delivered(to, n int, seq int64) {
 		m.seq = seq
 	case msgAcked:
 		l.undelivered--
-		if m.seq != seq {
+		if m.seq == 0 {
+			m.seq = seq // the answer had none
+		} else if m.seq != seq {
 			l.seqErrors++
 		}
 	case msgRefused:
@@ -205,6 +215,12 @@ func (l *ledger) verify() verdict {
 	var seqs []int64
 	var unknown int64 // unanswered and undelivered: stored or not, seq unknown
 	for i := range l.sides {
+		if l.perSide && i > 0 {
+			repeats, gaps := seqRun(seqs, unknown)
+			v.SeqErrors += repeats
+			v.Gaps += gaps
+			seqs, unknown = seqs[:0], 0
+		}
 		for _, m := range l.sides[i].msgs {
 			v.Sent++
 			switch m.state {
@@ -217,7 +233,9 @@ func (l *ledger) verify() verdict {
 				}
 			case msgAcked:
 				v.Acked++
-				seqs = append(seqs, m.seq)
+				if m.seq != 0 { // 0: an answer without seq, and no delivery
+					seqs = append(seqs, m.seq)
+				}
 				if m.pushes == 0 {
 					v.Lost++
 				}
@@ -229,7 +247,7 @@ func (l *ledger) verify() verdict {
 	}
 	repeats, gaps := seqRun(seqs, unknown)
 	v.SeqErrors += repeats
-	v.Gaps = gaps
+	v.Gaps += gaps
 	return v
 }
 

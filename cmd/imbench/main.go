@@ -3,16 +3,19 @@
 // this machine, verifies what it measures, and reports throughput, latency
 // and resource use as a table or as JSON.
 //
-// Start a server, then load it:
+// imbench is a Go module of its own, inside imserver's repository and
+// built against it (a replace directive), so that the servers it compares
+// imserver with are no dependency of the library. From the repository's
+// root, start a server, then load it:
 //
 //	go run ./cmd/imserver -data /tmp/imdata -http 127.0.0.1:8080 -ws 127.0.0.1:8081 -tcp 127.0.0.1:8082 -send-rate -1 -group-add-anyone -group-adds-per-minute -1 -max-conns-per-ip -1 &
-//	go run ./cmd/imbench -scenario direct -conns 100 -window 8 -duration 10s -compare-raw -server-pid $!
-//	go run ./cmd/imbench -scenario direct -transport websocket -conns 1000 -rate 20000 -users-file /tmp/imbench-users
-//	go run ./cmd/imbench -scenario group -groups 1 -members 1000 -senders 10 -duration 10s -compare-raw -users-file /tmp/imbench-users
-//	go run ./cmd/imbench -scenario group -groups 10 -members 100 -rate 2000 -users-file /tmp/imbench-users
-//	go run ./cmd/imbench -scenario connect -conns 10000 -data /tmp/imdata -server-pid $!
-//	go run ./cmd/imbench -scenario sync -messages 20000
-//	go run ./cmd/imbench -scenario raw -conns 100   # the machine's limit alone, no server needed
+//	go -C cmd/imbench run . -scenario direct -conns 100 -window 8 -duration 10s -compare-raw -server-pid $!
+//	go -C cmd/imbench run . -scenario direct -transport websocket -conns 1000 -rate 20000 -users-file /tmp/imbench-users
+//	go -C cmd/imbench run . -scenario group -groups 1 -members 1000 -senders 10 -duration 10s -compare-raw -users-file /tmp/imbench-users
+//	go -C cmd/imbench run . -scenario group -groups 10 -members 100 -rate 2000 -users-file /tmp/imbench-users
+//	go -C cmd/imbench run . -scenario connect -conns 10000 -data /tmp/imdata -server-pid $!
+//	go -C cmd/imbench run . -scenario sync -messages 20000
+//	go -C cmd/imbench run . -scenario raw -conns 100   # the machine's limit alone, no server needed
 //
 // # Scenarios
 //
@@ -62,6 +65,32 @@
 //	         membership is handed to it before the run, and it pushes each
 //	         message, encoded once, to every other member in seq order.
 //
+// # Comparing with centrifuge
+//
+// With -compare-centrifuge, direct and group also run the same load
+// against centrifuge (github.com/centrifugal/centrifuge), a widely used Go
+// real-time messaging server, started inside imbench on a loopback port of
+// its own, and print its figures beside imserver's (and raw's, with
+// -compare-raw). The clients speak centrifuge's protobuf protocol over
+// WebSocket, whatever -transport says. The server accepts any connect
+// token as the user id, lets a user subscribe to its personal channel
+// (user:<id>) and to group channels, and publishes what clients publish;
+// it stores nothing and keeps no history unless -centrifuge-history asks
+// for an in-memory history of that many publications per channel.
+//
+//	direct   each client subscribes to its personal channel and publishes
+//	         into its partner's; send→ack is publish→reply.
+//	group    a channel per group, every member subscribed, the first
+//	         -senders publishing; a publisher's own echo is not counted.
+//
+// A publication carries its send time and a number the sender gives it;
+// imbench verifies that each answered publication reached every
+// subscriber but its sender exactly once, each sender's publications in
+// the order sent, and with history that the offsets centrifuge gives run
+// without gap and in order at every subscriber. Subscribers acknowledge
+// nothing (centrifuge has no per-delivery acknowledgement), and the
+// server's CPU time is in imbench's client CPU.
+//
 // # Users
 //
 // direct, group and sync need real accounts, since imserver only delivers
@@ -91,8 +120,9 @@
 // (fields in report.go; at least scenario, transport, conns,
 // acked_per_sec, delivered_per_sec, ack_p50_ms, ack_p99_ms,
 // deliver_p99_ms, errors, lost, duplicated; groups, members and senders
-// for group; and with -compare-raw raw_per_sec and ratio, of acked/s for
-// direct and of delivered/s for group). Rates and latencies cover the
+// for group; with -compare-raw raw_per_sec and ratio, of acked/s for
+// direct and of delivered/s for group; with -compare-centrifuge
+// centrifuge_per_sec, centrifuge_ratio and the centrifuge run's report). Rates and latencies cover the
 // -duration after -warmup; verification covers every message. After
 // sending stops, imbench waits up to -drain for answers still on their way;
 // what is missing then is reported. The exit status is 0 only if nothing was lost, duplicated,
@@ -141,6 +171,8 @@ type config struct {
 	Drain            time.Duration
 	Messages         int
 	CompareRaw       bool
+	CompareCF        bool
+	CFHistory        int
 	JSON             bool
 	Quiet            bool
 	Progress         time.Duration
@@ -199,6 +231,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "longest wait for answers and deliveries after sending stops")
 	fs.IntVar(&c.Messages, "messages", 10000, "sync: messages the receiver catches up on")
 	fs.BoolVar(&c.CompareRaw, "compare-raw", false, "direct, group, connect: also run the in-process raw server and print ratios to it")
+	fs.BoolVar(&c.CompareCF, "compare-centrifuge", false, "direct, group: also run the same load against an in-process centrifuge server (WebSocket, protobuf protocol) and print it beside imserver")
+	fs.IntVar(&c.CFHistory, "centrifuge-history", 0, "with -compare-centrifuge: publications of in-memory history kept per channel; 0 keeps none (centrifuge's default)")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as one JSON object")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines or notes on stderr")
 	fs.DurationVar(&c.Progress, "progress", time.Second, "interval between progress lines")
@@ -324,6 +358,15 @@ func (c config) validate() error {
 	if c.CompareRaw && c.Scenario == "sync" {
 		errs = append(errs, errors.New("-compare-raw applies to direct, group and connect: the raw server stores nothing to sync"))
 	}
+	if c.CompareCF && c.Scenario != "direct" && c.Scenario != "group" {
+		errs = append(errs, errors.New("-compare-centrifuge applies to direct and group"))
+	}
+	if c.CompareCF && c.Size < cfPayloadMin {
+		errs = append(errs, fmt.Errorf("-compare-centrifuge needs -size %d or more: a publication carries its send time and number", cfPayloadMin))
+	}
+	if c.CFHistory < 0 {
+		errs = append(errs, errors.New("-centrifuge-history must not be negative"))
+	}
 	if c.RegisterParallel < 1 || c.DialParallel < 1 || c.SessionsPerUser < 1 {
 		errs = append(errs, errors.New("-register-parallel, -dial-parallel and -sessions-per-user must be at least 1"))
 	}
@@ -399,8 +442,11 @@ func checkFDs(cfg config) error {
 	if cfg.Scenario == "raw" || cfg.CompareRaw {
 		need += uint64(cfg.Conns)
 	}
+	if cfg.CompareCF {
+		need += uint64(cfg.Conns)
+	}
 	if need > rl.Cur {
-		return fmt.Errorf("%d connections need about %d file descriptors (twice as many with the in-process raw server); the limit is %d: raise it (ulimit -n) or use fewer -conns", cfg.Conns, need, rl.Cur)
+		return fmt.Errorf("%d connections need about %d file descriptors (twice as many with each in-process server: raw, centrifuge); the limit is %d: raise it (ulimit -n) or use fewer -conns", cfg.Conns, need, rl.Cur)
 	}
 	return nil
 }
@@ -534,6 +580,25 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*Report, error)
 		defer t.dialer.close()
 		return fn(t, rs)
 	}
+	// withCF runs fn against a fresh centrifuge peer, with -compare-centrifuge,
+	// and puts its report beside rep.
+	withCF := func(fn func(url string) (*Report, error), rep *Report) error {
+		if !cfg.CompareCF {
+			return nil
+		}
+		cs, err := startCentrifuge(cfg.CFHistory)
+		if err != nil {
+			return fmt.Errorf("centrifuge: %w", err)
+		}
+		defer cs.close()
+		cfRep, err := fn(cs.url)
+		if err != nil {
+			return fmt.Errorf("centrifuge: %w", err)
+		}
+		cfRep.CFHistory = cfg.CFHistory
+		rep.comparePeer(cfRep)
+		return nil
+	}
 	// accounts returns the users of a scenario that messages them.
 	accounts := func(n int) ([]benchUser, error) {
 		if cfg.SyntheticUsers {
@@ -565,15 +630,17 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*Report, error)
 			return nil, err
 		}
 		rep, err := runDirect(ctx, server, us, runID, lp)
-		if err != nil || !cfg.CompareRaw {
+		if err != nil {
 			return rep, hintUsers(err, cfg)
 		}
-		rawRep, err := withRaw(func(t target, _ *rawServer) (*Report, error) { return runDirect(ctx, t, us, runID+"r", lp) })
-		if err != nil {
-			return rep, err
+		if cfg.CompareRaw {
+			rawRep, err := withRaw(func(t target, _ *rawServer) (*Report, error) { return runDirect(ctx, t, us, runID+"r", lp) })
+			if err != nil {
+				return rep, err
+			}
+			rep.compare(rawRep)
 		}
-		rep.compare(rawRep)
-		return rep, nil
+		return rep, withCF(func(url string) (*Report, error) { return runCentrifugeDirect(ctx, url, runID+"c", lp) }, rep)
 	case "group":
 		shape := groupShape{groups: cfg.Groups, members: cfg.Members, senders: cfg.Senders}
 		us, err := accounts(shape.conns())
@@ -589,24 +656,26 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*Report, error)
 			return nil, err
 		}
 		rep, err := runGroup(ctx, server, groups, shape, runID, lp)
-		if err != nil || !cfg.CompareRaw {
+		if err != nil {
 			return rep, hintUsers(err, cfg)
 		}
-		rawRep, err := withRaw(func(t target, rs *rawServer) (*Report, error) {
-			for _, g := range groups {
-				ids := make([]string, len(g.members))
-				for i, u := range g.members {
-					ids[i] = u.UserID
+		if cfg.CompareRaw {
+			rawRep, err := withRaw(func(t target, rs *rawServer) (*Report, error) {
+				for _, g := range groups {
+					ids := make([]string, len(g.members))
+					for i, u := range g.members {
+						ids[i] = u.UserID
+					}
+					rs.setGroup(g.id, ids)
 				}
-				rs.setGroup(g.id, ids)
+				return runGroup(ctx, t, groups, shape, runID+"r", lp)
+			})
+			if err != nil {
+				return rep, err
 			}
-			return runGroup(ctx, t, groups, shape, runID+"r", lp)
-		})
-		if err != nil {
-			return rep, err
+			rep.compare(rawRep)
 		}
-		rep.compare(rawRep)
-		return rep, nil
+		return rep, withCF(func(url string) (*Report, error) { return runCentrifugeGroup(ctx, url, shape, runID+"c", lp) }, rep)
 	case "connect":
 		var us []benchUser
 		if minter != nil {

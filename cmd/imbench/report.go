@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Report is the result of one run, printed as a table or, with -json, as
@@ -15,7 +16,7 @@ import (
 // message of the run.
 type Report struct {
 	Scenario    string  `json:"scenario"`
-	Target      string  `json:"target"` // "imserver" or "raw"
+	Target      string  `json:"target"` // "imserver", "raw" or "centrifuge"
 	Transport   string  `json:"transport"`
 	Conns       int     `json:"conns"`
 	Window      int     `json:"window,omitempty"`
@@ -93,6 +94,16 @@ type Report struct {
 	Ratio     *float64 `json:"ratio,omitempty"`
 	Raw       *Report  `json:"raw,omitempty"`
 
+	// -compare-centrifuge: the same load against the in-process
+	// centrifuge server, over WebSocket whatever -transport says.
+	// CentrifugeRatio is imserver's headline rate over its.
+	CentrifugePerSec *float64 `json:"centrifuge_per_sec,omitempty"`
+	CentrifugeRatio  *float64 `json:"centrifuge_ratio,omitempty"`
+	Centrifuge       *Report  `json:"centrifuge,omitempty"`
+	// CFHistory, in the centrifuge report, is the in-memory history it
+	// kept per channel (0: none).
+	CFHistory int `json:"history,omitempty"`
+
 	verdict verdict
 }
 
@@ -134,6 +145,19 @@ func (r *Report) compare(raw *Report) {
 		r.Ratio = ptr(0.0)
 	}
 	r.OK = r.OK && raw.OK
+}
+
+// comparePeer attaches the centrifuge run and the ratio of the headline
+// rates.
+func (r *Report) comparePeer(peer *Report) {
+	r.Centrifuge = peer
+	theirs := peer.headline()
+	r.CentrifugePerSec = ptr(theirs)
+	r.CentrifugeRatio = ptr(0.0)
+	if theirs > 0 {
+		r.CentrifugeRatio = ptr(r.headline() / theirs)
+	}
+	r.OK = r.OK && peer.OK
 }
 
 // headline is the rate a scenario is judged by: acked/s for direct,
@@ -244,6 +268,9 @@ func rowsFor(scenario string) []row {
 		row{"unexpected", func(r *Report) string { return i0(r.Unexpected) }, nil},
 		row{"server CPU s", func(r *Report) string { return optF(r.ServerCPUSec, f2) }, nil},
 		row{"client CPU s", func(r *Report) string { return optF(r.ClientCPUSec, f2) }, nil},
+		row{"CPU µs per " + unitOf(scenario), func(r *Report) string {
+			return optF(r.cpuPerUnit(), func(v float64) string { return fmt.Sprintf("%.1f", v) })
+		}, nil},
 		row{"server RSS", func(r *Report) string {
 			if r.ServerRSSBytes == nil {
 				return "-"
@@ -252,6 +279,37 @@ func rowsFor(scenario string) []row {
 		}, nil},
 	)
 	return rows
+}
+
+// unitOf names what the headline rate counts.
+func unitOf(scenario string) string {
+	switch scenario {
+	case "group":
+		return "delivery"
+	case "connect":
+		return "connection"
+	}
+	return "message"
+}
+
+// cpuPerUnit is the CPU time of the server and imbench together (an
+// in-process server's is in imbench's) per unit of the headline rate, in
+// microseconds: the work of the whole exchange, load generator included,
+// which a shared machine's noise moves less than it moves rates. For
+// imserver it needs -server-pid.
+func (r *Report) cpuPerUnit() *float64 {
+	if r.ClientCPUSec == nil || (r.ServerCPUSec == nil && r.Target == "imserver") {
+		return nil
+	}
+	n := r.headline() * r.DurationSec
+	if n <= 0 || r.Scenario == "connect" || r.Scenario == "sync" {
+		return nil
+	}
+	cpu := *r.ClientCPUSec
+	if r.ServerCPUSec != nil {
+		cpu += *r.ServerCPUSec
+	}
+	return ptr(cpu / n * 1e6)
 }
 
 // writeTable prints the report for people: a headline, then one column per
@@ -275,20 +333,38 @@ func writeTable(w io.Writer, r *Report) error {
 	}
 	head += fmt.Sprintf(", %s measured", (time.Duration(r.DurationSec * float64(time.Second))).Round(time.Millisecond))
 	fmt.Fprintln(w, head)
+	// One column per target, then imserver's figures over raw's and over
+	// centrifuge's.
+	targets := []*Report{r}
+	var ratios []*Report
 	cells := [][]string{{"", r.Target}}
+	for _, o := range []*Report{r.Raw, r.Centrifuge} {
+		if o != nil {
+			targets = append(targets, o)
+			cells[0] = append(cells[0], o.Target)
+		}
+	}
 	if r.Raw != nil {
-		cells[0] = append(cells[0], r.Raw.Target, "ratio")
+		ratios = append(ratios, r.Raw)
+		cells[0] = append(cells[0], "ratio")
+	}
+	if r.Centrifuge != nil {
+		ratios = append(ratios, r.Centrifuge)
+		cells[0] = append(cells[0], "÷centrifuge")
 	}
 	for _, rw := range rowsFor(r.Scenario) {
-		line := []string{rw.label, rw.value(r)}
-		if r.Raw != nil {
+		line := []string{rw.label}
+		for _, t := range targets {
+			line = append(line, rw.value(t))
+		}
+		for _, o := range ratios {
 			ratio := ""
 			if rw.num != nil {
-				if b := rw.num(r.Raw); b > 0 {
+				if b := rw.num(o); b > 0 {
 					ratio = fmt.Sprintf("%.3f", rw.num(r)/b)
 				}
 			}
-			line = append(line, rw.value(r.Raw), ratio)
+			line = append(line, ratio)
 		}
 		cells = append(cells, line)
 	}
@@ -296,21 +372,21 @@ func writeTable(w io.Writer, r *Report) error {
 	widths := make([]int, len(cells[0]))
 	for _, line := range cells {
 		for i, c := range line {
-			widths[i] = max(widths[i], len(c))
+			widths[i] = max(widths[i], utf8.RuneCountInString(c))
 		}
 	}
 	for _, line := range cells {
 		var b strings.Builder
 		for i, c := range line {
 			if i == 0 {
-				fmt.Fprintf(&b, "%-*s", widths[0], c)
+				b.WriteString(c + strings.Repeat(" ", widths[0]-utf8.RuneCountInString(c)))
 			} else {
-				fmt.Fprintf(&b, "  %*s", widths[i], c)
+				b.WriteString("  " + strings.Repeat(" ", widths[i]-utf8.RuneCountInString(c)) + c)
 			}
 		}
 		fmt.Fprintln(w, b.String())
 	}
-	for _, rep := range []*Report{r, r.Raw} {
+	for _, rep := range targets {
 		if rep == nil || len(rep.ErrorKinds) == 0 {
 			continue
 		}
@@ -328,6 +404,13 @@ func writeTable(w io.Writer, r *Report) error {
 	}
 	if r.Target == "raw" || r.Raw != nil {
 		fmt.Fprintln(w, "(the raw server runs inside imbench: its CPU time is in imbench's)")
+	}
+	if c := r.Centrifuge; c != nil {
+		history := "no history (its default)"
+		if c.CFHistory > 0 {
+			history = fmt.Sprintf("in-memory history of %d publications per channel", c.CFHistory)
+		}
+		fmt.Fprintf(w, "(centrifuge runs inside imbench, over WebSocket with its protobuf protocol, %s, storing nothing to disk; its CPU time is in imbench's client CPU; its subscribers acknowledge nothing)\n", history)
 	}
 	verdict := "PASS: every acknowledged message was delivered exactly once, in order"
 	switch r.Scenario {
