@@ -232,6 +232,9 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 	defer s.sessWG.Done()
 	s.stats.connections.Add(1)
 	defer s.stats.connections.Add(-1)
+	byTransport := &s.stats.byTransport[transportIndex(info.Transport)]
+	byTransport.Add(1)
+	defer byTransport.Add(-1)
 
 	switch {
 	case info.Identity.UserID != "":
@@ -267,6 +270,7 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 	reason := sess.reason()
 	if sess.authed.Load() {
 		s.stats.sessions.Add(-1)
+		s.stats.byPlatform[sess.platformSlot].Add(-1)
 		s.hub.remove(sess)
 		s.sessionOffline(sess)
 		s.log.Debug("session ended", "user", sess.user, "device", sess.id, "err", reason)
@@ -278,6 +282,17 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 		return nil
 	}
 	return reason
+}
+
+// countPlatform moves sess to the count of its platform, which a
+// re-authentication may have set. Only the ServeConn goroutine, the one
+// that authenticates, calls it.
+func (s *Server) countPlatform(sess *session) {
+	if slot := platformIndex(sess.platform); slot != sess.platformSlot {
+		s.stats.byPlatform[sess.platformSlot].Add(-1)
+		s.stats.byPlatform[slot].Add(1)
+		sess.platformSlot = slot
+	}
 }
 
 func (s *session) isClosed() bool {
@@ -349,6 +364,7 @@ func (s *Server) bind(sess *session, id Identity, userID, platform string) error
 		for _, old := range s.hub.setPlatform(sess, platform, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser) {
 			old.kick(kickLoggedInElsewhere, "logged in on another device", ErrLoggedInElsewhere)
 		}
+		s.countPlatform(sess)
 		s.sessionOnline(sess)
 		return nil
 	}
@@ -361,6 +377,8 @@ func (s *Server) bind(sess *session, id Identity, userID, platform string) error
 	}
 	sess.authed.Store(true)
 	s.stats.sessions.Add(1)
+	sess.platformSlot = platformIndex(sess.platform)
+	s.stats.byPlatform[sess.platformSlot].Add(1)
 	displaced, reason, kicked := s.hub.add(sess, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser, id.kicks)
 	s.sessionOnline(sess)
 	for _, old := range displaced {

@@ -49,7 +49,10 @@ type session struct {
 	// platform changes at most once after auth (hub.setPlatform), under
 	// both the hub shard's lock and mu.
 	platform string
-	authed   atomic.Bool
+	// platformSlot is where the session is counted in Stats'
+	// SessionsByPlatform; only the ServeConn goroutine touches it.
+	platformSlot int
+	authed       atomic.Bool
 	// tokenID is the Identity.TokenID the session authenticated with;
 	// guarded by mu, since a re-authentication may change it.
 	tokenID string
@@ -210,7 +213,7 @@ func (s *session) appendLocked(f Frame, push bool) {
 	if !s.writing {
 		s.writing = true
 		s.writer.Add(1)
-		go s.writeLoop()
+		go s.writeLoop(time.Now())
 	}
 }
 
@@ -263,8 +266,11 @@ func (s *session) wakeReader() {
 	}
 }
 
-func (s *session) writeLoop() {
+// writeLoop writes the queue in batches until it is empty. started is
+// when it was started, which Stats.QueueDelay counts from.
+func (s *session) writeLoop(started time.Time) {
 	defer s.writer.Done()
+	since := started
 	var batch []Frame
 	var inBatch, pushesInBatch backlog
 	for {
@@ -296,7 +302,13 @@ func (s *session) writeLoop() {
 		inBatch, pushesInBatch = s.queued, s.pushed
 		s.mu.Unlock()
 
-		ctx, done := s.writeCtx(time.Now())
+		// The batch's oldest frame came after since: the writer's start
+		// or the previous batch being taken. The clock read is the one the
+		// write's deadline needs anyway.
+		now := time.Now()
+		s.srv.stats.queueDelay.observe(queueDelayBounds, uint64(max(now.Sub(since), 0)))
+		since = now
+		ctx, done := s.writeCtx(now)
 		err := s.conn.WriteFrames(ctx, batch)
 		done()
 		s.srv.stats.framesOut.Add(uint64(len(batch)))
