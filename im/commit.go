@@ -297,7 +297,7 @@ func (c *committer) finish(b committed) {
 				c.srv.stats.duplicates.Add(1)
 			default:
 				c.srv.stats.stored.Add(1)
-				c.srv.stats.byType[typeIndex(r.Message.Type)].Add(1)
+				c.srv.stats.byType[stripe(op)].n[typeIndex(r.Message.Type)].Add(1)
 				c.srv.deliver(r.Message, op)
 			}
 		}
@@ -305,10 +305,19 @@ func (c *committer) finish(b committed) {
 			if now.IsZero() {
 				now = time.Now()
 			}
-			c.srv.stats.sendLatency.observeSince(latencyBounds, op.read, now)
+			c.srv.stats.sendLatency.observe(op.origin.stripe, latencyBounds, nanosSince(op.read, now))
 		}
 		op.done(r, b.err)
 	}
+}
+
+// stripe is the stats stripe for op: its sender's connection's, or for a
+// send of the Go API the first.
+func stripe(op *commitOp) uint8 {
+	if op.origin != nil {
+		return op.origin.stripe
+	}
+	return 0
 }
 
 // groupCommitted brings the group cache up to date with a commit before its

@@ -204,10 +204,12 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 		ctx = cctx
 	}
 	now := time.Now()
+	serial := s.sessionN.Add(1)
 	sess := &session{
 		srv:       s,
 		conn:      c,
-		id:        "s" + strconv.FormatUint(s.sessionN.Add(1), 36),
+		id:        "s" + strconv.FormatUint(serial, 36),
+		stripe:    stripeOf(serial),
 		transport: info.Transport,
 		remote:    info.RemoteAddr,
 		started:   now,

@@ -52,6 +52,7 @@ type session struct {
 	// platformSlot is where the session is counted in Stats'
 	// SessionsByPlatform; only the ServeConn goroutine touches it.
 	platformSlot int
+	stripe       uint8 // of the Stats counters it updates per frame (stripeOf)
 	authed       atomic.Bool
 	// tokenID is the Identity.TokenID the session authenticated with;
 	// guarded by mu, since a re-authentication may change it.
@@ -306,7 +307,7 @@ func (s *session) writeLoop(started time.Time) {
 		// or the previous batch being taken. The clock read is the one the
 		// write's deadline needs anyway.
 		now := time.Now()
-		s.srv.stats.queueDelay.observe(queueDelayBounds, uint64(max(now.Sub(since), 0)))
+		s.srv.stats.queueDelay.observe(s.stripe, queueDelayBounds, uint64(max(now.Sub(since), 0)))
 		since = now
 		ctx, done := s.writeCtx(now)
 		err := s.conn.WriteFrames(ctx, batch)

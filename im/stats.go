@@ -140,11 +140,51 @@ type counters struct {
 	// refusalIndex), so counting one is an atomic add, no map and no lock.
 	byTransport [len(transportNames)]atomic.Int64
 	byPlatform  [len(platformNames)]atomic.Int64
-	byType      [len(typeNames)]atomic.Uint64
 	refusedBy   [len(refusalCodes)]atomic.Uint64
+	byType      [stripes]typeCounts
 
-	sendLatency, queueDelay histogram
+	// Observed for every message and every batch written, from
+	// goroutines on every core: striped (stripeOf).
+	sendLatency, queueDelay stripedHistogram
 	batchSyncs, syncRanges  histogram
+}
+
+// stripes is how many copies of a counter that every core updates all the
+// time are kept, each on cache lines of its own, so that cores updating at
+// once seldom wait for one another's line; a snapshot adds them up.
+const stripes = 8
+
+// stripeOf picks the stripe of a session from its serial number, so that
+// the sessions served at once are spread over the stripes.
+func stripeOf(serial uint64) uint8 { return uint8(serial % stripes) }
+
+// typeCounts is one stripe of the stored messages by type, padded to
+// whole cache lines.
+type typeCounts struct {
+	n [len(typeNames)]atomic.Uint64
+	_ [128 - len(typeNames)*8%64]byte
+}
+
+// stripedHistogram is a histogram kept in stripes.
+type stripedHistogram [stripes]struct {
+	h histogram
+	_ [64]byte // no stripe's sum shares a line with the next one's buckets
+}
+
+func (h *stripedHistogram) observe(stripe uint8, bounds []uint64, v uint64) {
+	h[stripe%stripes].h.observe(bounds, v)
+}
+
+// snapshot sums the stripes.
+func (h *stripedHistogram) snapshot(bounds []uint64, scale float64) Histogram {
+	var sum histogram
+	for i := range h {
+		for j := range sum.counts {
+			sum.counts[j].Add(h[i].h.counts[j].Load())
+		}
+		sum.sum.Add(h[i].h.sum.Load())
+	}
+	return sum.snapshot(bounds, scale)
 }
 
 // Stats returns the server's counters and gauges.
@@ -205,7 +245,9 @@ func (s *Server) Stats() Stats {
 		st.SessionsByPlatform[name] = c.byPlatform[i].Load()
 	}
 	for i, name := range typeNames {
-		st.MessagesByType[name] = c.byType[i].Load()
+		for j := range c.byType {
+			st.MessagesByType[name] += c.byType[j].n[i].Load()
+		}
 	}
 	for i, code := range refusalCodes {
 		st.SendsRefusedByCode[code.String()] = c.refusedBy[i].Load()
@@ -290,7 +332,11 @@ func (h *histogram) snapshot(bounds []uint64, scale float64) Histogram {
 // observeSince records in h the time from since (unix nanoseconds) to now;
 // a clock step backwards counts as no time.
 func (h *histogram) observeSince(bounds []uint64, since int64, now time.Time) {
-	h.observe(bounds, uint64(max(now.UnixNano()-since, 0)))
+	h.observe(bounds, nanosSince(since, now))
+}
+
+func nanosSince(since int64, now time.Time) uint64 {
+	return uint64(max(now.UnixNano()-since, 0))
 }
 
 // Label values of the counters kept by index. The sets are fixed, so that

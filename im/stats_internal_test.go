@@ -3,6 +3,7 @@ package im
 import (
 	"context"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -95,4 +96,33 @@ func TestQueueFigures(t *testing.T) {
 	require.EqualValues(t, 1, h.users.Load())
 	h.remove(a)
 	require.Zero(t, h.users.Load())
+}
+
+// BenchmarkQueueFigures is a scrape's walk over the sessions' queues, at
+// 100,000 sessions.
+func BenchmarkQueueFigures(b *testing.B) {
+	var h hub
+	srv := &Server{}
+	for i := range 100_000 {
+		s := &session{srv: srv, user: "u" + strconv.Itoa(i)}
+		s.queued = backlog{i % 7, 100 * (i % 7)}
+		h.add(s, AllowAllDevices, 10, 0)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if q := h.queues(); q.largest.frames != 6 {
+			b.Fatal(q)
+		}
+	}
+}
+
+// A striped histogram reads as the sum of its stripes.
+func TestStripedHistogram(t *testing.T) {
+	var h stripedHistogram
+	bounds := []uint64{10, 100}
+	for i, v := range []uint64{1, 50, 500, 5, 99} {
+		h.observe(uint8(i*3), bounds, v)
+	}
+	require.Equal(t, Histogram{Bounds: []float64{10, 100}, Counts: []uint64{2, 4}, Count: 5, Sum: 655}, h.snapshot(bounds, 1))
+	require.Less(t, stripeOf(1), uint8(stripes))
 }
