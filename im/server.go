@@ -102,6 +102,10 @@ type Server struct {
 	stopBG    chan struct{}
 	closeOnce sync.Once
 	sessionN  atomic.Uint64
+	// epoch is when the Server was made. Stats times queue delays as
+	// durations since it: a monotonic clock reading (time.Since) costs a
+	// fraction of time.Now's wall clock and monotonic pair.
+	epoch time.Time
 
 	// transports are stopped by Shutdown and Close; guarded by mu.
 	transports []Transport
@@ -128,6 +132,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
+		epoch:     time.Now(),
 		cfg:       cfg,
 		log:       cfg.Logger,
 		store:     cfg.Store,

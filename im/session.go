@@ -214,7 +214,7 @@ func (s *session) appendLocked(f Frame, push bool) {
 	if !s.writing {
 		s.writing = true
 		s.writer.Add(1)
-		go s.writeLoop(time.Now())
+		go s.writeLoop(time.Since(s.srv.epoch))
 	}
 }
 
@@ -268,8 +268,9 @@ func (s *session) wakeReader() {
 }
 
 // writeLoop writes the queue in batches until it is empty. started is
-// when it was started, which Stats.QueueDelay counts from.
-func (s *session) writeLoop(started time.Time) {
+// when it was started (since the Server's epoch), which Stats.QueueDelay
+// counts from.
+func (s *session) writeLoop(started time.Duration) {
 	defer s.writer.Done()
 	since := started
 	var batch []Frame
@@ -307,8 +308,9 @@ func (s *session) writeLoop(started time.Time) {
 		// or the previous batch being taken. The clock read is the one the
 		// write's deadline needs anyway.
 		now := time.Now()
-		s.srv.stats.queueDelay.observe(s.stripe, queueDelayBounds, uint64(max(now.Sub(since), 0)))
-		since = now
+		at := now.Sub(s.srv.epoch)
+		s.srv.stats.queueDelay.observe(s.stripe, queueDelayBounds, uint64(max(at-since, 0)))
+		since = at
 		ctx, done := s.writeCtx(now)
 		err := s.conn.WriteFrames(ctx, batch)
 		done()
