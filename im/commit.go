@@ -31,6 +31,9 @@ type commitOp struct {
 	// and members are the members it leaves.
 	group *groupOp
 	done  func(AppendResult, error)
+	// read is when the frame of a client's send was read (unix
+	// nanoseconds), zero for a send of the Go API.
+	read int64
 }
 
 // groupOp is a change to a group waiting for its commit.
@@ -279,6 +282,10 @@ type committed struct {
 
 // finish pushes the batch's new messages and completes its operations.
 func (c *committer) finish(b committed) {
+	// One clock read for the batch, not one per ack, taken when its first
+	// ack is due: the later acks of the batch are late by the pushes made
+	// between, which Stats.SendLatency leaves out.
+	var now time.Time
 	for i, op := range b.ops {
 		var r AppendResult
 		if b.err == nil {
@@ -290,11 +297,27 @@ func (c *committer) finish(b committed) {
 				c.srv.stats.duplicates.Add(1)
 			default:
 				c.srv.stats.stored.Add(1)
+				c.srv.stats.byType[stripe(op)].n[typeIndex(r.Message.Type)].Add(1)
 				c.srv.deliver(r.Message, op)
 			}
 		}
+		if op.read != 0 {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			c.srv.stats.sendLatency.observe(op.origin.stripe, latencyBounds, nanosSince(op.read, now))
+		}
 		op.done(r, b.err)
 	}
+}
+
+// stripe is the stats stripe for op: its sender's connection's, or for a
+// send of the Go API the first.
+func stripe(op *commitOp) uint8 {
+	if op.origin != nil {
+		return op.origin.stripe
+	}
+	return 0
 }
 
 // groupCommitted brings the group cache up to date with a commit before its

@@ -41,8 +41,13 @@ func (s *Server) handle(sess *session, f Frame) {
 		s.handleSend(sess, f)
 	case imv1.CommandType_CMD_BATCH_SYNC_REQ:
 		s.handleBatchSync(sess, f)
+		// From the frame's read (its time is at hand) to the response
+		// being queued: a sync is store reads, one more clock read is
+		// nothing beside them.
+		s.stats.batchSyncs.observeSince(syncBounds, sess.lastRead.Load(), time.Now())
 	case imv1.CommandType_CMD_SYNC_RANGE_REQ:
 		s.handleSyncRange(sess, f)
+		s.stats.syncRanges.observeSince(syncBounds, sess.lastRead.Load(), time.Now())
 	case imv1.CommandType_CMD_ONLINE_STATUS_REQ:
 		s.handleOnlineStatus(sess, f)
 	case imv1.CommandType_CMD_READ_RECEIPT_REQ:
@@ -153,7 +158,7 @@ func (s *Server) handleAuth(sess *session, f Frame) {
 func (s *Server) respondError(sess *session, f Frame, err error) {
 	code, msg := wireError(err)
 	if f.Command == imv1.CommandType_CMD_SEND_MSG_REQ {
-		s.stats.refused.Add(1)
+		s.stats.refusedWith(code)
 	}
 	var e *Error
 	switch {

@@ -2,6 +2,7 @@ package im
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -10,6 +11,9 @@ import (
 // never contend on one lock.
 type hub struct {
 	shards [64]hubShard
+	// users counts the users with at least one registered session,
+	// maintained as users come and go so that reading it costs nothing.
+	users atomic.Int64
 }
 
 type hubShard struct {
@@ -86,6 +90,9 @@ func (h *hub) add(s *session, policy DevicePolicy, max int, serial uint64) (disp
 	} else if n, ok := sh.tokenKicks[s.tokenID]; ok && s.tokenID != "" && serial > 0 && n.serial > serial {
 		kicked, wasKicked = n.reason, true
 	}
+	if _, had := sh.users[s.user]; !had {
+		h.users.Add(1)
+	}
 	return sh.addLocked(s, policy, max), kicked, wasKicked
 }
 
@@ -143,7 +150,13 @@ func (h *hub) remove(s *session) {
 	sh := h.shard(s.user)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
+	if _, had := sh.users[s.user]; !had {
+		return
+	}
 	sh.removeLocked(s)
+	if _, has := sh.users[s.user]; !has {
+		h.users.Add(-1)
+	}
 }
 
 func (sh *hubShard) removeLocked(s *session) {
@@ -201,4 +214,41 @@ func (h *hub) online(user string) bool {
 		}
 	}
 	return false
+}
+
+// queueFigures are the backlogs of the registered sessions: their sum, and
+// the most frames and the most bytes any one of them holds (not
+// necessarily the same session's).
+type queueFigures struct{ total, largest backlog }
+
+// queues reads the backlog of every open registered session. At 100,000
+// sessions that takes tens of milliseconds, mostly cache misses, so no lock
+// is held for long: a shard's only to list its sessions, each session's for
+// two loads.
+func (h *hub) queues() queueFigures {
+	var q queueFigures
+	var list []*session
+	for i := range h.shards {
+		sh := &h.shards[i]
+		list = list[:0]
+		sh.mu.RLock()
+		for _, sessions := range sh.users {
+			list = append(list, sessions...)
+		}
+		sh.mu.RUnlock()
+		for _, s := range list {
+			s.mu.Lock()
+			b, closed := s.queued, s.closed
+			s.mu.Unlock()
+			if closed {
+				continue // what it held is not sent; its count may be stale
+			}
+			q.total.frames += b.frames
+			q.total.bytes += b.bytes
+			q.largest.frames = max(q.largest.frames, b.frames)
+			q.largest.bytes = max(q.largest.bytes, b.bytes)
+		}
+		clear(list) // hold no session past the scan
+	}
+	return q
 }

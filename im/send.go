@@ -283,6 +283,9 @@ func (s *Server) handleSend(sess *session, f Frame) {
 	}
 	seq := f.Sequence
 	op.origin = sess
+	// The frame's read time, for Stats.SendLatency: the reader set it
+	// just before handing this frame over, so no clock is read for it.
+	op.read = sess.lastRead.Load()
 	op.done = func(r AppendResult, err error) {
 		<-sess.inflight
 		s.ack(sess, seq, op.req.Message, r, err)
@@ -300,11 +303,11 @@ func (s *Server) ack(sess *session, seq uint32, sent Message, r AppendResult, er
 	}
 	rsp := &imv1.SendMessageResponse{ClientMsgId: sent.ClientMsgID}
 	if err != nil {
-		s.stats.refused.Add(1)
 		if errors.Is(err, ErrCorrupt) {
 			s.corrupt(sess.logger(), "send", err)
 		}
 		rsp.ErrorCode, rsp.ErrorMsg = wireError(err)
+		s.stats.refusedWith(rsp.ErrorCode)
 	} else {
 		rsp.ServerMsgId = r.Message.ServerID
 		rsp.Seq = r.Message.Seq

@@ -105,6 +105,10 @@ type Server struct {
 	stopBG    chan struct{}
 	closeOnce sync.Once
 	sessionN  atomic.Uint64
+	// epoch is when the Server was made. Stats times queue delays as
+	// durations since it: a monotonic clock reading (time.Since) costs a
+	// fraction of time.Now's wall clock and monotonic pair.
+	epoch time.Time
 
 	// transports are stopped by Shutdown and Close; guarded by mu.
 	transports []Transport
@@ -131,6 +135,7 @@ func NewServer(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
+		epoch:     time.Now(),
 		cfg:       cfg,
 		log:       cfg.Logger,
 		store:     cfg.Store,
@@ -207,10 +212,12 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 		ctx = cctx
 	}
 	now := time.Now()
+	serial := s.sessionN.Add(1)
 	sess := &session{
 		srv:       s,
 		conn:      c,
-		id:        "s" + strconv.FormatUint(s.sessionN.Add(1), 36),
+		id:        "s" + strconv.FormatUint(serial, 36),
+		stripe:    stripeOf(serial),
 		transport: info.Transport,
 		remote:    info.RemoteAddr,
 		started:   now,
@@ -235,6 +242,9 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 	defer s.sessWG.Done()
 	s.stats.connections.Add(1)
 	defer s.stats.connections.Add(-1)
+	byTransport := &s.stats.byTransport[transportIndex(info.Transport)]
+	byTransport.Add(1)
+	defer byTransport.Add(-1)
 
 	switch {
 	case info.Identity.UserID != "":
@@ -270,6 +280,7 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 	reason := sess.reason()
 	if sess.authed.Load() {
 		s.stats.sessions.Add(-1)
+		s.stats.byPlatform[sess.platformSlot].Add(-1)
 		s.hub.remove(sess)
 		s.sessionOffline(sess)
 		s.log.Debug("session ended", "user", sess.user, "device", sess.id, "err", reason)
@@ -281,6 +292,17 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 		return nil
 	}
 	return reason
+}
+
+// countPlatform moves sess to the count of its platform, which a
+// re-authentication may have set. Only the ServeConn goroutine, the one
+// that authenticates, calls it.
+func (s *Server) countPlatform(sess *session) {
+	if slot := platformIndex(sess.platform); slot != sess.platformSlot {
+		s.stats.byPlatform[sess.platformSlot].Add(-1)
+		s.stats.byPlatform[slot].Add(1)
+		sess.platformSlot = slot
+	}
 }
 
 func (s *session) isClosed() bool {
@@ -352,6 +374,7 @@ func (s *Server) bind(sess *session, id Identity, userID, platform string) error
 		for _, old := range s.hub.setPlatform(sess, platform, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser) {
 			old.kick(kickLoggedInElsewhere, "logged in on another device", ErrLoggedInElsewhere)
 		}
+		s.countPlatform(sess)
 		s.sessionOnline(sess)
 		return nil
 	}
@@ -364,6 +387,8 @@ func (s *Server) bind(sess *session, id Identity, userID, platform string) error
 	}
 	sess.authed.Store(true)
 	s.stats.sessions.Add(1)
+	sess.platformSlot = platformIndex(sess.platform)
+	s.stats.byPlatform[sess.platformSlot].Add(1)
 	displaced, reason, kicked := s.hub.add(sess, s.cfg.DevicePolicy, s.cfg.MaxSessionsPerUser, id.kicks)
 	s.sessionOnline(sess)
 	for _, old := range displaced {

@@ -49,7 +49,11 @@ type session struct {
 	// platform changes at most once after auth (hub.setPlatform), under
 	// both the hub shard's lock and mu.
 	platform string
-	authed   atomic.Bool
+	// platformSlot is where the session is counted in Stats'
+	// SessionsByPlatform; only the ServeConn goroutine touches it.
+	platformSlot int
+	stripe       uint8 // of the Stats counters it updates per frame (stripeOf)
+	authed       atomic.Bool
 	// tokenID is the Identity.TokenID the session authenticated with;
 	// guarded by mu, since a re-authentication may change it.
 	tokenID string
@@ -210,7 +214,7 @@ func (s *session) appendLocked(f Frame, push bool) {
 	if !s.writing {
 		s.writing = true
 		s.writer.Add(1)
-		go s.writeLoop()
+		go s.writeLoop(time.Since(s.srv.epoch))
 	}
 }
 
@@ -263,8 +267,12 @@ func (s *session) wakeReader() {
 	}
 }
 
-func (s *session) writeLoop() {
+// writeLoop writes the queue in batches until it is empty. started is
+// when it was started (since the Server's epoch), which Stats.QueueDelay
+// counts from.
+func (s *session) writeLoop(started time.Duration) {
 	defer s.writer.Done()
+	since := started
 	var batch []Frame
 	var inBatch, pushesInBatch backlog
 	for {
@@ -296,7 +304,14 @@ func (s *session) writeLoop() {
 		inBatch, pushesInBatch = s.queued, s.pushed
 		s.mu.Unlock()
 
-		ctx, done := s.writeCtx(time.Now())
+		// The batch's oldest frame came after since: the writer's start
+		// or the previous batch being taken. The clock read is the one the
+		// write's deadline needs anyway.
+		now := time.Now()
+		at := now.Sub(s.srv.epoch)
+		s.srv.stats.queueDelay.observe(s.stripe, queueDelayBounds, uint64(max(at-since, 0)))
+		since = at
+		ctx, done := s.writeCtx(now)
 		err := s.conn.WriteFrames(ctx, batch)
 		done()
 		s.srv.stats.framesOut.Add(uint64(len(batch)))

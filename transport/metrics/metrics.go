@@ -32,6 +32,34 @@ type collector struct {
 	metrics []metric
 
 	commitSeconds, commitBatch *prometheus.Desc
+	sendLatency, queueDelay    *prometheus.Desc
+	syncSeconds                *prometheus.Desc
+	labeled                    []labeled
+}
+
+// labeled is a figure of im.Stats kept by one label, such as the
+// connections by transport. The label's values are a fixed set, chosen by
+// the core.
+type labeled struct {
+	desc   *prometheus.Desc
+	kind   prometheus.ValueType
+	values func(*im.Stats) map[string]float64
+}
+
+func signed(m map[string]int64) map[string]float64 {
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		out[k] = float64(v)
+	}
+	return out
+}
+
+func unsigned(m map[string]uint64) map[string]float64 {
+	out := make(map[string]float64, len(m))
+	for k, v := range m {
+		out[k] = float64(v)
+	}
+	return out
 }
 
 // NewCollector returns a prometheus.Collector of the server's Stats (pass
@@ -71,6 +99,25 @@ func NewCollector(stats func() im.Stats) prometheus.Collector {
 	add("presence_online", gauge, "Users reading as online, those within the offline delay included.", func(s *im.Stats) float64 { return float64(s.PresenceOnline) })
 	add("presence_subscriptions", gauge, "Presence subscriptions held by open connections.", func(s *im.Stats) float64 { return float64(s.PresenceSubscriptions) })
 	add("presence_watched_users", gauge, "Users with at least one presence subscriber.", func(s *im.Stats) float64 { return float64(s.PresenceWatched) })
+	add("online_users", gauge, "Users with at least one authenticated session on this server.", func(s *im.Stats) float64 { return float64(s.OnlineUsers) })
+	add("queued_frames", gauge, "Frames waiting to be written to the authenticated sessions.", func(s *im.Stats) float64 { return float64(s.QueuedFrames) })
+	add("queued_bytes", gauge, "Bytes waiting to be written to the authenticated sessions, as counted against the queue's bound.", func(s *im.Stats) float64 { return float64(s.QueuedBytes) })
+	add("queue_largest_frames", gauge, "Frames waiting in the longest queue of one session.", func(s *im.Stats) float64 { return float64(s.LargestQueueFrames) })
+	add("queue_largest_bytes", gauge, "Bytes waiting in the heaviest queue of one session.", func(s *im.Stats) float64 { return float64(s.LargestQueueBytes) })
+	addLabeled := func(name, label string, kind prometheus.ValueType, help string, values func(*im.Stats) map[string]float64) {
+		c.labeled = append(c.labeled, labeled{
+			desc:   prometheus.NewDesc("imserver_"+name, help, []string{label}, nil),
+			kind:   kind,
+			values: values,
+		})
+	}
+	addLabeled("connections_by_transport", "transport", gauge, "Open client connections by transport.", func(s *im.Stats) map[string]float64 { return signed(s.ConnectionsByTransport) })
+	addLabeled("sessions_by_platform", "platform", gauge, "Authenticated sessions by the platform the client reported.", func(s *im.Stats) map[string]float64 { return signed(s.SessionsByPlatform) })
+	addLabeled("messages_stored_by_type_total", "type", counter, "New messages committed, by message type.", func(s *im.Stats) map[string]float64 { return unsigned(s.MessagesByType) })
+	addLabeled("sends_refused_by_code_total", "code", counter, "Sends answered with an error, by protocol error code.", func(s *im.Stats) map[string]float64 { return unsigned(s.SendsRefusedByCode) })
+	c.sendLatency = prometheus.NewDesc("imserver_send_ack_duration_seconds", "Client sends that reached a commit, by the time from their frame being read to their acknowledgement being queued.", nil, nil)
+	c.queueDelay = prometheus.NewDesc("imserver_queue_delay_seconds", "Batches written to clients, by how long their oldest frame can have waited in the connection's queue.", nil, nil)
+	c.syncSeconds = prometheus.NewDesc("imserver_sync_duration_seconds", "Sync requests by handling time, from the frame being read to the response being queued.", []string{"request"}, nil)
 	c.commitSeconds = prometheus.NewDesc("imserver_store_commit_duration_seconds", "Store commits by duration.", nil, nil)
 	c.commitBatch = prometheus.NewDesc("imserver_store_commit_batch_size", "Store commits by size, in messages.", nil, nil)
 	return c
@@ -81,8 +128,14 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, m := range c.metrics {
 		ch <- m.desc
 	}
+	for _, m := range c.labeled {
+		ch <- m.desc
+	}
 	ch <- c.commitSeconds
 	ch <- c.commitBatch
+	ch <- c.sendLatency
+	ch <- c.queueDelay
+	ch <- c.syncSeconds
 }
 
 // Collect reads Stats once, so a scrape's figures are one snapshot.
@@ -91,17 +144,26 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, m := range c.metrics {
 		ch <- prometheus.MustNewConstMetric(m.desc, m.kind, m.value(&st))
 	}
+	for _, m := range c.labeled {
+		for value, v := range m.values(&st) {
+			ch <- prometheus.MustNewConstMetric(m.desc, m.kind, v, value)
+		}
+	}
 	ch <- constHistogram(c.commitSeconds, st.CommitSeconds)
 	ch <- constHistogram(c.commitBatch, st.CommitBatch)
+	ch <- constHistogram(c.sendLatency, st.SendLatency)
+	ch <- constHistogram(c.queueDelay, st.QueueDelay)
+	ch <- constHistogram(c.syncSeconds, st.BatchSyncSeconds, "batch_sync")
+	ch <- constHistogram(c.syncSeconds, st.SyncRangeSeconds, "sync_range")
 }
 
 // constHistogram passes an im.Histogram on; both count cumulatively.
-func constHistogram(desc *prometheus.Desc, h im.Histogram) prometheus.Metric {
+func constHistogram(desc *prometheus.Desc, h im.Histogram, labels ...string) prometheus.Metric {
 	buckets := make(map[float64]uint64, len(h.Bounds))
 	for i, b := range h.Bounds {
 		buckets[b] = h.Counts[i]
 	}
-	return prometheus.MustNewConstHistogram(desc, h.Count, h.Sum, buckets)
+	return prometheus.MustNewConstHistogram(desc, h.Count, h.Sum, buckets, labels...)
 }
 
 // NewRegistry returns a registry holding NewCollector(stats), the
