@@ -159,6 +159,12 @@ type api struct {
 
 // NewHandler returns the API's http.Handler.
 func NewHandler(opts Options) http.Handler {
+	return newHandler(opts, AdminHistoryInterval)
+}
+
+// newHandler is NewHandler sampling the admin history every historyEvery,
+// which tests shorten.
+func newHandler(opts Options, historyEvery time.Duration) http.Handler {
 	if nilPointer(opts.Accounts) {
 		// A nil *auth.Accounts in the interface means none, as the
 		// field's type used to say; calling it would panic. Checked
@@ -222,7 +228,7 @@ func NewHandler(opts Options) http.Handler {
 		a.handleFiles(r)
 	}
 	if opts.AdminToken != "" {
-		a.handleAdmin(r, opts.AdminToken)
+		a.handleAdmin(r, opts.AdminToken, historyEvery)
 	}
 	return withCORS(cleanFilePaths(r.finish()), opts.AllowedOrigins)
 }
