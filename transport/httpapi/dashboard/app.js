@@ -8,7 +8,7 @@
 (function () {
   const TOKEN_KEY = 'imserver-admin-token';
   const POLL_MS = 2000;
-  const WINDOW_MS = 10 * 60 * 1000; // the charts' time span
+  const HISTORY_LEN = 300; // points the server keeps (AdminHistoryLen)
 
   const $ = (id) => document.getElementById(id);
 
@@ -16,6 +16,7 @@
   let pollTimer = 0;
   let running = false;
   let history = []; // points of /admin/api/history, oldest first
+  let intervalMs = 2000; // the history's sampling interval
   let sessionsKey = '';
 
   class APIError extends Error {
@@ -138,6 +139,7 @@
       if (!running) {
         return;
       }
+      intervalMs = hist.interval || intervalMs;
       addHistory(hist.points);
       renderFigures(stats);
       renderCharts();
@@ -166,7 +168,10 @@
         history.push(p);
       }
     }
-    const oldest = Date.now() - WINDOW_MS;
+    if (!history.length) {
+      return;
+    }
+    const oldest = history[history.length - 1].t - HISTORY_LEN * intervalMs;
     while (history.length && history[0].t < oldest) {
       history.shift();
     }
@@ -250,21 +255,36 @@
     },
   ];
 
+  // chartSpan is the time the charts' x axis spans, in milliseconds: the
+  // history there is, from 60 intervals (2 minutes at 2 s) up to all the
+  // server keeps, so that a server just started fills its charts too.
+  function chartSpan(now) {
+    const have = history.length ? now - history[0].t : 0;
+    return Math.min(HISTORY_LEN * intervalMs, Math.max(60 * intervalMs, have));
+  }
+
+  function ago(ms) {
+    const s = Math.round(ms / 1000);
+    return s >= 120 ? '−' + Math.round(s / 60) + ' min' : '−' + s + ' s';
+  }
+
   function renderCharts() {
-    const now = Date.now();
+    // The server's clock, not the browser's, which may be off.
+    const now = history.length ? history[history.length - 1].t : Date.now();
     for (const c of charts) {
       drawChart($('chart-' + c.id), c, now);
       renderLegend($('legend-' + c.id), c);
     }
   }
 
-  // niceMax rounds v up to 1, 2 or 5 times a power of ten.
+  // niceMax rounds v up to 1, 2, 4 or 8 times a power of ten, which four
+  // grid lines divide evenly.
   function niceMax(v) {
     if (!(v > 0)) {
       return 1;
     }
     const p = Math.pow(10, Math.floor(Math.log10(v)));
-    for (const m of [1, 2, 5, 10]) {
+    for (const m of [1, 2, 4, 8, 10]) {
       if (v <= m * p) {
         return m * p;
       }
@@ -293,7 +313,8 @@
       }
     }
     max = niceMax(max);
-    const x = (t) => left + ((t - (now - WINDOW_MS)) / WINDOW_MS) * pw;
+    const span = chartSpan(now);
+    const x = (t) => left + ((t - (now - span)) / span) * pw;
     const y = (v) => top + ph - (v / max) * ph;
 
     g.font = '11px system-ui, sans-serif';
@@ -313,9 +334,9 @@
     }
     g.textBaseline = 'top';
     g.textAlign = 'left';
-    g.fillText('−10 min', left, top + ph + 5);
+    g.fillText(ago(span), left, top + ph + 5);
     g.textAlign = 'center';
-    g.fillText('−5 min', left + pw / 2, top + ph + 5);
+    g.fillText(ago(span / 2), left + pw / 2, top + ph + 5);
     g.textAlign = 'right';
     g.fillText('now', left + pw, top + ph + 5);
 
@@ -324,7 +345,7 @@
     for (const s of chart.series) {
       g.strokeStyle = s.color;
       g.fillStyle = s.color;
-      const pts = history.filter((p) => p.t >= now - WINDOW_MS);
+      const pts = history.filter((p) => p.t >= now - span);
       if (pts.length === 1) {
         g.beginPath();
         g.arc(x(pts[0].t), y(pts[0][s.key]), 2.5, 0, 2 * Math.PI);
@@ -445,16 +466,18 @@
   }
 
   async function kick(body, what) {
-    const status = $('status');
+    const result = $('kick-result');
     try {
       const res = await api('POST', '/admin/api/kick', body);
-      status.textContent = 'Kicked ' + what + ': ' + res.kicked + (res.kicked === 1 ? ' session' : ' sessions') + ' disconnected';
+      result.textContent = 'Kicked ' + what + ': ' + res.kicked + (res.kicked === 1 ? ' session' : ' sessions') + ' disconnected.';
+      result.className = 'result ok';
     } catch (e) {
       if (e.status === 401) {
         showLogin('The server no longer accepts the admin token (HTTP 401). Log in again.');
         return;
       }
-      status.textContent = 'Could not kick ' + what + ': ' + e.message;
+      result.textContent = 'Could not kick ' + what + ': ' + e.message;
+      result.className = 'result fail';
     }
     poll();
   }
