@@ -75,7 +75,7 @@ type config struct {
 	WSOrigins     string
 	CORSOrigins   string
 	MetricsToken  string
-	AdminToken    string // serves /admin/api/ on the HTTP API port; empty: off
+	AdminToken    string // serves /admin/api/ and the dashboard /admin on the HTTP API port; empty: off
 	TLSCert       string
 	TLSKey        string
 	ShutdownGrace time.Duration

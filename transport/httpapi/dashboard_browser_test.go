@@ -293,6 +293,12 @@ func TestDashboardInBrowser(t *testing.T) {
 	// Logging out forgets the token.
 	do(chromedp.Click(chromedp.CSS("#logout")), chromedp.WaitVisible(chromedp.CSS("#login-form")))
 	require.Equal(t, "", eval(`sessionStorage.getItem('imserver-admin-token') || ''`))
+
+	// A kept token the server no longer takes leads back to the form.
+	eval(`sessionStorage.setItem('imserver-admin-token', 'an-old-token-0123456789abcdefghijklmnop'); 'ok'`)
+	do(chromedp.Reload(), chromedp.WaitVisible(chromedp.CSS("#login-error")))
+	require.Contains(t, text("#login-error"), "no longer accepts the admin token")
+	require.Equal(t, "", eval(`sessionStorage.getItem('imserver-admin-token') || ''`))
 	errs.check(t)
 }
 

@@ -14,7 +14,9 @@
 
   let token = sessionStorage.getItem(TOKEN_KEY) || '';
   let pollTimer = 0;
-  let running = false;
+  let running = false; // logged in and polling
+  let polling = false; // a poll is waiting for the server
+  let pollAgain = false; // poll again as soon as it is done
   let history = []; // points of /admin/api/history, oldest first
   let intervalMs = 2000; // the history's sampling interval
   let sessionsKey = '';
@@ -99,6 +101,14 @@
     start();
   }
 
+  // tokenRefused goes back to the login form when the server stops
+  // accepting the token (it was changed and the server restarted).
+  function tokenRefused() {
+    token = '';
+    sessionStorage.removeItem(TOKEN_KEY);
+    showLogin('The server no longer accepts the admin token (HTTP 401). Log in again.');
+  }
+
   function logout() {
     token = '';
     sessionStorage.removeItem(TOKEN_KEY);
@@ -123,12 +133,35 @@
   }
 
   // poll reads the figures, the new history points and the sessions,
-  // then schedules itself: one poll at a time, however slow the server.
+  // then schedules the next poll. One poll at a time, however slow the
+  // server: a poll asked for while one runs (after a kick) runs when it
+  // ends.
   async function poll() {
+    if (polling) {
+      pollAgain = true;
+      return;
+    }
     clearTimeout(pollTimer);
     if (!running) {
       return;
     }
+    polling = true;
+    try {
+      await update();
+    } finally {
+      polling = false;
+    }
+    if (running) {
+      if (pollAgain) {
+        pollAgain = false;
+        poll();
+      } else {
+        pollTimer = setTimeout(poll, POLL_MS);
+      }
+    }
+  }
+
+  async function update() {
     const since = history.length ? history[history.length - 1].t : 0;
     try {
       const [stats, hist, sessions] = await Promise.all([
@@ -148,17 +181,12 @@
       $('status').textContent = 'Updated ' + new Date().toLocaleTimeString() + ' · every ' + POLL_MS / 1000 + ' s';
     } catch (e) {
       if (e.status === 401) {
-        token = '';
-        sessionStorage.removeItem(TOKEN_KEY);
-        showLogin('The server no longer accepts the admin token (HTTP 401). Log in again.');
+        tokenRefused();
         return;
       }
       const err = $('app-error');
       err.textContent = 'Could not update: ' + e.message;
       err.hidden = false;
-    }
-    if (running) {
-      pollTimer = setTimeout(poll, POLL_MS);
     }
   }
 
@@ -473,7 +501,7 @@
       result.className = 'result ok';
     } catch (e) {
       if (e.status === 401) {
-        showLogin('The server no longer accepts the admin token (HTTP 401). Log in again.');
+        tokenRefused();
         return;
       }
       result.textContent = 'Could not kick ' + what + ': ' + e.message;
@@ -498,7 +526,7 @@
       form.reset();
     } catch (e) {
       if (e.status === 401) {
-        showLogin('The server no longer accepts the admin token (HTTP 401). Log in again.');
+        tokenRefused();
         return;
       }
       result.textContent = 'Not sent: ' + e.message;
