@@ -43,9 +43,9 @@ type adminHistoryPoint struct {
 	CommitsPerSec   float64 `json:"commitsPerSec"`
 	// CommitMillis is the mean commit time over the interval; 0 when
 	// there was no commit.
-	CommitMillis   float64 `json:"commitMillis"`
-	RefusedPerSec  float64 `json:"refusedPerSec"`
-	DuplicatesPerS float64 `json:"duplicatesPerSec"`
+	CommitMillis     float64 `json:"commitMillis"`
+	RefusedPerSec    float64 `json:"refusedPerSec"`
+	DuplicatesPerSec float64 `json:"duplicatesPerSec"`
 }
 
 // history samples the Server's Stats every interval into a ring of
@@ -150,12 +150,12 @@ func (h *history) points(since int64) []adminHistoryPoint {
 		p := adminHistoryPoint{
 			T:           t,
 			Connections: cur.connections, Sessions: cur.sessions, OnlineUsers: cur.online,
-			MessagesPerSec:  rate(prev.stored, cur.stored),
-			FramesInPerSec:  rate(prev.framesIn, cur.framesIn),
-			FramesOutPerSec: rate(prev.framesOut, cur.framesOut),
-			CommitsPerSec:   rate(prev.commits, cur.commits),
-			RefusedPerSec:   rate(prev.refused, cur.refused),
-			DuplicatesPerS:  rate(prev.dup, cur.dup),
+			MessagesPerSec:   rate(prev.stored, cur.stored),
+			FramesInPerSec:   rate(prev.framesIn, cur.framesIn),
+			FramesOutPerSec:  rate(prev.framesOut, cur.framesOut),
+			CommitsPerSec:    rate(prev.commits, cur.commits),
+			RefusedPerSec:    rate(prev.refused, cur.refused),
+			DuplicatesPerSec: rate(prev.dup, cur.dup),
 		}
 		if n := cur.commits - prev.commits; cur.commits > prev.commits && cur.commitNanos >= prev.commitNanos {
 			p.CommitMillis = float64(cur.commitNanos-prev.commitNanos) / float64(n) / 1e6
