@@ -75,7 +75,7 @@ type config struct {
 	WSOrigins     string
 	CORSOrigins   string
 	MetricsToken  string
-	AdminToken    string // serves /admin/api/ on the HTTP API port; empty: off
+	AdminToken    string // serves /admin/api/ and the dashboard /admin on the HTTP API port; empty: off
 	TLSCert       string
 	TLSKey        string
 	ShutdownGrace time.Duration
@@ -162,7 +162,7 @@ func settings(c *config) []setting {
 		{"login-subnet-rate", "IM_LOGIN_SUBNET_RATE", "logins and registrations a minute from one /24 (IPv4) or /64 (IPv6) subnet", num(&c.SubnetAttempts, auth.DefaultSubnetAttempts)},
 		{"debug-addr", "IM_DEBUG_ADDR", "listen address for /debug/pprof and /metrics (empty disables; keep it private)", str(&c.DebugAddr, "")},
 		{"metrics-token", "IM_METRICS_TOKEN", "also serve /metrics on the HTTP API port to requests with \"Authorization: Bearer <token>\" (empty: only on -debug-addr)", str(&c.MetricsToken, "")},
-		{"admin-token", "IM_ADMIN_TOKEN", "serve the admin API (/admin/api/: sessions, kick, system messages, broadcast, lookups, stats) on the HTTP API port to requests with \"Authorization: Bearer <token>\"; at least 32 characters (openssl rand -hex 32); empty: off", str(&c.AdminToken, "")},
+		{"admin-token", "IM_ADMIN_TOKEN", "serve the admin API (/admin/api/: sessions, kick, system messages, broadcast, lookups, stats, history) on the HTTP API port to requests with \"Authorization: Bearer <token>\", and the dashboard over it at /admin; at least 32 characters (openssl rand -hex 32); empty: off", str(&c.AdminToken, "")},
 		{"max-conns-per-ip", "IM_MAX_CONNS_PER_IP", "open TCP connections, and open WebSockets, one client IP address may hold (negative: unlimited)", num(&c.MaxConnsPerIP, iplimitDefault)},
 		{"http-read-timeout", "IM_HTTP_READ_TIMEOUT", "time an HTTP client has to send a whole request, body included (a file upload instead goes on while bytes move)", dur(&c.HTTPRead, 30*time.Second)},
 		{"http-write-timeout", "IM_HTTP_WRITE_TIMEOUT", "time to answer an HTTP API request, from the end of its headers (a file download instead goes on while bytes move)", dur(&c.HTTPWrite, 60*time.Second)},

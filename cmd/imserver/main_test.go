@@ -320,8 +320,8 @@ func TestMetricsTokenAndCORS(t *testing.T) {
 	require.Empty(t, h.Get("Access-Control-Allow-Origin"))
 }
 
-// -admin-token serves the admin API to that token only, and never logs it;
-// without it the routes are not there.
+// -admin-token serves the admin API to that token only, and never logs it,
+// and the dashboard at /admin; without it neither is there.
 func TestAdminToken(t *testing.T) {
 	const token = "admin-5c1e9a7f3b2d4e6f8a0b1c2d3e4f5a6b"
 	logs := new(syncBuffer)
@@ -334,9 +334,19 @@ func TestAdminToken(t *testing.T) {
 	require.Equal(t, http.StatusUnauthorized, status)
 	require.Contains(t, logs.String(), "admin: read stats")
 	require.NotContains(t, logs.String(), token[1:])
+	status, h, body := getStatus(t, base+"/admin", "", "")
+	require.Equal(t, http.StatusOK, status)
+	require.Equal(t, "text/html; charset=utf-8", h.Get("Content-Type"))
+	require.Contains(t, h.Get("Content-Security-Policy"), "frame-ancestors 'none'")
+	require.Contains(t, body, "/admin/app.js")
+	status, _, body = getStatus(t, base+"/admin/api/history", "Bearer "+token, "")
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, `"interval":2000`)
 
 	l, _ = start(t, t.TempDir(), new(syncBuffer))
 	status, _, _ = getStatus(t, "http://"+l.HTTP.String()+"/admin/api/stats", "Bearer "+token, "")
+	require.Equal(t, http.StatusNotFound, status)
+	status, _, _ = getStatus(t, "http://"+l.HTTP.String()+"/admin", "", "")
 	require.Equal(t, http.StatusNotFound, status)
 }
 

@@ -35,7 +35,8 @@ const (
 // adminAPI serves /admin/api/.
 type adminAPI struct {
 	*api
-	token []byte
+	token   []byte
+	history *history
 
 	mu            sync.Mutex
 	lastBroadcast time.Time // when the last accepted broadcast started
@@ -55,8 +56,9 @@ func checkAdminOptions(opts Options) error {
 	return nil
 }
 
-func (a *api) handleAdmin(r *router, token string) {
-	ad := &adminAPI{api: a, token: []byte(token)}
+func (a *api) handleAdmin(r *router, token string, historyEvery time.Duration) {
+	ad := &adminAPI{api: a, token: []byte(token), history: startHistory(a.server, historyEvery)}
+	a.handleDashboard(r)
 	r.handle(http.MethodGet, "/admin/api/sessions", ad.authed(ad.serveSessions))
 	r.handle(http.MethodPost, "/admin/api/kick", ad.authed(ad.serveKick))
 	r.handle(http.MethodPost, "/admin/api/message", ad.authed(ad.serveMessage))
@@ -64,6 +66,7 @@ func (a *api) handleAdmin(r *router, token string) {
 	r.handle(http.MethodGet, "/admin/api/user/{id}", ad.authed(ad.serveUser))
 	r.handle(http.MethodGet, "/admin/api/group/{id}", ad.authed(ad.serveGroup))
 	r.handle(http.MethodGet, "/admin/api/stats", ad.authed(ad.serveStats))
+	r.handle(http.MethodGet, "/admin/api/history", ad.authed(ad.serveHistory))
 }
 
 // authed runs h for a request carrying the admin token, or answers 401.
@@ -89,6 +92,13 @@ func (ad *adminAPI) authed(h http.HandlerFunc) http.HandlerFunc {
 // its address, since everyone with the token is the operator.
 func (ad *adminAPI) logf(r *http.Request, format string, args ...any) {
 	ad.log.InfoContext(r.Context(), fmt.Sprintf(format, args...), "route", r.Method+" "+r.URL.Path, "remote", r.RemoteAddr)
+}
+
+// debugf is logf at debug, for the reads an open dashboard repeats every
+// few seconds (stats, history, the session list), which at info would
+// bury what the operator did.
+func (ad *adminAPI) debugf(r *http.Request, format string, args ...any) {
+	ad.log.DebugContext(r.Context(), fmt.Sprintf(format, args...), "route", r.Method+" "+r.URL.Path, "remote", r.RemoteAddr)
 }
 
 // fail answers err and logs the failed call.
@@ -141,7 +151,7 @@ func (ad *adminAPI) serveSessions(w http.ResponseWriter, r *http.Request) {
 	if len(list) == limit {
 		page.Next = list[len(list)-1].ID
 	}
-	ad.logf(r, "admin: listed %d sessions", len(list))
+	ad.debugf(r, "admin: listed %d sessions", len(list))
 	writeOK(w, page)
 }
 
@@ -358,6 +368,6 @@ func (ad *adminAPI) serveGroup(w http.ResponseWriter, r *http.Request) {
 
 func (ad *adminAPI) serveStats(w http.ResponseWriter, r *http.Request) {
 	st := ad.server.Stats()
-	ad.logf(r, "admin: read stats")
+	ad.debugf(r, "admin: read stats")
 	writeOK(w, st)
 }

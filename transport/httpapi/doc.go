@@ -302,10 +302,12 @@
 // Served when Options.AdminToken is set (at least MinAdminTokenLen bytes)
 // to requests with "Authorization: Bearer <AdminToken>", compared in
 // constant time; anything else, a user's token included, gets HTTP 401
-// with code 100. Without a token they answer 404. Every call is logged at
-// info with its route, target and outcome ("admin: kicked user u1 (2
-// sessions)") and the caller's address; refused ones at warn. Answers are
-// the envelope, marked Cache-Control: no-store. docs/ADMIN.md has the shapes.
+// with code 100. Without a token they answer 404. Every call is logged
+// with its route, target and outcome ("admin: kicked user u1 (2
+// sessions)") and the caller's address: at info, except the reads a
+// dashboard repeats (sessions, stats, history), which are logged at debug;
+// refused ones at warn. Answers are the envelope, marked Cache-Control:
+// no-store. docs/ADMIN.md has the shapes.
 //
 //	GET  /admin/api/sessions   ?limit=1..1000 (default 100)&after=<sessionID>:
 //	                           {"sessions":[session],"next"} (next: the after
@@ -323,9 +325,22 @@
 //	GET  /admin/api/group/{id} {"group","members":[member]}, whoever may see it
 //	GET  /admin/api/stats      im.Stats, by its Go field names (durations in
 //	                           nanoseconds)
+//	GET  /admin/api/history    ?since=<Unix ms>: {"interval","points":[point]},
+//	                           the figures sampled every AdminHistoryInterval,
+//	                           the last AdminHistoryLen of them, oldest first
 //
 // A session is {"sessionID","userID","platform","transport","address",
 // "since"} (since: Unix milliseconds).
+//
+// The same token also opens the dashboard, a web page served at GET /admin
+// (and /admin/) from files embedded in the binary, which reads and calls
+// the routes above from the browser. The page and its script and style
+// load without the token, which the page asks for; they are served with a
+// Content-Security-Policy that allows only their own script and style
+// and no framing. The history is sampled by a goroutine that
+// NewHandler starts and the Server stops: it registers with
+// Options.Server (im.Server.RegisterTransport), whose Shutdown and Close
+// end it.
 //
 // # Security
 //
@@ -335,6 +350,6 @@
 // # Concurrency
 //
 // The handler is safe for concurrent use; its only state of its own
-// beyond Options is the upload quotas of recent clients and the time of
-// the last admin broadcast.
+// beyond Options is the upload quotas of recent clients, the time of
+// the last admin broadcast and the admin history.
 package httpapi

@@ -108,10 +108,13 @@ type Options struct {
 
 	// AdminToken, if set, serves the admin API (/admin/api/..., see the
 	// package documentation) to requests carrying "Authorization: Bearer
-	// <AdminToken>"; others get 401, users' tokens included. Empty, the
-	// default, leaves those routes out (they answer 404). It needs
+	// <AdminToken>"; others get 401, users' tokens included. It also
+	// serves the dashboard at /admin, whose page asks for the token. Empty,
+	// the default, leaves those routes out (they answer 404). It needs
 	// Server; NewHandler panics if it is set without one or is shorter
-	// than MinAdminTokenLen bytes.
+	// than MinAdminTokenLen bytes. With it, NewHandler starts sampling
+	// Server's Stats for /admin/api/history in a goroutine, which
+	// Server's Shutdown and Close stop.
 	AdminToken string
 }
 
@@ -159,6 +162,12 @@ type api struct {
 
 // NewHandler returns the API's http.Handler.
 func NewHandler(opts Options) http.Handler {
+	return newHandler(opts, AdminHistoryInterval)
+}
+
+// newHandler is NewHandler sampling the admin history every historyEvery,
+// which tests shorten.
+func newHandler(opts Options, historyEvery time.Duration) http.Handler {
 	if nilPointer(opts.Accounts) {
 		// A nil *auth.Accounts in the interface means none, as the
 		// field's type used to say; calling it would panic. Checked
@@ -222,7 +231,7 @@ func NewHandler(opts Options) http.Handler {
 		a.handleFiles(r)
 	}
 	if opts.AdminToken != "" {
-		a.handleAdmin(r, opts.AdminToken)
+		a.handleAdmin(r, opts.AdminToken, historyEvery)
 	}
 	return withCORS(cleanFilePaths(r.finish()), opts.AllowedOrigins)
 }

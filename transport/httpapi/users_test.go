@@ -45,6 +45,12 @@ func setupUsers(t *testing.T, cfg func(*im.Config)) *usersEnv {
 // setupUsersWith is setupUsers with a say in the handler's Options too.
 func setupUsersWith(t *testing.T, cfg func(*im.Config), opts func(*httpapi.Options)) *usersEnv {
 	t.Helper()
+	return setupUsersHandler(t, cfg, opts, httpapi.NewHandler)
+}
+
+// setupUsersHandler is setupUsersWith making the handler with newHandler.
+func setupUsersHandler(t *testing.T, cfg func(*im.Config), opts func(*httpapi.Options), newHandler func(httpapi.Options) http.Handler) *usersEnv {
+	t.Helper()
 	mem := memstore.New()
 	tokens, err := auth.NewJWT(auth.JWTConfig{Secret: groupSecret, Lifetime: time.Hour})
 	require.NoError(t, err)
@@ -72,7 +78,7 @@ func setupUsersWith(t *testing.T, cfg func(*im.Config), opts func(*httpapi.Optio
 	if opts != nil {
 		opts(&o)
 	}
-	hs := httptest.NewServer(httpapi.NewHandler(o))
+	hs := httptest.NewServer(newHandler(o))
 	t.Cleanup(func() {
 		hs.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
