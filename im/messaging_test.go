@@ -262,6 +262,20 @@ func TestSlowReaderIsDisconnectedAndResyncs(t *testing.T) {
 	require.Equal(t, upTo(1, n), seqs(got), "the slow device recovers everything by sync")
 }
 
+func TestSystemMessageToUnknownUser(t *testing.T) {
+	srv := imtest.NewServer(t, imtest.Options{CheckRecipients: true})
+	ctx := testCtx(t)
+	acct, err := srv.Accounts.Register(ctx, "bobby", "correct horse", "Bob")
+	require.NoError(t, err)
+	before := srv.Stats().MessagesStored
+	_, err = srv.SendSystemMessage(ctx, "nobody", im.TextMessage, []byte("hello?"))
+	require.ErrorIs(t, err, im.ErrNotFound)
+	require.Equal(t, before, srv.Stats().MessagesStored, "nothing was stored")
+	m, err := srv.SendSystemMessage(ctx, acct.UserID, im.TextMessage, []byte("hello"))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), m.Seq)
+}
+
 func TestSystemMessagesAndGoAPI(t *testing.T) {
 	srv := imtest.NewServer(t, imtest.Options{})
 	a := srv.Dial(t, "tcp", alice)

@@ -377,9 +377,16 @@ func (s *Server) SendMessage(ctx context.Context, req SendRequest) (Message, err
 // SendSystemMessage sends a message from the server itself (sender
 // Config.SystemSender) to userID, in the user's system conversation
 // (SystemConversationID), which every session of the user receives and syncs.
+// With a Config.Users directory, a user it does not know is refused
+// (ErrNotFound, CodeUserNotFound) and nothing is stored.
 func (s *Server) SendSystemMessage(ctx context.Context, userID string, typ MessageType, content []byte) (Message, error) {
 	if !validID(userID) || len(SystemConversationID(userID)) > MaxConversationIDLen {
 		return Message{}, errorf(CodeInvalidArgument, ErrInvalidArgument, "user id is not valid")
+	}
+	// A notice to nobody would open a system conversation no one can
+	// ever read, under an id someone may register later.
+	if err := s.checkUserExists(ctx, userID); err != nil {
+		return Message{}, err
 	}
 	now := time.Now()
 	return s.sendAPI(ctx, draft{

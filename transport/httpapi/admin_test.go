@@ -258,6 +258,10 @@ func TestAdminSystemMessage(t *testing.T) {
 	}
 	r = e.admin(t, "Bearer "+adminToken, http.MethodPost, "/admin/api/message", "")
 	require.Equal(t, 2, r.code)
+	// A user the server does not know gets no system conversation.
+	r = e.admin(t, "Bearer "+adminToken, http.MethodPost, "/admin/api/message", `{"userID":"nobody-here","content":"x"}`)
+	require.NotEqual(t, 0, r.code, "%s", r.raw)
+	require.Contains(t, r.message, "does not exist")
 	// Nothing else reached the user.
 	select {
 	case p := <-c.Pushes():
