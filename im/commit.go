@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -368,6 +369,9 @@ func (s *Server) deliver(m Message, op *commitOp) {
 		}
 	}
 	if gid, ok := groupOf(m.ConversationID); ok {
+		// A group's push goes to many connections: each transport
+		// encodes it once for all of them.
+		f.Shared = new(wire.Encodings)
 		// The members as they are now, which is who can sync it. The
 		// cache is never loaded here: that would stall every delivery
 		// behind one store read.
