@@ -283,12 +283,13 @@ type committed struct {
 // the batch's order.
 //
 // New messages of one group that follow each other in the batch are
-// pushed together (groupRun): each member's connection takes all of them
+// pushed together (groupRun, up to runLimit): each member's connection takes all of them
 // at once, and writes them with one system call, where one message at a
 // time would wake its writer and cost a write per message. Their sends are
 // completed once they are pushed, in order with the rest.
 func (c *committer) finish(b committed) {
 	var run groupRun
+	limit := runLimit(c.srv.cfg.SendQueue)
 	waiting := 0 // b.ops[waiting:i] are pushed or in run, and not yet done
 	for i, op := range b.ops {
 		var r AppendResult
@@ -302,7 +303,7 @@ func (c *committer) finish(b committed) {
 			default:
 				c.srv.stats.stored.Add(1)
 				if set, ok := c.srv.runnable(r.Message, op); ok {
-					if !run.fits(r.Message, set) {
+					if !run.fits(r.Message, set, limit) {
 						c.srv.deliverRun(&run)
 						waiting = c.complete(b, waiting, i)
 					}
@@ -464,15 +465,20 @@ type groupRun struct {
 
 func (r *groupRun) empty() bool { return len(r.msgs) == 0 }
 
-// fits reports whether m, to be pushed to set, may join the run.
-func (r *groupRun) fits(m Message, set *memberSet) bool {
-	return r.empty() || (m.ConversationID == r.conv && set == r.set && len(r.msgs) < maxRun)
+// fits reports whether m, to be pushed to set, may join the run of at
+// most limit messages.
+func (r *groupRun) fits(m Message, set *memberSet, limit int) bool {
+	return r.empty() || (m.ConversationID == r.conv && set == r.set && len(r.msgs) < limit)
 }
 
-// maxRun bounds the messages pushed together: a run's frames are queued at
-// once to each connection, whose queue bound (Config.SendQueue) they must
-// not overflow in one go.
-const maxRun = 64
+// runLimit bounds the messages pushed together: a run's frames are queued
+// at once to each connection, so a run takes at most a quarter of a
+// connection's queue (Config.SendQueue), where one message at a time gave
+// its writer a chance to drain the queue in between; and at most 64, past
+// which a larger write saves little.
+func runLimit(sendQueue int) int {
+	return max(1, min(64, sendQueue/4))
+}
 
 func (r *groupRun) add(m Message, op *commitOp, set *memberSet) {
 	r.conv, r.set = m.ConversationID, set
