@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/im/wire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -280,16 +282,22 @@ type committed struct {
 	err     error
 }
 
-// finish pushes the batch's new messages and completes its operations.
+// finish pushes the batch's new messages and completes its operations, in
+// the batch's order.
+//
+// New messages of one group that follow each other in the batch are
+// pushed together (groupRun, up to runLimit): each member's connection takes all of them
+// at once, and writes them with one system call, where one message at a
+// time would wake its writer and cost a write per message. Their sends are
+// completed once they are pushed, in order with the rest.
 func (c *committer) finish(b committed) {
-	// One clock read for the batch, not one per ack, taken when its first
-	// ack is due: the later acks of the batch are late by the pushes made
-	// between, which Stats.SendLatency leaves out.
-	var now time.Time
+	var run groupRun
+	limit := runLimit(c.srv.cfg.SendQueue)
+	waiting := 0 // b.ops[waiting:i] are pushed or in run, and not yet done
+	var clock time.Time
 	for i, op := range b.ops {
-		var r AppendResult
 		if b.err == nil {
-			r = b.results[i]
+			r := b.results[i]
 			c.srv.groupCommitted(op, r)
 			switch {
 			case r.Err != nil:
@@ -298,17 +306,46 @@ func (c *committer) finish(b committed) {
 			default:
 				c.srv.stats.stored.Add(1)
 				c.srv.stats.byType[stripe(op)].n[typeIndex(r.Message.Type)].Add(1)
+				if set, ok := c.srv.runnable(r.Message, op); ok {
+					if !run.fits(r.Message, set, limit) {
+						c.srv.deliverRun(&run)
+						waiting = c.complete(b, waiting, i, &clock)
+					}
+					run.add(r.Message, op, set)
+					continue
+				}
+				c.srv.deliverRun(&run)
 				c.srv.deliver(r.Message, op)
 			}
 		}
+		if run.empty() {
+			waiting = c.complete(b, waiting, i+1, &clock)
+		}
+	}
+	c.srv.deliverRun(&run)
+	c.complete(b, waiting, len(b.ops), &clock)
+}
+
+// complete calls done for b.ops[from:to] and returns to. It observes each
+// send's latency with one clock read for the batch, not one per ack, taken
+// in *clock when the batch's first ack is due: the later acks of the batch
+// are late by the pushes made between, which Stats.SendLatency leaves out.
+func (c *committer) complete(b committed, from, to int, clock *time.Time) int {
+	for i := from; i < to; i++ {
+		op := b.ops[i]
+		var r AppendResult
+		if b.err == nil {
+			r = b.results[i]
+		}
 		if op.read != 0 {
-			if now.IsZero() {
-				now = time.Now()
+			if clock.IsZero() {
+				*clock = time.Now()
 			}
-			c.srv.stats.sendLatency.observe(op.origin.stripe, latencyBounds, nanosSince(op.read, now))
+			c.srv.stats.sendLatency.observe(op.origin.stripe, latencyBounds, nanosSince(op.read, *clock))
 		}
 		op.done(r, b.err)
 	}
+	return to
 }
 
 // stripe is the stats stripe for op: its sender's connection's, or for a
@@ -391,6 +428,9 @@ func (s *Server) deliver(m Message, op *commitOp) {
 		}
 	}
 	if gid, ok := groupOf(m.ConversationID); ok {
+		// A group's push goes to many connections: each transport
+		// encodes it once for all of them.
+		f.Shared = new(wire.Encodings)
 		// The members as they are now, which is who can sync it. The
 		// cache is never loaded here: that would stall every delivery
 		// behind one store read.
@@ -433,6 +473,139 @@ func (s *Server) deliver(m Message, op *commitOp) {
 	if s.after != nil {
 		s.queueAfterSend(m)
 	}
+}
+
+// groupRun is new messages of one group, committed one after the other,
+// to be pushed together to the same members (Server.deliverRun).
+type groupRun struct {
+	conv    string
+	set     *memberSet
+	msgs    []Message
+	frames  []Frame
+	refs    []*pushRef
+	origins []*session
+}
+
+func (r *groupRun) empty() bool { return len(r.msgs) == 0 }
+
+// fits reports whether m, to be pushed to set, may join the run of at
+// most limit messages.
+func (r *groupRun) fits(m Message, set *memberSet, limit int) bool {
+	return r.empty() || (m.ConversationID == r.conv && set == r.set && len(r.msgs) < limit)
+}
+
+// runLimit bounds the messages pushed together: a run's frames are queued
+// at once to each connection, so a run takes at most a quarter of a
+// connection's queue (Config.SendQueue), where one message at a time gave
+// its writer a chance to drain the queue in between; and at most 64, past
+// which a larger write saves little.
+func runLimit(sendQueue int) int {
+	return max(1, min(64, sendQueue/4))
+}
+
+func (r *groupRun) add(m Message, op *commitOp, set *memberSet) {
+	r.conv, r.set = m.ConversationID, set
+	r.msgs = append(r.msgs, m)
+	r.origins = append(r.origins, op.origin)
+}
+
+// runnable reports whether m, just stored for op, is a group message that
+// may be pushed in a run, and to which members: the group's cached
+// members, or those op saw if they are newer. A change to a group (whose
+// notice may go to users no longer members) and a group nobody knows the
+// members of are pushed alone, by deliver.
+func (s *Server) runnable(m Message, op *commitOp) (*memberSet, bool) {
+	gid, ok := groupOf(m.ConversationID)
+	if !ok || op.group != nil || len(op.also) > 0 {
+		return nil, false
+	}
+	set := s.groups.peek(gid)
+	if set == nil || (op.members != nil && op.members.version > set.version) {
+		set = op.members
+	}
+	return set, set != nil
+}
+
+// deliverRun pushes the messages of r to every live session of its members
+// except the one each came from, as deliver does for one, and empties r.
+func (s *Server) deliverRun(r *groupRun) {
+	if r.empty() {
+		return
+	}
+	defer func() {
+		clear(r.msgs)
+		clear(r.frames)
+		clear(r.refs)
+		clear(r.origins)
+		r.msgs, r.frames, r.refs, r.origins = r.msgs[:0], r.frames[:0], r.refs[:0], r.origins[:0]
+		r.set = nil
+	}()
+	kept := 0
+	for i, m := range r.msgs {
+		body, err := proto.Marshal(&imv1.PushMessage{Message: toWire(m)})
+		if err != nil {
+			s.log.Error("marshal push", "conv", m.ConversationID, "seq", m.Seq, "err", err)
+			continue
+		}
+		r.msgs[kept], r.origins[kept] = m, r.origins[i]
+		kept++
+		r.frames = append(r.frames, Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: body, Shared: new(wire.Encodings)})
+		var ref *pushRef
+		if s.reads != nil {
+			ref = &pushRef{serverID: m.ServerID, conv: m.ConversationID, seq: m.Seq}
+		}
+		r.refs = append(r.refs, ref)
+	}
+	msgs := r.msgs[:kept]
+	if len(msgs) == 0 {
+		return
+	}
+	var reached bool
+	push := func(sess *session) {
+		if sess.enqueueMessages(r.frames, r.refs, r.origins) {
+			reached = true
+		}
+	}
+	var offline []uint64 // bit i: r.set.ids[i] was not reached
+	for i, u := range r.set.ids {
+		reached = false
+		s.hub.each(u, push)
+		if !reached && s.notify != nil {
+			if offline == nil {
+				offline = make([]uint64, (len(r.set.ids)+63)/64)
+			}
+			offline[i/64] |= 1 << (i % 64)
+		}
+	}
+	for _, m := range msgs {
+		s.noteMentions(m, r.set)
+		if s.notify != nil {
+			s.notifyGroupMessage(m, r.set, notFromSender(offline, r.set, m.SenderID))
+		}
+		if s.after != nil {
+			s.queueAfterSend(m)
+		}
+	}
+}
+
+// notFromSender returns offline without the bit of sender, whom a message
+// is not announced to; offline itself if that bit is not set, nil if no
+// bit is left.
+func notFromSender(offline []uint64, set *memberSet, sender string) []uint64 {
+	if offline == nil {
+		return nil
+	}
+	if i := slices.Index(set.ids, sender); i >= 0 && offline[i/64]&(1<<(i%64)) != 0 {
+		offline = slices.Clone(offline)
+		offline[i/64] &^= 1 << (i % 64)
+		for _, w := range offline {
+			if w != 0 {
+				return offline
+			}
+		}
+		return nil
+	}
+	return offline
 }
 
 // toWire converts a stored message to its protocol form. Strings that are

@@ -194,6 +194,39 @@ func (s *session) put(f Frame, push bool, ref *pushRef) bool {
 	return true
 }
 
+// enqueueMessages queues the pushes of several new messages at once, in
+// order, skipping each one the session sent itself (origins[i] == s):
+// one lock and at most one writer started for all of them, so that they
+// leave in one write. refs[i] is what enqueueMessage's ref is, or nil. A
+// push past the queue's bounds closes the session, as in enqueue. It
+// reports whether it queued any.
+func (s *session) enqueueMessages(frames []Frame, refs []*pushRef, origins []*session) bool {
+	queued := false
+	s.mu.Lock()
+	for i, f := range frames {
+		if origins[i] == s {
+			continue
+		}
+		if s.closed || s.drain {
+			break
+		}
+		if s.overPushBound(f) && (!s.evictSignalsLocked() || s.overPushBound(f)) {
+			s.mu.Unlock()
+			s.srv.stats.slowConsumers.Add(1)
+			s.close(ErrSlowConsumer)
+			return queued
+		}
+		s.appendLocked(f, true)
+		if refs[i] != nil {
+			s.acks[s.ackNext] = *refs[i]
+			s.ackNext = (s.ackNext + 1) % ackRing
+		}
+		queued = true
+	}
+	s.mu.Unlock()
+	return queued
+}
+
 // overPushBound reports whether queueing push f would take the pushes
 // waiting past either of the queue's bounds. Called with mu held.
 func (s *session) overPushBound(f Frame) bool {

@@ -24,6 +24,13 @@ type Frame struct {
 	// Body is the command's message, serialized as protobuf. Frames queued
 	// for writing share their Body between connections: never modify it.
 	Body []byte
+	// Shared, when not nil, keeps the frame's encodings for the transports
+	// that write it: the core sets it on a push that goes to many
+	// connections, so that the push is encoded once per format (a whole
+	// WebSocket message, say) rather than once per connection. A transport
+	// may ignore it; whatever it stores there must depend on nothing but
+	// the frame.
+	Shared *Encodings
 }
 
 // HeaderSize is the length of the TCP header in front of every frame body.

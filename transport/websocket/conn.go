@@ -197,10 +197,6 @@ func (c *conn) WriteFrames(ctx context.Context, frames []im.Frame) error {
 
 func (c *conn) writeFrames(frames []im.Frame) error {
 	now := time.Now().UnixMilli()
-	typ := cws.MessageBinary
-	if c.json {
-		typ = cws.MessageText
-	}
 	bp := writeBufs.Get().(*[]byte)
 	buf := *bp
 	defer func() {
@@ -209,23 +205,63 @@ func (c *conn) writeFrames(frames []im.Frame) error {
 			writeBufs.Put(bp)
 		}
 	}()
+	format := any(binaryFormat{})
+	if c.json {
+		format = jsonFormat{}
+	}
 	for _, f := range frames {
-		if c.json {
-			var err error
-			buf, err = appendJSON(buf[:0], f, now)
-			if err != nil {
-				// A core bug, not the client's: send what there is.
-				c.log.Error("websocket: frame without its JSON body", "cmd", f.Command, "err", err)
-			}
-		} else {
-			buf = wire.AppendEnvelope(buf[:0], f, now)
+		var msg []byte
+		if f.Shared != nil {
+			msg = f.Shared.Get(format)
 		}
-		// Only into the batch: WriteFrames bounds the writes by its ctx.
-		if err := c.ws.Write(context.Background(), typ, buf); err != nil {
+		if msg == nil {
+			buf, msg = c.encode(buf[:0], f, now)
+			if f.Shared != nil {
+				// The first connection to write a push encodes it for
+				// all: the copy is the only one, however many
+				// connections send it.
+				msg = f.Shared.Put(format, bytes.Clone(msg))
+			}
+		}
+		if err := c.wire.writeMessage(msg); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// The formats a frame is encoded in for im.Frame.Shared: a whole WebSocket
+// message, header included, for each subprotocol.
+type (
+	binaryFormat struct{}
+	jsonFormat   struct{}
+)
+
+// encode appends f to buf as a whole WebSocket message stamped nowMS, and
+// returns buf and the message, which is in buf.
+//
+// The server writes its data messages itself, not through coder/websocket,
+// so that a push to many connections is framed once (see wireConn); a
+// server's frames are not masked, and compression is never negotiated, so
+// a message is a header and the envelope as it is.
+func (c *conn) encode(buf []byte, f im.Frame, nowMS int64) (all, msg []byte) {
+	buf = append(buf, make([]byte, maxHeader)...) // room for the header, filled in once the length is known
+	op := byte(opBinary)
+	if c.json {
+		op = opText
+		var err error
+		buf, err = appendJSON(buf, f, nowMS)
+		if err != nil {
+			// A core bug, not the client's: send what there is.
+			c.log.Error("websocket: frame without its JSON body", "cmd", f.Command, "err", err)
+		}
+	} else {
+		buf = wire.AppendEnvelope(buf, f, nowMS)
+	}
+	n := len(buf) - maxHeader
+	start := maxHeader - headerSize(n)
+	putHeader(buf[start:maxHeader], op, n)
+	return buf, buf[start:]
 }
 
 // Close closes the connection with StatusNormalClosure. The close handshake

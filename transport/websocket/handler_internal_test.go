@@ -772,12 +772,36 @@ func TestBurstOfMixedSizes(t *testing.T) {
 
 func TestPingsDuringWrites(t *testing.T) {
 	// Pongs join the batches being written and go out between whole
-	// frames.
+	// frames. The server stays at most a few batches ahead of the client,
+	// which says when it has read one: a pong queued behind megabytes of
+	// frames (a slow client, under the race detector) would take longer
+	// to reach it than its ping may wait.
+	const batchLen, ahead = 50, 4
 	h := newHandler(func(ctx context.Context, c im.Conn, _ im.ConnInfo) error {
 		defer c.Close()
-		go func() { _, _ = c.ReadFrame(ctx) }() // answers pings
-		for seq := uint32(1); ; {
-			batch := make([]im.Frame, 50)
+		read, gone := make(chan struct{}), make(chan struct{})
+		go func() { // answers pings
+			defer close(gone)
+			for {
+				if _, err := c.ReadFrame(ctx); err != nil {
+					return
+				}
+				select {
+				case read <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+		for n, seq := 0, uint32(1); ; n++ {
+			if n >= ahead {
+				select {
+				case <-read:
+				case <-gone:
+					return net.ErrClosed
+				}
+			}
+			batch := make([]im.Frame, batchLen)
 			for j := range batch {
 				batch[j] = im.Frame{Command: 5, Sequence: seq, Body: make([]byte, 1000)}
 				seq++
@@ -807,6 +831,9 @@ func TestPingsDuringWrites(t *testing.T) {
 	}()
 	for seq := uint32(1); ; seq++ {
 		require.Equal(t, seq, readEnvelope(t, c).Sequence)
+		if seq%batchLen == 0 {
+			write(t, c, cws.MessageBinary, mustMarshal(t, &imv1.WebSocketMessage{Command: 5}))
+		}
 		select {
 		case err := <-pinged:
 			require.NoError(t, err)

@@ -3,6 +3,7 @@ package websocket
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"net"
 	"net/http"
 	"sync"
@@ -50,11 +51,14 @@ var readChunks = sync.Pool{New: func() any { b := make([]byte, readChunk); retur
 // when a read that filled its buffer happened to end exactly where the
 // client paused.
 //
-// Writing: between startBatch and endBatch (WriteFrames), what
-// coder/websocket writes is gathered in a pooled buffer and written with
-// one write, however many frames there are. Other writes (pongs and the
-// close frame, which coder/websocket sends on its own) go straight to the
-// socket, or join the batch if one is being gathered.
+// Writing: the server's data messages are framed here, not by
+// coder/websocket (conn.encode), so that a push to many connections is
+// framed once and its bytes shared (im.Frame.Shared). Between startBatch
+// and endBatch (WriteFrames) they are gathered in a pooled buffer and
+// written with one write, however many there are. coder/websocket writes
+// only control frames (pongs and the close frame, which it sends on its
+// own); they go straight to the socket, or join the batch if one is being
+// gathered.
 type wireConn struct {
 	net.Conn
 
@@ -67,6 +71,8 @@ type wireConn struct {
 
 	wmu   sync.Mutex
 	batch *[]byte // from writeBufs while a batch is gathered
+	// closeSent is set once coder/websocket has written the close frame.
+	closeSent bool
 }
 
 func (w *wireConn) Read(p []byte) (int, error) {
@@ -107,29 +113,43 @@ func (w *wireConn) readChunk() {
 	w.chunk, w.pending = bp, (*bp)[:n]
 }
 
+// Write is what coder/websocket writes through: only control frames (pongs
+// and the close frame), since the server's data messages go through
+// writeMessage. Each is one call, because it fits in the bufio.Writer in
+// between (frameWriteSize), so its first byte tells a close frame, after
+// which writeMessage refuses, as coder/websocket would.
 func (w *wireConn) Write(p []byte) (int, error) {
 	w.wmu.Lock()
 	defer w.wmu.Unlock()
+	if len(p) > 0 && p[0]&0x0f == opClose {
+		w.closeSent = true
+	}
 	if w.batch == nil {
 		return w.Conn.Write(p)
 	}
+	if err := w.gatherLocked(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// gatherLocked adds p to the batch, writing the batch out once it holds
+// flushSize bytes. Called with wmu held, between startBatch and endBatch.
+func (w *wireConn) gatherLocked(p []byte) error {
 	if len(p) >= flushSize {
 		// One writev for what is gathered and p, on plain TCP.
 		bufs := net.Buffers{*w.batch, p}
-		gathered := len(*w.batch)
 		*w.batch = (*w.batch)[:0]
-		n, err := bufs.WriteTo(w.Conn)
-		return max(0, int(n)-gathered), err
+		_, err := bufs.WriteTo(w.Conn)
+		return err
 	}
 	*w.batch = append(*w.batch, p...)
 	if len(*w.batch) >= flushSize {
 		_, err := w.Conn.Write(*w.batch)
 		*w.batch = (*w.batch)[:0]
-		if err != nil {
-			return 0, err
-		}
+		return err
 	}
-	return len(p), nil
+	return nil
 }
 
 // startBatch makes writes gather until endBatch. Only WriteFrames calls it,
@@ -206,4 +226,53 @@ func canHijack(w http.ResponseWriter) bool {
 			return false
 		}
 	}
+}
+
+// WebSocket framing (RFC 6455, section 5.2) of the data messages the server
+// writes itself: one final frame, unmasked, no extension bits.
+const (
+	opText    = 0x1
+	opBinary  = 0x2
+	opClose   = 0x8
+	finBit    = 0x80
+	maxHeader = 10 // 2 bytes, and 8 of extended length
+)
+
+// headerSize is the length of the header of a frame carrying n bytes.
+func headerSize(n int) int {
+	switch {
+	case n <= 125:
+		return 2
+	case n <= 0xffff:
+		return 4
+	}
+	return 10
+}
+
+// putHeader writes into h, headerSize(n) bytes long, the header of a final,
+// unmasked frame of opcode op carrying n bytes.
+func putHeader(h []byte, op byte, n int) {
+	h[0] = finBit | op
+	switch len(h) {
+	case 2:
+		h[1] = byte(n)
+	case 4:
+		h[1] = 126
+		binary.BigEndian.PutUint16(h[2:], uint16(n))
+	default:
+		h[1] = 127
+		binary.BigEndian.PutUint64(h[2:], uint64(n))
+	}
+}
+
+// writeMessage writes msg, a whole WebSocket message, as part of the batch
+// being gathered (WriteFrames), or refuses it once a close frame has gone
+// out: nothing may follow one.
+func (w *wireConn) writeMessage(msg []byte) error {
+	w.wmu.Lock()
+	defer w.wmu.Unlock()
+	if w.closeSent {
+		return net.ErrClosed
+	}
+	return w.gatherLocked(msg)
 }

@@ -181,3 +181,42 @@ func TestWireReadChunksAreGivenBack(t *testing.T) {
 		})
 	}
 }
+
+func TestWireRefusesMessagesAfterCloseFrame(t *testing.T) {
+	// The server frames its data messages itself: once coder/websocket
+	// has written the close frame, nothing may follow it.
+	cc, peer := tcpPair(t)
+	w := &wireConn{Conn: cc}
+	bw := bufio.NewWriterSize(w, frameWriteSize)
+	msg := []byte{finBit | opBinary, 3, 'a', 'b', 'c'}
+	closeFrame := []byte{finBit | opClose, 2, 0x03, 0xe8} // 1000, normal closure
+
+	w.startBatch()
+	require.NoError(t, w.writeMessage(msg))
+	_, err := bw.Write(closeFrame)
+	require.NoError(t, err)
+	require.NoError(t, bw.Flush())
+	require.ErrorIs(t, w.writeMessage(msg), net.ErrClosed)
+	require.NoError(t, w.endBatch())
+
+	got := make([]byte, len(msg)+len(closeFrame))
+	_, err = io.ReadFull(peer, got)
+	require.NoError(t, err)
+	require.Equal(t, append(append([]byte(nil), msg...), closeFrame...), got)
+}
+
+func TestHeaderSizes(t *testing.T) {
+	for _, n := range []int{0, 125, 126, 0xffff, 0x10000} {
+		h := make([]byte, headerSize(n))
+		putHeader(h, opBinary, n)
+		require.Equal(t, byte(finBit|opBinary), h[0])
+		switch {
+		case n <= 125:
+			require.Equal(t, []byte{finBit | opBinary, byte(n)}, h)
+		case n <= 0xffff:
+			require.Equal(t, []byte{finBit | opBinary, 126, byte(n >> 8), byte(n)}, h)
+		default:
+			require.Equal(t, []byte{finBit | opBinary, 127, 0, 0, 0, 0, 0, byte(n >> 16), byte(n >> 8), byte(n)}, h)
+		}
+	}
+}
