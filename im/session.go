@@ -94,8 +94,10 @@ type session struct {
 	// writer's batch) to its index there; see enqueueSignal.
 	signals map[signalKey]int
 	// acks are the last ackRing messages pushed, to map a MSG_ACK to its
-	// conversation and seq; ackNext is where the next one goes.
-	acks    [ackRing]pushRef
+	// conversation and seq; ackNext is where the next one goes. Allocated
+	// with the first push of a message: at 2.5 KiB it would otherwise be
+	// most of the session of a connection that never gets one.
+	acks    *[ackRing]pushRef
 	ackNext int
 	// room, when not nil, is closed once the backlog is back under the
 	// reader's watermark or the session closes.
@@ -183,6 +185,9 @@ func (s *session) put(f Frame, push bool, ref *pushRef) bool {
 	}
 	s.appendLocked(f, push)
 	if ref != nil {
+		if s.acks == nil {
+			s.acks = new([ackRing]pushRef)
+		}
 		s.acks[s.ackNext] = *ref
 		s.ackNext = (s.ackNext + 1) % ackRing
 	}
