@@ -236,13 +236,17 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 	switch {
 	case info.Identity.UserID != "":
 		// Verified by the transport's handshake: not asked again.
-		if err := s.bind(sess, info.Identity, "", info.Platform); err != nil {
-			sess.close(errors.Join(ErrAuthFailed, err))
-		}
+		aside(func() {
+			if err := s.bind(sess, info.Identity, "", info.Platform); err != nil {
+				sess.close(errors.Join(ErrAuthFailed, err))
+			}
+		})
 	case info.Token != "":
-		if err := s.authenticate(sess, "", info.Token, info.Platform); err != nil {
-			sess.close(errors.Join(ErrAuthFailed, err))
-		}
+		aside(func() {
+			if err := s.authenticate(sess, "", info.Token, info.Platform); err != nil {
+				sess.close(errors.Join(ErrAuthFailed, err))
+			}
+		})
 	}
 	for !sess.isClosed() {
 		sess.waitForRoom()
@@ -256,7 +260,11 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 		if sess.draining.Load() {
 			continue // shutting down: no new work
 		}
-		s.handle(sess, f)
+		if shallow(f.Command) {
+			s.handle(sess, f)
+		} else {
+			aside(func() { s.handle(sess, f) })
+		}
 	}
 	sess.writer.Wait()
 	sess.releaseWriteCtx()
