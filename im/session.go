@@ -42,6 +42,7 @@ type session struct {
 	started   time.Time
 	ctx       context.Context
 	cancel    context.CancelFunc
+	stopBase  func() bool // undoes the hook that cancels ctx with the Server's
 
 	// Set once by the ServeConn goroutine on successful auth, before the
 	// session is added to the hub; read-only afterwards.
