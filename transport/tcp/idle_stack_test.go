@@ -19,7 +19,7 @@ func TestIdleConnectionStack(t *testing.T) {
 	requireGoroutines(t, base+idleConns)
 	per := (stackInUse() - before) / idleConns
 	t.Logf("%d bytes of stack per idle connection", per)
-	if per > 6<<10 {
+	if per > 7<<10 {
 		t.Errorf("%d bytes of stack per idle connection, want 4 KiB", per)
 	}
 	runtime.KeepAlive(cs)
