@@ -57,7 +57,7 @@ func BenchmarkReadFrames(b *testing.B) {
 	}
 }
 
-func pipe(b *testing.B) (client, server net.Conn) {
+func pipe(b testing.TB) (client, server net.Conn) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
