@@ -19,7 +19,8 @@ const (
 
 // session is one client connection, from accept to close.
 //
-// The ServeConn goroutine reads and handles frames. Frames to the client go
+// The ServeConn goroutine reads and handles frames, one at a time (most
+// requests on a goroutine it waits for; see aside). Frames to the client go
 // through a queue drained by a writer goroutine that exists only while there
 // is something to write, so an idle connection costs no goroutine of its
 // own.
@@ -44,7 +45,7 @@ type session struct {
 	cancel    context.CancelFunc
 	stopBase  func() bool // undoes the hook that cancels ctx with the Server's
 
-	// Set once by the ServeConn goroutine on successful auth, before the
+	// Set once by the session's request handling on successful auth, before the
 	// session is added to the hub; read-only afterwards.
 	user string
 	// platform changes at most once after auth (hub.setPlatform), under
@@ -78,7 +79,8 @@ type session struct {
 	groupEvents atomic.Bool
 
 	// watching is the users this connection subscribed to the presence
-	// of; only the reader goroutine touches it.
+	// of; only the session's request handling touches it, one request at
+	// a time (on the reader goroutine or one it waits for).
 	watching map[string]struct{}
 
 	paused atomic.Bool // the reader waits for the queue to drain (waitForRoom)
