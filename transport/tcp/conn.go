@@ -47,9 +47,10 @@ var errClosed = fmt.Errorf("tcp: connection closed: %w", net.ErrClosed)
 // reads them.
 type conn struct {
 	nc net.Conn
-	// br parses headers in place; it is HeaderSize bytes, all bufio allows,
-	// over rd, which reads into pooled chunks held only while they hold
-	// bytes not read yet. An idle connection holds no read buffer.
+	// br parses headers in place; it is wire.HeaderSize (16) bytes, the
+	// least bufio allows, over rd, which reads into pooled chunks held only
+	// while they hold bytes not read yet. An idle connection holds no read
+	// buffer.
 	br      *bufio.Reader
 	rd      *idleread.Reader
 	maxBody int
