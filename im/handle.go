@@ -10,7 +10,38 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// handle answers one frame from a client, on the session's reader goroutine.
+// aside runs fn on a goroutine of its own and waits for it to return.
+//
+// The reader's goroutine spends a connection's life waiting for the next
+// frame, at the stack size the deepest call it ever made grew it to; the
+// runtime shrinks a stack only by halves, and only when less than a
+// quarter of it is in use, which the wait itself is not. Authenticating
+// (JWT parsing), store reads and the like go deep enough to double it, so
+// they run here instead, on a goroutine whose stack goes when it returns,
+// and an idle connection's stack stays at the size its wait needs. The
+// reader waits, so requests are still handled one at a time, in order.
+func aside(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
+}
+
+// shallow reports whether requests of cmd are handled on the reader's
+// goroutine itself: the frequent ones whose handling stays shallow, for
+// which a goroutine per request would cost more than it saves (see aside).
+func shallow(cmd imv1.CommandType) bool {
+	switch cmd {
+	case imv1.CommandType_CMD_HEARTBEAT_REQ, imv1.CommandType_CMD_MSG_ACK,
+		imv1.CommandType_CMD_TYPING_STATUS_REQ, imv1.CommandType_CMD_SEND_MSG_REQ:
+		return true
+	}
+	return false
+}
+
+// handle answers one frame from a client, for the session's reader goroutine.
 func (s *Server) handle(sess *session, f Frame) {
 	switch f.Command {
 	case imv1.CommandType_CMD_HEARTBEAT_REQ:

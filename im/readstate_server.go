@@ -259,6 +259,9 @@ type pushRef struct {
 func (s *session) ackRef(serverID []byte) (pushRef, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.acks == nil {
+		return pushRef{}, false
+	}
 	for n := range ackRing {
 		if r := s.acks[(s.ackNext-1-n+ackRing)%ackRing]; r.serverID == string(serverID) {
 			return r, true

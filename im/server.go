@@ -202,12 +202,29 @@ func (s *Server) goBG(f func()) {
 // shutting down; otherwise the reason the session ended (see
 // Config.OnDisconnect), nil for a normal close or a kick.
 func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
+	// This frame stays on the stack under every wait for a frame, for the
+	// connection's whole life, so the work before and after the loop is
+	// in functions of their own: a larger frame here pushed idle WebSocket
+	// connections past 4 KiB of stack (see aside).
+	sess, err := s.openSession(ctx, c, &info)
+	if err != nil {
+		return err
+	}
+	defer s.leaveSession(sess)
+	s.readFrames(sess)
+	return s.endSession(sess)
+}
+
+// openSession registers a session for c and authenticates it if the
+// transport's handshake carried a token or an identity. It returns
+// ErrServerClosed, having closed c, when the server is shutting down.
+func (s *Server) openSession(ctx context.Context, c Conn, info *ConnInfo) (*session, error) {
 	if s.cfg.ConnContext != nil {
-		cctx := s.cfg.ConnContext(ctx, info)
+		cctx := s.cfg.ConnContext(ctx, *info)
 		if cctx == nil {
 			_ = c.Close()
 			s.log.Error("Config.ConnContext returned a nil context; connection refused", "transport", info.Transport)
-			return errors.New("im: Config.ConnContext returned a nil context")
+			return nil, errors.New("im: Config.ConnContext returned a nil context")
 		}
 		ctx = cctx
 	}
@@ -226,51 +243,69 @@ func (s *Server) ServeConn(ctx context.Context, c Conn, info ConnInfo) error {
 	}
 	sess.lastRead.Store(now.UnixNano())
 	sess.ctx, sess.cancel = context.WithCancel(ctx)
-	stop := context.AfterFunc(s.base, sess.cancel)
-	defer stop()
+	sess.stopBase = context.AfterFunc(s.base, sess.cancel)
 
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
+		sess.stopBase()
 		sess.cancel()
 		_ = c.Close()
-		return ErrServerClosed
+		return nil, ErrServerClosed
 	}
 	s.sessions[sess] = struct{}{}
 	s.sessWG.Add(1)
 	s.mu.Unlock()
-	defer s.sessWG.Done()
 	s.stats.connections.Add(1)
-	defer s.stats.connections.Add(-1)
-	byTransport := &s.stats.byTransport[transportIndex(info.Transport)]
-	byTransport.Add(1)
-	defer byTransport.Add(-1)
+	s.stats.byTransport[transportIndex(sess.transport)].Add(1)
 
+	platform := info.Platform
 	switch {
 	case info.Identity.UserID != "":
 		// Verified by the transport's handshake: not asked again.
-		if err := s.bind(sess, info.Identity, "", info.Platform); err != nil {
-			sess.close(errors.Join(ErrAuthFailed, err))
-		}
+		id := info.Identity
+		aside(func() {
+			if err := s.bind(sess, id, "", platform); err != nil {
+				sess.close(errors.Join(ErrAuthFailed, err))
+			}
+		})
 	case info.Token != "":
-		if err := s.authenticate(sess, "", info.Token, info.Platform); err != nil {
-			sess.close(errors.Join(ErrAuthFailed, err))
-		}
+		token := info.Token
+		aside(func() {
+			if err := s.authenticate(sess, "", token, platform); err != nil {
+				sess.close(errors.Join(ErrAuthFailed, err))
+			}
+		})
 	}
+	return sess, nil
+}
+
+// readFrames reads and handles the client's frames until the session is
+// closed.
+func (s *Server) readFrames(sess *session) {
 	for !sess.isClosed() {
 		sess.waitForRoom()
-		f, err := c.ReadFrame(sess.ctx)
+		f, err := sess.conn.ReadFrame(sess.ctx)
 		if err != nil {
 			sess.close(err)
-			break
+			return
 		}
 		sess.lastRead.Store(time.Now().UnixNano())
 		s.stats.framesIn.Add(1)
 		if sess.draining.Load() {
 			continue // shutting down: no new work
 		}
-		s.handle(sess, f)
+		if shallow(f.Command) {
+			s.handle(sess, f)
+		} else {
+			aside(func() { s.handle(sess, f) })
+		}
 	}
+}
+
+// endSession waits for sess's writer, unregisters sess and returns what
+// ServeConn returns for it.
+func (s *Server) endSession(sess *session) error {
 	sess.writer.Wait()
 	sess.releaseWriteCtx()
 
@@ -303,6 +338,15 @@ func (s *Server) countPlatform(sess *session) {
 		s.stats.byPlatform[slot].Add(1)
 		sess.platformSlot = slot
 	}
+}
+
+// leaveSession is the last of a registered session, deferred so that it
+// runs even if handling a frame panics.
+func (s *Server) leaveSession(sess *session) {
+	s.stats.connections.Add(-1)
+	s.stats.byTransport[transportIndex(sess.transport)].Add(-1)
+	s.sessWG.Done()
+	sess.stopBase()
 }
 
 func (s *session) isClosed() bool {

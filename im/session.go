@@ -19,7 +19,8 @@ const (
 
 // session is one client connection, from accept to close.
 //
-// The ServeConn goroutine reads and handles frames. Frames to the client go
+// The ServeConn goroutine reads and handles frames, one at a time (most
+// requests on a goroutine it waits for; see aside). Frames to the client go
 // through a queue drained by a writer goroutine that exists only while there
 // is something to write, so an idle connection costs no goroutine of its
 // own.
@@ -42,8 +43,9 @@ type session struct {
 	started   time.Time
 	ctx       context.Context
 	cancel    context.CancelFunc
+	stopBase  func() bool // undoes the hook that cancels ctx with the Server's
 
-	// Set once by the ServeConn goroutine on successful auth, before the
+	// Set once by the session's request handling on successful auth, before the
 	// session is added to the hub; read-only afterwards.
 	user string
 	// platform changes at most once after auth (hub.setPlatform), under
@@ -81,7 +83,8 @@ type session struct {
 	groupEvents atomic.Bool
 
 	// watching is the users this connection subscribed to the presence
-	// of; only the reader goroutine touches it.
+	// of; only the session's request handling touches it, one request at
+	// a time (on the reader goroutine or one it waits for).
 	watching map[string]struct{}
 
 	paused atomic.Bool // the reader waits for the queue to drain (waitForRoom)
@@ -98,8 +101,10 @@ type session struct {
 	// writer's batch) to its index there; see enqueueSignal.
 	signals map[signalKey]int
 	// acks are the last ackRing messages pushed, to map a MSG_ACK to its
-	// conversation and seq; ackNext is where the next one goes.
-	acks    [ackRing]pushRef
+	// conversation and seq; ackNext is where the next one goes. Allocated
+	// with the first push of a message: at 2.5 KiB it would otherwise be
+	// most of the session of a connection that never gets one.
+	acks    *[ackRing]pushRef
 	ackNext int
 	// room, when not nil, is closed once the backlog is back under the
 	// reader's watermark or the session closes.
@@ -187,11 +192,21 @@ func (s *session) put(f Frame, push bool, ref *pushRef) bool {
 	}
 	s.appendLocked(f, push)
 	if ref != nil {
-		s.acks[s.ackNext] = *ref
-		s.ackNext = (s.ackNext + 1) % ackRing
+		s.rememberPushLocked(ref)
 	}
 	s.mu.Unlock()
 	return true
+}
+
+// rememberPushLocked keeps ref in the ring MSG_ACKs are matched against,
+// which is allocated with the session's first message push: most idle
+// connections never get one.
+func (s *session) rememberPushLocked(ref *pushRef) {
+	if s.acks == nil {
+		s.acks = new([ackRing]pushRef)
+	}
+	s.acks[s.ackNext] = *ref
+	s.ackNext = (s.ackNext + 1) % ackRing
 }
 
 // enqueueMessages queues the pushes of several new messages at once, in
@@ -218,8 +233,7 @@ func (s *session) enqueueMessages(frames []Frame, refs []*pushRef, origins []*se
 		}
 		s.appendLocked(f, true)
 		if refs[i] != nil {
-			s.acks[s.ackNext] = *refs[i]
-			s.ackNext = (s.ackNext + 1) % ackRing
+			s.rememberPushLocked(refs[i])
 		}
 		queued = true
 	}

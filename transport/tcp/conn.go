@@ -14,12 +14,11 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/wire"
+	"github.com/imserver/imserver/transport/internal/idleread"
 	"github.com/imserver/imserver/transport/internal/writeguard"
 )
 
 const (
-	readBufferSize = 4 << 10
-
 	// Write batching: frames are gathered into a pooled buffer and written
 	// when it holds flushSize bytes; a body of largeBody bytes or more is
 	// written straight from the frame, after its header, without a copy.
@@ -47,8 +46,13 @@ var errClosed = fmt.Errorf("tcp: connection closed: %w", net.ErrClosed)
 // RST, which can destroy the last frames (a KICK_OUT, say) before the client
 // reads them.
 type conn struct {
-	nc      net.Conn
+	nc net.Conn
+	// br parses headers in place; it is wire.HeaderSize (16) bytes, the
+	// least bufio allows, over rd, which reads into pooled chunks held only
+	// while they hold bytes not read yet. An idle connection holds no read
+	// buffer.
 	br      *bufio.Reader
+	rd      *idleread.Reader
 	maxBody int
 	bufs    *sync.Pool // of *[]byte, shared by a Server's connections
 
@@ -79,9 +83,11 @@ type conn struct {
 var _ im.Conn = (*conn)(nil)
 
 func newConn(nc net.Conn, maxBody int, bufs *sync.Pool) *conn {
+	rd := idleread.New(nc)
 	c := &conn{
 		nc:      nc,
-		br:      bufio.NewReaderSize(nc, readBufferSize),
+		br:      bufio.NewReaderSize(rd, wire.HeaderSize),
+		rd:      rd,
 		maxBody: maxBody,
 		bufs:    bufs,
 	}
@@ -237,6 +243,7 @@ func (c *conn) finish() {
 		c.stopWatch() // the session is over; its ctx no longer matters
 	}
 	_ = c.Close()
+	c.rd.Release() // nothing read from here on is a frame
 	if err := c.nc.SetReadDeadline(time.Now().Add(lingerTimeout)); err == nil {
 		_, _ = io.CopyN(io.Discard, c.nc, lingerBytes)
 	}

@@ -54,6 +54,9 @@ type (
 // im.Server. Its ServeHTTP returns once the upgrade is done; the session
 // then runs on a goroutine of its own, which Shutdown and Close wait for.
 type Handler struct {
+	// core is the im.Server sessions run on; serve runs them instead when
+	// core is nil (in tests).
+	core    *im.Server
 	serve   serveFunc
 	auth    authFunc
 	origins []string
@@ -79,6 +82,7 @@ func NewHandler(srv *im.Server, opts Options) *Handler {
 		panic("websocket: NewHandler with a nil *im.Server")
 	}
 	h := newHandler(srv.ServeConn, srv.Authenticate, opts)
+	h.core = srv
 	srv.RegisterTransport(h)
 	return h
 }
@@ -187,11 +191,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // run runs c's session and then waits for the close handshake, so that a
 // connection's goroutines are all done when run returns.
+//
+// Its frame is under every wait of the session for a message, and under
+// the pongs coder/websocket writes from there, for the connection's whole
+// life: it does little else, and calls ServeConn directly, because a method
+// value's wrapper would add a frame copying the ConnInfo once more. With
+// them all small, an idle connection's goroutine keeps a 4 KiB stack.
 func (h *Handler) run(ctx context.Context, c *conn, info im.ConnInfo, release func()) {
+	var err error
+	if h.core != nil {
+		err = h.core.ServeConn(ctx, c, info)
+	} else {
+		err = h.serve(ctx, c, info)
+	}
+	h.ended(c, info.RemoteAddr, err, release)
+}
+
+// ended is the rest of run, once the session is over.
+func (h *Handler) ended(c *conn, addr string, err error, release func()) {
 	defer release()
 	defer h.untrack(c)
-	addr := info.RemoteAddr
-	err := h.serve(ctx, c, info)
 	c.unwatch() // ServeConn has returned: no more ReadFrame calls
 	c.closeAndWait()
 	h.log.Debug("websocket: connection ended", "addr", addr, "err", err)
