@@ -31,6 +31,10 @@ type commitOp struct {
 	// and members are the members it leaves.
 	group *groupOp
 	done  func(AppendResult, error)
+	// held, set by the delivery goroutine before it delivers and
+	// completes the op, collects the writers that delivery and the ack
+	// would start: they are started once the whole batch is queued.
+	held *heldWriters
 }
 
 // groupOp is a change to a group waiting for its commit.
@@ -117,8 +121,9 @@ func (c *committer) run() {
 		delivering.Add(1)
 		go func() {
 			defer delivering.Done()
+			var held heldWriters
 			for b := range shards[i] {
-				c.finish(b)
+				c.finish(b, &held)
 			}
 		}()
 	}
@@ -278,8 +283,13 @@ type committed struct {
 }
 
 // finish pushes the batch's new messages and completes its operations.
-func (c *committer) finish(b committed) {
+// The writers of the connections it queues frames to start once all of
+// them are queued, so that each connection gets its share of the batch,
+// its acks and pushes, in one write.
+func (c *committer) finish(b committed, held *heldWriters) {
+	defer held.start()
 	for i, op := range b.ops {
+		op.held = held
 		var r AppendResult
 		if b.err == nil {
 			r = b.results[i]
@@ -363,7 +373,7 @@ func (s *Server) deliver(m Message, op *commitOp) {
 	// without a second look at the hub.
 	var reached bool
 	push := func(sess *session) {
-		if sess != origin && sess.enqueueMessage(f, ref) {
+		if sess != origin && sess.enqueueMessage(f, ref, op.held) {
 			reached = true
 		}
 	}

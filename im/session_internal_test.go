@@ -75,7 +75,7 @@ func TestBacklogAccounting(t *testing.T) {
 	defer s.cancel()
 	frame := func(n int) Frame { return Frame{Body: make([]byte, n-frameOverhead)} }
 
-	require.True(t, s.put(frame(300), false, nil)) // taken by the writer, which waits at the gate
+	require.True(t, s.put(frame(300), false, nil, nil)) // taken by the writer, which waits at the gate
 	require.True(t, s.enqueue(frame(300)))
 	s.mu.Lock()
 	require.Equal(t, backlog{2, 600}, s.queued)
@@ -84,7 +84,7 @@ func TestBacklogAccounting(t *testing.T) {
 	s.mu.Unlock()
 
 	// A response is never refused; a push past the byte bound is.
-	require.True(t, s.put(frame(800), false, nil))
+	require.True(t, s.put(frame(800), false, nil, nil))
 	require.True(t, s.enqueue(frame(700)), "pushes weigh 1000: at the bound, not past it")
 	require.False(t, s.enqueue(frame(40)), "past it: the session is closed")
 	require.True(t, s.isClosed())
@@ -100,7 +100,7 @@ func TestBacklogAccounting(t *testing.T) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer s.cancel()
-	require.True(t, s.put(frame(900), false, nil))
+	require.True(t, s.put(frame(900), false, nil, nil))
 	woke := make(chan struct{})
 	go func() {
 		s.waitForRoom()
