@@ -10,7 +10,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/imserver/imserver/im/imv1"
-	"google.golang.org/protobuf/proto"
 )
 
 // maxCommitBatch bounds how many sends share one store commit.
@@ -355,12 +354,8 @@ func (s *Server) groupCommitted(op *commitOp, r AppendResult) {
 // the Notifier.
 func (s *Server) deliver(m Message, op *commitOp) {
 	origin := op.origin
-	body, err := proto.Marshal(&imv1.PushMessage{Message: toWire(m)})
-	if err != nil {
-		s.log.Error("marshal push", "conv", m.ConversationID, "seq", m.Seq, "err", err)
-		return
-	}
-	// One marshal, shared by every connection it goes to.
+	// One encoding, shared by every connection it goes to.
+	body := appendPush(toWire(m))
 	f := Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: body}
 	// Where delivery acks are stored, each session remembers the push to
 	// map the client's MSG_ACK back to it.
