@@ -160,3 +160,48 @@ func TestUnencodableResponseAnswered(t *testing.T) {
 	require.Equal(t, imv1.ErrorCode_ERR_UNKNOWN, rsp.ErrorCode)
 	require.NotEmpty(t, rsp.ErrorMsg)
 }
+
+// recordConn is a Conn that records how many frames each write carried.
+type recordConn struct {
+	discardConn
+	writes chan int
+}
+
+func (c recordConn) WriteFrames(_ context.Context, frames []Frame) error {
+	c.writes <- len(frames)
+	return nil
+}
+
+// Frames queued with held writers wait for held.start, and then go out in
+// one write: what a delivery goroutine does with a committed batch's acks
+// and pushes to one connection.
+func TestHeldWriterWritesOnce(t *testing.T) {
+	conn := recordConn{writes: make(chan int, 10)}
+	s := &session{
+		srv:  &Server{cfg: Config{WriteTimeout: 10 * time.Second, SendQueue: 100, SendQueueBytes: 1 << 20}},
+		conn: conn,
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	defer s.cancel()
+
+	var held heldWriters
+	body := []byte("x")
+	require.True(t, s.put(Frame{Command: imv1.CommandType_CMD_SEND_MSG_RSP, Body: body}, false, nil, &held))
+	require.True(t, s.enqueueMessage(Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: body}, nil, &held))
+	require.True(t, s.put(Frame{Command: imv1.CommandType_CMD_SEND_MSG_RSP, Body: body}, false, nil, &held))
+	require.Len(t, held.sessions, 1, "one writer held, however many frames")
+	select {
+	case n := <-conn.writes:
+		t.Fatalf("a write of %d frames before the writers were started", n)
+	default:
+	}
+
+	held.start()
+	require.Empty(t, held.sessions)
+	require.Equal(t, 3, <-conn.writes, "the three frames in one write")
+	s.writer.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.False(t, s.writing)
+	require.Zero(t, s.queued)
+}
