@@ -355,7 +355,7 @@ func (s *Server) groupCommitted(op *commitOp, r AppendResult) {
 func (s *Server) deliver(m Message, op *commitOp) {
 	origin := op.origin
 	// One encoding, shared by every connection it goes to.
-	body := appendPush(toWire(m))
+	body := encodePush(toWire(m))
 	f := Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: body}
 	// Where delivery acks are stored, each session remembers the push to
 	// map the client's MSG_ACK back to it.

@@ -301,7 +301,7 @@ func (s *Server) ack(sess *session, seq uint32, sent Message, r AppendResult, er
 	if err == nil {
 		// The common answer is encoded by hand: one allocation, where
 		// proto.Marshal costs two and a walk of the message's fields.
-		body := appendSendAck(nil, sent.ClientMsgID, r.Message)
+		body := encodeSendAck(sent.ClientMsgID, r.Message)
 		sess.put(Frame{Command: imv1.CommandType_CMD_SEND_MSG_RSP, Sequence: seq, Body: body}, false, nil, held)
 		return
 	}
@@ -314,29 +314,27 @@ func (s *Server) ack(sess *session, seq uint32, sent Message, r AppendResult, er
 	sess.respond(imv1.CommandType_CMD_SEND_MSG_RSP, seq, rsp)
 }
 
-// appendSendAck appends to b the SendMessageResponse of a stored message,
+// encodeSendAck returns the SendMessageResponse of a stored message,
 // encoded as proto.Marshal encodes it (fields in order, zero values left
-// out), in a buffer sized for it when b is nil. Strings that are not valid
-// UTF-8 are repaired as toWire repairs them.
-func appendSendAck(b []byte, clientMsgID string, m Message) []byte {
+// out), in a buffer of its exact size. Strings that are not valid UTF-8
+// are repaired as toWire repairs them.
+func encodeSendAck(clientMsgID string, m Message) []byte {
 	serverID, clientID := validUTF8(m.ServerID), validUTF8(clientMsgID)
 	at := m.CreatedAt.UnixMilli()
-	if b == nil {
-		n := 0
-		if serverID != "" {
-			n += 1 + protowire.SizeBytes(len(serverID))
-		}
-		if clientID != "" {
-			n += 1 + protowire.SizeBytes(len(clientID))
-		}
-		if m.Seq != 0 {
-			n += 1 + protowire.SizeVarint(uint64(m.Seq))
-		}
-		if at != 0 {
-			n += 1 + protowire.SizeVarint(uint64(at))
-		}
-		b = make([]byte, 0, n)
+	n := 0
+	if serverID != "" {
+		n += 1 + protowire.SizeBytes(len(serverID))
 	}
+	if clientID != "" {
+		n += 1 + protowire.SizeBytes(len(clientID))
+	}
+	if m.Seq != 0 {
+		n += 1 + protowire.SizeVarint(uint64(m.Seq))
+	}
+	if at != 0 {
+		n += 1 + protowire.SizeVarint(uint64(at))
+	}
+	b := make([]byte, 0, n)
 	if serverID != "" {
 		b = protowire.AppendTag(b, 3, protowire.BytesType)
 		b = protowire.AppendString(b, serverID)

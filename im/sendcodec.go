@@ -151,12 +151,12 @@ func isInfoString(num protowire.Number) bool {
 	return false
 }
 
-// appendPush returns the body of the PushMessage carrying w, encoded as
+// encodePush returns the body of the PushMessage carrying w, encoded as
 // proto.Marshal encodes it (fields in order, zero values left out) in a
 // buffer of its exact size: one allocation, where proto.Marshal walks the
 // message's fields twice through its generic code. Its strings must be
 // valid UTF-8, as toWire makes them.
-func appendPush(w *imv1.MessageInfo) []byte {
+func encodePush(w *imv1.MessageInfo) []byte {
 	n := infoSize(w)
 	b := make([]byte, 0, 1+protowire.SizeBytes(n))
 	b = protowire.AppendTag(b, fSendMessage, protowire.BytesType) // PushMessage.message

@@ -140,7 +140,7 @@ func TestSendAckAsProto(t *testing.T) {
 			ServerTime:  tc.m.CreatedAt.UnixMilli(),
 		})
 		require.NoError(t, err)
-		got := appendSendAck(nil, tc.client, tc.m)
+		got := encodeSendAck(tc.client, tc.m)
 		require.Equal(t, want, got)
 		require.Equal(t, len(got), cap(got), "sized exactly")
 	}
@@ -158,7 +158,7 @@ func TestPushAsProto(t *testing.T) {
 		w := toWire(m)
 		want, err := proto.Marshal(&imv1.PushMessage{Message: w})
 		require.NoError(t, err)
-		got := appendPush(w)
+		got := encodePush(w)
 		require.Equal(t, want, got)
 		require.Equal(t, len(got), cap(got), "sized exactly")
 	}
@@ -172,5 +172,5 @@ func TestPushAsProto(t *testing.T) {
 	}
 	want, err := proto.Marshal(&imv1.PushMessage{Message: w})
 	require.NoError(t, err)
-	require.Equal(t, want, appendPush(w))
+	require.Equal(t, want, encodePush(w))
 }
