@@ -12,7 +12,6 @@ import (
 
 	"github.com/imserver/imserver/im/imv1"
 	"github.com/imserver/imserver/im/wire"
-	"google.golang.org/protobuf/proto"
 )
 
 // maxCommitBatch bounds how many sends share one store commit.
@@ -36,6 +35,10 @@ type commitOp struct {
 	// read is when the frame of a client's send was read (unix
 	// nanoseconds), zero for a send of the Go API.
 	read int64
+	// held, set by the delivery goroutine before it delivers and
+	// completes the op, collects the writers that delivery and the ack
+	// would start: they are started once the whole batch is queued.
+	held *heldWriters
 }
 
 // groupOp is a change to a group waiting for its commit.
@@ -122,8 +125,9 @@ func (c *committer) run() {
 		delivering.Add(1)
 		go func() {
 			defer delivering.Done()
+			var held heldWriters
 			for b := range shards[i] {
-				c.finish(b)
+				c.finish(b, &held)
 			}
 		}()
 	}
@@ -286,16 +290,21 @@ type committed struct {
 // the batch's order.
 //
 // New messages of one group that follow each other in the batch are
-// pushed together (groupRun, up to runLimit): each member's connection takes all of them
-// at once, and writes them with one system call, where one message at a
-// time would wake its writer and cost a write per message. Their sends are
-// completed once they are pushed, in order with the rest.
-func (c *committer) finish(b committed) {
+// pushed together (groupRun, up to runLimit): each member's connection
+// takes all of them at once, where one message at a time would wake its
+// writer and cost a write per message. Their sends are completed once
+// they are pushed, in order with the rest. And the writers of the
+// connections it queues frames to start only once the whole batch is
+// queued (held), so that each connection gets its share of the batch,
+// its acks and pushes, in one write.
+func (c *committer) finish(b committed, held *heldWriters) {
+	defer held.start()
 	var run groupRun
 	limit := runLimit(c.srv.cfg.SendQueue)
 	waiting := 0 // b.ops[waiting:i] are pushed or in run, and not yet done
 	var clock time.Time
 	for i, op := range b.ops {
+		op.held = held
 		if b.err == nil {
 			r := b.results[i]
 			c.srv.groupCommitted(op, r)
@@ -308,13 +317,13 @@ func (c *committer) finish(b committed) {
 				c.srv.stats.byType[stripe(op)].n[typeIndex(r.Message.Type)].Add(1)
 				if set, ok := c.srv.runnable(r.Message, op); ok {
 					if !run.fits(r.Message, set, limit) {
-						c.srv.deliverRun(&run)
+						c.srv.deliverRun(&run, held)
 						waiting = c.complete(b, waiting, i, &clock)
 					}
 					run.add(r.Message, op, set)
 					continue
 				}
-				c.srv.deliverRun(&run)
+				c.srv.deliverRun(&run, held)
 				c.srv.deliver(r.Message, op)
 			}
 		}
@@ -322,7 +331,7 @@ func (c *committer) finish(b committed) {
 			waiting = c.complete(b, waiting, i+1, &clock)
 		}
 	}
-	c.srv.deliverRun(&run)
+	c.srv.deliverRun(&run, held)
 	c.complete(b, waiting, len(b.ops), &clock)
 }
 
@@ -405,12 +414,8 @@ func (s *Server) groupCommitted(op *commitOp, r AppendResult) {
 // the Notifier.
 func (s *Server) deliver(m Message, op *commitOp) {
 	origin := op.origin
-	body, err := proto.Marshal(&imv1.PushMessage{Message: toWire(m)})
-	if err != nil {
-		s.log.Error("marshal push", "conv", m.ConversationID, "seq", m.Seq, "err", err)
-		return
-	}
-	// One marshal, shared by every connection it goes to.
+	// One encoding, shared by every connection it goes to.
+	body := encodePush(toWire(m))
 	f := Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: body}
 	// Where delivery acks are stored, each session remembers the push to
 	// map the client's MSG_ACK back to it.
@@ -423,7 +428,7 @@ func (s *Server) deliver(m Message, op *commitOp) {
 	// without a second look at the hub.
 	var reached bool
 	push := func(sess *session) {
-		if sess != origin && sess.enqueueMessage(f, ref) {
+		if sess != origin && sess.enqueueMessage(f, ref, op.held) {
 			reached = true
 		}
 	}
@@ -528,7 +533,7 @@ func (s *Server) runnable(m Message, op *commitOp) (*memberSet, bool) {
 
 // deliverRun pushes the messages of r to every live session of its members
 // except the one each came from, as deliver does for one, and empties r.
-func (s *Server) deliverRun(r *groupRun) {
+func (s *Server) deliverRun(r *groupRun, held *heldWriters) {
 	if r.empty() {
 		return
 	}
@@ -542,11 +547,7 @@ func (s *Server) deliverRun(r *groupRun) {
 	}()
 	kept := 0
 	for i, m := range r.msgs {
-		body, err := proto.Marshal(&imv1.PushMessage{Message: toWire(m)})
-		if err != nil {
-			s.log.Error("marshal push", "conv", m.ConversationID, "seq", m.Seq, "err", err)
-			continue
-		}
+		body := encodePush(toWire(m))
 		r.msgs[kept], r.origins[kept] = m, r.origins[i]
 		kept++
 		r.frames = append(r.frames, Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: body, Shared: new(wire.Encodings)})
@@ -562,7 +563,7 @@ func (s *Server) deliverRun(r *groupRun) {
 	}
 	var reached bool
 	push := func(sess *session) {
-		if sess.enqueueMessages(r.frames, r.refs, r.origins) {
+		if sess.enqueueMessages(r.frames, r.refs, r.origins, held) {
 			reached = true
 		}
 	}

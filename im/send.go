@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/imserver/imserver/im/imv1"
-	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // maxMetadata bounds Extra plus AttachedInfo: both are opaque strings the
@@ -243,13 +243,12 @@ func (s *Server) checkGroupMember(ctx context.Context, gid, user string) (err er
 }
 
 func (s *Server) handleSend(sess *session, f Frame) {
-	var req imv1.SendMessageRequest
-	if err := proto.Unmarshal(f.Body, &req); err != nil {
+	mi, err := decodeSendRequest(f.Body)
+	if err != nil {
 		s.respondError(sess, f, errMalformed(err))
 		return
 	}
-	mi := req.GetMessage()
-	if mi == nil {
+	if !mi.present {
 		s.respondError(sess, f, errorf(CodeInvalidArgument, ErrInvalidArgument, "message is missing"))
 		return
 	}
@@ -261,14 +260,14 @@ func (s *Server) handleSend(sess *session, f Frame) {
 	}
 	op, err := s.prepare(sess.ctx, draft{
 		sender:      sess.user, // never the client's sender_id
-		conv:        mi.ConversationId,
-		receiver:    mi.ReceiverId,
-		clientMsgID: mi.ClientMsgId,
-		typ:         MessageType(mi.MessageType),
-		content:     mi.Content,
-		extra:       mi.Extra,
-		attached:    mi.AttachedInfo,
-		sendTime:    mi.SendTime,
+		conv:        mi.conv,
+		receiver:    mi.receiver,
+		clientMsgID: mi.clientMsgID,
+		typ:         MessageType(mi.typ),
+		content:     mi.content,
+		extra:       mi.extra,
+		attached:    mi.attach,
+		sendTime:    mi.sendTime,
 	})
 	if err != nil {
 		s.respondError(sess, f, err)
@@ -288,7 +287,7 @@ func (s *Server) handleSend(sess *session, f Frame) {
 	op.read = sess.lastRead.Load()
 	op.done = func(r AppendResult, err error) {
 		<-sess.inflight
-		s.ack(sess, seq, op.req.Message, r, err)
+		s.ack(sess, seq, op.req.Message, r, err, op.held)
 	}
 	if err := s.commits.submit(op); err != nil {
 		<-sess.inflight
@@ -296,24 +295,66 @@ func (s *Server) handleSend(sess *session, f Frame) {
 	}
 }
 
-// ack answers a send once its commit is done.
-func (s *Server) ack(sess *session, seq uint32, sent Message, r AppendResult, err error) {
+// ack answers a send once its commit is done, leaving the writer it needs
+// to held (see heldWriters) when not nil.
+func (s *Server) ack(sess *session, seq uint32, sent Message, r AppendResult, err error, held *heldWriters) {
 	if err == nil {
 		err = sendOutcome(sent, r)
 	}
-	rsp := &imv1.SendMessageResponse{ClientMsgId: sent.ClientMsgID}
-	if err != nil {
-		if errors.Is(err, ErrCorrupt) {
-			s.corrupt(sess.logger(), "send", err)
-		}
-		rsp.ErrorCode, rsp.ErrorMsg = wireError(err)
-		s.stats.refusedWith(rsp.ErrorCode)
-	} else {
-		rsp.ServerMsgId = r.Message.ServerID
-		rsp.Seq = r.Message.Seq
-		rsp.ServerTime = r.Message.CreatedAt.UnixMilli()
+	if err == nil {
+		// The common answer is encoded by hand: one allocation, where
+		// proto.Marshal costs two and a walk of the message's fields.
+		body := encodeSendAck(sent.ClientMsgID, r.Message)
+		sess.put(Frame{Command: imv1.CommandType_CMD_SEND_MSG_RSP, Sequence: seq, Body: body}, false, nil, held)
+		return
 	}
+	if errors.Is(err, ErrCorrupt) {
+		s.corrupt(sess.logger(), "send", err)
+	}
+	rsp := &imv1.SendMessageResponse{ClientMsgId: sent.ClientMsgID}
+	rsp.ErrorCode, rsp.ErrorMsg = wireError(err)
+	s.stats.refusedWith(rsp.ErrorCode)
 	sess.respond(imv1.CommandType_CMD_SEND_MSG_RSP, seq, rsp)
+}
+
+// encodeSendAck returns the SendMessageResponse of a stored message,
+// encoded as proto.Marshal encodes it (fields in order, zero values left
+// out), in a buffer of its exact size. Strings that are not valid UTF-8
+// are repaired as toWire repairs them.
+func encodeSendAck(clientMsgID string, m Message) []byte {
+	serverID, clientID := validUTF8(m.ServerID), validUTF8(clientMsgID)
+	at := m.CreatedAt.UnixMilli()
+	n := 0
+	if serverID != "" {
+		n += 1 + protowire.SizeBytes(len(serverID))
+	}
+	if clientID != "" {
+		n += 1 + protowire.SizeBytes(len(clientID))
+	}
+	if m.Seq != 0 {
+		n += 1 + protowire.SizeVarint(uint64(m.Seq))
+	}
+	if at != 0 {
+		n += 1 + protowire.SizeVarint(uint64(at))
+	}
+	b := make([]byte, 0, n)
+	if serverID != "" {
+		b = protowire.AppendTag(b, 3, protowire.BytesType)
+		b = protowire.AppendString(b, serverID)
+	}
+	if clientID != "" {
+		b = protowire.AppendTag(b, 4, protowire.BytesType)
+		b = protowire.AppendString(b, clientID)
+	}
+	if m.Seq != 0 {
+		b = protowire.AppendTag(b, 5, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(m.Seq))
+	}
+	if at != 0 {
+		b = protowire.AppendTag(b, 6, protowire.VarintType)
+		b = protowire.AppendVarint(b, uint64(at))
+	}
+	return b
 }
 
 // sendOutcome turns a store result into the send's error, if any: a resend

@@ -75,7 +75,7 @@ func TestBacklogAccounting(t *testing.T) {
 	defer s.cancel()
 	frame := func(n int) Frame { return Frame{Body: make([]byte, n-frameOverhead)} }
 
-	require.True(t, s.put(frame(300), false, nil)) // taken by the writer, which waits at the gate
+	require.True(t, s.put(frame(300), false, nil, nil)) // taken by the writer, which waits at the gate
 	require.True(t, s.enqueue(frame(300)))
 	s.mu.Lock()
 	require.Equal(t, backlog{2, 600}, s.queued)
@@ -84,7 +84,7 @@ func TestBacklogAccounting(t *testing.T) {
 	s.mu.Unlock()
 
 	// A response is never refused; a push past the byte bound is.
-	require.True(t, s.put(frame(800), false, nil))
+	require.True(t, s.put(frame(800), false, nil, nil))
 	require.True(t, s.enqueue(frame(700)), "pushes weigh 1000: at the bound, not past it")
 	require.False(t, s.enqueue(frame(40)), "past it: the session is closed")
 	require.True(t, s.isClosed())
@@ -100,7 +100,7 @@ func TestBacklogAccounting(t *testing.T) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	defer s.cancel()
-	require.True(t, s.put(frame(900), false, nil))
+	require.True(t, s.put(frame(900), false, nil, nil))
 	woke := make(chan struct{})
 	go func() {
 		s.waitForRoom()
@@ -159,4 +159,49 @@ func TestUnencodableResponseAnswered(t *testing.T) {
 	require.NoError(t, proto.Unmarshal(f.Body, &rsp))
 	require.Equal(t, imv1.ErrorCode_ERR_UNKNOWN, rsp.ErrorCode)
 	require.NotEmpty(t, rsp.ErrorMsg)
+}
+
+// recordConn is a Conn that records how many frames each write carried.
+type recordConn struct {
+	discardConn
+	writes chan int
+}
+
+func (c recordConn) WriteFrames(_ context.Context, frames []Frame) error {
+	c.writes <- len(frames)
+	return nil
+}
+
+// Frames queued with held writers wait for held.start, and then go out in
+// one write: what a delivery goroutine does with a committed batch's acks
+// and pushes to one connection.
+func TestHeldWriterWritesOnce(t *testing.T) {
+	conn := recordConn{writes: make(chan int, 10)}
+	s := &session{
+		srv:  &Server{cfg: Config{WriteTimeout: 10 * time.Second, SendQueue: 100, SendQueueBytes: 1 << 20}},
+		conn: conn,
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	defer s.cancel()
+
+	var held heldWriters
+	body := []byte("x")
+	require.True(t, s.put(Frame{Command: imv1.CommandType_CMD_SEND_MSG_RSP, Body: body}, false, nil, &held))
+	require.True(t, s.enqueueMessage(Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: body}, nil, &held))
+	require.True(t, s.put(Frame{Command: imv1.CommandType_CMD_SEND_MSG_RSP, Body: body}, false, nil, &held))
+	require.Len(t, held.sessions, 1, "one writer held, however many frames")
+	select {
+	case n := <-conn.writes:
+		t.Fatalf("a write of %d frames before the writers were started", n)
+	default:
+	}
+
+	held.start()
+	require.Empty(t, held.sessions)
+	require.Equal(t, 3, <-conn.writes, "the three frames in one write")
+	s.writer.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	require.False(t, s.writing)
+	require.Zero(t, s.queued)
 }

@@ -47,7 +47,7 @@ func (s *session) enqueueSignal(f Frame, key signalKey) {
 		s.signals = make(map[signalKey]int)
 	}
 	s.signals[key] = len(s.queue)
-	s.appendLocked(f, true)
+	s.appendLocked(f, true, nil)
 }
 
 // evictSignalsLocked removes the signals waiting in the queue (not those in
