@@ -107,13 +107,18 @@ func runSync(ctx context.Context, t target, users []benchUser, runID string, k i
 		page    syncPage
 		msg     inMsg
 	)
-	for more := true; more; requests++ {
+	// The next page is asked for as soon as this one's cursor is read,
+	// before its messages are decoded: the server encodes a page while the
+	// client decodes the last, as a client catching up in the background
+	// would do, instead of each side idling while the other works.
+	reqBody = appendBatchSyncReq(reqBody[:0], conv, cursor, syncPageSize)
+	want, err := rc.ask(imv1.CommandType_CMD_BATCH_SYNC_REQ, reqBody)
+	for more := err == nil; more; requests++ {
 		if requests > int64(k)+10 {
 			stopSampling()
 			return nil, fmt.Errorf("sync did not finish after %d requests", requests)
 		}
-		reqBody = appendBatchSyncReq(reqBody[:0], conv, cursor, syncPageSize)
-		body, err := rc.call(imv1.CommandType_CMD_BATCH_SYNC_REQ, reqBody)
+		body, err := rc.answer(want)
 		if err == nil {
 			err = page.parse(body, []byte(conv))
 		}
@@ -128,6 +133,20 @@ func runSync(ctx context.Context, t target, users []benchUser, runID string, k i
 		more = false
 		if !page.found {
 			continue // history of earlier runs with other users only
+		}
+		if page.syncedSeq <= cursor && page.hasMore {
+			stopSampling()
+			return nil, fmt.Errorf("sync made no progress at seq %d", cursor)
+		}
+		cursor = page.syncedSeq
+		more = page.hasMore
+		if more {
+			// body stays valid: only the next read reuses its buffer.
+			reqBody = appendBatchSyncReq(reqBody[:0], conv, cursor, syncPageSize)
+			if want, err = rc.ask(imv1.CommandType_CMD_BATCH_SYNC_REQ, reqBody); err != nil {
+				stopSampling()
+				return nil, fmt.Errorf("sync: %w", err)
+			}
 		}
 		err = eachSubmessage(page.messages, fConvMessages, func(info []byte) error {
 			if err := parseMessageInfo(info, &msg); err != nil {
@@ -146,12 +165,10 @@ func runSync(ctx context.Context, t target, users []benchUser, runID string, k i
 			stopSampling()
 			return nil, fmt.Errorf("sync: %w", err)
 		}
-		if page.syncedSeq <= cursor && page.hasMore {
-			stopSampling()
-			return nil, fmt.Errorf("sync made no progress at seq %d", cursor)
-		}
-		cursor = page.syncedSeq
-		more = page.hasMore
+	}
+	if err != nil {
+		stopSampling()
+		return nil, fmt.Errorf("sync: %w", err)
 	}
 	elapsed := time.Since(syncStart)
 	after := sampleUsage(t.serverPID)
@@ -255,11 +272,24 @@ func (pg *syncPage) parse(body, conv []byte) error {
 // read. It is for connections without a reader goroutine (serve not
 // called); other frames that arrive meanwhile are dropped.
 func (c *benchConn) call(cmd imv1.CommandType, body []byte) ([]byte, error) {
-	frames := []wire.Frame{{Command: cmd, Body: body}}
-	if err := c.write(frames...); err != nil {
+	want, err := c.ask(cmd, body)
+	if err != nil {
 		return nil, err
 	}
-	want := frames[0].Sequence
+	return c.answer(want)
+}
+
+// ask sends a request with body and returns its sequence, for answer.
+func (c *benchConn) ask(cmd imv1.CommandType, body []byte) (uint32, error) {
+	frames := []wire.Frame{{Command: cmd, Body: body}}
+	if err := c.write(frames...); err != nil {
+		return 0, err
+	}
+	return frames[0].Sequence, nil
+}
+
+// answer reads until the answer with sequence want, as call does.
+func (c *benchConn) answer(want uint32) ([]byte, error) {
 	for {
 		f, err := c.link.recv()
 		if err != nil {
