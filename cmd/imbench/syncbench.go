@@ -267,19 +267,8 @@ func (pg *syncPage) parse(body, conv []byte) error {
 	return ferr
 }
 
-// call sends a request with body and returns the body of the answer with
-// the same sequence, which aliases the connection's buffer until the next
-// read. It is for connections without a reader goroutine (serve not
-// called); other frames that arrive meanwhile are dropped.
-func (c *benchConn) call(cmd imv1.CommandType, body []byte) ([]byte, error) {
-	want, err := c.ask(cmd, body)
-	if err != nil {
-		return nil, err
-	}
-	return c.answer(want)
-}
-
-// ask sends a request with body and returns its sequence, for answer.
+// ask sends a request with body and returns its sequence, for answer. It
+// is for connections without a reader goroutine (serve not called).
 func (c *benchConn) ask(cmd imv1.CommandType, body []byte) (uint32, error) {
 	frames := []wire.Frame{{Command: cmd, Body: body}}
 	if err := c.write(frames...); err != nil {
@@ -288,7 +277,9 @@ func (c *benchConn) ask(cmd imv1.CommandType, body []byte) (uint32, error) {
 	return frames[0].Sequence, nil
 }
 
-// answer reads until the answer with sequence want, as call does.
+// answer reads until the answer with sequence want and returns its body,
+// which aliases the connection's buffer until the next read; other frames
+// that arrive meanwhile are dropped.
 func (c *benchConn) answer(want uint32) ([]byte, error) {
 	for {
 		f, err := c.link.recv()
