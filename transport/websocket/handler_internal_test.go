@@ -21,6 +21,7 @@ import (
 	cws "github.com/coder/websocket"
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/transport/internal/idleread"
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 	"google.golang.org/protobuf/proto"
@@ -731,7 +732,7 @@ func TestBurstOfMixedSizes(t *testing.T) {
 		case 1:
 			sizes[i] = rng.IntN(2 * idleReadSize)
 		case 2:
-			sizes[i] = rng.IntN(3 * readChunk)
+			sizes[i] = rng.IntN(3 * idleread.ChunkSize)
 		default:
 			sizes[i] = rng.IntN(2 * flushSize)
 		}

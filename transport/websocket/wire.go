@@ -7,7 +7,8 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"syscall"
+
+	"github.com/imserver/imserver/transport/internal/idleread"
 )
 
 // Buffer sizes under coder/websocket. net/http hands a hijacked connection
@@ -21,13 +22,9 @@ const (
 	// message up to about this size arrives with one read.
 	idleReadSize = 512
 	// rawReadSize is that bufio.Reader where reads wait without a buffer
-	// (see readChunkRaw): bufio's minimum, since everything goes through the
-	// pooled chunks.
+	// (idleread.Reader.WaitsUnbuffered): bufio's minimum, since everything
+	// goes through the pooled chunks.
 	rawReadSize = 16
-	// readChunk is the size of the pooled buffers that take a read when
-	// more data is probably waiting, so that a burst of frames still costs
-	// few reads.
-	readChunk = 4 << 10
 	// frameWriteSize is the bufio.Writer coder/websocket writes frames
 	// through. It holds any control frame a server sends (at most 127
 	// bytes) whole, so a pong is one write; data frames pass through it
@@ -38,18 +35,16 @@ const (
 	flushSize = 32 << 10
 )
 
-var readChunks = sync.Pool{New: func() any { b := make([]byte, readChunk); return &b }}
-
 // wireConn is the net.Conn coder/websocket runs on after the upgrade.
 //
-// Reading: on plain TCP on unix systems, reads wait for data without a
-// buffer and then read into a pooled chunk, which is given back as soon as
-// coder/websocket has taken its bytes, so an idle connection holds none.
-// Elsewhere a connection waiting for a message reads into the small
-// bufio.Reader only; when a read fills its buffer, more is probably waiting,
-// and the next read goes into a chunk. A chunk is then held while idle only
-// when a read that filled its buffer happened to end exactly where the
-// client paused.
+// Reading goes through an idleread.Reader, as the TCP transport's does: on
+// plain TCP on unix systems, reads wait for data without a buffer and then
+// read into a pooled chunk, which is given back as soon as coder/websocket
+// has taken its bytes, so an idle connection holds none. Elsewhere a
+// connection waiting for a message reads into the small bufio.Reader only;
+// when a read fills its buffer, more is probably waiting, and the next read
+// goes into a chunk. A chunk is then held while idle only when a read that
+// filled its buffer happened to end exactly where the client paused.
 //
 // Writing: the server's data messages are framed here, not by
 // coder/websocket (conn.encode), so that a push to many connections is
@@ -62,12 +57,9 @@ var readChunks = sync.Pool{New: func() any { b := make([]byte, readChunk); retur
 type wireConn struct {
 	net.Conn
 
-	// Read side, used by coder/websocket's reader only (under its read lock).
-	raw     syscall.RawConn // for readChunkRaw; nil where it is not supported
-	pending []byte          // read ahead and not passed on yet
-	chunk   *[]byte         // the pooled buffer pending is in; nil if none
-	rerr    error           // the error that came with pending, for after it
-	full    bool            // the last read filled its buffer
+	// rd is the read side, used by coder/websocket's reader only (under
+	// its read lock).
+	rd *idleread.Reader
 
 	wmu   sync.Mutex
 	batch *[]byte // from writeBufs while a batch is gathered
@@ -75,43 +67,7 @@ type wireConn struct {
 	closeSent bool
 }
 
-func (w *wireConn) Read(p []byte) (int, error) {
-	if len(w.pending) == 0 && w.rerr == nil && len(p) < readChunk {
-		switch {
-		case w.raw != nil:
-			w.readChunkRaw()
-		case w.full:
-			w.readChunk()
-		}
-	}
-	if len(w.pending) > 0 {
-		n := copy(p, w.pending)
-		w.pending = w.pending[n:]
-		if len(w.pending) == 0 && w.chunk != nil {
-			readChunks.Put(w.chunk)
-			w.chunk, w.pending = nil, nil
-		}
-		return n, nil
-	}
-	if err := w.rerr; err != nil {
-		w.rerr = nil
-		return 0, err
-	}
-	n, err := w.Conn.Read(p)
-	w.full = n == len(p)
-	return n, err
-}
-
-func (w *wireConn) readChunk() {
-	bp := readChunks.Get().(*[]byte)
-	n, err := w.Conn.Read(*bp)
-	w.full, w.rerr = n == len(*bp), err
-	if n == 0 {
-		readChunks.Put(bp)
-		return
-	}
-	w.chunk, w.pending = bp, (*bp)[:n]
-}
+func (w *wireConn) Read(p []byte) (int, error) { return w.rd.Read(p) }
 
 // Write is what coder/websocket writes through: only control frames (pongs
 // and the close frame), since the server's data messages go through
@@ -198,15 +154,16 @@ func (hw *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w := hw.wire
-	w.Conn, w.raw = nc, rawConnOf(nc)
+	var early []byte
 	if n := brw.Reader.Buffered(); n > 0 {
 		// Frames the client sent right behind its request, without waiting
 		// for the 101, that net/http read along with it.
 		b, _ := brw.Reader.Peek(n)
-		w.pending = bytes.Clone(b)
+		early = bytes.Clone(b)
 	}
+	w.Conn, w.rd = nc, idleread.NewBuffered(nc, early)
 	readSize := idleReadSize
-	if w.raw != nil {
+	if w.rd.WaitsUnbuffered() {
 		readSize = rawReadSize
 	}
 	return w, bufio.NewReadWriter(bufio.NewReaderSize(w, readSize), bufio.NewWriterSize(w, frameWriteSize)), nil

@@ -119,69 +119,6 @@ func TestWireBatchLargeAndConcurrentWrites(t *testing.T) {
 	require.Equal(t, want.Bytes(), <-read)
 }
 
-func TestWireReadChunksAreGivenBack(t *testing.T) {
-	for _, raw := range []bool{true, false} {
-		name := "raw"
-		if !raw {
-			name = "buffered" // TLS, or not a unix system
-		}
-		t.Run(name, func(t *testing.T) {
-			cc, peer := tcpPair(t)
-			w := &wireConn{Conn: cc, pending: []byte("left over ")}
-			size := idleReadSize
-			if raw {
-				w.raw = rawConnOf(cc.Conn)
-				if w.raw == nil {
-					t.Skip("no raw reads here")
-				}
-				size = rawReadSize
-			}
-			br := bufio.NewReaderSize(w, size)
-
-			// The leftovers come first, and nothing is held after a
-			// message.
-			_, err := peer.Write([]byte("small"))
-			require.NoError(t, err)
-			got := make([]byte, len("left over small"))
-			_, err = io.ReadFull(br, got)
-			require.NoError(t, err)
-			require.Equal(t, "left over small", string(got))
-			require.Nil(t, w.chunk)
-
-			// A burst larger than a chunk is read in chunks, each given
-			// back once it has been read out.
-			burst := make([]byte, 3*readChunk)
-			for i := range burst {
-				burst[i] = byte(i % 251)
-			}
-			go func() { _, _ = peer.Write(burst) }()
-			got = make([]byte, len(burst))
-			for n := 0; n < len(got); {
-				// coder/websocket reads headers a byte at a time and
-				// payloads in pieces of any size.
-				if n%3 == 0 {
-					b, err := br.ReadByte()
-					require.NoError(t, err)
-					got[n] = b
-					n++
-					continue
-				}
-				m, err := br.Read(got[n:min(len(got), n+700)])
-				require.NoError(t, err)
-				n += m
-			}
-			require.Equal(t, burst, got)
-			require.Nil(t, w.chunk, "no chunk held once everything is read")
-			require.Empty(t, w.pending)
-
-			// The peer's close reads as EOF.
-			require.NoError(t, peer.Close())
-			_, err = br.ReadByte()
-			require.ErrorIs(t, err, io.EOF)
-		})
-	}
-}
-
 func TestWireRefusesMessagesAfterCloseFrame(t *testing.T) {
 	// The server frames its data messages itself: once coder/websocket
 	// has written the close frame, nothing may follow it.
