@@ -212,6 +212,7 @@ type cfConn struct {
 	channel string // where it publishes
 	slot    int    // as loadConn's; -1 receives only
 	sem     chan struct{}
+	pace    pacer
 	// own, in a group, tells the connection's own messages: centrifuge
 	// delivers a publication to its publisher too, if subscribed, which
 	// imserver does not and the book does not expect.
@@ -226,6 +227,7 @@ type cfConn struct {
 
 func (r *cfRun) newConn(c *cfClient, t tally, slot int, channel string) *cfConn {
 	d := &cfConn{cfClient: c, run: r, tally: t, channel: channel, slot: slot, sem: make(chan struct{}, r.p.window)}
+	d.pace = pacer{stop: r.stop, done: c.done, now: r.stats.now, sem: d.sem, flush: d.flush}
 	d.content = make([]byte, max(r.p.size, cfPayloadMin))
 	for i := cfPayloadMin; i < len(d.content); i++ {
 		d.content[i] = 'a' + byte(i%26)
@@ -401,9 +403,9 @@ func (r *cfRun) drive(ctx context.Context) (measurement, error) {
 		go func() {
 			defer loops.Done()
 			if p.rate > 0 {
-				d.openLoop()
+				d.pace.open(p.rate, d.run.nsend, d.slot)
 			} else {
-				d.closedLoop()
+				d.pace.closed()
 			}
 		}()
 	}
@@ -451,74 +453,6 @@ func (r *cfRun) inFlight() int64 {
 		n += int64(len(d.sem))
 	}
 	return n
-}
-
-// closedLoop keeps the window full: a new publication for every reply.
-func (d *cfConn) closedLoop() {
-	for {
-		select {
-		case <-d.run.stop:
-			return
-		case <-d.done:
-			return
-		case d.sem <- struct{}{}:
-		}
-		n := 1
-		for n < cap(d.sem) && d.tryAcquire() {
-			n++
-		}
-		if !d.flush(n, d.run.stats.now(), 0) {
-			return
-		}
-	}
-}
-
-// openLoop publishes at this connection's share of the rate on a fixed
-// schedule, as loadConn.openLoop.
-func (d *cfConn) openLoop() {
-	senders := int64(max(d.run.nsend, 1))
-	interval := max(int64(float64(senders)/d.run.p.rate*float64(time.Second)), 1)
-	next := d.run.stats.now() + interval*int64(d.slot)/senders
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		if now := d.run.stats.now(); next > now {
-			timer.Reset(time.Duration(next - now))
-			select {
-			case <-d.run.stop:
-				return
-			case <-d.done:
-				return
-			case <-timer.C:
-			}
-			continue
-		}
-		select {
-		case <-d.run.stop:
-			return
-		case <-d.done:
-			return
-		case d.sem <- struct{}{}:
-		}
-		now := d.run.stats.now()
-		n := 1
-		for n < cap(d.sem) && next+int64(n)*interval <= now && d.tryAcquire() {
-			n++
-		}
-		if !d.flush(n, next, interval) {
-			return
-		}
-		next += int64(n) * interval
-	}
-}
-
-func (d *cfConn) tryAcquire() bool {
-	select {
-	case d.sem <- struct{}{}:
-		return true
-	default:
-		return false
-	}
 }
 
 // flush publishes n messages, the k-th meant for time at+k*step, in one

@@ -123,6 +123,7 @@ type loadConn struct {
 	wake  chan struct{} // capacity 1: MSG_ACKs are waiting
 	limit int           // most messages to send; 0 for no limit
 	nsent atomic.Int64
+	pace  pacer
 
 	amu  sync.Mutex
 	acks [][]byte // server_msg_ids to acknowledge; guarded by amu
@@ -141,7 +142,7 @@ func (r *loadRun) newConn(c *benchConn, t tally, slot int, conv, peer, group []b
 	for i := 8; i < len(content); i++ {
 		content[i] = 'a' + byte(i%26)
 	}
-	return &loadConn{
+	d := &loadConn{
 		benchConn: c,
 		run:       r,
 		tally:     t,
@@ -154,6 +155,16 @@ func (r *loadRun) newConn(c *benchConn, t tally, slot int, conv, peer, group []b
 		wake:      make(chan struct{}, 1),
 		content:   content,
 	}
+	d.pace = pacer{
+		stop: r.stop, done: c.done, now: r.stats.now, sem: d.sem, wake: d.wake, flush: d.flush,
+		left: func() int {
+			if d.limit == 0 {
+				return cap(d.sem) // no limit: never fewer than a window
+			}
+			return d.limit - d.sentCount()
+		},
+	}
+	return d
 }
 
 // measurement is the window a run measured and the resource use around
@@ -192,11 +203,11 @@ func (r *loadRun) drive(ctx context.Context, t target, conns []*benchConn) (meas
 			defer loops.Done()
 			switch {
 			case d.slot < 0:
-				d.ackLoop()
+				d.pace.idle()
 			case p.rate > 0:
-				d.openLoop()
+				d.pace.open(p.rate, d.run.nsend, d.slot)
 			default:
-				d.closedLoop()
+				d.pace.closed()
 			}
 		}()
 	}
@@ -292,120 +303,6 @@ func (r *loadRun) report(scenario string, t target, m measurement, v verdict) *R
 
 // sentCount is how many messages the connection has sent.
 func (d *loadConn) sentCount() int { return int(d.nsent.Load()) }
-
-// ackLoop only answers deliveries with MSG_ACK: the loop of a connection
-// that does not send, or no longer does.
-func (d *loadConn) ackLoop() {
-	for {
-		select {
-		case <-d.run.stop:
-			return
-		case <-d.done:
-			return
-		case <-d.wake:
-			if !d.flush(0, 0, 0) {
-				return
-			}
-		}
-	}
-}
-
-// closedLoop keeps the window full: a new send for every answer.
-func (d *loadConn) closedLoop() {
-	for {
-		if d.limit > 0 && d.sentCount() >= d.limit {
-			d.ackLoop()
-			return
-		}
-		n := 0
-		select {
-		case <-d.run.stop:
-			return
-		case <-d.done:
-			return
-		case d.sem <- struct{}{}:
-			n = 1
-		case <-d.wake:
-		}
-		for n < cap(d.sem) && d.tryAcquire() {
-			n++
-		}
-		if d.limit > 0 && n > d.limit-d.sentCount() {
-			give := n - (d.limit - d.sentCount())
-			for range give {
-				<-d.sem
-			}
-			n -= give
-		}
-		now := d.run.stats.now()
-		if !d.flush(n, now, 0) {
-			return
-		}
-	}
-}
-
-// openLoop sends at this connection's share of the total rate, on a fixed
-// schedule whatever the answers do. Latency counts from the scheduled time,
-// so a server that falls behind shows it in latency instead of hiding it
-// (no coordinated omission). The window still caps unanswered sends.
-func (d *loadConn) openLoop() {
-	senders := int64(max(d.run.nsend, 1))
-	interval := int64(float64(senders) / d.run.p.rate * float64(time.Second))
-	interval = max(interval, 1)
-	// Spread the senders' schedules over one interval.
-	next := d.run.stats.now() + interval*int64(d.slot)/senders
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		now := d.run.stats.now()
-		if next > now {
-			timer.Reset(time.Duration(next - now))
-			select {
-			case <-d.run.stop:
-				return
-			case <-d.done:
-				return
-			case <-d.wake:
-				if !d.flush(0, 0, 0) {
-					return
-				}
-			case <-timer.C:
-			}
-			continue
-		}
-		select {
-		case <-d.run.stop:
-			return
-		case <-d.done:
-			return
-		case <-d.wake:
-			if !d.flush(0, 0, 0) {
-				return
-			}
-			continue
-		case d.sem <- struct{}{}:
-		}
-		n := 1
-		// Everything else already due goes in the same write.
-		for n < cap(d.sem) && next+int64(n)*interval <= now && d.tryAcquire() {
-			n++
-		}
-		if !d.flush(n, next, interval) {
-			return
-		}
-		next += int64(n) * interval
-	}
-}
-
-// tryAcquire takes a window slot if one is free.
-func (d *loadConn) tryAcquire() bool {
-	select {
-	case d.sem <- struct{}{}:
-		return true
-	default:
-		return false
-	}
-}
 
 // flush writes the waiting MSG_ACKs and n new messages, the k-th meant for
 // time at+k*step, in one write. It reports false when the connection is

@@ -58,7 +58,7 @@ func runSync(ctx context.Context, t target, users []benchUser, runID string, k i
 	workers.Add(1)
 	go func() {
 		defer workers.Done()
-		d.closedLoop()
+		d.pace.closed()
 	}()
 	deadline := time.Now().Add(max(p.duration, 10*time.Minute))
 	for time.Now().Before(deadline) && ctx.Err() == nil {
