@@ -242,43 +242,13 @@ func (r *cfRun) newConn(c *cfClient, t tally, slot int, channel string) *cfConn 
 func dialCentrifugeAll(ctx context.Context, url string, users, channels []string, parallel int) ([]*cfClient, error) {
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true, Proxy: nil}}
 	defer hc.CloseIdleConnections()
-	conns := make([]*cfClient, len(users))
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	var (
-		next atomic.Int64
-		wg   sync.WaitGroup
-	)
-	for range max(1, min(parallel, len(users))) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(users) || ctx.Err() != nil {
-					return
-				}
-				dctx, dcancel := context.WithTimeout(ctx, 15*time.Second)
-				c, err := dialCentrifuge(dctx, hc, url, users[i], channels[i])
-				dcancel()
-				if err != nil {
-					cancel(fmt.Errorf("centrifuge connection %d (%s): %w", i, users[i], err))
-					return
-				}
-				conns[i] = c
-			}
-		}()
-	}
-	wg.Wait()
-	if err := context.Cause(ctx); err != nil {
-		for _, c := range conns {
-			if c != nil {
-				c.close()
-			}
+	return dialEach(ctx, len(users), parallel, nil, func(ctx context.Context, i int) (*cfClient, error) {
+		c, err := dialCentrifuge(ctx, hc, url, users[i], channels[i])
+		if err != nil {
+			return nil, fmt.Errorf("centrifuge connection %d (%s): %w", i, users[i], err)
 		}
-		return nil, err
-	}
-	return conns, nil
+		return c, nil
+	})
 }
 
 // cfTarget names the peer in reports; it is always WebSocket.

@@ -169,7 +169,21 @@ func keepAlive(wg *sync.WaitGroup, stop <-chan struct{}, conns []*benchConn, eve
 // opened and returns the error. users[i] and tokens[i] are the credentials
 // of connection i.
 func dialAll(ctx context.Context, d *dialer, users, tokens []string, parallel int, progress func(done int)) ([]*benchConn, error) {
-	conns := make([]*benchConn, len(users))
+	return dialEach(ctx, len(users), parallel, progress, func(ctx context.Context, i int) (*benchConn, error) {
+		c, err := connect(ctx, d, i, users[i], tokens[i])
+		if err != nil {
+			return nil, fmt.Errorf("connection %d (%s): %w", i, users[i], err)
+		}
+		return c, nil
+	})
+}
+
+// dialEach makes n connections with dial, at most parallel at once, each
+// within 15 s, calling progress (if not nil) after each. On the first
+// error it closes what it opened and returns the error.
+func dialEach[C interface{ close() }](ctx context.Context, n, parallel int, progress func(done int), dial func(ctx context.Context, i int) (C, error)) ([]C, error) {
+	conns := make([]C, n)
+	opened := make([]bool, n)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var (
@@ -177,23 +191,23 @@ func dialAll(ctx context.Context, d *dialer, users, tokens []string, parallel in
 		done atomic.Int64
 		wg   sync.WaitGroup
 	)
-	for range max(1, min(parallel, len(users))) {
+	for range max(1, min(parallel, n)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for {
 				i := int(next.Add(1) - 1)
-				if i >= len(users) || ctx.Err() != nil {
+				if i >= n || ctx.Err() != nil {
 					return
 				}
 				dctx, dcancel := context.WithTimeout(ctx, 15*time.Second)
-				c, err := connect(dctx, d, i, users[i], tokens[i])
+				c, err := dial(dctx, i)
 				dcancel()
 				if err != nil {
-					cancel(fmt.Errorf("connection %d (%s): %w", i, users[i], err))
+					cancel(err)
 					return
 				}
-				conns[i] = c
+				conns[i], opened[i] = c, true
 				if progress != nil {
 					progress(int(done.Add(1)))
 				}
@@ -202,8 +216,8 @@ func dialAll(ctx context.Context, d *dialer, users, tokens []string, parallel in
 	}
 	wg.Wait()
 	if err := context.Cause(ctx); err != nil {
-		for _, c := range conns {
-			if c != nil {
+		for i, c := range conns {
+			if opened[i] {
 				c.close()
 			}
 		}
