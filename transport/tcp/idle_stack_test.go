@@ -5,6 +5,8 @@ package tcp_test
 import (
 	"runtime"
 	"testing"
+
+	"github.com/imserver/imserver/transport/internal/idletest"
 )
 
 // TestIdleConnectionStack checks that an idle connection's goroutine
@@ -14,22 +16,13 @@ import (
 // not run with -race.
 func TestIdleConnectionStack(t *testing.T) {
 	addr, base := startIdleStack(t)
-	before := stackInUse()
-	cs := openIdle(t, addr, idleConns)
-	requireGoroutines(t, base+idleConns)
-	per := (stackInUse() - before) / idleConns
+	before := idletest.StackInUse()
+	cs := openIdle(t, addr, idletest.Conns)
+	idletest.RequireGoroutines(t, base+idletest.Conns)
+	per := (idletest.StackInUse() - before) / idletest.Conns
 	t.Logf("%d bytes of stack per idle connection", per)
 	if per > 7<<10 {
 		t.Errorf("%d bytes of stack per idle connection, want 4 KiB", per)
 	}
 	runtime.KeepAlive(cs)
-}
-
-// stackInUse returns the bytes of goroutine stacks in use, after a
-// collection has returned those of goroutines that have ended.
-func stackInUse() int64 {
-	runtime.GC()
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	return int64(ms.StackInuse)
 }

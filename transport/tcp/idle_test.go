@@ -3,18 +3,12 @@ package tcp_test
 import (
 	"fmt"
 	"runtime"
-	"runtime/pprof"
-	"strings"
 	"testing"
-	"time"
 
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/transport/internal/idletest"
 	"github.com/imserver/imserver/transport/tcp"
 )
-
-// idleConns is how many idle connections the idle tests open: enough that
-// one goroutine more per connection cannot hide among the server's own.
-const idleConns = 64
 
 // openIdle opens n connections to addr, each authenticated and done with
 // a heartbeat, and leaves them idle.
@@ -46,23 +40,6 @@ func startIdleStack(t *testing.T) (addr string, base int) {
 // goroutines requests are handled on exist only while there is work.
 func TestIdleConnectionGoroutines(t *testing.T) {
 	addr, base := startIdleStack(t)
-	openIdle(t, addr, idleConns)
-	requireGoroutines(t, base+idleConns)
-}
-
-// requireGoroutines waits for the goroutines of answered requests to
-// return, and fails if more than want are left after that.
-func requireGoroutines(t *testing.T, want int) {
-	t.Helper()
-	// A writer returns just after its last write, which the client may
-	// have read already: poll, within a bound, for them to be gone.
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > want && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > want {
-		var b strings.Builder
-		_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
-		t.Fatalf("%d goroutines, want at most %d (one per idle connection):\n%s", n, want, b.String())
-	}
+	openIdle(t, addr, idletest.Conns)
+	idletest.RequireGoroutines(t, base+idletest.Conns)
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"runtime"
-	"runtime/pprof"
-	"strings"
 	"testing"
 	"time"
 
@@ -13,12 +11,9 @@ import (
 
 	"github.com/imserver/imserver/im"
 	"github.com/imserver/imserver/im/imv1"
+	"github.com/imserver/imserver/transport/internal/idletest"
 	"github.com/imserver/imserver/transport/websocket"
 )
-
-// idleConns is how many idle connections the idle tests open: enough that
-// one goroutine more per connection cannot hide among the server's own.
-const idleConns = 64
 
 // openIdle opens n WebSockets to url, each authenticated by its ?token=
 // and again by an AuthRequest (as IM-iOS-SDK does), done with a ping and a
@@ -71,23 +66,6 @@ func startIdleStack(t *testing.T) (url string, base int) {
 // goroutines requests are handled on exist only while there is work.
 func TestIdleConnectionGoroutines(t *testing.T) {
 	url, base := startIdleStack(t)
-	openIdle(t, url, idleConns)
-	requireGoroutines(t, base+idleConns)
-}
-
-// requireGoroutines waits for the goroutines of answered requests to
-// return, and fails if more than want are left after that.
-func requireGoroutines(t *testing.T, want int) {
-	t.Helper()
-	// A writer returns just after its last write, which the client may
-	// have read already: poll, within a bound, for them to be gone.
-	deadline := time.Now().Add(10 * time.Second)
-	for runtime.NumGoroutine() > want && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if n := runtime.NumGoroutine(); n > want {
-		var b strings.Builder
-		_ = pprof.Lookup("goroutine").WriteTo(&b, 1)
-		t.Fatalf("%d goroutines, want at most %d (one per idle connection):\n%s", n, want, b.String())
-	}
+	openIdle(t, url, idletest.Conns)
+	idletest.RequireGoroutines(t, base+idletest.Conns)
 }
