@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"testing"
 	"time"
@@ -85,12 +84,7 @@ func TestMetricsScrape(t *testing.T) {
 
 	var ids, tokens []string
 	for _, u := range []string{"alice", "bobby"} {
-		e := post(t, base+"/api/auth/register", map[string]string{"username": u, "password": "secret-" + u, "nickname": u})
-		require.Zero(t, e.Code, e.Message)
-		e = post(t, base+"/api/auth/login", map[string]string{"username": u, "password": "secret-" + u})
-		require.Zero(t, e.Code, e.Message)
-		var login struct{ Token, UserID string }
-		require.NoError(t, json.Unmarshal(e.Data, &login))
+		login := registerAndLogin(t, base, u)
 		ids, tokens = append(ids, login.UserID), append(tokens, login.Token)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -224,12 +218,7 @@ func TestMetricsTraffic(t *testing.T) {
 
 	var ids, tokens []string
 	for _, u := range []string{"carol", "dave"} {
-		e := post(t, base+"/api/auth/register", map[string]string{"username": u, "password": "secret-" + u, "nickname": u})
-		require.Zero(t, e.Code, e.Message)
-		e = post(t, base+"/api/auth/login", map[string]string{"username": u, "password": "secret-" + u})
-		require.Zero(t, e.Code, e.Message)
-		var login struct{ Token, UserID string }
-		require.NoError(t, json.Unmarshal(e.Data, &login))
+		login := registerAndLogin(t, base, u)
 		ids, tokens = append(ids, login.UserID), append(tokens, login.Token)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
