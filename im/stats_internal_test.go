@@ -62,7 +62,8 @@ func TestLabelIndexes(t *testing.T) {
 func TestQueueFigures(t *testing.T) {
 	srv := &Server{cfg: Config{WriteTimeout: 10 * time.Second, SendQueue: 100, SendQueueBytes: 10000}}
 	gate := make(chan struct{})
-	var h hub
+	h := &srv.hub
+	srv.presence = newLocalPresence(0, func(Presence) {})
 	newSession := func(user string) *session {
 		s := &session{srv: srv, conn: gateConn{gate: gate}, user: user}
 		s.ctx, s.cancel = context.WithCancel(context.Background())
@@ -80,6 +81,12 @@ func TestQueueFigures(t *testing.T) {
 	require.True(t, c.enqueue(frame(200)))
 	c.close(nil) // what a closed session held is never sent
 	require.Equal(t, queueFigures{total: backlog{4, 800}, largest: backlog{3, 500}}, h.queues())
+	st := srv.Stats()
+	require.Equal(t, []int64{4, 800, 3, 500}, []int64{st.QueuedFrames, st.QueuedBytes, st.LargestQueueFrames, st.LargestQueueBytes})
+	// Counters is the same without the walk of every session.
+	st = srv.Counters()
+	require.Equal(t, []int64{0, 0, 0, 0}, []int64{st.QueuedFrames, st.QueuedBytes, st.LargestQueueFrames, st.LargestQueueBytes})
+	require.EqualValues(t, 2, st.OnlineUsers)
 
 	close(gate)
 	for _, s := range []*session{a, b, c} {

@@ -76,7 +76,7 @@ type history struct {
 // down or closes.
 func startHistory(srv *im.Server, interval time.Duration) *history {
 	h := &history{
-		stats:    srv.Stats,
+		stats:    srv.Counters, // no queue figures: the history keeps none
 		interval: interval,
 		ring:     make([]rawSample, 0, AdminHistoryLen+1),
 		stop:     make(chan struct{}),
