@@ -47,7 +47,11 @@
 // applies those the database has not seen, under a lock that makes
 // processes starting at once take turns: a PostgreSQL advisory lock, a
 // MySQL named lock, SQLite's write lock. It refuses a database migrated by
-// a newer version of this package. Options.TablePrefix puts a prefix
+// a newer version of this package. PostgreSQL and SQLite run all of it in
+// one transaction; MySQL commits each DDL statement on its own, so every
+// MySQL migration statement is safe to run again, and a process killed
+// half-way through a migration leaves one that the next New finishes.
+// Options.TablePrefix puts a prefix
 // before every table name, so that several stores can share one database.
 // A store_meta table holds the store's identity (Store.ID), random, made
 // once by the migration that added the table, the same for every Store on

@@ -8,9 +8,10 @@
 --
 -- A recalled message's tombstone: who recalled it and when (unix
 -- microseconds). Messages stored before read as not recalled: an empty
--- revoked_by. MySQL commits DDL implicitly: the table is created only if
--- it is missing, and both columns are added by one statement, the last,
--- so that a failure before it leaves a migration that runs again.
+-- revoked_by. MySQL commits DDL implicitly, and a process killed before
+-- the migration is recorded runs it again at its next start: the table is
+-- created only if it is missing, and both columns are added by one
+-- statement, only if the first is missing.
 
 CREATE TABLE IF NOT EXISTS {{prefix}}read_states (
     conversation_id VARBINARY(272) NOT NULL,
@@ -22,6 +23,10 @@ CREATE TABLE IF NOT EXISTS {{prefix}}read_states (
     PRIMARY KEY (conversation_id, user_id)
 ) ENGINE=InnoDB;
 
-ALTER TABLE {{prefix}}messages
-    ADD COLUMN revoked_by VARBINARY(128) NOT NULL DEFAULT '',
-    ADD COLUMN revoked_at BIGINT NOT NULL DEFAULT 0;
+SET @imserver_ddl = (SELECT IF(COUNT(*) = 0, 'ALTER TABLE {{prefix}}messages ADD COLUMN revoked_by VARBINARY(128) NOT NULL DEFAULT '''', ADD COLUMN revoked_at BIGINT NOT NULL DEFAULT 0', 'DO 0') FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{{prefix}}messages' AND column_name = 'revoked_by');
+
+PREPARE imserver_ddl FROM @imserver_ddl;
+
+EXECUTE imserver_ddl;
+
+DEALLOCATE PREPARE imserver_ddl;
