@@ -779,8 +779,15 @@ func TestPingsDuringWrites(t *testing.T) {
 	// to reach it than its ping may wait.
 	const batchLen, ahead = 50, 4
 	h := newHandler(func(ctx context.Context, c im.Conn, _ im.ConnInfo) error {
-		defer c.Close()
+		ctx, cancel := context.WithCancel(ctx)
 		read, gone := make(chan struct{}), make(chan struct{})
+		// The reader is gone before the handler returns: it may be
+		// waiting to report a frame nobody will take.
+		defer func() {
+			cancel()
+			c.Close()
+			<-gone
+		}()
 		go func() { // answers pings
 			defer close(gone)
 			for {
