@@ -159,6 +159,12 @@
 //     (Conversation.ReadFrom). Without it the Server reads once per group
 //     of the user and once per conversation that moved, and the
 //     membership of each group with news before and after its read.
+//   - MessageRangeScanner: ScanMessageRanges, MessageRanges for a caller
+//     that reads each page once, so that the Store can reuse the pages'
+//     memory from one sync to the next. Without it (or without
+//     SyncStore) the Server takes pages from MessageRanges. A Store that
+//     embeds one with it and overrides MessageRanges must override
+//     ScanMessageRanges too.
 //   - RecallStore: MessageByServerID and RecallMessage, which turn a
 //     message into a tombstone. Without it recall is off: REVOKE_MSG_REQ
 //     answers ERR_UNKNOWN and Server.RecallMessage ErrUnsupported.

@@ -33,8 +33,10 @@ type Server struct {
 	kicks atomic.Uint64
 	// groups caches the members of groups in use.
 	groups *groupCache
-	// sync is store's SyncStore side, nil when it has none.
+	// sync is store's SyncStore side, nil when it has none; scan its
+	// MessageRangeScanner side, nil when it has none.
 	sync SyncStore
+	scan MessageRangeScanner
 	// reads is store's ReadStateStore side, nil when it has none (read
 	// receipts are then off); receipts limits each user's receipts;
 	// delivered gathers delivery acks between flushes.
@@ -155,6 +157,9 @@ func NewServer(cfg Config) (*Server, error) {
 		s.cfg.GroupAddPolicy = s.sharesMessages
 	}
 	s.sync, _ = cfg.Store.(SyncStore)
+	if s.sync != nil {
+		s.scan, _ = cfg.Store.(MessageRangeScanner)
+	}
 	s.reads, _ = cfg.Store.(ReadStateStore)
 	s.receipts = newUserLimiter(cfg.ReadReceiptRate, 2*cfg.ReadReceiptRate)
 	s.recall, _ = cfg.Store.(RecallStore)

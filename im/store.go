@@ -135,6 +135,25 @@ type SyncStore interface {
 	MessageRanges(ctx context.Context, ranges []MessageRange, limit int) ([][]Message, error)
 }
 
+// MessageRangeScanner is an optional capability of a SyncStore: the
+// messages of MessageRanges for a caller that reads them once, so that the
+// Store can reuse their memory from one call to the next instead of
+// allocating every page anew. A Server catching a client up uses it when
+// its Store has it. storetest checks that it reads what MessageRanges
+// returns.
+type MessageRangeScanner interface {
+	// ScanMessageRanges reads what MessageRanges(ctx, ranges, limit)
+	// returns and calls fn once per range, in the order of ranges, with i
+	// the range's index and page its messages (empty for a range without
+	// any). page, and the Content of its messages, are the Store's again
+	// once fn returns: fn must neither keep nor modify them; it may keep
+	// the strings. fn is called after the Store's read has ended, so it
+	// may call the Store. An error from fn stops the scan and is returned
+	// as it is; ErrInvalidArgument for a limit below 1, before fn is
+	// called.
+	ScanMessageRanges(ctx context.Context, ranges []MessageRange, limit int, fn func(i int, page []Message) error) error
+}
+
 // MessageRange selects the messages of conversation ConversationID whose
 // seq lies in [From, To]; To <= 0 means no upper bound.
 type MessageRange struct {

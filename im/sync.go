@@ -118,22 +118,12 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 	defer s.releaseSyncEncoder(&enc)
 	total := int32(0)
 	budget := syncByteBudget
-	for len(changed) > 0 {
+	for len(changed) > 0 && budget > 0 {
 		n := rangesPerRead(changed, limit)
 		part := changed[:n]
 		changed = changed[n:]
-		var pages [][]Message
-		if budget > 0 {
-			if pages, err = s.messageRanges(sess.ctx, part, limit); err != nil {
-				s.respondError(sess, f, err)
-				return
-			}
-		}
-		for i, r := range part {
-			var page []Message
-			if pages != nil {
-				page = pages[i]
-			}
+		err := s.scanMessageRanges(sess.ctx, part, limit, func(i int, page []Message) error {
+			r := part[i]
 			if recheck[r.ConversationID] && len(page) > 0 {
 				// Without a SyncStore (or ReadFrom from it) the user's
 				// groups, their max seqs and what she may read come from
@@ -144,20 +134,31 @@ func (s *Server) handleBatchSync(sess *session, f Frame) {
 				// lists in one snapshot.)
 				from, ok, err := s.readableFrom(sess.ctx, r.ConversationID, sess.user, r.From)
 				if err != nil {
-					s.respondError(sess, f, err)
-					return
+					return err
 				}
 				if !ok {
-					continue
+					return nil
 				}
-				if from > r.From {
-					page = slices.DeleteFunc(page, func(m Message) bool { return m.Seq < from })
+				// The page is in seq order: what she may not read is a
+				// prefix of it.
+				for len(page) > 0 && page[0].Seq < from {
+					page = page[1:]
 				}
 			}
 			var taken int
 			taken, budget = enc.conversation(r.ConversationID, r.From, r.To, page, budget, total == 0)
 			total += int32(taken)
+			return nil
+		})
+		if err != nil {
+			s.respondError(sess, f, err)
+			return
 		}
+	}
+	// The ranges left once the budget ran out get no messages; each still
+	// tells the client its max seq, so that it asks again (has_more).
+	for _, r := range changed {
+		_, budget = enc.conversation(r.ConversationID, r.From, r.To, nil, budget, total == 0)
 	}
 	sess.respondBody(imv1.CommandType_CMD_BATCH_SYNC_RSP, f.Sequence, enc.finish(time.Now().UnixMilli(), total))
 }
@@ -237,6 +238,61 @@ func (s *Server) messageRanges(ctx context.Context, ranges []MessageRange, limit
 		pages[i] = msgs
 	}
 	return pages, nil
+}
+
+// scanMessageRanges calls fn with the messages of each range, at most
+// limit each, in the order of ranges. It reads them with the Store's
+// MessageRangeScanner when it has one, so that the pages are not kept:
+// fn must not keep page, or the Content of its messages.
+func (s *Server) scanMessageRanges(ctx context.Context, ranges []MessageRange, limit int, fn func(i int, page []Message) error) (err error) {
+	if s.scan == nil {
+		pages, err := s.messageRanges(ctx, ranges, limit)
+		if err != nil {
+			return err
+		}
+		for i, page := range pages {
+			if err := fn(i, page); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	// fn's own errors are passed through, and a panic in fn is not the
+	// Store's: it goes on up, as it would without a scanner.
+	var (
+		fnErr error
+		inFn  bool
+		calls int
+	)
+	err = func() (err error) {
+		defer func() {
+			if v := recover(); v != nil {
+				if inFn {
+					panic(v)
+				}
+				err = s.storePanicked("ScanMessageRanges", v)
+			}
+		}()
+		return s.scan.ScanMessageRanges(ctx, ranges, limit, func(i int, page []Message) error {
+			if i != calls || i >= len(ranges) {
+				return fmt.Errorf("im: MessageRangeScanner called back for range %d of %d, want %d", i, len(ranges), calls)
+			}
+			calls++
+			inFn = true
+			fnErr = fn(i, page)
+			inFn = false
+			return fnErr
+		})
+	}()
+	switch {
+	case fnErr != nil:
+		return fnErr
+	case err != nil:
+		return err
+	case calls != len(ranges):
+		return fmt.Errorf("im: MessageRangeScanner called back for %d of %d ranges", calls, len(ranges))
+	}
+	return nil
 }
 
 // appendWithin converts msgs to wire form and appends them to dst while they

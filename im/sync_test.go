@@ -76,6 +76,18 @@ func (b *batchedStore) MessageRanges(ctx context.Context, ranges []im.MessageRan
 	return b.sync.MessageRanges(ctx, ranges, limit)
 }
 
+// scannedStore is batchedStore with im.MessageRangeScanner, whose scans
+// count as MessageRanges calls.
+type scannedStore struct {
+	*batchedStore
+	scan im.MessageRangeScanner
+}
+
+func (s *scannedStore) ScanMessageRanges(ctx context.Context, ranges []im.MessageRange, limit int, fn func(int, []im.Message) error) error {
+	s.syncRanges.Add(1)
+	return s.scan.ScanMessageRanges(ctx, ranges, limit, fn)
+}
+
 func (b *batchedStore) reset() {
 	b.plainStore.reset()
 	b.syncConvs.Store(0)

@@ -73,11 +73,20 @@ func BenchmarkBatchSync(b *testing.B) {
 			}
 			fallback, batched := newServer(plain), newServer(withSync)
 			cursors := fillSyncBench(b, batched, store)
-			for _, path := range []struct {
+			paths := []struct {
 				name  string
 				srv   *imtest.Server
 				reads func() int64
-			}{{"fallback", fallback, plain.reads}, {"batched", batched, withSync.reads}} {
+			}{{"fallback", fallback, plain.reads}, {"batched", batched, withSync.reads}}
+			if sc, ok := store.(im.MessageRangeScanner); ok {
+				scanned := &scannedStore{batchedStore: &batchedStore{plainStore: &plainStore{Store: store}, sync: store.(im.SyncStore)}, scan: sc}
+				paths = append(paths, struct {
+					name  string
+					srv   *imtest.Server
+					reads func() int64
+				}{"scanned", newServer(scanned), scanned.reads})
+			}
+			for _, path := range paths {
 				b.Run(path.name, func(b *testing.B) {
 					c := path.srv.Dial(b, "tcp", "syncer")
 					ctx := context.Background()

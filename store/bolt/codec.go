@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -185,10 +186,13 @@ func decodeMessage(conv string, seq int64, v []byte) (im.Message, error) {
 	return mv.message(conv, string(mv.strs), content), nil
 }
 
-// decodeMessages decodes the parsed records of one conversation. It copies
-// all their strings into one allocation and all their contents into
-// another, rather than two per message: a sync reads thousands.
-func decodeMessages(conv string, views []messageView) []im.Message {
+// decodeMessages decodes the parsed records of one conversation, appending
+// the messages to dst and their contents to arena, and returns both. It
+// copies all their strings into one allocation, and grows arena at most
+// once, rather than two allocations per message: a sync reads thousands.
+// Each Content is capped, so that appending to one never overwrites the
+// next.
+func decodeMessages(dst []im.Message, arena []byte, conv string, views []messageView) ([]im.Message, []byte) {
 	nStrs, nContent := 0, 0
 	for i := range views {
 		nStrs += len(views[i].strs)
@@ -200,22 +204,24 @@ func decodeMessages(conv string, views []messageView) []im.Message {
 		sb.Write(views[i].strs)
 	}
 	strs := sb.String()
-	arena := make([]byte, 0, nContent)
-	out := make([]im.Message, len(views))
+	if arena == nil {
+		arena = make([]byte, 0, nContent)
+	} else {
+		arena = slices.Grow(arena, nContent)
+	}
+	dst = slices.Grow(dst, len(views))
 	for i := range views {
 		mv := &views[i]
 		var content []byte
 		if len(mv.content) > 0 {
 			start := len(arena)
 			arena = append(arena, mv.content...)
-			// Capped, so that appending to one message's Content never
-			// overwrites the next one's.
 			content = arena[start:len(arena):len(arena)]
 		}
-		out[i] = mv.message(conv, strs[:len(mv.strs)], content)
+		dst = append(dst, mv.message(conv, strs[:len(mv.strs)], content))
 		strs = strs[len(mv.strs):]
 	}
-	return out
+	return dst, arena
 }
 
 // An account record (the value under its user id, version 1):

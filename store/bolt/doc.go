@@ -244,7 +244,9 @@
 // im/auth's built-in accounts and revocation;
 // im.SyncStore: a BATCH_SYNC lists the user's conversations and its
 // groups' in one read transaction (two prefix scans and a lookup per
-// group), and reads the messages of all its conversations in another;
+// group), and reads the messages of all its conversations in another,
+// through im.MessageRangeScanner into memory the Store keeps for the next
+// sync (the strings are the caller's, the pages and contents are not);
 // im.ReadStateStore and im.RecallStore (see Read states and recall). It
 // implements im.ConversationSettingsStore too: each user's settings of a
 // conversation are one sealed record keyed (user, conversation), in a

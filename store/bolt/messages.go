@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"go.etcd.io/bbolt"
@@ -495,12 +496,14 @@ func (s *Store) readRange(conv string, from, to int64, limit int) ([]im.Message,
 		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	return readRangeTx(tx, conv, pending, from, to, limit, s.strict)
+	return readRangeTx(tx, conv, pending, from, to, limit, s.strict, nil)
 }
 
 // readRangeTx is readRange within tx, with the pending messages of conv as
-// they were when tx began.
-func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64, limit int, strict bool) ([]im.Message, error) {
+// they were when tx began. With a buf, it appends the messages to buf.msgs
+// and returns nil: their contents are in buf.content, which the next read
+// into buf reuses; without one, it returns them in memory of their own.
+func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64, limit int, strict bool, buf *rangeBuf) ([]im.Message, error) {
 	msgs, err := bucket(tx, bucketMsgs)
 	if err != nil {
 		return nil, err
@@ -554,12 +557,25 @@ func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64
 	}
 	n := min(int64(limit), last-from+1)
 
-	var out []im.Message
+	// dst is what the messages are appended to, from start on.
+	var (
+		dst     []im.Message
+		content []byte
+		start   int
+	)
+	if buf != nil {
+		dst, content, start = buf.msgs, buf.content, len(buf.msgs)
+	}
 	if from <= stored {
 		// Seqs are gap-free: from on, the bucket must hold every one up
 		// to min(stored, last), and a key missing is damage, not the end.
 		want := min(n, min(stored, last)-from+1)
-		views := make([]messageView, 0, want)
+		var views []messageView
+		if buf != nil {
+			views = slices.Grow(buf.views[:0], int(want))
+		} else {
+			views = make([]messageView, 0, want)
+		}
 		var kb [8]byte
 		for k, v := c.Seek(seqKey(&kb, uint64(from))); int64(len(views)) < want; k, v = c.Next() {
 			next := from + int64(len(views))
@@ -576,25 +592,35 @@ func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64
 			}
 			views = append(views, mv)
 		}
-		out = decodeMessages(conv, views)
+		dst, content = decodeMessages(dst, content, conv, views)
+		if buf != nil {
+			// The views point into the file's mapping, which a later
+			// transaction may remap.
+			clear(views)
+			buf.views = views[:0]
+		}
 	}
-	if rest := n - int64(len(out)); rest > 0 && last > stored {
+	if rest := n - int64(len(dst)-start); rest > 0 && last > stored {
 		first := max(from, stored+1)
 		i := first - pending[0].Seq
-		if out == nil {
-			out = make([]im.Message, 0, rest)
+		if dst == nil {
+			dst = make([]im.Message, 0, rest)
 		}
 		for _, m := range pending[i:min(i+rest, int64(len(pending)))] {
 			if m.Seq > last {
 				break
 			}
-			out = append(out, cloneMessage(m))
+			dst = append(dst, cloneMessage(m))
 		}
 	}
-	if out == nil {
-		out = []im.Message{}
+	if buf != nil {
+		buf.msgs, buf.content = dst, content
+		return nil, nil
 	}
-	return out, nil
+	if dst == nil {
+		dst = []im.Message{}
+	}
+	return dst, nil
 }
 
 // Conversation implements im.ConversationStore.

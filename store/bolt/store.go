@@ -60,14 +60,17 @@ type Store struct {
 	// is damage (see seal.go). id is the store's identity.
 	strict bool
 	id     string
+	// rangeBufs keeps ScanMessageRanges' memory (*rangeBuf) between calls.
+	rangeBufs sync.Pool
 }
 
 var (
-	_ im.Store             = (*Store)(nil)
-	_ im.SyncStore         = (*Store)(nil)
-	_ im.ReadStateStore    = (*Store)(nil)
-	_ im.RecallStore       = (*Store)(nil)
-	_ account.AccountStore = (*Store)(nil)
+	_ im.Store               = (*Store)(nil)
+	_ im.SyncStore           = (*Store)(nil)
+	_ im.MessageRangeScanner = (*Store)(nil)
+	_ im.ReadStateStore      = (*Store)(nil)
+	_ im.RecallStore         = (*Store)(nil)
+	_ account.AccountStore   = (*Store)(nil)
 )
 
 // Layout of the file: one top-level bucket per area.

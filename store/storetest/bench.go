@@ -23,6 +23,10 @@ import (
 //   - RangePull100: one Messages call returning 100 messages.
 //   - SyncBatch: what a reconnecting client costs: UserConversations for a
 //     user in 100 conversations, then Messages for each of them.
+//   - CatchUp500/ranges and CatchUp500/scan, with im.SyncStore: a client
+//     catching up on one conversation, 500 messages (a full page) per
+//     MessageRanges call, and per ScanMessageRanges call when the store is
+//     an im.MessageRangeScanner. One op is one page.
 func RunBenchmarks(b *testing.B, open func(b *testing.B) im.Store) {
 	for _, c := range []struct{ writers, batch int }{{1, 1}, {64, 1}, {64, 64}} {
 		name := "Append/writers=" + strconv.Itoa(c.writers) + "/batch=" + strconv.Itoa(c.batch)
@@ -34,6 +38,7 @@ func RunBenchmarks(b *testing.B, open func(b *testing.B) im.Store) {
 	}
 	b.Run("RangePull100", func(b *testing.B) { benchRangePull(b, open(b)) })
 	b.Run("SyncBatch", func(b *testing.B) { benchSync(b, open(b)) })
+	b.Run("CatchUp500", func(b *testing.B) { benchCatchUp(b, open(b)) })
 }
 
 // benchText is a typical short text message.
@@ -191,4 +196,56 @@ func benchSync(b *testing.B, s im.Store) {
 			}
 		}
 	}
+}
+
+func benchCatchUp(b *testing.B, s im.Store) {
+	ss, ok := s.(im.SyncStore)
+	if !ok {
+		b.Skip("storetest: the store does not implement im.SyncStore")
+	}
+	const (
+		total = 5000
+		page  = 500
+	)
+	fill(b, s, []string{"group_catchup"}, total, nil)
+	var from int64 = 1
+	ranges := []im.MessageRange{{ConversationID: "group_catchup"}}
+	next := func() []im.MessageRange {
+		ranges[0].From = from
+		from = (from+page-1)%total + 1
+		return ranges
+	}
+	check := func(b *testing.B, msgs []im.Message) {
+		if len(msgs) != page || msgs[0].Seq != ranges[0].From {
+			b.Fatalf("a page from %d: %d messages", ranges[0].From, len(msgs))
+		}
+	}
+	b.Run("ranges", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			pages, err := ss.MessageRanges(b.Context(), next(), page)
+			if err != nil {
+				b.Fatal(err)
+			}
+			check(b, pages[0])
+		}
+		b.ReportMetric(float64(b.N*page)/b.Elapsed().Seconds(), "msgs/s")
+	})
+	sc, ok := s.(im.MessageRangeScanner)
+	if !ok {
+		return
+	}
+	b.Run("scan", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			err := sc.ScanMessageRanges(b.Context(), next(), page, func(_ int, msgs []im.Message) error {
+				check(b, msgs)
+				return nil
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*page)/b.Elapsed().Seconds(), "msgs/s")
+	})
 }

@@ -45,8 +45,9 @@ type buggyStore struct {
 }
 
 var (
-	_ im.Store          = (*buggyStore)(nil)
-	_ auth.AccountStore = (*buggyStore)(nil)
+	_ im.Store               = (*buggyStore)(nil)
+	_ im.MessageRangeScanner = (*buggyStore)(nil)
+	_ auth.AccountStore      = (*buggyStore)(nil)
 )
 
 func newBuggyStore(bug string) *buggyStore {
@@ -300,4 +301,50 @@ func (b *buggyStore) MessageRanges(ctx context.Context, ranges []im.MessageRange
 		b.patchAll(p, "ranges")
 	}
 	return pages, err
+}
+
+// ScanMessageRanges implements im.MessageRangeScanner over MessageRanges,
+// giving each page's contents back once the callback returns, as a store
+// that reuses its memory does.
+func (b *buggyStore) ScanMessageRanges(ctx context.Context, ranges []im.MessageRange, limit int, fn func(i int, page []im.Message) error) error {
+	pages, err := b.MessageRanges(ctx, ranges, limit)
+	if err != nil {
+		return err
+	}
+	if b.bug == "scan-reuses-early" {
+		// Reads every range into the same memory before the first
+		// callback: each page's contents are the last range's.
+		var last [][]byte
+		for _, p := range slices.Backward(pages) {
+			if len(p) > 0 {
+				for _, m := range p {
+					last = append(last, m.Content)
+				}
+				break
+			}
+		}
+		for _, p := range pages {
+			for j := range p {
+				if len(last) > 0 {
+					p[j].Content = last[j%len(last)]
+				}
+			}
+		}
+	}
+	var stopped error
+	for i, p := range pages {
+		if b.bug == "scan-skips-empty" && len(p) == 0 {
+			continue
+		}
+		if err := fn(i, p); err != nil && stopped == nil {
+			stopped = err
+			if b.bug != "scan-goes-on" {
+				return err
+			}
+		}
+		for j := range p {
+			clear(p[j].Content)
+		}
+	}
+	return stopped
 }

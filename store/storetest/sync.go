@@ -26,6 +26,8 @@ func testSync(t *testing.T, h Harness) {
 		{"MessageRanges", testMessageRanges},
 		{"ManyRanges", testManyRanges},
 		{"Invalid", testSyncInvalid},
+		{"Scan", testScanRanges},
+		{"ScanStops", testScanStops},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -192,11 +194,12 @@ func checkRanges(t *testing.T, s im.Store, ss im.SyncStore, ranges []im.MessageR
 	}
 }
 
-func testMessageRanges(t *testing.T, s im.Store, ss im.SyncStore) {
-	syncFixture(t, s)
+// fixtureRanges are ranges of syncFixture's conversations, each kind a
+// sync asks for.
+func fixtureRanges() []im.MessageRange {
 	ab := im.SingleConversationID("alice", "bob")
 	g1 := im.GroupConversationID("g1")
-	ranges := []im.MessageRange{
+	return []im.MessageRange{
 		{ConversationID: ab, From: 2, To: 3},
 		{ConversationID: g1, From: 1, To: 0},                        // no upper bound
 		{ConversationID: im.GroupConversationID("g2"), From: 1},     // no messages
@@ -208,6 +211,11 @@ func testMessageRanges(t *testing.T, s im.Store, ss im.SyncStore) {
 		{ConversationID: im.GroupConversationID("g3"), From: 1},     // dismissed: the messages stay
 		{ConversationID: im.SystemConversationID("alice"), From: 1}, // system
 	}
+}
+
+func testMessageRanges(t *testing.T, s im.Store, ss im.SyncStore) {
+	syncFixture(t, s)
+	ranges := fixtureRanges()
 	for _, limit := range []int{1, 2, 3, 100} {
 		checkRanges(t, s, ss, ranges, limit)
 	}
@@ -225,10 +233,10 @@ func testMessageRanges(t *testing.T, s im.Store, ss im.SyncStore) {
 	}
 }
 
-// testManyRanges: hundreds of ranges in one call, as a user in hundreds of
-// groups makes (a store that splits them, to bound a query's parameters,
-// must not lose or mix any).
-func testManyRanges(t *testing.T, s im.Store, ss im.SyncStore) {
+// manyRanges fills 300 group conversations of s with 1 to 4 messages
+// each and returns a range of each, in another order than they were
+// filled.
+func manyRanges(t *testing.T, s im.Store) []im.MessageRange {
 	const convs = 300
 	var batch []im.AppendRequest
 	for c := range convs {
@@ -241,7 +249,14 @@ func testManyRanges(t *testing.T, s im.Store, ss im.SyncStore) {
 	for c := range convs {
 		ranges = append(ranges, im.MessageRange{ConversationID: fmt.Sprintf("group_m%03d", convs-1-c), From: int64(c % 3)})
 	}
-	checkRanges(t, s, ss, ranges, 2)
+	return ranges
+}
+
+// testManyRanges: hundreds of ranges in one call, as a user in hundreds of
+// groups makes (a store that splits them, to bound a query's parameters,
+// must not lose or mix any).
+func testManyRanges(t *testing.T, s im.Store, ss im.SyncStore) {
+	checkRanges(t, s, ss, manyRanges(t, s), 2)
 }
 
 func testSyncInvalid(t *testing.T, s im.Store, ss im.SyncStore) {
@@ -259,5 +274,117 @@ func testSyncInvalid(t *testing.T, s im.Store, ss im.SyncStore) {
 	}
 	if _, err := ss.MessageRanges(ctx, r, 10); !errors.Is(err, context.Canceled) {
 		t.Errorf("MessageRanges with a cancelled ctx: %v, want context.Canceled", err)
+	}
+}
+
+// scanner returns s's im.MessageRangeScanner, or skips t.
+func scanner(t *testing.T, s im.Store) im.MessageRangeScanner {
+	sc, ok := s.(im.MessageRangeScanner)
+	if !ok {
+		t.Skip("storetest: the store does not implement im.MessageRangeScanner")
+	}
+	return sc
+}
+
+// checkScan requires ScanMessageRanges(ranges, limit) to call back once
+// per range, in order, with what MessageRanges returns, compared while
+// the page is the caller's; and the strings it handed out to still read
+// the same once the scan is over, since the caller may keep them. fn
+// calls the Store, which it may.
+func checkScan(t *testing.T, s im.Store, ss im.SyncStore, sc im.MessageRangeScanner, ranges []im.MessageRange, limit int) {
+	t.Helper()
+	want, err := ss.MessageRanges(t.Context(), ranges, limit)
+	if err != nil {
+		t.Fatalf("MessageRanges(%d ranges, limit %d): %v", len(ranges), limit, err)
+	}
+	next := 0
+	var kept []string // each page's strings, as a caller keeps them
+	err = sc.ScanMessageRanges(t.Context(), ranges, limit, func(i int, page []im.Message) error {
+		if i != next {
+			t.Errorf("ScanMessageRanges(limit %d) called back for range %d, want %d", limit, i, next)
+		}
+		next = i + 1
+		if i >= 0 && i < len(want) {
+			checkMessages(t, fmt.Sprintf("ScanMessageRanges limit %d, range %d %+v", limit, i, ranges[i]), page, want[i])
+		}
+		for _, m := range page {
+			kept = append(kept, m.ServerID, m.SenderID, m.ClientMsgID, m.Extra)
+		}
+		if i >= 0 && i < len(ranges) {
+			if _, err := s.Conversation(t.Context(), ranges[i].ConversationID); err != nil && !errors.Is(err, im.ErrNotFound) {
+				t.Errorf("Conversation(%q) from ScanMessageRanges' callback: %v", ranges[i].ConversationID, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("ScanMessageRanges(%d ranges, limit %d): %v", len(ranges), limit, err)
+	}
+	if next != len(ranges) {
+		t.Errorf("ScanMessageRanges(%d ranges, limit %d) called back for %d", len(ranges), limit, next)
+	}
+	var wantKept []string
+	for _, page := range want {
+		for _, m := range page {
+			wantKept = append(wantKept, m.ServerID, m.SenderID, m.ClientMsgID, m.Extra)
+		}
+	}
+	if !slices.Equal(kept, wantKept) {
+		t.Errorf("ScanMessageRanges(limit %d): the strings of its pages changed once the scan was over", limit)
+	}
+}
+
+// testScanRanges checks im.MessageRangeScanner, when the store has it,
+// against MessageRanges: each kind of range, hundreds at once, and every
+// scan twice, so that a store reusing the last call's memory reads into
+// it.
+func testScanRanges(t *testing.T, s im.Store, ss im.SyncStore) {
+	sc := scanner(t, s)
+	syncFixture(t, s)
+	ranges := fixtureRanges()
+	for _, limit := range []int{1, 2, 3, 100} {
+		for range 2 {
+			checkScan(t, s, ss, sc, ranges, limit)
+		}
+	}
+	checkScan(t, s, ss, sc, nil, 10)
+	checkScan(t, s, ss, sc, manyRanges(t, s), 2)
+	checkScan(t, s, ss, sc, ranges, 100)
+}
+
+// testScanStops: an error from the callback ends the scan and comes back
+// as it was; a limit below 1 and a cancelled ctx fail before any callback.
+func testScanStops(t *testing.T, s im.Store, ss im.SyncStore) {
+	sc := scanner(t, s)
+	syncFixture(t, s)
+	ranges := fixtureRanges()
+	errStop := errors.New("storetest: stop")
+	calls := 0
+	err := sc.ScanMessageRanges(t.Context(), ranges, 10, func(i int, page []im.Message) error {
+		calls++
+		if i == 1 {
+			return errStop
+		}
+		return nil
+	})
+	if !errors.Is(err, errStop) {
+		t.Errorf("ScanMessageRanges whose callback failed: %v, want the callback's error", err)
+	}
+	if calls != 2 {
+		t.Errorf("ScanMessageRanges called back %d times, want 2: none after the callback failed", calls)
+	}
+	never := func(i int, page []im.Message) error {
+		t.Errorf("ScanMessageRanges called back for range %d of a scan that must fail", i)
+		return nil
+	}
+	for _, limit := range []int{0, -1} {
+		if err := sc.ScanMessageRanges(t.Context(), ranges, limit, never); !errors.Is(err, im.ErrInvalidArgument) {
+			t.Errorf("ScanMessageRanges with limit %d: %v, want ErrInvalidArgument", limit, err)
+		}
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := sc.ScanMessageRanges(ctx, ranges, 10, never); !errors.Is(err, context.Canceled) {
+		t.Errorf("ScanMessageRanges with a cancelled ctx: %v, want context.Canceled", err)
 	}
 }
