@@ -594,9 +594,6 @@ func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64
 		}
 		dst, content = decodeMessages(dst, content, conv, views)
 		if buf != nil {
-			// The views point into the file's mapping, which a later
-			// transaction may remap.
-			clear(views)
 			buf.views = views[:0]
 		}
 	}

@@ -178,8 +178,10 @@ const (
 )
 
 // putRangeBuf empties buf, so that it keeps no strings alive and points
-// into no mapping of the file, and keeps it if it is not too large.
+// into no mapping of the file (which a later transaction may remap), and
+// keeps it if it is not too large.
 func (s *Store) putRangeBuf(buf *rangeBuf) {
+	clear(buf.views[:cap(buf.views)])
 	clear(buf.msgs)
 	buf.msgs, buf.content = buf.msgs[:0], buf.content[:0]
 	if cap(buf.msgs) <= maxKeptRangeMsgs && cap(buf.views) <= maxKeptRangeMsgs && cap(buf.content) <= maxKeptRangeContent {
