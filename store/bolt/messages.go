@@ -577,6 +577,7 @@ func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64
 			views = make([]messageView, 0, want)
 		}
 		var kb [8]byte
+		place := placeSumOf(conv, len(kb))
 		for k, v := c.Seek(seqKey(&kb, uint64(from))); int64(len(views)) < want; k, v = c.Next() {
 			next := from + int64(len(views))
 			if k == nil {
@@ -586,7 +587,7 @@ func readRangeTx(tx *bbolt.Tx, conv string, pending []im.Message, from, to int64
 			if err != nil || seq != next {
 				return nil, &im.CorruptError{Conversation: conv, Seq: next, Err: corrupt("message key %x where seq %d should be", k, next)}
 			}
-			mv, err := readMessage(conv, k, seq, v, strict)
+			mv, err := readMessageAt(conv, place, k, seq, v, strict)
 			if err != nil {
 				return nil, err
 			}

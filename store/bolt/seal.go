@@ -86,17 +86,35 @@ func sealBytes[B name](b []byte, bucket B, key, rec []byte) []byte {
 }
 
 func sealSum[B name](bucket B, key, body []byte) uint32 {
-	// The lengths, the bucket's name and the key, all short, a byte at a
-	// time: a buffer for them, or a string made into a slice, would be
-	// passed to crc32.Update, where it escapes, and cost an allocation
-	// per record. The body goes through crc32.Update, which uses the
-	// CPU's CRC-32C instruction where there is one.
+	return placeSumOf(bucket, len(key)).sum(key, body)
+}
+
+// placeSum is the checksum's state once it has taken in the lengths of a
+// bucket's name and of a key, and the name: the same for every record of
+// the bucket with keys of that length, so that a read of many (a page of
+// a conversation's messages) computes it once.
+type placeSum uint32
+
+// placeSumOf returns the placeSum of bucket's records with keys keyLen
+// bytes long.
+func placeSumOf[B name](bucket B, keyLen int) placeSum {
+	// The lengths and the bucket's name, all short, a byte at a time: a
+	// buffer for them, or a string made into a slice, would be passed to
+	// crc32.Update, where it escapes, and cost an allocation per record.
 	c := ^uint32(0)
 	c = crcUvarint(c, uint64(len(bucket)))
-	c = crcUvarint(c, uint64(len(key)))
+	c = crcUvarint(c, uint64(keyLen))
 	for i := 0; i < len(bucket); i++ {
 		c = castagnoli[byte(c)^bucket[i]] ^ c>>8
 	}
+	return placeSum(c)
+}
+
+// sum returns the checksum of body under key, whose length p was made
+// for. The body goes through crc32.Update, which uses the CPU's CRC-32C
+// instruction where there is one.
+func (p placeSum) sum(key, body []byte) uint32 {
+	c := uint32(p)
 	for _, x := range key {
 		c = castagnoli[byte(c)^x] ^ c>>8
 	}
@@ -117,6 +135,11 @@ func crcUvarint(c uint32, n uint64) uint32 {
 // otherwise is returned as it is (written before sealing). The result
 // points into v.
 func unseal[B name](v []byte, bucket B, key []byte, strict bool) ([]byte, error) {
+	return unsealAt(v, placeSumOf(bucket, len(key)), key, strict)
+}
+
+// unsealAt is unseal with the placeSum of key's bucket.
+func unsealAt(v []byte, p placeSum, key []byte, strict bool) ([]byte, error) {
 	if len(v) == 0 || v[0] != recordSealed {
 		if strict {
 			return nil, errUnsealed
@@ -127,7 +150,7 @@ func unseal[B name](v []byte, bucket B, key []byte, strict bool) ([]byte, error)
 		return nil, errChecksum
 	}
 	body := v[:len(v)-4]
-	if binary.BigEndian.Uint32(v[len(v)-4:]) != sealSum(bucket, key, body) {
+	if binary.BigEndian.Uint32(v[len(v)-4:]) != p.sum(key, body) {
 		return nil, errChecksum
 	}
 	return body[1:], nil
@@ -197,7 +220,13 @@ func sealIn(bucket string, key, rec []byte) []byte {
 // readMessage opens and parses the record v of message seq (key k) of
 // conversation conv.
 func readMessage[B name](conv B, k []byte, seq int64, v []byte, strict bool) (messageView, error) {
-	rec, err := unseal(v, conv, k, strict)
+	return readMessageAt(conv, placeSumOf(conv, len(k)), k, seq, v, strict)
+}
+
+// readMessageAt is readMessage with p, the placeSum of conv's bucket and
+// keys of k's length, which a read of many messages computes once.
+func readMessageAt[B name](conv B, p placeSum, k []byte, seq int64, v []byte, strict bool) (messageView, error) {
+	rec, err := unsealAt(v, p, k, strict)
 	if err == nil {
 		var mv messageView
 		if mv, err = parseMessage(seq, rec); err == nil {
