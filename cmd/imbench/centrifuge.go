@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -30,8 +33,9 @@ const cfBarrierMethod = "barrier"
 const cfHistoryTTL = 10 * time.Minute
 
 // cfServer is the peer the direct and group scenarios compare imserver
-// with: a centrifuge node, as small as centrifuge allows, in this process
-// on a loopback port of its own, serving WebSocket with centrifuge's
+// with: a centrifuge node, as small as centrifuge allows, on a loopback
+// port of its own, in this process or, with -serve-centrifuge, in an
+// imbench of its own, serving WebSocket with centrifuge's
 // protobuf protocol. It authenticates no one (the connect token is taken
 // as the user id), lets users subscribe to their own personal channel and
 // to group channels, and publishes whatever a client publishes: no
@@ -45,8 +49,8 @@ type cfServer struct {
 	wg   sync.WaitGroup
 }
 
-// startCentrifuge starts a centrifuge peer on 127.0.0.1.
-func startCentrifuge(historySize int) (*cfServer, error) {
+// startCentrifuge starts a centrifuge peer listening on addr.
+func startCentrifuge(addr string, historySize int) (*cfServer, error) {
 	node, err := centrifuge.New(centrifuge.Config{LogLevel: centrifuge.LogLevelNone})
 	if err != nil {
 		return nil, err
@@ -84,7 +88,7 @@ func startCentrifuge(historySize int) (*cfServer, error) {
 	if err := node.Run(); err != nil {
 		return nil, err
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		_ = node.Shutdown(context.Background())
 		return nil, err
@@ -129,4 +133,18 @@ func (s *cfServer) close() {
 	// connections, which the node has just disconnected.
 	_ = s.hs.Close()
 	s.wg.Wait()
+}
+
+// serveCentrifuge runs the peer on addr until ctx ends: a server process
+// of its own, as imserver is, for -centrifuge-url and -centrifuge-pid of
+// another imbench.
+func serveCentrifuge(ctx context.Context, addr string, historySize int, stdout io.Writer) error {
+	cs, err := startCentrifuge(addr, historySize)
+	if err != nil {
+		return fmt.Errorf("centrifuge: %w", err)
+	}
+	defer cs.close()
+	fmt.Fprintf(stdout, "imbench: centrifuge peer at %s (pid %d, history %d); interrupt to stop\n", cs.url, os.Getpid(), historySize)
+	<-ctx.Done()
+	return nil
 }

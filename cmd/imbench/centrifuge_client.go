@@ -193,10 +193,19 @@ func (c *cfClient) close() {
 	c.ws.CloseNow()
 }
 
+// cfPeer is where a run finds the centrifuge peer: its URL, and the
+// process it runs in when that is not this one (0: in this process, whose
+// CPU time is then the client's and the peer's together).
+type cfPeer struct {
+	url string
+	pid int
+}
+
 // cfRun is one load run against a cfServer. The books, counters and
 // report are a loadRun's; the connections are centrifuge's.
 type cfRun struct {
 	*loadRun
+	peer  cfPeer
 	conns []*cfConn
 	// direct: a delivery with no offset takes its number plus one as its
 	// seq, each side of a pair counting its own messages.
@@ -252,14 +261,14 @@ func dialCentrifugeAll(ctx context.Context, url string, users, channels []string
 }
 
 // cfTarget names the peer in reports; it is always WebSocket.
-func cfTarget() target {
-	return target{name: "centrifuge", dialer: &dialer{transport: transportWS}}
+func cfTarget(peer cfPeer) target {
+	return target{name: "centrifuge", dialer: &dialer{transport: transportWS}, serverPID: peer.pid}
 }
 
 // runCentrifugeDirect is runDirect against a cfServer: conns/2 pairs,
 // each member subscribed to its personal channel and publishing into its
 // partner's.
-func runCentrifugeDirect(ctx context.Context, url, runID string, p loadParams) (*Report, error) {
+func runCentrifugeDirect(ctx context.Context, peer cfPeer, runID string, p loadParams) (*Report, error) {
 	if p.conns < 2 || p.conns%2 != 0 {
 		return nil, fmt.Errorf("direct needs an even number of connections, at least 2; got %d", p.conns)
 	}
@@ -269,11 +278,11 @@ func runCentrifugeDirect(ctx context.Context, url, runID string, p loadParams) (
 		channels[i] = cfUserPrefix + users[i]
 	}
 	p.logf("centrifuge: connecting %d clients over websocket", p.conns)
-	clients, err := dialCentrifugeAll(ctx, url, users, channels, p.dialParallel)
+	clients, err := dialCentrifugeAll(ctx, peer.url, users, channels, p.dialParallel)
 	if err != nil {
 		return nil, err
 	}
-	r := &cfRun{loadRun: newLoadRun(p, runID), direct: true}
+	r := &cfRun{loadRun: newLoadRun(p, runID), peer: peer, direct: true}
 	for pair := 0; pair < p.conns/2; pair++ {
 		l := &ledger{perSide: true}
 		r.books = append(r.books, l)
@@ -287,12 +296,12 @@ func runCentrifugeDirect(ctx context.Context, url, runID string, p loadParams) (
 	if err != nil {
 		return nil, err
 	}
-	return r.report("direct", cfTarget(), m, r.verdict()), ctx.Err()
+	return r.report("direct", cfTarget(peer), m, r.verdict()), ctx.Err()
 }
 
 // runCentrifugeGroup is runGroup against a cfServer: a channel per group,
 // which every member subscribes to and the first s.senders publish into.
-func runCentrifugeGroup(ctx context.Context, url string, s groupShape, runID string, p loadParams) (*Report, error) {
+func runCentrifugeGroup(ctx context.Context, peer cfPeer, s groupShape, runID string, p loadParams) (*Report, error) {
 	if s.members < 2 || s.senders < 1 || s.senders > s.members {
 		return nil, fmt.Errorf("group: bad layout %+v", s)
 	}
@@ -303,11 +312,11 @@ func runCentrifugeGroup(ctx context.Context, url string, s groupShape, runID str
 		channels[i] = cfGroupPrefix + runID + "-" + strconv.Itoa(i/s.members)
 	}
 	p.logf("centrifuge: connecting %d members of %d groups over websocket", p.conns, s.groups)
-	clients, err := dialCentrifugeAll(ctx, url, users, channels, p.dialParallel)
+	clients, err := dialCentrifugeAll(ctx, peer.url, users, channels, p.dialParallel)
 	if err != nil {
 		return nil, err
 	}
-	r := &cfRun{loadRun: newLoadRun(p, runID)}
+	r := &cfRun{loadRun: newLoadRun(p, runID), peer: peer}
 	for gi := range s.groups {
 		gb := newGroupBook(s.members)
 		r.books = append(r.books, gb)
@@ -332,7 +341,7 @@ func runCentrifugeGroup(ctx context.Context, url string, s groupShape, runID str
 	if err != nil {
 		return nil, err
 	}
-	rep := r.report("group", cfTarget(), m, r.verdict())
+	rep := r.report("group", cfTarget(peer), m, r.verdict())
 	rep.Groups, rep.Members, rep.Senders = s.groups, s.members, s.senders
 	return rep, ctx.Err()
 }
@@ -394,11 +403,11 @@ func (r *cfRun) drive(ctx context.Context) (measurement, error) {
 		r.stats.phase.Store(phaseMeasure)
 	}
 	var m measurement
-	m.before = sampleUsage(0)
+	m.before = sampleUsage(r.peer.pid)
 	if !sleepCtx(ctx, p.duration) {
 		return abort()
 	}
-	m.after = sampleUsage(0)
+	m.after = sampleUsage(r.peer.pid)
 	m.elapsed = m.after.at.Sub(m.before.at)
 	r.stats.phase.Store(phaseDrain)
 	close(r.stop)

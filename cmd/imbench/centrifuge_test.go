@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -40,24 +43,24 @@ func requireCFVerified(t *testing.T, rep *Report) {
 // order.
 func TestCentrifugePeer(t *testing.T) {
 	for _, history := range []int{0, 1000} {
-		cs, err := startCentrifuge(history)
+		cs, err := startCentrifuge("127.0.0.1:0", history)
 		require.NoError(t, err)
 		t.Run("direct/history="+strconv.Itoa(history), func(t *testing.T) {
-			rep, err := runCentrifugeDirect(context.Background(), cs.url, "d", cfParams(t))
+			rep, err := runCentrifugeDirect(context.Background(), cfPeer{url: cs.url}, "d", cfParams(t))
 			require.NoError(t, err)
 			requireCFVerified(t, rep)
 		})
 		t.Run("direct/open-loop/history="+strconv.Itoa(history), func(t *testing.T) {
 			p := cfParams(t)
 			p.rate = 300
-			rep, err := runCentrifugeDirect(context.Background(), cs.url, "o", p)
+			rep, err := runCentrifugeDirect(context.Background(), cfPeer{url: cs.url}, "o", p)
 			require.NoError(t, err)
 			requireCFVerified(t, rep)
 			require.LessOrEqual(t, rep.AckedPerSec, 450.0)
 		})
 		t.Run("group/history="+strconv.Itoa(history), func(t *testing.T) {
 			s := groupShape{groups: 2, members: 5, senders: 2}
-			rep, err := runCentrifugeGroup(context.Background(), cs.url, s, "g", cfParams(t))
+			rep, err := runCentrifugeGroup(context.Background(), cfPeer{url: cs.url}, s, "g", cfParams(t))
 			require.NoError(t, err)
 			requireCFVerified(t, rep)
 			require.EqualValues(t, 10, rep.Conns)
@@ -71,7 +74,7 @@ func TestCentrifugePeer(t *testing.T) {
 
 // A personal channel is its owner's only.
 func TestCentrifugePersonalChannel(t *testing.T) {
-	cs, err := startCentrifuge(0)
+	cs, err := startCentrifuge("127.0.0.1:0", 0)
 	require.NoError(t, err)
 	defer cs.close()
 	_, err = dialCentrifugeAll(context.Background(), cs.url, []string{"alice"}, []string{cfUserPrefix + "bob"}, 1)
@@ -180,9 +183,74 @@ func TestCentrifugeFlags(t *testing.T) {
 		{[]string{"-scenario", "connect", "-compare-centrifuge"}, "-compare-centrifuge applies"},
 		{[]string{"-compare-centrifuge", "-size", "8"}, "-size 16"},
 		{[]string{"-centrifuge-history", "-1"}, "-centrifuge-history"},
+		{[]string{"-centrifuge-url", "ws://127.0.0.1:8000/connection/websocket", "-centrifuge-pid", "1"}, "-centrifuge-url applies with -compare-centrifuge"},
+		{[]string{"-compare-centrifuge", "-centrifuge-url", "ws://127.0.0.1:8000/connection/websocket"}, "needs -centrifuge-pid"},
+		{[]string{"-compare-centrifuge", "-centrifuge-url", "ws://10.1.2.3:8000/connection/websocket", "-centrifuge-pid", "1"}, "not a loopback address"},
+		{[]string{"-compare-centrifuge", "-centrifuge-url", "ws://127.0.0.1:8000/connection/websocket", "-centrifuge-pid", "1", "-centrifuge-history", "5"}, "the serving imbench keeps the history"},
+		{[]string{"-centrifuge-pid", "1"}, "-centrifuge-pid applies with -centrifuge-url"},
+		{[]string{"-serve-centrifuge", "10.1.2.3:8000"}, "not a loopback address"},
 	} {
 		code, _, stderr := bench(t, tt.args...)
 		require.Equal(t, exitUsage, code)
 		require.Contains(t, stderr, tt.want)
 	}
+}
+
+// An imbench serving the peer (-serve-centrifuge) and another comparing
+// with it (-centrifuge-url): the peer's CPU time is read from its process,
+// not counted in the comparing imbench's.
+func TestCentrifugeOwnProcess(t *testing.T) {
+	srv := startServer(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lockedBuffer{}
+	served := make(chan int, 1)
+	go func() {
+		served <- run(ctx, []string{"-serve-centrifuge", "127.0.0.1:0"}, func(string) string { return "" }, out, out)
+	}()
+	var url string
+	require.Eventually(t, func() bool {
+		m := regexp.MustCompile(`centrifuge peer at (ws://\S+) `).FindStringSubmatch(out.String())
+		if m != nil {
+			url = m[1]
+		}
+		return m != nil
+	}, 10*time.Second, 10*time.Millisecond, "the peer says where it listens")
+
+	shared := []string{"-users-file", filepath.Join(t.TempDir(), "users"), "-jwt-secret", string(srv.Secret)}
+	// The peer runs in this test's process, whose CPU time /proc reports.
+	args := append(append(serverArgs(srv, "websocket"), shared...), short(groupArgs("-compare-centrifuge",
+		"-centrifuge-url", url, "-centrifuge-pid", strconv.Itoa(os.Getpid()))...)...)
+	code, rep, stderr := bench(t, args...)
+	requireVerified(t, code, rep, stderr)
+	cf := rep["centrifuge"].(map[string]any)
+	require.Equal(t, true, cf["ok"])
+	require.Contains(t, cf, "server_cpu_sec", "the peer's CPU time, from its process")
+	require.Contains(t, cf, "server_rss_bytes")
+
+	cancel()
+	select {
+	case code := <-served:
+		require.Equal(t, exitOK, code)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the serving imbench did not stop when interrupted")
+	}
+}
+
+// lockedBuffer is a bytes.Buffer that one goroutine writes while another
+// reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -69,10 +69,22 @@
 //
 // With -compare-centrifuge, direct and group also run the same load
 // against centrifuge (github.com/centrifugal/centrifuge), a widely used Go
-// real-time messaging server, started inside imbench on a loopback port of
-// its own, and print its figures beside imserver's (and raw's, with
-// -compare-raw). The clients speak centrifuge's protobuf protocol over
-// WebSocket, whatever -transport says. The server accepts any connect
+// real-time messaging server, and print its figures beside imserver's (and
+// raw's, with -compare-raw). The peer runs inside imbench on a loopback
+// port of its own, or, as imserver does, in a process of its own: an
+// imbench started with -serve-centrifuge ADDR serves it until
+// interrupted, and -centrifuge-url and -centrifuge-pid point the
+// comparing imbench at it. In one process the peer and its clients share
+// one Go scheduler, and a wake-up between them is a goroutine switch
+// rather than the kernel running another process, which a separate
+// server does not enjoy on a small machine:
+//
+//	imbench -serve-centrifuge 127.0.0.1:8000 & cf=$!
+//	imbench -scenario group ... -compare-centrifuge \
+//	    -centrifuge-url ws://127.0.0.1:8000/connection/websocket -centrifuge-pid $cf
+//
+// The clients speak centrifuge's protobuf protocol over WebSocket,
+// whatever -transport says. The server accepts any connect
 // token as the user id, lets a user subscribe to its personal channel
 // (user:<id>) and to group channels, and publishes what clients publish;
 // it stores nothing and keeps no history unless -centrifuge-history asks
@@ -88,8 +100,9 @@
 // subscriber but its sender exactly once, each sender's publications in
 // the order sent, and with history that the offsets centrifuge gives run
 // without gap and in order at every subscriber. Subscribers acknowledge
-// nothing (centrifuge has no per-delivery acknowledgement), and the
-// server's CPU time is in imbench's client CPU.
+// nothing (centrifuge has no per-delivery acknowledgement). The server's
+// CPU time is in imbench's client CPU when it runs inside imbench, and is
+// read from /proc for -centrifuge-pid when it does not.
 //
 // # Users
 //
@@ -173,6 +186,9 @@ type config struct {
 	CompareRaw       bool
 	CompareCF        bool
 	CFHistory        int
+	CFURL            string
+	CFPID            int
+	ServeCF          string
 	JSON             bool
 	Quiet            bool
 	Progress         time.Duration
@@ -231,8 +247,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "longest wait for answers and deliveries after sending stops")
 	fs.IntVar(&c.Messages, "messages", 10000, "sync: messages the receiver catches up on")
 	fs.BoolVar(&c.CompareRaw, "compare-raw", false, "direct, group, connect: also run the in-process raw server and print ratios to it")
-	fs.BoolVar(&c.CompareCF, "compare-centrifuge", false, "direct, group: also run the same load against an in-process centrifuge server (WebSocket, protobuf protocol) and print it beside imserver")
-	fs.IntVar(&c.CFHistory, "centrifuge-history", 0, "with -compare-centrifuge: publications of in-memory history kept per channel; 0 keeps none (centrifuge's default)")
+	fs.BoolVar(&c.CompareCF, "compare-centrifuge", false, "direct, group: also run the same load against a centrifuge server (WebSocket, protobuf protocol), in this process or at -centrifuge-url, and print it beside imserver")
+	fs.IntVar(&c.CFHistory, "centrifuge-history", 0, "with -compare-centrifuge or -serve-centrifuge: publications of in-memory history kept per channel; 0 keeps none (centrifuge's default)")
+	fs.StringVar(&c.CFURL, "centrifuge-url", "", "with -compare-centrifuge: the peer another imbench serves (-serve-centrifuge), instead of one in this process: a process of its own, as imserver is (needs -centrifuge-pid)")
+	fs.IntVar(&c.CFPID, "centrifuge-pid", 0, "with -centrifuge-url: the peer's process id, to report its CPU time and memory from /proc")
+	fs.StringVar(&c.ServeCF, "serve-centrifuge", "", "serve only the centrifuge peer on this loopback address (127.0.0.1:8000) until interrupted; another imbench compares with it through -centrifuge-url")
 	fs.BoolVar(&c.JSON, "json", false, "print the report as one JSON object")
 	fs.BoolVar(&c.Quiet, "quiet", false, "no progress lines or notes on stderr")
 	fs.DurationVar(&c.Progress, "progress", time.Second, "interval between progress lines")
@@ -367,6 +386,27 @@ func (c config) validate() error {
 	if c.CFHistory < 0 {
 		errs = append(errs, errors.New("-centrifuge-history must not be negative"))
 	}
+	if c.CFURL != "" {
+		if !c.CompareCF {
+			errs = append(errs, errors.New("-centrifuge-url applies with -compare-centrifuge"))
+		}
+		if c.CFPID <= 0 {
+			errs = append(errs, errors.New("-centrifuge-url needs -centrifuge-pid: a peer's CPU time is in no report otherwise"))
+		}
+		if err := checkLoopback("-centrifuge-url", c.CFURL, true); err != nil {
+			errs = append(errs, err)
+		}
+		if c.CFHistory > 0 {
+			errs = append(errs, errors.New("-centrifuge-history with -centrifuge-url: the serving imbench keeps the history; give it there"))
+		}
+	} else if c.CFPID != 0 {
+		errs = append(errs, errors.New("-centrifuge-pid applies with -centrifuge-url"))
+	}
+	if c.ServeCF != "" {
+		if err := checkLoopback("-serve-centrifuge", c.ServeCF, false); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if c.RegisterParallel < 1 || c.DialParallel < 1 || c.SessionsPerUser < 1 {
 		errs = append(errs, errors.New("-register-parallel, -dial-parallel and -sessions-per-user must be at least 1"))
 	}
@@ -478,6 +518,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "imbench:", err)
 		return exitUsage
 	}
+	if cfg.ServeCF != "" {
+		if err := serveCentrifuge(ctx, cfg.ServeCF, cfg.CFHistory, stdout); err != nil {
+			fmt.Fprintln(stderr, "imbench:", err)
+			return exitFailed
+		}
+		return exitOK
+	}
 	if cfg.CPUProfile != "" {
 		stop, err := startCPUProfile(cfg.CPUProfile)
 		if err != nil {
@@ -582,16 +629,20 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*Report, error)
 	}
 	// withCF runs fn against a fresh centrifuge peer, with -compare-centrifuge,
 	// and puts its report beside rep.
-	withCF := func(fn func(url string) (*Report, error), rep *Report) error {
+	withCF := func(fn func(peer cfPeer) (*Report, error), rep *Report) error {
 		if !cfg.CompareCF {
 			return nil
 		}
-		cs, err := startCentrifuge(cfg.CFHistory)
-		if err != nil {
-			return fmt.Errorf("centrifuge: %w", err)
+		peer := cfPeer{url: cfg.CFURL, pid: cfg.CFPID}
+		if peer.url == "" {
+			cs, err := startCentrifuge("127.0.0.1:0", cfg.CFHistory)
+			if err != nil {
+				return fmt.Errorf("centrifuge: %w", err)
+			}
+			defer cs.close()
+			peer.url = cs.url
 		}
-		defer cs.close()
-		cfRep, err := fn(cs.url)
+		cfRep, err := fn(peer)
 		if err != nil {
 			return fmt.Errorf("centrifuge: %w", err)
 		}
@@ -640,7 +691,7 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*Report, error)
 			}
 			rep.compare(rawRep)
 		}
-		return rep, withCF(func(url string) (*Report, error) { return runCentrifugeDirect(ctx, url, runID+"c", lp) }, rep)
+		return rep, withCF(func(peer cfPeer) (*Report, error) { return runCentrifugeDirect(ctx, peer, runID+"c", lp) }, rep)
 	case "group":
 		shape := groupShape{groups: cfg.Groups, members: cfg.Members, senders: cfg.Senders}
 		us, err := accounts(shape.conns())
@@ -675,7 +726,7 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*Report, error)
 			}
 			rep.compare(rawRep)
 		}
-		return rep, withCF(func(url string) (*Report, error) { return runCentrifugeGroup(ctx, url, shape, runID+"c", lp) }, rep)
+		return rep, withCF(func(peer cfPeer) (*Report, error) { return runCentrifugeGroup(ctx, peer, shape, runID+"c", lp) }, rep)
 	case "connect":
 		var us []benchUser
 		if minter != nil {

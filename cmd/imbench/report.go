@@ -94,8 +94,9 @@ type Report struct {
 	Ratio     *float64 `json:"ratio,omitempty"`
 	Raw       *Report  `json:"raw,omitempty"`
 
-	// -compare-centrifuge: the same load against the in-process
-	// centrifuge server, over WebSocket whatever -transport says.
+	// -compare-centrifuge: the same load against the centrifuge peer (in
+	// imbench's process or -centrifuge-url's), over WebSocket whatever
+	// -transport says.
 	// CentrifugeRatio is imserver's headline rate over its.
 	CentrifugePerSec *float64 `json:"centrifuge_per_sec,omitempty"`
 	CentrifugeRatio  *float64 `json:"centrifuge_ratio,omitempty"`
