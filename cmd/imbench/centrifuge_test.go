@@ -172,7 +172,12 @@ func TestCentrifugeTable(t *testing.T) {
 	// not known here.
 	require.Regexp(t, `CPU µs per delivery +10\.0 +- +10\.0`, s)
 	require.Contains(t, s, "history of 50 publications")
+	require.Contains(t, s, "centrifuge runs inside imbench")
 	require.Contains(t, s, "PASS")
+	imRep.Centrifuge.CFOwnProcess = true
+	out.Reset()
+	require.NoError(t, writeTable(&out, imRep))
+	require.Contains(t, out.String(), "centrifuge runs in a process of its own")
 }
 
 func TestCentrifugeFlags(t *testing.T) {
@@ -226,6 +231,7 @@ func TestCentrifugeOwnProcess(t *testing.T) {
 	require.Equal(t, true, cf["ok"])
 	require.Contains(t, cf, "server_cpu_sec", "the peer's CPU time, from its process")
 	require.Contains(t, cf, "server_rss_bytes")
+	require.Equal(t, true, cf["own_process"])
 
 	cancel()
 	select {

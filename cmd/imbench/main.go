@@ -646,7 +646,7 @@ func execute(ctx context.Context, cfg config, stderr io.Writer) (*Report, error)
 		if err != nil {
 			return fmt.Errorf("centrifuge: %w", err)
 		}
-		cfRep.CFHistory = cfg.CFHistory
+		cfRep.CFHistory, cfRep.CFOwnProcess = cfg.CFHistory, cfg.CFURL != ""
 		rep.comparePeer(cfRep)
 		return nil
 	}

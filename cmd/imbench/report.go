@@ -104,6 +104,10 @@ type Report struct {
 	// CFHistory, in the centrifuge report, is the in-memory history it
 	// kept per channel (0: none).
 	CFHistory int `json:"history,omitempty"`
+	// CFOwnProcess, in the centrifuge report, is set when the peer ran in
+	// a process of its own (-centrifuge-url): its history is what that
+	// process was started with, and its CPU time is server_cpu_sec.
+	CFOwnProcess bool `json:"own_process,omitempty"`
 
 	verdict verdict
 }
@@ -411,7 +415,11 @@ func writeTable(w io.Writer, r *Report) error {
 		if c.CFHistory > 0 {
 			history = fmt.Sprintf("in-memory history of %d publications per channel", c.CFHistory)
 		}
-		fmt.Fprintf(w, "(centrifuge runs inside imbench, over WebSocket with its protobuf protocol, %s, storing nothing to disk; its CPU time is in imbench's client CPU; its subscribers acknowledge nothing)\n", history)
+		where, cpu := "inside imbench", "its CPU time is in imbench's client CPU"
+		if c.CFOwnProcess {
+			where, history, cpu = "in a process of its own", "the history -serve-centrifuge was given", "its CPU time is that process's"
+		}
+		fmt.Fprintf(w, "(centrifuge runs %s, over WebSocket with its protobuf protocol, %s, storing nothing to disk; %s; its subscribers acknowledge nothing)\n", where, history, cpu)
 	}
 	verdict := "PASS: every acknowledged message was delivered exactly once, in order"
 	switch r.Scenario {
