@@ -415,7 +415,7 @@ func (s *Server) groupCommitted(op *commitOp, r AppendResult) {
 func (s *Server) deliver(m Message, op *commitOp) {
 	origin := op.origin
 	// One encoding, shared by every connection it goes to.
-	body := encodePush(toWire(m))
+	body := s.encodePush(&m)
 	f := Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: body}
 	// Where delivery acks are stored, each session remembers the push to
 	// map the client's MSG_ACK back to it.
@@ -547,7 +547,7 @@ func (s *Server) deliverRun(r *groupRun, held *heldWriters) {
 	}()
 	kept := 0
 	for i, m := range r.msgs {
-		body := encodePush(toWire(m))
+		body := s.encodePush(&m)
 		r.msgs[kept], r.origins[kept] = m, r.origins[i]
 		kept++
 		r.frames = append(r.frames, Frame{Command: imv1.CommandType_CMD_PUSH_MSG, Body: body, Shared: new(wire.Encodings)})

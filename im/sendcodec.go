@@ -5,7 +5,6 @@ import (
 	"errors"
 	"unicode/utf8"
 
-	"github.com/imserver/imserver/im/imv1"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -151,115 +150,18 @@ func isInfoString(num protowire.Number) bool {
 	return false
 }
 
-// encodePush returns the body of the PushMessage carrying w, encoded as
-// proto.Marshal encodes it (fields in order, zero values left out) in a
-// buffer of its exact size: one allocation, where proto.Marshal walks the
-// message's fields twice through its generic code. Its strings must be
-// valid UTF-8, as toWire makes them.
-func encodePush(w *imv1.MessageInfo) []byte {
-	n := infoSize(w)
-	b := make([]byte, 0, 1+protowire.SizeBytes(n))
+// encodePush returns the body of the PushMessage carrying m, the bytes
+// proto.Marshal makes of toWire(m), in a buffer of its exact size: the
+// MessageInfo is encoded by the sync's encoder (appendMessageInfo) into a
+// pooled scratch buffer and copied behind its tag and length. One
+// allocation, where toWire and proto.Marshal make a MessageInfo and walk
+// its fields twice through generic code.
+func (s *Server) encodePush(m *Message) []byte {
+	sc := s.getScratch()
+	sc.msg = appendMessageInfo(sc.msg[:0], m)
+	b := make([]byte, 0, 1+protowire.SizeBytes(len(sc.msg)))
 	b = protowire.AppendTag(b, fSendMessage, protowire.BytesType) // PushMessage.message
-	b = protowire.AppendVarint(b, uint64(n))
-	return appendInfo(b, w)
-}
-
-// infoSize is the size of MessageInfo w encoded; appendInfo appends it.
-// Both take the fields in the order of their numbers.
-func infoSize(w *imv1.MessageInfo) int {
-	n := 0
-	str := func(s string) {
-		if s != "" {
-			n += 1 + protowire.SizeBytes(len(s))
-		}
-	}
-	num := func(num protowire.Number, v uint64) {
-		if v != 0 {
-			n += protowire.SizeTag(num) + protowire.SizeVarint(v)
-		}
-	}
-	str(w.ServerMsgId)
-	str(w.ClientMsgId)
-	str(w.ConversationId)
-	str(w.SenderId)
-	str(w.ReceiverId)
-	str(w.GroupId)
-	num(7, uint64(int64(w.MessageType)))
-	if len(w.Content) > 0 {
-		n += 1 + protowire.SizeBytes(len(w.Content))
-	}
-	num(9, uint64(w.SendTime))
-	num(10, uint64(w.ServerTime))
-	num(11, uint64(w.Seq))
-	num(12, uint64(int64(w.Status)))
-	num(13, boolBit(w.IsRead))
-	num(14, uint64(w.CreateTime))
-	str(w.Extra)
-	for _, s := range w.ReadBy {
-		n += 2 + protowire.SizeBytes(len(s))
-	}
-	num(17, uint64(w.ReadTime))
-	num(18, boolBit(w.IsDeleted))
-	num(19, boolBit(w.IsRevoked))
-	if w.RevokedBy != "" {
-		n += 2 + protowire.SizeBytes(len(w.RevokedBy))
-	}
-	num(21, uint64(w.RevokedTime))
-	if w.AttachedInfo != "" {
-		n += 2 + protowire.SizeBytes(len(w.AttachedInfo))
-	}
-	num(23, uint64(int64(w.ConversationType)))
-	return n
-}
-
-func appendInfo(b []byte, w *imv1.MessageInfo) []byte {
-	str := func(num protowire.Number, s string) {
-		if s != "" {
-			b = protowire.AppendTag(b, num, protowire.BytesType)
-			b = protowire.AppendString(b, s)
-		}
-	}
-	num := func(num protowire.Number, v uint64) {
-		if v != 0 {
-			b = protowire.AppendTag(b, num, protowire.VarintType)
-			b = protowire.AppendVarint(b, v)
-		}
-	}
-	str(1, w.ServerMsgId)
-	str(2, w.ClientMsgId)
-	str(3, w.ConversationId)
-	str(4, w.SenderId)
-	str(5, w.ReceiverId)
-	str(6, w.GroupId)
-	num(7, uint64(int64(w.MessageType)))
-	if len(w.Content) > 0 {
-		b = protowire.AppendTag(b, 8, protowire.BytesType)
-		b = protowire.AppendBytes(b, w.Content)
-	}
-	num(9, uint64(w.SendTime))
-	num(10, uint64(w.ServerTime))
-	num(11, uint64(w.Seq))
-	num(12, uint64(int64(w.Status)))
-	num(13, boolBit(w.IsRead))
-	num(14, uint64(w.CreateTime))
-	str(15, w.Extra)
-	for _, s := range w.ReadBy {
-		b = protowire.AppendTag(b, 16, protowire.BytesType)
-		b = protowire.AppendString(b, s)
-	}
-	num(17, uint64(w.ReadTime))
-	num(18, boolBit(w.IsDeleted))
-	num(19, boolBit(w.IsRevoked))
-	str(20, w.RevokedBy)
-	num(21, uint64(w.RevokedTime))
-	str(22, w.AttachedInfo)
-	num(23, uint64(int64(w.ConversationType)))
+	b = protowire.AppendBytes(b, sc.msg)
+	s.putScratch(sc)
 	return b
-}
-
-func boolBit(v bool) uint64 {
-	if v {
-		return 1
-	}
-	return 0
 }

@@ -22,13 +22,14 @@ import (
 // connection watchdog) in NewServer; Shutdown or Close stops them all.
 type Server struct {
 	cfg Config
-	// syncScratch holds *syncScratch buffers for encoding BATCH_SYNC
-	// responses, shared by the sessions instead of kept by each.
-	syncScratch sync.Pool
-	log         *slog.Logger
-	store       Store
-	ids         *idGen
-	hub         hub
+	// scratch holds *wireScratch buffers for encoding BATCH_SYNC
+	// responses and pushes, shared by the sessions and the delivery
+	// goroutines instead of kept by each.
+	scratch sync.Pool
+	log     *slog.Logger
+	store   Store
+	ids     *idGen
+	hub     hub
 	// kicks counts calls of Kick (see Identity.kicks).
 	kicks atomic.Uint64
 	// groups caches the members of groups in use.

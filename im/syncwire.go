@@ -114,33 +114,44 @@ func appendMessageInfo(b []byte, m *Message) []byte {
 // per conversation at the size it needs.
 type syncEncoder struct {
 	body []byte // the response so far
-	*syncScratch
+	*wireScratch
 }
 
-// syncScratch is what a syncEncoder reuses from one response to the next.
-type syncScratch struct {
+// wireScratch is what the hand encoders reuse from one message or response
+// to the next, through the Server's pool.
+type wireScratch struct {
 	conv []byte // the ConversationMessages being built
 	msg  []byte // one MessageInfo
 }
 
-// maxKeptScratch bounds the scratch buffers kept for the next response.
+// maxKeptScratch bounds the scratch buffers kept for the next use.
 const maxKeptScratch = 2 << 20
+
+// getScratch takes scratch buffers from the Server's pool; putScratch
+// gives them back, unless they grew too large to keep.
+func (s *Server) getScratch() *wireScratch {
+	sc, _ := s.scratch.Get().(*wireScratch)
+	if sc == nil {
+		sc = new(wireScratch)
+	}
+	return sc
+}
+
+func (s *Server) putScratch(sc *wireScratch) {
+	if cap(sc.conv)+cap(sc.msg) <= maxKeptScratch {
+		s.scratch.Put(sc)
+	}
+}
 
 // newSyncEncoder returns an encoder whose body starts with head.
 func (s *Server) newSyncEncoder(head []byte) syncEncoder {
-	sc, _ := s.syncScratch.Get().(*syncScratch)
-	if sc == nil {
-		sc = new(syncScratch)
-	}
-	return syncEncoder{body: head, syncScratch: sc}
+	return syncEncoder{body: head, wireScratch: s.getScratch()}
 }
 
 // release returns the encoder's scratch buffers to the Server's pool.
 func (s *Server) releaseSyncEncoder(e *syncEncoder) {
-	if cap(e.conv)+cap(e.msg) <= maxKeptScratch {
-		s.syncScratch.Put(e.syncScratch)
-	}
-	e.syncScratch = nil
+	s.putScratch(e.wireScratch)
+	e.wireScratch = nil
 }
 
 // conversation appends one ConversationMessages to the body: the id, as

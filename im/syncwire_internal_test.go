@@ -60,7 +60,7 @@ func TestSyncEncoderMatchesProto(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			enc := syncEncoder{body: head, syncScratch: new(syncScratch)}
+			enc := syncEncoder{body: head, wireScratch: new(wireScratch)}
 			left, wantLeft := budget, budget
 			var total int32
 			for i, conv := range convs {
@@ -117,7 +117,7 @@ func BenchmarkBatchSyncEncode(b *testing.B) {
 			ServerID: "0123456789abcdef0123456789abcdef", ClientMsgID: "0123456789abcdef", Type: TextMessage,
 			Content: make([]byte, 128), CreatedAt: time.Now()}
 	}
-	enc := syncEncoder{syncScratch: new(syncScratch)}
+	enc := syncEncoder{wireScratch: new(wireScratch)}
 	b.ReportAllocs()
 	for b.Loop() {
 		enc.body = nil
