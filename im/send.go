@@ -338,23 +338,10 @@ func encodeSendAck(clientMsgID string, m Message) []byte {
 		n += 1 + protowire.SizeVarint(uint64(at))
 	}
 	b := make([]byte, 0, n)
-	if serverID != "" {
-		b = protowire.AppendTag(b, 3, protowire.BytesType)
-		b = protowire.AppendString(b, serverID)
-	}
-	if clientID != "" {
-		b = protowire.AppendTag(b, 4, protowire.BytesType)
-		b = protowire.AppendString(b, clientID)
-	}
-	if m.Seq != 0 {
-		b = protowire.AppendTag(b, 5, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(m.Seq))
-	}
-	if at != 0 {
-		b = protowire.AppendTag(b, 6, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(at))
-	}
-	return b
+	b = appendStringField(b, 3, serverID)
+	b = appendStringField(b, 4, clientID)
+	b = appendIntField(b, 5, m.Seq)
+	return appendIntField(b, 6, at)
 }
 
 // sendOutcome turns a store result into the send's error, if any: a resend
