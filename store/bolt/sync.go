@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"slices"
 
 	"go.etcd.io/bbolt"
 
@@ -104,7 +105,8 @@ func (s *Store) ScanMessageRanges(ctx context.Context, ranges []im.MessageRange,
 		buf = new(rangeBuf)
 	}
 	defer s.putRangeBuf(buf)
-	ends := make([]int, len(ranges))
+	ends := slices.Grow(buf.ends[:0], len(ranges))[:len(ranges)]
+	buf.ends = ends
 	err := s.readRanges(ctx, ranges, limit, func(i int, tx *bbolt.Tx, r im.MessageRange, to int64, pending []im.Message) error {
 		_, err := readRangeTx(tx, r.ConversationID, pending, max(r.From, 1), to, limit, s.strict, buf)
 		ends[i] = len(buf.msgs)
@@ -168,6 +170,7 @@ type rangeBuf struct {
 	views   []messageView
 	msgs    []im.Message
 	content []byte
+	ends    []int // where each range's messages end in msgs
 }
 
 // A rangeBuf is kept for the next call only up to these sizes: a full
