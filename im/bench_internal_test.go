@@ -64,7 +64,7 @@ func BenchmarkDeliver(b *testing.B) {
 			op := new(commitOp)
 			for i := 0; i < b.N; i++ {
 				m.Seq = int64(i + 1)
-				s.deliver(m, op)
+				s.deliver(m, op, nil)
 			}
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "pushes/s")
 		})
@@ -99,7 +99,7 @@ func BenchmarkDeliverGroup(b *testing.B) {
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				m.Seq = int64(i + 1)
-				s.deliver(m, op)
+				s.deliver(m, op, nil)
 			}
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "pushes/s")
 		})
@@ -151,7 +151,7 @@ func BenchmarkCommitDeliver(b *testing.B) {
 				s.groups.mu.Unlock()
 			}
 			var wg sync.WaitGroup
-			done := func(AppendResult, error) { wg.Done() }
+			done := func(AppendResult, error, *heldWriters) { wg.Done() }
 			b.ReportAllocs()
 			b.ResetTimer()
 			wg.Add(b.N)

@@ -31,14 +31,13 @@ type commitOp struct {
 	// stored alone by CreateGroup or ChangeGroup rather than in a batch,
 	// and members are the members it leaves.
 	group *groupOp
-	done  func(AppendResult, error)
+	// done completes the op on its delivery goroutine. held collects the
+	// writers its answer would start: they are started once the whole
+	// batch is queued.
+	done func(r AppendResult, err error, held *heldWriters)
 	// read is when the frame of a client's send was read (unix
 	// nanoseconds), zero for a send of the Go API.
 	read int64
-	// held, set by the delivery goroutine before it delivers and
-	// completes the op, collects the writers that delivery and the ack
-	// would start: they are started once the whole batch is queued.
-	held *heldWriters
 }
 
 // groupOp is a change to a group waiting for its commit.
@@ -304,7 +303,6 @@ func (c *committer) finish(b committed, held *heldWriters) {
 	waiting := 0 // b.ops[waiting:i] are pushed or in run, and not yet done
 	var clock time.Time
 	for i, op := range b.ops {
-		op.held = held
 		if b.err == nil {
 			r := b.results[i]
 			c.srv.groupCommitted(op, r)
@@ -318,28 +316,28 @@ func (c *committer) finish(b committed, held *heldWriters) {
 				if set, ok := c.srv.runnable(r.Message, op); ok {
 					if !run.fits(r.Message, set, limit) {
 						c.srv.deliverRun(&run, held)
-						waiting = c.complete(b, waiting, i, &clock)
+						waiting = c.complete(b, waiting, i, &clock, held)
 					}
 					run.add(r.Message, op, set)
 					continue
 				}
 				c.srv.deliverRun(&run, held)
-				c.srv.deliver(r.Message, op)
+				c.srv.deliver(r.Message, op, held)
 			}
 		}
 		if run.empty() {
-			waiting = c.complete(b, waiting, i+1, &clock)
+			waiting = c.complete(b, waiting, i+1, &clock, held)
 		}
 	}
 	c.srv.deliverRun(&run, held)
-	c.complete(b, waiting, len(b.ops), &clock)
+	c.complete(b, waiting, len(b.ops), &clock, held)
 }
 
 // complete calls done for b.ops[from:to] and returns to. It observes each
 // send's latency with one clock read for the batch, not one per ack, taken
 // in *clock when the batch's first ack is due: the later acks of the batch
 // are late by the pushes made between, which Stats.SendLatency leaves out.
-func (c *committer) complete(b committed, from, to int, clock *time.Time) int {
+func (c *committer) complete(b committed, from, to int, clock *time.Time, held *heldWriters) int {
 	for i := from; i < to; i++ {
 		op := b.ops[i]
 		var r AppendResult
@@ -352,7 +350,7 @@ func (c *committer) complete(b committed, from, to int, clock *time.Time) int {
 			}
 			c.srv.stats.sendLatency.observe(op.origin.stripe, latencyBounds, nanosSince(op.read, *clock))
 		}
-		op.done(r, b.err)
+		op.done(r, b.err, held)
 	}
 	return to
 }
@@ -411,8 +409,8 @@ func (s *Server) groupCommitted(op *commitOp, r AppendResult) {
 
 // deliver pushes a newly stored message to every live session of its
 // recipients except the one that sent it, and hands it to AfterSend and
-// the Notifier.
-func (s *Server) deliver(m Message, op *commitOp) {
+// the Notifier. The writers it needs are left to held, when not nil.
+func (s *Server) deliver(m Message, op *commitOp, held *heldWriters) {
 	origin := op.origin
 	// One encoding, shared by every connection it goes to.
 	body := s.encodePush(&m)
@@ -428,7 +426,7 @@ func (s *Server) deliver(m Message, op *commitOp) {
 	// without a second look at the hub.
 	var reached bool
 	push := func(sess *session) {
-		if sess != origin && sess.enqueueMessage(f, ref, op.held) {
+		if sess != origin && sess.enqueueMessage(f, ref, held) {
 			reached = true
 		}
 	}

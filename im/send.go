@@ -285,9 +285,9 @@ func (s *Server) handleSend(sess *session, f Frame) {
 	// The frame's read time, for Stats.SendLatency: the reader set it
 	// just before handing this frame over, so no clock is read for it.
 	op.read = sess.lastRead.Load()
-	op.done = func(r AppendResult, err error) {
+	op.done = func(r AppendResult, err error, held *heldWriters) {
 		<-sess.inflight
-		s.ack(sess, seq, op.req.Message, r, err, op.held)
+		s.ack(sess, seq, op.req.Message, r, err, held)
 	}
 	if err := s.commits.submit(op); err != nil {
 		<-sess.inflight
@@ -446,7 +446,7 @@ func (s *Server) sendAPI(ctx context.Context, d draft) (Message, error) {
 // it, and returns it as stored.
 func (s *Server) commitAndWait(ctx context.Context, op *commitOp) (Message, error) {
 	ch := make(chan sendResult, 1)
-	op.done = func(r AppendResult, err error) { ch <- sendResult{r, err} }
+	op.done = func(r AppendResult, err error, _ *heldWriters) { ch <- sendResult{r, err} }
 	if err := s.commits.submit(op); err != nil {
 		return Message{}, err
 	}
