@@ -24,17 +24,22 @@ type pacer struct {
 // idle only writes what wake says waits: the loop of a connection that
 // does not send, or no longer does.
 func (p *pacer) idle() {
-	for {
-		select {
-		case <-p.stop:
-			return
-		case <-p.done:
-			return
-		case <-p.wake:
-			if !p.flush(0, 0, 0) {
-				return
-			}
-		}
+	for p.await(nil) {
+	}
+}
+
+// await waits for c, or for wake, and then writes what waits. It reports
+// false once the run or the connection has ended, or a write failed.
+func (p *pacer) await(c <-chan time.Time) bool {
+	select {
+	case <-p.stop:
+		return false
+	case <-p.done:
+		return false
+	case <-p.wake:
+		return p.flush(0, 0, 0)
+	case <-c:
+		return true
 	}
 }
 
@@ -87,16 +92,8 @@ func (p *pacer) open(rate float64, senders, slot int) {
 	for {
 		if now := p.now(); next > now {
 			timer.Reset(time.Duration(next - now))
-			select {
-			case <-p.stop:
+			if !p.await(timer.C) {
 				return
-			case <-p.done:
-				return
-			case <-p.wake:
-				if !p.flush(0, 0, 0) {
-					return
-				}
-			case <-timer.C:
 			}
 			continue
 		}
